@@ -1,0 +1,299 @@
+//! The `acp` command line: argument parsing and one function per command.
+//! Commands parse, call the application core, and print; `--json` on any
+//! command prints machine-readable output instead.
+
+mod send;
+mod show;
+
+use std::io::{self, IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::App;
+use crate::config::{Config, Env};
+use crate::delivery::{Methods, Via};
+use crate::message::{Kind, MessageId, Priority};
+
+/// Exit code for bad usage or bad input (also clap's).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code for a failure of the system or of a delivery.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// Bad input found by the CLI itself.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Agent Cellphone: send messages to a swarm of AI coding agents and deliver
+/// them durably (chat window or file inbox).
+#[derive(Debug, Parser)]
+#[command(name = "acp", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// The acp root directory (config/, data/, agent_workspaces/...).
+    #[arg(long, global = true, env = "ACP_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (-v info, -vv debug). ACP_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a working root with commented example config (safe to re-run).
+    Init {
+        /// How many agents (Agent-1 ... Agent-N) the example config names.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+        agents: u32,
+    },
+    /// Send a message to one agent; prints its id once it is stored.
+    Send {
+        /// The agent to send to, e.g. Agent-2.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        opts: SendOpts,
+    },
+    /// Send a message to every agent.
+    Broadcast {
+        #[command(flatten)]
+        opts: SendOpts,
+    },
+    /// Queue depth by state and priority, each agent's last delivery, failures.
+    Status,
+    /// List the configured agents with roles and delivery state.
+    Agents,
+    /// Agent roles and the captain.
+    #[command(subcommand)]
+    Roles(RolesCommand),
+    /// An agent's messages: list, read, acknowledge.
+    #[command(subcommand)]
+    Inbox(InboxCommand),
+    /// Screen coordinates of the agents' chat inputs.
+    #[command(subcommand)]
+    Coords(CoordsCommand),
+    /// The audit log of administrative actions, newest first.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Run the service: deliver queued messages until SIGINT or SIGTERM.
+    Run,
+}
+
+#[derive(Debug, Args)]
+pub struct SendOpts {
+    /// Who sends it (default: $ACP_AGENT, else "operator").
+    #[arg(long)]
+    pub from: Option<String>,
+    #[arg(long, default_value = "normal", value_parser = parse_priority)]
+    pub priority: Priority,
+    /// agent_to_agent, system, onboarding or human (default: agent_to_agent
+    /// from an agent, human otherwise; broadcast for `acp broadcast`).
+    #[arg(long, value_parser = parse_kind)]
+    pub kind: Option<Kind>,
+    /// auto (the agent's configured order), inbox or gui (that method only).
+    #[arg(long, default_value = "auto", value_parser = parse_via)]
+    pub via: Via,
+    /// A tag (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// The id of the message this answers.
+    #[arg(long, value_parser = parse_id)]
+    pub reply_to: Option<MessageId>,
+    /// Wait for the delivery outcome and print it (exit 1 if it failed).
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up waiting after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// The message text, or - to read it from standard input.
+    pub message: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolesCommand {
+    /// Show each agent's role and the captain.
+    List,
+    /// Assign a role to an agent (overrides config/acp.toml).
+    Set { agent: String, role: String },
+    /// Remove an assigned role (the configured one applies again).
+    Clear { agent: String },
+    /// Designate the captain.
+    Captain { agent: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InboxCommand {
+    /// An agent's messages, newest first.
+    List {
+        #[arg(long)]
+        agent: String,
+        /// Only delivered messages not yet acknowledged.
+        #[arg(long)]
+        unread: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show a message and its delivery history (does not acknowledge it).
+    Read {
+        #[arg(value_parser = parse_id)]
+        id: MessageId,
+    },
+    /// Acknowledge a message: the agent has read and acted on it.
+    Ack {
+        #[arg(value_parser = parse_id)]
+        id: MessageId,
+        /// The recipient acknowledging (needed for broadcasts).
+        #[arg(long)]
+        agent: Option<String>,
+        /// Who acknowledges (default: the agent).
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CoordsCommand {
+    /// Check every point against the monitor layout and each other.
+    Validate,
+}
+
+fn parse_priority(s: &str) -> Result<Priority, String> {
+    s.parse().map_err(|e: crate::message::MessageError| e.to_string())
+}
+fn parse_kind(s: &str) -> Result<Kind, String> {
+    s.parse().map_err(|e: crate::message::MessageError| e.to_string())
+}
+fn parse_via(s: &str) -> Result<Via, String> {
+    s.parse().map_err(|_| format!("unknown method {s:?}: use auto, inbox or gui"))
+}
+fn parse_id(s: &str) -> Result<MessageId, String> {
+    s.parse().map_err(|e: crate::message::MessageError| e.to_string())
+}
+
+/// The root: `--root`, else `ACP_ROOT` (both handled by clap), else the
+/// current directory.
+fn root_of(cli: &Cli) -> Result<PathBuf> {
+    match &cli.root {
+        Some(root) => Ok(root.clone()),
+        None => std::env::current_dir().context("cannot read the current directory"),
+    }
+}
+
+/// The environment layer: `.env` in the root, overridden by the process
+/// environment.
+fn collect_env(root: &std::path::Path) -> Result<Env> {
+    let mut env = Env::new();
+    let dotenv = root.join(".env");
+    if dotenv.exists() {
+        let iter = dotenvy::from_path_iter(&dotenv).with_context(|| format!("cannot read {}", dotenv.display()))?;
+        for item in iter {
+            let (key, value) = item.map_err(|e| UsageError(format!("{}: {e}: fix the line or remove it", dotenv.display())))?;
+            env.insert(key, value);
+        }
+    }
+    for (key, value) in std::env::vars() {
+        if key.starts_with("ACP_") || key.starts_with("DISCORD_") {
+            env.insert(key, value);
+        }
+    }
+    Ok(env)
+}
+
+/// Loads the config and opens the core.
+fn open_app(cli: &Cli) -> Result<Arc<App>> {
+    let root = root_of(cli)?;
+    let env = collect_env(&root)?;
+    let config = Config::load(&root, &env)?;
+    Ok(Arc::new(App::open(config)?))
+}
+
+/// Reads a message argument: the text, or standard input for `-`.
+fn read_body(arg: &str) -> Result<String> {
+    if arg != "-" {
+        return Ok(arg.to_owned());
+    }
+    if io::stdin().is_terminal() {
+        eprintln!("reading the message from standard input; end it with Ctrl-D");
+    }
+    let mut bytes = Vec::new();
+    // Read a little past any sane limit so the size error can say how big.
+    io::stdin().take(64 << 20).read_to_end(&mut bytes).context("cannot read standard input")?;
+    String::from_utf8(bytes)
+        .map_err(|e| UsageError(format!("standard input is not UTF-8 text (byte {} is invalid): send text, not a binary file", e.utf8_error().valid_up_to())).into())
+}
+
+/// Runs a parsed command line; returns the process exit code.
+///
+/// # Errors
+/// Any failure, for `main` to print and turn into an exit code.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Init { agents } => show::init(&root_of(&cli)?, *agents, cli.json),
+        Command::Send { to, opts } => send::send(&open_app(&cli)?, Some(to), opts, cli.json).await,
+        Command::Broadcast { opts } => send::send(&open_app(&cli)?, None, opts, cli.json).await,
+        Command::Status => show::status(&*open_app(&cli)?, cli.json).await,
+        Command::Agents => show::agents(&*open_app(&cli)?, cli.json).await,
+        Command::Roles(cmd) => show::roles(&*open_app(&cli)?, cmd, cli.json).await,
+        Command::Inbox(cmd) => show::inbox(&*open_app(&cli)?, cmd, cli.json).await,
+        Command::Coords(CoordsCommand::Validate) => show::coords_validate(&*open_app(&cli)?, cli.json),
+        Command::Audit { limit } => show::audit(&*open_app(&cli)?, *limit, cli.json).await,
+        Command::Run => {
+            let app = open_app(&cli)?;
+            crate::service::run(app, Methods::standard(), shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; stop with Ctrl-C");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// The exit code for an error: 2 for bad usage or input, 1 otherwise.
+#[must_use]
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.is::<UsageError>()
+            || cause.is::<crate::config::ConfigError>()
+            || cause.is::<crate::message::MessageError>()
+            || cause.is::<crate::agents::AgentError>()
+            || cause.is::<crate::coords::CoordsError>()
+        {
+            return EXIT_USAGE;
+        }
+        if let Some(e) = cause.downcast_ref::<crate::app::AppError>() {
+            return if e.is_user_error() { EXIT_USAGE } else { EXIT_FAILURE };
+        }
+    }
+    EXIT_FAILURE
+}

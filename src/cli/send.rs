@@ -1,0 +1,125 @@
+//! `acp send` and `acp broadcast`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{App, SendRequest};
+use crate::delivery::Methods;
+use crate::message::{Kind, MessageId, Recipient};
+use crate::service::ServiceLock;
+use crate::store::DeliveryView;
+
+use super::{SendOpts, read_body};
+
+/// Sends to `to`, or to everyone when `to` is `None`.
+pub async fn send(app: &Arc<App>, to: Option<&String>, opts: &SendOpts, json_out: bool) -> Result<ExitCode> {
+    let recipient = match to {
+        Some(text) => Recipient::Agent(app.agents().lookup(text)?.id.clone()),
+        None => Recipient::Broadcast,
+    };
+    let from = opts
+        .from
+        .clone()
+        .or_else(|| app.config().default_sender.clone())
+        .unwrap_or_else(|| "operator".to_owned());
+    let kind = opts.kind.unwrap_or(match (&recipient, app.agents().lookup(&from)) {
+        (Recipient::Broadcast, _) => Kind::Broadcast,
+        (_, Ok(_)) => Kind::AgentToAgent,
+        (_, Err(_)) => Kind::Human,
+    });
+    let request = SendRequest {
+        from,
+        to: recipient,
+        kind,
+        priority: opts.priority,
+        body: read_body(&opts.message)?,
+        tags: opts.tags.clone(),
+        reply_to: opts.reply_to,
+        via: opts.via,
+    };
+    let message = app.send(request).await?;
+    let id = message.id;
+    if !json_out {
+        // The id first, alone, so scripts can take it: it is durable now.
+        println!("{id}");
+    }
+
+    let service = ServiceLock::is_held(&app.config().root);
+    let timeout = Duration::from_secs(opts.timeout);
+    let deliveries = if service {
+        if opts.wait {
+            app.wait_for(id, timeout).await?
+        } else {
+            if !json_out {
+                eprintln!("queued for the running `acp run` service");
+            }
+            return finish(app, id, None, json_out, false).await;
+        }
+    } else {
+        deliver_here(app, id, opts.wait, timeout).await?
+    };
+    finish(app, id, Some(deliveries), json_out, opts.wait).await
+}
+
+/// With no service running, this process delivers its own message: one pass
+/// through the agent's methods, or with `--wait` until the outcome is final
+/// (retries included) or the timeout passes.
+async fn deliver_here(app: &Arc<App>, id: MessageId, wait: bool, timeout: Duration) -> Result<Vec<DeliveryView>> {
+    let dispatcher = Arc::new(app.dispatcher(Methods::standard())?);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let d = Arc::clone(&dispatcher);
+        tokio::task::spawn_blocking(move || d.pump(Some(&[id]), &CancellationToken::new())).await??;
+        let (_, deliveries) = app.read(id).await?;
+        let done = deliveries.iter().all(DeliveryView::is_final);
+        if done || !wait || tokio::time::Instant::now() >= deadline {
+            return Ok(deliveries);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn finish(app: &App, id: MessageId, deliveries: Option<Vec<DeliveryView>>, json_out: bool, wait: bool) -> Result<ExitCode> {
+    let deliveries = match deliveries {
+        Some(d) => d,
+        None => app.read(id).await?.1,
+    };
+    let failed = deliveries.iter().any(|d| d.state == "failed");
+    let pending = deliveries.iter().any(|d| !d.is_final());
+    if json_out {
+        let out = json!({ "id": id, "deliveries": deliveries });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        let (out_is_stdout, lines): (bool, Vec<String>) =
+            (wait, deliveries.iter().map(|d| format!("{}: {}{}", d.agent, d.summary(), detail_suffix(d))).collect());
+        for line in lines {
+            if out_is_stdout {
+                println!("{line}");
+            } else {
+                eprintln!("{line}");
+            }
+        }
+        if pending && !wait {
+            eprintln!("not delivered yet: it stays queued and `acp run` delivers it (check with `acp inbox read {id}`)");
+        }
+    }
+    if wait && (failed || pending) {
+        if pending && !json_out {
+            eprintln!("gave up waiting: the message is stored and still queued");
+        }
+        return Ok(ExitCode::from(super::EXIT_FAILURE));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn detail_suffix(d: &DeliveryView) -> String {
+    match (d.state.as_str(), &d.detail) {
+        ("delivered", Some(detail)) => format!(" ({detail})"),
+        _ => String::new(),
+    }
+}

@@ -1,0 +1,255 @@
+//! Commands that show or change state: init, status, agents, roles, inbox,
+//! coords, audit.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::app::App;
+use crate::coords::{Coordinates, Severity};
+use crate::store::AckResult;
+
+use super::{EXIT_FAILURE, InboxCommand, RolesCommand};
+
+fn print_json(value: &impl Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// A stored time (ms since the epoch) as RFC 3339, to the second, UTC.
+fn time(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| format!("{t:.0}"))
+}
+
+fn opt_time(ms: Option<i64>) -> String {
+    ms.map_or_else(|| "-".to_owned(), time)
+}
+
+/// Who is acting, for the audit log.
+fn actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+pub fn init(root: &Path, agents: u32, json_out: bool) -> Result<ExitCode> {
+    let report = crate::init::init(root, agents).with_context(|| format!("cannot initialise {}", root.display()))?;
+    if json_out {
+        print_json(&json!({ "root": root, "created": report.created }))?;
+    } else if report.created.is_empty() {
+        println!("{} is already an acp root: nothing changed", root.display());
+    } else {
+        println!("initialised acp root {}:", root.display());
+        for path in &report.created {
+            println!("  created {}", path.display());
+        }
+        println!("next: edit config/acp.toml, then `acp run` (or `acp send --to Agent-1 \"hello\"`)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn status(app: &App, json_out: bool) -> Result<ExitCode> {
+    let status = app.status().await?;
+    if json_out {
+        print_json(&status)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = String::from("queue         normal  urgent  critical\n");
+    for (state, by_priority) in &status.queue {
+        let n = |p: &str| by_priority.get(p).copied().unwrap_or(0);
+        let _ = writeln!(out, "{state:<12} {:>7} {:>7} {:>9}", n("normal"), n("urgent"), n("critical"));
+    }
+    out.push_str("\nagent         last delivery                  at                    unacked\n");
+    for a in &status.agents {
+        let last = match (&a.last_state, &a.last_method) {
+            (Some(s), Some(m)) => format!("{s} by {m}"),
+            (Some(s), None) => s.clone(),
+            _ => "-".into(),
+        };
+        let _ = writeln!(out, "{:<13} {last:<30} {:<21} {}", a.agent, opt_time(a.last_at), a.unacked);
+    }
+    if status.recent_failures.is_empty() {
+        out.push_str("\nno failed deliveries\n");
+    } else {
+        let _ = writeln!(out, "\nfailed deliveries ({} in all, newest first):", status.failed_total);
+        for f in &status.recent_failures {
+            let _ = writeln!(out, "  {} {} -> {} after {} attempt(s): {}", time(f.at), f.message_id, f.agent, f.attempts, f.error);
+        }
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn agents(app: &App, json_out: bool) -> Result<ExitCode> {
+    let views = app.agent_views().await?;
+    if json_out {
+        print_json(&views)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if views.is_empty() {
+        println!("no agents configured: add [[agents]] to config/acp.toml");
+    }
+    for v in views {
+        let captain = if v.captain { " (captain)" } else { "" };
+        if v.name == v.id {
+            println!("{}{captain}", v.id);
+        } else {
+            println!("{}{captain}: {}", v.id, v.name);
+        }
+        println!("  role:     {} [{}]", if v.role.is_empty() { "-" } else { &v.role }, v.role_source);
+        println!("  delivery: {}", v.delivery.join(" -> "));
+        println!("  inbox:    {}/inbox", v.workspace);
+        println!(
+            "  last:     {} at {}; {} unacknowledged",
+            v.last_delivery.as_deref().unwrap_or("-"),
+            opt_time(v.last_delivery_at),
+            v.unacked
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn roles(app: &App, cmd: &RolesCommand, json_out: bool) -> Result<ExitCode> {
+    let by = actor();
+    match cmd {
+        RolesCommand::List => {
+            let views = app.agent_views().await?;
+            if json_out {
+                let rows: Vec<_> = views
+                    .iter()
+                    .map(|v| json!({ "agent": v.id, "role": v.role, "source": v.role_source, "captain": v.captain }))
+                    .collect();
+                print_json(&rows)?;
+            } else {
+                for v in views {
+                    let captain = if v.captain { "  [captain]" } else { "" };
+                    println!("{:<13} {}{captain}", v.id, if v.role.is_empty() { "-" } else { &v.role });
+                }
+            }
+        }
+        RolesCommand::Set { agent, role } => {
+            let id = app.set_role(agent, role, &by).await?;
+            report(json_out, &json!({ "agent": id, "role": role.trim() }), &format!("{id} is now: {}", role.trim()))?;
+        }
+        RolesCommand::Clear { agent } => {
+            let had = app.clear_role(agent, &by).await?;
+            let text = if had { format!("{agent}'s assigned role removed: the configured role applies") } else { format!("{agent} had no assigned role") };
+            report(json_out, &json!({ "agent": agent, "removed": had }), &text)?;
+        }
+        RolesCommand::Captain { agent } => {
+            let id = app.set_captain(agent, &by).await?;
+            report(json_out, &json!({ "captain": id }), &format!("{id} is now the captain"))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(json_out: bool, value: &serde_json::Value, text: &str) -> Result<()> {
+    if json_out {
+        print_json(value)
+    } else {
+        println!("{text}");
+        Ok(())
+    }
+}
+
+pub async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Result<ExitCode> {
+    match cmd {
+        InboxCommand::List { agent, unread, limit } => {
+            let entries = app.inbox(agent, *unread, *limit).await?;
+            if json_out {
+                print_json(&entries)?;
+            } else if entries.is_empty() {
+                println!("no {}messages for {agent}", if *unread { "unacknowledged " } else { "" });
+            } else {
+                for e in entries {
+                    let m = &e.message;
+                    let state = match (&e.acked_at, e.state.as_str()) {
+                        (Some(_), _) => "acked".to_owned(),
+                        (None, "delivered") => "unread".to_owned(),
+                        (None, other) => other.to_owned(),
+                    };
+                    let first_line: String = m.body.lines().next().unwrap_or("").chars().take(60).collect();
+                    println!("{} {} {:<8} {:<9} from {}: {first_line}", m.id, time(m.created_at), m.priority, state, m.from);
+                }
+            }
+        }
+        InboxCommand::Read { id } => {
+            let (message, deliveries) = app.read(*id).await?;
+            if json_out {
+                print_json(&json!({ "message": message, "deliveries": deliveries }))?;
+            } else {
+                println!("id:       {}\nfrom:     {}\nto:       {}\nkind:     {}\npriority: {}\ncreated:  {}", message.id, message.from, message.to, message.kind, message.priority, time(message.created_at));
+                if let Some(r) = message.reply_to {
+                    println!("reply to: {r}");
+                }
+                if !message.tags.is_empty() {
+                    println!("tags:     {}", message.tags.join(", "));
+                }
+                println!("\n{}\n", message.body);
+                for d in deliveries {
+                    let ack = match (&d.acked_by, d.acked_at) {
+                        (Some(by), Some(at)) => format!("; acknowledged by {by} at {}", time(at)),
+                        _ => String::new(),
+                    };
+                    println!("{}: {}{ack}", d.agent, d.summary());
+                }
+            }
+        }
+        InboxCommand::Ack { id, agent, by } => {
+            let (agent, result) = app.ack(*id, agent.as_deref(), by.as_deref()).await?;
+            let text = match &result {
+                AckResult::Acked { at } => format!("{id} acknowledged for {agent} at {}", time(*at)),
+                AckResult::AlreadyAcked { by, at } => format!("{id} was already acknowledged for {agent} by {by} at {}", time(*at)),
+                AckResult::NotDelivered { .. } | AckResult::NoSuchDelivery => unreachable!("returned as errors by App::ack"),
+            };
+            report(json_out, &json!({ "id": id, "agent": agent, "ack": result }), &text)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn coords_validate(app: &App, json_out: bool) -> Result<ExitCode> {
+    let coords = Coordinates::load(&app.config().coords_path())?;
+    let findings = coords.validate(app.agents(), app.config().coords.near_radius_px);
+    let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
+    if json_out {
+        print_json(&json!({ "ok": errors == 0, "agents": coords.agents.len(), "monitors": coords.monitors.len(), "findings": findings }))?;
+    } else {
+        for f in &findings {
+            println!("{f}");
+        }
+        println!(
+            "{} agent(s), {} monitor(s): {errors} error(s), {} warning(s)",
+            coords.agents.len(),
+            coords.monitors.len(),
+            findings.len() - errors
+        );
+    }
+    Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FAILURE) })
+}
+
+pub async fn audit(app: &App, limit: usize, json_out: bool) -> Result<ExitCode> {
+    let rows = app.audit_log(limit).await?;
+    if json_out {
+        print_json(&rows)?;
+    } else if rows.is_empty() {
+        println!("the audit log is empty");
+    } else {
+        for r in rows {
+            println!(
+                "{} {:<14} {:<8} {:<20} {} {}",
+                time(r.at),
+                r.action,
+                r.outcome,
+                r.actor,
+                r.target.as_deref().unwrap_or("-"),
+                r.detail.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

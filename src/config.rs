@@ -1,0 +1,498 @@
+//! The one typed configuration, loaded once and layered: built-in defaults <
+//! `config/acp.toml` < environment (`ACP_*`, `DISCORD_*`, also from `.env`) <
+//! command-line flags (applied by the CLI on the loaded value).
+//!
+//! The library never reads the process environment: the binary collects it
+//! (with `.env`) into an [`Env`] and passes it in, so tests pass their own.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::agents::{Agent, AgentId, Registry};
+use crate::delivery::MethodName;
+use crate::message::DEFAULT_MAX_BODY_BYTES;
+
+/// Where the config file lives under the root.
+pub const CONFIG_FILE: &str = "config/acp.toml";
+
+/// Environment variables as collected by the binary (process environment over
+/// `.env`).
+pub type Env = BTreeMap<String, String>;
+
+/// A configuration problem; names the file (or "environment"), the key and
+/// the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "no acp root at {root}: {file} is missing. Run `acp init --root {root}` to create one, or pass --root / set ACP_ROOT to an existing root"
+    )]
+    Missing { root: String, file: String },
+    #[error("cannot read {file}: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: key `{key}`: {reason}")]
+    Invalid {
+        file: String,
+        key: String,
+        reason: String,
+    },
+}
+
+/// A secret value (the Discord token). Never printed, never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that sends it.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How the dispatcher behaves.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// Methods tried in order for agents that do not set their own.
+    pub order: Vec<MethodName>,
+    /// Attempts (each trying every method) before a delivery is failed.
+    pub max_attempts: u32,
+    /// First retry delay; doubles each attempt up to `retry_max`.
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// How often the service looks for work queued by other processes.
+    pub poll_interval: Duration,
+    /// Most deliveries claimed in one batch.
+    pub batch_size: usize,
+}
+
+/// Size and content limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+}
+
+/// Coordinate validation settings.
+#[derive(Debug, Clone)]
+pub struct CoordsConfig {
+    /// Two points closer than this (pixels, each axis) are reported as the
+    /// same spot.
+    pub near_radius_px: u32,
+}
+
+/// Discord settings (used by the bot).
+#[derive(Debug, Clone, Default)]
+pub struct DiscordConfig {
+    pub token: Option<Secret>,
+    pub guild_id: Option<u64>,
+    /// Base URL of the Discord API (a rate-limit proxy); `None` = discord.com.
+    pub api_base: Option<String>,
+}
+
+/// The loaded configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub root: PathBuf,
+    pub agents: Registry,
+    /// The captain named in config; `acp roles captain` overrides it.
+    pub captain: Option<AgentId>,
+    pub delivery: DeliveryConfig,
+    pub limits: Limits,
+    pub coords: CoordsConfig,
+    pub discord: DiscordConfig,
+    /// Default sender for `acp send` (`ACP_AGENT`, set in an agent's shell).
+    pub default_sender: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    captain: Option<String>,
+    #[serde(default)]
+    delivery: RawDelivery,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    coords: RawCoords,
+    #[serde(default)]
+    discord: RawDiscord,
+    #[serde(default)]
+    agents: Vec<RawAgent>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    order: Option<Vec<String>>,
+    max_attempts: Option<i64>,
+    retry_base_ms: Option<i64>,
+    retry_max_ms: Option<i64>,
+    poll_ms: Option<i64>,
+    batch_size: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_body_bytes: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCoords {
+    near_radius_px: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiscord {
+    guild_id: Option<i64>,
+    api_base: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    id: String,
+    name: Option<String>,
+    role: Option<String>,
+    workspace: Option<PathBuf>,
+    delivery: Option<Vec<String>>,
+}
+
+/// Where a value came from, for error messages.
+struct Source<'a> {
+    file: &'a str,
+}
+
+impl Source<'_> {
+    fn invalid(&self, key: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_owned(),
+            key: key.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    fn int_in(&self, key: &str, value: i64, min: i64, max: i64) -> Result<u64, ConfigError> {
+        if (min..=max).contains(&value) {
+            Ok(value.unsigned_abs())
+        } else {
+            Err(self.invalid(key, format!("{value} is out of range: use {min} to {max}")))
+        }
+    }
+
+    fn methods(&self, key: &str, names: &[String]) -> Result<Vec<MethodName>, ConfigError> {
+        if names.is_empty() {
+            return Err(self.invalid(key, "the list is empty: name at least one method (inbox)"));
+        }
+        let mut out = Vec::new();
+        for name in names {
+            let method: MethodName = name
+                .trim()
+                .parse()
+                .map_err(|e: crate::delivery::UnknownMethod| self.invalid(key, e.to_string()))?;
+            if out.contains(&method) {
+                return Err(self.invalid(key, format!("{method} is listed twice")));
+            }
+            out.push(method);
+        }
+        Ok(out)
+    }
+}
+
+impl Config {
+    /// Built-in defaults for a root, with no agents.
+    #[must_use]
+    pub fn defaults(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            agents: Registry::default(),
+            captain: None,
+            delivery: DeliveryConfig {
+                order: vec![MethodName::Inbox],
+                max_attempts: 5,
+                retry_base: Duration::from_millis(500),
+                retry_max: Duration::from_secs(60),
+                poll_interval: Duration::from_millis(100),
+                batch_size: 256,
+            },
+            limits: Limits {
+                max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            },
+            coords: CoordsConfig { near_radius_px: 10 },
+            discord: DiscordConfig::default(),
+            default_sender: None,
+        }
+    }
+
+    /// Loads `config/acp.toml` under `root` and applies the environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, key and reason.
+    pub fn load(root: &Path, env: &Env) -> Result<Self, ConfigError> {
+        let path = root.join(CONFIG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigError::Missing {
+                    root: root.display().to_string(),
+                    file: CONFIG_FILE.into(),
+                });
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    file: path.display().to_string(),
+                    source,
+                });
+            }
+        };
+        Self::from_toml(root, &text, env)
+    }
+
+    /// Builds the config from the text of `config/acp.toml` and the
+    /// environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, key and reason.
+    pub fn from_toml(root: &Path, text: &str, env: &Env) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: CONFIG_FILE.into(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let mut config = Self::defaults(root);
+        config.apply_file(raw)?;
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    fn apply_file(&mut self, raw: RawConfig) -> Result<(), ConfigError> {
+        let src = Source { file: CONFIG_FILE };
+        let d = &mut self.delivery;
+        if let Some(order) = &raw.delivery.order {
+            d.order = src.methods("delivery.order", order)?;
+        }
+        if let Some(v) = raw.delivery.max_attempts {
+            d.max_attempts = u32::try_from(src.int_in("delivery.max_attempts", v, 1, 100)?)
+                .unwrap_or(u32::MAX);
+        }
+        if let Some(v) = raw.delivery.retry_base_ms {
+            d.retry_base = Duration::from_millis(src.int_in("delivery.retry_base_ms", v, 1, 3_600_000)?);
+        }
+        if let Some(v) = raw.delivery.retry_max_ms {
+            d.retry_max = Duration::from_millis(src.int_in("delivery.retry_max_ms", v, 1, 86_400_000)?);
+        }
+        if d.retry_max < d.retry_base {
+            return Err(src.invalid("delivery.retry_max_ms", "must not be less than delivery.retry_base_ms"));
+        }
+        if let Some(v) = raw.delivery.poll_ms {
+            d.poll_interval = Duration::from_millis(src.int_in("delivery.poll_ms", v, 5, 60_000)?);
+        }
+        if let Some(v) = raw.delivery.batch_size {
+            d.batch_size = usize::try_from(src.int_in("delivery.batch_size", v, 1, 10_000)?)
+                .unwrap_or(usize::MAX);
+        }
+        if let Some(v) = raw.limits.max_body_bytes {
+            self.limits.max_body_bytes =
+                usize::try_from(src.int_in("limits.max_body_bytes", v, 1, 1 << 20)?).unwrap_or(usize::MAX);
+        }
+        if let Some(v) = raw.coords.near_radius_px {
+            self.coords.near_radius_px =
+                u32::try_from(src.int_in("coords.near_radius_px", v, 0, 10_000)?).unwrap_or(u32::MAX);
+        }
+        if let Some(v) = raw.discord.guild_id {
+            self.discord.guild_id = Some(src.int_in("discord.guild_id", v, 1, i64::MAX)?);
+        }
+        if let Some(base) = raw.discord.api_base {
+            self.discord.api_base = parse_api_base(&src, "discord.api_base", &base)?;
+        }
+
+        let mut agents = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, a) in raw.agents.into_iter().enumerate() {
+            let key = |field: &str| format!("agents[{i}].{field}");
+            let id: AgentId = a
+                .id
+                .parse()
+                .map_err(|e: crate::agents::AgentError| src.invalid(&key("id"), e.to_string()))?;
+            if !seen.insert(id.clone()) {
+                return Err(src.invalid(&key("id"), format!("{id} is configured twice")));
+            }
+            let workspace = match a.workspace {
+                Some(p) if p.as_os_str().is_empty() => {
+                    return Err(src.invalid(&key("workspace"), "is empty: give a directory or leave it out"));
+                }
+                Some(p) if p.is_absolute() => p,
+                Some(p) => self.root.join(p),
+                None => Registry::default_workspace(&self.root, &id),
+            };
+            let delivery = match a.delivery {
+                Some(list) => src.methods(&key("delivery"), &list)?,
+                None => self.delivery.order.clone(),
+            };
+            let name = a.name.unwrap_or_else(|| id.to_string());
+            if name.chars().any(char::is_control) || name.chars().count() > 64 {
+                return Err(src.invalid(&key("name"), "use up to 64 printable characters"));
+            }
+            agents.push(Agent {
+                id,
+                name,
+                role: a.role.unwrap_or_default(),
+                workspace,
+                delivery,
+            });
+        }
+        if let Some(captain) = raw.captain {
+            let id: AgentId = captain
+                .parse()
+                .map_err(|e: crate::agents::AgentError| src.invalid("captain", e.to_string()))?;
+            if !seen.contains(&id) {
+                return Err(src.invalid("captain", format!("{id} is not one of the configured [[agents]]")));
+            }
+            self.captain = Some(id);
+        }
+        self.agents = Registry::new(agents);
+        Ok(())
+    }
+
+    fn apply_env(&mut self, env: &Env) -> Result<(), ConfigError> {
+        let src = Source { file: "environment" };
+        let int = |key: &str, min: i64, max: i64| -> Result<Option<u64>, ConfigError> {
+            match env.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(v) => {
+                    let n: i64 = v
+                        .parse()
+                        .map_err(|_| src.invalid(key, format!("{v:?} is not a whole number")))?;
+                    src.int_in(key, n, min, max).map(Some)
+                }
+            }
+        };
+        if let Some(v) = int("ACP_MAX_BODY_BYTES", 1, 1 << 20)? {
+            self.limits.max_body_bytes = usize::try_from(v).unwrap_or(usize::MAX);
+        }
+        if let Some(v) = int("ACP_MAX_ATTEMPTS", 1, 100)? {
+            self.delivery.max_attempts = u32::try_from(v).unwrap_or(u32::MAX);
+        }
+        if let Some(v) = int("ACP_POLL_MS", 5, 60_000)? {
+            self.delivery.poll_interval = Duration::from_millis(v);
+        }
+        if let Some(order) = env.get("ACP_DELIVERY_ORDER").filter(|v| !v.trim().is_empty()) {
+            let names: Vec<String> = order.split(',').map(str::to_owned).collect();
+            self.delivery.order = src.methods("ACP_DELIVERY_ORDER", &names)?;
+        }
+        if let Some(sender) = env.get("ACP_AGENT").filter(|v| !v.trim().is_empty()) {
+            self.default_sender = Some(sender.trim().to_owned());
+        }
+        if let Some(token) = env.get("DISCORD_TOKEN").filter(|v| !v.trim().is_empty()) {
+            self.discord.token = Some(Secret(token.trim().to_owned()));
+        }
+        if let Some(v) = int("DISCORD_GUILD_ID", 1, i64::MAX)? {
+            self.discord.guild_id = Some(v);
+        }
+        if let Some(base) = env.get("DISCORD_API_BASE") {
+            self.discord.api_base = parse_api_base(&src, "DISCORD_API_BASE", base)?;
+        }
+        Ok(())
+    }
+
+    /// The SQLite file.
+    #[must_use]
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join("data").join("acp.db")
+    }
+
+    /// The coordinates file.
+    #[must_use]
+    pub fn coords_path(&self) -> PathBuf {
+        self.root.join("config").join("coordinates.json")
+    }
+}
+
+fn parse_api_base(src: &Source<'_>, key: &str, value: &str) -> Result<Option<String>, ConfigError> {
+    let value = value.trim().trim_end_matches('/');
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if !(value.starts_with("http://") || value.starts_with("https://")) {
+        return Err(src.invalid(key, format!("{value:?} is not an http:// or https:// URL")));
+    }
+    Ok(Some(value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(Path::new("/r"), text, &Env::new())
+    }
+
+    #[test]
+    fn defaults_apply_without_keys() {
+        let c = load("").unwrap();
+        assert_eq!(c.limits.max_body_bytes, 16 * 1024);
+        assert_eq!(c.delivery.order, vec![MethodName::Inbox]);
+        assert!(c.agents.all().is_empty());
+    }
+
+    #[test]
+    fn agents_get_workspaces_under_the_root() {
+        let c = load(
+            "captain = \"Agent-2\"\n[[agents]]\nid = \"Agent-1\"\n[[agents]]\nid = \"Agent-2\"\nname = \"DB\"\nworkspace = \"/abs/ws\"\n",
+        )
+        .unwrap();
+        let a = c.agents.all();
+        assert_eq!(a[0].workspace, PathBuf::from("/r/agent_workspaces/Agent-1"));
+        assert_eq!(a[1].workspace, PathBuf::from("/abs/ws"));
+        assert_eq!(a[1].name, "DB");
+        assert_eq!(c.captain.unwrap().as_str(), "Agent-2");
+    }
+
+    #[test]
+    fn errors_name_the_file_key_and_reason() {
+        let err = load("[delivery]\nmax_atempts = 3\n").unwrap_err().to_string();
+        assert!(err.contains("config/acp.toml") && err.contains("max_atempts"), "{err}");
+        let err = load("[delivery]\nmax_attempts = 0\n").unwrap_err().to_string();
+        assert!(err.contains("delivery.max_attempts") && err.contains("out of range"), "{err}");
+        let err = load("[[agents]]\nid = \"../etc\"\n").unwrap_err().to_string();
+        assert!(err.contains("agents[0].id") && err.contains("not a valid agent id"), "{err}");
+        let err = load("[[agents]]\nid = \"A\"\n[[agents]]\nid = \"A\"\n").unwrap_err().to_string();
+        assert!(err.contains("agents[1].id") && err.contains("twice"), "{err}");
+        let err = load("[delivery]\norder = [\"fax\"]\n").unwrap_err().to_string();
+        assert!(err.contains("delivery.order") && err.contains("fax"), "{err}");
+        let err = load("captain = \"Agent-9\"\n").unwrap_err().to_string();
+        assert!(err.contains("captain"), "{err}");
+        let err = load("limits = 3\n").unwrap_err().to_string();
+        assert!(err.contains("limits"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut env = Env::new();
+        env.insert("ACP_MAX_BODY_BYTES".into(), "100".into());
+        env.insert("DISCORD_TOKEN".into(), "secret-token".into());
+        let c = Config::from_toml(Path::new("/r"), "[limits]\nmax_body_bytes = 5000\n", &env).unwrap();
+        assert_eq!(c.limits.max_body_bytes, 100);
+        assert!(!format!("{c:?}").contains("secret-token"));
+        env.insert("ACP_MAX_ATTEMPTS".into(), "many".into());
+        let err = Config::from_toml(Path::new("/r"), "", &env).unwrap_err().to_string();
+        assert!(err.contains("environment") && err.contains("ACP_MAX_ATTEMPTS"), "{err}");
+    }
+}

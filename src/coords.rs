@@ -1,0 +1,335 @@
+//! `config/coordinates.json`: the single source of truth for where each
+//! agent's chat input (and onboarding input) sits on screen.
+//!
+//! The shape is the original system's, with an optional monitor layout:
+//!
+//! ```json
+//! {
+//!   "monitors": [{"name": "left", "x": -1920, "y": 0, "width": 1920, "height": 1080}],
+//!   "Agent-1": {"chat_input_coordinates": [-1269, 481],
+//!               "onboarding_coordinates": [-1265, 171],
+//!               "monitor": "left", "description": "top-left Cursor window"}
+//! }
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::agents::{AgentId, Registry};
+use crate::delivery::MethodName;
+
+/// A problem reading the coordinates file.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordsError {
+    #[error("cannot read {file}: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {reason}")]
+    Parse { file: String, reason: String },
+}
+
+/// A screen point in the virtual desktop's coordinates (negative left of or
+/// above the primary monitor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Point {
+    pub x: i32,
+    pub y: i32,
+}
+
+impl fmt::Display for Point {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "({}, {})", self.x, self.y)
+    }
+}
+
+/// One monitor of the layout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Monitor {
+    pub name: String,
+    pub x: i32,
+    pub y: i32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Monitor {
+    /// Whether the point lies on this monitor.
+    #[must_use]
+    pub fn contains(&self, p: Point) -> bool {
+        let (x, y) = (i64::from(p.x), i64::from(p.y));
+        x >= i64::from(self.x)
+            && x < i64::from(self.x) + i64::from(self.width)
+            && y >= i64::from(self.y)
+            && y < i64::from(self.y) + i64::from(self.height)
+    }
+
+    fn overlaps(&self, o: &Monitor) -> bool {
+        let (ax2, ay2) = (i64::from(self.x) + i64::from(self.width), i64::from(self.y) + i64::from(self.height));
+        let (bx2, by2) = (i64::from(o.x) + i64::from(o.width), i64::from(o.y) + i64::from(o.height));
+        i64::from(self.x) < bx2 && i64::from(o.x) < ax2 && i64::from(self.y) < by2 && i64::from(o.y) < ay2
+    }
+}
+
+/// Where one agent's inputs are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentPoints {
+    pub chat_input: Point,
+    pub onboarding_input: Option<Point>,
+    /// The monitor the agent's window is on, by name, if given.
+    pub monitor: Option<String>,
+    pub description: String,
+}
+
+/// The parsed file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coordinates {
+    pub monitors: Vec<Monitor>,
+    pub agents: BTreeMap<AgentId, AgentPoints>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    chat_input_coordinates: [i32; 2],
+    onboarding_coordinates: Option<[i32; 2]>,
+    monitor: Option<String>,
+    #[serde(default)]
+    description: String,
+}
+
+impl Coordinates {
+    /// Reads and parses a coordinates file.
+    ///
+    /// # Errors
+    /// [`CoordsError`] naming the file and what is wrong.
+    pub fn load(path: &Path) -> Result<Self, CoordsError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| CoordsError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|reason| CoordsError::Parse { file, reason })
+    }
+
+    /// Parses the JSON text of a coordinates file.
+    ///
+    /// # Errors
+    /// A sentence saying which key is wrong and why.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let top: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(text).map_err(|e| format!("not a JSON object of agents: {e}"))?;
+        let mut out = Coordinates::default();
+        for (key, value) in top {
+            if key == "monitors" {
+                out.monitors = serde_json::from_value(value).map_err(|e| format!("key `monitors`: {e}"))?;
+                continue;
+            }
+            let id: AgentId = key.parse().map_err(|e| format!("key `{key}`: {e}"))?;
+            let raw: RawEntry = serde_json::from_value(value).map_err(|e| format!("key `{key}`: {e}"))?;
+            let point = |[x, y]: [i32; 2]| Point { x, y };
+            out.agents.insert(
+                id,
+                AgentPoints {
+                    chat_input: point(raw.chat_input_coordinates),
+                    onboarding_input: raw.onboarding_coordinates.map(point),
+                    monitor: raw.monitor,
+                    description: raw.description,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Checks the layout against the registry. See [`Finding`].
+    #[must_use]
+    pub fn validate(&self, registry: &Registry, near_radius_px: u32) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        let mut error = |agent: Option<&AgentId>, message: String| {
+            findings.push(Finding { severity: Severity::Error, agent: agent.map(ToString::to_string), message });
+        };
+        for (i, m) in self.monitors.iter().enumerate() {
+            if m.width == 0 || m.height == 0 {
+                error(None, format!("monitor {:?} has no area: give its width and height in pixels", m.name));
+            }
+            for o in &self.monitors[i + 1..] {
+                if m.overlaps(o) {
+                    error(None, format!("monitors {:?} and {:?} overlap: fix their x/y/width/height", m.name, o.name));
+                }
+            }
+        }
+        let mut points: Vec<(&AgentId, &str, Point)> = Vec::new();
+        for (id, a) in &self.agents {
+            points.push((id, "chat input", a.chat_input));
+            if let Some(p) = a.onboarding_input {
+                points.push((id, "onboarding input", p));
+            }
+            if let Some(name) = &a.monitor
+                && !self.monitors.iter().any(|m| &m.name == name)
+            {
+                error(Some(id), format!("names monitor {name:?}, which is not in the `monitors` list"));
+            }
+        }
+        for &(id, what, p) in &points {
+            if self.monitors.is_empty() {
+                continue;
+            }
+            let named = self.agents[id].monitor.as_deref();
+            let on = self.monitors.iter().find(|m| m.contains(p));
+            match (on, named) {
+                (None, _) => error(
+                    Some(id),
+                    format!("{what} {p} is outside every monitor: re-capture it with `acp coords capture {id}` or fix the monitors list"),
+                ),
+                (Some(m), Some(name)) if m.name != name => error(
+                    Some(id),
+                    format!("{what} {p} is on monitor {:?}, not on {name:?} as configured", m.name),
+                ),
+                _ => {}
+            }
+        }
+        let r = i64::from(near_radius_px);
+        for (i, &(a, what_a, pa)) in points.iter().enumerate() {
+            for &(b, what_b, pb) in &points[i + 1..] {
+                if a == b {
+                    continue;
+                }
+                let close = (i64::from(pa.x) - i64::from(pb.x)).abs() <= r
+                    && (i64::from(pa.y) - i64::from(pb.y)).abs() <= r;
+                if close {
+                    let how = if pa == pb { "the same point" } else { "nearly the same point" };
+                    error(
+                        Some(a),
+                        format!("{what_a} {pa} and {b}'s {what_b} {pb} are {how} (within {near_radius_px} px): one of them would type into the other's window"),
+                    );
+                }
+            }
+        }
+        for agent in registry.all() {
+            if self.agents.contains_key(&agent.id) {
+                continue;
+            }
+            let severity = if agent.delivery.contains(&MethodName::Gui) { Severity::Error } else { Severity::Warning };
+            findings.push(Finding {
+                severity,
+                agent: Some(agent.id.to_string()),
+                message: format!("has no coordinates: keyboard-and-mouse delivery cannot reach it (add it, or run `acp coords capture {} --save`)", agent.id),
+            });
+        }
+        for id in self.agents.keys() {
+            if registry.get(id).is_err() {
+                findings.push(Finding {
+                    severity: Severity::Warning,
+                    agent: Some(id.to_string()),
+                    message: "has coordinates but is not a configured agent in config/acp.toml".into(),
+                });
+            }
+        }
+        if self.monitors.is_empty() && !self.agents.is_empty() {
+            findings.push(Finding {
+                severity: Severity::Warning,
+                agent: None,
+                message: "no `monitors` list: points cannot be checked against the screen layout".into(),
+            });
+        }
+        findings
+    }
+}
+
+/// How bad a finding is; errors make `acp coords validate` exit non-zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One thing validation found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    pub agent: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        match &self.agent {
+            Some(a) => write!(f, "{level}: {a} {}", self.message),
+            None => write!(f, "{level}: {}", self.message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::Agent;
+
+    fn registry(ids: &[&str], gui: bool) -> Registry {
+        Registry::new(
+            ids.iter()
+                .map(|id| Agent {
+                    id: id.parse().unwrap(),
+                    name: (*id).into(),
+                    role: String::new(),
+                    workspace: "/w".into(),
+                    delivery: if gui { vec![MethodName::Gui, MethodName::Inbox] } else { vec![MethodName::Inbox] },
+                })
+                .collect(),
+        )
+    }
+
+    const LAYOUT: &str = r#"{
+      "monitors": [{"name": "left", "x": -1920, "y": 0, "width": 1920, "height": 1080},
+                   {"name": "main", "x": 0, "y": 0, "width": 2560, "height": 1440}],
+      "Agent-1": {"chat_input_coordinates": [-1269, 481], "onboarding_coordinates": [-1265, 171], "description": "left top"},
+      "Agent-2": {"chat_input_coordinates": [2000, 1400], "monitor": "main"}
+    }"#;
+
+    #[test]
+    fn a_good_multi_monitor_layout_passes() {
+        let c = Coordinates::parse(LAYOUT).unwrap();
+        assert_eq!(c.agents.len(), 2);
+        let findings = c.validate(&registry(&["Agent-1", "Agent-2"], true), 10);
+        assert!(findings.is_empty(), "{findings:?}");
+    }
+
+    #[test]
+    fn problems_are_reported() {
+        let text = r#"{
+          "monitors": [{"name": "left", "x": -1920, "y": 0, "width": 1920, "height": 1080}],
+          "Agent-1": {"chat_input_coordinates": [-100, 500]},
+          "Agent-2": {"chat_input_coordinates": [-95, 505]},
+          "Agent-3": {"chat_input_coordinates": [5000, 10]},
+          "Ghost": {"chat_input_coordinates": [-1000, 10]}
+        }"#;
+        let c = Coordinates::parse(text).unwrap();
+        let f = c.validate(&registry(&["Agent-1", "Agent-2", "Agent-3", "Agent-4"], true), 10);
+        let text: Vec<String> = f.iter().map(ToString::to_string).collect();
+        let has = |needle: &str| text.iter().any(|t| t.contains(needle));
+        assert!(has("Agent-3 chat input (5000, 10) is outside every monitor"), "{text:#?}");
+        assert!(has("nearly the same point"), "{text:#?}");
+        assert!(has("error: Agent-4 has no coordinates"), "{text:#?}");
+        assert!(has("warning: Ghost has coordinates but is not a configured agent"), "{text:#?}");
+    }
+
+    #[test]
+    fn malformed_files_say_which_key() {
+        let err = Coordinates::parse(r#"{"Agent-1": {"chat_input_coordinates": [1]}}"#).unwrap_err();
+        assert!(err.contains("Agent-1"), "{err}");
+        let err = Coordinates::parse(r#"{"../x": {"chat_input_coordinates": [1, 2]}}"#).unwrap_err();
+        assert!(err.contains("../x"), "{err}");
+        assert!(Coordinates::parse("[1,2]").is_err());
+    }
+}

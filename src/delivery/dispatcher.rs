@@ -1,0 +1,376 @@
+//! The dispatcher: claims due deliveries in priority order, tries each
+//! agent's methods in order, records every attempt, retries with backoff.
+//!
+//! Several dispatchers may share one store (the service, and a CLI process
+//! delivering its own message when no service runs). Each holds a lease: an
+//! OS lock on `data/dispatchers/<owner>.lock`. Deliveries claimed by an owner
+//! whose lock is free (the process died) are put back in the queue, so a
+//! SIGKILL mid-dispatch loses nothing; inbox delivery is idempotent per
+//! message id, so resuming duplicates nothing.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::agents::{AgentId, Registry};
+use crate::config::DeliveryConfig;
+use crate::events::{Event, EventBus};
+use crate::message::MessageId;
+use crate::store::{Claimed, Outcome, OutcomeState, Store, StoreError, TriedMethod, now_ms};
+
+use super::{DeliveryError, FailureKind, Methods};
+
+/// How often a running dispatcher looks for deliveries held by dead ones.
+const RECLAIM_EVERY: Duration = Duration::from_secs(2);
+
+/// A dispatcher's claim on its deliveries, alive as long as the process.
+#[derive(Debug)]
+pub struct Lease {
+    owner: String,
+    path: PathBuf,
+    _file: File,
+}
+
+impl Lease {
+    /// Takes a new lease under `dir` (`data/dispatchers`).
+    ///
+    /// # Errors
+    /// I/O errors creating or locking the lease file.
+    pub fn acquire(dir: &Path) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        let owner = MessageId::generate().to_string();
+        let path = dir.join(format!("{owner}.lock"));
+        // Lock under a temporary name, then rename: a lease file visible
+        // under its final name is always locked while its owner lives.
+        let temp = dir.join(format!(".{owner}.new"));
+        let file = File::create(&temp)?;
+        file.lock()?;
+        fs::rename(&temp, &path)?;
+        Ok(Self { owner, path, _file: file })
+    }
+
+    /// The owner id recorded on claimed deliveries.
+    #[must_use]
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Whether the dispatcher `owner` is gone: its lease file is missing or
+    /// nobody holds its lock. Removes the file of a dead owner.
+    #[must_use]
+    pub fn is_dead(dir: &Path, owner: &str) -> bool {
+        // Owners come from the store: never build a path from anything but
+        // an id we could have made.
+        if owner.parse::<MessageId>().is_err() {
+            return true;
+        }
+        let path = dir.join(format!("{owner}.lock"));
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
+            Err(_) => return false,
+        };
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = fs::remove_file(&path);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// What one pump did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PumpStats {
+    pub claimed: usize,
+    pub delivered: usize,
+    pub retrying: usize,
+    pub failed: usize,
+    /// Claimed but left for later because of shutdown.
+    pub released: usize,
+}
+
+/// Drives deliveries for one process.
+pub struct Dispatcher {
+    store: Arc<Store>,
+    registry: Arc<Registry>,
+    methods: Methods,
+    config: DeliveryConfig,
+    events: EventBus,
+    lease: Lease,
+    lease_dir: PathBuf,
+}
+
+impl Dispatcher {
+    /// A dispatcher over a store, taking a lease under `lease_dir`.
+    ///
+    /// # Errors
+    /// I/O errors taking the lease.
+    pub fn new(
+        store: Arc<Store>,
+        registry: Arc<Registry>,
+        methods: Methods,
+        config: DeliveryConfig,
+        events: EventBus,
+        lease_dir: &Path,
+    ) -> io::Result<Self> {
+        Ok(Self {
+            lease: Lease::acquire(lease_dir)?,
+            lease_dir: lease_dir.to_path_buf(),
+            store,
+            registry,
+            methods,
+            config,
+            events,
+        })
+    }
+
+    /// Puts deliveries held by dead dispatchers back in the queue. Returns
+    /// how many were resumed.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn reclaim(&self) -> Result<usize, StoreError> {
+        let mut resumed = 0;
+        for owner in self.store.claim_owners(self.lease.owner())? {
+            if Lease::is_dead(&self.lease_dir, &owner) {
+                let n = self.store.requeue_owner(&owner)?;
+                if n > 0 {
+                    tracing::warn!(owner, resumed = n, "resuming deliveries left by a dispatcher that stopped mid-delivery");
+                }
+                resumed += n;
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// Claims one batch of due deliveries (only those of `only`'s messages,
+    /// if given), delivers them and records the outcomes. Agents are served
+    /// in parallel, each agent's deliveries in priority order.
+    ///
+    /// # Errors
+    /// [`StoreError`] claiming or recording; claimed deliveries whose outcome
+    /// could not be recorded are put back in the queue where possible.
+    pub fn pump(&self, only: Option<&[MessageId]>, cancel: &CancellationToken) -> Result<PumpStats, StoreError> {
+        let claimed = self.store.claim(self.lease.owner(), now_ms(), self.config.batch_size, only)?;
+        let mut stats = PumpStats { claimed: claimed.len(), ..PumpStats::default() };
+        if claimed.is_empty() {
+            return Ok(stats);
+        }
+        let mut by_agent: BTreeMap<AgentId, Vec<Claimed>> = BTreeMap::new();
+        for c in claimed {
+            by_agent.entry(c.agent.clone()).or_default().push(c);
+        }
+        let mut outcomes = Vec::new();
+        let mut released = Vec::new();
+        let mut delivered_claims = Vec::new();
+        std::thread::scope(|s| {
+            let workers: Vec<_> = by_agent
+                .into_values()
+                .map(|queue| {
+                    s.spawn(move || {
+                        let mut done = Vec::new();
+                        let mut left = Vec::new();
+                        for c in queue {
+                            if cancel.is_cancelled() {
+                                left.push(c.delivery_id);
+                            } else {
+                                let outcome = self.deliver_one(&c);
+                                done.push((c, outcome));
+                            }
+                        }
+                        (done, left)
+                    })
+                })
+                .collect();
+            for w in workers {
+                // deliver_one catches method panics, so a worker cannot panic.
+                if let Ok((done, left)) = w.join() {
+                    for (c, o) in done {
+                        outcomes.push(o);
+                        delivered_claims.push(c);
+                    }
+                    released.extend(left);
+                }
+            }
+        });
+        if let Err(e) = self.store.record(self.lease.owner(), &outcomes) {
+            tracing::error!(error = %e, "cannot record delivery outcomes; they will be retried");
+            let ids: Vec<i64> = outcomes.iter().map(|o| o.delivery_id).chain(released).collect();
+            let _ = self.store.release(self.lease.owner(), &ids);
+            return Err(e);
+        }
+        if !released.is_empty() {
+            self.store.release(self.lease.owner(), &released)?;
+        }
+        stats.released = released.len();
+        for (c, o) in delivered_claims.into_iter().zip(outcomes) {
+            let (message_id, agent) = (c.message.id, c.agent);
+            let event = match o.state {
+                OutcomeState::Delivered { method, detail } => {
+                    stats.delivered += 1;
+                    let fell_back = o
+                        .tried
+                        .into_iter()
+                        .filter_map(|t| t.result.err().map(|e| (t.method, e.reason)))
+                        .collect();
+                    Event::Delivered { message_id, agent, method, detail, fell_back }
+                }
+                OutcomeState::Retry { next_attempt_at, error } => {
+                    stats.retrying += 1;
+                    Event::Retrying { message_id, agent, attempt: c.attempts + 1, next_attempt_at, error }
+                }
+                OutcomeState::Failed { error } => {
+                    stats.failed += 1;
+                    Event::Failed { message_id, agent, attempts: c.attempts + 1, error }
+                }
+            };
+            self.events.publish(event);
+        }
+        Ok(stats)
+    }
+
+    /// One attempt at one delivery: every method in order until one works.
+    fn deliver_one(&self, c: &Claimed) -> Outcome {
+        let attempt = c.attempts + 1;
+        let agent = match self.registry.get(&c.agent) {
+            Ok(agent) => agent,
+            Err(e) => {
+                return Outcome {
+                    delivery_id: c.delivery_id,
+                    tried: Vec::new(),
+                    state: OutcomeState::Failed { error: format!("{e}; it was removed from config/acp.toml after the message was queued") },
+                };
+            }
+        };
+        let mut tried = Vec::new();
+        for name in c.via.methods_for(agent) {
+            let started_at = now_ms();
+            let result = match self.methods.get(name) {
+                None => Err(DeliveryError::unavailable(format!("{name} delivery is not available in this acp process"))),
+                Some(method) => catch_unwind(AssertUnwindSafe(|| method.deliver(agent, &c.message)))
+                    .unwrap_or_else(|_| Err(DeliveryError::transient(format!("{name} delivery panicked (a bug: please report it)")))),
+            };
+            let ok = result.as_ref().ok().cloned();
+            tried.push(TriedMethod { method: name, started_at, finished_at: now_ms(), result });
+            if let Some(detail) = ok {
+                return Outcome { delivery_id: c.delivery_id, tried, state: OutcomeState::Delivered { method: name, detail } };
+            }
+        }
+        let error = tried
+            .iter()
+            .filter_map(|t| t.result.as_ref().err().map(|e| format!("{}: {}", t.method, e.reason)))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let retryable = tried.iter().any(|t| matches!(&t.result, Err(e) if e.kind == FailureKind::Transient));
+        let state = if retryable && attempt < self.config.max_attempts {
+            let delay = backoff(&self.config, attempt);
+            OutcomeState::Retry {
+                next_attempt_at: now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2),
+                error,
+            }
+        } else {
+            OutcomeState::Failed { error }
+        };
+        Outcome { delivery_id: c.delivery_id, tried, state }
+    }
+
+    /// Runs until `cancel`: pumps while there is work, otherwise sleeps until
+    /// woken, the next retry is due, or the poll interval passes (work queued
+    /// by other processes). Finishes the delivery in flight before returning.
+    pub async fn run(self: Arc<Self>, wake: Arc<Notify>, cancel: CancellationToken) {
+        let mut last_reclaim: Option<Instant> = None;
+        while !cancel.is_cancelled() {
+            if last_reclaim.is_none_or(|t| t.elapsed() >= RECLAIM_EVERY) {
+                let me = Arc::clone(&self);
+                match tokio::task::spawn_blocking(move || me.reclaim()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "cannot look for interrupted deliveries"),
+                    Err(e) => tracing::error!(error = %e, "reclaim task failed"),
+                }
+                last_reclaim = Some(Instant::now());
+            }
+            let me = Arc::clone(&self);
+            let token = cancel.clone();
+            let pumped = tokio::task::spawn_blocking(move || me.pump(None, &token)).await;
+            let pause = match pumped {
+                Ok(Ok(stats)) if stats.claimed > 0 => continue,
+                Ok(Ok(_)) => self.idle_wait().await,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "dispatch failed; trying again shortly");
+                    self.config.poll_interval.max(Duration::from_millis(500))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "dispatch task failed; trying again shortly");
+                    self.config.poll_interval.max(Duration::from_millis(500))
+                }
+            };
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(pause) => {}
+                () = cancel.cancelled() => break,
+            }
+        }
+    }
+
+    async fn idle_wait(&self) -> Duration {
+        let store = Arc::clone(&self.store);
+        let due = tokio::task::spawn_blocking(move || store.next_due()).await.ok().and_then(Result::ok).flatten();
+        let poll = self.config.poll_interval;
+        match due {
+            Some(at) => {
+                let wait = u64::try_from(at - now_ms()).unwrap_or(0);
+                poll.min(Duration::from_millis(wait))
+            }
+            None => poll,
+        }
+    }
+}
+
+/// The delay before retry number `attempt` (1-based): base × 2^(attempt−1),
+/// at most the configured maximum.
+#[must_use]
+pub fn backoff(config: &DeliveryConfig, attempt: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(30));
+    config.retry_base.saturating_mul(factor).min(config.retry_max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let mut config = crate::config::Config::defaults(Path::new("/r")).delivery;
+        config.retry_base = Duration::from_millis(100);
+        config.retry_max = Duration::from_millis(1000);
+        let delays: Vec<u128> = (1..=6).map(|n| backoff(&config, n).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(backoff(&config, u32::MAX), Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn a_lease_is_alive_while_held_and_dead_after() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lease = Lease::acquire(tmp.path()).unwrap();
+        let owner = lease.owner().to_owned();
+        assert!(!Lease::is_dead(tmp.path(), &owner));
+        drop(lease);
+        assert!(Lease::is_dead(tmp.path(), &owner));
+        assert!(Lease::is_dead(tmp.path(), "../../etc/passwd"));
+    }
+}

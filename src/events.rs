@@ -1,0 +1,102 @@
+//! The event bus: what happened to messages, for whoever listens (Discord
+//! receipts, the devlog poster, metrics, the status page) without any module
+//! calling another's internals.
+//!
+//! Events are best effort and in-process: a listener that falls behind loses
+//! the oldest events (and is told how many), and events from other processes
+//! do not arrive here. The store is the record; events are the prompt.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::agents::AgentId;
+use crate::delivery::MethodName;
+use crate::message::{MessageId, Priority, Recipient};
+
+/// Something that happened in the pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A message was stored and its deliveries queued.
+    Accepted {
+        message_id: MessageId,
+        from: String,
+        to: Recipient,
+        priority: Priority,
+        deliveries: usize,
+    },
+    /// A delivery succeeded; `fell_back` lists the methods that failed first.
+    Delivered {
+        message_id: MessageId,
+        agent: AgentId,
+        method: MethodName,
+        detail: String,
+        fell_back: Vec<(MethodName, String)>,
+    },
+    /// An attempt failed and will be retried.
+    Retrying {
+        message_id: MessageId,
+        agent: AgentId,
+        attempt: u32,
+        next_attempt_at: i64,
+        error: String,
+    },
+    /// A delivery failed for good.
+    Failed {
+        message_id: MessageId,
+        agent: AgentId,
+        attempts: u32,
+        error: String,
+    },
+    /// An agent acknowledged a message.
+    Acked {
+        message_id: MessageId,
+        agent: AgentId,
+        by: String,
+    },
+}
+
+impl Event {
+    /// The message the event is about.
+    #[must_use]
+    pub fn message_id(&self) -> MessageId {
+        match self {
+            Self::Accepted { message_id, .. }
+            | Self::Delivered { message_id, .. }
+            | Self::Retrying { message_id, .. }
+            | Self::Failed { message_id, .. }
+            | Self::Acked { message_id, .. } => *message_id,
+        }
+    }
+}
+
+/// A cloneable handle to publish and subscribe.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<Event>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new(4096)
+    }
+}
+
+impl EventBus {
+    /// A bus keeping up to `capacity` events for slow listeners.
+    #[must_use]
+    pub fn new(capacity: usize) -> Self {
+        Self { tx: broadcast::channel(capacity).0 }
+    }
+
+    /// Publishes an event; nobody listening is fine.
+    pub fn publish(&self, event: Event) {
+        let _ = self.tx.send(event);
+    }
+
+    /// A new listener, seeing events published from now on.
+    #[must_use]
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+}

@@ -1,0 +1,174 @@
+//! `acp init`: a working root with commented example configuration.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::config::CONFIG_FILE;
+
+/// Screen size assumed for the example monitor layout.
+const MONITOR_W: i32 = 1920;
+const MONITOR_H: i32 = 1080;
+
+/// What `init` did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct InitReport {
+    /// Paths created, relative to the root.
+    pub created: Vec<PathBuf>,
+}
+
+/// Creates whatever is missing of a root: directories, `config/acp.toml`
+/// with `agents` agents, `config/coordinates.json` and each agent's inbox.
+/// Never overwrites anything; running it again reports nothing created.
+///
+/// # Errors
+/// I/O errors, with the path.
+pub fn init(root: &Path, agents: u32) -> io::Result<InitReport> {
+    let mut report = InitReport::default();
+    let names: Vec<String> = (1..=agents).map(|n| format!("Agent-{n}")).collect();
+    let config_exists = root.join(CONFIG_FILE).exists();
+    let mut dirs = vec![
+        PathBuf::from("config"),
+        PathBuf::from("data"),
+        PathBuf::from("devlogs"),
+        PathBuf::from("backups"),
+        PathBuf::from("agent_workspaces"),
+    ];
+    // Inboxes only for a fresh config: an existing one may name other agents.
+    if !config_exists {
+        dirs.extend(names.iter().map(|n| Path::new("agent_workspaces").join(n).join("inbox")));
+    }
+    for dir in dirs {
+        let path = root.join(&dir);
+        if !path.is_dir() {
+            fs::create_dir_all(&path).map_err(|e| with_path(&path, e))?;
+            report.created.push(dir);
+        }
+    }
+    let files = [
+        (PathBuf::from(CONFIG_FILE), config_template(&names)),
+        (PathBuf::from("config/coordinates.json"), coordinates_template(&names)),
+    ];
+    for (rel, text) in files {
+        let path = root.join(&rel);
+        match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => {
+                io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| with_path(&path, e))?;
+                f.sync_all().map_err(|e| with_path(&path, e))?;
+                report.created.push(rel);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(with_path(&path, e)),
+        }
+    }
+    Ok(report)
+}
+
+fn with_path(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+fn config_template(names: &[String]) -> String {
+    let mut s = String::from(
+        r#"# acp configuration. Layering: built-in defaults < this file < environment
+# (ACP_*, DISCORD_*; also read from .env in the root) < command-line flags.
+# Unknown keys are errors, so a typo never silently does nothing.
+
+# The agent that coordinates the others (`acp roles captain` overrides it).
+captain = "Agent-1"
+
+[delivery]
+# Methods tried in order for agents that do not set their own:
+#   inbox  a markdown file in agent_workspaces/<id>/inbox/ (always works)
+#   gui    keyboard and mouse into the agent's chat window (coming next)
+order = ["inbox"]
+# Attempts (each trying every method) before a delivery is marked failed.
+max_attempts = 5
+# Retry delays: retry_base_ms, doubling each attempt, at most retry_max_ms.
+retry_base_ms = 500
+retry_max_ms = 60000
+# How often `acp run` looks for messages queued by other acp processes.
+poll_ms = 100
+# Most deliveries claimed in one batch.
+batch_size = 256
+
+[limits]
+# Largest message body in bytes (16 KiB). Longer text belongs in a file.
+max_body_bytes = 16384
+
+[coords]
+# Two agents' input points closer than this (pixels) are reported as a clash.
+near_radius_px = 10
+
+[discord]
+# Register slash commands in this guild only (instant); 0 or absent = global.
+# guild_id = 123456789012345678
+# Base URL of the Discord API, for a rate-limit proxy; empty = discord.com.
+api_base = ""
+
+# One [[agents]] table per agent.
+#   id         Agent-N style: a letter, then letters, digits, '-' or '_'
+#   name       shown to people (default: the id)
+#   role       default role (`acp roles set` overrides it)
+#   workspace  directory (absolute, or relative to the root);
+#              default agent_workspaces/<id>
+#   delivery   this agent's method order (default: [delivery] order)
+"#,
+    );
+    for (i, name) in names.iter().enumerate() {
+        let role = if i == 0 { "Captain: coordinates the swarm" } else { "General engineer" };
+        let _ = write!(s, "\n[[agents]]\nid = \"{name}\"\nname = \"{name}\"\nrole = \"{role}\"\n");
+    }
+    s
+}
+
+fn coordinates_template(names: &[String]) -> String {
+    // Four agents per monitor in a 2×2 grid; the first monitor sits left of
+    // the primary one, as in the original two-monitor set-up.
+    let monitors = names.len().div_ceil(4).max(1);
+    let mut entries = Vec::new();
+    let mut layout = Vec::new();
+    for m in 0..monitors {
+        let x = (i32::try_from(m).unwrap_or(0) - 1) * MONITOR_W;
+        layout.push(format!(
+            "    {{\"name\": \"monitor-{}\", \"x\": {x}, \"y\": 0, \"width\": {MONITOR_W}, \"height\": {MONITOR_H}}}",
+            m + 1
+        ));
+    }
+    for (i, name) in names.iter().enumerate() {
+        let monitor = i / 4;
+        let cell = i32::try_from(i % 4).unwrap_or(0);
+        let left = (i32::try_from(monitor).unwrap_or(0) - 1) * MONITOR_W;
+        let x = left + (cell % 2) * (MONITOR_W / 2) + MONITOR_W / 4;
+        let y = (cell / 2) * (MONITOR_H / 2) + MONITOR_H / 2 - 60;
+        entries.push(format!(
+            "  \"{name}\": {{\"chat_input_coordinates\": [{x}, {y}], \"onboarding_coordinates\": [{x}, {}], \"monitor\": \"monitor-{}\", \"description\": \"example: capture the real point with `acp coords capture {name} --save`\"}}",
+            y - 300,
+            monitor + 1
+        ));
+    }
+    format!("{{\n  \"monitors\": [\n{}\n  ],\n{}\n}}\n", layout.join(",\n"), entries.join(",\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Env};
+    use crate::coords::Coordinates;
+
+    #[test]
+    fn templates_load_and_validate_clean() {
+        for n in [1, 4, 8, 12] {
+            let tmp = tempfile::tempdir().unwrap();
+            let report = init(tmp.path(), n).unwrap();
+            assert!(report.created.contains(&PathBuf::from(CONFIG_FILE)));
+            let config = Config::load(tmp.path(), &Env::new()).unwrap();
+            assert_eq!(config.agents.all().len(), n as usize);
+            let coords = Coordinates::load(&config.coords_path()).unwrap();
+            let findings = coords.validate(&config.agents, config.coords.near_radius_px);
+            assert!(findings.is_empty(), "{n} agents: {findings:?}");
+            assert!(init(tmp.path(), n).unwrap().created.is_empty());
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! The `UnifiedMessage`: the one shape every front door (CLI, Discord, later
+//! the web page) turns a request into before it enters the pipeline.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::agents::AgentId;
+
+/// Default limit on a message body, in bytes (16 KiB). Configurable as
+/// `limits.max_body_bytes`.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024;
+/// Longest sender name accepted, in characters.
+pub const MAX_SENDER_CHARS: usize = 64;
+/// Most tags on one message, and longest tag.
+pub const MAX_TAGS: usize = 16;
+/// Longest tag, in characters.
+pub const MAX_TAG_CHARS: usize = 32;
+
+/// Why a message was refused before it entered the pipeline. Every variant is
+/// bad input: the caller can fix it and try again.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MessageError {
+    #[error("the message body is empty: write something to send")]
+    EmptyBody,
+    #[error(
+        "the message body is {len} bytes, over the limit of {max} bytes: shorten it, send it as several messages, or raise limits.max_body_bytes in config/acp.toml"
+    )]
+    BodyTooLarge { len: usize, max: usize },
+    #[error(
+        "the message body contains the control character U+{code:04X} at byte {at}: only newline and tab are allowed (is this a binary file?)"
+    )]
+    ControlCharacter { code: u32, at: usize },
+    #[error(
+        "sender {0:?} is not valid: use 1 to 64 printable characters (for example Agent-1 or a person's name)"
+    )]
+    BadSender(String),
+    #[error("tag {0:?} is not valid: use 1 to 32 letters, digits, '-', '_' or '.'")]
+    BadTag(String),
+    #[error("a message carries at most 16 tags")]
+    TooManyTags,
+    #[error("{0:?} is not a message id: ids are 26-character ULIDs such as 01JDQ3Z5X8J6Y4F2K9M0N1P2Q3")]
+    BadId(String),
+    #[error("unknown priority {0:?}: use normal, urgent or critical")]
+    BadPriority(String),
+    #[error("unknown kind {0:?}: use agent_to_agent, system, broadcast, onboarding or human")]
+    BadKind(String),
+}
+
+/// A message id: a ULID, so ids sort by creation time as strings and as values.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageId(ulid::Ulid);
+
+static GENERATOR: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
+
+impl MessageId {
+    /// A new id, strictly greater than every id made before it in this process.
+    #[must_use]
+    pub fn generate() -> Self {
+        let mut generator = GENERATOR
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let id = match generator.generate() {
+            Ok(id) => id,
+            Err(overflow) => overflow.commit_overflow_increment(),
+        };
+        Self(id)
+    }
+
+    /// Milliseconds since the Unix epoch at which the id was made.
+    #[must_use]
+    pub fn timestamp_ms(self) -> u64 {
+        self.0.timestamp_ms()
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; ulid::ULID_LEN];
+        f.write_str(self.0.array_to_str(&mut buf))
+    }
+}
+
+impl fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageId({self})")
+    }
+}
+
+impl FromStr for MessageId {
+    type Err = MessageError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // Accept lower case too: people retype ids from a phone.
+        let upper = s.trim().to_ascii_uppercase();
+        ulid::Ulid::from_string(&upper)
+            .map(Self)
+            .map_err(|_| MessageError::BadId(s.chars().take(64).collect()))
+    }
+}
+
+impl Serialize for MessageId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MessageId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Who a message is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type", content = "agent")]
+pub enum Recipient {
+    /// One agent.
+    Agent(AgentId),
+    /// Every registered agent (one delivery each).
+    Broadcast,
+}
+
+impl fmt::Display for Recipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Agent(id) => f.write_str(id.as_str()),
+            Self::Broadcast => f.write_str("*"),
+        }
+    }
+}
+
+/// What kind of message this is; agents and renderers treat kinds differently
+/// (onboarding uses the onboarding input point, for example).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    AgentToAgent,
+    System,
+    Broadcast,
+    Onboarding,
+    Human,
+}
+
+impl Kind {
+    /// Every kind, in documentation order.
+    pub const ALL: [Kind; 5] = [
+        Kind::AgentToAgent,
+        Kind::System,
+        Kind::Broadcast,
+        Kind::Onboarding,
+        Kind::Human,
+    ];
+
+    /// The name used in config, the CLI, the store and inbox headers.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AgentToAgent => "agent_to_agent",
+            Self::System => "system",
+            Self::Broadcast => "broadcast",
+            Self::Onboarding => "onboarding",
+            Self::Human => "human",
+        }
+    }
+}
+
+impl FromStr for Kind {
+    type Err = MessageError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s.replace('-', "_"))
+            .ok_or_else(|| MessageError::BadKind(s.chars().take(32).collect()))
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Delivery priority: critical before urgent before normal; oldest first
+/// within one priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Normal,
+    Urgent,
+    Critical,
+}
+
+impl Priority {
+    /// Every priority, lowest first.
+    pub const ALL: [Priority; 3] = [Priority::Normal, Priority::Urgent, Priority::Critical];
+
+    /// The name used in config, the CLI and inbox headers.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::Urgent => "urgent",
+            Self::Critical => "critical",
+        }
+    }
+
+    /// The rank stored in SQLite; higher is delivered first.
+    #[must_use]
+    pub fn rank(self) -> i64 {
+        match self {
+            Self::Normal => 0,
+            Self::Urgent => 1,
+            Self::Critical => 2,
+        }
+    }
+
+    /// The priority for a stored rank.
+    #[must_use]
+    pub fn from_rank(rank: i64) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.rank() == rank)
+    }
+}
+
+impl FromStr for Priority {
+    type Err = MessageError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| MessageError::BadPriority(s.chars().take(32).collect()))
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// The message every front door produces and every delivery method consumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnifiedMessage {
+    pub id: MessageId,
+    /// Who sent it: an agent id, `discord:<user>` or a person's name.
+    pub from: String,
+    pub to: Recipient,
+    pub kind: Kind,
+    pub priority: Priority,
+    pub body: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    #[serde(default)]
+    pub reply_to: Option<MessageId>,
+}
+
+/// What a caller supplies; [`Draft::build`] checks it and gives it an id.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    pub from: String,
+    pub to: Recipient,
+    pub kind: Kind,
+    pub priority: Priority,
+    pub body: String,
+    pub tags: Vec<String>,
+    pub reply_to: Option<MessageId>,
+}
+
+impl Draft {
+    /// Checks the draft against the limits and makes it a message with a new id.
+    ///
+    /// # Errors
+    /// Any [`MessageError`] describing what to change.
+    pub fn build(self, max_body_bytes: usize) -> Result<UnifiedMessage, MessageError> {
+        check_body(&self.body, max_body_bytes)?;
+        check_sender(&self.from)?;
+        if self.tags.len() > MAX_TAGS {
+            return Err(MessageError::TooManyTags);
+        }
+        for tag in &self.tags {
+            let ok = !tag.is_empty()
+                && tag.chars().count() <= MAX_TAG_CHARS
+                && tag
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !ok {
+                return Err(MessageError::BadTag(tag.chars().take(40).collect()));
+            }
+        }
+        let id = MessageId::generate();
+        Ok(UnifiedMessage {
+            created_at: i64::try_from(id.timestamp_ms()).unwrap_or(i64::MAX),
+            id,
+            from: self.from,
+            to: self.to,
+            kind: self.kind,
+            priority: self.priority,
+            body: self.body,
+            tags: self.tags,
+            reply_to: self.reply_to,
+        })
+    }
+}
+
+/// Checks a body: not empty, within the limit, no control characters other
+/// than newline and tab (a carriage return would submit a chat box early).
+///
+/// # Errors
+/// [`MessageError::EmptyBody`], [`MessageError::BodyTooLarge`] or
+/// [`MessageError::ControlCharacter`].
+pub fn check_body(body: &str, max_body_bytes: usize) -> Result<(), MessageError> {
+    if body.len() > max_body_bytes {
+        return Err(MessageError::BodyTooLarge {
+            len: body.len(),
+            max: max_body_bytes,
+        });
+    }
+    if body.trim().is_empty() {
+        return Err(MessageError::EmptyBody);
+    }
+    if let Some((at, c)) = body
+        .char_indices()
+        .find(|&(_, c)| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(MessageError::ControlCharacter {
+            code: u32::from(c),
+            at,
+        });
+    }
+    Ok(())
+}
+
+fn check_sender(from: &str) -> Result<(), MessageError> {
+    let count = from.chars().count();
+    if count == 0 || count > MAX_SENDER_CHARS || from.chars().any(char::is_control) {
+        return Err(MessageError::BadSender(from.chars().take(80).collect()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(body: &str) -> Draft {
+        Draft {
+            from: "Agent-1".into(),
+            to: Recipient::Agent("Agent-2".parse().unwrap()),
+            kind: Kind::AgentToAgent,
+            priority: Priority::Urgent,
+            body: body.into(),
+            tags: vec!["db".into()],
+            reply_to: None,
+        }
+    }
+
+    #[test]
+    fn serde_round_trips() {
+        let mut msg = draft("hello\nworld\twith tab, é 漢字 🚀").build(1024).unwrap();
+        msg.reply_to = Some(MessageId::generate());
+        let json = serde_json::to_string(&msg).unwrap();
+        let back: UnifiedMessage = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, msg);
+        assert!(json.contains(r#""priority":"urgent""#), "{json}");
+        assert!(json.contains(r#""kind":"agent_to_agent""#), "{json}");
+    }
+
+    #[test]
+    fn ids_sort_by_creation() {
+        let ids: Vec<MessageId> = (0..1000).map(|_| MessageId::generate()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+        let strings: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let mut sorted_strings = strings.clone();
+        sorted_strings.sort();
+        assert_eq!(strings, sorted_strings);
+        assert_eq!(strings[0].parse::<MessageId>().unwrap(), ids[0]);
+        assert_eq!(strings[0].to_lowercase().parse::<MessageId>().unwrap(), ids[0]);
+    }
+
+    #[test]
+    fn bodies_are_checked() {
+        assert_eq!(draft("  \n").build(100).unwrap_err(), MessageError::EmptyBody);
+        assert_eq!(
+            draft(&"x".repeat(101)).build(100).unwrap_err(),
+            MessageError::BodyTooLarge { len: 101, max: 100 }
+        );
+        assert!(draft(&"x".repeat(100)).build(100).is_ok());
+        assert_eq!(
+            draft("ok\rthen").build(100).unwrap_err(),
+            MessageError::ControlCharacter { code: 0x0D, at: 2 }
+        );
+        assert_eq!(
+            draft("nul\0").build(100).unwrap_err(),
+            MessageError::ControlCharacter { code: 0, at: 3 }
+        );
+        assert!(draft("escape \u{1b}[31m").build(100).is_err());
+    }
+
+    #[test]
+    fn senders_and_tags_are_checked() {
+        let mut d = draft("hi");
+        d.from = String::new();
+        assert!(matches!(d.build(100), Err(MessageError::BadSender(_))));
+        let mut d = draft("hi");
+        d.tags = vec!["a b".into()];
+        assert!(matches!(d.build(100), Err(MessageError::BadTag(_))));
+    }
+
+    #[test]
+    fn bad_ids_are_refused() {
+        for bad in ["", "../etc/passwd", "01JDQ3Z5X8J6Y4F2K9M0N1P2Q", "ZZZZZZZZZZZZZZZZZZZZZZZZZZ"] {
+            assert!(bad.parse::<MessageId>().is_err(), "{bad}");
+        }
+    }
+}

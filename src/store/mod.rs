@@ -1,0 +1,251 @@
+//! The durable store: one SQLite file (`data/acp.db`) in WAL mode, shared by
+//! the service and every CLI process.
+//!
+//! Writes run in `BEGIN IMMEDIATE` transactions with `synchronous = FULL`, so
+//! a message is on disk before anyone is told it was accepted. One `impl`
+//! block per table family: [`queue`] (messages, deliveries, attempts),
+//! [`views`] (status, inbox listings, acks), [`roles`] (role assignments,
+//! captain, audit log).
+
+pub mod queue;
+pub mod roles;
+pub mod views;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+pub use queue::{Claimed, Outcome, OutcomeState, Submission, TriedMethod};
+pub use views::{AckResult, DeliveryView, InboxEntry, Status};
+
+/// How long a writer waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create {path}: {source}")]
+    CreateDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the store at {path} has schema version {found}, newer than this acp understands ({known}): upgrade acp, or restore a backup made by this version"
+    )]
+    TooNew { path: String, found: i64, known: i64 },
+    #[error("store query failed: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("the store operation was interrupted by shutdown")]
+    Interrupted,
+    #[error("the store holds a row this acp cannot read ({0}): run `acp doctor`")]
+    Corrupt(String),
+}
+
+/// Versioned migrations; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    // 1: the message queue, acks, roles and the audit log.
+    r"
+    CREATE TABLE messages (
+        id          TEXT PRIMARY KEY,
+        sender      TEXT NOT NULL,
+        recipient   TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        priority    INTEGER NOT NULL,
+        body        TEXT NOT NULL,
+        tags        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        reply_to    TEXT,
+        via         TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE deliveries (
+        id              INTEGER PRIMARY KEY,
+        message_id      TEXT NOT NULL REFERENCES messages(id),
+        agent           TEXT NOT NULL,
+        priority        INTEGER NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('queued','delivering','delivered','failed')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        claimed_by      TEXT,
+        method          TEXT,
+        detail          TEXT,
+        updated_at      INTEGER NOT NULL,
+        UNIQUE (message_id, agent)
+    );
+    CREATE INDEX deliveries_ready ON deliveries (state, priority DESC, message_id);
+    CREATE INDEX deliveries_agent ON deliveries (agent, message_id);
+    CREATE TABLE attempts (
+        id           INTEGER PRIMARY KEY,
+        delivery_id  INTEGER NOT NULL REFERENCES deliveries(id),
+        attempt      INTEGER NOT NULL,
+        method       TEXT NOT NULL,
+        started_at   INTEGER NOT NULL,
+        finished_at  INTEGER NOT NULL,
+        outcome      TEXT NOT NULL,
+        error        TEXT
+    );
+    CREATE INDEX attempts_delivery ON attempts (delivery_id);
+    CREATE TABLE acks (
+        message_id  TEXT NOT NULL REFERENCES messages(id),
+        agent       TEXT NOT NULL,
+        acked_by    TEXT NOT NULL,
+        acked_at    INTEGER NOT NULL,
+        PRIMARY KEY (message_id, agent)
+    ) WITHOUT ROWID;
+    CREATE TABLE role_assignments (
+        agent       TEXT PRIMARY KEY,
+        role        TEXT NOT NULL,
+        updated_by  TEXT NOT NULL,
+        updated_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE settings (
+        key         TEXT PRIMARY KEY,
+        value       TEXT NOT NULL,
+        updated_by  TEXT NOT NULL,
+        updated_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE audit_log (
+        id       INTEGER PRIMARY KEY,
+        at       INTEGER NOT NULL,
+        actor    TEXT NOT NULL,
+        action   TEXT NOT NULL,
+        target   TEXT,
+        outcome  TEXT NOT NULL,
+        detail   TEXT
+    );
+    ",
+];
+
+/// The store. Cheap to share behind an `Arc`; one connection, used by one
+/// caller at a time (callers run on blocking threads).
+pub struct Store {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+#[must_use]
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+impl Store {
+    /// Opens (creating if needed) the store and brings its schema up to date.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the file cannot be opened or is from a newer acp.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let open_err = |source| StoreError::Open { path: path.display().to_string(), source };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        let store = Self { path: path.to_path_buf(), conn: Mutex::new(conn) };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Where the SQLite file is.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction and commits it.
+    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` on a read snapshot.
+    fn read<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        f(&tx)
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+        self.write(|tx| {
+            let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version > known {
+                return Err(StoreError::TooNew { path: self.path.display().to_string(), found: version, known });
+            }
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(i64::MAX))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// `PRAGMA integrity_check`: `Ok(())` or the problems SQLite found.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] with SQLite's report.
+    pub fn integrity_check(&self) -> Result<(), StoreError> {
+        let report: Vec<String> = self.read(|tx| {
+            let mut stmt = tx.prepare("PRAGMA integrity_check")?;
+            let rows = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            Ok(rows)
+        })?;
+        if report == ["ok"] { Ok(()) } else { Err(StoreError::Corrupt(report.join("; "))) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_migrates_and_reopens() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("data/acp.db");
+        drop(Store::open(&path).unwrap());
+        let store = Store::open(&path).unwrap();
+        store.integrity_check().unwrap();
+        let mode: String = store.conn().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("acp.db");
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        let err = Store::open(&path).unwrap_err().to_string();
+        assert!(err.contains("newer") && err.contains("99"), "{err}");
+    }
+}

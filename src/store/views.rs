@@ -1,0 +1,319 @@
+//! Read models over the queue (status, inbox listings, receipts) and acks.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use crate::agents::AgentId;
+use crate::message::{MessageId, Priority, UnifiedMessage};
+
+use super::queue::{MESSAGE_COLUMNS, message_from_row};
+use super::{Store, StoreError};
+
+/// One method tried in one attempt, as stored.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AttemptView {
+    pub attempt: u32,
+    pub method: String,
+    /// `ok`, `transient`, `permanent` or `unavailable`.
+    pub outcome: String,
+    pub error: Option<String>,
+    pub finished_at: i64,
+}
+
+/// A delivery of one message to one agent, with its history.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DeliveryView {
+    pub agent: String,
+    /// `queued`, `delivering`, `delivered` or `failed`.
+    pub state: String,
+    /// The method that delivered it.
+    pub method: Option<String>,
+    /// The inbox file (delivered) or the last error (queued, failed).
+    pub detail: Option<String>,
+    pub attempts: u32,
+    pub updated_at: i64,
+    pub acked_by: Option<String>,
+    pub acked_at: Option<i64>,
+    pub tried: Vec<AttemptView>,
+}
+
+impl DeliveryView {
+    /// Whether the delivery has reached a final state.
+    #[must_use]
+    pub fn is_final(&self) -> bool {
+        self.state == "delivered" || self.state == "failed"
+    }
+
+    /// One line a person can read: "delivered by inbox after gui failed: …".
+    #[must_use]
+    pub fn summary(&self) -> String {
+        let failures: Vec<String> = self
+            .tried
+            .iter()
+            .filter(|t| t.outcome != "ok")
+            .map(|t| format!("{} failed: {}", t.method, t.error.as_deref().unwrap_or("unknown error")))
+            .collect();
+        match self.state.as_str() {
+            "delivered" => {
+                let method = self.method.as_deref().unwrap_or("?");
+                let last_attempt = self.tried.iter().map(|t| t.attempt).max().unwrap_or(0);
+                let fell_back: Vec<&AttemptView> =
+                    self.tried.iter().filter(|t| t.attempt == last_attempt && t.outcome != "ok").collect();
+                if fell_back.is_empty() {
+                    format!("delivered by {method}")
+                } else {
+                    let why: Vec<String> = fell_back
+                        .iter()
+                        .map(|t| format!("{} failed: {}", t.method, t.error.as_deref().unwrap_or("unknown error")))
+                        .collect();
+                    format!("delivered by {method} after {}", why.join("; "))
+                }
+            }
+            "failed" => format!(
+                "failed after {} attempt(s): {}",
+                self.attempts,
+                failures.last().cloned().or_else(|| self.detail.clone()).unwrap_or_default()
+            ),
+            "queued" if self.attempts > 0 => format!(
+                "queued for retry after {} attempt(s): {}",
+                self.attempts,
+                self.detail.as_deref().unwrap_or_default()
+            ),
+            other => other.to_owned(),
+        }
+    }
+}
+
+/// A message in an agent's inbox listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct InboxEntry {
+    pub message: UnifiedMessage,
+    pub state: String,
+    pub method: Option<String>,
+    pub acked_by: Option<String>,
+    pub acked_at: Option<i64>,
+}
+
+/// Per-agent line of the status report.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentStatus {
+    pub agent: String,
+    pub last_message: Option<String>,
+    pub last_state: Option<String>,
+    pub last_method: Option<String>,
+    pub last_at: Option<i64>,
+    /// Delivered and not yet acknowledged.
+    pub unacked: u64,
+}
+
+/// A failed delivery in the status report.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureView {
+    pub message_id: String,
+    pub agent: String,
+    pub attempts: u32,
+    pub error: String,
+    pub at: i64,
+}
+
+/// Queue depth by state and priority, per-agent last delivery, failures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// state -> priority -> count.
+    pub queue: BTreeMap<String, BTreeMap<String, u64>>,
+    pub agents: Vec<AgentStatus>,
+    pub recent_failures: Vec<FailureView>,
+    pub failed_total: u64,
+}
+
+/// What an ack did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum AckResult {
+    Acked { at: i64 },
+    AlreadyAcked { by: String, at: i64 },
+    NotDelivered { state: String },
+    NoSuchDelivery,
+}
+
+impl Store {
+    /// Every delivery of a message, with its attempts and ack.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn deliveries_of(&self, id: MessageId) -> Result<Vec<DeliveryView>, StoreError> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT d.id, d.agent, d.state, d.method, d.detail, d.attempts, d.updated_at, a.acked_by, a.acked_at
+                 FROM deliveries d LEFT JOIN acks a ON a.message_id = d.message_id AND a.agent = d.agent
+                 WHERE d.message_id = ?1 ORDER BY d.id",
+            )?;
+            let mut out: Vec<(i64, DeliveryView)> = stmt
+                .query_map([id.to_string()], |r| {
+                    Ok((
+                        r.get(0)?,
+                        DeliveryView {
+                            agent: r.get(1)?,
+                            state: r.get(2)?,
+                            method: r.get(3)?,
+                            detail: r.get(4)?,
+                            attempts: r.get(5)?,
+                            updated_at: r.get(6)?,
+                            acked_by: r.get(7)?,
+                            acked_at: r.get(8)?,
+                            tried: Vec::new(),
+                        },
+                    ))
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut attempts = tx.prepare_cached(
+                "SELECT attempt, method, outcome, error, finished_at FROM attempts WHERE delivery_id = ?1 ORDER BY id",
+            )?;
+            for (delivery_id, view) in &mut out {
+                view.tried = attempts
+                    .query_map([*delivery_id], |r| {
+                        Ok(AttemptView {
+                            attempt: r.get(0)?,
+                            method: r.get(1)?,
+                            outcome: r.get(2)?,
+                            error: r.get(3)?,
+                            finished_at: r.get(4)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+            }
+            Ok(out.into_iter().map(|(_, v)| v).collect())
+        })
+    }
+
+    /// An agent's messages, newest first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn inbox(&self, agent: &AgentId, unacked_only: bool, limit: usize) -> Result<Vec<InboxEntry>, StoreError> {
+        self.read(|tx| {
+            let sql = format!(
+                "SELECT d.state, d.method, a.acked_by, a.acked_at, {MESSAGE_COLUMNS}
+                 FROM deliveries d JOIN messages m ON m.id = d.message_id
+                 LEFT JOIN acks a ON a.message_id = d.message_id AND a.agent = d.agent
+                 WHERE d.agent = ?1 AND (?2 = 0 OR (a.acked_at IS NULL AND d.state = 'delivered'))
+                 ORDER BY d.message_id DESC LIMIT ?3"
+            );
+            let mut stmt = tx.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params![agent.as_str(), unacked_only, i64::try_from(limit).unwrap_or(i64::MAX)])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(InboxEntry {
+                    state: row.get(0)?,
+                    method: row.get(1)?,
+                    acked_by: row.get(2)?,
+                    acked_at: row.get(3)?,
+                    message: message_from_row(row, 4)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Records that `agent` acknowledged message `id`, by `by`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn ack(&self, id: MessageId, agent: &AgentId, by: &str, now: i64) -> Result<AckResult, StoreError> {
+        self.write(|tx| {
+            let state: Option<String> = tx
+                .query_row(
+                    "SELECT state FROM deliveries WHERE message_id = ?1 AND agent = ?2",
+                    params![id.to_string(), agent.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match state.as_deref() {
+                None => return Ok(AckResult::NoSuchDelivery),
+                Some("delivered") => {}
+                Some(other) => return Ok(AckResult::NotDelivered { state: other.to_owned() }),
+            }
+            let existing: Option<(String, i64)> = tx
+                .query_row(
+                    "SELECT acked_by, acked_at FROM acks WHERE message_id = ?1 AND agent = ?2",
+                    params![id.to_string(), agent.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if let Some((by, at)) = existing {
+                return Ok(AckResult::AlreadyAcked { by, at });
+            }
+            tx.execute(
+                "INSERT INTO acks (message_id, agent, acked_by, acked_at) VALUES (?1, ?2, ?3, ?4)",
+                params![id.to_string(), agent.as_str(), by, now],
+            )?;
+            Ok(AckResult::Acked { at: now })
+        })
+    }
+
+    /// The status report. `agents` lists the agents to report on, in order.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn status(&self, agents: &[AgentId], failure_limit: usize) -> Result<Status, StoreError> {
+        self.read(|tx| {
+            let mut queue: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+            for state in ["queued", "delivering", "delivered", "failed"] {
+                let by_priority = queue.entry(state.into()).or_default();
+                for p in Priority::ALL {
+                    by_priority.insert(p.as_str().into(), 0);
+                }
+            }
+            let mut stmt = tx.prepare_cached("SELECT state, priority, COUNT(*) FROM deliveries GROUP BY state, priority")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let state: String = row.get(0)?;
+                let rank: i64 = row.get(1)?;
+                let count: i64 = row.get(2)?;
+                let count = u64::try_from(count).unwrap_or(0);
+                let p = Priority::from_rank(rank).map_or("unknown", Priority::as_str);
+                *queue.entry(state).or_default().entry(p.into()).or_default() += count;
+            }
+            drop(rows);
+            let mut last = tx.prepare_cached(
+                "SELECT message_id, state, method, updated_at FROM deliveries WHERE agent = ?1 AND state IN ('delivered','failed')
+                 ORDER BY updated_at DESC, id DESC LIMIT 1",
+            )?;
+            let mut unacked = tx.prepare_cached(
+                "SELECT COUNT(*) FROM deliveries d LEFT JOIN acks a ON a.message_id = d.message_id AND a.agent = d.agent
+                 WHERE d.agent = ?1 AND d.state = 'delivered' AND a.acked_at IS NULL",
+            )?;
+            let mut per_agent = Vec::new();
+            for agent in agents {
+                let row: Option<(String, String, Option<String>, i64)> = last
+                    .query_row([agent.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                    .optional()?;
+                let (last_message, last_state, last_method, last_at) = match row {
+                    Some((m, s, method, at)) => (Some(m), Some(s), method, Some(at)),
+                    None => (None, None, None, None),
+                };
+                per_agent.push(AgentStatus {
+                    agent: agent.to_string(),
+                    last_message,
+                    last_state,
+                    last_method,
+                    last_at,
+                    unacked: u64::try_from(unacked.query_row([agent.as_str()], |r| r.get::<_, i64>(0))?).unwrap_or(0),
+                });
+            }
+            let mut failures = tx.prepare_cached(
+                "SELECT message_id, agent, attempts, COALESCE(detail, ''), updated_at FROM deliveries WHERE state = 'failed'
+                 ORDER BY updated_at DESC, id DESC LIMIT ?1",
+            )?;
+            let recent_failures = failures
+                .query_map([i64::try_from(failure_limit).unwrap_or(i64::MAX)], |r| {
+                    Ok(FailureView { message_id: r.get(0)?, agent: r.get(1)?, attempts: r.get(2)?, error: r.get(3)?, at: r.get(4)? })
+                })?
+                .collect::<Result<_, _>>()?;
+            let failed_total = queue.get("failed").map_or(0, |m| m.values().sum());
+            Ok(Status { queue, agents: per_agent, recent_failures, failed_total })
+        })
+    }
+}
