@@ -94,9 +94,13 @@ impl FromStr for MessageId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         // Accept lower case too: people retype ids from a phone.
         let upper = s.trim().to_ascii_uppercase();
+        // Ids that do not encode back to themselves (a first character past
+        // 7 overflows 128 bits) are refused rather than silently changed.
         ulid::Ulid::from_string(&upper)
+            .ok()
+            .filter(|id| id.to_string() == upper)
             .map(Self)
-            .map_err(|_| MessageError::BadId(s.chars().take(64).collect()))
+            .ok_or_else(|| MessageError::BadId(s.chars().take(64).collect()))
     }
 }
 
