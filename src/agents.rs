@@ -155,13 +155,29 @@ mod tests {
     #[test]
     fn hostile_ids_are_refused() {
         for bad in [
-            "", "..", "../Agent-1", "Agent/1", "Agent\\1", "Agent\0", "Agent 1", "1Agent",
-            "-Agent", ".hidden", "Agent.1", "Agent-1\n", "Ägent",
+            "",
+            "..",
+            "../Agent-1",
+            "Agent/1",
+            "Agent\\1",
+            "Agent\0",
+            "Agent 1",
+            "1Agent",
+            "-Agent",
+            ".hidden",
+            "Agent.1",
+            "Agent-1\n",
+            "Ägent",
             "A23456789012345678901234567890123",
         ] {
             assert!(bad.parse::<AgentId>().is_err(), "{bad:?} was accepted");
         }
-        for good in ["Agent-1", "a", "Captain_2", "A2345678901234567890123456789012"] {
+        for good in [
+            "Agent-1",
+            "a",
+            "Captain_2",
+            "A2345678901234567890123456789012",
+        ] {
             assert!(good.parse::<AgentId>().is_ok(), "{good:?} was refused");
         }
     }

@@ -15,7 +15,9 @@ use crate::delivery::{Dispatcher, Methods, Via};
 use crate::events::{Event, EventBus};
 use crate::message::{Draft, Kind, MessageError, MessageId, Priority, Recipient, UnifiedMessage};
 use crate::store::roles::{AuditEntry, RoleAssignment};
-use crate::store::{AckResult, DeliveryView, InboxEntry, Status, Store, StoreError, Submission, now_ms};
+use crate::store::{
+    AckResult, DeliveryView, InboxEntry, Status, Store, StoreError, Submission, now_ms,
+};
 
 /// Longest role description accepted.
 pub const MAX_ROLE_CHARS: usize = 200;
@@ -35,12 +37,20 @@ pub enum AppError {
     NotFound(MessageId),
     #[error("there are no agents to broadcast to: add [[agents]] to config/acp.toml")]
     NoAgents,
-    #[error("message {id} went to several agents ({agents}): say which one acknowledges it with --agent")]
+    #[error(
+        "message {id} went to several agents ({agents}): say which one acknowledges it with --agent"
+    )]
     AckNeedsAgent { id: MessageId, agents: String },
     #[error("message {id} was not sent to {agent}")]
     NotRecipient { id: MessageId, agent: AgentId },
-    #[error("message {id} is {state} for {agent}, not delivered yet: it can be acknowledged once delivered")]
-    NotDelivered { id: MessageId, agent: AgentId, state: String },
+    #[error(
+        "message {id} is {state} for {agent}, not delivered yet: it can be acknowledged once delivered"
+    )]
+    NotDelivered {
+        id: MessageId,
+        agent: AgentId,
+        state: String,
+    },
     #[error("a role is 1 to 200 printable characters")]
     BadRole,
     #[error("the store writer has stopped (see the log above); the message was not accepted")]
@@ -54,7 +64,10 @@ impl AppError {
     /// "fix this" reply) rather than the system.
     #[must_use]
     pub fn is_user_error(&self) -> bool {
-        !matches!(self, Self::Store(_) | Self::WriterGone | Self::Dispatcher(_))
+        !matches!(
+            self,
+            Self::Store(_) | Self::WriterGone | Self::Dispatcher(_)
+        )
     }
 }
 
@@ -203,8 +216,15 @@ impl App {
         }
         let deliveries = agents.len();
         let (reply, done) = oneshot::channel();
-        let submission = Submission { message, via: req.via, agents };
-        let job = CommitJob { submission: submission.clone(), reply };
+        let submission = Submission {
+            message,
+            via: req.via,
+            agents,
+        };
+        let job = CommitJob {
+            submission: submission.clone(),
+            reply,
+        };
         self.commits.send(job).map_err(|_| AppError::WriterGone)?;
         done.await.map_err(|_| AppError::WriterGone)??;
         let message = submission.message;
@@ -233,7 +253,12 @@ impl App {
     ///
     /// # Errors
     /// [`AppError`].
-    pub async fn inbox(&self, agent: &str, unacked_only: bool, limit: usize) -> Result<Vec<InboxEntry>, AppError> {
+    pub async fn inbox(
+        &self,
+        agent: &str,
+        unacked_only: bool,
+        limit: usize,
+    ) -> Result<Vec<InboxEntry>, AppError> {
         let id = self.registry.lookup(agent)?.id.clone();
         let store = Arc::clone(&self.store);
         Ok(blocking(move || store.inbox(&id, unacked_only, limit)).await?)
@@ -243,9 +268,14 @@ impl App {
     ///
     /// # Errors
     /// [`AppError::NotFound`] or [`AppError::Store`].
-    pub async fn read(&self, id: MessageId) -> Result<(UnifiedMessage, Vec<DeliveryView>), AppError> {
+    pub async fn read(
+        &self,
+        id: MessageId,
+    ) -> Result<(UnifiedMessage, Vec<DeliveryView>), AppError> {
         let store = Arc::clone(&self.store);
-        let (message, deliveries) = blocking(move || Ok::<_, StoreError>((store.message(id)?, store.deliveries_of(id)?))).await?;
+        let (message, deliveries) =
+            blocking(move || Ok::<_, StoreError>((store.message(id)?, store.deliveries_of(id)?)))
+                .await?;
         Ok((message.ok_or(AppError::NotFound(id))?, deliveries))
     }
 
@@ -254,12 +284,18 @@ impl App {
     ///
     /// # Errors
     /// [`AppError`].
-    pub async fn wait_for(&self, id: MessageId, timeout: Duration) -> Result<Vec<DeliveryView>, AppError> {
+    pub async fn wait_for(
+        &self,
+        id: MessageId,
+        timeout: Duration,
+    ) -> Result<Vec<DeliveryView>, AppError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut events = self.events.subscribe();
         loop {
             let (_, deliveries) = self.read(id).await?;
-            if deliveries.iter().all(DeliveryView::is_final) || tokio::time::Instant::now() >= deadline {
+            if deliveries.iter().all(DeliveryView::is_final)
+                || tokio::time::Instant::now() >= deadline
+            {
                 return Ok(deliveries);
             }
             // Woken by this process's dispatcher, or polling for another's.
@@ -282,17 +318,27 @@ impl App {
     ///
     /// # Errors
     /// [`AppError`] saying what to do.
-    pub async fn ack(&self, id: MessageId, agent: Option<&str>, by: Option<&str>) -> Result<(AgentId, AckResult), AppError> {
+    pub async fn ack(
+        &self,
+        id: MessageId,
+        agent: Option<&str>,
+        by: Option<&str>,
+    ) -> Result<(AgentId, AckResult), AppError> {
         let (_, deliveries) = self.read(id).await?;
         let agent = match agent {
             Some(text) => self.registry.lookup(text)?.id.clone(),
-            None => match deliveries.as_slice() {
-                [one] => one.agent.parse()?,
-                _ => {
-                    let agents = deliveries.iter().map(|d| d.agent.as_str()).collect::<Vec<_>>().join(", ");
+            None => {
+                if let [one] = deliveries.as_slice() {
+                    one.agent.parse()?
+                } else {
+                    let agents = deliveries
+                        .iter()
+                        .map(|d| d.agent.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
                     return Err(AppError::AckNeedsAgent { id, agents });
                 }
-            },
+            }
         };
         let by = by.map_or_else(|| agent.to_string(), str::to_owned);
         let store = Arc::clone(&self.store);
@@ -300,8 +346,18 @@ impl App {
         let result = blocking(move || store.ack(id, &a, &b, now_ms())).await?;
         match &result {
             AckResult::NoSuchDelivery => return Err(AppError::NotRecipient { id, agent }),
-            AckResult::NotDelivered { state } => return Err(AppError::NotDelivered { id, agent, state: state.clone() }),
-            AckResult::Acked { .. } => self.events.publish(Event::Acked { message_id: id, agent: agent.clone(), by }),
+            AckResult::NotDelivered { state } => {
+                return Err(AppError::NotDelivered {
+                    id,
+                    agent,
+                    state: state.clone(),
+                });
+            }
+            AckResult::Acked { .. } => self.events.publish(Event::Acked {
+                message_id: id,
+                agent: agent.clone(),
+                by,
+            }),
             AckResult::AlreadyAcked { .. } => {}
         }
         Ok((agent, result))
@@ -314,7 +370,8 @@ impl App {
     pub async fn agent_views(&self) -> Result<Vec<AgentView>, AppError> {
         let status = self.status().await?;
         let store = Arc::clone(&self.store);
-        let (roles, captain) = blocking(move || Ok::<_, StoreError>((store.roles()?, store.captain()?))).await?;
+        let (roles, captain) =
+            blocking(move || Ok::<_, StoreError>((store.roles()?, store.captain()?))).await?;
         let captain = captain.or_else(|| self.config.captain.as_ref().map(ToString::to_string));
         Ok(self
             .registry
@@ -327,7 +384,11 @@ impl App {
                     id: a.id.to_string(),
                     name: a.name.clone(),
                     role: assigned.map_or_else(|| a.role.clone(), |r| r.role.clone()),
-                    role_source: if assigned.is_some() { "store" } else { "config" },
+                    role_source: if assigned.is_some() {
+                        "store"
+                    } else {
+                        "config"
+                    },
                     captain: captain.as_deref() == Some(a.id.as_str()),
                     workspace: a.workspace.display().to_string(),
                     delivery: a.delivery.iter().map(ToString::to_string).collect(),
@@ -349,7 +410,10 @@ impl App {
     pub async fn set_role(&self, agent: &str, role: &str, by: &str) -> Result<AgentId, AppError> {
         let id = self.registry.lookup(agent)?.id.clone();
         let role = role.trim().to_owned();
-        if role.is_empty() || role.chars().count() > MAX_ROLE_CHARS || role.chars().any(char::is_control) {
+        if role.is_empty()
+            || role.chars().count() > MAX_ROLE_CHARS
+            || role.chars().any(char::is_control)
+        {
             return Err(AppError::BadRole);
         }
         let (store, a, by) = (Arc::clone(&self.store), id.clone(), by.to_owned());

@@ -289,20 +289,26 @@ impl Config {
             d.order = src.methods("delivery.order", order)?;
         }
         if let Some(v) = raw.delivery.max_attempts {
-            d.max_attempts = u32::try_from(src.int_in("delivery.max_attempts", v, 1, 100)?)
-                .unwrap_or(u32::MAX);
+            d.max_attempts =
+                u32::try_from(src.int_in("delivery.max_attempts", v, 1, 100)?).unwrap_or(u32::MAX);
         }
         if let Some(v) = raw.delivery.retry_base_ms {
-            d.retry_base = Duration::from_millis(src.int_in("delivery.retry_base_ms", v, 1, 3_600_000)?);
+            d.retry_base =
+                Duration::from_millis(src.int_in("delivery.retry_base_ms", v, 1, 3_600_000)?);
         }
         if let Some(v) = raw.delivery.retry_max_ms {
-            d.retry_max = Duration::from_millis(src.int_in("delivery.retry_max_ms", v, 1, 86_400_000)?);
+            d.retry_max =
+                Duration::from_millis(src.int_in("delivery.retry_max_ms", v, 1, 86_400_000)?);
         }
         if d.retry_max < d.retry_base {
-            return Err(src.invalid("delivery.retry_max_ms", "must not be less than delivery.retry_base_ms"));
+            return Err(src.invalid(
+                "delivery.retry_max_ms",
+                "must not be less than delivery.retry_base_ms",
+            ));
         }
         if let Some(v) = raw.delivery.poll_ms {
-            d.poll_interval = Duration::from_millis(src.int_in("delivery.poll_ms", v, 5, 60_000)?);
+            d.poll_interval =
+                Duration::from_millis(src.int_in("delivery.poll_ms", v, 5, 60_000)?);
         }
         if let Some(v) = raw.delivery.batch_size {
             d.batch_size = usize::try_from(src.int_in("delivery.batch_size", v, 1, 10_000)?)
@@ -310,11 +316,13 @@ impl Config {
         }
         if let Some(v) = raw.limits.max_body_bytes {
             self.limits.max_body_bytes =
-                usize::try_from(src.int_in("limits.max_body_bytes", v, 1, 1 << 20)?).unwrap_or(usize::MAX);
+                usize::try_from(src.int_in("limits.max_body_bytes", v, 1, 1 << 20)?)
+                    .unwrap_or(usize::MAX);
         }
         if let Some(v) = raw.coords.near_radius_px {
             self.coords.near_radius_px =
-                u32::try_from(src.int_in("coords.near_radius_px", v, 0, 10_000)?).unwrap_or(u32::MAX);
+                u32::try_from(src.int_in("coords.near_radius_px", v, 0, 10_000)?)
+                    .unwrap_or(u32::MAX);
         }
         if let Some(v) = raw.discord.guild_id {
             self.discord.guild_id = Some(src.int_in("discord.guild_id", v, 1, i64::MAX)?);
@@ -336,7 +344,10 @@ impl Config {
             }
             let workspace = match a.workspace {
                 Some(p) if p.as_os_str().is_empty() => {
-                    return Err(src.invalid(&key("workspace"), "is empty: give a directory or leave it out"));
+                    return Err(src.invalid(
+                        &key("workspace"),
+                        "is empty: give a directory or leave it out",
+                    ));
                 }
                 Some(p) if p.is_absolute() => p,
                 Some(p) => self.root.join(p),
@@ -363,7 +374,10 @@ impl Config {
                 .parse()
                 .map_err(|e: crate::agents::AgentError| src.invalid("captain", e.to_string()))?;
             if !seen.contains(&id) {
-                return Err(src.invalid("captain", format!("{id} is not one of the configured [[agents]]")));
+                return Err(src.invalid(
+                    "captain",
+                    format!("{id} is not one of the configured [[agents]]"),
+                ));
             }
             self.captain = Some(id);
         }
@@ -372,7 +386,9 @@ impl Config {
     }
 
     fn apply_env(&mut self, env: &Env) -> Result<(), ConfigError> {
-        let src = Source { file: "environment" };
+        let src = Source {
+            file: "environment",
+        };
         let int = |key: &str, min: i64, max: i64| -> Result<Option<u64>, ConfigError> {
             match env.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
                 None => Ok(None),
@@ -393,7 +409,10 @@ impl Config {
         if let Some(v) = int("ACP_POLL_MS", 5, 60_000)? {
             self.delivery.poll_interval = Duration::from_millis(v);
         }
-        if let Some(order) = env.get("ACP_DELIVERY_ORDER").filter(|v| !v.trim().is_empty()) {
+        if let Some(order) = env
+            .get("ACP_DELIVERY_ORDER")
+            .filter(|v| !v.trim().is_empty())
+        {
             let names: Vec<String> = order.split(',').map(str::to_owned).collect();
             self.delivery.order = src.methods("ACP_DELIVERY_ORDER", &names)?;
         }
@@ -467,16 +486,41 @@ mod tests {
 
     #[test]
     fn errors_name_the_file_key_and_reason() {
-        let err = load("[delivery]\nmax_atempts = 3\n").unwrap_err().to_string();
-        assert!(err.contains("config/acp.toml") && err.contains("max_atempts"), "{err}");
-        let err = load("[delivery]\nmax_attempts = 0\n").unwrap_err().to_string();
-        assert!(err.contains("delivery.max_attempts") && err.contains("out of range"), "{err}");
-        let err = load("[[agents]]\nid = \"../etc\"\n").unwrap_err().to_string();
-        assert!(err.contains("agents[0].id") && err.contains("not a valid agent id"), "{err}");
-        let err = load("[[agents]]\nid = \"A\"\n[[agents]]\nid = \"A\"\n").unwrap_err().to_string();
-        assert!(err.contains("agents[1].id") && err.contains("twice"), "{err}");
-        let err = load("[delivery]\norder = [\"fax\"]\n").unwrap_err().to_string();
-        assert!(err.contains("delivery.order") && err.contains("fax"), "{err}");
+        let err = load("[delivery]\nmax_atempts = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("config/acp.toml") && err.contains("max_atempts"),
+            "{err}"
+        );
+        let err = load("[delivery]\nmax_attempts = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("delivery.max_attempts") && err.contains("out of range"),
+            "{err}"
+        );
+        let err = load("[[agents]]\nid = \"../etc\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("agents[0].id") && err.contains("not a valid agent id"),
+            "{err}"
+        );
+        let err = load("[[agents]]\nid = \"A\"\n[[agents]]\nid = \"A\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("agents[1].id") && err.contains("twice"),
+            "{err}"
+        );
+        let err = load("[delivery]\norder = [\"fax\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("delivery.order") && err.contains("fax"),
+            "{err}"
+        );
         let err = load("captain = \"Agent-9\"\n").unwrap_err().to_string();
         assert!(err.contains("captain"), "{err}");
         let err = load("limits = 3\n").unwrap_err().to_string();
@@ -488,11 +532,17 @@ mod tests {
         let mut env = Env::new();
         env.insert("ACP_MAX_BODY_BYTES".into(), "100".into());
         env.insert("DISCORD_TOKEN".into(), "secret-token".into());
-        let c = Config::from_toml(Path::new("/r"), "[limits]\nmax_body_bytes = 5000\n", &env).unwrap();
+        let c =
+            Config::from_toml(Path::new("/r"), "[limits]\nmax_body_bytes = 5000\n", &env).unwrap();
         assert_eq!(c.limits.max_body_bytes, 100);
         assert!(!format!("{c:?}").contains("secret-token"));
         env.insert("ACP_MAX_ATTEMPTS".into(), "many".into());
-        let err = Config::from_toml(Path::new("/r"), "", &env).unwrap_err().to_string();
-        assert!(err.contains("environment") && err.contains("ACP_MAX_ATTEMPTS"), "{err}");
+        let err = Config::from_toml(Path::new("/r"), "", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("environment") && err.contains("ACP_MAX_ATTEMPTS"),
+            "{err}"
+        );
     }
 }

@@ -71,9 +71,18 @@ impl Monitor {
     }
 
     fn overlaps(&self, o: &Monitor) -> bool {
-        let (ax2, ay2) = (i64::from(self.x) + i64::from(self.width), i64::from(self.y) + i64::from(self.height));
-        let (bx2, by2) = (i64::from(o.x) + i64::from(o.width), i64::from(o.y) + i64::from(o.height));
-        i64::from(self.x) < bx2 && i64::from(o.x) < ax2 && i64::from(self.y) < by2 && i64::from(o.y) < ay2
+        let (ax2, ay2) = (
+            i64::from(self.x) + i64::from(self.width),
+            i64::from(self.y) + i64::from(self.height),
+        );
+        let (bx2, by2) = (
+            i64::from(o.x) + i64::from(o.width),
+            i64::from(o.y) + i64::from(o.height),
+        );
+        i64::from(self.x) < bx2
+            && i64::from(o.x) < ax2
+            && i64::from(self.y) < by2
+            && i64::from(o.y) < ay2
     }
 }
 
@@ -128,11 +137,13 @@ impl Coordinates {
         let mut out = Coordinates::default();
         for (key, value) in top {
             if key == "monitors" {
-                out.monitors = serde_json::from_value(value).map_err(|e| format!("key `monitors`: {e}"))?;
+                out.monitors =
+                    serde_json::from_value(value).map_err(|e| format!("key `monitors`: {e}"))?;
                 continue;
             }
             let id: AgentId = key.parse().map_err(|e| format!("key `{key}`: {e}"))?;
-            let raw: RawEntry = serde_json::from_value(value).map_err(|e| format!("key `{key}`: {e}"))?;
+            let raw: RawEntry =
+                serde_json::from_value(value).map_err(|e| format!("key `{key}`: {e}"))?;
             let point = |[x, y]: [i32; 2]| Point { x, y };
             out.agents.insert(
                 id,
@@ -152,15 +163,31 @@ impl Coordinates {
     pub fn validate(&self, registry: &Registry, near_radius_px: u32) -> Vec<Finding> {
         let mut findings = Vec::new();
         let mut error = |agent: Option<&AgentId>, message: String| {
-            findings.push(Finding { severity: Severity::Error, agent: agent.map(ToString::to_string), message });
+            findings.push(Finding {
+                severity: Severity::Error,
+                agent: agent.map(ToString::to_string),
+                message,
+            });
         };
         for (i, m) in self.monitors.iter().enumerate() {
             if m.width == 0 || m.height == 0 {
-                error(None, format!("monitor {:?} has no area: give its width and height in pixels", m.name));
+                error(
+                    None,
+                    format!(
+                        "monitor {:?} has no area: give its width and height in pixels",
+                        m.name
+                    ),
+                );
             }
             for o in &self.monitors[i + 1..] {
                 if m.overlaps(o) {
-                    error(None, format!("monitors {:?} and {:?} overlap: fix their x/y/width/height", m.name, o.name));
+                    error(
+                        None,
+                        format!(
+                            "monitors {:?} and {:?} overlap: fix their x/y/width/height",
+                            m.name, o.name
+                        ),
+                    );
                 }
             }
         }
@@ -173,7 +200,10 @@ impl Coordinates {
             if let Some(name) = &a.monitor
                 && !self.monitors.iter().any(|m| &m.name == name)
             {
-                error(Some(id), format!("names monitor {name:?}, which is not in the `monitors` list"));
+                error(
+                    Some(id),
+                    format!("names monitor {name:?}, which is not in the `monitors` list"),
+                );
             }
         }
         for &(id, what, p) in &points {
@@ -185,11 +215,16 @@ impl Coordinates {
             match (on, named) {
                 (None, _) => error(
                     Some(id),
-                    format!("{what} {p} is outside every monitor: re-capture it with `acp coords capture {id}` or fix the monitors list"),
+                    format!(
+                        "{what} {p} is outside every monitor: re-capture it with `acp coords capture {id}` or fix the monitors list"
+                    ),
                 ),
                 (Some(m), Some(name)) if m.name != name => error(
                     Some(id),
-                    format!("{what} {p} is on monitor {:?}, not on {name:?} as configured", m.name),
+                    format!(
+                        "{what} {p} is on monitor {:?}, not on {name:?} as configured",
+                        m.name
+                    ),
                 ),
                 _ => {}
             }
@@ -203,10 +238,16 @@ impl Coordinates {
                 let close = (i64::from(pa.x) - i64::from(pb.x)).abs() <= r
                     && (i64::from(pa.y) - i64::from(pb.y)).abs() <= r;
                 if close {
-                    let how = if pa == pb { "the same point" } else { "nearly the same point" };
+                    let how = if pa == pb {
+                        "the same point"
+                    } else {
+                        "nearly the same point"
+                    };
                     error(
                         Some(a),
-                        format!("{what_a} {pa} and {b}'s {what_b} {pb} are {how} (within {near_radius_px} px): one of them would type into the other's window"),
+                        format!(
+                            "{what_a} {pa} and {b}'s {what_b} {pb} are {how} (within {near_radius_px} px): one of them would type into the other's window"
+                        ),
                     );
                 }
             }
@@ -215,7 +256,11 @@ impl Coordinates {
             if self.agents.contains_key(&agent.id) {
                 continue;
             }
-            let severity = if agent.delivery.contains(&MethodName::Gui) { Severity::Error } else { Severity::Warning };
+            let severity = if agent.delivery.contains(&MethodName::Gui) {
+                Severity::Error
+            } else {
+                Severity::Warning
+            };
             findings.push(Finding {
                 severity,
                 agent: Some(agent.id.to_string()),
@@ -227,7 +272,8 @@ impl Coordinates {
                 findings.push(Finding {
                     severity: Severity::Warning,
                     agent: Some(id.to_string()),
-                    message: "has coordinates but is not a configured agent in config/acp.toml".into(),
+                    message: "has coordinates but is not a configured agent in config/acp.toml"
+                        .into(),
                 });
             }
         }
@@ -235,7 +281,8 @@ impl Coordinates {
             findings.push(Finding {
                 severity: Severity::Warning,
                 agent: None,
-                message: "no `monitors` list: points cannot be checked against the screen layout".into(),
+                message: "no `monitors` list: points cannot be checked against the screen layout"
+                    .into(),
             });
         }
         findings
@@ -284,7 +331,11 @@ mod tests {
                     name: (*id).into(),
                     role: String::new(),
                     workspace: "/w".into(),
-                    delivery: if gui { vec![MethodName::Gui, MethodName::Inbox] } else { vec![MethodName::Inbox] },
+                    delivery: if gui {
+                        vec![MethodName::Gui, MethodName::Inbox]
+                    } else {
+                        vec![MethodName::Inbox]
+                    },
                 })
                 .collect(),
         )
@@ -315,20 +366,31 @@ mod tests {
           "Ghost": {"chat_input_coordinates": [-1000, 10]}
         }"#;
         let c = Coordinates::parse(text).unwrap();
-        let f = c.validate(&registry(&["Agent-1", "Agent-2", "Agent-3", "Agent-4"], true), 10);
+        let f = c.validate(
+            &registry(&["Agent-1", "Agent-2", "Agent-3", "Agent-4"], true),
+            10,
+        );
         let text: Vec<String> = f.iter().map(ToString::to_string).collect();
         let has = |needle: &str| text.iter().any(|t| t.contains(needle));
-        assert!(has("Agent-3 chat input (5000, 10) is outside every monitor"), "{text:#?}");
+        assert!(
+            has("Agent-3 chat input (5000, 10) is outside every monitor"),
+            "{text:#?}"
+        );
         assert!(has("nearly the same point"), "{text:#?}");
         assert!(has("error: Agent-4 has no coordinates"), "{text:#?}");
-        assert!(has("warning: Ghost has coordinates but is not a configured agent"), "{text:#?}");
+        assert!(
+            has("warning: Ghost has coordinates but is not a configured agent"),
+            "{text:#?}"
+        );
     }
 
     #[test]
     fn malformed_files_say_which_key() {
-        let err = Coordinates::parse(r#"{"Agent-1": {"chat_input_coordinates": [1]}}"#).unwrap_err();
+        let err =
+            Coordinates::parse(r#"{"Agent-1": {"chat_input_coordinates": [1]}}"#).unwrap_err();
         assert!(err.contains("Agent-1"), "{err}");
-        let err = Coordinates::parse(r#"{"../x": {"chat_input_coordinates": [1, 2]}}"#).unwrap_err();
+        let err =
+            Coordinates::parse(r#"{"../x": {"chat_input_coordinates": [1, 2]}}"#).unwrap_err();
         assert!(err.contains("../x"), "{err}");
         assert!(Coordinates::parse("[1,2]").is_err());
     }

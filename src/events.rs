@@ -86,7 +86,9 @@ impl EventBus {
     /// A bus keeping up to `capacity` events for slow listeners.
     #[must_use]
     pub fn new(capacity: usize) -> Self {
-        Self { tx: broadcast::channel(capacity).0 }
+        Self {
+            tx: broadcast::channel(capacity).0,
+        }
     }
 
     /// Publishes an event; nobody listening is fine.

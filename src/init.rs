@@ -37,35 +37,46 @@ pub fn init(root: &Path, agents: u32) -> io::Result<InitReport> {
     ];
     // Inboxes only for a fresh config: an existing one may name other agents.
     if !config_exists {
-        dirs.extend(names.iter().map(|n| Path::new("agent_workspaces").join(n).join("inbox")));
+        dirs.extend(
+            names
+                .iter()
+                .map(|n| Path::new("agent_workspaces").join(n).join("inbox")),
+        );
     }
     for dir in dirs {
         let path = root.join(&dir);
         if !path.is_dir() {
-            fs::create_dir_all(&path).map_err(|e| with_path(&path, e))?;
+            fs::create_dir_all(&path).map_err(|e| with_path(&path, &e))?;
             report.created.push(dir);
         }
     }
     let files = [
         (PathBuf::from(CONFIG_FILE), config_template(&names)),
-        (PathBuf::from("config/coordinates.json"), coordinates_template(&names)),
+        (
+            PathBuf::from("config/coordinates.json"),
+            coordinates_template(&names),
+        ),
     ];
     for (rel, text) in files {
         let path = root.join(&rel);
-        match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
             Ok(mut f) => {
-                io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| with_path(&path, e))?;
-                f.sync_all().map_err(|e| with_path(&path, e))?;
+                io::Write::write_all(&mut f, text.as_bytes()).map_err(|e| with_path(&path, &e))?;
+                f.sync_all().map_err(|e| with_path(&path, &e))?;
                 report.created.push(rel);
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(with_path(&path, e)),
+            Err(e) => return Err(with_path(&path, &e)),
         }
     }
     Ok(report)
 }
 
-fn with_path(path: &Path, e: io::Error) -> io::Error {
+fn with_path(path: &Path, e: &io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
@@ -117,8 +128,15 @@ api_base = ""
 "#,
     );
     for (i, name) in names.iter().enumerate() {
-        let role = if i == 0 { "Captain: coordinates the swarm" } else { "General engineer" };
-        let _ = write!(s, "\n[[agents]]\nid = \"{name}\"\nname = \"{name}\"\nrole = \"{role}\"\n");
+        let role = if i == 0 {
+            "Captain: coordinates the swarm"
+        } else {
+            "General engineer"
+        };
+        let _ = write!(
+            s,
+            "\n[[agents]]\nid = \"{name}\"\nname = \"{name}\"\nrole = \"{role}\"\n"
+        );
     }
     s
 }
@@ -148,7 +166,11 @@ fn coordinates_template(names: &[String]) -> String {
             monitor + 1
         ));
     }
-    format!("{{\n  \"monitors\": [\n{}\n  ],\n{}\n}}\n", layout.join(",\n"), entries.join(",\n"))
+    format!(
+        "{{\n  \"monitors\": [\n{}\n  ],\n{}\n}}\n",
+        layout.join(",\n"),
+        entries.join(",\n")
+    )
 }
 
 #[cfg(test)]

@@ -12,15 +12,22 @@ use acp::cli::{self, Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match (cli.verbose, &cli.command) {
-        (0, Command::Run) => "info",
+        (0, Command::Run) | (1, _) => "info",
         (0, _) => "warn",
-        (1, _) => "info",
         _ => "debug",
     };
-    let filter = EnvFilter::try_from_env("ACP_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter =
+        EnvFilter::try_from_env("ACP_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

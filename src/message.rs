@@ -41,7 +41,9 @@ pub enum MessageError {
     BadTag(String),
     #[error("a message carries at most 16 tags")]
     TooManyTags,
-    #[error("{0:?} is not a message id: ids are 26-character ULIDs such as 01JDQ3Z5X8J6Y4F2K9M0N1P2Q3")]
+    #[error(
+        "{0:?} is not a message id: ids are 26-character ULIDs such as 01JDQ3Z5X8J6Y4F2K9M0N1P2Q3"
+    )]
     BadId(String),
     #[error("unknown priority {0:?}: use normal, urgent or critical")]
     BadPriority(String),
@@ -364,7 +366,9 @@ mod tests {
 
     #[test]
     fn serde_round_trips() {
-        let mut msg = draft("hello\nworld\twith tab, é 漢字 🚀").build(1024).unwrap();
+        let mut msg = draft("hello\nworld\twith tab, é 漢字 🚀")
+            .build(1024)
+            .unwrap();
         msg.reply_to = Some(MessageId::generate());
         let json = serde_json::to_string(&msg).unwrap();
         let back: UnifiedMessage = serde_json::from_str(&json).unwrap();
@@ -384,12 +388,18 @@ mod tests {
         sorted_strings.sort();
         assert_eq!(strings, sorted_strings);
         assert_eq!(strings[0].parse::<MessageId>().unwrap(), ids[0]);
-        assert_eq!(strings[0].to_lowercase().parse::<MessageId>().unwrap(), ids[0]);
+        assert_eq!(
+            strings[0].to_lowercase().parse::<MessageId>().unwrap(),
+            ids[0]
+        );
     }
 
     #[test]
     fn bodies_are_checked() {
-        assert_eq!(draft("  \n").build(100).unwrap_err(), MessageError::EmptyBody);
+        assert_eq!(
+            draft("  \n").build(100).unwrap_err(),
+            MessageError::EmptyBody
+        );
         assert_eq!(
             draft(&"x".repeat(101)).build(100).unwrap_err(),
             MessageError::BodyTooLarge { len: 101, max: 100 }
@@ -418,7 +428,12 @@ mod tests {
 
     #[test]
     fn bad_ids_are_refused() {
-        for bad in ["", "../etc/passwd", "01JDQ3Z5X8J6Y4F2K9M0N1P2Q", "ZZZZZZZZZZZZZZZZZZZZZZZZZZ"] {
+        for bad in [
+            "",
+            "../etc/passwd",
+            "01JDQ3Z5X8J6Y4F2K9M0N1P2Q",
+            "ZZZZZZZZZZZZZZZZZZZZZZZZZZ",
+        ] {
             assert!(bad.parse::<MessageId>().is_err(), "{bad}");
         }
     }

@@ -50,11 +50,20 @@ impl ServiceLock {
     /// [`ServiceError::AlreadyRunning`] or an I/O error.
     pub fn acquire(root: &Path) -> Result<Self, ServiceError> {
         let path = lock_path(root);
-        let lock_err = |source| ServiceError::Lock { path: path.display().to_string(), source };
+        let lock_err = |source| ServiceError::Lock {
+            path: path.display().to_string(),
+            source,
+        };
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(lock_err)?;
         }
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(lock_err)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(lock_err)?;
         // A CLI checking `is_held` holds a shared lock for an instant.
         let mut tries = 0;
         while file.try_lock().is_err() {
@@ -65,7 +74,9 @@ impl ServiceLock {
             }
             let mut pid = String::new();
             let _ = file.read_to_string(&mut pid);
-            return Err(ServiceError::AlreadyRunning { pid: pid.trim().to_owned() });
+            return Err(ServiceError::AlreadyRunning {
+                pid: pid.trim().to_owned(),
+            });
         }
         file.set_len(0).map_err(lock_err)?;
         file.rewind().map_err(lock_err)?;
@@ -89,14 +100,21 @@ impl ServiceLock {
 ///
 /// # Errors
 /// [`ServiceError`] if it cannot start.
-pub async fn run(app: Arc<App>, methods: Methods, shutdown: impl Future<Output = ()>) -> Result<(), ServiceError> {
+pub async fn run(
+    app: Arc<App>,
+    methods: Methods,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServiceError> {
     let _lock = ServiceLock::acquire(&app.config().root)?;
     let mut swept = 0;
     for agent in app.agents().all() {
         swept += inbox::sweep_temp_files(&agent.inbox_dir(), Duration::from_secs(600));
     }
     if swept > 0 {
-        tracing::info!(swept, "removed temporary files left by interrupted inbox writes");
+        tracing::info!(
+            swept,
+            "removed temporary files left by interrupted inbox writes"
+        );
     }
     let dispatcher = Arc::new(app.dispatcher(methods)?);
     let cancel = CancellationToken::new();
@@ -112,7 +130,9 @@ pub async fn run(app: Arc<App>, methods: Methods, shutdown: impl Future<Output =
     if app.config().discord.token.is_none() {
         tracing::info!("no DISCORD_TOKEN configured: running without the Discord bot");
     } else {
-        tracing::warn!("DISCORD_TOKEN is set, but this version of acp has no Discord bot yet: running without it");
+        tracing::warn!(
+            "DISCORD_TOKEN is set, but this version of acp has no Discord bot yet: running without it"
+        );
     }
 
     shutdown.await;

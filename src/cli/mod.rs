@@ -2,6 +2,11 @@
 //! Commands parse, call the application core, and print; `--json` on any
 //! command prints machine-readable output instead.
 
+#![expect(
+    clippy::doc_markdown,
+    reason = "doc comments on arguments are --help text, where backticks would show"
+)]
+
 mod send;
 mod show;
 
@@ -168,16 +173,20 @@ pub enum CoordsCommand {
 }
 
 fn parse_priority(s: &str) -> Result<Priority, String> {
-    s.parse().map_err(|e: crate::message::MessageError| e.to_string())
+    s.parse()
+        .map_err(|e: crate::message::MessageError| e.to_string())
 }
 fn parse_kind(s: &str) -> Result<Kind, String> {
-    s.parse().map_err(|e: crate::message::MessageError| e.to_string())
+    s.parse()
+        .map_err(|e: crate::message::MessageError| e.to_string())
 }
 fn parse_via(s: &str) -> Result<Via, String> {
-    s.parse().map_err(|_| format!("unknown method {s:?}: use auto, inbox or gui"))
+    s.parse()
+        .map_err(|_| format!("unknown method {s:?}: use auto, inbox or gui"))
 }
 fn parse_id(s: &str) -> Result<MessageId, String> {
-    s.parse().map_err(|e: crate::message::MessageError| e.to_string())
+    s.parse()
+        .map_err(|e: crate::message::MessageError| e.to_string())
 }
 
 /// The root: `--root`, else `ACP_ROOT` (both handled by clap), else the
@@ -195,9 +204,15 @@ fn collect_env(root: &std::path::Path) -> Result<Env> {
     let mut env = Env::new();
     let dotenv = root.join(".env");
     if dotenv.exists() {
-        let iter = dotenvy::from_path_iter(&dotenv).with_context(|| format!("cannot read {}", dotenv.display()))?;
+        let iter = dotenvy::from_path_iter(&dotenv)
+            .with_context(|| format!("cannot read {}", dotenv.display()))?;
         for item in iter {
-            let (key, value) = item.map_err(|e| UsageError(format!("{}: {e}: fix the line or remove it", dotenv.display())))?;
+            let (key, value) = item.map_err(|e| {
+                UsageError(format!(
+                    "{}: {e}: fix the line or remove it",
+                    dotenv.display()
+                ))
+            })?;
             env.insert(key, value);
         }
     }
@@ -227,9 +242,17 @@ fn read_body(arg: &str) -> Result<String> {
     }
     let mut bytes = Vec::new();
     // Read a little past any sane limit so the size error can say how big.
-    io::stdin().take(64 << 20).read_to_end(&mut bytes).context("cannot read standard input")?;
-    String::from_utf8(bytes)
-        .map_err(|e| UsageError(format!("standard input is not UTF-8 text (byte {} is invalid): send text, not a binary file", e.utf8_error().valid_up_to())).into())
+    io::stdin()
+        .take(64 << 20)
+        .read_to_end(&mut bytes)
+        .context("cannot read standard input")?;
+    String::from_utf8(bytes).map_err(|e| {
+        UsageError(format!(
+            "standard input is not UTF-8 text (byte {} is invalid): send text, not a binary file",
+            e.utf8_error().valid_up_to()
+        ))
+        .into()
+    })
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -245,7 +268,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Agents => show::agents(&*open_app(&cli)?, cli.json).await,
         Command::Roles(cmd) => show::roles(&*open_app(&cli)?, cmd, cli.json).await,
         Command::Inbox(cmd) => show::inbox(&*open_app(&cli)?, cmd, cli.json).await,
-        Command::Coords(CoordsCommand::Validate) => show::coords_validate(&*open_app(&cli)?, cli.json),
+        Command::Coords(CoordsCommand::Validate) => {
+            show::coords_validate(&*open_app(&cli)?, cli.json)
+        }
         Command::Audit { limit } => show::audit(&*open_app(&cli)?, *limit, cli.json).await,
         Command::Run => {
             let app = open_app(&cli)?;
@@ -292,7 +317,11 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             return EXIT_USAGE;
         }
         if let Some(e) = cause.downcast_ref::<crate::app::AppError>() {
-            return if e.is_user_error() { EXIT_USAGE } else { EXIT_FAILURE };
+            return if e.is_user_error() {
+                EXIT_USAGE
+            } else {
+                EXIT_FAILURE
+            };
         }
     }
     EXIT_FAILURE

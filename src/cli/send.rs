@@ -17,7 +17,12 @@ use crate::store::DeliveryView;
 use super::{SendOpts, read_body};
 
 /// Sends to `to`, or to everyone when `to` is `None`.
-pub async fn send(app: &Arc<App>, to: Option<&String>, opts: &SendOpts, json_out: bool) -> Result<ExitCode> {
+pub async fn send(
+    app: &Arc<App>,
+    to: Option<&String>,
+    opts: &SendOpts,
+    json_out: bool,
+) -> Result<ExitCode> {
     let recipient = match to {
         Some(text) => Recipient::Agent(app.agents().lookup(text)?.id.clone()),
         None => Recipient::Broadcast,
@@ -27,11 +32,13 @@ pub async fn send(app: &Arc<App>, to: Option<&String>, opts: &SendOpts, json_out
         .clone()
         .or_else(|| app.config().default_sender.clone())
         .unwrap_or_else(|| "operator".to_owned());
-    let kind = opts.kind.unwrap_or(match (&recipient, app.agents().lookup(&from)) {
-        (Recipient::Broadcast, _) => Kind::Broadcast,
-        (_, Ok(_)) => Kind::AgentToAgent,
-        (_, Err(_)) => Kind::Human,
-    });
+    let kind = opts
+        .kind
+        .unwrap_or(match (&recipient, app.agents().lookup(&from)) {
+            (Recipient::Broadcast, _) => Kind::Broadcast,
+            (_, Ok(_)) => Kind::AgentToAgent,
+            (_, Err(_)) => Kind::Human,
+        });
     let request = SendRequest {
         from,
         to: recipient,
@@ -69,12 +76,18 @@ pub async fn send(app: &Arc<App>, to: Option<&String>, opts: &SendOpts, json_out
 /// With no service running, this process delivers its own message: one pass
 /// through the agent's methods, or with `--wait` until the outcome is final
 /// (retries included) or the timeout passes.
-async fn deliver_here(app: &Arc<App>, id: MessageId, wait: bool, timeout: Duration) -> Result<Vec<DeliveryView>> {
+async fn deliver_here(
+    app: &Arc<App>,
+    id: MessageId,
+    wait: bool,
+    timeout: Duration,
+) -> Result<Vec<DeliveryView>> {
     let dispatcher = Arc::new(app.dispatcher(Methods::standard())?);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let d = Arc::clone(&dispatcher);
-        tokio::task::spawn_blocking(move || d.pump(Some(&[id]), &CancellationToken::new())).await??;
+        tokio::task::spawn_blocking(move || d.pump(Some(&[id]), &CancellationToken::new()))
+            .await??;
         let (_, deliveries) = app.read(id).await?;
         let done = deliveries.iter().all(DeliveryView::is_final);
         if done || !wait || tokio::time::Instant::now() >= deadline {
@@ -84,7 +97,13 @@ async fn deliver_here(app: &Arc<App>, id: MessageId, wait: bool, timeout: Durati
     }
 }
 
-async fn finish(app: &App, id: MessageId, deliveries: Option<Vec<DeliveryView>>, json_out: bool, wait: bool) -> Result<ExitCode> {
+async fn finish(
+    app: &App,
+    id: MessageId,
+    deliveries: Option<Vec<DeliveryView>>,
+    json_out: bool,
+    wait: bool,
+) -> Result<ExitCode> {
     let deliveries = match deliveries {
         Some(d) => d,
         None => app.read(id).await?.1,
@@ -95,8 +114,13 @@ async fn finish(app: &App, id: MessageId, deliveries: Option<Vec<DeliveryView>>,
         let out = json!({ "id": id, "deliveries": deliveries });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        let (out_is_stdout, lines): (bool, Vec<String>) =
-            (wait, deliveries.iter().map(|d| format!("{}: {}{}", d.agent, d.summary(), detail_suffix(d))).collect());
+        let (out_is_stdout, lines): (bool, Vec<String>) = (
+            wait,
+            deliveries
+                .iter()
+                .map(|d| format!("{}: {}{}", d.agent, d.summary(), detail_suffix(d)))
+                .collect(),
+        );
         for line in lines {
             if out_is_stdout {
                 println!("{line}");
@@ -105,7 +129,9 @@ async fn finish(app: &App, id: MessageId, deliveries: Option<Vec<DeliveryView>>,
             }
         }
         if pending && !wait {
-            eprintln!("not delivered yet: it stays queued and `acp run` delivers it (check with `acp inbox read {id}`)");
+            eprintln!(
+                "not delivered yet: it stays queued and `acp run` delivers it (check with `acp inbox read {id}`)"
+            );
         }
     }
     if wait && (failed || pending) {

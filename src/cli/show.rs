@@ -36,7 +36,8 @@ fn actor() -> String {
 }
 
 pub fn init(root: &Path, agents: u32, json_out: bool) -> Result<ExitCode> {
-    let report = crate::init::init(root, agents).with_context(|| format!("cannot initialise {}", root.display()))?;
+    let report = crate::init::init(root, agents)
+        .with_context(|| format!("cannot initialise {}", root.display()))?;
     if json_out {
         print_json(&json!({ "root": root, "created": report.created }))?;
     } else if report.created.is_empty() {
@@ -46,7 +47,9 @@ pub fn init(root: &Path, agents: u32, json_out: bool) -> Result<ExitCode> {
         for path in &report.created {
             println!("  created {}", path.display());
         }
-        println!("next: edit config/acp.toml, then `acp run` (or `acp send --to Agent-1 \"hello\"`)");
+        println!(
+            "next: edit config/acp.toml, then `acp run` (or `acp send --to Agent-1 \"hello\"`)"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -60,7 +63,13 @@ pub async fn status(app: &App, json_out: bool) -> Result<ExitCode> {
     let mut out = String::from("queue         normal  urgent  critical\n");
     for (state, by_priority) in &status.queue {
         let n = |p: &str| by_priority.get(p).copied().unwrap_or(0);
-        let _ = writeln!(out, "{state:<12} {:>7} {:>7} {:>9}", n("normal"), n("urgent"), n("critical"));
+        let _ = writeln!(
+            out,
+            "{state:<12} {:>7} {:>7} {:>9}",
+            n("normal"),
+            n("urgent"),
+            n("critical")
+        );
     }
     out.push_str("\nagent         last delivery                  at                    unacked\n");
     for a in &status.agents {
@@ -69,14 +78,32 @@ pub async fn status(app: &App, json_out: bool) -> Result<ExitCode> {
             (Some(s), None) => s.clone(),
             _ => "-".into(),
         };
-        let _ = writeln!(out, "{:<13} {last:<30} {:<21} {}", a.agent, opt_time(a.last_at), a.unacked);
+        let _ = writeln!(
+            out,
+            "{:<13} {last:<30} {:<21} {}",
+            a.agent,
+            opt_time(a.last_at),
+            a.unacked
+        );
     }
     if status.recent_failures.is_empty() {
         out.push_str("\nno failed deliveries\n");
     } else {
-        let _ = writeln!(out, "\nfailed deliveries ({} in all, newest first):", status.failed_total);
+        let _ = writeln!(
+            out,
+            "\nfailed deliveries ({} in all, newest first):",
+            status.failed_total
+        );
         for f in &status.recent_failures {
-            let _ = writeln!(out, "  {} {} -> {} after {} attempt(s): {}", time(f.at), f.message_id, f.agent, f.attempts, f.error);
+            let _ = writeln!(
+                out,
+                "  {} {} -> {} after {} attempt(s): {}",
+                time(f.at),
+                f.message_id,
+                f.agent,
+                f.attempts,
+                f.error
+            );
         }
     }
     print!("{out}");
@@ -99,7 +126,11 @@ pub async fn agents(app: &App, json_out: bool) -> Result<ExitCode> {
         } else {
             println!("{}{captain}: {}", v.id, v.name);
         }
-        println!("  role:     {} [{}]", if v.role.is_empty() { "-" } else { &v.role }, v.role_source);
+        println!(
+            "  role:     {} [{}]",
+            if v.role.is_empty() { "-" } else { &v.role },
+            v.role_source
+        );
         println!("  delivery: {}", v.delivery.join(" -> "));
         println!("  inbox:    {}/inbox", v.workspace);
         println!(
@@ -126,22 +157,38 @@ pub async fn roles(app: &App, cmd: &RolesCommand, json_out: bool) -> Result<Exit
             } else {
                 for v in views {
                     let captain = if v.captain { "  [captain]" } else { "" };
-                    println!("{:<13} {}{captain}", v.id, if v.role.is_empty() { "-" } else { &v.role });
+                    println!(
+                        "{:<13} {}{captain}",
+                        v.id,
+                        if v.role.is_empty() { "-" } else { &v.role }
+                    );
                 }
             }
         }
         RolesCommand::Set { agent, role } => {
             let id = app.set_role(agent, role, &by).await?;
-            report(json_out, &json!({ "agent": id, "role": role.trim() }), &format!("{id} is now: {}", role.trim()))?;
+            report(
+                json_out,
+                &json!({ "agent": id, "role": role.trim() }),
+                &format!("{id} is now: {}", role.trim()),
+            )?;
         }
         RolesCommand::Clear { agent } => {
             let had = app.clear_role(agent, &by).await?;
-            let text = if had { format!("{agent}'s assigned role removed: the configured role applies") } else { format!("{agent} had no assigned role") };
+            let text = if had {
+                format!("{agent}'s assigned role removed: the configured role applies")
+            } else {
+                format!("{agent} had no assigned role")
+            };
             report(json_out, &json!({ "agent": agent, "removed": had }), &text)?;
         }
         RolesCommand::Captain { agent } => {
             let id = app.set_captain(agent, &by).await?;
-            report(json_out, &json!({ "captain": id }), &format!("{id} is now the captain"))?;
+            report(
+                json_out,
+                &json!({ "captain": id }),
+                &format!("{id} is now the captain"),
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -158,12 +205,19 @@ fn report(json_out: bool, value: &serde_json::Value, text: &str) -> Result<()> {
 
 pub async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Result<ExitCode> {
     match cmd {
-        InboxCommand::List { agent, unread, limit } => {
+        InboxCommand::List {
+            agent,
+            unread,
+            limit,
+        } => {
             let entries = app.inbox(agent, *unread, *limit).await?;
             if json_out {
                 print_json(&entries)?;
             } else if entries.is_empty() {
-                println!("no {}messages for {agent}", if *unread { "unacknowledged " } else { "" });
+                println!(
+                    "no {}messages for {agent}",
+                    if *unread { "unacknowledged " } else { "" }
+                );
             } else {
                 for e in entries {
                     let m = &e.message;
@@ -172,8 +226,22 @@ pub async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Result<Exit
                         (None, "delivered") => "unread".to_owned(),
                         (None, other) => other.to_owned(),
                     };
-                    let first_line: String = m.body.lines().next().unwrap_or("").chars().take(60).collect();
-                    println!("{} {} {:<8} {:<9} from {}: {first_line}", m.id, time(m.created_at), m.priority, state, m.from);
+                    let first_line: String = m
+                        .body
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .chars()
+                        .take(60)
+                        .collect();
+                    println!(
+                        "{} {} {:<8} {:<9} from {}: {first_line}",
+                        m.id,
+                        time(m.created_at),
+                        m.priority,
+                        state,
+                        m.from
+                    );
                 }
             }
         }
@@ -182,7 +250,15 @@ pub async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Result<Exit
             if json_out {
                 print_json(&json!({ "message": message, "deliveries": deliveries }))?;
             } else {
-                println!("id:       {}\nfrom:     {}\nto:       {}\nkind:     {}\npriority: {}\ncreated:  {}", message.id, message.from, message.to, message.kind, message.priority, time(message.created_at));
+                println!(
+                    "id:       {}\nfrom:     {}\nto:       {}\nkind:     {}\npriority: {}\ncreated:  {}",
+                    message.id,
+                    message.from,
+                    message.to,
+                    message.kind,
+                    message.priority,
+                    time(message.created_at)
+                );
                 if let Some(r) = message.reply_to {
                     println!("reply to: {r}");
                 }
@@ -202,11 +278,22 @@ pub async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Result<Exit
         InboxCommand::Ack { id, agent, by } => {
             let (agent, result) = app.ack(*id, agent.as_deref(), by.as_deref()).await?;
             let text = match &result {
-                AckResult::Acked { at } => format!("{id} acknowledged for {agent} at {}", time(*at)),
-                AckResult::AlreadyAcked { by, at } => format!("{id} was already acknowledged for {agent} by {by} at {}", time(*at)),
-                AckResult::NotDelivered { .. } | AckResult::NoSuchDelivery => unreachable!("returned as errors by App::ack"),
+                AckResult::Acked { at } => {
+                    format!("{id} acknowledged for {agent} at {}", time(*at))
+                }
+                AckResult::AlreadyAcked { by, at } => format!(
+                    "{id} was already acknowledged for {agent} by {by} at {}",
+                    time(*at)
+                ),
+                AckResult::NotDelivered { .. } | AckResult::NoSuchDelivery => {
+                    unreachable!("returned as errors by App::ack")
+                }
             };
-            report(json_out, &json!({ "id": id, "agent": agent, "ack": result }), &text)?;
+            report(
+                json_out,
+                &json!({ "id": id, "agent": agent, "ack": result }),
+                &text,
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -215,9 +302,14 @@ pub async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Result<Exit
 pub fn coords_validate(app: &App, json_out: bool) -> Result<ExitCode> {
     let coords = Coordinates::load(&app.config().coords_path())?;
     let findings = coords.validate(app.agents(), app.config().coords.near_radius_px);
-    let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
     if json_out {
-        print_json(&json!({ "ok": errors == 0, "agents": coords.agents.len(), "monitors": coords.monitors.len(), "findings": findings }))?;
+        print_json(
+            &json!({ "ok": errors == 0, "agents": coords.agents.len(), "monitors": coords.monitors.len(), "findings": findings }),
+        )?;
     } else {
         for f in &findings {
             println!("{f}");
@@ -229,7 +321,11 @@ pub fn coords_validate(app: &App, json_out: bool) -> Result<ExitCode> {
             findings.len() - errors
         );
     }
-    Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FAILURE) })
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    })
 }
 
 pub async fn audit(app: &App, limit: usize, json_out: bool) -> Result<ExitCode> {

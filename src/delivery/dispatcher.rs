@@ -53,7 +53,11 @@ impl Lease {
         let file = File::create(&temp)?;
         file.lock()?;
         fs::rename(&temp, &path)?;
-        Ok(Self { owner, path, _file: file })
+        Ok(Self {
+            owner,
+            path,
+            _file: file,
+        })
     }
 
     /// The owner id recorded on claimed deliveries.
@@ -150,7 +154,11 @@ impl Dispatcher {
             if Lease::is_dead(&self.lease_dir, &owner) {
                 let n = self.store.requeue_owner(&owner)?;
                 if n > 0 {
-                    tracing::warn!(owner, resumed = n, "resuming deliveries left by a dispatcher that stopped mid-delivery");
+                    tracing::warn!(
+                        owner,
+                        resumed = n,
+                        "resuming deliveries left by a dispatcher that stopped mid-delivery"
+                    );
                 }
                 resumed += n;
             }
@@ -165,9 +173,18 @@ impl Dispatcher {
     /// # Errors
     /// [`StoreError`] claiming or recording; claimed deliveries whose outcome
     /// could not be recorded are put back in the queue where possible.
-    pub fn pump(&self, only: Option<&[MessageId]>, cancel: &CancellationToken) -> Result<PumpStats, StoreError> {
-        let claimed = self.store.claim(self.lease.owner(), now_ms(), self.config.batch_size, only)?;
-        let mut stats = PumpStats { claimed: claimed.len(), ..PumpStats::default() };
+    pub fn pump(
+        &self,
+        only: Option<&[MessageId]>,
+        cancel: &CancellationToken,
+    ) -> Result<PumpStats, StoreError> {
+        let claimed =
+            self.store
+                .claim(self.lease.owner(), now_ms(), self.config.batch_size, only)?;
+        let mut stats = PumpStats {
+            claimed: claimed.len(),
+            ..PumpStats::default()
+        };
         if claimed.is_empty() {
             return Ok(stats);
         }
@@ -210,7 +227,11 @@ impl Dispatcher {
         });
         if let Err(e) = self.store.record(self.lease.owner(), &outcomes) {
             tracing::error!(error = %e, "cannot record delivery outcomes; they will be retried");
-            let ids: Vec<i64> = outcomes.iter().map(|o| o.delivery_id).chain(released).collect();
+            let ids: Vec<i64> = outcomes
+                .iter()
+                .map(|o| o.delivery_id)
+                .chain(released)
+                .collect();
             let _ = self.store.release(self.lease.owner(), &ids);
             return Err(e);
         }
@@ -228,15 +249,35 @@ impl Dispatcher {
                         .into_iter()
                         .filter_map(|t| t.result.err().map(|e| (t.method, e.reason)))
                         .collect();
-                    Event::Delivered { message_id, agent, method, detail, fell_back }
+                    Event::Delivered {
+                        message_id,
+                        agent,
+                        method,
+                        detail,
+                        fell_back,
+                    }
                 }
-                OutcomeState::Retry { next_attempt_at, error } => {
+                OutcomeState::Retry {
+                    next_attempt_at,
+                    error,
+                } => {
                     stats.retrying += 1;
-                    Event::Retrying { message_id, agent, attempt: c.attempts + 1, next_attempt_at, error }
+                    Event::Retrying {
+                        message_id,
+                        agent,
+                        attempt: c.attempts + 1,
+                        next_attempt_at,
+                        error,
+                    }
                 }
                 OutcomeState::Failed { error } => {
                     stats.failed += 1;
-                    Event::Failed { message_id, agent, attempts: c.attempts + 1, error }
+                    Event::Failed {
+                        message_id,
+                        agent,
+                        attempts: c.attempts + 1,
+                        error,
+                    }
                 }
             };
             self.events.publish(event);
@@ -253,7 +294,11 @@ impl Dispatcher {
                 return Outcome {
                     delivery_id: c.delivery_id,
                     tried: Vec::new(),
-                    state: OutcomeState::Failed { error: format!("{e}; it was removed from config/acp.toml after the message was queued") },
+                    state: OutcomeState::Failed {
+                        error: format!(
+                            "{e}; it was removed from config/acp.toml after the message was queued"
+                        ),
+                    },
                 };
             }
         };
@@ -261,32 +306,64 @@ impl Dispatcher {
         for name in c.via.methods_for(agent) {
             let started_at = now_ms();
             let result = match self.methods.get(name) {
-                None => Err(DeliveryError::unavailable(format!("{name} delivery is not available in this acp process"))),
-                Some(method) => catch_unwind(AssertUnwindSafe(|| method.deliver(agent, &c.message)))
-                    .unwrap_or_else(|_| Err(DeliveryError::transient(format!("{name} delivery panicked (a bug: please report it)")))),
+                None => Err(DeliveryError::unavailable(format!(
+                    "{name} delivery is not available in this acp process"
+                ))),
+                Some(method) => {
+                    catch_unwind(AssertUnwindSafe(|| method.deliver(agent, &c.message)))
+                        .unwrap_or_else(|_| {
+                            Err(DeliveryError::transient(format!(
+                                "{name} delivery panicked (a bug: please report it)"
+                            )))
+                        })
+                }
             };
             let ok = result.as_ref().ok().cloned();
-            tried.push(TriedMethod { method: name, started_at, finished_at: now_ms(), result });
+            tried.push(TriedMethod {
+                method: name,
+                started_at,
+                finished_at: now_ms(),
+                result,
+            });
             if let Some(detail) = ok {
-                return Outcome { delivery_id: c.delivery_id, tried, state: OutcomeState::Delivered { method: name, detail } };
+                return Outcome {
+                    delivery_id: c.delivery_id,
+                    tried,
+                    state: OutcomeState::Delivered {
+                        method: name,
+                        detail,
+                    },
+                };
             }
         }
         let error = tried
             .iter()
-            .filter_map(|t| t.result.as_ref().err().map(|e| format!("{}: {}", t.method, e.reason)))
+            .filter_map(|t| {
+                t.result
+                    .as_ref()
+                    .err()
+                    .map(|e| format!("{}: {}", t.method, e.reason))
+            })
             .collect::<Vec<_>>()
             .join("; ");
-        let retryable = tried.iter().any(|t| matches!(&t.result, Err(e) if e.kind == FailureKind::Transient));
+        let retryable = tried
+            .iter()
+            .any(|t| matches!(&t.result, Err(e) if e.kind == FailureKind::Transient));
         let state = if retryable && attempt < self.config.max_attempts {
             let delay = backoff(&self.config, attempt);
             OutcomeState::Retry {
-                next_attempt_at: now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2),
+                next_attempt_at: now_ms()
+                    + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2),
                 error,
             }
         } else {
             OutcomeState::Failed { error }
         };
-        Outcome { delivery_id: c.delivery_id, tried, state }
+        Outcome {
+            delivery_id: c.delivery_id,
+            tried,
+            state,
+        }
     }
 
     /// Runs until `cancel`: pumps while there is work, otherwise sleeps until
@@ -299,7 +376,9 @@ impl Dispatcher {
                 let me = Arc::clone(&self);
                 match tokio::task::spawn_blocking(move || me.reclaim()).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "cannot look for interrupted deliveries"),
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "cannot look for interrupted deliveries")
+                    }
                     Err(e) => tracing::error!(error = %e, "reclaim task failed"),
                 }
                 last_reclaim = Some(Instant::now());
@@ -329,7 +408,11 @@ impl Dispatcher {
 
     async fn idle_wait(&self) -> Duration {
         let store = Arc::clone(&self.store);
-        let due = tokio::task::spawn_blocking(move || store.next_due()).await.ok().and_then(Result::ok).flatten();
+        let due = tokio::task::spawn_blocking(move || store.next_due())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
         let poll = self.config.poll_interval;
         match due {
             Some(at) => {
@@ -346,7 +429,10 @@ impl Dispatcher {
 #[must_use]
 pub fn backoff(config: &DeliveryConfig, attempt: u32) -> Duration {
     let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(30));
-    config.retry_base.saturating_mul(factor).min(config.retry_max)
+    config
+        .retry_base
+        .saturating_mul(factor)
+        .min(config.retry_max)
 }
 
 #[cfg(test)]
@@ -357,10 +443,10 @@ mod tests {
     fn backoff_doubles_up_to_the_cap() {
         let mut config = crate::config::Config::defaults(Path::new("/r")).delivery;
         config.retry_base = Duration::from_millis(100);
-        config.retry_max = Duration::from_millis(1000);
+        config.retry_max = Duration::from_secs(1);
         let delays: Vec<u128> = (1..=6).map(|n| backoff(&config, n).as_millis()).collect();
         assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
-        assert_eq!(backoff(&config, u32::MAX), Duration::from_millis(1000));
+        assert_eq!(backoff(&config, u32::MAX), Duration::from_secs(1));
     }
 
     #[test]

@@ -35,8 +35,14 @@ pub fn file_name(message: &UnifiedMessage) -> String {
 pub fn render(message: &UnifiedMessage) -> String {
     let created = jiff::Timestamp::from_millisecond(message.created_at)
         .map_or_else(|_| message.created_at.to_string(), |t| format!("{t:.3}"));
-    let reply_to = message.reply_to.map_or_else(|| "-".to_owned(), |id| id.to_string());
-    let tags = if message.tags.is_empty() { "-".to_owned() } else { message.tags.join(", ") };
+    let reply_to = message
+        .reply_to
+        .map_or_else(|| "-".to_owned(), |id| id.to_string());
+    let tags = if message.tags.is_empty() {
+        "-".to_owned()
+    } else {
+        message.tags.join(", ")
+    };
     format!(
         "---\nid: {id}\nfrom: {from}\nto: {to}\nkind: {kind}\npriority: {priority}\ncreated_at: {created}\nreply_to: {reply_to}\ntags: {tags}\n---\n\n{body}\n\n---\nWhen you have acted on this message, run: acp inbox ack {id}\n",
         id = message.id,
@@ -83,7 +89,9 @@ pub fn write_once(dir: &Path, name: &str, contents: &[u8]) -> io::Result<bool> {
 /// process that died mid-write. Returns how many were removed.
 #[must_use]
 pub fn sweep_temp_files(dir: &Path, min_age: Duration) -> usize {
-    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
     let now = SystemTime::now();
     let mut removed = 0;
     for entry in entries.flatten() {

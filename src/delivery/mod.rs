@@ -99,7 +99,9 @@ impl FromStr for Via {
         if s == "auto" {
             Ok(Self::Auto)
         } else {
-            s.parse().map(Self::Only).map_err(|_| UnknownMethod(s.chars().take(32).collect()))
+            s.parse()
+                .map(Self::Only)
+                .map_err(|_| UnknownMethod(s.chars().take(32).collect()))
         }
     }
 }
@@ -142,19 +144,28 @@ impl DeliveryError {
     /// A failure worth retrying.
     #[must_use]
     pub fn transient(reason: impl Into<String>) -> Self {
-        Self { kind: FailureKind::Transient, reason: reason.into() }
+        Self {
+            kind: FailureKind::Transient,
+            reason: reason.into(),
+        }
     }
 
     /// A failure not worth retrying with this method.
     #[must_use]
     pub fn permanent(reason: impl Into<String>) -> Self {
-        Self { kind: FailureKind::Permanent, reason: reason.into() }
+        Self {
+            kind: FailureKind::Permanent,
+            reason: reason.into(),
+        }
     }
 
     /// The method cannot run here.
     #[must_use]
     pub fn unavailable(reason: impl Into<String>) -> Self {
-        Self { kind: FailureKind::Unavailable, reason: reason.into() }
+        Self {
+            kind: FailureKind::Unavailable,
+            reason: reason.into(),
+        }
     }
 }
 

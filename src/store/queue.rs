@@ -73,10 +73,15 @@ pub(crate) fn message_from_row(row: &Row<'_>, at: usize) -> Result<UnifiedMessag
         to: if recipient == "*" {
             Recipient::Broadcast
         } else {
-            Recipient::Agent(recipient.parse().map_err(|_| corrupt("recipient", &recipient))?)
+            Recipient::Agent(
+                recipient
+                    .parse()
+                    .map_err(|_| corrupt("recipient", &recipient))?,
+            )
         },
         kind: kind.parse().map_err(|_| corrupt("kind", &kind))?,
-        priority: Priority::from_rank(rank).ok_or_else(|| corrupt("priority", &rank.to_string()))?,
+        priority: Priority::from_rank(rank)
+            .ok_or_else(|| corrupt("priority", &rank.to_string()))?,
         body: row.get(at + 5)?,
         tags: serde_json::from_str(&tags).map_err(|_| corrupt("tags", &tags))?,
         created_at: row.get(at + 7)?,
@@ -130,8 +135,17 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`]; nothing is claimed then.
-    pub fn claim(&self, owner: &str, now: i64, limit: usize, only: Option<&[MessageId]>) -> Result<Vec<Claimed>, StoreError> {
-        let only_json = only.map(|ids| serde_json::to_string(&ids.iter().map(ToString::to_string).collect::<Vec<_>>()).unwrap_or_default());
+    pub fn claim(
+        &self,
+        owner: &str,
+        now: i64,
+        limit: usize,
+        only: Option<&[MessageId]>,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let only_json = only.map(|ids| {
+            serde_json::to_string(&ids.iter().map(ToString::to_string).collect::<Vec<_>>())
+                .unwrap_or_default()
+        });
         self.write(|tx| {
             let sql = format!(
                 "SELECT d.id, d.attempts, d.agent, m.via, {MESSAGE_COLUMNS}
@@ -260,7 +274,13 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub fn next_due(&self) -> Result<Option<i64>, StoreError> {
-        self.read(|tx| Ok(tx.query_row("SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'queued'", [], |r| r.get(0))?))
+        self.read(|tx| {
+            Ok(tx.query_row(
+                "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'queued'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
     }
 
     /// A stored message by id.
@@ -279,4 +299,3 @@ impl Store {
         })
     }
 }
-

@@ -37,7 +37,13 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub fn set_role(&self, agent: &AgentId, role: &str, by: &str, now: i64) -> Result<(), StoreError> {
+    pub fn set_role(
+        &self,
+        agent: &AgentId,
+        role: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO role_assignments (agent, role, updated_by, updated_at) VALUES (?1, ?2, ?3, ?4)
@@ -55,7 +61,10 @@ impl Store {
     /// [`StoreError`].
     pub fn clear_role(&self, agent: &AgentId, by: &str, now: i64) -> Result<bool, StoreError> {
         self.write(|tx| {
-            let n = tx.execute("DELETE FROM role_assignments WHERE agent = ?1", [agent.as_str()])?;
+            let n = tx.execute(
+                "DELETE FROM role_assignments WHERE agent = ?1",
+                [agent.as_str()],
+            )?;
             audit(tx, now, by, "roles.clear", Some(agent.as_str()), "ok", None)?;
             Ok(n > 0)
         })
@@ -67,10 +76,19 @@ impl Store {
     /// [`StoreError`].
     pub fn roles(&self) -> Result<BTreeMap<String, RoleAssignment>, StoreError> {
         self.read(|tx| {
-            let mut stmt = tx.prepare_cached("SELECT agent, role, updated_by, updated_at FROM role_assignments")?;
+            let mut stmt = tx.prepare_cached(
+                "SELECT agent, role, updated_by, updated_at FROM role_assignments",
+            )?;
             let rows = stmt
                 .query_map([], |r| {
-                    Ok((r.get(0)?, RoleAssignment { role: r.get(1)?, updated_by: r.get(2)?, updated_at: r.get(3)? }))
+                    Ok((
+                        r.get(0)?,
+                        RoleAssignment {
+                            role: r.get(1)?,
+                            updated_by: r.get(2)?,
+                            updated_at: r.get(3)?,
+                        },
+                    ))
                 })?
                 .collect::<Result<_, _>>()?;
             Ok(rows)
@@ -98,7 +116,13 @@ impl Store {
     /// [`StoreError`].
     pub fn captain(&self) -> Result<Option<String>, StoreError> {
         self.read(|tx| {
-            Ok(tx.query_row("SELECT value FROM settings WHERE key = ?1", [CAPTAIN_KEY], |r| r.get(0)).optional()?)
+            Ok(tx
+                .query_row(
+                    "SELECT value FROM settings WHERE key = ?1",
+                    [CAPTAIN_KEY],
+                    |r| r.get(0),
+                )
+                .optional()?)
         })
     }
 
@@ -106,7 +130,14 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub fn audit(&self, actor: &str, action: &str, target: Option<&str>, outcome: &str, detail: Option<&str>) -> Result<(), StoreError> {
+    pub fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        target: Option<&str>,
+        outcome: &str,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
         self.write(|tx| audit(tx, super::now_ms(), actor, action, target, outcome, detail))
     }
 

@@ -53,20 +53,35 @@ impl DeliveryView {
             .tried
             .iter()
             .filter(|t| t.outcome != "ok")
-            .map(|t| format!("{} failed: {}", t.method, t.error.as_deref().unwrap_or("unknown error")))
+            .map(|t| {
+                format!(
+                    "{} failed: {}",
+                    t.method,
+                    t.error.as_deref().unwrap_or("unknown error")
+                )
+            })
             .collect();
         match self.state.as_str() {
             "delivered" => {
                 let method = self.method.as_deref().unwrap_or("?");
                 let last_attempt = self.tried.iter().map(|t| t.attempt).max().unwrap_or(0);
-                let fell_back: Vec<&AttemptView> =
-                    self.tried.iter().filter(|t| t.attempt == last_attempt && t.outcome != "ok").collect();
+                let fell_back: Vec<&AttemptView> = self
+                    .tried
+                    .iter()
+                    .filter(|t| t.attempt == last_attempt && t.outcome != "ok")
+                    .collect();
                 if fell_back.is_empty() {
                     format!("delivered by {method}")
                 } else {
                     let why: Vec<String> = fell_back
                         .iter()
-                        .map(|t| format!("{} failed: {}", t.method, t.error.as_deref().unwrap_or("unknown error")))
+                        .map(|t| {
+                            format!(
+                                "{} failed: {}",
+                                t.method,
+                                t.error.as_deref().unwrap_or("unknown error")
+                            )
+                        })
                         .collect();
                     format!("delivered by {method} after {}", why.join("; "))
                 }
@@ -74,7 +89,11 @@ impl DeliveryView {
             "failed" => format!(
                 "failed after {} attempt(s): {}",
                 self.attempts,
-                failures.last().cloned().or_else(|| self.detail.clone()).unwrap_or_default()
+                failures
+                    .last()
+                    .cloned()
+                    .or_else(|| self.detail.clone())
+                    .unwrap_or_default()
             ),
             "queued" if self.attempts > 0 => format!(
                 "queued for retry after {} attempt(s): {}",
@@ -192,7 +211,12 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub fn inbox(&self, agent: &AgentId, unacked_only: bool, limit: usize) -> Result<Vec<InboxEntry>, StoreError> {
+    pub fn inbox(
+        &self,
+        agent: &AgentId,
+        unacked_only: bool,
+        limit: usize,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
         self.read(|tx| {
             let sql = format!(
                 "SELECT d.state, d.method, a.acked_by, a.acked_at, {MESSAGE_COLUMNS}
@@ -202,7 +226,11 @@ impl Store {
                  ORDER BY d.message_id DESC LIMIT ?3"
             );
             let mut stmt = tx.prepare_cached(&sql)?;
-            let mut rows = stmt.query(params![agent.as_str(), unacked_only, i64::try_from(limit).unwrap_or(i64::MAX)])?;
+            let mut rows = stmt.query(params![
+                agent.as_str(),
+                unacked_only,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ])?;
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
                 out.push(InboxEntry {
@@ -221,7 +249,13 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub fn ack(&self, id: MessageId, agent: &AgentId, by: &str, now: i64) -> Result<AckResult, StoreError> {
+    pub fn ack(
+        &self,
+        id: MessageId,
+        agent: &AgentId,
+        by: &str,
+        now: i64,
+    ) -> Result<AckResult, StoreError> {
         self.write(|tx| {
             let state: Option<String> = tx
                 .query_row(
@@ -233,7 +267,11 @@ impl Store {
             match state.as_deref() {
                 None => return Ok(AckResult::NoSuchDelivery),
                 Some("delivered") => {}
-                Some(other) => return Ok(AckResult::NotDelivered { state: other.to_owned() }),
+                Some(other) => {
+                    return Ok(AckResult::NotDelivered {
+                        state: other.to_owned(),
+                    });
+                }
             }
             let existing: Option<(String, i64)> = tx
                 .query_row(

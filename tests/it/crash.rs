@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use crate::support::{Root, count, status, stdout, wait_until};
 
 /// A small xorshift generator: the test prints its seed so a failure can be
-/// replayed with ACP_TEST_SEED.
+/// replayed with `ACP_TEST_SEED`.
 struct Rng(u64);
 
 impl Rng {
@@ -23,9 +23,20 @@ impl Rng {
 }
 
 fn seed() -> u64 {
-    std::env::var("ACP_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
-    })
+    std::env::var("ACP_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            u64::try_from(
+                SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+                    % u128::from(u64::MAX),
+            )
+            .unwrap()
+                | 1
+        })
 }
 
 #[test]
@@ -46,7 +57,11 @@ fn sigkill_of_senders_and_dispatchers_mid_burst_loses_and_duplicates_nothing() {
                     for i in 0..40 {
                         let agent = format!("Agent-{}", (t + i) % 4 + 1);
                         let out = root.run(&["send", "--to", &agent, &format!("burst {t}/{i}")]);
-                        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                        assert!(
+                            out.status.success(),
+                            "{}",
+                            String::from_utf8_lossy(&out.stderr)
+                        );
                         let id = stdout(&out).lines().next().unwrap().to_owned();
                         accepted.lock().unwrap().push((agent, id));
                     }
@@ -71,7 +86,10 @@ fn sigkill_of_senders_and_dispatchers_mid_burst_loses_and_duplicates_nothing() {
                     let _ = child.kill();
                     let out = child.wait_with_output().unwrap();
                     if out.status.success() {
-                        accepted.lock().unwrap().push((agent, stdout(&out).lines().next().unwrap().to_owned()));
+                        accepted
+                            .lock()
+                            .unwrap()
+                            .push((agent, stdout(&out).lines().next().unwrap().to_owned()));
                     }
                 }
             })
@@ -79,7 +97,10 @@ fn sigkill_of_senders_and_dispatchers_mid_burst_loses_and_duplicates_nothing() {
         // The service, killed and restarted at random points; between runs
         // the senders deliver their own messages.
         let mut rng = Rng(seed);
-        while !senders.iter().all(std::thread::ScopedJoinHandle::is_finished) {
+        while !senders
+            .iter()
+            .all(std::thread::ScopedJoinHandle::is_finished)
+        {
             let service = root.service();
             std::thread::sleep(Duration::from_millis(30 + rng.below(250)));
             service.kill();
@@ -111,10 +132,16 @@ fn sigkill_of_senders_and_dispatchers_mid_burst_loses_and_duplicates_nothing() {
         for (id, n) in &ids {
             assert_eq!(*n, 1, "{agent} got {id} {n} times");
         }
-        let listed = root.run(&["inbox", "list", "--agent", agent, "--json", "--limit", "100000"]);
+        let listed = root.run(&[
+            "inbox", "list", "--agent", agent, "--json", "--limit", "100000",
+        ]);
         let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
         let listed = listed.as_array().unwrap();
-        assert_eq!(listed.len(), ids.len(), "{agent}: every stored message has exactly one file");
+        assert_eq!(
+            listed.len(),
+            ids.len(),
+            "{agent}: every stored message has exactly one file"
+        );
         for entry in listed {
             assert_eq!(entry["state"], "delivered", "{entry}");
             assert!(ids.contains_key(entry["message"]["id"].as_str().unwrap()));
@@ -122,11 +149,20 @@ fn sigkill_of_senders_and_dispatchers_mid_burst_loses_and_duplicates_nothing() {
         files_by_agent.insert(agent, ids);
     }
     for (agent, id) in &accepted {
-        assert_eq!(files_by_agent[agent.as_str()].get(id), Some(&1), "accepted {id} for {agent} is missing");
+        assert_eq!(
+            files_by_agent[agent.as_str()].get(id),
+            Some(&1),
+            "accepted {id} for {agent} is missing"
+        );
     }
     let s = status(&root);
     assert_eq!(count(&s, "failed"), 0);
-    eprintln!("{} accepted, {} service kills, {} delivered", accepted.len(), kills, count(&s, "delivered"));
+    eprintln!(
+        "{} accepted, {} service kills, {} delivered",
+        accepted.len(),
+        kills,
+        count(&s, "delivered")
+    );
 }
 
 #[test]
@@ -146,7 +182,9 @@ fn sigkill_while_draining_a_backlog_resumes_every_delivery_exactly_once() {
             tasks.spawn(async move {
                 let request = acp::app::SendRequest {
                     from: "tester".into(),
-                    to: acp::message::Recipient::Agent(format!("Agent-{}", i % 4 + 1).parse().unwrap()),
+                    to: acp::message::Recipient::Agent(
+                        format!("Agent-{}", i % 4 + 1).parse().unwrap(),
+                    ),
                     kind: acp::message::Kind::Human,
                     priority: acp::message::Priority::Normal,
                     body: format!("backlog {i}"),
@@ -176,7 +214,10 @@ fn sigkill_while_draining_a_backlog_resumes_every_delivery_exactly_once() {
             break;
         }
     }
-    assert!(interrupted_mid_batch > 0, "no kill landed mid-delivery; the test proved nothing");
+    assert!(
+        interrupted_mid_batch > 0,
+        "no kill landed mid-delivery; the test proved nothing"
+    );
 
     let service = root.service();
     wait_until(Duration::from_secs(120), || {

@@ -62,8 +62,14 @@ async fn a_method_missing_here_falls_back_to_the_inbox_and_says_why() {
     let root = Root::new(2);
     root.edit_config("order = [\"inbox\"]", "order = [\"gui\", \"inbox\"]");
     let app = App::open(root.config()).unwrap();
-    let m = app.send(request("Agent-2", Priority::Normal, "hello")).await.unwrap();
-    app.dispatcher(Methods::standard()).unwrap().pump(None, &CancellationToken::new()).unwrap();
+    let m = app
+        .send(request("Agent-2", Priority::Normal, "hello"))
+        .await
+        .unwrap();
+    app.dispatcher(Methods::standard())
+        .unwrap()
+        .pump(None, &CancellationToken::new())
+        .unwrap();
     let (_, deliveries) = app.read(m.id).await.unwrap();
     assert_eq!(deliveries[0].state, "delivered");
     assert_eq!(deliveries[0].method.as_deref(), Some("inbox"));
@@ -75,7 +81,10 @@ async fn a_method_missing_here_falls_back_to_the_inbox_and_says_why() {
     let mut only_gui = request("Agent-1", Priority::Normal, "gui or nothing");
     only_gui.via = Via::Only(acp::delivery::MethodName::Gui);
     let m = app.send(only_gui).await.unwrap();
-    app.dispatcher(Methods::standard()).unwrap().pump(None, &CancellationToken::new()).unwrap();
+    app.dispatcher(Methods::standard())
+        .unwrap()
+        .pump(None, &CancellationToken::new())
+        .unwrap();
     let (_, deliveries) = app.read(m.id).await.unwrap();
     assert_eq!(deliveries[0].state, "failed", "{deliveries:?}");
     assert!(root.inbox_files("Agent-1").is_empty());
@@ -85,7 +94,10 @@ async fn a_method_missing_here_falls_back_to_the_inbox_and_says_why() {
 async fn a_dispatcher_that_dies_after_writing_the_file_is_resumed_without_a_duplicate() {
     let root = Root::new(1);
     let app = App::open(root.config()).unwrap();
-    let m = app.send(request("Agent-1", Priority::Urgent, "exactly once")).await.unwrap();
+    let m = app
+        .send(request("Agent-1", Priority::Urgent, "exactly once"))
+        .await
+        .unwrap();
     // A dispatcher claims the delivery and writes the file, then dies before
     // recording the outcome (its lease lock is released, as at SIGKILL).
     let lease_dir = root.path().join("data/dispatchers");
@@ -93,7 +105,12 @@ async fn a_dispatcher_that_dies_after_writing_the_file_is_resumed_without_a_dupl
     let claimed = app.store().claim(dead.owner(), now_ms(), 10, None).unwrap();
     assert_eq!(claimed.len(), 1);
     let agent = app.agents().get(&claimed[0].agent).unwrap().clone();
-    acp::delivery::DeliveryMethod::deliver(&acp::delivery::inbox::InboxMethod, &agent, &claimed[0].message).unwrap();
+    acp::delivery::DeliveryMethod::deliver(
+        &acp::delivery::inbox::InboxMethod,
+        &agent,
+        &claimed[0].message,
+    )
+    .unwrap();
     let (_, d) = app.read(m.id).await.unwrap();
     assert_eq!(d[0].state, "delivering");
 
@@ -119,7 +136,10 @@ async fn concurrent_senders_are_group_committed_and_all_stored() {
         let app = Arc::clone(&app);
         tasks.spawn(async move {
             let to = format!("Agent-{}", i % 8 + 1);
-            app.send(request(&to, Priority::Normal, &format!("message {i}"))).await.unwrap().id
+            app.send(request(&to, Priority::Normal, &format!("message {i}")))
+                .await
+                .unwrap()
+                .id
         });
     }
     let mut ids = Vec::new();
@@ -133,7 +153,12 @@ async fn concurrent_senders_are_group_committed_and_all_stored() {
     assert_eq!(status.queue["queued"].values().sum::<u64>(), 400);
     // A second process opening the same file sees every one of them.
     let other = App::open(root.config()).unwrap();
-    assert_eq!(other.status().await.unwrap().queue["queued"].values().sum::<u64>(), 400);
+    assert_eq!(
+        other.status().await.unwrap().queue["queued"]
+            .values()
+            .sum::<u64>(),
+        400
+    );
 }
 
 #[tokio::test]
@@ -141,13 +166,19 @@ async fn shutdown_puts_unstarted_deliveries_back_in_the_queue() {
     let root = Root::new(1);
     let app = App::open(root.config()).unwrap();
     for i in 0..3 {
-        app.send(request("Agent-1", Priority::Normal, &format!("m{i}"))).await.unwrap();
+        app.send(request("Agent-1", Priority::Normal, &format!("m{i}")))
+            .await
+            .unwrap();
     }
     let cancel = CancellationToken::new();
     cancel.cancel();
-    let stats = app.dispatcher(Methods::standard()).unwrap().pump(None, &cancel).unwrap();
+    let stats = app
+        .dispatcher(Methods::standard())
+        .unwrap()
+        .pump(None, &cancel)
+        .unwrap();
     assert_eq!((stats.claimed, stats.released, stats.delivered), (3, 3, 0));
-    let status = app.status().await.unwrap();
-    assert_eq!(status.queue["queued"].values().sum::<u64>(), 3);
-    assert_eq!(status.queue["delivering"].values().sum::<u64>(), 0);
+    let report = app.status().await.unwrap();
+    assert_eq!(report.queue["queued"].values().sum::<u64>(), 3);
+    assert_eq!(report.queue["delivering"].values().sum::<u64>(), 0);
 }

@@ -26,7 +26,10 @@ impl Root {
     pub fn edit_config(&self, from: &str, to: &str) -> &Self {
         let path = self.path().join("config/acp.toml");
         let text = fs::read_to_string(&path).unwrap();
-        assert!(text.contains(from), "{from:?} is not in the config template");
+        assert!(
+            text.contains(from),
+            "{from:?} is not in the config template"
+        );
         fs::write(&path, text.replacen(from, to, 1)).unwrap();
         self
     }
@@ -47,7 +50,10 @@ impl Root {
     }
 
     pub fn inbox(&self, agent: &str) -> PathBuf {
-        self.path().join("agent_workspaces").join(agent).join("inbox")
+        self.path()
+            .join("agent_workspaces")
+            .join(agent)
+            .join("inbox")
     }
 
     /// The visible files of an agent's inbox (what `ls` shows), sorted.
@@ -67,7 +73,12 @@ impl Root {
     pub fn inbox_ids(&self, agent: &str) -> BTreeMap<String, usize> {
         let mut ids = BTreeMap::new();
         for name in self.inbox_files(agent) {
-            let id = name.trim_end_matches(".md").rsplit('_').next().unwrap().to_owned();
+            let id = name
+                .trim_end_matches(".md")
+                .rsplit('_')
+                .next()
+                .unwrap()
+                .to_owned();
             *ids.entry(id).or_default() += 1;
         }
         ids
@@ -94,11 +105,26 @@ impl Root {
     /// Starts `acp run` in the background.
     pub fn service(&self) -> Service {
         // The log goes to a file: a pipe nobody reads could fill and stall it.
-        let log = fs::OpenOptions::new().create(true).append(true).open(self.path().join("service.log")).unwrap();
-        let child = self.acp().arg("run").stdout(Stdio::null()).stderr(log).spawn().unwrap();
-        let service = Service { child, log: self.path().join("service.log") };
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path().join("service.log"))
+            .unwrap();
+        let child = self
+            .acp()
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let service = Service {
+            child,
+            log: self.path().join("service.log"),
+        };
         // Ready when it holds the service lock.
-        wait_until(Duration::from_secs(20), || acp::service::ServiceLock::is_held(self.path()));
+        wait_until(Duration::from_secs(20), || {
+            acp::service::ServiceLock::is_held(self.path())
+        });
         service
     }
 }
@@ -118,10 +144,16 @@ impl Service {
     /// SIGTERM, then the exit status and stderr.
     pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
         let pid = self.child.id();
-        let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
         let status = self.child.wait().unwrap();
-        (status, fs::read_to_string(self.log.clone()).unwrap_or_default())
+        (
+            status,
+            fs::read_to_string(self.log.clone()).unwrap_or_default(),
+        )
     }
 }
 
@@ -144,7 +176,10 @@ pub fn stderr(o: &Output) -> String {
 pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < limit, "condition not met within {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "condition not met within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -158,5 +193,10 @@ pub fn status(root: &Root) -> serde_json::Value {
 
 /// Deliveries in a state, summed over priorities.
 pub fn count(status: &serde_json::Value, state: &str) -> u64 {
-    status["queue"][state].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum()
+    status["queue"][state]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum()
 }
