@@ -180,6 +180,19 @@ mod tests {
     use crate::coords::Coordinates;
 
     #[test]
+    fn the_committed_examples_are_what_init_writes() {
+        let names: Vec<String> = (1..=8).map(|n| format!("Agent-{n}")).collect();
+        assert_eq!(
+            config_template(&names),
+            include_str!("../config/acp.example.toml")
+        );
+        assert_eq!(
+            coordinates_template(&names),
+            include_str!("../config/coordinates.example.json")
+        );
+    }
+
+    #[test]
     fn templates_load_and_validate_clean() {
         for n in [1, 4, 8, 12] {
             let tmp = tempfile::tempdir().unwrap();

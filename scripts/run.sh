@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds acp, creates a demo root (./demo, or $ACP_ROOT) if there is none, and
+# runs the service on it until Ctrl-C. `make run` runs this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo is missing: install Rust from https://rustup.rs (or your distribution), then run this again" >&2
+    exit 1
+fi
+if ! command -v cc >/dev/null 2>&1; then
+    echo "installing gcc (SQLite is built from source)"
+    if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq gcc >/dev/null
+fi
+
+cargo build --release --locked
+acp=target/release/acp
+root=${ACP_ROOT:-demo}
+
+if [ ! -f "$root/config/acp.toml" ]; then
+    "$acp" --root "$root" init --agents 4
+    # Something to see at once: a welcome in every agent's inbox.
+    "$acp" --root "$root" broadcast --from acp --kind system \
+        "acp is running. Reply with: acp send --to Agent-1 \"your message\"" >/dev/null
+    echo
+    echo "welcome message delivered: ls $root/agent_workspaces/*/inbox/"
+fi
+
+echo "acp run on $root (Ctrl-C stops it). In another terminal, try:"
+echo "  $acp --root $root send --to Agent-2 --wait \"hello\""
+echo "  $acp --root $root status"
+exec "$acp" --root "$root" run

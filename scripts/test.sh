@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, from a bare machine: installs what the tests need
+# when it is missing, then checks formatting, lints and runs every test.
+# `make test` and CI (.ci/run) both run this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages the tests use, installed with apt-get when missing.
+# (The keyboard-and-mouse tests will add xvfb, xterm, xdotool here.)
+need() {
+    local cmd=$1 pkg=$2
+    if ! command -v "$cmd" >/dev/null 2>&1; then
+        echo "installing $pkg (for $cmd)"
+        if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$pkg" >/dev/null
+    fi
+}
+need kill procps
+need cc gcc   # rusqlite builds SQLite from source (bundled)
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo is missing: install Rust from https://rustup.rs (or your distribution), then run this again" >&2
+    exit 1
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --locked
