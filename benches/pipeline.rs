@@ -131,7 +131,7 @@ async fn library(agents: u32) -> Row {
     // Wait for the burst to drain before the paced run.
     loop {
         let s = app.status().await.unwrap();
-        if s.queue["delivered"].values().sum::<u64>() as usize >= LIBRARY_MESSAGES {
+        if s.queue["delivered"].values().sum::<u64>() >= LIBRARY_MESSAGES as u64 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;

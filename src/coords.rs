@@ -161,17 +161,31 @@ impl Coordinates {
     /// Checks the layout against the registry. See [`Finding`].
     #[must_use]
     pub fn validate(&self, registry: &Registry, near_radius_px: u32) -> Vec<Finding> {
-        let mut findings = Vec::new();
-        let mut error = |agent: Option<&AgentId>, message: String| {
-            findings.push(Finding {
-                severity: Severity::Error,
-                agent: agent.map(ToString::to_string),
-                message,
-            });
-        };
+        let mut out = Findings::default();
+        self.check_monitors(&mut out);
+        let points = self.points();
+        self.check_points_on_monitors(&points, &mut out);
+        check_clashes(&points, near_radius_px, &mut out);
+        self.check_registry(registry, &mut out);
+        out.0
+    }
+
+    /// Every configured point: (agent, which input, point).
+    fn points(&self) -> Vec<(&AgentId, &'static str, Point)> {
+        let mut points = Vec::new();
+        for (id, a) in &self.agents {
+            points.push((id, "chat input", a.chat_input));
+            if let Some(p) = a.onboarding_input {
+                points.push((id, "onboarding input", p));
+            }
+        }
+        points
+    }
+
+    fn check_monitors(&self, out: &mut Findings) {
         for (i, m) in self.monitors.iter().enumerate() {
             if m.width == 0 || m.height == 0 {
-                error(
+                out.error(
                     None,
                     format!(
                         "monitor {:?} has no area: give its width and height in pixels",
@@ -181,7 +195,7 @@ impl Coordinates {
             }
             for o in &self.monitors[i + 1..] {
                 if m.overlaps(o) {
-                    error(
+                    out.error(
                         None,
                         format!(
                             "monitors {:?} and {:?} overlap: fix their x/y/width/height",
@@ -191,101 +205,107 @@ impl Coordinates {
                 }
             }
         }
-        let mut points: Vec<(&AgentId, &str, Point)> = Vec::new();
         for (id, a) in &self.agents {
-            points.push((id, "chat input", a.chat_input));
-            if let Some(p) = a.onboarding_input {
-                points.push((id, "onboarding input", p));
-            }
             if let Some(name) = &a.monitor
                 && !self.monitors.iter().any(|m| &m.name == name)
             {
-                error(
+                out.error(
                     Some(id),
                     format!("names monitor {name:?}, which is not in the `monitors` list"),
                 );
             }
         }
-        for &(id, what, p) in &points {
-            if self.monitors.is_empty() {
-                continue;
+    }
+
+    fn check_points_on_monitors(&self, points: &[(&AgentId, &str, Point)], out: &mut Findings) {
+        if self.monitors.is_empty() {
+            if !self.agents.is_empty() {
+                out.warning(
+                    None,
+                    "no `monitors` list: points cannot be checked against the screen layout".into(),
+                );
             }
+            return;
+        }
+        for &(id, what, p) in points {
             let named = self.agents[id].monitor.as_deref();
-            let on = self.monitors.iter().find(|m| m.contains(p));
-            match (on, named) {
-                (None, _) => error(
+            match (self.monitors.iter().find(|m| m.contains(p)), named) {
+                (None, _) => out.error(
                     Some(id),
-                    format!(
-                        "{what} {p} is outside every monitor: re-capture it with `acp coords capture {id}` or fix the monitors list"
-                    ),
+                    format!("{what} {p} is outside every monitor: re-capture it with `acp coords capture {id}` or fix the monitors list"),
                 ),
-                (Some(m), Some(name)) if m.name != name => error(
-                    Some(id),
-                    format!(
-                        "{what} {p} is on monitor {:?}, not on {name:?} as configured",
-                        m.name
-                    ),
-                ),
+                (Some(m), Some(name)) if m.name != name => {
+                    out.error(Some(id), format!("{what} {p} is on monitor {:?}, not on {name:?} as configured", m.name));
+                }
                 _ => {}
             }
         }
-        let r = i64::from(near_radius_px);
-        for (i, &(a, what_a, pa)) in points.iter().enumerate() {
-            for &(b, what_b, pb) in &points[i + 1..] {
-                if a == b {
-                    continue;
-                }
-                let close = (i64::from(pa.x) - i64::from(pb.x)).abs() <= r
-                    && (i64::from(pa.y) - i64::from(pb.y)).abs() <= r;
-                if close {
-                    let how = if pa == pb {
-                        "the same point"
-                    } else {
-                        "nearly the same point"
-                    };
-                    error(
-                        Some(a),
-                        format!(
-                            "{what_a} {pa} and {b}'s {what_b} {pb} are {how} (within {near_radius_px} px): one of them would type into the other's window"
-                        ),
-                    );
-                }
-            }
-        }
+    }
+
+    fn check_registry(&self, registry: &Registry, out: &mut Findings) {
         for agent in registry.all() {
             if self.agents.contains_key(&agent.id) {
                 continue;
             }
-            let severity = if agent.delivery.contains(&MethodName::Gui) {
-                Severity::Error
+            let message = format!(
+                "has no coordinates: keyboard-and-mouse delivery cannot reach it (add it, or run `acp coords capture {} --save`)",
+                agent.id
+            );
+            if agent.delivery.contains(&MethodName::Gui) {
+                out.error(Some(&agent.id), message);
             } else {
-                Severity::Warning
-            };
-            findings.push(Finding {
-                severity,
-                agent: Some(agent.id.to_string()),
-                message: format!("has no coordinates: keyboard-and-mouse delivery cannot reach it (add it, or run `acp coords capture {} --save`)", agent.id),
-            });
+                out.warning(Some(&agent.id), message);
+            }
         }
         for id in self.agents.keys() {
             if registry.get(id).is_err() {
-                findings.push(Finding {
-                    severity: Severity::Warning,
-                    agent: Some(id.to_string()),
-                    message: "has coordinates but is not a configured agent in config/acp.toml"
-                        .into(),
-                });
+                out.warning(
+                    Some(id),
+                    "has coordinates but is not a configured agent in config/acp.toml".into(),
+                );
             }
         }
-        if self.monitors.is_empty() && !self.agents.is_empty() {
-            findings.push(Finding {
-                severity: Severity::Warning,
-                agent: None,
-                message: "no `monitors` list: points cannot be checked against the screen layout"
-                    .into(),
-            });
+    }
+}
+
+/// Two agents' points within `near_radius_px` of each other (each axis).
+fn check_clashes(points: &[(&AgentId, &str, Point)], near_radius_px: u32, out: &mut Findings) {
+    let r = i64::from(near_radius_px);
+    for (i, &(a, what_a, pa)) in points.iter().enumerate() {
+        for &(b, what_b, pb) in &points[i + 1..] {
+            let close = (i64::from(pa.x) - i64::from(pb.x)).abs() <= r
+                && (i64::from(pa.y) - i64::from(pb.y)).abs() <= r;
+            if a != b && close {
+                let how = if pa == pb {
+                    "the same point"
+                } else {
+                    "nearly the same point"
+                };
+                out.error(
+                    Some(a),
+                    format!("{what_a} {pa} and {b}'s {what_b} {pb} are {how} (within {near_radius_px} px): one of them would type into the other's window"),
+                );
+            }
         }
-        findings
+    }
+}
+
+#[derive(Default)]
+struct Findings(Vec<Finding>);
+
+impl Findings {
+    fn push(&mut self, severity: Severity, agent: Option<&AgentId>, message: String) {
+        self.0.push(Finding {
+            severity,
+            agent: agent.map(ToString::to_string),
+            message,
+        });
+    }
+    fn error(&mut self, agent: Option<&AgentId>, message: String) {
+        self.push(Severity::Error, agent, message);
+    }
+    fn warning(&mut self, agent: Option<&AgentId>, message: String) {
+        self.push(Severity::Warning, agent, message);
     }
 }
 

@@ -239,7 +239,13 @@ impl Dispatcher {
             self.store.release(self.lease.owner(), &released)?;
         }
         stats.released = released.len();
-        for (c, o) in delivered_claims.into_iter().zip(outcomes) {
+        self.publish(delivered_claims, outcomes, &mut stats);
+        Ok(stats)
+    }
+
+    /// Tells the event bus what happened to each attempted delivery.
+    fn publish(&self, claims: Vec<Claimed>, outcomes: Vec<Outcome>, stats: &mut PumpStats) {
+        for (c, o) in claims.into_iter().zip(outcomes) {
             let (message_id, agent) = (c.message.id, c.agent);
             let event = match o.state {
                 OutcomeState::Delivered { method, detail } => {
@@ -282,7 +288,6 @@ impl Dispatcher {
             };
             self.events.publish(event);
         }
-        Ok(stats)
     }
 
     /// One attempt at one delivery: every method in order until one works.
@@ -377,7 +382,7 @@ impl Dispatcher {
                 match tokio::task::spawn_blocking(move || me.reclaim()).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => {
-                        tracing::error!(error = %e, "cannot look for interrupted deliveries")
+                        tracing::error!(error = %e, "cannot look for interrupted deliveries");
                     }
                     Err(e) => tracing::error!(error = %e, "reclaim task failed"),
                 }

@@ -2,6 +2,11 @@
 //! runs on real parts: real SQLite files, real directories, the real `acp`
 //! binary in child processes.
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "an end-to-end test reads best as one story, from set-up to the user's checks"
+)]
+
 mod cli;
 mod crash;
 mod pipeline;
