@@ -126,8 +126,15 @@ impl Registry {
     /// # Errors
     /// [`AgentError::InvalidId`] or [`AgentError::Unknown`].
     pub fn lookup(&self, text: &str) -> Result<&Agent, AgentError> {
-        let id: AgentId = text.parse()?;
-        self.get(&id)
+        let id: AgentId = text.trim().parse()?;
+        // People type "agent-3" on phones; ids differing only in case are
+        // one agent to them.
+        self.get(&id).or_else(|e| {
+            self.agents
+                .iter()
+                .find(|a| a.id.as_str().eq_ignore_ascii_case(id.as_str()))
+                .ok_or(e)
+        })
     }
 
     fn known_ids(&self) -> String {
@@ -194,5 +201,6 @@ mod tests {
         let err = reg.lookup("Agent-9").unwrap_err().to_string();
         assert!(err.contains("Agent-9") && err.contains("Agent-1"), "{err}");
         assert!(matches!(reg.lookup("../x"), Err(AgentError::InvalidId(_))));
+        assert_eq!(reg.lookup("agent-1").unwrap().id.as_str(), "Agent-1");
     }
 }

@@ -56,11 +56,21 @@ pub fn init(root: &Path, agents: u32, json_out: bool) -> Result<ExitCode> {
 
 pub async fn status(app: &App, json_out: bool) -> Result<ExitCode> {
     let status = app.status().await?;
+    let service = crate::service::ServiceLock::is_held(&app.config().root);
     if json_out {
-        print_json(&status)?;
+        let mut value = serde_json::to_value(&status)?;
+        value["service_running"] = service.into();
+        print_json(&value)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut out = String::from("queue         normal  urgent  critical\n");
+    let mut out = if service {
+        String::from("service: running (acp run)\n\n")
+    } else {
+        String::from(
+            "service: not running (each `acp send` delivers its own message; start `acp run` for retries)\n\n",
+        )
+    };
+    out.push_str("queue         normal  urgent  critical\n");
     for (state, by_priority) in &status.queue {
         let n = |p: &str| by_priority.get(p).copied().unwrap_or(0);
         let _ = writeln!(

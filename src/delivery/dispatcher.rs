@@ -250,6 +250,7 @@ impl Dispatcher {
             let event = match o.state {
                 OutcomeState::Delivered { method, detail } => {
                     stats.delivered += 1;
+                    tracing::info!(%message_id, %agent, %method, %detail, "delivered");
                     let fell_back = o
                         .tried
                         .into_iter()
@@ -268,6 +269,7 @@ impl Dispatcher {
                     error,
                 } => {
                     stats.retrying += 1;
+                    tracing::warn!(%message_id, %agent, attempt = c.attempts + 1, %error, "delivery failed; will retry");
                     Event::Retrying {
                         message_id,
                         agent,
@@ -278,6 +280,7 @@ impl Dispatcher {
                 }
                 OutcomeState::Failed { error } => {
                     stats.failed += 1;
+                    tracing::error!(%message_id, %agent, attempts = c.attempts + 1, %error, "delivery failed for good");
                     Event::Failed {
                         message_id,
                         agent,
