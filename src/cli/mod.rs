@@ -192,8 +192,9 @@ fn parse_id(s: &str) -> Result<MessageId, String> {
 /// The root: `--root`, else `ACP_ROOT` (both handled by clap), else the
 /// current directory.
 fn root_of(cli: &Cli) -> Result<PathBuf> {
+    // Absolute, so paths stored in receipts mean the same from any directory.
     match &cli.root {
-        Some(root) => Ok(root.clone()),
+        Some(root) => std::path::absolute(root).with_context(|| format!("cannot resolve --root {}", root.display())),
         None => std::env::current_dir().context("cannot read the current directory"),
     }
 }
