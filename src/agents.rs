@@ -8,6 +8,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::delivery::MethodName;
+use crate::delivery::gui::settings::GuiSettings;
 
 /// Longest agent id accepted.
 pub const MAX_AGENT_ID_LEN: usize = 32;
@@ -78,6 +79,8 @@ pub struct Agent {
     pub workspace: PathBuf,
     /// Delivery methods, tried in this order.
     pub delivery: Vec<MethodName>,
+    /// How keyboard-and-mouse delivery reaches this agent.
+    pub gui: GuiSettings,
 }
 
 impl Agent {
@@ -197,6 +200,7 @@ mod tests {
             role: String::new(),
             workspace: PathBuf::from("/tmp/w"),
             delivery: vec![MethodName::Inbox],
+            gui: crate::delivery::gui::settings::GuiConfig::default().defaults,
         }]);
         let err = reg.lookup("Agent-9").unwrap_err().to_string();
         assert!(err.contains("Agent-9") && err.contains("Agent-1"), "{err}");

@@ -24,7 +24,7 @@ use crate::delivery::MethodName;
 /// A problem reading the coordinates file.
 #[derive(Debug, thiserror::Error)]
 pub enum CoordsError {
-    #[error("cannot read {file}: {source}")]
+    #[error("cannot read or write {file}: {source}")]
     Read {
         file: String,
         #[source]
@@ -168,6 +168,89 @@ impl Coordinates {
         check_clashes(&points, near_radius_px, &mut out);
         self.check_registry(registry, &mut out);
         out.0
+    }
+
+    /// Checks every point against the live monitor layout read from the
+    /// display.
+    #[must_use]
+    pub fn check_live(&self, live: &[Monitor]) -> Vec<Finding> {
+        let mut out = Findings::default();
+        let layout = live
+            .iter()
+            .map(|m| format!("{} {}x{}+{}+{}", m.name, m.width, m.height, m.x, m.y))
+            .collect::<Vec<_>>()
+            .join(", ");
+        for (id, what, p) in self.points() {
+            if !live.iter().any(|m| m.contains(p)) {
+                out.error(
+                    Some(id),
+                    format!("{what} {p} is off the live screen (monitors now: {layout}): re-capture it with `acp coords capture {id} --save`"),
+                );
+            }
+        }
+        out.0
+    }
+
+    /// Writes one point into the coordinates file, keeping everything else in
+    /// it (other agents, monitors, descriptions, key order). The file is
+    /// replaced atomically and must still parse afterwards.
+    ///
+    /// # Errors
+    /// [`CoordsError`] if the file cannot be read, parsed or written.
+    pub fn save_point(
+        path: &Path,
+        agent: &AgentId,
+        onboarding: bool,
+        p: Point,
+    ) -> Result<(), CoordsError> {
+        let file = path.display().to_string();
+        let parse = |reason: String| CoordsError::Parse {
+            file: file.clone(),
+            reason,
+        };
+        let mut doc: serde_json::Value = match std::fs::read_to_string(path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| parse(format!("not JSON: {e}")))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
+            Err(source) => return Err(CoordsError::Read { file, source }),
+        };
+        let top = doc
+            .as_object_mut()
+            .ok_or_else(|| parse("not a JSON object of agents".into()))?;
+        let entry = top
+            .entry(agent.as_str())
+            .or_insert_with(|| serde_json::json!({}));
+        let entry = entry
+            .as_object_mut()
+            .ok_or_else(|| parse(format!("key `{agent}` is not an object")))?;
+        let key = if onboarding {
+            "onboarding_coordinates"
+        } else {
+            "chat_input_coordinates"
+        };
+        entry.insert(key.into(), serde_json::json!([p.x, p.y]));
+        if !entry.contains_key("chat_input_coordinates") {
+            entry.insert(
+                "chat_input_coordinates".into(),
+                serde_json::json!([p.x, p.y]),
+            );
+        }
+        let text = serde_json::to_string_pretty(&doc).map_err(|e| parse(e.to_string()))?;
+        // Points on one line, as people write them: [x, y].
+        let inline =
+            regex::Regex::new(r"\[\s*(-?\d+),\s*(-?\d+)\s*\]").map_err(|e| parse(e.to_string()))?;
+        let mut text = inline.replace_all(&text, "[$1, $2]").into_owned();
+        text.push('\n');
+        Self::parse(&text).map_err(parse)?;
+        let dir = path.parent().unwrap_or_else(|| Path::new("."));
+        let write = |source: std::io::Error| CoordsError::Read {
+            file: file.clone(),
+            source,
+        };
+        let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(write)?;
+        std::io::Write::write_all(&mut temp, text.as_bytes()).map_err(write)?;
+        temp.as_file().sync_all().map_err(write)?;
+        temp.persist(path).map_err(|e| write(e.error))?;
+        Ok(())
     }
 
     /// Every configured point: (agent, which input, point).
@@ -356,6 +439,7 @@ mod tests {
                     } else {
                         vec![MethodName::Inbox]
                     },
+                    gui: crate::delivery::gui::settings::GuiConfig::default().defaults,
                 })
                 .collect(),
         )
@@ -402,6 +486,29 @@ mod tests {
             has("warning: Ghost has coordinates but is not a configured agent"),
             "{text:#?}"
         );
+    }
+
+    #[test]
+    fn saving_a_point_keeps_the_rest_of_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("coordinates.json");
+        std::fs::write(&path, LAYOUT).unwrap();
+        let id: AgentId = "Agent-2".parse().unwrap();
+        Coordinates::save_point(&path, &id, false, Point { x: 10, y: 20 }).unwrap();
+        let c = Coordinates::load(&path).unwrap();
+        assert_eq!(c.agents[&id].chat_input, Point { x: 10, y: 20 });
+        assert_eq!(c.agents[&id].monitor.as_deref(), Some("main"));
+        assert_eq!(c.monitors.len(), 2);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.find("monitors").unwrap() < text.find("Agent-1").unwrap(),
+            "key order kept: {text}"
+        );
+        assert!(text.contains("left top"), "descriptions kept: {text}");
+        let new: AgentId = "Agent-9".parse().unwrap();
+        Coordinates::save_point(&path, &new, true, Point { x: 5, y: 6 }).unwrap();
+        let c = Coordinates::load(&path).unwrap();
+        assert_eq!(c.agents[&new].onboarding_input, Some(Point { x: 5, y: 6 }));
     }
 
     #[test]

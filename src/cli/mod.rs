@@ -7,6 +7,7 @@
     reason = "doc comments on arguments are --help text, where backticks would show"
 )]
 
+mod coords;
 mod send;
 mod show;
 
@@ -168,8 +169,32 @@ pub enum InboxCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum CoordsCommand {
-    /// Check every point against the monitor layout and each other.
+    /// Check every point against the monitor layout (and the live screen).
     Validate,
+    /// Print the mouse position after a countdown (to point at an input).
+    Capture {
+        agent: String,
+        /// Seconds to move the mouse into place.
+        #[arg(long, default_value_t = 3)]
+        countdown: u64,
+        /// Capture the onboarding input instead of the chat input.
+        #[arg(long)]
+        onboarding: bool,
+        /// Write it into config/coordinates.json (the rest is kept).
+        #[arg(long)]
+        save: bool,
+    },
+    /// Move the mouse to an agent's point and report the window there,
+    /// without clicking or typing.
+    Test {
+        agent: String,
+        /// Test the onboarding input instead of the chat input.
+        #[arg(long)]
+        onboarding: bool,
+        /// Do not move the mouse; only look.
+        #[arg(long)]
+        no_move: bool,
+    },
 }
 
 fn parse_priority(s: &str) -> Result<Priority, String> {
@@ -194,7 +219,8 @@ fn parse_id(s: &str) -> Result<MessageId, String> {
 fn root_of(cli: &Cli) -> Result<PathBuf> {
     // Absolute, so paths stored in receipts mean the same from any directory.
     match &cli.root {
-        Some(root) => std::path::absolute(root).with_context(|| format!("cannot resolve --root {}", root.display())),
+        Some(root) => std::path::absolute(root)
+            .with_context(|| format!("cannot resolve --root {}", root.display())),
         None => std::env::current_dir().context("cannot read the current directory"),
     }
 }
@@ -218,7 +244,7 @@ fn collect_env(root: &std::path::Path) -> Result<Env> {
         }
     }
     for (key, value) in std::env::vars() {
-        if key.starts_with("ACP_") || key.starts_with("DISCORD_") {
+        if key.starts_with("ACP_") || key.starts_with("DISCORD_") || key == "DISPLAY" {
             env.insert(key, value);
         }
     }
@@ -269,13 +295,33 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Agents => show::agents(&*open_app(&cli)?, cli.json).await,
         Command::Roles(cmd) => show::roles(&*open_app(&cli)?, cmd, cli.json).await,
         Command::Inbox(cmd) => show::inbox(&*open_app(&cli)?, cmd, cli.json).await,
-        Command::Coords(CoordsCommand::Validate) => {
-            show::coords_validate(&*open_app(&cli)?, cli.json)
+        Command::Coords(CoordsCommand::Validate) => coords::validate(&*open_app(&cli)?, cli.json),
+        Command::Coords(CoordsCommand::Capture {
+            agent,
+            countdown,
+            onboarding,
+            save,
+        }) => {
+            coords::capture(
+                &*open_app(&cli)?,
+                agent,
+                *countdown,
+                *onboarding,
+                *save,
+                cli.json,
+            )
+            .await
         }
+        Command::Coords(CoordsCommand::Test {
+            agent,
+            onboarding,
+            no_move,
+        }) => coords::test(&*open_app(&cli)?, agent, *onboarding, !*no_move, cli.json),
         Command::Audit { limit } => show::audit(&*open_app(&cli)?, *limit, cli.json).await,
         Command::Run => {
             let app = open_app(&cli)?;
-            crate::service::run(app, Methods::standard(), shutdown_signal()).await?;
+            let methods = Methods::for_config(app.config());
+            crate::service::run(app, methods, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -82,7 +82,7 @@ async fn deliver_here(
     wait: bool,
     timeout: Duration,
 ) -> Result<Vec<DeliveryView>> {
-    let dispatcher = Arc::new(app.dispatcher(Methods::standard())?);
+    let dispatcher = Arc::new(app.dispatcher(Methods::for_config(app.config()))?);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let d = Arc::clone(&dispatcher);

@@ -10,10 +10,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::app::App;
-use crate::coords::{Coordinates, Severity};
 use crate::store::AckResult;
 
-use super::{EXIT_FAILURE, InboxCommand, RolesCommand};
+use super::{InboxCommand, RolesCommand};
 
 fn print_json(value: &impl Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
@@ -307,35 +306,6 @@ pub async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Result<Exit
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-pub fn coords_validate(app: &App, json_out: bool) -> Result<ExitCode> {
-    let coords = Coordinates::load(&app.config().coords_path())?;
-    let findings = coords.validate(app.agents(), app.config().coords.near_radius_px);
-    let errors = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
-    if json_out {
-        print_json(
-            &json!({ "ok": errors == 0, "agents": coords.agents.len(), "monitors": coords.monitors.len(), "findings": findings }),
-        )?;
-    } else {
-        for f in &findings {
-            println!("{f}");
-        }
-        println!(
-            "{} agent(s), {} monitor(s): {errors} error(s), {} warning(s)",
-            coords.agents.len(),
-            coords.monitors.len(),
-            findings.len() - errors
-        );
-    }
-    Ok(if errors == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_FAILURE)
-    })
 }
 
 pub async fn audit(app: &App, limit: usize, json_out: bool) -> Result<ExitCode> {

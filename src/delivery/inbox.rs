@@ -146,6 +146,7 @@ mod tests {
             role: String::new(),
             workspace: dir.join("ws"),
             delivery: vec![MethodName::Inbox],
+            gui: crate::delivery::gui::settings::GuiConfig::default().defaults,
         }
     }
 

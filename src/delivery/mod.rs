@@ -5,6 +5,7 @@
 //! plugs in as `gui`), records every attempt, and retries transient failures.
 
 pub mod dispatcher;
+pub mod gui;
 pub mod inbox;
 
 use std::collections::HashMap;
@@ -194,6 +195,15 @@ impl Methods {
     pub fn standard() -> Self {
         let mut methods = Self::default();
         methods.add(Arc::new(inbox::InboxMethod));
+        methods
+    }
+
+    /// Every method, set up from the config: the inbox and keyboard and
+    /// mouse. This is what `acp run` and `acp send` use.
+    #[must_use]
+    pub fn for_config(config: &crate::config::Config) -> Self {
+        let mut methods = Self::standard();
+        methods.add(Arc::new(gui::GuiMethod::start(config)));
         methods
     }
 

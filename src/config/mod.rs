@@ -12,8 +12,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod gui;
+
 use crate::agents::{Agent, AgentId, Registry};
 use crate::delivery::MethodName;
+use crate::delivery::gui::settings::GuiConfig;
 use crate::message::DEFAULT_MAX_BODY_BYTES;
 
 /// Where the config file lives under the root.
@@ -118,6 +121,8 @@ pub struct Config {
     pub discord: DiscordConfig,
     /// Default sender for `acp send` (`ACP_AGENT`, set in an agent's shell).
     pub default_sender: Option<String>,
+    /// Keyboard-and-mouse delivery.
+    pub gui: GuiConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -132,6 +137,8 @@ struct RawConfig {
     coords: RawCoords,
     #[serde(default)]
     discord: RawDiscord,
+    #[serde(default)]
+    gui: gui::RawGui,
     #[serde(default)]
     agents: Vec<RawAgent>,
 }
@@ -174,6 +181,16 @@ struct RawAgent {
     role: Option<String>,
     workspace: Option<PathBuf>,
     delivery: Option<Vec<String>>,
+    window_title: Option<String>,
+    window_class: Option<String>,
+    input: Option<String>,
+    submit_key: Option<String>,
+    paste_key: Option<String>,
+    newline_key: Option<String>,
+    clear_keys: Option<Vec<String>>,
+    onboarding_keys: Option<Vec<String>>,
+    pre_submit_delay_ms: Option<i64>,
+    doorbell: Option<bool>,
 }
 
 /// Where a value came from, for error messages.
@@ -239,6 +256,7 @@ impl Config {
             coords: CoordsConfig { near_radius_px: 10 },
             discord: DiscordConfig::default(),
             default_sender: None,
+            gui: GuiConfig::default(),
         }
     }
 
@@ -331,6 +349,8 @@ impl Config {
             self.discord.api_base = parse_api_base(&src, "discord.api_base", &base)?;
         }
 
+        gui::apply_gui(&src, &raw.gui, &mut self.gui)?;
+
         let mut agents = Vec::new();
         let mut seen = HashSet::new();
         for (i, a) in raw.agents.into_iter().enumerate() {
@@ -361,12 +381,26 @@ impl Config {
             if name.chars().any(char::is_control) || name.chars().count() > 64 {
                 return Err(src.invalid(&key("name"), "use up to 64 printable characters"));
             }
+            let raw_gui = gui::RawAgentGui {
+                window_title: a.window_title,
+                window_class: a.window_class,
+                input: a.input,
+                submit_key: a.submit_key,
+                paste_key: a.paste_key,
+                newline_key: a.newline_key,
+                clear_keys: a.clear_keys,
+                onboarding_keys: a.onboarding_keys,
+                pre_submit_delay_ms: a.pre_submit_delay_ms,
+                doorbell: a.doorbell,
+            };
+            let gui = gui::agent_gui(&src, &format!("agents[{i}]"), &raw_gui, &self.gui.defaults)?;
             agents.push(Agent {
                 id,
                 name,
                 role: a.role.unwrap_or_default(),
                 workspace,
                 delivery,
+                gui,
             });
         }
         if let Some(captain) = raw.captain {
@@ -415,6 +449,9 @@ impl Config {
         {
             let names: Vec<String> = order.split(',').map(str::to_owned).collect();
             self.delivery.order = src.methods("ACP_DELIVERY_ORDER", &names)?;
+        }
+        if let Some(display) = env.get("DISPLAY").filter(|v| !v.trim().is_empty()) {
+            self.gui.display = Some(display.trim().to_owned());
         }
         if let Some(sender) = env.get("ACP_AGENT").filter(|v| !v.trim().is_empty()) {
             self.default_sender = Some(sender.trim().to_owned());

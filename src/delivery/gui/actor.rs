@@ -1,0 +1,344 @@
+//! The one thread that owns the mouse and keyboard (enigo), the clipboard
+//! (arboard) and the X connection of this process. Jobs arrive over a
+//! channel; across processes an OS lock on `data/gui.lock` makes sure only
+//! one acp types at a time.
+
+use std::fs::{File, OpenOptions};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use enigo::{Button, Coordinate, Direction, Enigo, Key, Keyboard, Mouse, Settings};
+
+use crate::agents::Agent;
+use crate::coords::Point;
+use crate::delivery::DeliveryError;
+
+use super::keys::{KeyCombo, KeyName, Modifier};
+use super::settings::{GuiConfig, InputMode};
+use super::window::{Display, WindowInfo};
+
+/// One delivery for the actor.
+pub(super) struct Job {
+    pub agent: Agent,
+    /// Where to click and type.
+    pub point: Point,
+    /// For onboarding: click here first and press `keys_before`.
+    pub prelude: Option<(Point, Vec<super::keys::KeyCombo>)>,
+    pub text: String,
+    pub reply: mpsc::Sender<Result<String, DeliveryError>>,
+}
+
+struct Session {
+    display: Display,
+    enigo: Enigo,
+    clipboard: Option<arboard::Clipboard>,
+}
+
+pub(super) struct Actor {
+    config: GuiConfig,
+    lock_path: PathBuf,
+    session: Option<Session>,
+}
+
+/// Runs jobs until every sender is gone.
+pub(super) fn run(config: GuiConfig, lock_path: PathBuf, jobs: &mpsc::Receiver<Job>) {
+    let mut actor = Actor {
+        config,
+        lock_path,
+        session: None,
+    };
+    while let Ok(job) = jobs.recv() {
+        let reply = job.reply.clone();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| actor.deliver(&job)))
+            .unwrap_or_else(|_| {
+                Err(DeliveryError::transient(
+                    "keyboard-and-mouse delivery panicked (a bug: please report it)",
+                ))
+            });
+        if result.is_err() {
+            // Start from a fresh connection next time: the server may be gone.
+            actor.session = None;
+        }
+        let _ = reply.send(result);
+    }
+}
+
+fn enigo_err(what: &str) -> impl Fn(enigo::InputError) -> DeliveryError + '_ {
+    move |e| DeliveryError::transient(format!("{what} failed: {e}"))
+}
+
+fn to_key(key: KeyName) -> Key {
+    match key {
+        KeyName::Enter => Key::Return,
+        KeyName::Tab => Key::Tab,
+        KeyName::Escape => Key::Escape,
+        KeyName::Backspace => Key::Backspace,
+        KeyName::Delete => Key::Delete,
+        KeyName::Home => Key::Home,
+        KeyName::End => Key::End,
+        KeyName::PageUp => Key::PageUp,
+        KeyName::PageDown => Key::PageDown,
+        KeyName::Up => Key::UpArrow,
+        KeyName::Down => Key::DownArrow,
+        KeyName::Left => Key::LeftArrow,
+        KeyName::Right => Key::RightArrow,
+        KeyName::Insert => Key::Insert,
+        KeyName::Space => Key::Space,
+        KeyName::F(n) => [
+            Key::F1,
+            Key::F2,
+            Key::F3,
+            Key::F4,
+            Key::F5,
+            Key::F6,
+            Key::F7,
+            Key::F8,
+            Key::F9,
+            Key::F10,
+            Key::F11,
+            Key::F12,
+            Key::F13,
+            Key::F14,
+            Key::F15,
+            Key::F16,
+            Key::F17,
+            Key::F18,
+            Key::F19,
+            Key::F20,
+            Key::F21,
+            Key::F22,
+            Key::F23,
+            Key::F24,
+        ][usize::from(n.clamp(1, 24) - 1)],
+        KeyName::Char(c) => Key::Unicode(c),
+    }
+}
+
+fn press(enigo: &mut Enigo, combo: &KeyCombo) -> Result<(), DeliveryError> {
+    let mods: Vec<Key> = combo
+        .modifiers
+        .iter()
+        .map(|m| match m {
+            Modifier::Ctrl => Key::Control,
+            Modifier::Shift => Key::Shift,
+            Modifier::Alt => Key::Alt,
+            Modifier::Meta => Key::Meta,
+        })
+        .collect();
+    let what = "pressing a key";
+    for m in &mods {
+        enigo.key(*m, Direction::Press).map_err(enigo_err(what))?;
+    }
+    let result = enigo
+        .key(to_key(combo.key), Direction::Click)
+        .map_err(enigo_err(what));
+    // Release modifiers even when the key failed, so none stays held.
+    for m in mods.iter().rev() {
+        let _ = enigo.key(*m, Direction::Release);
+    }
+    result
+}
+
+/// Whether a body is typed (true) or pasted.
+fn types(mode: InputMode, text: &str, type_max_chars: usize) -> bool {
+    match mode {
+        InputMode::Type => true,
+        InputMode::Paste => false,
+        InputMode::Auto => !text.contains('\n') && text.chars().count() <= type_max_chars,
+    }
+}
+
+impl Actor {
+    fn lock(&self) -> Result<File, DeliveryError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock_path)
+            .map_err(|e| {
+                DeliveryError::transient(format!(
+                    "cannot open the keyboard lock {}: {e}",
+                    self.lock_path.display()
+                ))
+            })?;
+        let deadline = Instant::now() + self.config.lock_timeout;
+        loop {
+            if file.try_lock().is_ok() {
+                return Ok(file);
+            }
+            if Instant::now() >= deadline {
+                return Err(DeliveryError::transient(format!(
+                    "another acp process kept the keyboard and mouse for {:?} ({})",
+                    self.config.lock_timeout,
+                    self.lock_path.display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn session(&mut self) -> Result<&mut Session, DeliveryError> {
+        let Some(name) = self.config.display.clone() else {
+            return Err(DeliveryError::unavailable(
+                "no display: DISPLAY is not set, so there are no windows to type into",
+            ));
+        };
+        if self.session.as_ref().is_some_and(|s| !s.display.is_alive()) {
+            self.session = None;
+        }
+        if self.session.is_none() {
+            let display = Display::connect(&name).map_err(|e| DeliveryError::unavailable(e.0))?;
+            let settings = Settings {
+                x11_display: Some(name.clone()),
+                ..Settings::default()
+            };
+            let enigo = Enigo::new(&settings).map_err(|e| {
+                DeliveryError::unavailable(format!(
+                    "cannot drive the keyboard on display {name}: {e}"
+                ))
+            })?;
+            // The clipboard is only needed for pasting; typing works without.
+            let clipboard = arboard::Clipboard::new()
+                .map_err(|e| tracing::warn!(error = %e, "no clipboard: bodies will be typed, not pasted"))
+                .ok();
+            self.session = Some(Session {
+                display,
+                enigo,
+                clipboard,
+            });
+        }
+        self.session
+            .as_mut()
+            .ok_or_else(|| DeliveryError::unavailable("no display session"))
+    }
+
+    fn deliver(&mut self, job: &Job) -> Result<String, DeliveryError> {
+        // Refuse early and cheaply when there is no display at all.
+        self.config.display.as_ref().ok_or_else(|| {
+            DeliveryError::unavailable(
+                "no display: DISPLAY is not set, so there are no windows to type into",
+            )
+        })?;
+        let _lock = self.lock()?;
+        let settle = self.config.settle;
+        let type_max = self.config.type_max_chars;
+        let s = self.session()?;
+        let gui = &job.agent.gui;
+
+        if let Some((focus_point, keys)) = &job.prelude {
+            guard(&s.display, &job.agent, *focus_point)?;
+            click(&mut s.enigo, *focus_point, settle)?;
+            for k in keys {
+                press(&mut s.enigo, k)?;
+            }
+            std::thread::sleep(settle.max(Duration::from_millis(100)));
+        }
+        let window = guard(&s.display, &job.agent, job.point)?;
+        click(&mut s.enigo, job.point, settle)?;
+        check_focus(&s.display, &window, "after the click")?;
+        for k in &gui.clear_keys {
+            press(&mut s.enigo, k)?;
+        }
+
+        let typed = types(gui.input, &job.text, type_max) || s.clipboard.is_none();
+        let mut saved_clipboard = None;
+        if typed {
+            for (i, line) in job.text.split('\n').enumerate() {
+                if i > 0 {
+                    press(&mut s.enigo, &gui.newline_key)?;
+                }
+                if !line.is_empty() {
+                    s.enigo.text(line).map_err(enigo_err("typing"))?;
+                }
+            }
+        } else if let Some(clipboard) = s.clipboard.as_mut() {
+            saved_clipboard = clipboard.get_text().ok();
+            clipboard
+                .set_text(job.text.clone())
+                .map_err(|e| DeliveryError::transient(format!("cannot set the clipboard: {e}")))?;
+            press(&mut s.enigo, &gui.paste_key)?;
+        }
+        std::thread::sleep(gui.pre_submit_delay);
+        check_focus(&s.display, &window, "before submitting")?;
+        press(&mut s.enigo, &gui.submit_key)?;
+        if let (Some(old), Some(clipboard)) = (saved_clipboard, s.clipboard.as_mut()) {
+            // The paste was read before the submit key was handled (the
+            // window processes its events in order), so restoring now
+            // cannot race with it.
+            std::thread::sleep(settle);
+            let _ = clipboard.set_text(old);
+        }
+        let how = if typed { "typed" } else { "pasted" };
+        Ok(format!(
+            "{how} into {:?} at {} and submitted with {}",
+            window.title, job.point, gui.submit_key
+        ))
+    }
+}
+
+fn click(enigo: &mut Enigo, p: Point, settle: Duration) -> Result<(), DeliveryError> {
+    enigo
+        .move_mouse(p.x, p.y, Coordinate::Abs)
+        .map_err(enigo_err("moving the mouse"))?;
+    enigo
+        .button(Button::Left, Direction::Click)
+        .map_err(enigo_err("clicking"))?;
+    std::thread::sleep(settle);
+    Ok(())
+}
+
+/// The window guard: an application window must be at the point, and match
+/// the agent's title and class patterns when it has them.
+pub(super) fn guard(
+    display: &Display,
+    agent: &Agent,
+    p: Point,
+) -> Result<WindowInfo, DeliveryError> {
+    let window = display
+        .window_at(p)
+        .map_err(|e| DeliveryError::transient(format!("cannot read the window at {p}: {e}")))?
+        .ok_or_else(|| {
+            DeliveryError::permanent(format!(
+                "no application window at {p} (bare desktop or off screen): is {}'s window open? check with `acp coords test {}`",
+                agent.id, agent.id
+            ))
+        })?;
+    if let Some(pattern) = &agent.gui.window_title
+        && !pattern.is_match(&window.title)
+    {
+        return Err(DeliveryError::permanent(format!(
+            "the window at {p} is {:?}, whose title does not match {}'s window_title {:?}: refusing to type into it",
+            window.title,
+            agent.id,
+            pattern.to_string()
+        )));
+    }
+    if let Some(pattern) = &agent.gui.window_class
+        && !pattern.is_match(&window.class)
+    {
+        return Err(DeliveryError::permanent(format!(
+            "the window at {p} has class {:?}, which does not match {}'s window_class {:?}: refusing to type into it",
+            window.class,
+            agent.id,
+            pattern.to_string()
+        )));
+    }
+    Ok(window)
+}
+
+/// Keystrokes go to the window holding the keyboard; it must be the one the
+/// guard approved.
+fn check_focus(display: &Display, window: &WindowInfo, when: &str) -> Result<(), DeliveryError> {
+    let focus = display
+        .keyboard_window()
+        .map_err(|e| DeliveryError::transient(format!("cannot read the keyboard focus: {e}")))?;
+    if focus == Some(window.top_level) {
+        Ok(())
+    } else {
+        Err(DeliveryError::transient(format!(
+            "the keyboard focus is not on {:?} {when} (another window took it): stopped, nothing submitted",
+            window.title
+        )))
+    }
+}

@@ -1,0 +1,195 @@
+//! Keyboard-and-mouse delivery: the message appears in the agent's chat
+//! input as if the person had typed it, and is submitted.
+//!
+//! The steps, for one message: read the agent's point from
+//! `config/coordinates.json`; take the cross-process keyboard lock; check the
+//! window under the point (the window guard); click; check that the keyboard
+//! focus is on that window; optionally clear the input; type or paste the
+//! body (newlines never submit early); wait the pre-submit delay; check the
+//! focus again; press the submit key. Any failure ends the attempt with a
+//! reason, and the dispatcher falls back to the next method (the inbox).
+//!
+//! All of it runs on one actor thread per process, which owns the enigo
+//! handle, the clipboard and the X connection.
+
+#[cfg(all(unix, not(target_os = "macos")))]
+mod actor;
+pub mod keys;
+#[cfg(all(unix, not(target_os = "macos")))]
+pub mod probe;
+pub mod settings;
+#[cfg(all(unix, not(target_os = "macos")))]
+pub mod window;
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::agents::Agent;
+use crate::config::Config;
+use crate::coords::Coordinates;
+use crate::message::{Kind, UnifiedMessage};
+
+use super::{DeliveryError, DeliveryMethod, MethodName, inbox};
+use settings::GuiConfig;
+
+/// Keyboard-and-mouse delivery for one process.
+pub struct GuiMethod {
+    #[cfg(all(unix, not(target_os = "macos")))]
+    jobs: mpsc::SyncSender<actor::Job>,
+    coords_path: PathBuf,
+    config: GuiConfig,
+}
+
+impl GuiMethod {
+    /// Starts the actor thread. Nothing touches the display until the first
+    /// delivery, so this works on machines without one.
+    #[must_use]
+    pub fn start(config: &Config) -> Self {
+        let lock_path = config.root.join("data").join("gui.lock");
+        #[cfg(all(unix, not(target_os = "macos")))]
+        let jobs = {
+            let (tx, rx) = mpsc::sync_channel(64);
+            let gui = config.gui.clone();
+            let spawned = std::thread::Builder::new()
+                .name("acp-gui".into())
+                .spawn(move || actor::run(gui, lock_path, &rx));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start the keyboard-and-mouse thread");
+            }
+            tx
+        };
+        #[cfg(not(all(unix, not(target_os = "macos"))))]
+        let _ = lock_path;
+        Self {
+            #[cfg(all(unix, not(target_os = "macos")))]
+            jobs,
+            coords_path: config.coords_path(),
+            config: config.gui.clone(),
+        }
+    }
+
+    /// The one-line notice typed in doorbell mode.
+    fn doorbell_notice(message: &UnifiedMessage, path: &std::path::Path) -> String {
+        format!(
+            "New {} message from {} in your inbox: {} (read it, then run: acp inbox ack {})",
+            message.priority,
+            message.from,
+            path.display(),
+            message.id
+        )
+    }
+}
+
+impl DeliveryMethod for GuiMethod {
+    fn name(&self) -> MethodName {
+        MethodName::Gui
+    }
+
+    fn deliver(&self, agent: &Agent, message: &UnifiedMessage) -> Result<String, DeliveryError> {
+        if self.config.display.is_none() {
+            return Err(DeliveryError::unavailable(
+                "no display: DISPLAY is not set, so there are no windows to type into",
+            ));
+        }
+        let coords = Coordinates::load(&self.coords_path).map_err(|e| {
+            DeliveryError::permanent(format!(
+                "{e}: fix it, then check with `acp coords validate`"
+            ))
+        })?;
+        let points = coords.agents.get(&agent.id).ok_or_else(|| {
+            DeliveryError::permanent(format!(
+                "no coordinates for {} in config/coordinates.json: add them with `acp coords capture {} --save`",
+                agent.id, agent.id
+            ))
+        })?;
+        let onboarding = message.kind == Kind::Onboarding;
+        let point = if onboarding {
+            points.onboarding_input.unwrap_or(points.chat_input)
+        } else {
+            points.chat_input
+        };
+        if !coords.monitors.is_empty() && !coords.monitors.iter().any(|m| m.contains(point)) {
+            return Err(DeliveryError::permanent(format!(
+                "{}'s point {point} is outside every monitor in config/coordinates.json",
+                agent.id
+            )));
+        }
+        let prelude = (onboarding && !agent.gui.onboarding_keys.is_empty())
+            .then(|| (points.chat_input, agent.gui.onboarding_keys.clone()));
+
+        let (text, doorbell_path) = if agent.gui.doorbell {
+            let path = inbox::path_for(agent, message);
+            inbox::write_once(
+                &agent.inbox_dir(),
+                &inbox::file_name(message),
+                inbox::render(message).as_bytes(),
+            )
+            .map_err(|e| {
+                DeliveryError::transient(format!(
+                    "doorbell: cannot write the inbox file first: {e}"
+                ))
+            })?;
+            (Self::doorbell_notice(message, &path), Some(path))
+        } else {
+            (message.body.clone(), None)
+        };
+        let detail = self.run(agent, point, prelude, text)?;
+        Ok(match doorbell_path {
+            Some(path) => format!(
+                "doorbell notice {detail}; the message is in {}",
+                path.display()
+            ),
+            None => detail,
+        })
+    }
+}
+
+impl GuiMethod {
+    #[cfg(all(unix, not(target_os = "macos")))]
+    fn run(
+        &self,
+        agent: &Agent,
+        point: crate::coords::Point,
+        prelude: Option<(crate::coords::Point, Vec<keys::KeyCombo>)>,
+        text: String,
+    ) -> Result<String, DeliveryError> {
+        let (reply, answer) = mpsc::channel();
+        // Typing runs at a few ms per character at worst; allow for it and
+        // for waiting on another process's lock.
+        let chars = u64::try_from(text.chars().count()).unwrap_or(u64::MAX);
+        let timeout = self.config.lock_timeout
+            + Duration::from_millis(chars.saturating_mul(20))
+            + Duration::from_secs(30);
+        let job = actor::Job {
+            agent: agent.clone(),
+            point,
+            prelude,
+            text,
+            reply,
+        };
+        self.jobs.try_send(job).map_err(|e| {
+            DeliveryError::transient(format!(
+                "the keyboard-and-mouse thread is not taking work: {e}"
+            ))
+        })?;
+        answer.recv_timeout(timeout).map_err(|_| {
+            DeliveryError::transient(format!(
+                "keyboard-and-mouse delivery did not finish within {timeout:?}"
+            ))
+        })?
+    }
+
+    #[cfg(not(all(unix, not(target_os = "macos"))))]
+    fn run(
+        &self,
+        _agent: &Agent,
+        _point: crate::coords::Point,
+        _prelude: Option<(crate::coords::Point, Vec<keys::KeyCombo>)>,
+        _text: String,
+    ) -> Result<String, DeliveryError> {
+        Err(DeliveryError::unavailable(
+            "keyboard-and-mouse delivery is built for X11 (Linux and BSD desktops) only so far",
+        ))
+    }
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""A chat input for the keyboard-and-mouse tests: a real X window that
+records exactly what it receives, the way an agent's chat box would.
+
+Enter submits (the text is appended to OUT as one JSON line and the box is
+cleared); Shift+Enter inserts a newline; Ctrl+V pastes the clipboard;
+Ctrl+A selects all; Ctrl+N is recorded as a key event (onboarding: "new
+chat"). After every key the current, unsubmitted text is written to
+OUT.draft, so a test can see keystrokes that went astray.
+
+usage: chatbox.py TITLE WIDTHxHEIGHT+X+Y OUT
+"""
+import json
+import os
+import sys
+import time
+import tkinter as tk
+
+title, geometry, out = sys.argv[1], sys.argv[2], sys.argv[3]
+
+
+def record(event):
+    event["t"] = time.time()
+    with open(out, "a", encoding="utf-8") as f:
+        f.write(json.dumps(event, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def save_draft(_event=None):
+    tmp = out + ".draft.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text.get("1.0", "end-1c"))
+    os.replace(tmp, out + ".draft")
+
+
+root = tk.Tk(className="AcpChatbox")
+root.title(title)
+root.geometry(geometry)
+text = tk.Text(root, undo=False)
+text.pack(fill="both", expand=True)
+
+
+def submit(_event):
+    record({"event": "submit", "text": text.get("1.0", "end-1c")})
+    text.delete("1.0", "end")
+    save_draft()
+    return "break"
+
+
+def newline(_event):
+    text.insert("insert", "\n")
+    save_draft()
+    return "break"
+
+
+def select_all(_event):
+    text.tag_add("sel", "1.0", "end")
+    return "break"
+
+
+def new_chat(_event):
+    record({"event": "key", "key": "ctrl+n"})
+    return "break"
+
+
+text.bind("<Return>", submit)
+text.bind("<KP_Enter>", submit)
+text.bind("<Shift-Return>", newline)
+text.bind("<Control-a>", select_all)
+text.bind("<Control-n>", new_chat)
+text.bind("<KeyRelease>", save_draft)
+text.bind("<<Paste>>", lambda e: root.after(1, save_draft))
+text.focus_set()
+
+
+def ready():
+    save_draft()
+    with open(out + ".ready", "w") as f:
+        f.write(str(root.winfo_id()))
+
+
+root.after(200, ready)
+root.mainloop()
