@@ -5,11 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the tests use, installed with apt-get when missing.
-# (The keyboard-and-mouse tests will add xvfb, xterm, xdotool here.)
+# System packages the tests use, installed with apt-get when missing:
+# Xvfb (a virtual X server) and Tk for the keyboard-and-mouse tests' windows.
 need() {
     local cmd=$1 pkg=$2
-    if ! command -v "$cmd" >/dev/null 2>&1; then
+    if ! command -v "$cmd" >/dev/null 2>&1 && ! [ -e "$cmd" ]; then
         echo "installing $pkg (for $cmd)"
         if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
         $sudo apt-get update -qq
@@ -18,6 +18,11 @@ need() {
 }
 need kill procps
 need cc gcc   # rusqlite builds SQLite from source (bundled)
+need Xvfb xvfb
+need /usr/bin/python3 python3
+if ! /usr/bin/python3 -c 'import tkinter' >/dev/null 2>&1; then
+    need /nonexistent-tk python3-tk
+fi
 
 if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo is missing: install Rust from https://rustup.rs (or your distribution), then run this again" >&2

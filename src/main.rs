@@ -18,10 +18,13 @@ fn main() -> ExitCode {
     };
     let filter =
         EnvFilter::try_from_env("ACP_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
+    // No `log` bridge: enigo and arboard log keymap details through `log`
+    // at warn level, and acp reports their failures itself.
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .finish();
+    let _ = tracing::subscriber::set_global_default(subscriber);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

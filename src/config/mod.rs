@@ -351,57 +351,17 @@ impl Config {
 
         gui::apply_gui(&src, &raw.gui, &mut self.gui)?;
 
-        let mut agents = Vec::new();
+        let mut agents: Vec<Agent> = Vec::new();
         let mut seen = HashSet::new();
         for (i, a) in raw.agents.into_iter().enumerate() {
-            let key = |field: &str| format!("agents[{i}].{field}");
-            let id: AgentId = a
-                .id
-                .parse()
-                .map_err(|e: crate::agents::AgentError| src.invalid(&key("id"), e.to_string()))?;
-            if !seen.insert(id.clone()) {
-                return Err(src.invalid(&key("id"), format!("{id} is configured twice")));
+            let agent = self.agent(&src, i, a)?;
+            if !seen.insert(agent.id.clone()) {
+                return Err(src.invalid(
+                    &format!("agents[{i}].id"),
+                    format!("{} is configured twice", agent.id),
+                ));
             }
-            let workspace = match a.workspace {
-                Some(p) if p.as_os_str().is_empty() => {
-                    return Err(src.invalid(
-                        &key("workspace"),
-                        "is empty: give a directory or leave it out",
-                    ));
-                }
-                Some(p) if p.is_absolute() => p,
-                Some(p) => self.root.join(p),
-                None => Registry::default_workspace(&self.root, &id),
-            };
-            let delivery = match a.delivery {
-                Some(list) => src.methods(&key("delivery"), &list)?,
-                None => self.delivery.order.clone(),
-            };
-            let name = a.name.unwrap_or_else(|| id.to_string());
-            if name.chars().any(char::is_control) || name.chars().count() > 64 {
-                return Err(src.invalid(&key("name"), "use up to 64 printable characters"));
-            }
-            let raw_gui = gui::RawAgentGui {
-                window_title: a.window_title,
-                window_class: a.window_class,
-                input: a.input,
-                submit_key: a.submit_key,
-                paste_key: a.paste_key,
-                newline_key: a.newline_key,
-                clear_keys: a.clear_keys,
-                onboarding_keys: a.onboarding_keys,
-                pre_submit_delay_ms: a.pre_submit_delay_ms,
-                doorbell: a.doorbell,
-            };
-            let gui = gui::agent_gui(&src, &format!("agents[{i}]"), &raw_gui, &self.gui.defaults)?;
-            agents.push(Agent {
-                id,
-                name,
-                role: a.role.unwrap_or_default(),
-                workspace,
-                delivery,
-                gui,
-            });
+            agents.push(agent);
         }
         if let Some(captain) = raw.captain {
             let id: AgentId = captain
@@ -417,6 +377,54 @@ impl Config {
         }
         self.agents = Registry::new(agents);
         Ok(())
+    }
+
+    /// One `[[agents]]` table.
+    fn agent(&self, src: &Source<'_>, i: usize, a: RawAgent) -> Result<Agent, ConfigError> {
+        let key = |field: &str| format!("agents[{i}].{field}");
+        let id: AgentId =
+            a.id.parse()
+                .map_err(|e: crate::agents::AgentError| src.invalid(&key("id"), e.to_string()))?;
+        let workspace = match a.workspace {
+            Some(p) if p.as_os_str().is_empty() => {
+                return Err(src.invalid(
+                    &key("workspace"),
+                    "is empty: give a directory or leave it out",
+                ));
+            }
+            Some(p) if p.is_absolute() => p,
+            Some(p) => self.root.join(p),
+            None => Registry::default_workspace(&self.root, &id),
+        };
+        let delivery = match a.delivery {
+            Some(list) => src.methods(&key("delivery"), &list)?,
+            None => self.delivery.order.clone(),
+        };
+        let name = a.name.unwrap_or_else(|| id.to_string());
+        if name.chars().any(char::is_control) || name.chars().count() > 64 {
+            return Err(src.invalid(&key("name"), "use up to 64 printable characters"));
+        }
+        let raw_gui = gui::RawAgentGui {
+            window_title: a.window_title,
+            window_class: a.window_class,
+            input: a.input,
+            submit_key: a.submit_key,
+            paste_key: a.paste_key,
+            newline_key: a.newline_key,
+            clear_keys: a.clear_keys,
+            onboarding_keys: a.onboarding_keys,
+            pre_submit_delay_ms: a.pre_submit_delay_ms,
+            doorbell: a.doorbell,
+        };
+        let gui = gui::agent_gui(src, &format!("agents[{i}]"), &raw_gui, &self.gui.defaults)?;
+        Ok(Agent {
+            id,
+            name,
+            role: a.role.unwrap_or_default(),
+            workspace,
+            delivery,
+            gui,
+        })
     }
 
     fn apply_env(&mut self, env: &Env) -> Result<(), ConfigError> {

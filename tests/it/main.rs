@@ -9,5 +9,7 @@
 
 mod cli;
 mod crash;
+mod desktop;
+mod gui;
 mod pipeline;
 mod support;

@@ -34,6 +34,12 @@ impl Root {
         self
     }
 
+    /// Adds keys to one agent's `[[agents]]` table.
+    pub fn agent_config(&self, agent: &str, lines: &str) -> &Self {
+        let id_line = format!("id = \"{agent}\"\n");
+        self.edit_config(&id_line, &format!("{id_line}{lines}\n"))
+    }
+
     /// Fast retries and polling, for tests that wait on them.
     pub fn fast(&self) -> &Self {
         self.edit_config("retry_base_ms = 500", "retry_base_ms = 20")

@@ -27,7 +27,21 @@ def record(event):
         os.fsync(f.fileno())
 
 
+pending = False
+
+
 def save_draft(_event=None):
+    """Writes the draft once the window is idle (typing 10,000 characters
+    must not mean 10,000 file writes)."""
+    global pending
+    if not pending:
+        pending = True
+        root.after_idle(write_draft)
+
+
+def write_draft():
+    global pending
+    pending = False
     tmp = out + ".draft.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text.get("1.0", "end-1c"))
@@ -44,7 +58,7 @@ text.pack(fill="both", expand=True)
 def submit(_event):
     record({"event": "submit", "text": text.get("1.0", "end-1c")})
     text.delete("1.0", "end")
-    save_draft()
+    write_draft()
     return "break"
 
 
@@ -75,7 +89,7 @@ text.focus_set()
 
 
 def ready():
-    save_draft()
+    write_draft()
     with open(out + ".ready", "w") as f:
         f.write(str(root.winfo_id()))
 

@@ -3,6 +3,7 @@
 //! channel; across processes an OS lock on `data/gui.lock` makes sure only
 //! one acp types at a time.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -29,9 +30,10 @@ pub(super) struct Job {
     pub reply: mpsc::Sender<Result<String, DeliveryError>>,
 }
 
+/// What outlives one job: the X connection and the clipboard (which must
+/// keep serving a paste after the job returns).
 struct Session {
     display: Display,
-    enigo: Enigo,
     clipboard: Option<arboard::Clipboard>,
 }
 
@@ -62,6 +64,12 @@ pub(super) fn run(config: GuiConfig, lock_path: PathBuf, jobs: &mpsc::Receiver<J
         }
         let _ = reply.send(result);
     }
+}
+
+fn no_display() -> DeliveryError {
+    DeliveryError::unavailable(
+        "no display: DISPLAY is not set, so there are no windows to type into",
+    )
 }
 
 fn enigo_err(what: &str) -> impl Fn(enigo::InputError) -> DeliveryError + '_ {
@@ -140,12 +148,24 @@ fn press(enigo: &mut Enigo, combo: &KeyCombo) -> Result<(), DeliveryError> {
     result
 }
 
-/// Whether a body is typed (true) or pasted.
-fn types(mode: InputMode, text: &str, type_max_chars: usize) -> bool {
+/// Whether a body is typed (true) or pasted. `auto` types short single
+/// lines made of characters on the keyboard map; accents, CJK and emoji
+/// would need keycode remapping (slow, and racy with other X clients), so
+/// such bodies are pasted.
+fn types(
+    mode: InputMode,
+    text: &str,
+    type_max_chars: usize,
+    keymap: &HashMap<char, (u8, bool)>,
+) -> bool {
     match mode {
         InputMode::Type => true,
         InputMode::Paste => false,
-        InputMode::Auto => !text.contains('\n') && text.chars().count() <= type_max_chars,
+        InputMode::Auto => {
+            !text.contains('\n')
+                && text.chars().count() <= type_max_chars
+                && text.chars().all(|c| keymap.contains_key(&c))
+        }
     }
 }
 
@@ -180,37 +200,20 @@ impl Actor {
 
     fn session(&mut self) -> Result<&mut Session, DeliveryError> {
         let Some(name) = self.config.display.clone() else {
-            return Err(DeliveryError::unavailable(
-                "no display: DISPLAY is not set, so there are no windows to type into",
-            ));
+            return Err(no_display());
         };
         if self.session.as_ref().is_some_and(|s| !s.display.is_alive()) {
             self.session = None;
         }
         if self.session.is_none() {
             let display = Display::connect(&name).map_err(|e| DeliveryError::unavailable(e.0))?;
-            let settings = Settings {
-                x11_display: Some(name.clone()),
-                ..Settings::default()
-            };
-            let enigo = Enigo::new(&settings).map_err(|e| {
-                DeliveryError::unavailable(format!(
-                    "cannot drive the keyboard on display {name}: {e}"
-                ))
-            })?;
             // The clipboard is only needed for pasting; typing works without.
             let clipboard = arboard::Clipboard::new()
                 .map_err(|e| tracing::warn!(error = %e, "no clipboard: bodies will be typed, not pasted"))
                 .ok();
-            self.session = Some(Session {
-                display,
-                enigo,
-                clipboard,
-            });
+            self.session = Some(Session { display, clipboard });
         }
-        self.session
-            .as_mut()
-            .ok_or_else(|| DeliveryError::unavailable("no display session"))
+        self.session.as_mut().ok_or_else(no_display)
     }
 
     fn deliver(&mut self, job: &Job) -> Result<String, DeliveryError> {
@@ -223,45 +226,63 @@ impl Actor {
         let _lock = self.lock()?;
         let settle = self.config.settle;
         let type_max = self.config.type_max_chars;
+        let display_name = self.config.display.clone().unwrap_or_default();
         let s = self.session()?;
+        // enigo types characters missing from the keyboard map by binding
+        // them to spare keycodes, and unbinds them when dropped. Another acp
+        // process picks the same spare keycodes, so the handle lives only
+        // while this process holds the lock: made here, dropped before the
+        // lock is released.
+        let settings = Settings {
+            x11_display: Some(display_name.clone()),
+            ..Settings::default()
+        };
+        let mut enigo = Enigo::new(&settings).map_err(|e| {
+            DeliveryError::unavailable(format!(
+                "cannot drive the keyboard on display {display_name}: {e}"
+            ))
+        })?;
+        let enigo = &mut enigo;
         let gui = &job.agent.gui;
 
         if let Some((focus_point, keys)) = &job.prelude {
             guard(&s.display, &job.agent, *focus_point)?;
-            click(&mut s.enigo, *focus_point, settle)?;
+            click(enigo, *focus_point, settle)?;
             for k in keys {
-                press(&mut s.enigo, k)?;
+                press(enigo, k)?;
             }
             std::thread::sleep(settle.max(Duration::from_millis(100)));
         }
         let window = guard(&s.display, &job.agent, job.point)?;
-        click(&mut s.enigo, job.point, settle)?;
+        click(enigo, job.point, settle)?;
         check_focus(&s.display, &window, "after the click")?;
         for k in &gui.clear_keys {
-            press(&mut s.enigo, k)?;
+            press(enigo, k)?;
         }
 
-        let typed = types(gui.input, &job.text, type_max) || s.clipboard.is_none();
+        let keymap = s
+            .display
+            .keymap()
+            .map_err(|e| DeliveryError::transient(e.0))?;
+        let typed = types(gui.input, &job.text, type_max, &keymap) || s.clipboard.is_none();
         let mut saved_clipboard = None;
         if typed {
             for (i, line) in job.text.split('\n').enumerate() {
                 if i > 0 {
-                    press(&mut s.enigo, &gui.newline_key)?;
+                    press(enigo, &gui.newline_key)?;
                 }
-                if !line.is_empty() {
-                    s.enigo.text(line).map_err(enigo_err("typing"))?;
-                }
+                type_line(enigo, &keymap, line)?;
             }
         } else if let Some(clipboard) = s.clipboard.as_mut() {
             saved_clipboard = clipboard.get_text().ok();
             clipboard
                 .set_text(job.text.clone())
                 .map_err(|e| DeliveryError::transient(format!("cannot set the clipboard: {e}")))?;
-            press(&mut s.enigo, &gui.paste_key)?;
+            press(enigo, &gui.paste_key)?;
         }
         std::thread::sleep(gui.pre_submit_delay);
         check_focus(&s.display, &window, "before submitting")?;
-        press(&mut s.enigo, &gui.submit_key)?;
+        press(enigo, &gui.submit_key)?;
         if let (Some(old), Some(clipboard)) = (saved_clipboard, s.clipboard.as_mut()) {
             // The paste was read before the submit key was handled (the
             // window processes its events in order), so restoring now
@@ -275,6 +296,43 @@ impl Actor {
             window.title, job.point, gui.submit_key
         ))
     }
+}
+
+/// Types one line. Characters on the keyboard map are pressed on their own
+/// keycodes (with Shift where needed), like a person would; only the others
+/// (accents, CJK, emoji) go through enigo's remapping of a spare keycode.
+/// Remapping makes every X client reload its keymap, and a client that
+/// reloads late can miss a character, so it is kept to what needs it.
+fn type_line(
+    enigo: &mut Enigo,
+    keymap: &HashMap<char, (u8, bool)>,
+    line: &str,
+) -> Result<(), DeliveryError> {
+    let what = "typing";
+    for c in line.chars() {
+        let Some(&(keycode, shift)) = keymap.get(&c) else {
+            let mut buf = [0u8; 4];
+            enigo
+                .text(c.encode_utf8(&mut buf))
+                .map_err(enigo_err(what))?;
+            continue;
+        };
+        if shift {
+            enigo
+                .key(Key::Shift, Direction::Press)
+                .map_err(enigo_err(what))?;
+        }
+        let pressed = enigo
+            .raw(u16::from(keycode), Direction::Click)
+            .map_err(enigo_err(what));
+        if shift {
+            enigo
+                .key(Key::Shift, Direction::Release)
+                .map_err(enigo_err(what))?;
+        }
+        pressed?;
+    }
+    Ok(())
 }
 
 fn click(enigo: &mut Enigo, p: Point, settle: Duration) -> Result<(), DeliveryError> {

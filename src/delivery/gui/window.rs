@@ -75,6 +75,42 @@ impl Display {
         })
     }
 
+    /// Keycodes that produce each character on the current keyboard map
+    /// without remapping: unshifted (column 0) or with Shift (column 1).
+    ///
+    /// # Errors
+    /// [`X11Error`].
+    pub fn keymap(&self) -> Result<std::collections::HashMap<char, (u8, bool)>, X11Error> {
+        let setup = self.conn.setup();
+        let (min, max) = (setup.min_keycode, setup.max_keycode);
+        let reply = self
+            .conn
+            .get_keyboard_mapping(min, max - min + 1)
+            .map_err(x11("get_keyboard_mapping"))?
+            .reply()
+            .map_err(x11("get_keyboard_mapping"))?;
+        let per = usize::from(reply.keysyms_per_keycode);
+        let mut map = std::collections::HashMap::new();
+        if per == 0 {
+            return Ok(map);
+        }
+        for (i, syms) in reply.keysyms.chunks(per).enumerate() {
+            let Ok(keycode) = u8::try_from(usize::from(min) + i) else {
+                break;
+            };
+            for (col, shift) in [(0, false), (1, true)] {
+                // Latin-1 keysyms are their code points.
+                if let Some(&sym) = syms.get(col)
+                    && (0x20..=0x7e).contains(&sym)
+                    && let Some(c) = char::from_u32(sym)
+                {
+                    map.entry(c).or_insert((keycode, shift));
+                }
+            }
+        }
+        Ok(map)
+    }
+
     /// Whether the server still answers (a cheap round trip).
     #[must_use]
     pub fn is_alive(&self) -> bool {
