@@ -1,8 +1,10 @@
 # The two set-up commands (see README): `make run` and `make test`.
-.PHONY: run test bench
+.PHONY: run test bench bench-gui
 run:
 	./scripts/run.sh
 test:
 	./scripts/test.sh
 bench:
 	cargo bench --locked --bench pipeline
+bench-gui:
+	./scripts/bench-gui.sh

@@ -112,6 +112,27 @@ max_body_bytes = 16384
 # Two agents' input points closer than this (pixels) are reported as a clash.
 near_radius_px = 10
 
+[gui]
+# Keyboard-and-mouse delivery (method "gui"). Before you add "gui" to an
+# agent's delivery order: capture its chat input with
+# `acp coords capture Agent-N --save`, set its window_title (below), and check
+# with `acp coords test Agent-N` that the window guard accepts the window.
+# How long to wait for another acp process that is typing (ms).
+lock_timeout_ms = 10000
+# Pause after moving and clicking, for the window to take focus (ms).
+settle_ms = 50
+# With input = "auto": single-line bodies up to this many characters, all on
+# the keyboard map, are typed; longer, multi-line or accented ones are pasted.
+type_max_chars = 200
+# Defaults for every agent; an [[agents]] table can set its own.
+input = "auto"               # auto | type | paste
+submit_key = "enter"         # e.g. "ctrl+enter"
+paste_key = "ctrl+v"         # in a terminal: "ctrl+shift+v"
+newline_key = "shift+enter"  # pressed between lines when typing
+clear_keys = []              # e.g. ["ctrl+a", "delete"]: clear the input first
+onboarding_keys = []         # e.g. ["ctrl+n"]: open a new chat before onboarding
+pre_submit_delay_ms = 200    # wait between the body and the submit key
+
 [discord]
 # Register slash commands in this guild only (instant); 0 or absent = global.
 # guild_id = 123456789012345678
@@ -124,7 +145,16 @@ api_base = ""
 #   role       default role (`acp roles set` overrides it)
 #   workspace  directory (absolute, or relative to the root);
 #              default agent_workspaces/<id>
-#   delivery   this agent's method order (default: [delivery] order)
+#   delivery   this agent's method order (default: [delivery] order),
+#              e.g. ["gui", "inbox"] once its coordinates are captured
+#   window_title, window_class
+#              regular expressions the window at the agent's point must
+#              match before anything is typed (e.g. "Cursor.*Agent-3");
+#              without them acp only refuses the bare desktop
+#   doorbell   true: write the message to the inbox and type only a
+#              one-line notice naming the file
+#   input, submit_key, paste_key, newline_key, clear_keys,
+#   onboarding_keys, pre_submit_delay_ms: as in [gui], for this agent
 "#,
     );
     for (i, name) in names.iter().enumerate() {

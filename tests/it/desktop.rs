@@ -79,6 +79,11 @@ impl ChatBox {
     /// Opens a window titled `title` at (x, y), 500×200, and waits until it
     /// is mapped and ready.
     pub fn open(x11: &Xvfb, dir: &Path, title: &str, x: i32, y: i32) -> Self {
+        Self::open_on(&x11.display, dir, title, x, y)
+    }
+
+    /// The same on a display given by name.
+    pub fn open_on(display: &str, dir: &Path, title: &str, x: i32, y: i32) -> Self {
         let out = dir.join(format!("{}.jsonl", title.replace(' ', "_")));
         let (width, height) = (500, 200);
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/chatbox.py");
@@ -86,7 +91,7 @@ impl ChatBox {
             .arg(script)
             .args([title, &format!("{width}x{height}+{x}+{y}")])
             .arg(&out)
-            .env("DISPLAY", &x11.display)
+            .env("DISPLAY", display)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -208,6 +208,17 @@ fn wrong_window_no_window_no_display_and_a_dead_server_fall_back_to_the_inbox() 
         a2.submits().is_empty() && a2.draft().is_empty(),
         "no keystrokes reached the wrong window"
     );
+    // Another process holding the keyboard longer than the lock timeout.
+    root.edit_config("lock_timeout_ms = 10000", "lock_timeout_ms = 300");
+    let held = std::fs::File::create(root.path().join("data/gui.lock")).unwrap();
+    held.lock().unwrap();
+    check(
+        &["while busy"],
+        "Agent-2",
+        "another acp process kept the keyboard and mouse for 300ms",
+        Some(&x11.display),
+    );
+    drop(held);
     let display = x11.display.clone();
     x11.kill();
     check(
@@ -281,5 +292,111 @@ fn onboarding_presses_its_keys_first_and_doorbell_types_only_a_notice() {
             && notices[0].contains(&format!("acp inbox ack {id}")),
         "{:?}",
         notices[0]
+    );
+}
+
+#[test]
+fn coords_test_and_capture_read_the_live_screen() {
+    let x11 = Xvfb::start();
+    let root = gui_root(2);
+    root.agent_config("Agent-1", "window_title = \"^Agent-1 chat$\"");
+    let a1 = ChatBox::open(&x11, root.path(), "Agent-1 chat", 300, 300);
+    write_coordinates(
+        root.path(),
+        &[
+            ("Agent-1", a1.center(), None),
+            ("Agent-2", (3000, 900), None),
+        ],
+    );
+    let acp = |args: &[&str]| {
+        root.acp()
+            .env("DISPLAY", &x11.display)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    // `test` moves the mouse there and reports the window, typing nothing.
+    let out = acp(&["coords", "test", "Agent-1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("window \"Agent-1 chat\""),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("the window guard accepts it"),
+        "{}",
+        stdout(&out)
+    );
+    let out = acp(&["coords", "test", "Agent-2", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["would_type"], false);
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no application window"),
+        "{report}"
+    );
+
+    // The mouse is still where `test Agent-2` left it: capture saves it.
+    let out = acp(&["coords", "capture", "Agent-2", "--countdown", "0", "--save"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Agent-2 chat input: (3000, 900)"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        acp(&["coords", "test", "Agent-1", "--no-move"])
+            .status
+            .success()
+    );
+    let (x, y) = a1.center();
+    let mv = acp(&["coords", "test", "Agent-1"]);
+    assert!(mv.status.success());
+    let out = acp(&[
+        "coords",
+        "capture",
+        "Agent-2",
+        "--countdown",
+        "0",
+        "--save",
+        "--onboarding",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let saved: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.path().join("config/coordinates.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        saved["Agent-2"]["chat_input_coordinates"],
+        serde_json::json!([3000, 900])
+    );
+    assert_eq!(
+        saved["Agent-2"]["onboarding_coordinates"],
+        serde_json::json!([x, y])
+    );
+    assert_eq!(
+        saved["monitors"].as_array().unwrap().len(),
+        2,
+        "the rest of the file is kept"
+    );
+
+    // validate now sees the clash (Agent-2's onboarding point is Agent-1's
+    // chat input) and checks the live screen.
+    let out = acp(&["coords", "validate"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("the same point"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("checked against the live screen"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        a1.submits().is_empty() && a1.draft().is_empty(),
+        "coords commands never type"
     );
 }

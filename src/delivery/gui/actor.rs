@@ -41,6 +41,9 @@ pub(super) struct Actor {
     config: GuiConfig,
     lock_path: PathBuf,
     session: Option<Session>,
+    /// The user's clipboard text to put back after a paste, with the lock
+    /// still held so no other acp pastes in between.
+    restore: Option<(File, String)>,
 }
 
 /// Runs jobs until every sender is gone.
@@ -49,6 +52,7 @@ pub(super) fn run(config: GuiConfig, lock_path: PathBuf, jobs: &mpsc::Receiver<J
         config,
         lock_path,
         session: None,
+        restore: None,
     };
     while let Ok(job) = jobs.recv() {
         let reply = job.reply.clone();
@@ -58,11 +62,23 @@ pub(super) fn run(config: GuiConfig, lock_path: PathBuf, jobs: &mpsc::Receiver<J
                     "keyboard-and-mouse delivery panicked (a bug: please report it)",
                 ))
             });
-        if result.is_err() {
+        let failed = result.is_err();
+        let _ = reply.send(result);
+        // The message is submitted and the sender told; now put the user's
+        // clipboard back. The paste was read before the submit key was
+        // handled (a window processes its events in order), so this cannot
+        // race with it; the lock is held until it is done.
+        if let Some((lock, old)) = actor.restore.take() {
+            std::thread::sleep(actor.config.settle);
+            if let Some(clipboard) = actor.session.as_mut().and_then(|s| s.clipboard.as_mut()) {
+                let _ = clipboard.set_text(old);
+            }
+            drop(lock);
+        }
+        if failed {
             // Start from a fresh connection next time: the server may be gone.
             actor.session = None;
         }
-        let _ = reply.send(result);
     }
 }
 
@@ -218,15 +234,26 @@ impl Actor {
 
     fn deliver(&mut self, job: &Job) -> Result<String, DeliveryError> {
         // Refuse early and cheaply when there is no display at all.
-        self.config.display.as_ref().ok_or_else(|| {
-            DeliveryError::unavailable(
-                "no display: DISPLAY is not set, so there are no windows to type into",
-            )
-        })?;
-        let _lock = self.lock()?;
+        let display_name = self.config.display.clone().ok_or_else(no_display)?;
+        let lock = self.lock()?;
+        let mut saved_clipboard = None;
+        let result = self.deliver_locked(job, &display_name, &mut saved_clipboard);
+        if let Some(old) = saved_clipboard {
+            self.restore = Some((lock, old));
+        }
+        result
+    }
+
+    /// Everything that happens while the keyboard lock is held. Sets
+    /// `saved_clipboard` when the user's clipboard has to be put back.
+    fn deliver_locked(
+        &mut self,
+        job: &Job,
+        display_name: &str,
+        saved_clipboard: &mut Option<String>,
+    ) -> Result<String, DeliveryError> {
         let settle = self.config.settle;
         let type_max = self.config.type_max_chars;
-        let display_name = self.config.display.clone().unwrap_or_default();
         let s = self.session()?;
         // enigo types characters missing from the keyboard map by binding
         // them to spare keycodes, and unbinds them when dropped. Another acp
@@ -234,7 +261,7 @@ impl Actor {
         // while this process holds the lock: made here, dropped before the
         // lock is released.
         let settings = Settings {
-            x11_display: Some(display_name.clone()),
+            x11_display: Some(display_name.to_owned()),
             ..Settings::default()
         };
         let mut enigo = Enigo::new(&settings).map_err(|e| {
@@ -254,18 +281,24 @@ impl Actor {
             std::thread::sleep(settle.max(Duration::from_millis(100)));
         }
         let window = guard(&s.display, &job.agent, job.point)?;
-        click(enigo, job.point, settle)?;
-        check_focus(&s.display, &window, "after the click")?;
-        for k in &gui.clear_keys {
-            press(enigo, k)?;
-        }
-
         let keymap = s
             .display
             .keymap()
             .map_err(|e| DeliveryError::transient(e.0))?;
         let typed = types(gui.input, &job.text, type_max, &keymap) || s.clipboard.is_none();
-        let mut saved_clipboard = None;
+        if !typed && let Some(clipboard) = s.clipboard.as_mut() {
+            // Fill the clipboard before the click, while the window settles.
+            let old = clipboard.get_text().ok();
+            clipboard
+                .set_text(job.text.clone())
+                .map_err(|e| DeliveryError::transient(format!("cannot set the clipboard: {e}")))?;
+            *saved_clipboard = old;
+        }
+        click(enigo, job.point, settle)?;
+        check_focus(&s.display, &window, "after the click")?;
+        for k in &gui.clear_keys {
+            press(enigo, k)?;
+        }
         if typed {
             for (i, line) in job.text.split('\n').enumerate() {
                 if i > 0 {
@@ -273,23 +306,12 @@ impl Actor {
                 }
                 type_line(enigo, &keymap, line)?;
             }
-        } else if let Some(clipboard) = s.clipboard.as_mut() {
-            saved_clipboard = clipboard.get_text().ok();
-            clipboard
-                .set_text(job.text.clone())
-                .map_err(|e| DeliveryError::transient(format!("cannot set the clipboard: {e}")))?;
+        } else {
             press(enigo, &gui.paste_key)?;
         }
         std::thread::sleep(gui.pre_submit_delay);
         check_focus(&s.display, &window, "before submitting")?;
         press(enigo, &gui.submit_key)?;
-        if let (Some(old), Some(clipboard)) = (saved_clipboard, s.clipboard.as_mut()) {
-            // The paste was read before the submit key was handled (the
-            // window processes its events in order), so restoring now
-            // cannot race with it.
-            std::thread::sleep(settle);
-            let _ = clipboard.set_text(old);
-        }
         let how = if typed { "typed" } else { "pasted" };
         Ok(format!(
             "{how} into {:?} at {} and submitted with {}",
