@@ -7,12 +7,16 @@ cd "$(dirname "$0")/.."
 
 # System packages the tests use, installed with apt-get when missing:
 # Xvfb (a virtual X server) and Tk for the keyboard-and-mouse tests' windows.
+if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+updated=""
 need() {
     local cmd=$1 pkg=$2
     if ! command -v "$cmd" >/dev/null 2>&1 && ! [ -e "$cmd" ]; then
         echo "installing $pkg (for $cmd)"
-        if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
-        $sudo apt-get update -qq
+        if [ -z "$updated" ]; then
+            $sudo apt-get update -qq
+            updated=1
+        fi
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$pkg" >/dev/null
     fi
 }

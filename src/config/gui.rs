@@ -27,6 +27,7 @@ pub(super) struct RawGui {
 
 /// The per-agent keys (in `[[agents]]`).
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RawAgentGui {
     pub window_title: Option<String>,
     pub window_class: Option<String>,

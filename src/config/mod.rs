@@ -174,23 +174,16 @@ struct RawDiscord {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawAgent {
     id: String,
     name: Option<String>,
     role: Option<String>,
     workspace: Option<PathBuf>,
     delivery: Option<Vec<String>>,
-    window_title: Option<String>,
-    window_class: Option<String>,
-    input: Option<String>,
-    submit_key: Option<String>,
-    paste_key: Option<String>,
-    newline_key: Option<String>,
-    clear_keys: Option<Vec<String>>,
-    onboarding_keys: Option<Vec<String>>,
-    pre_submit_delay_ms: Option<i64>,
-    doorbell: Option<bool>,
+    /// The keyboard-and-mouse keys, checked by [`gui::RawAgentGui`] (which
+    /// also refuses unknown keys: serde cannot flatten and deny at once).
+    #[serde(flatten)]
+    gui: toml::Table,
 }
 
 /// Where a value came from, for error messages.
@@ -404,18 +397,12 @@ impl Config {
         if name.chars().any(char::is_control) || name.chars().count() > 64 {
             return Err(src.invalid(&key("name"), "use up to 64 printable characters"));
         }
-        let raw_gui = gui::RawAgentGui {
-            window_title: a.window_title,
-            window_class: a.window_class,
-            input: a.input,
-            submit_key: a.submit_key,
-            paste_key: a.paste_key,
-            newline_key: a.newline_key,
-            clear_keys: a.clear_keys,
-            onboarding_keys: a.onboarding_keys,
-            pre_submit_delay_ms: a.pre_submit_delay_ms,
-            doorbell: a.doorbell,
-        };
+        let raw_gui: gui::RawAgentGui =
+            toml::Value::Table(a.gui)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    src.invalid(&format!("agents[{i}]"), e.message().to_owned())
+                })?;
         let gui = gui::agent_gui(src, &format!("agents[{i}]"), &raw_gui, &self.gui.defaults)?;
         Ok(Agent {
             id,
@@ -564,6 +551,34 @@ mod tests {
             .to_string();
         assert!(
             err.contains("delivery.order") && err.contains("fax"),
+            "{err}"
+        );
+        let err = load("[[agents]]\nid = \"A\"\nwindow_titel = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("agents[0]") && err.contains("window_titel"),
+            "{err}"
+        );
+        let err = load("[[agents]]\nid = \"A\"\nsubmit_key = \"ctrl+\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("agents[0].submit_key") && err.contains("not a key combination"),
+            "{err}"
+        );
+        let err = load("[[agents]]\nid = \"A\"\nwindow_title = \"(unclosed\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("agents[0].window_title") && err.contains("regular expression"),
+            "{err}"
+        );
+        let err = load("[gui]\ninput = \"telepathy\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("gui.input") && err.contains("auto, type or paste"),
             "{err}"
         );
         let err = load("captain = \"Agent-9\"\n").unwrap_err().to_string();
