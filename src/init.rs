@@ -92,7 +92,7 @@ captain = "Agent-1"
 [delivery]
 # Methods tried in order for agents that do not set their own:
 #   inbox  a markdown file in agent_workspaces/<id>/inbox/ (always works)
-#   gui    keyboard and mouse into the agent's chat window (coming next)
+#   gui    keyboard and mouse into the agent's chat window (see [gui])
 order = ["inbox"]
 # Attempts (each trying every method) before a delivery is marked failed.
 max_attempts = 5
