@@ -91,6 +91,26 @@ impl Lease {
     }
 }
 
+impl Lease {
+    /// Removes the lease files of dispatchers that are gone (killed before
+    /// they could remove their own), other than `me`.
+    fn sweep(dir: &Path, me: &str) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(owner) = name.to_str().and_then(|n| n.strip_suffix(".lock")) else {
+                continue;
+            };
+            if owner != me {
+                // Removes the file when nobody holds it.
+                let _ = Self::is_dead(dir, owner);
+            }
+        }
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
@@ -149,6 +169,7 @@ impl Dispatcher {
     /// # Errors
     /// [`StoreError`].
     pub fn reclaim(&self) -> Result<usize, StoreError> {
+        Lease::sweep(&self.lease_dir, self.lease.owner());
         let mut resumed = 0;
         for owner in self.store.claim_owners(self.lease.owner())? {
             if Lease::is_dead(&self.lease_dir, &owner) {
@@ -465,6 +486,13 @@ mod tests {
         assert!(!Lease::is_dead(tmp.path(), &owner));
         drop(lease);
         assert!(Lease::is_dead(tmp.path(), &owner));
+        // A killed dispatcher leaves its file behind; a sweep removes it and
+        // keeps the files of live ones.
+        let live = Lease::acquire(tmp.path()).unwrap();
+        std::fs::write(tmp.path().join(format!("{owner}.lock")), "").unwrap();
+        Lease::sweep(tmp.path(), "someone-else");
+        assert!(!tmp.path().join(format!("{owner}.lock")).exists());
+        assert!(tmp.path().join(format!("{}.lock", live.owner())).exists());
         assert!(Lease::is_dead(tmp.path(), "../../etc/passwd"));
     }
 }
