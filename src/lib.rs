@@ -20,6 +20,7 @@
 //! - [`store`]: the SQLite store (queue, acks, roles, audit log).
 //! - [`delivery`]: the delivery-method trait, the inbox method and the
 //!   dispatcher.
+//! - [`discord`]: the poise slash commands (the only module using serenity).
 //! - [`events`]: the in-process event bus (receipts, metrics, devlogs listen).
 //! - [`app`]: the application core every front door calls.
 //! - [`service`]: `acp run`, the long-running service.
@@ -33,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod coords;
 pub mod delivery;
+pub mod discord;
 pub mod events;
 pub mod init;
 pub mod message;

@@ -120,6 +120,16 @@ pub async fn run(
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     tasks.spawn(Arc::clone(&dispatcher).run(app.wake(), cancel.clone()));
+    if app.config().discord.token.is_some() {
+        // Started once, here, not from the Ready event (which fires again
+        // on every reconnect).
+        let (bot_app, bot_cancel) = (Arc::clone(&app), cancel.clone());
+        tasks.spawn(async move {
+            if let Err(e) = crate::discord::run(bot_app, bot_cancel).await {
+                tracing::error!(error = %e, "the Discord bot stopped; messages are still delivered");
+            }
+        });
+    }
     tasks.close();
 
     tracing::info!(
@@ -129,10 +139,6 @@ pub async fn run(
     );
     if app.config().discord.token.is_none() {
         tracing::info!("no DISCORD_TOKEN configured: running without the Discord bot");
-    } else {
-        tracing::warn!(
-            "DISCORD_TOKEN is set, but this version of acp has no Discord bot yet: running without it"
-        );
     }
 
     shutdown.await;

@@ -106,6 +106,12 @@ pub struct DiscordConfig {
     pub guild_id: Option<u64>,
     /// Base URL of the Discord API (a rate-limit proxy); `None` = discord.com.
     pub api_base: Option<String>,
+    /// Role ids whose members may message agents.
+    pub operator_roles: Vec<u64>,
+    /// Role ids whose members may run admin commands.
+    pub admin_roles: Vec<u64>,
+    /// If not empty, commands are answered only in these channels.
+    pub allowed_channels: Vec<u64>,
 }
 
 /// The loaded configuration.
@@ -171,6 +177,9 @@ struct RawCoords {
 struct RawDiscord {
     guild_id: Option<i64>,
     api_base: Option<String>,
+    operator_roles: Option<Vec<i64>>,
+    admin_roles: Option<Vec<i64>>,
+    allowed_channels: Option<Vec<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -341,6 +350,16 @@ impl Config {
         if let Some(base) = raw.discord.api_base {
             self.discord.api_base = parse_api_base(&src, "discord.api_base", &base)?;
         }
+        let ids = |key: &str, list: Option<Vec<i64>>| -> Result<Vec<u64>, ConfigError> {
+            list.unwrap_or_default()
+                .into_iter()
+                .map(|v| src.int_in(key, v, 1, i64::MAX))
+                .collect()
+        };
+        self.discord.operator_roles = ids("discord.operator_roles", raw.discord.operator_roles)?;
+        self.discord.admin_roles = ids("discord.admin_roles", raw.discord.admin_roles)?;
+        self.discord.allowed_channels =
+            ids("discord.allowed_channels", raw.discord.allowed_channels)?;
 
         gui::apply_gui(&src, &raw.gui, &mut self.gui)?;
 

@@ -10,6 +10,8 @@
 mod cli;
 mod crash;
 mod desktop;
+mod discord;
 mod gui;
 mod pipeline;
+mod standin;
 mod support;

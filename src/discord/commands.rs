@@ -1,0 +1,340 @@
+//! The slash commands. Each parses, checks the member's level, calls one
+//! method of the core and renders the answer.
+
+use std::time::Duration;
+
+use poise::CreateReply;
+
+use crate::app::{AppError, SendRequest};
+use crate::delivery::Via;
+use crate::message::{Kind, MessageId, Priority, Recipient};
+
+use super::permissions::Level;
+use super::{Context, Data, Error, render};
+
+/// How long a `/message` reply waits for the delivery outcome before it
+/// says "still queued".
+const RECEIPT_WAIT: Duration = Duration::from_secs(60);
+
+/// A refusal or bad input, shown to the user as is (ephemeral).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UserError(pub String);
+
+pub fn all() -> Vec<poise::Command<Data, Error>> {
+    vec![
+        status(),
+        agents(),
+        message(),
+        broadcast(),
+        role(),
+        backup(),
+        devlog(),
+    ]
+}
+
+fn member_roles(ctx: Context<'_>) -> Vec<u64> {
+    match ctx {
+        poise::Context::Application(a) => a
+            .interaction
+            .member
+            .as_ref()
+            .map(|m| m.roles.iter().map(|r| r.get()).collect())
+            .unwrap_or_default(),
+        poise::Context::Prefix(_) => Vec::new(),
+    }
+}
+
+/// Who is acting, for messages and the audit log.
+fn actor(ctx: Context<'_>) -> String {
+    format!("discord:{}:{}", ctx.author().id, ctx.author().name)
+}
+
+/// The run-time permission check behind every command. A refusal is
+/// answered (ephemeral) here, and audited for admin commands.
+async fn require(ctx: Context<'_>, needed: Level) -> Result<bool, Error> {
+    let data = ctx.data();
+    let config = &data.app.config().discord;
+    let name = ctx.command().qualified_name.clone();
+    if !config.allowed_channels.is_empty()
+        && !config.allowed_channels.contains(&ctx.channel_id().get())
+    {
+        ctx.send(
+            CreateReply::default()
+                .ephemeral(true)
+                .content("🚫 acp does not take commands in this channel."),
+        )
+        .await?;
+        return Ok(false);
+    }
+    let level = Level::of(&member_roles(ctx), config);
+    if level >= needed {
+        return Ok(true);
+    }
+    if needed == Level::Admin {
+        let app = data.app.clone();
+        let (who, what) = (actor(ctx), format!("/{name}"));
+        let _ = tokio::task::spawn_blocking(move || {
+            app.store()
+                .audit(&who, &what, None, "refused", Some("missing level admin"))
+        })
+        .await;
+    }
+    let text = format!(
+        "🚫 `/{name}` needs the **{}** level; you have **{}**. A server admin can grant it by adding one of your roles to `{}` in config/acp.toml.",
+        needed.name(),
+        level.name(),
+        needed.config_key()
+    );
+    ctx.send(CreateReply::default().ephemeral(true).content(text))
+        .await?;
+    Ok(false)
+}
+
+async fn user(ctx: Context<'_>) -> Result<bool, Error> {
+    require(ctx, Level::User).await
+}
+async fn operator(ctx: Context<'_>) -> Result<bool, Error> {
+    require(ctx, Level::Operator).await
+}
+async fn admin(ctx: Context<'_>) -> Result<bool, Error> {
+    require(ctx, Level::Admin).await
+}
+
+#[expect(
+    clippy::unused_async,
+    reason = "poise calls autocomplete functions as async"
+)]
+async fn agent_names<'a>(ctx: Context<'a>, partial: &'a str) -> impl Iterator<Item = String> + 'a {
+    let lower = partial.to_lowercase();
+    ctx.data()
+        .app
+        .agents()
+        .all()
+        .iter()
+        .map(|a| a.id.to_string())
+        .filter(move |id| id.to_lowercase().contains(&lower))
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+#[derive(Debug, Clone, Copy, poise::ChoiceParameter)]
+enum PriorityChoice {
+    #[name = "normal"]
+    Normal,
+    #[name = "urgent"]
+    Urgent,
+    #[name = "critical"]
+    Critical,
+}
+
+impl From<Option<PriorityChoice>> for Priority {
+    fn from(p: Option<PriorityChoice>) -> Self {
+        match p {
+            None | Some(PriorityChoice::Normal) => Priority::Normal,
+            Some(PriorityChoice::Urgent) => Priority::Urgent,
+            Some(PriorityChoice::Critical) => Priority::Critical,
+        }
+    }
+}
+
+/// Queue depth by state and priority, and recent failures.
+#[poise::command(slash_command, guild_only, check = "user")]
+async fn status(ctx: Context<'_>) -> Result<(), Error> {
+    let status = ctx.data().app.status().await?;
+    ctx.say(render::status(&status)).await?;
+    Ok(())
+}
+
+/// Every agent with its role, captain marker, last delivery and unacked count.
+#[poise::command(slash_command, guild_only, check = "user")]
+async fn agents(ctx: Context<'_>) -> Result<(), Error> {
+    let views = ctx.data().app.agent_views().await?;
+    ctx.say(render::agents(&views)).await?;
+    Ok(())
+}
+
+async fn send_and_receipt(
+    ctx: Context<'_>,
+    to: Recipient,
+    kind: Kind,
+    text: String,
+    priority: Priority,
+) -> Result<(), Error> {
+    let app = ctx.data().app.clone();
+    let request = SendRequest {
+        from: actor(ctx),
+        to,
+        kind,
+        priority,
+        body: text,
+        tags: vec![],
+        reply_to: None,
+        via: Via::Auto,
+    };
+    let message = app.send(request).await?;
+    let reply = ctx.say(render::accepted(&message)).await?;
+    let deliveries = app.wait_for(message.id, RECEIPT_WAIT).await?;
+    reply
+        .edit(
+            ctx,
+            CreateReply::default().content(render::receipt(&message, &deliveries)),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Send a message to one agent; the reply turns into a delivery receipt.
+#[poise::command(slash_command, guild_only, check = "operator", user_cooldown = 2)]
+async fn message(
+    ctx: Context<'_>,
+    #[description = "The agent, e.g. Agent-3"]
+    #[autocomplete = "agent_names"]
+    agent: String,
+    #[description = "What to tell it"] text: String,
+    #[description = "Delivery priority (default normal)"] priority: Option<PriorityChoice>,
+) -> Result<(), Error> {
+    let id = ctx.data().app.agents().lookup(&agent)?.id.clone();
+    send_and_receipt(
+        ctx,
+        Recipient::Agent(id),
+        Kind::Human,
+        text,
+        priority.into(),
+    )
+    .await
+}
+
+/// Send a message to every agent; the receipt shows each agent's outcome.
+#[poise::command(slash_command, guild_only, check = "operator", user_cooldown = 2)]
+async fn broadcast(
+    ctx: Context<'_>,
+    #[description = "What to tell every agent"] text: String,
+    #[description = "Delivery priority (default normal)"] priority: Option<PriorityChoice>,
+) -> Result<(), Error> {
+    send_and_receipt(
+        ctx,
+        Recipient::Broadcast,
+        Kind::Broadcast,
+        text,
+        priority.into(),
+    )
+    .await
+}
+
+/// Agent roles and the captain.
+#[poise::command(
+    slash_command,
+    guild_only,
+    subcommands("role_list", "role_set", "role_captain")
+)]
+#[expect(
+    clippy::unused_async,
+    reason = "poise needs a body for a parent command"
+)]
+async fn role(_ctx: Context<'_>) -> Result<(), Error> {
+    Ok(())
+}
+
+/// Show each agent's role and the captain.
+#[poise::command(slash_command, guild_only, rename = "list", check = "user")]
+async fn role_list(ctx: Context<'_>) -> Result<(), Error> {
+    let views = ctx.data().app.agent_views().await?;
+    ctx.say(render::agents(&views)).await?;
+    Ok(())
+}
+
+/// Assign a role to an agent (admin).
+#[poise::command(slash_command, guild_only, rename = "set", check = "admin")]
+async fn role_set(
+    ctx: Context<'_>,
+    #[description = "The agent"]
+    #[autocomplete = "agent_names"]
+    agent: String,
+    #[description = "Its role, e.g. Database specialist"] role: String,
+) -> Result<(), Error> {
+    let id = ctx.data().app.set_role(&agent, &role, &actor(ctx)).await?;
+    ctx.say(format!("✅ **{id}** is now: {}", role.trim()))
+        .await?;
+    Ok(())
+}
+
+/// Designate the captain (admin).
+#[poise::command(slash_command, guild_only, rename = "captain", check = "admin")]
+async fn role_captain(
+    ctx: Context<'_>,
+    #[description = "The agent"]
+    #[autocomplete = "agent_names"]
+    agent: String,
+) -> Result<(), Error> {
+    let id = ctx.data().app.set_captain(&agent, &actor(ctx)).await?;
+    ctx.say(format!("⭐ **{id}** is now the captain")).await?;
+    Ok(())
+}
+
+/// Backups (admin): not configured in this version yet.
+#[poise::command(slash_command, guild_only, check = "admin")]
+async fn backup(ctx: Context<'_>) -> Result<(), Error> {
+    ctx.send(
+        CreateReply::default()
+            .ephemeral(true)
+            .content("Backups are not configured in this version of acp yet."),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Post a devlog to the devlog channel: not available in this version yet.
+#[poise::command(slash_command, guild_only, check = "operator")]
+async fn devlog(ctx: Context<'_>) -> Result<(), Error> {
+    ctx.send(
+        CreateReply::default()
+            .ephemeral(true)
+            .content("Devlog posting is not available in this version of acp yet."),
+    )
+    .await?;
+    Ok(())
+}
+
+/// User errors are shown (ephemeral) as they are; anything else is logged
+/// with a reference and answered "something went wrong".
+pub async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
+    match error {
+        poise::FrameworkError::Command { error, ctx, .. } => {
+            let user_error = error.downcast_ref::<UserError>().is_some()
+                || error
+                    .downcast_ref::<AppError>()
+                    .is_some_and(AppError::is_user_error)
+                || error.downcast_ref::<crate::agents::AgentError>().is_some();
+            let text = if user_error {
+                format!("⚠️ {error}")
+            } else {
+                let reference = MessageId::generate();
+                tracing::error!(%reference, command = %ctx.command().qualified_name, error = format!("{error:#}"), "Discord command failed");
+                format!("Something went wrong (ref `{reference}`); the error is in acp's log.")
+            };
+            let _ = ctx
+                .send(CreateReply::default().ephemeral(true).content(text))
+                .await;
+        }
+        poise::FrameworkError::CooldownHit {
+            remaining_cooldown,
+            ctx,
+            ..
+        } => {
+            let text = format!(
+                "⏳ Slow down: try again in {:.1} s.",
+                remaining_cooldown.as_secs_f32()
+            );
+            let _ = ctx
+                .send(CreateReply::default().ephemeral(true).content(text))
+                .await;
+        }
+        poise::FrameworkError::CommandCheckFailed { .. } => {}
+        other => {
+            if let Err(e) = poise::builtins::on_error(other).await {
+                tracing::error!(error = %e, "cannot report a Discord error");
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Pure rendering of replies: what a person on Discord reads.
+
+use std::fmt::Write as _;
+
+use crate::app::AgentView;
+use crate::message::UnifiedMessage;
+use crate::store::{DeliveryView, Status};
+
+/// The first reply to `/message`: stored, with its id.
+#[must_use]
+pub fn accepted(message: &UnifiedMessage) -> String {
+    format!(
+        "📨 Accepted `{}` for **{}** ({} priority): delivering…",
+        message.id, message.to, message.priority
+    )
+}
+
+/// The receipt the first reply is edited into: each recipient's outcome.
+#[must_use]
+pub fn receipt(message: &UnifiedMessage, deliveries: &[DeliveryView]) -> String {
+    let mut out = format!(
+        "📨 `{}` for **{}** ({} priority)\n",
+        message.id, message.to, message.priority
+    );
+    for d in deliveries {
+        let icon = match d.state.as_str() {
+            "delivered" => "✅",
+            "failed" => "❌",
+            _ => "⏳",
+        };
+        let _ = writeln!(out, "{icon} {}: {}", d.agent, d.summary());
+    }
+    out.trim_end().to_owned()
+}
+
+/// `/status`.
+#[must_use]
+pub fn status(status: &Status) -> String {
+    let mut out = String::from("**Queue** (normal / urgent / critical)\n");
+    for (state, by) in &status.queue {
+        let n = |p: &str| by.get(p).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "{state}: {} / {} / {}",
+            n("normal"),
+            n("urgent"),
+            n("critical")
+        );
+    }
+    let _ = writeln!(out, "**Failures**: {}", status.failed_total);
+    for f in status.recent_failures.iter().take(5) {
+        let _ = writeln!(out, "❌ `{}` → {}: {}", f.message_id, f.agent, f.error);
+    }
+    out.trim_end().to_owned()
+}
+
+/// `/agents`.
+#[must_use]
+pub fn agents(views: &[AgentView]) -> String {
+    if views.is_empty() {
+        return "No agents configured: add [[agents]] to config/acp.toml.".into();
+    }
+    let mut out = String::new();
+    for v in views {
+        let captain = if v.captain { " ⭐ captain" } else { "" };
+        let role = if v.role.is_empty() { "-" } else { &v.role };
+        let _ = writeln!(
+            out,
+            "**{}**{captain}: {role} · last: {} · unacked: {}",
+            v.id,
+            v.last_delivery.as_deref().unwrap_or("-"),
+            v.unacked
+        );
+    }
+    out.trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::views::AttemptView;
+
+    #[test]
+    fn a_receipt_says_how_each_agent_got_it() {
+        let message = crate::message::Draft {
+            from: "discord:alice".into(),
+            to: crate::message::Recipient::Broadcast,
+            kind: crate::message::Kind::Broadcast,
+            priority: crate::message::Priority::Urgent,
+            body: "hi".into(),
+            tags: vec![],
+            reply_to: None,
+        }
+        .build(100)
+        .unwrap();
+        let delivered = DeliveryView {
+            agent: "Agent-1".into(),
+            state: "delivered".into(),
+            method: Some("inbox".into()),
+            detail: None,
+            attempts: 1,
+            updated_at: 0,
+            acked_by: None,
+            acked_at: None,
+            tried: vec![
+                AttemptView {
+                    attempt: 1,
+                    method: "gui".into(),
+                    outcome: "unavailable".into(),
+                    error: Some("no display".into()),
+                    finished_at: 0,
+                },
+                AttemptView {
+                    attempt: 1,
+                    method: "inbox".into(),
+                    outcome: "ok".into(),
+                    error: None,
+                    finished_at: 0,
+                },
+            ],
+        };
+        let failed = DeliveryView {
+            agent: "Agent-2".into(),
+            state: "failed".into(),
+            method: None,
+            attempts: 5,
+            tried: vec![],
+            detail: Some("inbox: disk full".into()),
+            ..delivered.clone()
+        };
+        let text = receipt(&message, &[delivered, failed]);
+        assert!(
+            text.contains("✅ Agent-1: delivered by inbox after gui failed: no display"),
+            "{text}"
+        );
+        assert!(
+            text.contains("❌ Agent-2: failed after 5 attempt(s): inbox: disk full"),
+            "{text}"
+        );
+    }
+}

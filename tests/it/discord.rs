@@ -1,0 +1,258 @@
+//! The real serenity + poise bot, started by `acp run`, driven through the
+//! loopback stand-in Discord.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::standin::{GatewayCmd, StandIn, interaction};
+use crate::support::{Root, stdout};
+
+const OPERATOR: &str = "700000000000000001";
+const ADMIN: &str = "700000000000000002";
+
+struct Bot {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "acp run log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// `acp run` with the bot pointed at the stand-in; returns once the slash
+/// commands are registered.
+fn start(root: &Root, standin: &StandIn) -> Bot {
+    root.edit_config(
+        "api_base = \"\"",
+        &format!("api_base = \"{}\"\nguild_id = 200000000000000001\noperator_roles = [{OPERATOR}]\nadmin_roles = [{ADMIN}]", standin.base),
+    );
+    let log = std::fs::File::create(root.path().join("service.log")).unwrap();
+    let child = root
+        .acp()
+        .env("DISCORD_TOKEN", "standin-token")
+        .env("ACP_LOG", "info,serenity=warn,poise=warn")
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let bot = Bot {
+        child,
+        log: root.path().join("service.log"),
+    };
+    standin.wait_for(0, Duration::from_secs(60), |r| {
+        r.method == "PUT" && r.path.ends_with("/commands")
+    });
+    bot
+}
+
+/// Sends a slash command and returns the interaction callback's body.
+fn command(standin: &StandIn, id: u64, name: &str, options: &Value, roles: &[&str]) -> Value {
+    let from = standin.requests().len();
+    standin.gateway(GatewayCmd::Dispatch(
+        "INTERACTION_CREATE",
+        interaction(id, name, options, roles),
+    ));
+    standin
+        .wait_for(from, Duration::from_secs(20), |r| {
+            r.method == "POST" && r.path == format!("/interactions/{id}/token-{id}/callback")
+        })
+        .body
+}
+
+#[test]
+fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
+    let standin = StandIn::start();
+    let root = Root::new(2);
+    root.fast();
+    let _bot = start(&root, &standin);
+
+    // The registered commands are the contract.
+    let registered = standin
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PUT")
+        .unwrap();
+    let names: Vec<&str> = registered
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "status",
+        "agents",
+        "message",
+        "broadcast",
+        "role",
+        "backup",
+        "devlog",
+    ] {
+        assert!(names.contains(&name), "{name} not registered: {names:?}");
+    }
+
+    // /status for anyone.
+    let reply = command(&standin, 400_000_000_000_000_001, "status", &json!([]), &[]);
+    assert_eq!(reply["type"], 4);
+    assert!(
+        reply["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("**Queue**"),
+        "{reply}"
+    );
+
+    // /message from an operator: accepted, then the reply is edited into
+    // the true receipt, and the message really is in the agent's inbox.
+    let from = standin.requests().len();
+    let reply = command(
+        &standin,
+        400_000_000_000_000_002,
+        "message",
+        &json!([{"name": "agent", "type": 3, "value": "Agent-2"}, {"name": "text", "type": 3, "value": "ship the release"}, {"name": "priority", "type": 4, "value": 1}]),
+        &[OPERATOR],
+    );
+    let accepted = reply["data"]["content"].as_str().unwrap().to_owned();
+    assert!(
+        accepted.contains("Accepted")
+            && accepted.contains("Agent-2")
+            && accepted.contains("urgent"),
+        "{accepted}"
+    );
+    let edit = standin.wait_for(from, Duration::from_secs(20), |r| {
+        r.method == "PATCH"
+            && r.path
+                .ends_with("/token-400000000000000002/messages/@original")
+    });
+    let receipt = edit.body["content"].as_str().unwrap();
+    assert!(
+        receipt.contains("✅ Agent-2: delivered by inbox"),
+        "{receipt}"
+    );
+    let id = accepted.split('`').nth(1).unwrap();
+    assert_eq!(root.inbox_ids("Agent-2").get(id), Some(&1));
+    let read: Value =
+        serde_json::from_slice(&root.run(&["inbox", "read", id, "--json"]).stdout).unwrap();
+    assert_eq!(read["message"]["from"], "discord:600000000000000002:alice");
+    assert_eq!(read["message"]["kind"], "human");
+
+    // Without the operator role: refused, ephemeral, nothing enqueued.
+    let reply = command(
+        &standin,
+        400_000_000_000_000_003,
+        "message",
+        &json!([{"name": "agent", "type": 3, "value": "Agent-1"}, {"name": "text", "type": 3, "value": "sneaky"}]),
+        &[],
+    );
+    assert_eq!(reply["data"]["flags"], 64, "{reply}");
+    assert!(
+        reply["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("needs the **operator** level"),
+        "{reply}"
+    );
+    assert!(root.inbox_files("Agent-1").is_empty());
+
+    // Bad input from an operator: a clear ephemeral error, nothing enqueued.
+    let reply = command(
+        &standin,
+        400_000_000_000_000_004,
+        "message",
+        &json!([{"name": "agent", "type": 3, "value": "../Agent-1"}, {"name": "text", "type": 3, "value": "x"}]),
+        &[OPERATOR],
+    );
+    assert_eq!(reply["data"]["flags"], 64, "{reply}");
+    assert!(
+        reply["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid agent id"),
+        "{reply}"
+    );
+
+    // An admin command without the admin role: refused and audited; with
+    // it: done and audited.
+    let set = |id: u64, roles: &[&str]| {
+        command(
+            &standin,
+            id,
+            "role",
+            &json!([{"name": "set", "type": 1, "options": [{"name": "agent", "type": 3, "value": "Agent-1"}, {"name": "role", "type": 3, "value": "Database specialist"}]}]),
+            roles,
+        )
+    };
+    let refused = set(400_000_000_000_000_005, &[OPERATOR]);
+    assert_eq!(refused["data"]["flags"], 64, "{refused}");
+    assert!(
+        refused["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("needs the **admin** level"),
+        "{refused}"
+    );
+    let done = set(400_000_000_000_000_006, &[ADMIN]);
+    assert!(
+        done["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Agent-1** is now: Database specialist"),
+        "{done}"
+    );
+    let audit: Value = serde_json::from_slice(&root.run(&["audit", "--json"]).stdout).unwrap();
+    let rows: Vec<(String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_owned(),
+                r["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("roles.set".to_owned(), "ok".to_owned()),
+            ("/role set".to_owned(), "refused".to_owned())
+        ],
+        "{audit}"
+    );
+    assert!(stdout(&root.run(&["roles", "list"])).contains("Database specialist"));
+
+    // A reconnect request and a dropped connection mid-session: commands
+    // still work afterwards.
+    standin.gateway(GatewayCmd::Reconnect);
+    std::thread::sleep(Duration::from_millis(500));
+    standin.gateway(GatewayCmd::Drop);
+    std::thread::sleep(Duration::from_millis(1500));
+    let reply = command(&standin, 400_000_000_000_000_007, "agents", &json!([]), &[]);
+    assert!(
+        reply["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("**Agent-1**"),
+        "{reply}"
+    );
+    let (_, resumes) = standin.sessions();
+    assert!(resumes >= 2, "resumes: {resumes}");
+
+    assert!(
+        standin.violations().is_empty(),
+        "requests Discord would reject: {:#?}",
+        standin.violations()
+    );
+}

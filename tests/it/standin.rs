@@ -1,0 +1,416 @@
+//! A stand-in Discord on 127.0.0.1 for the bot tests: the REST API under
+//! `/api/v10` and the gateway websocket. Every request the bot makes is
+//! recorded and checked against Discord's published OpenAPI description
+//! (`../shared/discord-api-spec/openapi.json`): the method and path must
+//! exist, and a JSON body must validate against the request schema.
+//! Tests inject gateway events (interactions, reconnects) and wait for the
+//! bot's requests.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+pub const APP_ID: &str = "300000000000000001";
+pub const BOT_ID: &str = "100000000000000001";
+pub const GUILD_ID: &str = "200000000000000001";
+pub const CHANNEL_ID: &str = "500000000000000001";
+
+/// One request the bot made.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// The path under `/api/v10`.
+    pub path: String,
+    pub body: Value,
+}
+
+/// What a test can make the gateway do.
+#[derive(Debug)]
+pub enum GatewayCmd {
+    Dispatch(&'static str, Value),
+    Reconnect,
+    Drop,
+}
+
+#[derive(Default)]
+struct Shared {
+    requests: Vec<Recorded>,
+    violations: Vec<String>,
+    identifies: usize,
+    resumes: usize,
+    gateway: Option<mpsc::UnboundedSender<GatewayCmd>>,
+    next_message: u64,
+}
+
+#[derive(Clone)]
+struct AppState {
+    shared: Arc<Mutex<Shared>>,
+    addr: SocketAddr,
+}
+
+/// The running stand-in; stops with the test.
+pub struct StandIn {
+    pub base: String,
+    shared: Arc<Mutex<Shared>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+struct Route {
+    pattern: regex::Regex,
+    template: String,
+}
+
+/// The compiled request-body schema of one operation, if it has one.
+type BodyCheck = Option<Arc<jsonschema::Validator>>;
+
+struct Spec {
+    doc: Value,
+    routes: Vec<Route>,
+    validators: Mutex<HashMap<(String, String), BodyCheck>>,
+}
+
+fn spec() -> &'static Spec {
+    static SPEC: OnceLock<Spec> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/discord-api-spec/openapi.json"
+        );
+        let doc: Value = serde_json::from_str(
+            &std::fs::read_to_string(path).expect("../shared/discord-api-spec/openapi.json"),
+        )
+        .unwrap();
+        let mut routes: Vec<Route> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|template| {
+                let mut re = String::from("^");
+                for part in template.split('/').filter(|p| !p.is_empty()) {
+                    re.push('/');
+                    if part.starts_with('{') {
+                        re.push_str("[^/]+");
+                    } else {
+                        re.push_str(&regex::escape(part));
+                    }
+                }
+                re.push('$');
+                Route {
+                    pattern: regex::Regex::new(&re).unwrap(),
+                    template: template.clone(),
+                }
+            })
+            .collect();
+        // Literal segments first: `/messages/@original` before `/messages/{id}`.
+        routes.sort_by_key(|r| r.template.matches('{').count());
+        Spec {
+            doc,
+            routes,
+            validators: Mutex::new(HashMap::new()),
+        }
+    })
+}
+
+/// Checks one request against the OpenAPI description; returns what is wrong.
+fn check(method: &str, path: &str, body: &Value) -> Option<String> {
+    let spec = spec();
+    let Some(route) = spec.routes.iter().find(|r| r.pattern.is_match(path)) else {
+        return Some(format!("{method} {path}: no such path in Discord's API"));
+    };
+    let operation = &spec.doc["paths"][&route.template][method.to_lowercase()];
+    if operation.is_null() {
+        return Some(format!(
+            "{method} {path}: {} has no {method}",
+            route.template
+        ));
+    }
+    let key = (method.to_owned(), route.template.clone());
+    let validator = spec
+        .validators
+        .lock()
+        .unwrap()
+        .entry(key)
+        .or_insert_with(|| {
+            let schema = operation["requestBody"]["content"]["application/json"]["schema"].clone();
+            if schema.is_null() {
+                return None;
+            }
+            let mut root = json!({ "allOf": [schema] });
+            root["components"] = spec.doc["components"].clone();
+            Some(Arc::new(
+                jsonschema::validator_for(&root).expect("the spec's schema compiles"),
+            ))
+        })
+        .clone();
+    match (validator, body) {
+        (Some(v), body) if !body.is_null() => {
+            let errors: Vec<String> = v
+                .iter_errors(body)
+                .take(3)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            (!errors.is_empty()).then(|| {
+                format!(
+                    "{method} {path}: body does not match {}: {}",
+                    route.template,
+                    errors.join("; ")
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
+fn message_json(id: u64, content: &Value) -> Value {
+    json!({
+        "id": id.to_string(), "channel_id": CHANNEL_ID,
+        "author": {"id": BOT_ID, "username": "acp", "bot": true},
+        "content": content.as_str().unwrap_or(""), "timestamp": "2026-01-01T00:00:00.000000+00:00",
+        "edited_timestamp": null, "tts": false, "mention_everyone": false, "mentions": [],
+        "mention_roles": [], "attachments": [], "embeds": [], "pinned": false, "type": 20, "flags": 0,
+        "application_id": APP_ID, "webhook_id": APP_ID
+    })
+}
+
+async fn rest(State(state): State<AppState>, request: Request) -> Response {
+    let method = request.method().clone();
+    let full = request.uri().path().to_owned();
+    let bytes: Bytes = axum::body::to_bytes(request.into_body(), 8 << 20)
+        .await
+        .unwrap_or_default();
+    let body: Value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    };
+    let Some(path) = full.strip_prefix("/api/v10") else {
+        state
+            .shared
+            .lock()
+            .unwrap()
+            .violations
+            .push(format!("{method} {full}: not under /api/v10"));
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let path = path.to_owned();
+    let mut shared = state.shared.lock().unwrap();
+    if let Some(problem) = check(method.as_str(), &path, &body) {
+        shared.violations.push(problem);
+    }
+    shared.requests.push(Recorded {
+        method: method.to_string(),
+        path: path.clone(),
+        body: body.clone(),
+    });
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match (method, segments.as_slice()) {
+        (Method::GET, ["gateway"]) => {
+            axum::Json(json!({ "url": format!("ws://{}/gw", state.addr) })).into_response()
+        }
+        (
+            Method::PUT,
+            ["applications", _, "guilds", _, "commands"] | ["applications", _, "commands"],
+        ) => axum::Json(json!([])).into_response(),
+        (Method::POST, ["interactions", _, _, "callback"]) => {
+            StatusCode::NO_CONTENT.into_response()
+        }
+        (Method::POST, ["webhooks", _, _]) | (Method::PATCH, ["webhooks", _, _, "messages", _]) => {
+            shared.next_message += 1;
+            let id = 900_000_000_000_000_000 + shared.next_message;
+            axum::Json(message_json(id, &body["content"])).into_response()
+        }
+        _ => {
+            let method = shared
+                .requests
+                .last()
+                .map(|r| r.method.clone())
+                .unwrap_or_default();
+            shared.violations.push(format!(
+                "{method} {path}: the stand-in does not serve this (unexpected request)"
+            ));
+            StatusCode::NOT_FOUND.into_response()
+        }
+    }
+}
+
+async fn gateway(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(move |socket| session(socket, state))
+}
+
+async fn session(mut socket: WebSocket, state: AppState) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    state.shared.lock().unwrap().gateway = Some(tx);
+    let mut seq = 0u64;
+    let frame = |v: Value| Message::Text(v.to_string().into());
+    if socket
+        .send(frame(json!({"op": 10, "d": {"heartbeat_interval": 41250}})))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => {
+                let Some(Ok(Message::Text(text))) = incoming else { return };
+                let Ok(payload) = serde_json::from_str::<Value>(&text) else { continue };
+                let reply = match payload["op"].as_u64() {
+                    Some(2) => {
+                        state.shared.lock().unwrap().identifies += 1;
+                        seq += 1;
+                        Some(json!({"op": 0, "s": seq, "t": "READY", "d": {
+                            "v": 10,
+                            "user": {"id": BOT_ID, "username": "acp", "discriminator": "0", "bot": true},
+                            "guilds": [{"id": GUILD_ID, "unavailable": true}],
+                            "session_id": "standin-session",
+                            "resume_gateway_url": format!("ws://{}/gw", state.addr),
+                            "shard": [0, 1],
+                            "application": {"id": APP_ID, "flags": 0}
+                        }}))
+                    }
+                    Some(1) => Some(json!({"op": 11})),
+                    Some(6) => {
+                        state.shared.lock().unwrap().resumes += 1;
+                        seq += 1;
+                        Some(json!({"op": 0, "s": seq, "t": "RESUMED", "d": {}}))
+                    }
+                    _ => None,
+                };
+                if let Some(reply) = reply && socket.send(frame(reply)).await.is_err() {
+                    return;
+                }
+            }
+            cmd = rx.recv() => {
+                let out = match cmd {
+                    Some(GatewayCmd::Dispatch(t, d)) => { seq += 1; json!({"op": 0, "s": seq, "t": t, "d": d}) }
+                    Some(GatewayCmd::Reconnect) => json!({"op": 7, "d": null}),
+                    Some(GatewayCmd::Drop) | None => return,
+                };
+                if socket.send(frame(out)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl StandIn {
+    /// Starts the stand-in on a free loopback port.
+    pub fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = AppState {
+            shared: Arc::clone(&shared),
+            addr,
+        };
+        let app = Router::new()
+            .route("/gw", axum::routing::get(gateway))
+            .fallback(rest)
+            .with_state(state);
+        runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+        spec();
+        Self {
+            base: format!("http://{addr}"),
+            shared,
+            _runtime: runtime,
+        }
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.lock().unwrap().requests.clone()
+    }
+
+    /// Requests Discord would have rejected.
+    pub fn violations(&self) -> Vec<String> {
+        self.shared.lock().unwrap().violations.clone()
+    }
+
+    /// (identifies, resumes) seen on the gateway.
+    pub fn sessions(&self) -> (usize, usize) {
+        let s = self.shared.lock().unwrap();
+        (s.identifies, s.resumes)
+    }
+
+    /// Sends a command to the connected gateway session.
+    pub fn gateway(&self, cmd: GatewayCmd) {
+        let s = self.shared.lock().unwrap();
+        s.gateway
+            .as_ref()
+            .expect("no gateway session")
+            .send(cmd)
+            .unwrap();
+    }
+
+    /// Waits for a request matching `f`, after `from` earlier ones.
+    pub fn wait_for(
+        &self,
+        from: usize,
+        limit: Duration,
+        f: impl Fn(&Recorded) -> bool,
+    ) -> Recorded {
+        let start = Instant::now();
+        loop {
+            if let Some(r) = self.requests().into_iter().skip(from).find(|r| f(r)) {
+                return r;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "no matching request within {limit:?}; got {:#?}\nviolations: {:#?}",
+                self.requests(),
+                self.violations()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// An `INTERACTION_CREATE` payload for a slash command in the guild, invoked
+/// by a member holding `roles`. Each interaction comes from its own member
+/// (user id 600…0 + the interaction's last digits), so per-user cooldowns do
+/// not carry over between test steps.
+pub fn interaction(id: u64, name: &str, options: &Value, roles: &[&str]) -> Value {
+    let user = 600_000_000_000_000_000 + id % 1_000_000;
+    json!({
+        "id": id.to_string(),
+        "application_id": APP_ID,
+        "type": 2,
+        "token": format!("token-{id}"),
+        "version": 1,
+        "guild_id": GUILD_ID,
+        "channel_id": CHANNEL_ID,
+        "member": {
+            "user": {"id": user.to_string(), "username": "alice", "discriminator": "0", "global_name": "Alice", "avatar": null},
+            "roles": roles,
+            "joined_at": "2026-01-01T00:00:00.000000+00:00",
+            "deaf": false, "mute": false, "flags": 0, "pending": false,
+            "permissions": "2147483647"
+        },
+        "data": {"id": "800000000000000001", "name": name, "type": 1, "options": options},
+        "locale": "en-US",
+        "guild_locale": "en-US",
+        "app_permissions": "2147483647",
+        "entitlements": [],
+        "authorizing_integration_owners": {"0": GUILD_ID},
+        "context": 0,
+        "attachment_size_limit": 10_485_760
+    })
+}
