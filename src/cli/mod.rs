@@ -91,8 +91,11 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
-    /// Run the service: deliver queued messages until SIGINT or SIGTERM.
+    /// Run the service: deliver queued messages (and run the Discord bot
+    /// when DISCORD_TOKEN is set) until SIGINT or SIGTERM.
     Run,
+    /// Run only the Discord bot (deliveries stay with `acp run`).
+    Bot,
 }
 
 #[derive(Debug, Args)]
@@ -318,6 +321,19 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             no_move,
         }) => coords::test(&*open_app(&cli)?, agent, *onboarding, !*no_move, cli.json),
         Command::Audit { limit } => show::audit(&*open_app(&cli)?, *limit, cli.json).await,
+        Command::Bot => {
+            let app = open_app(&cli)?;
+            let cancel = tokio_util::sync::CancellationToken::new();
+            let stop = cancel.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                stop.cancel();
+            });
+            crate::discord::run(app, cancel)
+                .await
+                .map_err(|e| UsageError(e.to_string()))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run => {
             let app = open_app(&cli)?;
             let methods = Methods::for_config(app.config());

@@ -25,6 +25,7 @@ pub fn all() -> Vec<poise::Command<Data, Error>> {
     vec![
         status(),
         agents(),
+        inbox(),
         message(),
         broadcast(),
         role(),
@@ -181,6 +182,19 @@ async fn send_and_receipt(
             CreateReply::default().content(render::receipt(&message, &deliveries)),
         )
         .await?;
+    Ok(())
+}
+
+/// An agent's recent messages and whether it acknowledged them.
+#[poise::command(slash_command, guild_only, check = "user")]
+async fn inbox(
+    ctx: Context<'_>,
+    #[description = "The agent"]
+    #[autocomplete = "agent_names"]
+    agent: String,
+) -> Result<(), Error> {
+    let entries = ctx.data().app.inbox(&agent, false, 10).await?;
+    ctx.say(render::inbox(&agent, &entries)).await?;
     Ok(())
 }
 

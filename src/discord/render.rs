@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::app::AgentView;
 use crate::message::UnifiedMessage;
-use crate::store::{DeliveryView, Status};
+use crate::store::{DeliveryView, InboxEntry, Status};
 
 /// The first reply to `/message`: stored, with its id.
 #[must_use]
@@ -70,6 +70,37 @@ pub fn agents(views: &[AgentView]) -> String {
             v.id,
             v.last_delivery.as_deref().unwrap_or("-"),
             v.unacked
+        );
+    }
+    out.trim_end().to_owned()
+}
+
+/// `/inbox`.
+#[must_use]
+pub fn inbox(agent: &str, entries: &[InboxEntry]) -> String {
+    if entries.is_empty() {
+        return format!("No messages for {agent}.");
+    }
+    let mut out = format!("**{agent}**: latest {}\n", entries.len());
+    for e in entries {
+        let state = match (&e.acked_by, e.state.as_str()) {
+            (Some(by), _) => format!("✅ acked by {by}"),
+            (None, "delivered") => "📬 unread".to_owned(),
+            (None, other) => format!("⏳ {other}"),
+        };
+        let first: String = e
+            .message
+            .body
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(80)
+            .collect();
+        let _ = writeln!(
+            out,
+            "`{}` {} from {}: {first}",
+            e.message.id, state, e.message.from
         );
     }
     out.trim_end().to_owned()

@@ -148,6 +148,44 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
     assert_eq!(read["message"]["from"], "discord:600000000000000002:alice");
     assert_eq!(read["message"]["kind"], "human");
 
+    // /inbox shows it, unread.
+    let reply = command(
+        &standin,
+        400_000_000_000_000_010,
+        "inbox",
+        &json!([{"name": "agent", "type": 3, "value": "Agent-2"}]),
+        &[],
+    );
+    let text = reply["data"]["content"].as_str().unwrap();
+    assert!(
+        text.contains(id) && text.contains("unread") && text.contains("ship the release"),
+        "{text}"
+    );
+
+    // Agent arguments autocomplete from the registry.
+    let from = standin.requests().len();
+    let mut auto = interaction(
+        400_000_000_000_000_011,
+        "message",
+        &json!([{"name": "agent", "type": 3, "value": "agent-", "focused": true}, {"name": "text", "type": 3, "value": ""}]),
+        &[OPERATOR],
+    );
+    auto["type"] = json!(4);
+    standin.gateway(GatewayCmd::Dispatch("INTERACTION_CREATE", auto));
+    let answer = standin
+        .wait_for(from, Duration::from_secs(20), |r| {
+            r.path == "/interactions/400000000000000011/token-400000000000000011/callback"
+        })
+        .body;
+    assert_eq!(answer["type"], 8, "{answer}");
+    let choices: Vec<&str> = answer["data"]["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(choices, ["Agent-1", "Agent-2"]);
+
     // Without the operator role: refused, ephemeral, nothing enqueued.
     let reply = command(
         &standin,
