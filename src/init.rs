@@ -138,6 +138,14 @@ pre_submit_delay_ms = 200    # wait between the body and the submit key
 # guild_id = 123456789012345678
 # Base URL of the Discord API, for a rate-limit proxy; empty = discord.com.
 api_base = ""
+# Permission levels (user < operator < admin), from Discord role ids. Every
+# member is a user: /status, /agents, /inbox, /role list. Operators may also
+# /message and /broadcast; admins may also /role set, /role captain, /backup.
+# Refusals are ephemeral and admin commands are audited (`acp audit`).
+operator_roles = []
+admin_roles = []
+# Answer commands only in these channel ids (empty = everywhere).
+allowed_channels = []
 
 # One [[agents]] table per agent.
 #   id         Agent-N style: a letter, then letters, digits, '-' or '_'

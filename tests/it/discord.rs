@@ -35,8 +35,16 @@ impl Drop for Bot {
 fn start(root: &Root, standin: &StandIn) -> Bot {
     root.edit_config(
         "api_base = \"\"",
-        &format!("api_base = \"{}\"\nguild_id = 200000000000000001\noperator_roles = [{OPERATOR}]\nadmin_roles = [{ADMIN}]", standin.base),
-    );
+        &format!(
+            "api_base = \"{}\"\nguild_id = 200000000000000001",
+            standin.base
+        ),
+    )
+    .edit_config(
+        "operator_roles = []",
+        &format!("operator_roles = [{OPERATOR}]"),
+    )
+    .edit_config("admin_roles = []", &format!("admin_roles = [{ADMIN}]"));
     let log = std::fs::File::create(root.path().join("service.log")).unwrap();
     let child = root
         .acp()
