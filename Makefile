@@ -6,5 +6,6 @@ test:
 	./scripts/test.sh
 bench:
 	cargo bench --locked --bench pipeline
+	cargo bench --locked --bench discord
 bench-gui:
 	./scripts/bench-gui.sh

@@ -144,6 +144,10 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
             && r.path
                 .ends_with("/token-400000000000000002/messages/@original")
     });
+    let first = standin.wait_for(from, Duration::from_secs(1), |r| {
+        r.path.ends_with("400000000000000002/callback")
+    });
+    assert!(edit.at > first.at, "the receipt edits the reply, after it");
     let receipt = edit.body["content"].as_str().unwrap();
     assert!(
         receipt.contains("✅ Agent-2: delivered by inbox"),

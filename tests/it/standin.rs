@@ -28,6 +28,8 @@ pub const CHANNEL_ID: &str = "500000000000000001";
 /// One request the bot made.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// When the stand-in received it.
+    pub at: Instant,
     pub method: String,
     /// The path under `/api/v10`.
     pub path: String,
@@ -208,6 +210,7 @@ async fn rest(State(state): State<AppState>, request: Request) -> Response {
         shared.violations.push(problem);
     }
     shared.requests.push(Recorded {
+        at: Instant::now(),
         method: method.to_string(),
         path: path.clone(),
         body: body.clone(),
