@@ -233,6 +233,36 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
         "{reply}"
     );
 
+    // Oversize text and control characters: the CLI's rules, ephemeral.
+    for (n, text, expected) in [
+        (
+            20u64,
+            "x".repeat(16 * 1024 + 1),
+            "over the limit of 16384 bytes",
+        ),
+        (21, "ring\u{7}bell".to_owned(), "control character U+0007"),
+    ] {
+        let reply = command(
+            &standin,
+            400_000_000_000_000_000 + n,
+            "message",
+            &json!([{"name": "agent", "type": 3, "value": "Agent-1"}, {"name": "text", "type": 3, "value": text}]),
+            &[OPERATOR],
+        );
+        assert_eq!(reply["data"]["flags"], 64, "{reply}");
+        assert!(
+            reply["data"]["content"]
+                .as_str()
+                .unwrap()
+                .contains(expected),
+            "{reply}"
+        );
+    }
+    assert!(
+        root.inbox_files("Agent-1").is_empty(),
+        "nothing was enqueued"
+    );
+
     // An admin command without the admin role: refused and audited; with
     // it: done and audited.
     let set = |id: u64, roles: &[&str]| {
@@ -289,6 +319,8 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
     std::thread::sleep(Duration::from_millis(500));
     standin.gateway(GatewayCmd::Drop);
     std::thread::sleep(Duration::from_millis(1500));
+    standin.gateway(GatewayCmd::InvalidSession(true));
+    std::thread::sleep(Duration::from_millis(1500));
     let reply = command(&standin, 400_000_000_000_000_007, "agents", &json!([]), &[]);
     assert!(
         reply["data"]["content"]
@@ -298,7 +330,7 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
         "{reply}"
     );
     let (_, resumes) = standin.sessions();
-    assert!(resumes >= 2, "resumes: {resumes}");
+    assert!(resumes >= 3, "resumes: {resumes}");
 
     assert!(
         standin.violations().is_empty(),

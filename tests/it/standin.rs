@@ -41,6 +41,8 @@ pub struct Recorded {
 pub enum GatewayCmd {
     Dispatch(&'static str, Value),
     Reconnect,
+    /// Op 9; `true` lets the bot resume.
+    InvalidSession(bool),
     Drop,
 }
 
@@ -297,6 +299,7 @@ async fn session(mut socket: WebSocket, state: AppState) {
                 let out = match cmd {
                     Some(GatewayCmd::Dispatch(t, d)) => { seq += 1; json!({"op": 0, "s": seq, "t": t, "d": d}) }
                     Some(GatewayCmd::Reconnect) => json!({"op": 7, "d": null}),
+                    Some(GatewayCmd::InvalidSession(resumable)) => json!({"op": 9, "d": resumable}),
                     Some(GatewayCmd::Drop) | None => return,
                 };
                 if socket.send(frame(out)).await.is_err() {
