@@ -86,14 +86,14 @@ struct Spec {
 fn spec() -> &'static Spec {
     static SPEC: OnceLock<Spec> = OnceLock::new();
     SPEC.get_or_init(|| {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/discord-api-spec/openapi.json"
-        );
-        let doc: Value = serde_json::from_str(
-            &std::fs::read_to_string(path).expect("../shared/discord-api-spec/openapi.json"),
-        )
-        .unwrap();
+        // Discord's OpenAPI description lives in ../shared beside the
+        // checkout (as CI lays it out); ACP_DISCORD_SPEC can point elsewhere.
+        let path = std::env::var("ACP_DISCORD_SPEC").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/discord-api-spec/openapi.json").to_owned()
+        });
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read Discord's OpenAPI description at {path}: {e} (set ACP_DISCORD_SPEC to its path)"));
+        let doc: Value = serde_json::from_str(&text).unwrap();
         let mut routes: Vec<Route> = doc["paths"]
             .as_object()
             .unwrap()
