@@ -79,6 +79,18 @@ fn command(standin: &StandIn, id: u64, name: &str, options: &Value, roles: &[&st
         .body
 }
 
+/// The reply is ephemeral (flag 64) and says `expected`.
+fn assert_ephemeral(reply: &Value, expected: &str) {
+    assert_eq!(reply["data"]["flags"], 64, "{reply}");
+    assert!(
+        reply["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains(expected),
+        "{reply}"
+    );
+}
+
 #[test]
 fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
     let standin = StandIn::start();
@@ -206,14 +218,7 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
         &json!([{"name": "agent", "type": 3, "value": "Agent-1"}, {"name": "text", "type": 3, "value": "sneaky"}]),
         &[],
     );
-    assert_eq!(reply["data"]["flags"], 64, "{reply}");
-    assert!(
-        reply["data"]["content"]
-            .as_str()
-            .unwrap()
-            .contains("needs the **operator** level"),
-        "{reply}"
-    );
+    assert_ephemeral(&reply, "needs the **operator** level");
     assert!(root.inbox_files("Agent-1").is_empty());
 
     // Bad input from an operator: a clear ephemeral error, nothing enqueued.
@@ -224,14 +229,7 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
         &json!([{"name": "agent", "type": 3, "value": "../Agent-1"}, {"name": "text", "type": 3, "value": "x"}]),
         &[OPERATOR],
     );
-    assert_eq!(reply["data"]["flags"], 64, "{reply}");
-    assert!(
-        reply["data"]["content"]
-            .as_str()
-            .unwrap()
-            .contains("not a valid agent id"),
-        "{reply}"
-    );
+    assert_ephemeral(&reply, "not a valid agent id");
 
     // Oversize text and control characters: the CLI's rules, ephemeral.
     for (n, text, expected) in [
@@ -249,14 +247,7 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
             &json!([{"name": "agent", "type": 3, "value": "Agent-1"}, {"name": "text", "type": 3, "value": text}]),
             &[OPERATOR],
         );
-        assert_eq!(reply["data"]["flags"], 64, "{reply}");
-        assert!(
-            reply["data"]["content"]
-                .as_str()
-                .unwrap()
-                .contains(expected),
-            "{reply}"
-        );
+        assert_ephemeral(&reply, expected);
     }
     assert!(
         root.inbox_files("Agent-1").is_empty(),

@@ -164,12 +164,7 @@ impl Display {
             .map_err(x11("get_input_focus"))?
             .focus;
         if focus == u32::from(InputFocus::POINTER_ROOT) || focus == self.root {
-            let pointer = self
-                .conn
-                .query_pointer(self.root)
-                .map_err(x11("query_pointer"))?
-                .reply()
-                .map_err(x11("query_pointer"))?;
+            let pointer = self.query_pointer()?;
             return Ok((pointer.child != x11rb::NONE).then_some(pointer.child));
         }
         if focus == u32::from(InputFocus::NONE) {
@@ -183,12 +178,7 @@ impl Display {
     /// # Errors
     /// [`X11Error`].
     pub fn pointer(&self) -> Result<Point, X11Error> {
-        let r = self
-            .conn
-            .query_pointer(self.root)
-            .map_err(x11("query_pointer"))?
-            .reply()
-            .map_err(x11("query_pointer"))?;
+        let r = self.query_pointer()?;
         Ok(Point {
             x: i32::from(r.root_x),
             y: i32::from(r.root_y),
@@ -239,6 +229,14 @@ impl Display {
                 }
             })
             .collect())
+    }
+
+    fn query_pointer(&self) -> Result<x11rb::protocol::xproto::QueryPointerReply, X11Error> {
+        self.conn
+            .query_pointer(self.root)
+            .map_err(x11("query_pointer"))?
+            .reply()
+            .map_err(x11("query_pointer"))
     }
 
     fn top_level_of(&self, mut w: Window) -> Result<Window, X11Error> {
