@@ -143,7 +143,8 @@ impl From<Option<PriorityChoice>> for Priority {
 #[poise::command(slash_command, guild_only, check = "user")]
 async fn status(ctx: Context<'_>) -> Result<(), Error> {
     let status = ctx.data().app.status().await?;
-    ctx.say(render::status(&status)).await?;
+    ctx.send(CreateReply::default().embed(render::status(&status)))
+        .await?;
     Ok(())
 }
 
@@ -151,7 +152,8 @@ async fn status(ctx: Context<'_>) -> Result<(), Error> {
 #[poise::command(slash_command, guild_only, check = "user")]
 async fn agents(ctx: Context<'_>) -> Result<(), Error> {
     let views = ctx.data().app.agent_views().await?;
-    ctx.say(render::agents(&views)).await?;
+    ctx.send(CreateReply::default().embed(render::agents(&views)))
+        .await?;
     Ok(())
 }
 
@@ -254,7 +256,8 @@ async fn role(_ctx: Context<'_>) -> Result<(), Error> {
 #[poise::command(slash_command, guild_only, rename = "list", check = "user")]
 async fn role_list(ctx: Context<'_>) -> Result<(), Error> {
     let views = ctx.data().app.agent_views().await?;
-    ctx.say(render::agents(&views)).await?;
+    ctx.send(CreateReply::default().embed(render::agents(&views)))
+        .await?;
     Ok(())
 }
 

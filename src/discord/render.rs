@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use poise::serenity_prelude::CreateEmbed;
+
 use crate::app::AgentView;
 use crate::message::UnifiedMessage;
 use crate::store::{DeliveryView, InboxEntry, Status};
@@ -33,46 +35,66 @@ pub fn receipt(message: &UnifiedMessage, deliveries: &[DeliveryView]) -> String 
     out.trim_end().to_owned()
 }
 
-/// `/status`.
-#[must_use]
-pub fn status(status: &Status) -> String {
-    let mut out = String::from("**Queue** (normal / urgent / critical)\n");
-    for (state, by) in &status.queue {
-        let n = |p: &str| by.get(p).copied().unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "{state}: {} / {} / {}",
-            n("normal"),
-            n("urgent"),
-            n("critical")
-        );
+/// Discord's limit on an embed field's value.
+const FIELD_MAX: usize = 1024;
+
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
     }
-    let _ = writeln!(out, "**Failures**: {}", status.failed_total);
-    for f in status.recent_failures.iter().take(5) {
-        let _ = writeln!(out, "❌ `{}` → {}: {}", f.message_id, f.agent, f.error);
-    }
-    out.trim_end().to_owned()
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
-/// `/agents`.
+/// `/status`: queue depth by state and priority, and recent failures.
 #[must_use]
-pub fn agents(views: &[AgentView]) -> String {
-    if views.is_empty() {
-        return "No agents configured: add [[agents]] to config/acp.toml.".into();
+pub fn status(status: &Status) -> CreateEmbed {
+    let mut embed = CreateEmbed::new().title("acp status");
+    for (state, by) in &status.queue {
+        let n = |p: &str| by.get(p).copied().unwrap_or(0);
+        embed = embed.field(
+            state,
+            format!(
+                "{} normal · {} urgent · {} critical",
+                n("normal"),
+                n("urgent"),
+                n("critical")
+            ),
+            true,
+        );
     }
-    let mut out = String::new();
-    for v in views {
+    let mut failures = String::new();
+    for f in status.recent_failures.iter().take(5) {
+        let _ = writeln!(failures, "❌ `{}` → {}: {}", f.message_id, f.agent, f.error);
+    }
+    if failures.is_empty() {
+        failures.push_str("none");
+    }
+    embed.field(
+        format!("Failures ({})", status.failed_total),
+        clip(failures.trim_end(), FIELD_MAX),
+        false,
+    )
+}
+
+/// `/agents` and `/role list`: one field per agent (Discord allows 25).
+#[must_use]
+pub fn agents(views: &[AgentView]) -> CreateEmbed {
+    let embed = CreateEmbed::new().title("Agents");
+    if views.is_empty() {
+        return embed.description("No agents configured: add [[agents]] to config/acp.toml.");
+    }
+    views.iter().take(25).fold(embed, |embed, v| {
         let captain = if v.captain { " ⭐ captain" } else { "" };
         let role = if v.role.is_empty() { "-" } else { &v.role };
-        let _ = writeln!(
-            out,
-            "**{}**{captain}: {role} · last: {} · unacked: {}",
-            v.id,
+        let value = format!(
+            "{role}\nlast: {} · unacked: {}",
             v.last_delivery.as_deref().unwrap_or("-"),
             v.unacked
         );
-    }
-    out.trim_end().to_owned()
+        embed.field(format!("{}{captain}", v.id), clip(&value, FIELD_MAX), false)
+    })
 }
 
 /// `/inbox`.
@@ -110,6 +132,36 @@ pub fn inbox(agent: &str, entries: &[InboxEntry]) -> String {
 mod tests {
     use super::*;
     use crate::store::views::AttemptView;
+
+    #[test]
+    fn agents_render_as_an_embed_field_each() {
+        let view = AgentView {
+            id: "Agent-3".into(),
+            name: "Agent-3".into(),
+            role: "Database specialist".into(),
+            role_source: "store",
+            captain: true,
+            workspace: "/w".into(),
+            delivery: vec!["inbox".into()],
+            last_delivery: Some("delivered by inbox".into()),
+            last_delivery_at: None,
+            unacked: 2,
+        };
+        let json = serde_json::to_value(agents(&[view])).unwrap();
+        assert_eq!(json["title"], "Agents");
+        assert_eq!(json["fields"][0]["name"], "Agent-3 ⭐ captain");
+        assert_eq!(
+            json["fields"][0]["value"],
+            "Database specialist\nlast: delivered by inbox · unacked: 2"
+        );
+        let empty = serde_json::to_value(agents(&[])).unwrap();
+        assert!(
+            empty["description"]
+                .as_str()
+                .unwrap()
+                .contains("No agents configured")
+        );
+    }
 
     #[test]
     fn a_receipt_says_how_each_agent_got_it() {

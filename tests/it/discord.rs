@@ -126,11 +126,23 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
     // /status for anyone.
     let reply = command(&standin, 400_000_000_000_000_001, "status", &json!([]), &[]);
     assert_eq!(reply["type"], 4);
-    assert!(
-        reply["data"]["content"]
-            .as_str()
-            .unwrap()
-            .contains("**Queue**"),
+    let embed = &reply["data"]["embeds"][0];
+    assert_eq!(embed["title"], "acp status", "{reply}");
+    let fields: Vec<&str> = embed["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "delivered",
+            "delivering",
+            "failed",
+            "queued",
+            "Failures (0)"
+        ],
         "{reply}"
     );
 
@@ -313,11 +325,12 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
     standin.gateway(GatewayCmd::InvalidSession(true));
     std::thread::sleep(Duration::from_millis(1500));
     let reply = command(&standin, 400_000_000_000_000_007, "agents", &json!([]), &[]);
-    assert!(
-        reply["data"]["content"]
-            .as_str()
-            .unwrap()
-            .contains("**Agent-1**"),
+    let fields = reply["data"]["embeds"][0]["fields"].as_array().unwrap();
+    assert_eq!(fields[0]["name"], "Agent-1 ⭐ captain", "{reply}");
+    assert_eq!(
+        fields[0]["value"],
+        "Database specialist
+last: - · unacked: 0",
         "{reply}"
     );
     let (_, resumes) = standin.sessions();
