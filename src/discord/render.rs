@@ -48,7 +48,6 @@ fn clip(text: &str, max: usize) -> String {
 }
 
 /// `/status`: queue depth by state and priority, and recent failures.
-#[must_use]
 pub fn status(status: &Status) -> CreateEmbed {
     let mut embed = CreateEmbed::new().title("acp status");
     for (state, by) in &status.queue {
@@ -79,7 +78,6 @@ pub fn status(status: &Status) -> CreateEmbed {
 }
 
 /// `/agents` and `/role list`: one field per agent (Discord allows 25).
-#[must_use]
 pub fn agents(views: &[AgentView]) -> CreateEmbed {
     let embed = CreateEmbed::new().title("Agents");
     if views.is_empty() {
