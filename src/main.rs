@@ -12,7 +12,8 @@ use acp::cli::{self, Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match (cli.verbose, &cli.command) {
-        (0, Command::Run) | (1, _) => "info",
+        // serenity narrates every shard step at info; keep its warnings.
+        (0, Command::Run | Command::Bot) | (1, _) => "info,serenity=warn,poise=warn",
         (0, _) => "warn",
         _ => "debug",
     };
