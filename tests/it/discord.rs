@@ -278,14 +278,18 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
         )
     };
     let refused = set(400_000_000_000_000_005, &[OPERATOR]);
-    assert_eq!(refused["data"]["flags"], 64, "{refused}");
-    assert!(
-        refused["data"]["content"]
-            .as_str()
-            .unwrap()
-            .contains("needs the **admin** level"),
-        "{refused}"
+    assert_ephemeral(&refused, "needs the **admin** level");
+    // Every other admin command is refused the same way.
+    let captain = command(
+        &standin,
+        400_000_000_000_000_030,
+        "role",
+        &json!([{"name": "captain", "type": 1, "options": [{"name": "agent", "type": 3, "value": "Agent-2"}]}]),
+        &[OPERATOR],
     );
+    assert_ephemeral(&captain, "needs the **admin** level");
+    let backup = command(&standin, 400_000_000_000_000_031, "backup", &json!([]), &[]);
+    assert_ephemeral(&backup, "needs the **admin** level");
     let done = set(400_000_000_000_000_006, &[ADMIN]);
     assert!(
         done["data"]["content"]
@@ -310,6 +314,8 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
         rows,
         [
             ("roles.set".to_owned(), "ok".to_owned()),
+            ("/backup".to_owned(), "refused".to_owned()),
+            ("/role captain".to_owned(), "refused".to_owned()),
             ("/role set".to_owned(), "refused".to_owned())
         ],
         "{audit}"
