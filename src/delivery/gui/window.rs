@@ -239,14 +239,17 @@ impl Display {
             .map_err(x11("query_pointer"))
     }
 
+    fn query_tree(&self, w: Window) -> Result<x11rb::protocol::xproto::QueryTreeReply, X11Error> {
+        self.conn
+            .query_tree(w)
+            .map_err(x11("query_tree"))?
+            .reply()
+            .map_err(x11("query_tree"))
+    }
+
     fn top_level_of(&self, mut w: Window) -> Result<Window, X11Error> {
         loop {
-            let tree = self
-                .conn
-                .query_tree(w)
-                .map_err(x11("query_tree"))?
-                .reply()
-                .map_err(x11("query_tree"))?;
+            let tree = self.query_tree(w)?;
             if tree.parent == self.root || tree.parent == x11rb::NONE {
                 return Ok(w);
             }
@@ -275,12 +278,7 @@ impl Display {
                 fallback = Some(info);
             }
             if depth < 3 {
-                let tree = self
-                    .conn
-                    .query_tree(w)
-                    .map_err(x11("query_tree"))?
-                    .reply()
-                    .map_err(x11("query_tree"))?;
+                let tree = self.query_tree(w)?;
                 queue.extend(tree.children.into_iter().map(|c| (c, depth + 1)));
             }
         }
