@@ -146,6 +146,10 @@ operator_roles = []
 admin_roles = []
 # Answer commands only in these channel ids (empty = everywhere).
 allowed_channels = []
+# How long (s) a /message reply is edited into the delivery receipt. Discord's
+# interaction token lasts 15 minutes (at most 840 here); an outcome that comes
+# later is posted to the channel as a new message.
+receipt_window_secs = 840
 
 # One [[agents]] table per agent.
 #   id         Agent-N style: a letter, then letters, digits, '-' or '_'

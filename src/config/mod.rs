@@ -100,7 +100,7 @@ pub struct CoordsConfig {
 }
 
 /// Discord settings (used by the bot).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DiscordConfig {
     pub token: Option<Secret>,
     pub guild_id: Option<u64>,
@@ -112,6 +112,24 @@ pub struct DiscordConfig {
     pub admin_roles: Vec<u64>,
     /// If not empty, commands are answered only in these channels.
     pub allowed_channels: Vec<u64>,
+    /// How long a command's reply is edited with the outcome; later
+    /// outcomes are posted as channel messages (the interaction token
+    /// lasts 15 minutes).
+    pub receipt_window: Duration,
+}
+
+impl Default for DiscordConfig {
+    fn default() -> Self {
+        Self {
+            token: None,
+            guild_id: None,
+            api_base: None,
+            operator_roles: Vec::new(),
+            admin_roles: Vec::new(),
+            allowed_channels: Vec::new(),
+            receipt_window: Duration::from_secs(840),
+        }
+    }
 }
 
 /// The loaded configuration.
@@ -180,6 +198,7 @@ struct RawDiscord {
     operator_roles: Option<Vec<i64>>,
     admin_roles: Option<Vec<i64>>,
     allowed_channels: Option<Vec<i64>>,
+    receipt_window_secs: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -360,6 +379,10 @@ impl Config {
         self.discord.admin_roles = ids("discord.admin_roles", raw.discord.admin_roles)?;
         self.discord.allowed_channels =
             ids("discord.allowed_channels", raw.discord.allowed_channels)?;
+        if let Some(v) = raw.discord.receipt_window_secs {
+            self.discord.receipt_window =
+                Duration::from_secs(src.int_in("discord.receipt_window_secs", v, 1, 840)?);
+        }
 
         gui::apply_gui(&src, &raw.gui, &mut self.gui)?;
 

@@ -8,13 +8,35 @@ use poise::CreateReply;
 use crate::app::{AppError, SendRequest};
 use crate::delivery::Via;
 use crate::message::{Kind, MessageId, Priority, Recipient};
+use crate::store::DeliveryView;
 
 use super::permissions::Level;
 use super::{Context, Data, Error, render};
 
-/// How long a `/message` reply waits for the delivery outcome before it
-/// says "still queued".
-const RECEIPT_WAIT: Duration = Duration::from_secs(60);
+/// Work that has not answered by then is deferred first ("acp is
+/// thinking…"), well inside Discord's 3-second limit.
+const DEFER_AFTER: Duration = Duration::from_secs(1);
+
+/// How long a late receipt is still posted to the channel; past that the
+/// outcome is in `acp status` and the store.
+const LATE_RECEIPT_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
+/// Runs `work`; if it has not finished after [`DEFER_AFTER`], defers the
+/// interaction first so Discord does not time it out, then waits for it.
+async fn quick<T, E>(ctx: Context<'_>, work: impl Future<Output = Result<T, E>>) -> Result<T, Error>
+where
+    Error: From<E>,
+{
+    let work = std::pin::pin!(work);
+    let mut work = work;
+    tokio::select! {
+        result = &mut work => Ok(result?),
+        () = tokio::time::sleep(DEFER_AFTER) => {
+            ctx.defer().await?;
+            Ok(work.await?)
+        }
+    }
+}
 
 /// A refusal or bad input, shown to the user as is (ephemeral).
 #[derive(Debug, thiserror::Error)]
@@ -142,7 +164,7 @@ impl From<Option<PriorityChoice>> for Priority {
 /// Queue depth by state and priority, and recent failures.
 #[poise::command(slash_command, guild_only, check = "user")]
 async fn status(ctx: Context<'_>) -> Result<(), Error> {
-    let status = ctx.data().app.status().await?;
+    let status = quick(ctx, ctx.data().app.status()).await?;
     ctx.send(CreateReply::default().embed(render::status(&status)))
         .await?;
     Ok(())
@@ -151,7 +173,7 @@ async fn status(ctx: Context<'_>) -> Result<(), Error> {
 /// Every agent with its role, captain marker, last delivery and unacked count.
 #[poise::command(slash_command, guild_only, check = "user")]
 async fn agents(ctx: Context<'_>) -> Result<(), Error> {
-    let views = ctx.data().app.agent_views().await?;
+    let views = quick(ctx, ctx.data().app.agent_views()).await?;
     ctx.send(CreateReply::default().embed(render::agents(&views)))
         .await?;
     Ok(())
@@ -175,15 +197,33 @@ async fn send_and_receipt(
         reply_to: None,
         via: Via::Auto,
     };
-    let message = app.send(request).await?;
+    let message = quick(ctx, app.send(request)).await?;
     let reply = ctx.say(render::accepted(&message)).await?;
-    let deliveries = app.wait_for(message.id, RECEIPT_WAIT).await?;
+    // The interaction token lasts 15 minutes: the reply is edited within
+    // the configured window, and a later outcome goes to the channel.
+    let window = app.config().discord.receipt_window;
+    let deliveries = app.wait_for(message.id, window).await?;
+    let done = deliveries.iter().all(DeliveryView::is_final);
+    let mut text = render::receipt(&message, &deliveries);
+    if !done {
+        text.push_str("\n⏳ Still in progress: the final receipt will be posted in this channel.");
+    }
     reply
-        .edit(
-            ctx,
-            CreateReply::default().content(render::receipt(&message, &deliveries)),
-        )
+        .edit(ctx, CreateReply::default().content(text))
         .await?;
+    if !done {
+        let http = ctx.serenity_context().http.clone();
+        let channel = ctx.channel_id();
+        tokio::spawn(async move {
+            let text = match app.wait_for(message.id, LATE_RECEIPT_LIMIT).await {
+                Ok(deliveries) => render::late_receipt(&message, &deliveries),
+                Err(e) => format!("Cannot read the outcome of `{}`: {e}", message.id),
+            };
+            if let Err(e) = channel.say(&http, text).await {
+                tracing::warn!(message = %message.id, error = %e, "cannot post the late receipt");
+            }
+        });
+    }
     Ok(())
 }
 
@@ -195,7 +235,7 @@ async fn inbox(
     #[autocomplete = "agent_names"]
     agent: String,
 ) -> Result<(), Error> {
-    let entries = ctx.data().app.inbox(&agent, false, 10).await?;
+    let entries = quick(ctx, ctx.data().app.inbox(&agent, false, 10)).await?;
     ctx.say(render::inbox(&agent, &entries)).await?;
     Ok(())
 }
@@ -255,7 +295,7 @@ async fn role(_ctx: Context<'_>) -> Result<(), Error> {
 /// Show each agent's role and the captain.
 #[poise::command(slash_command, guild_only, rename = "list", check = "user")]
 async fn role_list(ctx: Context<'_>) -> Result<(), Error> {
-    let views = ctx.data().app.agent_views().await?;
+    let views = quick(ctx, ctx.data().app.agent_views()).await?;
     ctx.send(CreateReply::default().embed(render::agents(&views)))
         .await?;
     Ok(())
@@ -270,7 +310,7 @@ async fn role_set(
     agent: String,
     #[description = "Its role, e.g. Database specialist"] role: String,
 ) -> Result<(), Error> {
-    let id = ctx.data().app.set_role(&agent, &role, &actor(ctx)).await?;
+    let id = quick(ctx, ctx.data().app.set_role(&agent, &role, &actor(ctx))).await?;
     ctx.say(format!("✅ **{id}** is now: {}", role.trim()))
         .await?;
     Ok(())
@@ -284,7 +324,7 @@ async fn role_captain(
     #[autocomplete = "agent_names"]
     agent: String,
 ) -> Result<(), Error> {
-    let id = ctx.data().app.set_captain(&agent, &actor(ctx)).await?;
+    let id = quick(ctx, ctx.data().app.set_captain(&agent, &actor(ctx))).await?;
     ctx.say(format!("⭐ **{id}** is now the captain")).await?;
     Ok(())
 }

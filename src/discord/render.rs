@@ -32,8 +32,21 @@ pub fn receipt(message: &UnifiedMessage, deliveries: &[DeliveryView]) -> String 
         };
         let _ = writeln!(out, "{icon} {}: {}", d.agent, d.summary());
     }
-    out.trim_end().to_owned()
+    clip(out.trim_end(), CONTENT_MAX)
 }
+
+/// The receipt once the interaction token may have expired: posted as a new
+/// channel message, so it says which command it answers.
+#[must_use]
+pub fn late_receipt(message: &UnifiedMessage, deliveries: &[DeliveryView]) -> String {
+    clip(
+        &format!("Final receipt: {}", receipt(message, deliveries)),
+        CONTENT_MAX,
+    )
+}
+
+/// Discord's limit on a message's content.
+const CONTENT_MAX: usize = 2000;
 
 /// Discord's limit on an embed field's value.
 const FIELD_MAX: usize = 1024;

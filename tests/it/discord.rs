@@ -348,3 +348,105 @@ last: - · unacked: 0",
         standin.violations()
     );
 }
+
+#[test]
+fn slow_work_is_deferred_and_a_late_outcome_is_posted_to_the_channel() {
+    let standin = StandIn::start();
+    let root = Root::new(2);
+    root.fast()
+        .edit_config("max_attempts = 5", "max_attempts = 100")
+        .edit_config("receipt_window_secs = 840", "receipt_window_secs = 2");
+    let _bot = start(&root, &standin);
+
+    // A writer holding the store: accepting the message takes longer than
+    // a second, so the bot defers first (type 5), then follows up.
+    let db = rusqlite::Connection::open(root.path().join("data/acp.db")).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let reply = command(
+        &standin,
+        400_000_000_000_000_040,
+        "message",
+        &json!([{"name": "agent", "type": 3, "value": "Agent-1"}, {"name": "text", "type": 3, "value": "behind a busy store"}]),
+        &[OPERATOR],
+    );
+    assert_eq!(reply["type"], 5, "deferred first: {reply}");
+    std::thread::sleep(Duration::from_millis(1500));
+    db.execute_batch("COMMIT").unwrap();
+    let follow_up = standin.wait_for(0, Duration::from_secs(20), |r| {
+        r.method == "POST" && r.path.ends_with("/token-400000000000000040")
+    });
+    assert!(
+        follow_up.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("Accepted"),
+        "{}",
+        follow_up.body
+    );
+    let receipt = standin.wait_for(0, Duration::from_secs(20), |r| {
+        r.method == "PATCH" && r.path.contains("/token-400000000000000040/messages/")
+    });
+    assert!(
+        receipt.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("✅ Agent-1: delivered by inbox"),
+        "{}",
+        receipt.body
+    );
+
+    // An inbox that cannot take the message yet: past the edit window the
+    // reply says so, and the final outcome arrives as a channel message.
+    let inbox = root.inbox("Agent-2");
+    std::fs::remove_dir(&inbox).unwrap();
+    std::fs::write(&inbox, "in the way").unwrap();
+    let from = standin.requests().len();
+    let reply = command(
+        &standin,
+        400_000_000_000_000_041,
+        "message",
+        &json!([{"name": "agent", "type": 3, "value": "Agent-2"}, {"name": "text", "type": 3, "value": "arrives late"}]),
+        &[OPERATOR],
+    );
+    assert_eq!(reply["type"], 4, "{reply}");
+    let edit = standin.wait_for(from, Duration::from_secs(20), |r| {
+        r.method == "PATCH"
+            && r.path
+                .ends_with("/token-400000000000000041/messages/@original")
+    });
+    let text = edit.body["content"].as_str().unwrap();
+    assert!(
+        text.contains("⏳ Agent-2") && text.contains("posted in this channel"),
+        "{text}"
+    );
+    assert!(
+        !standin
+            .requests()
+            .iter()
+            .any(|r| r.path.starts_with("/channels/")),
+        "nothing posted before the delivery is final"
+    );
+    std::fs::remove_file(&inbox).unwrap();
+    std::fs::create_dir(&inbox).unwrap();
+    let late = standin.wait_for(from, Duration::from_secs(30), |r| {
+        r.method == "POST" && r.path == format!("/channels/{}/messages", crate::standin::CHANNEL_ID)
+    });
+    let text = late.body["content"].as_str().unwrap();
+    assert!(
+        text.starts_with("Final receipt") && text.contains("✅ Agent-2: delivered by inbox"),
+        "{text}"
+    );
+    let id = reply["data"]["content"]
+        .as_str()
+        .unwrap()
+        .split('`')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    assert_eq!(root.inbox_ids("Agent-2").get(&id), Some(&1));
+    assert!(
+        standin.violations().is_empty(),
+        "requests Discord would reject: {:#?}",
+        standin.violations()
+    );
+}

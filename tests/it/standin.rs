@@ -229,7 +229,8 @@ async fn rest(State(state): State<AppState>, request: Request) -> Response {
         (Method::POST, ["interactions", _, _, "callback"]) => {
             StatusCode::NO_CONTENT.into_response()
         }
-        (Method::POST, ["webhooks", _, _]) | (Method::PATCH, ["webhooks", _, _, "messages", _]) => {
+        (Method::POST, ["webhooks", _, _] | ["channels", _, "messages"])
+        | (Method::PATCH, ["webhooks", _, _, "messages", _]) => {
             shared.next_message += 1;
             let id = 900_000_000_000_000_000 + shared.next_message;
             axum::Json(message_json(id, &body["content"])).into_response()
