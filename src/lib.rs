@@ -40,3 +40,4 @@ pub mod init;
 pub mod message;
 pub mod service;
 pub mod store;
+pub mod backup;

@@ -7,7 +7,9 @@
     reason = "doc comments on arguments are --help text, where backticks would show"
 )]
 
+mod backup;
 mod coords;
+mod doctor;
 mod send;
 mod show;
 
@@ -96,6 +98,63 @@ pub enum Command {
     Run,
     /// Run only the Discord bot (deliveries stay with `acp run`).
     Bot,
+    /// Backups: create, list, verify, restore, prune, drill.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Check everything acp depends on and say what to fix.
+    Doctor,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum BackupCommand {
+    /// Take a backup now (while `acp run` runs, too).
+    Create {
+        /// full, incremental (changes since the last backup) or
+        /// differential (changes since the last full one).
+        #[arg(long, default_value = "incremental", value_parser = backup::parse_kind)]
+        kind: crate::backup::Kind,
+    },
+    /// Every backup, oldest first.
+    List,
+    /// Re-read and re-hash backups; report each damaged or missing file
+    /// (exit 1 if any).
+    Verify {
+        /// The backup (id, unique prefix or latest); default: all.
+        id: Option<String>,
+        /// Every backup (the default).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Restore a backup, or the state at a point in time.
+    Restore {
+        /// The backup: id, unique prefix, or latest.
+        #[arg(conflicts_with = "at")]
+        id: Option<String>,
+        /// Restore the newest backup taken at or before this time
+        /// (RFC 3339, or local "YYYY-MM-DD HH:MM").
+        #[arg(long, value_parser = backup::parse_at)]
+        at: Option<jiff::Timestamp>,
+        /// Into this new or empty directory.
+        #[arg(long, value_name = "DIR", conflicts_with = "in_place")]
+        to: Option<PathBuf>,
+        /// Over the live state (stop `acp run` first). The replaced state
+        /// is kept in .acp-replaced-<time>/ under the root.
+        #[arg(long)]
+        in_place: bool,
+        /// With --to: restore the intact files of a damaged backup.
+        #[arg(long)]
+        partial: bool,
+    },
+    /// Delete backups the retention policy ([backup] keep_*) does not keep,
+    /// then their unused data. Never breaks a kept backup's chain.
+    Prune {
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Disaster-recovery drill: restore the latest backup into a temporary
+    /// directory, verify it, and report recovery time and data age.
+    Drill,
 }
 
 #[derive(Debug, Args)]
@@ -254,6 +313,13 @@ fn collect_env(root: &std::path::Path) -> Result<Env> {
     Ok(env)
 }
 
+/// Loads the config.
+fn load_config(cli: &Cli) -> Result<Config> {
+    let root = root_of(cli)?;
+    let env = collect_env(&root)?;
+    Ok(Config::load(&root, &env)?)
+}
+
 /// Loads the config and opens the core.
 fn open_app(cli: &Cli) -> Result<Arc<App>> {
     let root = root_of(cli)?;
@@ -334,6 +400,18 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 .map_err(|e| UsageError(e.to_string()))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Backup(cmd) => {
+            let config = load_config(&cli)?;
+            let mut cmd = cmd.clone();
+            if let BackupCommand::Restore { to: Some(dir), .. } = &mut cmd {
+                *dir = backup::absolute(dir)?;
+            }
+            tokio::task::block_in_place(|| backup::run(&config, &cmd, cli.json))
+        }
+        Command::Doctor => {
+            let config = load_config(&cli)?;
+            tokio::task::block_in_place(|| doctor::run(&config, cli.json))
+        }
         Command::Run => {
             let app = open_app(&cli)?;
             let methods = Methods::for_config(app.config());
@@ -378,6 +456,13 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             || cause.is::<crate::coords::CoordsError>()
         {
             return EXIT_USAGE;
+        }
+        if let Some(e) = cause.downcast_ref::<crate::backup::BackupError>() {
+            return if e.is_user_error() {
+                EXIT_USAGE
+            } else {
+                EXIT_FAILURE
+            };
         }
         if let Some(e) = cause.downcast_ref::<crate::app::AppError>() {
             return if e.is_user_error() {

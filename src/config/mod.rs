@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod backup;
 mod gui;
+
+pub use backup::BackupConfig;
 
 use crate::agents::{Agent, AgentId, Registry};
 use crate::delivery::MethodName;
@@ -147,6 +150,8 @@ pub struct Config {
     pub default_sender: Option<String>,
     /// Keyboard-and-mouse delivery.
     pub gui: GuiConfig,
+    /// Backups.
+    pub backup: BackupConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -163,6 +168,8 @@ struct RawConfig {
     discord: RawDiscord,
     #[serde(default)]
     gui: gui::RawGui,
+    #[serde(default)]
+    backup: backup::RawBackup,
     #[serde(default)]
     agents: Vec<RawAgent>,
 }
@@ -278,6 +285,7 @@ impl Config {
             discord: DiscordConfig::default(),
             default_sender: None,
             gui: GuiConfig::default(),
+            backup: BackupConfig::defaults(root),
         }
     }
 
@@ -385,6 +393,7 @@ impl Config {
         }
 
         gui::apply_gui(&src, &raw.gui, &mut self.gui)?;
+        backup::apply_backup(&src, &self.root, raw.backup, &mut self.backup)?;
 
         let mut agents: Vec<Agent> = Vec::new();
         let mut seen = HashSet::new();
@@ -502,6 +511,7 @@ impl Config {
         if let Some(base) = env.get("DISCORD_API_BASE") {
             self.discord.api_base = parse_api_base(&src, "DISCORD_API_BASE", base)?;
         }
+        backup::apply_backup_env(&self.root, env, &mut self.backup)?;
         Ok(())
     }
 

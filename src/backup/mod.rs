@@ -1,0 +1,223 @@
+//! Backups: full, incremental and differential, restore to any point in
+//! time, verification, retention and recovery drills.
+//!
+//! What a backup holds (its *sources*): `config/`, `devlogs/`, every
+//! agent's inbox (as `agent_workspaces/<id>/inbox`, wherever the workspace
+//! is), the paths in `backup.include`, and the store as `data/acp.db`,
+//! captured through SQLite's online backup API while the service runs.
+//! `.env` files are never included, nor `backup.exclude`.
+//!
+//! The repository format is described in [`repo`]; each backup is a
+//! [`Manifest`] listing what changed since its parent, and file contents
+//! are content-addressed zstd objects shared between backups.
+
+pub mod manifest;
+mod ops;
+pub mod repo;
+mod restore;
+mod scan;
+
+use std::collections::HashMap;
+use std::io;
+use std::time::Duration;
+
+pub use manifest::{Entry, Kind, Manifest, Node, State, Stats};
+pub use ops::{
+    BackupCheck, Drill, PruneReport, VerifyReport, drill, due, prune, verify, Which,
+};
+pub use repo::Repo;
+pub use restore::{InPlace, RestoreReport, restore_in_place, restore_to};
+pub use scan::{Created, create};
+
+/// What went wrong, in words that say what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// Bad input or a request that cannot be met as asked.
+    #[error("{0}")]
+    Usage(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The repository itself is not usable.
+    #[error("the backup repository is damaged: {0}")]
+    Corrupt(String),
+    /// Some files of a backup cannot be restored.
+    #[error("backup {id} is damaged: {} file(s) cannot be restored (nothing was restored; `--partial` restores the intact files):\n{}", .files.len(), list(.files))]
+    Damaged { id: String, files: Vec<(String, String)> },
+    #[error("another acp backup, restore or prune is using {0}: wait for it to finish")]
+    Busy(String),
+    #[error("the store: {0}")]
+    Store(#[from] rusqlite::Error),
+}
+
+fn list(files: &[(String, String)]) -> String {
+    files
+        .iter()
+        .map(|(path, why)| format!("  {path}: {why}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl BackupError {
+    /// Bad input (exit code 2) rather than a failure.
+    #[must_use]
+    pub fn is_user_error(&self) -> bool {
+        matches!(self, Self::Usage(_) | Self::Busy(_))
+    }
+}
+
+/// Progress of a long run, for a progress bar.
+pub trait Progress: Sync {
+    /// A phase starts; `total` bytes will pass through [`Progress::advance`].
+    fn start(&self, _phase: &str, _total: u64) {}
+    /// `bytes` more were processed.
+    fn advance(&self, _bytes: u64) {}
+    /// The phase ended.
+    fn finish(&self) {}
+}
+
+/// No progress output.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// The usable manifests of a repository, by id, and the damaged ones.
+pub struct Catalog {
+    pub manifests: Vec<Manifest>,
+    pub damaged: Vec<(String, String)>,
+    by_id: HashMap<String, usize>,
+}
+
+impl Catalog {
+    /// Reads every manifest.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn read(repo: &Repo) -> Result<Self, BackupError> {
+        let mut manifests = Vec::new();
+        let mut damaged = Vec::new();
+        for found in repo.manifests()? {
+            match found {
+                repo::Found::Ok(m) => manifests.push(*m),
+                repo::Found::Damaged { file, reason } => damaged.push((file, reason)),
+            }
+        }
+        manifests.sort_by(|a, b| a.id.cmp(&b.id));
+        let by_id = manifests
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.id.clone(), i))
+            .collect();
+        Ok(Self {
+            manifests,
+            damaged,
+            by_id,
+        })
+    }
+
+    #[must_use]
+    pub fn get(&self, id: &str) -> Option<&Manifest> {
+        self.by_id.get(id).map(|&i| &self.manifests[i])
+    }
+
+    /// Finds a backup by id, unique id prefix (at least 6 characters) or
+    /// `latest`.
+    ///
+    /// # Errors
+    /// [`BackupError::Usage`] saying what exists.
+    pub fn find(&self, key: &str) -> Result<&Manifest, BackupError> {
+        let key = key.trim();
+        if key.eq_ignore_ascii_case("latest") {
+            return self.manifests.last().ok_or_else(|| {
+                BackupError::Usage("there are no backups yet: run `acp backup create`".into())
+            });
+        }
+        if let Some(m) = self.get(&key.to_ascii_uppercase()) {
+            return Ok(m);
+        }
+        let upper = key.to_ascii_uppercase();
+        let matches: Vec<&Manifest> = if upper.len() >= 6 {
+            self.manifests
+                .iter()
+                .filter(|m| m.id.starts_with(&upper))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        match matches.as_slice() {
+            [one] => Ok(one),
+            [] => Err(BackupError::Usage(format!(
+                "no backup {key:?}: `acp backup list` shows the ids (or use latest)"
+            ))),
+            _ => Err(BackupError::Usage(format!(
+                "{key:?} matches {} backups: give more of the id",
+                matches.len()
+            ))),
+        }
+    }
+
+    /// The newest backup taken at or before `at`.
+    ///
+    /// # Errors
+    /// [`BackupError::Usage`] if there is none.
+    pub fn at(&self, at: jiff::Timestamp) -> Result<&Manifest, BackupError> {
+        self.manifests
+            .iter()
+            .rev()
+            .find(|m| m.time().is_ok_and(|t| t <= at))
+            .ok_or_else(|| {
+                let first = self
+                    .manifests
+                    .first()
+                    .map_or_else(|| "there are none yet".to_owned(), |m| format!("the first is from {}", m.created_at));
+                BackupError::Usage(format!("no backup was taken at or before {at}: {first}"))
+            })
+    }
+
+    /// The chain a backup needs, oldest (the full backup) first.
+    ///
+    /// # Errors
+    /// [`BackupError::Corrupt`] naming the missing or damaged link.
+    pub fn chain(&self, id: &str) -> Result<Vec<&Manifest>, BackupError> {
+        let mut chain = Vec::new();
+        let mut next = Some(id.to_owned());
+        while let Some(id) = next.take() {
+            let Some(m) = self.get(&id) else {
+                let child = chain.last().map_or_else(String::new, |c: &&Manifest| {
+                    format!("backup {} depends on ", c.id)
+                });
+                return Err(BackupError::Corrupt(format!(
+                    "{child}backup {id}, which is missing or damaged (`acp backup verify --all` says which)"
+                )));
+            };
+            if chain.len() > self.manifests.len() {
+                return Err(BackupError::Corrupt(format!("backup {id} is part of a loop")));
+            }
+            chain.push(m);
+            next.clone_from(&m.parent);
+        }
+        chain.reverse();
+        Ok(chain)
+    }
+
+    /// The state a backup restores.
+    ///
+    /// # Errors
+    /// As [`Catalog::chain`], or a state that could escape the target.
+    pub fn state(&self, id: &str) -> Result<State, BackupError> {
+        let mut state = State::new();
+        for m in self.chain(id)? {
+            manifest::apply(&mut state, m);
+        }
+        manifest::check_state(&state)
+            .map_err(|e| BackupError::Corrupt(format!("backup {id} is refused: {e}")))?;
+        Ok(state)
+    }
+}
+
+/// Milliseconds of a duration, for stats.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,368 @@
+//! Verify, prune, drills and the schedule.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::manifest::{Kind, Manifest, Node, State};
+use super::repo::{ObjectError, Repo};
+use super::restore::{check_copy, hash_file, write_state};
+use super::scan::{STORE_PATH, sources};
+use super::{BackupError, Catalog, Progress, Quiet, millis};
+use crate::config::{BackupConfig, Config};
+
+/// Which backups `verify` checks.
+#[derive(Debug, Clone)]
+pub enum Which {
+    All,
+    One(String),
+}
+
+/// One backup's verification.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupCheck {
+    pub id: String,
+    pub kind: Option<Kind>,
+    pub created_at: Option<String>,
+    pub files: u64,
+    /// `(path, what is wrong)`; empty when the backup is intact.
+    pub problems: Vec<(String, String)>,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub backups: Vec<BackupCheck>,
+    pub objects_read: u64,
+    pub bytes_read: u64,
+    pub duration_ms: u64,
+}
+
+impl VerifyReport {
+    #[must_use]
+    pub fn ok(&self) -> bool {
+        self.backups.iter().all(|b| b.problems.is_empty())
+    }
+}
+
+/// Re-reads and re-hashes every object the chosen backups need, and
+/// checks every manifest.
+///
+/// # Errors
+/// [`BackupError`] if the repository cannot be opened or read.
+pub fn verify(repo: &Repo, which: &Which, progress: &dyn Progress) -> Result<VerifyReport, BackupError> {
+    let started = Instant::now();
+    let _lock = repo.lock(false)?;
+    let catalog = Catalog::read(repo)?;
+    let mut report = VerifyReport {
+        backups: Vec::new(),
+        objects_read: 0,
+        bytes_read: 0,
+        duration_ms: 0,
+    };
+    let chosen: Vec<&Manifest> = match which {
+        Which::All => {
+            for (file, reason) in &catalog.damaged {
+                report.backups.push(BackupCheck {
+                    id: file.clone(),
+                    kind: None,
+                    created_at: None,
+                    files: 0,
+                    problems: vec![(file.clone(), reason.clone())],
+                });
+            }
+            catalog.manifests.iter().collect()
+        }
+        Which::One(id) => vec![catalog.find(id)?],
+    };
+    // Each object is read once, however many backups share it.
+    let mut seen: HashMap<String, Option<String>> = HashMap::new();
+    let mut states: Vec<(&Manifest, Result<State, String>)> = Vec::new();
+    let mut total = 0u64;
+    for m in chosen {
+        let state = catalog.state(&m.id).map_err(|e| e.to_string());
+        if let Ok(state) = &state {
+            total += state
+                .values()
+                .map(|n| if let Node::File { size, .. } = n { *size } else { 0 })
+                .sum::<u64>();
+        }
+        states.push((m, state));
+    }
+    progress.start("verifying", total);
+    for (m, state) in states {
+        let mut check = BackupCheck {
+            id: m.id.clone(),
+            kind: Some(m.kind),
+            created_at: Some(m.created_at.clone()),
+            files: 0,
+            problems: Vec::new(),
+        };
+        match state {
+            Err(e) => check.problems.push(("(chain)".into(), e)),
+            Ok(state) => {
+                for (path, node) in &state {
+                    let Node::File { size, blake3, .. } = node else {
+                        continue;
+                    };
+                    check.files += 1;
+                    let verdict = seen.entry(blake3.clone()).or_insert_with(|| {
+                        report.objects_read += 1;
+                        report.bytes_read += size;
+                        progress.advance(*size);
+                        match repo.read_object(blake3, *size, &mut std::io::sink()) {
+                            Ok(()) => None,
+                            Err(ObjectError::Damaged(why)) => Some(why),
+                            Err(ObjectError::Write(e)) => Some(e.to_string()),
+                        }
+                    });
+                    if let Some(why) = verdict {
+                        check.problems.push((path.clone(), why.clone()));
+                    }
+                }
+            }
+        }
+        report.backups.push(check);
+    }
+    progress.finish();
+    report.duration_ms = millis(started.elapsed());
+    Ok(report)
+}
+
+/// What `prune` removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneReport {
+    pub kept: Vec<String>,
+    pub removed: Vec<String>,
+    pub objects_removed: u64,
+    pub bytes_freed: u64,
+    /// Set when damaged manifests stopped object cleanup.
+    pub warning: Option<String>,
+}
+
+/// The backups a retention policy keeps, closed over their parents.
+#[must_use]
+pub fn keep_set(manifests: &[Manifest], policy: &BackupConfig) -> BTreeSet<String> {
+    let tz = jiff::tz::TimeZone::system();
+    let newest_first: Vec<&Manifest> = manifests.iter().rev().collect();
+    let mut keep: BTreeSet<String> = newest_first
+        .iter()
+        .take(policy.keep_last as usize)
+        .map(|m| m.id.clone())
+        .collect();
+    let mut bucketed = |limit: u32, bucket: &dyn Fn(jiff::civil::Date) -> (i16, i16, i8)| {
+        let mut seen = HashSet::new();
+        for m in &newest_first {
+            if seen.len() >= limit as usize {
+                break;
+            }
+            let Ok(t) = m.time() else { continue };
+            if seen.insert(bucket(t.to_zoned_datetime(tz.clone()).date())) {
+                keep.insert(m.id.clone());
+            }
+        }
+    };
+    bucketed(policy.keep_daily, &|d| (d.year(), d.day_of_year(), 0));
+    bucketed(policy.keep_weekly, &|d| {
+        let w = d.iso_week_date();
+        (w.year(), i16::from(w.week()), 0)
+    });
+    // Never break a chain a kept backup depends on.
+    let by_id: HashMap<&str, &Manifest> = manifests.iter().map(|m| (m.id.as_str(), m)).collect();
+    let roots: Vec<String> = keep.iter().cloned().collect();
+    for id in roots {
+        let mut next = by_id.get(id.as_str()).and_then(|m| m.parent.clone());
+        while let Some(p) = next {
+            next = by_id.get(p.as_str()).and_then(|m| m.parent.clone());
+            keep.insert(p);
+        }
+    }
+    keep
+}
+
+/// Applies the retention policy, then deletes objects no kept backup uses.
+///
+/// # Errors
+/// [`BackupError`].
+pub fn prune(repo: &Repo, policy: &BackupConfig, dry_run: bool) -> Result<PruneReport, BackupError> {
+    let _lock = repo.lock(true)?;
+    let catalog = Catalog::read(repo)?;
+    let keep = keep_set(&catalog.manifests, policy);
+    let mut report = PruneReport {
+        kept: Vec::new(),
+        removed: Vec::new(),
+        objects_removed: 0,
+        bytes_freed: 0,
+        warning: None,
+    };
+    for m in &catalog.manifests {
+        if keep.contains(&m.id) {
+            report.kept.push(m.id.clone());
+        } else {
+            report.removed.push(m.id.clone());
+        }
+    }
+    if dry_run {
+        return Ok(report);
+    }
+    for id in &report.removed {
+        repo.remove_manifest(id)?;
+    }
+    if !catalog.damaged.is_empty() {
+        report.warning = Some(format!(
+            "{} damaged manifest(s) (see `acp backup verify --all`): unused objects were kept, since a damaged manifest may still name them",
+            catalog.damaged.len()
+        ));
+        return Ok(report);
+    }
+    let used: HashSet<&str> = catalog
+        .manifests
+        .iter()
+        .filter(|m| keep.contains(&m.id))
+        .flat_map(|m| m.entries.iter())
+        .filter_map(|e| match &e.node {
+            Node::File { blake3, .. } => Some(blake3.as_str()),
+            _ => None,
+        })
+        .collect();
+    for (hash, len) in repo.objects()? {
+        if !used.contains(hash.as_str()) {
+            repo.remove_object(&hash)?;
+            report.objects_removed += 1;
+            report.bytes_freed += len;
+        }
+    }
+    repo.clean_tmp();
+    Ok(report)
+}
+
+/// The kind `acp run` should take now, if any: full when the last full is
+/// older than `full_every`, else differential or incremental on theirs.
+#[must_use]
+pub fn due(catalog: &Catalog, policy: &BackupConfig, now: jiff::Timestamp) -> Option<Kind> {
+    let age = |kind: Option<Kind>| -> Option<Duration> {
+        catalog
+            .manifests
+            .iter()
+            .rev()
+            .find(|m| kind.is_none_or(|k| m.kind == k))
+            .and_then(|m| m.time().ok())
+            .map(|t| Duration::from_millis(u64::try_from((now - t).as_millis()).unwrap_or(0)))
+    };
+    let older = |age: Option<Duration>, every: Option<Duration>| match (age, every) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(a), Some(e)) => a >= e,
+    };
+    if policy.full_every.is_some() && older(age(Some(Kind::Full)), policy.full_every) {
+        return Some(Kind::Full);
+    }
+    if older(age(Some(Kind::Differential)).min(age(Some(Kind::Full))), policy.differential_every)
+        && older(age(None), policy.differential_every)
+    {
+        return Some(Kind::Differential);
+    }
+    if older(age(None), policy.incremental_every) {
+        return Some(Kind::Incremental);
+    }
+    None
+}
+
+/// A disaster-recovery drill's findings.
+#[derive(Debug, Clone, Serialize)]
+pub struct Drill {
+    pub backup: String,
+    pub kind: Kind,
+    pub created_at: String,
+    /// How old the newest backup is: the data a disaster now would lose.
+    pub rpo_seconds: u64,
+    /// How long restoring and verifying took: the recovery time.
+    pub rto_ms: u64,
+    pub files: u64,
+    pub bytes: u64,
+    /// Live files that changed since the backup (expected: recent work).
+    pub changed_since: Vec<String>,
+    /// Restored files that are in the backup but not live any more.
+    pub missing_live: Vec<String>,
+    pub store_integrity: String,
+}
+
+/// Restores the latest backup into a temporary directory, verifies it,
+/// checks the restored store, and compares it with the live state.
+///
+/// # Errors
+/// [`BackupError`] if there is no backup or it cannot be restored.
+pub fn drill(config: &Config, progress: &dyn Progress) -> Result<Drill, BackupError> {
+    let repo = Repo::open(&config.backup.repository)?;
+    let _lock = repo.lock(false)?;
+    let catalog = Catalog::read(&repo)?;
+    let latest = catalog.find("latest")?;
+    let started = Instant::now();
+    let scratch = tempfile::Builder::new()
+        .prefix("acp-drill-")
+        .tempdir()
+        .map_err(|e| BackupError::Io {
+            path: std::env::temp_dir().display().to_string(),
+            source: e,
+        })?;
+    let dest = scratch.path().join("root");
+    let state = catalog.state(&latest.id)?;
+    let restored = write_state(&repo, latest, &state, &dest, false, progress)?;
+    check_copy(&state, &dest).map_err(|files| BackupError::Damaged {
+        id: latest.id.clone(),
+        files,
+    })?;
+    let store_integrity = if dest.join(STORE_PATH).exists() {
+        let conn = rusqlite::Connection::open(dest.join(STORE_PATH))?;
+        conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))?
+    } else {
+        "no store in the backup".into()
+    };
+    let rto_ms = millis(started.elapsed());
+    let (changed_since, missing_live) = compare_live(config, &state);
+    let age = jiff::Timestamp::now() - latest.time().map_err(BackupError::Corrupt)?;
+    let _ = Quiet;
+    Ok(Drill {
+        backup: latest.id.clone(),
+        kind: latest.kind,
+        created_at: latest.created_at.clone(),
+        rpo_seconds: u64::try_from(age.as_secs()).unwrap_or(0),
+        rto_ms,
+        files: restored.files,
+        bytes: restored.bytes,
+        changed_since,
+        missing_live,
+        store_integrity,
+    })
+}
+
+/// Compares a backup state with the live files (the store aside: it
+/// changes with every message).
+fn compare_live(config: &Config, state: &State) -> (Vec<String>, Vec<String>) {
+    let mut changed = Vec::new();
+    let mut missing = Vec::new();
+    let sources = sources(config);
+    for (path, node) in state {
+        let Node::File { size, blake3, .. } = node else {
+            continue;
+        };
+        if path == STORE_PATH {
+            continue;
+        }
+        let Some(source) = sources
+            .iter()
+            .find(|s| path == &s.rel || path.starts_with(&format!("{}/", s.rel)))
+        else {
+            continue;
+        };
+        let live = source.abs.join(Path::new(&path[source.rel.len()..].trim_start_matches('/')));
+        match hash_file(&live) {
+            Ok((h, n)) if &h == blake3 && n == *size => {}
+            Ok(_) => changed.push(path.clone()),
+            Err(_) => missing.push(path.clone()),
+        }
+    }
+    (changed, missing)
+}

@@ -1,0 +1,355 @@
+//! Restoring: into an empty directory, or in place through a verified
+//! staging copy.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use serde::Serialize;
+
+use super::manifest::{Manifest, Node, State};
+use super::repo::{ObjectError, Repo, io_err};
+use super::scan::STORE_PATH;
+use super::{BackupError, Catalog, Progress, millis};
+use crate::config::Config;
+
+/// What a restore wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    pub id: String,
+    pub created_at: String,
+    pub target: String,
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub bytes: u64,
+    /// Files not restored (with `--partial`), with why.
+    pub damaged: Vec<(String, String)>,
+    pub duration_ms: u64,
+}
+
+/// Restored modes keep the permission bits only: a crafted backup cannot
+/// plant setuid files.
+const MODE_MASK: u32 = 0o777;
+
+fn is_empty_dir(dir: &Path) -> Result<bool, BackupError> {
+    match fs::read_dir(dir) {
+        Ok(mut d) => Ok(d.next().is_none()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(io_err(dir)(e)),
+    }
+}
+
+fn set_mtime(file: &File, mtime_ns: i64) {
+    let t = if mtime_ns >= 0 {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(mtime_ns.unsigned_abs())
+    } else {
+        SystemTime::UNIX_EPOCH - std::time::Duration::from_nanos(mtime_ns.unsigned_abs())
+    };
+    let _ = file.set_modified(t);
+}
+
+/// Writes `state` under `dest` (which must not exist or be empty). Every
+/// file's content is checked against its hash while it is written.
+/// Without `partial`, any damage removes everything written and fails.
+///
+/// # Errors
+/// [`BackupError::Damaged`] listing each damaged file, or I/O.
+pub fn write_state(
+    repo: &Repo,
+    manifest: &Manifest,
+    state: &State,
+    dest: &Path,
+    partial: bool,
+    progress: &dyn Progress,
+) -> Result<RestoreReport, BackupError> {
+    let started = Instant::now();
+    if !is_empty_dir(dest)? {
+        return Err(BackupError::Usage(format!(
+            "{} is not empty: restore into a new or empty directory (or use --in-place)",
+            dest.display()
+        )));
+    }
+    let existed = dest.exists();
+    fs::create_dir_all(dest).map_err(io_err(dest))?;
+    let result = write_all(repo, manifest, state, dest, partial, progress, started);
+    if result.is_err() {
+        // Nothing half-restored is left behind.
+        if existed {
+            if let Ok(items) = fs::read_dir(dest) {
+                for item in items.flatten() {
+                    let p = item.path();
+                    let _ = if p.is_dir() && !p.is_symlink() {
+                        fs::remove_dir_all(&p)
+                    } else {
+                        fs::remove_file(&p)
+                    };
+                }
+            }
+        } else {
+            let _ = fs::remove_dir_all(dest);
+        }
+    }
+    result
+}
+
+fn write_all(
+    repo: &Repo,
+    manifest: &Manifest,
+    state: &State,
+    dest: &Path,
+    partial: bool,
+    progress: &dyn Progress,
+    started: Instant,
+) -> Result<RestoreReport, BackupError> {
+    let mut report = RestoreReport {
+        id: manifest.id.clone(),
+        created_at: manifest.created_at.clone(),
+        target: dest.display().to_string(),
+        files: 0,
+        dirs: 0,
+        symlinks: 0,
+        bytes: 0,
+        damaged: Vec::new(),
+        duration_ms: 0,
+    };
+    let total: u64 = state
+        .values()
+        .map(|n| match n {
+            Node::File { size, .. } => *size,
+            _ => 0,
+        })
+        .sum();
+    progress.start("restoring", total);
+    // Parents sort before children; symlinks are made last, so nothing is
+    // ever written through one (and `check_state` refused paths under them).
+    for (path, node) in state {
+        let target = dest.join(path);
+        match node {
+            Node::Dir { .. } => {
+                fs::create_dir(&target).map_err(io_err(&target))?;
+                report.dirs += 1;
+            }
+            Node::File {
+                size,
+                mode,
+                mtime_ns,
+                blake3,
+            } => {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&target)
+                    .map_err(io_err(&target))?;
+                let mut out = BufWriter::with_capacity(1 << 20, file);
+                let result = repo.read_object(blake3, *size, &mut out);
+                match result {
+                    Ok(()) => {
+                        let file = out.into_inner().map_err(|e| io_err(&target)(e.into_error()))?;
+                        file.set_permissions(fs::Permissions::from_mode(mode & MODE_MASK))
+                            .map_err(io_err(&target))?;
+                        set_mtime(&file, *mtime_ns);
+                        report.files += 1;
+                        report.bytes += size;
+                        progress.advance(*size);
+                    }
+                    Err(ObjectError::Damaged(why)) => {
+                        drop(out);
+                        let _ = fs::remove_file(&target);
+                        report.damaged.push((path.clone(), why));
+                    }
+                    Err(ObjectError::Write(e)) => return Err(io_err(&target)(e)),
+                }
+            }
+            Node::Symlink { .. } => {}
+        }
+    }
+    for (path, node) in state {
+        if let Node::Symlink { target } = node {
+            let link = dest.join(path);
+            std::os::unix::fs::symlink(target, &link).map_err(io_err(&link))?;
+            report.symlinks += 1;
+        }
+    }
+    // Directory modes last, deepest first (a read-only directory would
+    // refuse its own children).
+    for (path, node) in state.iter().rev() {
+        if let Node::Dir { mode } = node {
+            let dir = dest.join(path);
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode & MODE_MASK))
+                .map_err(io_err(&dir))?;
+        }
+    }
+    progress.finish();
+    report.duration_ms = millis(started.elapsed());
+    if !report.damaged.is_empty() && !partial {
+        return Err(BackupError::Damaged {
+            id: manifest.id.clone(),
+            files: report.damaged,
+        });
+    }
+    Ok(report)
+}
+
+/// Restores a backup into an empty directory.
+///
+/// # Errors
+/// [`BackupError`]: unknown id, damaged backup, non-empty target, I/O.
+pub fn restore_to(
+    repo: &Repo,
+    catalog: &Catalog,
+    id: &str,
+    dest: &Path,
+    partial: bool,
+    progress: &dyn Progress,
+) -> Result<RestoreReport, BackupError> {
+    let _lock = repo.lock(false)?;
+    let manifest = catalog.find(id)?;
+    let state = catalog.state(&manifest.id)?;
+    write_state(repo, manifest, &state, dest, partial, progress)
+}
+
+/// Re-reads every restored file and compares it with the state.
+///
+/// # Errors
+/// The list of differences.
+pub fn check_copy(state: &State, dir: &Path) -> Result<(), Vec<(String, String)>> {
+    let mut problems = Vec::new();
+    for (path, node) in state {
+        let p = dir.join(path);
+        let ok = match node {
+            Node::File { size, blake3, .. } => match hash_file(&p) {
+                Ok((h, n)) if &h == blake3 && n == *size => Ok(()),
+                Ok(_) => Err("content differs from the backup".to_owned()),
+                Err(e) => Err(e.to_string()),
+            },
+            Node::Dir { .. } => {
+                if p.is_dir() && !p.is_symlink() {
+                    Ok(())
+                } else {
+                    Err("not a directory".into())
+                }
+            }
+            Node::Symlink { target } => match fs::read_link(&p) {
+                Ok(t) if t.as_os_str() == target.as_str() => Ok(()),
+                _ => Err("symlink differs".into()),
+            },
+        };
+        if let Err(why) = ok {
+            problems.push((path.clone(), why));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+pub(super) fn hash_file(path: &Path) -> io::Result<(String, u64)> {
+    let mut f = File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n_total = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        n_total += n as u64;
+    }
+    Ok((hasher.finalize().to_hex().to_string(), n_total))
+}
+
+/// What an in-place restore did.
+#[derive(Debug, Clone, Serialize)]
+pub struct InPlace {
+    pub restore: RestoreReport,
+    /// Where the replaced state was kept.
+    pub replaced_kept_in: String,
+    /// The backup paths swapped in.
+    pub swapped: Vec<String>,
+}
+
+/// Where a backup path lives now: an agent inbox at its configured
+/// workspace, anything else under the root.
+fn live_path(config: &Config, rel: &str) -> PathBuf {
+    if let Some(rest) = rel.strip_prefix("agent_workspaces/")
+        && let Some((id, tail)) = rest.split_once('/')
+        && tail == "inbox"
+        && let Some(agent) = config.agents.all().iter().find(|a| a.id.as_str() == id)
+    {
+        return agent.inbox_dir();
+    }
+    config.root.join(rel)
+}
+
+fn move_path(from: &Path, to: &Path) -> Result<(), BackupError> {
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    fs::rename(from, to).map_err(io_err(from))
+}
+
+/// Restores a backup over the live state: into a staging directory under
+/// the root first, verified, then swapped in path by path, the replaced
+/// state kept in `.acp-replaced-<time>/`. The caller makes sure the
+/// service is stopped.
+///
+/// # Errors
+/// [`BackupError`]; nothing live is touched unless the staged copy
+/// verified.
+pub fn restore_in_place(
+    config: &Config,
+    repo: &Repo,
+    catalog: &Catalog,
+    id: &str,
+    progress: &dyn Progress,
+) -> Result<InPlace, BackupError> {
+    let _lock = repo.lock(false)?;
+    let manifest = catalog.find(id)?;
+    let state = catalog.state(&manifest.id)?;
+    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let staging = config.root.join(format!(".acp-restore-{stamp}"));
+    let mut report = write_state(repo, manifest, &state, &staging, false, progress)?;
+    if let Err(problems) = check_copy(&state, &staging) {
+        let _ = fs::remove_dir_all(&staging);
+        return Err(BackupError::Damaged {
+            id: manifest.id.clone(),
+            files: problems,
+        });
+    }
+    report.target = config.root.display().to_string();
+    let aside = config.root.join(format!(".acp-replaced-{stamp}"));
+    fs::create_dir_all(&aside).map_err(io_err(&aside))?;
+    let mut swapped = Vec::new();
+    for rel in &manifest.sources {
+        let live = live_path(config, rel);
+        if fs::symlink_metadata(&live).is_ok() {
+            move_path(&live, &aside.join(rel))?;
+        }
+        if rel == STORE_PATH {
+            // The old store's WAL must never meet the restored store.
+            for suffix in ["-wal", "-shm", "-journal"] {
+                let side = PathBuf::from(format!("{}{suffix}", live.display()));
+                if side.exists() {
+                    move_path(&side, &aside.join(format!("{rel}{suffix}")))?;
+                }
+            }
+        }
+        let staged = staging.join(rel);
+        if fs::symlink_metadata(&staged).is_ok() {
+            move_path(&staged, &live)?;
+        }
+        swapped.push(rel.clone());
+    }
+    let _ = fs::remove_dir_all(&staging);
+    Ok(InPlace {
+        restore: report,
+        replaced_kept_in: aside.display().to_string(),
+        swapped,
+    })
+}

@@ -1,0 +1,443 @@
+//! Taking a backup: walk the sources, store what changed, commit.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::manifest::{self, FORMAT, Kind, Manifest, Node, State, Stats};
+use super::repo::{Repo, io_err};
+use super::{BackupError, Catalog, Progress, millis};
+use crate::config::Config;
+
+/// Where the store sits in a backup.
+pub const STORE_PATH: &str = "data/acp.db";
+
+/// What `create` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Created {
+    pub manifest: Manifest,
+    /// Why the kind differs from the one asked for, if it does.
+    pub note: Option<String>,
+    /// Paths left out (not UTF-8, sockets, devices, unreadable), with why.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// One directory tree (or the store) the backup covers.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Path inside the backup.
+    pub rel: String,
+    /// Where it lives now.
+    pub abs: PathBuf,
+}
+
+/// The sources of a config (the store is handled apart).
+#[must_use]
+pub fn sources(config: &Config) -> Vec<Source> {
+    let root = &config.root;
+    let mut out = vec![
+        Source {
+            rel: "config".into(),
+            abs: root.join("config"),
+        },
+        Source {
+            rel: "devlogs".into(),
+            abs: root.join("devlogs"),
+        },
+    ];
+    for agent in config.agents.all() {
+        out.push(Source {
+            rel: format!("agent_workspaces/{}/inbox", agent.id),
+            abs: agent.inbox_dir(),
+        });
+    }
+    for rel in &config.backup.include {
+        out.push(Source {
+            rel: rel.clone(),
+            abs: root.join(rel),
+        });
+    }
+    // A source inside another is covered by it.
+    let rels: Vec<String> = out.iter().map(|s| s.rel.clone()).collect();
+    out.retain(|s| {
+        !rels
+            .iter()
+            .any(|r| r != &s.rel && s.rel.starts_with(&format!("{r}/")))
+    });
+    out.dedup_by(|a, b| a.rel == b.rel);
+    out
+}
+
+/// Whether a backup path is left out: secrets (`.env`, `.env.*` but the
+/// example), `backup.exclude`, and the repository itself.
+struct Excluder {
+    exclude: Vec<String>,
+    repository: PathBuf,
+}
+
+impl Excluder {
+    fn skips(&self, rel: &str, abs: &Path) -> bool {
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        if name == ".env" || (name.starts_with(".env.") && name != ".env.example") {
+            return true;
+        }
+        if abs == self.repository {
+            return true;
+        }
+        self.exclude
+            .iter()
+            .any(|e| rel == e || (rel.starts_with(e.as_str()) && rel[e.len()..].starts_with('/')))
+    }
+}
+
+fn mode(meta: &fs::Metadata) -> u32 {
+    meta.permissions().mode() & 0o7777
+}
+
+fn mtime_ns(meta: &fs::Metadata) -> i64 {
+    meta.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.mtime_nsec())
+}
+
+/// A file whose content must be read.
+struct Job {
+    rel: String,
+    abs: PathBuf,
+    mode: u32,
+    mtime_ns: i64,
+}
+
+struct Walk<'a> {
+    base: &'a State,
+    excluder: Excluder,
+    state: State,
+    jobs: Vec<Job>,
+    skipped: Vec<(String, String)>,
+    pending_bytes: u64,
+}
+
+impl Walk<'_> {
+    fn visit(&mut self, rel: &str, abs: &Path) {
+        if self.excluder.skips(rel, abs) {
+            return;
+        }
+        let meta = match fs::symlink_metadata(abs) {
+            Ok(m) => m,
+            // Gone since the directory was listed: not part of the state.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                self.skipped.push((rel.to_owned(), e.to_string()));
+                return;
+            }
+        };
+        let kind = meta.file_type();
+        if kind.is_dir() {
+            self.state.insert(rel.to_owned(), Node::Dir { mode: mode(&meta) });
+            let items = match fs::read_dir(abs) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.skipped.push((rel.to_owned(), e.to_string()));
+                    return;
+                }
+            };
+            let mut names: Vec<_> = items.flatten().map(|e| e.file_name()).collect();
+            names.sort();
+            for name in names {
+                let Some(text) = name.to_str() else {
+                    self.skipped.push((
+                        format!("{rel}/{}", name.to_string_lossy()),
+                        "the name is not UTF-8: rename it to back it up".into(),
+                    ));
+                    continue;
+                };
+                let child = format!("{rel}/{text}");
+                if manifest::check_path(&child).is_err() {
+                    self.skipped.push((child, "a name acp cannot store".into()));
+                    continue;
+                }
+                self.visit(&child, &abs.join(&name));
+            }
+        } else if kind.is_symlink() {
+            match fs::read_link(abs).map(|t| t.to_str().map(str::to_owned)) {
+                Ok(Some(target)) if !target.is_empty() => {
+                    self.state.insert(rel.to_owned(), Node::Symlink { target });
+                }
+                Ok(_) => self
+                    .skipped
+                    .push((rel.to_owned(), "the link target is not UTF-8".into())),
+                Err(e) => self.skipped.push((rel.to_owned(), e.to_string())),
+            }
+        } else if kind.is_file() {
+            let (m, t) = (mode(&meta), mtime_ns(&meta));
+            // Unchanged size and modification time: the content is the
+            // parent's (as restic and rsync judge it), not read again.
+            if let Some(Node::File {
+                size,
+                mtime_ns,
+                blake3,
+                ..
+            }) = self.base.get(rel)
+                && *size == meta.len()
+                && *mtime_ns == t
+            {
+                self.state.insert(
+                    rel.to_owned(),
+                    Node::File {
+                        size: *size,
+                        mode: m,
+                        mtime_ns: t,
+                        blake3: blake3.clone(),
+                    },
+                );
+                return;
+            }
+            self.pending_bytes += meta.len();
+            self.jobs.push(Job {
+                rel: rel.to_owned(),
+                abs: abs.to_path_buf(),
+                mode: m,
+                mtime_ns: t,
+            });
+        } else {
+            self.skipped.push((
+                rel.to_owned(),
+                "not a file, directory or symlink (a socket, pipe or device)".into(),
+            ));
+        }
+    }
+}
+
+/// Copies the live store through SQLite's online backup API (consistent
+/// even while `acp run` writes), into a scratch file in the repository.
+fn snapshot_store(db: &Path, scratch: &Path) -> Result<(), BackupError> {
+    use rusqlite::backup::{Backup, StepResult};
+    use rusqlite::{Connection, OpenFlags};
+    let src = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    src.busy_timeout(std::time::Duration::from_secs(30))?;
+    let mut dst = Connection::open(scratch)?;
+    {
+        let backup = Backup::new(&src, &mut dst)?;
+        // All pages in one step: one consistent read transaction, never
+        // restarted by a concurrent writer.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            match backup.step(-1)? {
+                StepResult::Done => break,
+                StepResult::More | StepResult::Busy | StepResult::Locked
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                _ => {
+                    return Err(BackupError::Usage(
+                        "the store stayed locked for 60 s: try again when acp is less busy".into(),
+                    ));
+                }
+            }
+        }
+    }
+    dst.close().map_err(|(_, e)| e)?;
+    Ok(())
+}
+
+/// Picks the parent and base state for the kind asked.
+fn plan(catalog: &Catalog, kind: Kind) -> (Kind, Option<String>, State, Option<String>) {
+    let parent = match kind {
+        Kind::Full => None,
+        Kind::Incremental => catalog.manifests.last(),
+        Kind::Differential => catalog.manifests.iter().rev().find(|m| m.kind == Kind::Full),
+    };
+    let Some(parent) = parent else {
+        let note = (kind != Kind::Full)
+            .then(|| format!("no earlier backup for a {kind} one to build on: took a full backup"));
+        return (Kind::Full, None, State::new(), note);
+    };
+    match catalog.state(&parent.id) {
+        Ok(state) => (kind, Some(parent.id.clone()), state, None),
+        Err(e) => (
+            Kind::Full,
+            None,
+            State::new(),
+            Some(format!("the {kind} backup's parent is unusable ({e}): took a full backup")),
+        ),
+    }
+}
+
+/// Takes a backup of the config's root into its repository.
+///
+/// # Errors
+/// [`BackupError`]: the repository is busy or unusable, or I/O failed.
+pub fn create(
+    config: &Config,
+    kind: Kind,
+    progress: &dyn Progress,
+) -> Result<Created, BackupError> {
+    let started = Instant::now();
+    let repo = Repo::open_or_create(&config.backup.repository)?;
+    let _lock = repo.lock(true)?;
+    repo.clean_tmp();
+    let catalog = Catalog::read(&repo)?;
+    let (kind, parent, base, note) = plan(&catalog, kind);
+    let created_at = jiff::Timestamp::now();
+    let id = ulid::Ulid::generate().to_string();
+
+    let mut walk = Walk {
+        base: &base,
+        excluder: Excluder {
+            exclude: config.backup.exclude.clone(),
+            repository: config.backup.repository.clone(),
+        },
+        state: State::new(),
+        jobs: Vec::new(),
+        skipped: Vec::new(),
+        pending_bytes: 0,
+    };
+    let mut covered = Vec::new();
+    for source in sources(config) {
+        if !source.abs.exists() {
+            continue;
+        }
+        // The directories above a source, so the state is a tree.
+        let parts: Vec<&str> = source.rel.split('/').collect();
+        for i in 1..parts.len() {
+            let rel = parts[..i].join("/");
+            let abs = config.root.join(&rel);
+            let mode = fs::metadata(&abs).map_or(0o755, |m| mode(&m));
+            walk.state.entry(rel).or_insert(Node::Dir { mode });
+        }
+        walk.visit(&source.rel, &source.abs);
+        covered.push(source.rel);
+    }
+
+    // The store, captured consistently.
+    let db = config.db_path();
+    let mut store_file = None;
+    if db.exists() {
+        let scratch = repo.scratch(&format!("store-{id}.db"));
+        snapshot_store(&db, &scratch)?;
+        let meta = fs::metadata(&db).map_err(io_err(&db))?;
+        walk.state
+            .entry("data".into())
+            .or_insert(Node::Dir { mode: 0o755 });
+        walk.pending_bytes += fs::metadata(&scratch).map(|m| m.len()).unwrap_or(0);
+        walk.jobs.push(Job {
+            rel: STORE_PATH.into(),
+            abs: scratch.clone(),
+            mode: mode(&meta),
+            mtime_ns: i64::try_from(created_at.as_nanosecond()).unwrap_or(i64::MAX),
+        });
+        store_file = Some(scratch);
+        covered.push(STORE_PATH.into());
+    }
+
+    let stored = store_files(&repo, config.backup.zstd_level, &walk.jobs, walk.pending_bytes, progress)?;
+    if let Some(scratch) = store_file {
+        let _ = fs::remove_file(scratch);
+    }
+    let mut stats = Stats::default();
+    for (job, result) in walk.jobs.iter().zip(stored) {
+        let Some((hash, size, new_bytes)) = result else {
+            continue; // vanished while backing up
+        };
+        stats.changed_files += 1;
+        stats.changed_bytes += size;
+        if new_bytes > 0 {
+            stats.new_objects += 1;
+            stats.stored_bytes += new_bytes;
+        }
+        walk.state.insert(
+            job.rel.clone(),
+            Node::File {
+                size,
+                mode: job.mode,
+                mtime_ns: job.mtime_ns,
+                blake3: hash,
+            },
+        );
+    }
+    for node in walk.state.values() {
+        if let Node::File { size, .. } = node {
+            stats.total_files += 1;
+            stats.total_bytes += size;
+        }
+    }
+    let (entries, deleted) = manifest::diff(&base, &walk.state);
+    stats.deleted = deleted.len() as u64;
+    stats.duration_ms = millis(started.elapsed());
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        id,
+        kind,
+        parent,
+        created_at: format!("{created_at:.3}"),
+        acp_version: env!("CARGO_PKG_VERSION").into(),
+        sources: covered,
+        entries,
+        deleted,
+        stats,
+    };
+    repo.commit(&manifest)?;
+    Ok(Created {
+        manifest,
+        note,
+        skipped: walk.skipped,
+    })
+}
+
+/// One result per job: `(hash, bytes read, compressed bytes added)`, or
+/// `None` for a file that vanished. Files are read by one worker per core.
+fn store_files(
+    repo: &Repo,
+    level: i32,
+    jobs: &[Job],
+    total: u64,
+    progress: &dyn Progress,
+) -> Result<Vec<Option<(String, u64, u64)>>, BackupError> {
+    progress.start("backing up", total);
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<(String, u64, u64)>>> = Mutex::new(vec![None; jobs.len()]);
+    let failure: Mutex<Option<BackupError>> = Mutex::new(None);
+    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(jobs.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
+                        break;
+                    }
+                    match repo.put_file(&job.abs, level) {
+                        Ok(r) => {
+                            progress.advance(r.1);
+                            if let Ok(mut all) = results.lock() {
+                                all[i] = Some(r);
+                            }
+                        }
+                        Err(BackupError::Io { source, .. })
+                            if source.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            if let Ok(mut f) = failure.lock() {
+                                f.get_or_insert(e);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    progress.finish();
+    if let Some(e) = failure.into_inner().unwrap_or(None) {
+        return Err(e);
+    }
+    Ok(results.into_inner().unwrap_or_default())
+}
