@@ -10,6 +10,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, oneshot};
 
 use crate::agents::{AgentError, AgentId, Registry};
+use crate::backup::{self, BackupError, Progress};
 use crate::config::Config;
 use crate::delivery::{Dispatcher, Methods, Via};
 use crate::events::{Event, EventBus};
@@ -57,6 +58,10 @@ pub enum AppError {
     WriterGone,
     #[error("cannot start the dispatcher: {0}")]
     Dispatcher(#[source] std::io::Error),
+    #[error(transparent)]
+    Backup(#[from] BackupError),
+    #[error("the backup task stopped unexpectedly")]
+    BackupTask,
 }
 
 impl AppError {
@@ -64,10 +69,11 @@ impl AppError {
     /// "fix this" reply) rather than the system.
     #[must_use]
     pub fn is_user_error(&self) -> bool {
-        !matches!(
-            self,
-            Self::Store(_) | Self::WriterGone | Self::Dispatcher(_)
-        )
+        match self {
+            Self::Backup(e) => e.is_user_error(),
+            Self::Store(_) | Self::WriterGone | Self::Dispatcher(_) | Self::BackupTask => false,
+            _ => true,
+        }
     }
 }
 
@@ -113,6 +119,7 @@ pub struct App {
     events: EventBus,
     wake: Arc<Notify>,
     commits: mpsc::Sender<CommitJob>,
+    started: std::time::Instant,
 }
 
 impl App {
@@ -136,7 +143,136 @@ impl App {
             events: EventBus::default(),
             wake: Arc::new(Notify::new()),
             commits,
+            started: std::time::Instant::now(),
         })
+    }
+
+    /// How long this core has been running.
+    #[must_use]
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The newest backup, if the repository exists and has one.
+    ///
+    /// # Errors
+    /// [`AppError::Backup`] if the repository cannot be read.
+    pub async fn last_backup(&self) -> Result<Option<backup::Manifest>, AppError> {
+        let config = Arc::clone(&self.config);
+        self.run_backup(move || {
+            if !config.backup.repository.exists() {
+                return Ok(None);
+            }
+            backup::Repo::open(&config.backup.repository)?.latest()
+        })
+        .await
+    }
+
+    /// Takes a backup; audited with `by` when a person asked for it
+    /// (`None` for the schedule).
+    ///
+    /// # Errors
+    /// [`AppError::Backup`].
+    pub async fn backup_create(
+        &self,
+        kind: backup::Kind,
+        by: Option<&str>,
+        progress: Arc<dyn Progress + Send>,
+    ) -> Result<backup::Created, AppError> {
+        let config = Arc::clone(&self.config);
+        let result = self
+            .run_backup(move || backup::create(&config, kind, &*progress))
+            .await;
+        if let Some(by) = by {
+            let id = result.as_ref().ok().map(|c| c.manifest.id.clone());
+            self.audit_backup(by, "backup.create", id, &result).await;
+        }
+        result
+    }
+
+    /// Every backup and the damaged manifests.
+    ///
+    /// # Errors
+    /// [`AppError::Backup`].
+    pub async fn backup_list(&self) -> Result<backup::Catalog, AppError> {
+        let config = Arc::clone(&self.config);
+        self.run_backup(move || backup::Catalog::read(&backup::Repo::open(&config.backup.repository)?))
+            .await
+    }
+
+    /// Verifies one backup or all; audited with `by`.
+    ///
+    /// # Errors
+    /// [`AppError::Backup`].
+    pub async fn backup_verify(
+        &self,
+        which: backup::Which,
+        by: &str,
+        progress: Arc<dyn Progress + Send>,
+    ) -> Result<backup::VerifyReport, AppError> {
+        let config = Arc::clone(&self.config);
+        let result = self
+            .run_backup(move || {
+                backup::verify(&backup::Repo::open(&config.backup.repository)?, &which, &*progress)
+            })
+            .await;
+        self.audit_backup(by, "backup.verify", None, &result).await;
+        result
+    }
+
+    /// Restores a backup into a new directory (never over the live state:
+    /// that needs the service stopped, `acp backup restore --in-place`);
+    /// audited with `by`.
+    ///
+    /// # Errors
+    /// [`AppError::Backup`].
+    pub async fn backup_restore_to(
+        &self,
+        id: String,
+        dest: std::path::PathBuf,
+        by: &str,
+        progress: Arc<dyn Progress + Send>,
+    ) -> Result<backup::RestoreReport, AppError> {
+        let config = Arc::clone(&self.config);
+        let target = id.clone();
+        let result = self
+            .run_backup(move || {
+                let repo = backup::Repo::open(&config.backup.repository)?;
+                let catalog = backup::Catalog::read(&repo)?;
+                backup::restore_to(&repo, &catalog, &id, &dest, false, &*progress)
+            })
+            .await;
+        self.audit_backup(by, "backup.restore", Some(target), &result).await;
+        result
+    }
+
+    async fn run_backup<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
+    ) -> Result<T, AppError> {
+        match tokio::task::spawn_blocking(f).await {
+            Ok(result) => Ok(result?),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(AppError::BackupTask),
+        }
+    }
+
+    async fn audit_backup<T>(
+        &self,
+        by: &str,
+        action: &'static str,
+        target: Option<String>,
+        result: &Result<T, AppError>,
+    ) {
+        let (outcome, detail) = match result {
+            Ok(_) => ("ok", None),
+            Err(e) => ("failed", Some(e.to_string())),
+        };
+        let (store, by) = (Arc::clone(&self.store), by.to_owned());
+        let _ = blocking(move || {
+            store.audit(&by, action, target.as_deref(), outcome, detail.as_deref())
+        })
+        .await;
     }
 
     /// The loaded configuration.

@@ -151,6 +151,26 @@ allowed_channels = []
 # later is posted to the channel as a new message.
 receipt_window_secs = 840
 
+[backup]
+# Backups hold config/, devlogs/, every agent inbox, the store (captured
+# consistently while acp runs) and the paths in `include`; never .env.
+# Put the repository on another disk to survive a disk failure.
+repository = "backups"
+include = []                 # more root-relative paths, e.g. ["notes"]
+exclude = []                 # root-relative paths left out
+zstd_level = 3               # 1 (fastest) to 19 (smallest)
+# `acp run` takes backups on this schedule (0 = never) and prunes after each.
+full_every_hours = 24
+differential_every_hours = 0
+incremental_every_minutes = 60
+# Retention for `acp backup prune`: the newest N backups, plus the newest of
+# each of the last N days and weeks. Chains that kept backups need are kept.
+keep_last = 24
+keep_daily = 7
+keep_weekly = 4
+# `acp doctor` warns when the newest backup is older than this.
+rpo_minutes = 120
+
 # One [[agents]] table per agent.
 #   id         Agent-N style: a letter, then letters, digits, '-' or '_'
 #   name       shown to people (default: the id)

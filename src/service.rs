@@ -130,6 +130,13 @@ pub async fn run(
             }
         });
     }
+    let schedule = &app.config().backup;
+    if schedule.full_every.is_some()
+        || schedule.differential_every.is_some()
+        || schedule.incremental_every.is_some()
+    {
+        tasks.spawn(backup_schedule(Arc::clone(&app), cancel.clone()));
+    }
     tasks.close();
 
     tracing::info!(
@@ -147,4 +154,59 @@ pub async fn run(
     tasks.wait().await;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// How often the schedule looks whether a backup is due.
+const SCHEDULE_TICK: Duration = Duration::from_secs(30);
+
+/// Takes the backups `[backup]` schedules (judged from the repository, so
+/// restarts do not reset the clock) and prunes after each. A backup cut
+/// short by shutdown is simply not committed.
+async fn backup_schedule(app: Arc<App>, cancel: CancellationToken) {
+    loop {
+        let config = Arc::clone(&app);
+        let due = tokio::task::spawn_blocking(move || {
+            let config = config.config();
+            let repo = crate::backup::Repo::open_or_create(&config.backup.repository)?;
+            let catalog = crate::backup::Catalog::read(&repo)?;
+            Ok::<_, crate::backup::BackupError>(crate::backup::due(
+                &catalog,
+                &config.backup,
+                jiff::Timestamp::now(),
+            ))
+        })
+        .await;
+        match due {
+            Ok(Ok(Some(kind))) => {
+                let job = app.backup_create(kind, None, Arc::new(crate::backup::Quiet));
+                tokio::select! {
+                    result = job => match result {
+                        Ok(created) => {
+                            let m = &created.manifest;
+                            tracing::info!(id = %m.id, kind = %m.kind, files = m.stats.total_files, changed = m.stats.changed_files, ms = m.stats.duration_ms, "scheduled backup taken");
+                            let app = Arc::clone(&app);
+                            let pruned = tokio::task::spawn_blocking(move || {
+                                let config = app.config();
+                                crate::backup::prune(&crate::backup::Repo::open(&config.backup.repository)?, &config.backup, false)
+                            }).await;
+                            match pruned {
+                                Ok(Ok(p)) if !p.removed.is_empty() => tracing::info!(removed = p.removed.len(), freed = p.bytes_freed, "pruned old backups"),
+                                Ok(Err(e)) => tracing::warn!(error = %e, "cannot prune backups"),
+                                _ => {}
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "scheduled backup failed; retrying at the next check"),
+                    },
+                    () = cancel.cancelled() => return,
+                }
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the backup repository"),
+            Err(e) => tracing::warn!(error = %e, "the backup schedule check stopped"),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(SCHEDULE_TICK) => {}
+        }
+    }
 }

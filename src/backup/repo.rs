@@ -270,6 +270,26 @@ impl Repo {
         Ok(found.into_iter().map(|(_, f)| f).collect())
     }
 
+    /// The newest intact manifest (reads only as many as it must).
+    ///
+    /// # Errors
+    /// I/O errors reading the directory.
+    pub fn latest(&self) -> Result<Option<Manifest>, BackupError> {
+        let dir = self.root.join("snapshots");
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .map_err(io_err(&dir))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for name in names.iter().rev() {
+            if let Found::Ok(m) = self.load(&dir.join(name), name) {
+                return Ok(Some(*m));
+            }
+        }
+        Ok(None)
+    }
+
     fn load(&self, path: &Path, name: &str) -> Found {
         let damaged = |reason: String| Found::Damaged {
             file: format!("snapshots/{name}"),

@@ -4,7 +4,10 @@ use std::fmt::Write as _;
 
 use poise::serenity_prelude::CreateEmbed;
 
+use std::time::Duration;
+
 use crate::app::AgentView;
+use crate::backup::{Catalog, Created, Manifest, RestoreReport, VerifyReport};
 use crate::message::UnifiedMessage;
 use crate::store::{DeliveryView, InboxEntry, Status};
 
@@ -60,8 +63,9 @@ fn clip(text: &str, max: usize) -> String {
     out
 }
 
-/// `/status`: queue depth by state and priority, and recent failures.
-pub fn status(status: &Status) -> CreateEmbed {
+/// `/status`: queue depth by state and priority, recent failures, uptime
+/// and the last backup.
+pub fn status(status: &Status, uptime: Duration, last_backup: Option<&Manifest>) -> CreateEmbed {
     let mut embed = CreateEmbed::new().title("acp status");
     for (state, by) in &status.queue {
         let n = |p: &str| by.get(p).copied().unwrap_or(0);
@@ -83,11 +87,112 @@ pub fn status(status: &Status) -> CreateEmbed {
     if failures.is_empty() {
         failures.push_str("none");
     }
-    embed.field(
-        format!("Failures ({})", status.failed_total),
-        clip(failures.trim_end(), FIELD_MAX),
-        false,
-    )
+    let backup = last_backup.map_or_else(
+        || "none yet (`/backup create`)".to_owned(),
+        |m| format!("{} `{}` at {}", m.kind, m.id, m.created_at),
+    );
+    embed
+        .field(
+            format!("Failures ({})", status.failed_total),
+            clip(failures.trim_end(), FIELD_MAX),
+            false,
+        )
+        .field("Uptime", format!("{:#}", jiff::SignedDuration::from_secs(i64::try_from(uptime.as_secs()).unwrap_or(i64::MAX))), true)
+        .field("Last backup", backup, true)
+}
+
+/// A byte count for people.
+fn bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}
+
+/// `/backup create`: the result.
+pub fn backup_created(created: &Created) -> CreateEmbed {
+    let m = &created.manifest;
+    let mut embed = CreateEmbed::new()
+        .title(format!("✅ {} backup created", m.kind))
+        .field("ID", format!("`{}`", m.id), false)
+        .field("Kind", m.kind.as_str(), true)
+        .field("Files", m.stats.total_files.to_string(), true)
+        .field("Bytes", bytes(m.stats.total_bytes), true)
+        .field(
+            "Changed",
+            format!("{} files, {}", m.stats.changed_files, bytes(m.stats.changed_bytes)),
+            true,
+        )
+        .field("Stored", format!("+{}", bytes(m.stats.stored_bytes)), true)
+        .field(
+            "Duration",
+            format!("{:.1} s", Duration::from_millis(m.stats.duration_ms).as_secs_f64()),
+            true,
+        );
+    if let Some(note) = &created.note {
+        embed = embed.description(clip(note, 1000));
+    }
+    embed
+}
+
+/// `/backup list`: the newest backups.
+pub fn backup_list(catalog: &Catalog) -> CreateEmbed {
+    let mut text = String::new();
+    for m in catalog.manifests.iter().rev().take(15) {
+        let _ = writeln!(
+            text,
+            "`{}` {} · {} · {} files · {}",
+            m.id,
+            m.kind,
+            m.created_at,
+            m.stats.total_files,
+            bytes(m.stats.total_bytes)
+        );
+    }
+    for (file, why) in catalog.damaged.iter().take(5) {
+        let _ = writeln!(text, "❌ {file}: {why}");
+    }
+    if text.is_empty() {
+        text.push_str("No backups yet: `/backup create`.");
+    }
+    CreateEmbed::new()
+        .title(format!("Backups ({})", catalog.manifests.len()))
+        .description(clip(text.trim_end(), 4000))
+}
+
+/// `/backup verify`.
+pub fn backup_verified(report: &VerifyReport) -> CreateEmbed {
+    let mut text = String::new();
+    for b in &report.backups {
+        if b.problems.is_empty() {
+            let _ = writeln!(text, "✅ `{}` ({} files)", b.id, b.files);
+        } else {
+            let _ = writeln!(text, "❌ `{}`: {} problem(s)", b.id, b.problems.len());
+            for (path, why) in b.problems.iter().take(5) {
+                let _ = writeln!(text, "  {path}: {why}");
+            }
+        }
+    }
+    CreateEmbed::new()
+        .title(if report.ok() {
+            "✅ Backups verified: all intact"
+        } else {
+            "❌ Backup damage found"
+        })
+        .description(clip(text.trim_end(), 4000))
+        .field("Objects read", report.objects_read.to_string(), true)
+        .field("Bytes read", bytes(report.bytes_read), true)
+}
+
+/// `/backup restore`: where the copy is and how to put it live.
+pub fn backup_restored(report: &RestoreReport) -> CreateEmbed {
+    CreateEmbed::new()
+        .title("✅ Backup restored and verified")
+        .description(format!(
+            "Restored into `{}`. To put it live, stop `acp run` and run `acp backup restore {} --in-place` on the machine.",
+            report.target, report.id
+        ))
+        .field("ID", format!("`{}`", report.id), false)
+        .field("Taken", report.created_at.clone(), true)
+        .field("Files", report.files.to_string(), true)
+        .field("Bytes", bytes(report.bytes), true)
 }
 
 /// `/agents` and `/role list`: one field per agent (Discord allows 25).
