@@ -196,8 +196,10 @@ impl App {
     /// [`AppError::Backup`].
     pub async fn backup_list(&self) -> Result<backup::Catalog, AppError> {
         let config = Arc::clone(&self.config);
-        self.run_backup(move || backup::Catalog::read(&backup::Repo::open(&config.backup.repository)?))
-            .await
+        self.run_backup(move || {
+            backup::Catalog::read(&backup::Repo::open(&config.backup.repository)?)
+        })
+        .await
     }
 
     /// Verifies one backup or all; audited with `by`.
@@ -213,7 +215,11 @@ impl App {
         let config = Arc::clone(&self.config);
         let result = self
             .run_backup(move || {
-                backup::verify(&backup::Repo::open(&config.backup.repository)?, &which, &*progress)
+                backup::verify(
+                    &backup::Repo::open(&config.backup.repository)?,
+                    &which,
+                    &*progress,
+                )
             })
             .await;
         self.audit_backup(by, "backup.verify", None, &result).await;
@@ -242,7 +248,8 @@ impl App {
                 backup::restore_to(&repo, &catalog, &id, &dest, false, &*progress)
             })
             .await;
-        self.audit_backup(by, "backup.restore", Some(target), &result).await;
+        self.audit_backup(by, "backup.restore", Some(target), &result)
+            .await;
         result
     }
 

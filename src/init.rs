@@ -80,9 +80,7 @@ fn with_path(path: &Path, e: &io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
-fn config_template(names: &[String]) -> String {
-    let mut s = String::from(
-        r#"# acp configuration. Layering: built-in defaults < this file < environment
+const CONFIG_HEAD: &str = r#"# acp configuration. Layering: built-in defaults < this file < environment
 # (ACP_*, DISCORD_*; also read from .env in the root) < command-line flags.
 # Unknown keys are errors, so a typo never silently does nothing.
 
@@ -151,7 +149,9 @@ allowed_channels = []
 # later is posted to the channel as a new message.
 receipt_window_secs = 840
 
-[backup]
+"#;
+
+const BACKUP_SECTION: &str = r#"[backup]
 # Backups hold config/, devlogs/, every agent inbox, the store (captured
 # consistently while acp runs) and the paths in `include`; never .env.
 # Put the repository on another disk to survive a disk failure.
@@ -171,7 +171,9 @@ keep_weekly = 4
 # `acp doctor` warns when the newest backup is older than this.
 rpo_minutes = 120
 
-# One [[agents]] table per agent.
+"#;
+
+const AGENTS_HELP: &str = r#"# One [[agents]] table per agent.
 #   id         Agent-N style: a letter, then letters, digits, '-' or '_'
 #   name       shown to people (default: the id)
 #   role       default role (`acp roles set` overrides it)
@@ -187,8 +189,12 @@ rpo_minutes = 120
 #              one-line notice naming the file
 #   input, submit_key, paste_key, newline_key, clear_keys,
 #   onboarding_keys, pre_submit_delay_ms: as in [gui], for this agent
-"#,
-    );
+"#;
+
+fn config_template(names: &[String]) -> String {
+    let mut s = String::from(CONFIG_HEAD);
+    s.push_str(BACKUP_SECTION);
+    s.push_str(AGENTS_HELP);
     for (i, name) in names.iter().enumerate() {
         let role = if i == 0 {
             "Captain: coordinates the swarm"

@@ -30,6 +30,7 @@
 
 pub mod agents;
 pub mod app;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod coords;
@@ -40,4 +41,3 @@ pub mod init;
 pub mod message;
 pub mod service;
 pub mod store;
-pub mod backup;

@@ -180,7 +180,9 @@ impl Manifest {
 /// Whether `s` is a lowercase hex BLAKE3 hash.
 #[must_use]
 pub fn is_hash(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A backup path must be relative, `/`-separated plain components: never
@@ -193,7 +195,9 @@ pub fn check_path(path: &str) -> Result<(), String> {
         return Err(format!("path {path:?} is empty or too long"));
     }
     if path.starts_with('/') || path.contains('\0') || path.contains('\\') {
-        return Err(format!("path {path:?} is absolute or has a NUL or backslash"));
+        return Err(format!(
+            "path {path:?} is absolute or has a NUL or backslash"
+        ));
     }
     if path
         .split('/')
@@ -243,7 +247,11 @@ pub fn check_state(state: &State) -> Result<(), String> {
                         "{path} lies under {parent}, which is not a directory (a symlink escape)"
                     ));
                 }
-                None => return Err(format!("{path} lies under {parent}, which is not in the backup")),
+                None => {
+                    return Err(format!(
+                        "{path} lies under {parent}, which is not in the backup"
+                    ));
+                }
             }
         }
     }
@@ -262,16 +270,24 @@ pub fn diff(base: &State, current: &State) -> (Vec<Entry>, Vec<String>) {
             node: node.clone(),
         })
         .collect();
-    let mut deleted: Vec<String> = Vec::new();
-    for path in base.keys().filter(|p| !current.contains_key(*p)) {
-        if deleted
-            .last()
-            .is_some_and(|d| path.starts_with(d.as_str()) && path[d.len()..].starts_with('/'))
-        {
-            continue;
-        }
-        deleted.push(path.clone());
-    }
+    // Only the topmost path of a deleted subtree ("d-2" sorts between "d"
+    // and "d/x", so look at every ancestor, not the previous path).
+    let gone: std::collections::HashSet<&str> = base
+        .keys()
+        .filter(|p| !current.contains_key(*p))
+        .map(String::as_str)
+        .collect();
+    let deleted = gone
+        .iter()
+        .filter(|path| {
+            !path
+                .match_indices('/')
+                .any(|(i, _)| gone.contains(&path[..i]))
+        })
+        .map(|p| (*p).to_owned())
+        .collect::<std::collections::BTreeSet<String>>()
+        .into_iter()
+        .collect();
     (entries, deleted)
 }
 
@@ -290,7 +306,17 @@ mod tests {
 
     #[test]
     fn paths_that_could_escape_are_refused() {
-        for bad in ["", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a/.", "a\0b", "a\\..\\b"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "./a",
+            "a/.",
+            "a\0b",
+            "a\\..\\b",
+        ] {
             assert!(check_path(bad).is_err(), "{bad:?} accepted");
         }
         for good in ["a", "a/b", "ünïcödé/файл", ".hidden", "a/..b"] {
@@ -301,11 +327,20 @@ mod tests {
     #[test]
     fn a_file_under_a_symlink_is_refused() {
         let mut state = State::new();
-        state.insert("link".into(), Node::Symlink { target: "/etc".into() });
+        state.insert(
+            "link".into(),
+            Node::Symlink {
+                target: "/etc".into(),
+            },
+        );
         state.insert("link/passwd".into(), file('a'));
         assert!(check_state(&state).unwrap_err().contains("symlink escape"));
         state.remove("link");
-        assert!(check_state(&state).unwrap_err().contains("not in the backup"));
+        assert!(
+            check_state(&state)
+                .unwrap_err()
+                .contains("not in the backup")
+        );
     }
 
     #[test]

@@ -22,9 +22,7 @@ use std::io;
 use std::time::Duration;
 
 pub use manifest::{Entry, Kind, Manifest, Node, State, Stats};
-pub use ops::{
-    BackupCheck, Drill, PruneReport, VerifyReport, drill, due, prune, verify, Which,
-};
+pub use ops::{BackupCheck, Drill, PruneReport, VerifyReport, Which, drill, due, prune, verify};
 pub use repo::Repo;
 pub use restore::{InPlace, RestoreReport, restore_in_place, restore_to};
 pub use scan::{Created, create};
@@ -46,7 +44,10 @@ pub enum BackupError {
     Corrupt(String),
     /// Some files of a backup cannot be restored.
     #[error("backup {id} is damaged: {} file(s) cannot be restored (nothing was restored; `--partial` restores the intact files):\n{}", .files.len(), list(.files))]
-    Damaged { id: String, files: Vec<(String, String)> },
+    Damaged {
+        id: String,
+        files: Vec<(String, String)>,
+    },
     #[error("another acp backup, restore or prune is using {0}: wait for it to finish")]
     Busy(String),
     #[error("the store: {0}")]
@@ -146,6 +147,15 @@ impl Catalog {
         } else {
             Vec::new()
         };
+        if matches.is_empty()
+            && let Some((file, why)) = self.damaged.iter().find(|(file, _)| {
+                upper.len() >= 6 && file.starts_with(&format!("snapshots/{upper}"))
+            })
+        {
+            return Err(BackupError::Corrupt(format!(
+                "backup {key} is refused: {file} is damaged: {why}"
+            )));
+        }
         match matches.as_slice() {
             [one] => Ok(one),
             [] => Err(BackupError::Usage(format!(
@@ -168,10 +178,10 @@ impl Catalog {
             .rev()
             .find(|m| m.time().is_ok_and(|t| t <= at))
             .ok_or_else(|| {
-                let first = self
-                    .manifests
-                    .first()
-                    .map_or_else(|| "there are none yet".to_owned(), |m| format!("the first is from {}", m.created_at));
+                let first = self.manifests.first().map_or_else(
+                    || "there are none yet".to_owned(),
+                    |m| format!("the first is from {}", m.created_at),
+                );
                 BackupError::Usage(format!("no backup was taken at or before {at}: {first}"))
             })
     }
@@ -193,7 +203,9 @@ impl Catalog {
                 )));
             };
             if chain.len() > self.manifests.len() {
-                return Err(BackupError::Corrupt(format!("backup {id} is part of a loop")));
+                return Err(BackupError::Corrupt(format!(
+                    "backup {id} is part of a loop"
+                )));
             }
             chain.push(m);
             next.clone_from(&m.parent);

@@ -52,7 +52,11 @@ impl VerifyReport {
 ///
 /// # Errors
 /// [`BackupError`] if the repository cannot be opened or read.
-pub fn verify(repo: &Repo, which: &Which, progress: &dyn Progress) -> Result<VerifyReport, BackupError> {
+pub fn verify(
+    repo: &Repo,
+    which: &Which,
+    progress: &dyn Progress,
+) -> Result<VerifyReport, BackupError> {
     let started = Instant::now();
     let _lock = repo.lock(false)?;
     let catalog = Catalog::read(repo)?;
@@ -86,7 +90,13 @@ pub fn verify(repo: &Repo, which: &Which, progress: &dyn Progress) -> Result<Ver
         if let Ok(state) = &state {
             total += state
                 .values()
-                .map(|n| if let Node::File { size, .. } = n { *size } else { 0 })
+                .map(|n| {
+                    if let Node::File { size, .. } = n {
+                        *size
+                    } else {
+                        0
+                    }
+                })
                 .sum::<u64>();
         }
         states.push((m, state));
@@ -186,7 +196,11 @@ pub fn keep_set(manifests: &[Manifest], policy: &BackupConfig) -> BTreeSet<Strin
 ///
 /// # Errors
 /// [`BackupError`].
-pub fn prune(repo: &Repo, policy: &BackupConfig, dry_run: bool) -> Result<PruneReport, BackupError> {
+pub fn prune(
+    repo: &Repo,
+    policy: &BackupConfig,
+    dry_run: bool,
+) -> Result<PruneReport, BackupError> {
     let _lock = repo.lock(true)?;
     let catalog = Catalog::read(repo)?;
     let keep = keep_set(&catalog.manifests, policy);
@@ -259,8 +273,10 @@ pub fn due(catalog: &Catalog, policy: &BackupConfig, now: jiff::Timestamp) -> Op
     if policy.full_every.is_some() && older(age(Some(Kind::Full)), policy.full_every) {
         return Some(Kind::Full);
     }
-    if older(age(Some(Kind::Differential)).min(age(Some(Kind::Full))), policy.differential_every)
-        && older(age(None), policy.differential_every)
+    if older(
+        age(Some(Kind::Differential)).min(age(Some(Kind::Full))),
+        policy.differential_every,
+    ) && older(age(None), policy.differential_every)
     {
         return Some(Kind::Differential);
     }
@@ -357,7 +373,9 @@ fn compare_live(config: &Config, state: &State) -> (Vec<String>, Vec<String>) {
         else {
             continue;
         };
-        let live = source.abs.join(Path::new(&path[source.rel.len()..].trim_start_matches('/')));
+        let live = source
+            .abs
+            .join(Path::new(&path[source.rel.len()..].trim_start_matches('/')));
         match hash_file(&live) {
             Ok((h, n)) if &h == blake3 && n == *size => {}
             Ok(_) => changed.push(path.clone()),

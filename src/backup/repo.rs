@@ -27,6 +27,10 @@ use super::manifest::{Manifest, is_hash};
 const MARKER: &str = "{\"format\":\"acp-backup/1\"}\n";
 const MARKER_FILE: &str = "acp-backup.json";
 
+/// How long a run waits for another (a scheduled backup, a prune) to
+/// finish before giving up.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Read and write size for streaming file content.
 const CHUNK: usize = 1 << 20;
 
@@ -123,7 +127,7 @@ impl Repo {
     }
 
     /// Takes the repository lock: exclusive for create and prune, shared
-    /// for readers. Waits for `wait` before saying who is busy.
+    /// for readers. Waits up to [`LOCK_WAIT`] for another run to finish.
     ///
     /// # Errors
     /// [`BackupError::Busy`] or I/O.
@@ -135,14 +139,20 @@ impl Repo {
             .write(true)
             .open(&path)
             .map_err(io_err(&path))?;
-        let got = if exclusive {
-            file.try_lock()
-        } else {
-            file.try_lock_shared()
-        };
-        match got {
-            Ok(()) => Ok(RepoLock { _file: file }),
-            Err(_) => Err(BackupError::Busy(self.root.display().to_string())),
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            let got = if exclusive {
+                file.try_lock()
+            } else {
+                file.try_lock_shared()
+            };
+            match got {
+                Ok(()) => return Ok(RepoLock { _file: file }),
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(_) => return Err(BackupError::Busy(self.root.display().to_string())),
+            }
         }
     }
 
@@ -168,8 +178,7 @@ impl Repo {
             .prefix("obj-")
             .tempfile_in(self.root.join("tmp"))
             .map_err(io_err(&self.root))?;
-        let mut encoder =
-            zstd::Encoder::new(tmp.as_file(), level).map_err(io_err(tmp.path()))?;
+        let mut encoder = zstd::Encoder::new(tmp.as_file(), level).map_err(io_err(tmp.path()))?;
         encoder.include_checksum(true).map_err(io_err(tmp.path()))?;
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; CHUNK];
@@ -264,7 +273,7 @@ impl Repo {
         for item in fs::read_dir(&dir).map_err(io_err(&dir))? {
             let item = item.map_err(io_err(&dir))?;
             let name = item.file_name().to_string_lossy().into_owned();
-            found.push((name.clone(), self.load(&item.path(), &name)));
+            found.push((name.clone(), Self::load(&item.path(), &name)));
         }
         found.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(found.into_iter().map(|(_, f)| f).collect())
@@ -283,14 +292,14 @@ impl Repo {
             .collect();
         names.sort();
         for name in names.iter().rev() {
-            if let Found::Ok(m) = self.load(&dir.join(name), name) {
+            if let Found::Ok(m) = Self::load(&dir.join(name), name) {
                 return Ok(Some(*m));
             }
         }
         Ok(None)
     }
 
-    fn load(&self, path: &Path, name: &str) -> Found {
+    fn load(path: &Path, name: &str) -> Found {
         let damaged = |reason: String| Found::Damaged {
             file: format!("snapshots/{name}"),
             reason,
@@ -381,7 +390,7 @@ impl Repo {
             for item in fs::read_dir(&sub).map_err(io_err(&sub))? {
                 let item = item.map_err(io_err(&sub))?;
                 let name = item.file_name().to_string_lossy().into_owned();
-                let len = item.metadata().map(|m| m.len()).unwrap_or(0);
+                let len = item.metadata().map_or(0, |m| m.len());
                 out.insert(name, len);
             }
         }
@@ -395,7 +404,11 @@ impl Repo {
     pub fn remove_object(&self, hash: &str) -> Result<(), BackupError> {
         if !is_hash(hash) {
             // A stray file in objects/: never ours to judge by name alone.
-            let path = self.root.join("objects").join(&hash[..2.min(hash.len())]).join(hash);
+            let path = self
+                .root
+                .join("objects")
+                .join(&hash[..2.min(hash.len())])
+                .join(hash);
             return fs::remove_file(&path).map_err(io_err(&path));
         }
         let path = self.object_path(hash);
@@ -404,16 +417,12 @@ impl Repo {
 
     /// Empties `tmp/` (left by interrupted runs). Only under the
     /// exclusive lock.
-    pub fn clean_tmp(&self) -> usize {
-        let mut n = 0;
+    pub fn clean_tmp(&self) {
         if let Ok(dir) = fs::read_dir(self.root.join("tmp")) {
             for item in dir.flatten() {
-                if fs::remove_file(item.path()).is_ok() {
-                    n += 1;
-                }
+                let _ = fs::remove_file(item.path());
             }
         }
-        n
     }
 
     /// A scratch file path under `tmp/` (same filesystem as the objects).
@@ -430,7 +439,7 @@ impl Repo {
             dir.flatten()
                 .map(|e| match e.file_type() {
                     Ok(t) if t.is_dir() => walk(&e.path()),
-                    Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+                    Ok(_) => e.metadata().map_or(0, |m| m.len()),
                     Err(_) => 0,
                 })
                 .sum()

@@ -147,7 +147,9 @@ fn write_all(
                 let result = repo.read_object(blake3, *size, &mut out);
                 match result {
                     Ok(()) => {
-                        let file = out.into_inner().map_err(|e| io_err(&target)(e.into_error()))?;
+                        let file = out
+                            .into_inner()
+                            .map_err(|e| io_err(&target)(e.into_error()))?;
                         file.set_permissions(fs::Permissions::from_mode(mode & MODE_MASK))
                             .map_err(io_err(&target))?;
                         set_mtime(&file, *mtime_ns);
@@ -312,7 +314,9 @@ pub fn restore_in_place(
     let _lock = repo.lock(false)?;
     let manifest = catalog.find(id)?;
     let state = catalog.state(&manifest.id)?;
-    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
     let staging = config.root.join(format!(".acp-restore-{stamp}"));
     let mut report = write_state(repo, manifest, &state, &staging, false, progress)?;
     if let Err(problems) = check_copy(&state, &staging) {

@@ -138,7 +138,8 @@ impl Walk<'_> {
         };
         let kind = meta.file_type();
         if kind.is_dir() {
-            self.state.insert(rel.to_owned(), Node::Dir { mode: mode(&meta) });
+            self.state
+                .insert(rel.to_owned(), Node::Dir { mode: mode(&meta) });
             let items = match fs::read_dir(abs) {
                 Ok(d) => d,
                 Err(e) => {
@@ -249,12 +250,45 @@ fn snapshot_store(db: &Path, scratch: &Path) -> Result<(), BackupError> {
     Ok(())
 }
 
+/// Captures the store consistently into a scratch file and queues it as
+/// `data/acp.db`; returns the scratch file to delete afterwards.
+fn capture_store(
+    config: &Config,
+    repo: &Repo,
+    id: &str,
+    created_at: jiff::Timestamp,
+    walk: &mut Walk<'_>,
+) -> Result<Option<PathBuf>, BackupError> {
+    let db = config.db_path();
+    if !db.exists() {
+        return Ok(None);
+    }
+    let scratch = repo.scratch(&format!("store-{id}.db"));
+    snapshot_store(&db, &scratch)?;
+    let meta = fs::metadata(&db).map_err(io_err(&db))?;
+    walk.state
+        .entry("data".into())
+        .or_insert(Node::Dir { mode: 0o755 });
+    walk.pending_bytes += fs::metadata(&scratch).map_or(0, |m| m.len());
+    walk.jobs.push(Job {
+        rel: STORE_PATH.into(),
+        abs: scratch.clone(),
+        mode: mode(&meta),
+        mtime_ns: i64::try_from(created_at.as_nanosecond()).unwrap_or(i64::MAX),
+    });
+    Ok(Some(scratch))
+}
+
 /// Picks the parent and base state for the kind asked.
 fn plan(catalog: &Catalog, kind: Kind) -> (Kind, Option<String>, State, Option<String>) {
     let parent = match kind {
         Kind::Full => None,
         Kind::Incremental => catalog.manifests.last(),
-        Kind::Differential => catalog.manifests.iter().rev().find(|m| m.kind == Kind::Full),
+        Kind::Differential => catalog
+            .manifests
+            .iter()
+            .rev()
+            .find(|m| m.kind == Kind::Full),
     };
     let Some(parent) = parent else {
         let note = (kind != Kind::Full)
@@ -267,7 +301,9 @@ fn plan(catalog: &Catalog, kind: Kind) -> (Kind, Option<String>, State, Option<S
             Kind::Full,
             None,
             State::new(),
-            Some(format!("the {kind} backup's parent is unusable ({e}): took a full backup")),
+            Some(format!(
+                "the {kind} backup's parent is unusable ({e}): took a full backup"
+            )),
         ),
     }
 }
@@ -318,28 +354,18 @@ pub fn create(
         covered.push(source.rel);
     }
 
-    // The store, captured consistently.
-    let db = config.db_path();
-    let mut store_file = None;
-    if db.exists() {
-        let scratch = repo.scratch(&format!("store-{id}.db"));
-        snapshot_store(&db, &scratch)?;
-        let meta = fs::metadata(&db).map_err(io_err(&db))?;
-        walk.state
-            .entry("data".into())
-            .or_insert(Node::Dir { mode: 0o755 });
-        walk.pending_bytes += fs::metadata(&scratch).map(|m| m.len()).unwrap_or(0);
-        walk.jobs.push(Job {
-            rel: STORE_PATH.into(),
-            abs: scratch.clone(),
-            mode: mode(&meta),
-            mtime_ns: i64::try_from(created_at.as_nanosecond()).unwrap_or(i64::MAX),
-        });
-        store_file = Some(scratch);
+    let store_file = capture_store(config, &repo, &id, created_at, &mut walk)?;
+    if store_file.is_some() {
         covered.push(STORE_PATH.into());
     }
 
-    let stored = store_files(&repo, config.backup.zstd_level, &walk.jobs, walk.pending_bytes, progress)?;
+    let stored = store_files(
+        &repo,
+        config.backup.zstd_level,
+        &walk.jobs,
+        walk.pending_bytes,
+        progress,
+    )?;
     if let Some(scratch) = store_file {
         let _ = fs::remove_file(scratch);
     }
@@ -393,18 +419,21 @@ pub fn create(
     })
 }
 
-/// One result per job: `(hash, bytes read, compressed bytes added)`, or
-/// `None` for a file that vanished. Files are read by one worker per core.
+/// A stored file: `(hash, bytes read, compressed bytes added)`, or `None`
+/// for a file that vanished.
+type Stored = Option<(String, u64, u64)>;
+
+/// One result per job. Files are read by one worker per core.
 fn store_files(
     repo: &Repo,
     level: i32,
     jobs: &[Job],
     total: u64,
     progress: &dyn Progress,
-) -> Result<Vec<Option<(String, u64, u64)>>, BackupError> {
+) -> Result<Vec<Stored>, BackupError> {
     progress.start("backing up", total);
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<(String, u64, u64)>>> = Mutex::new(vec![None; jobs.len()]);
+    let results: Mutex<Vec<Stored>> = Mutex::new(vec![None; jobs.len()]);
     let failure: Mutex<Option<BackupError>> = Mutex::new(None);
     let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
     std::thread::scope(|scope| {
@@ -413,7 +442,7 @@ fn store_files(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else { break };
-                    if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
+                    if failure.lock().map_or(true, |f| f.is_some()) {
                         break;
                     }
                     match repo.put_file(&job.abs, level) {

@@ -114,163 +114,208 @@ fn summary_json(m: &backup::Manifest) -> serde_json::Value {
 pub fn run(config: &Config, cmd: &BackupCommand, json_out: bool) -> Result<ExitCode> {
     let bar = Bar::new(json_out);
     match cmd {
-        BackupCommand::Create { kind } => {
-            let created = backup::create(config, *kind, &bar)?;
-            let m = &created.manifest;
-            if json_out {
-                print_json(&json!({
-                    "backup": summary_json(m), "note": created.note, "skipped": created.skipped,
-                    "repository": config.backup.repository,
-                }))?;
-            } else {
-                if let Some(note) = &created.note {
-                    println!("note: {note}");
-                }
-                println!(
-                    "{} backup {} taken in {:.1} s: {} files ({}), {} changed ({}), {} deleted, {} new objects (+{} stored) in {}",
-                    m.kind,
-                    m.id,
-                    std::time::Duration::from_millis(m.stats.duration_ms).as_secs_f64(),
-                    m.stats.total_files,
-                    HumanBytes(m.stats.total_bytes),
-                    m.stats.changed_files,
-                    HumanBytes(m.stats.changed_bytes),
-                    m.stats.deleted,
-                    m.stats.new_objects,
-                    HumanBytes(m.stats.stored_bytes),
-                    config.backup.repository.display()
-                );
-                for (path, why) in &created.skipped {
-                    println!("  skipped {path}: {why}");
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        BackupCommand::List => {
-            let repo = Repo::open(&config.backup.repository)?;
-            let catalog = Catalog::read(&repo)?;
-            if json_out {
-                print_json(&json!({
-                    "backups": catalog.manifests.iter().map(summary_json).collect::<Vec<_>>(),
-                    "damaged": catalog.damaged,
-                    "repository_bytes": repo.size(),
-                }))?;
-            } else {
-                if catalog.manifests.is_empty() {
-                    println!("no backups yet in {}", repo.path().display());
-                }
-                for m in &catalog.manifests {
-                    println!("{}", summary_line(m));
-                }
-                for (file, why) in &catalog.damaged {
-                    println!("DAMAGED {file}: {why}");
-                }
-                println!(
-                    "{} backup(s), repository {} at {}",
-                    catalog.manifests.len(),
-                    HumanBytes(repo.size()),
-                    repo.path().display()
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        BackupCommand::Verify { id, all } => {
-            let which = match (id, all) {
-                (Some(id), false) => Which::One(id.clone()),
-                (None, _) => Which::All,
-                (Some(_), true) => {
-                    return Err(UsageError("give a backup id or --all, not both".into()).into());
-                }
-            };
-            let repo = Repo::open(&config.backup.repository)?;
-            let report = backup::verify(&repo, &which, &bar)?;
-            if json_out {
-                print_json(&json!({"ok": report.ok(), "report": report}))?;
-            } else {
-                for b in &report.backups {
-                    if b.problems.is_empty() {
-                        println!("ok       {} ({} files)", b.id, b.files);
-                    } else {
-                        println!("DAMAGED  {}: {} problem(s)", b.id, b.problems.len());
-                        for (path, why) in &b.problems {
-                            println!("  {path}: {why}");
-                        }
-                    }
-                }
-                println!(
-                    "read {} objects ({}) in {:.1} s: {}",
-                    report.objects_read,
-                    HumanBytes(report.bytes_read),
-                    std::time::Duration::from_millis(report.duration_ms).as_secs_f64(),
-                    if report.ok() { "all intact" } else { "DAMAGE FOUND" }
-                );
-            }
-            Ok(if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(super::EXIT_FAILURE)
-            })
-        }
+        BackupCommand::Create { kind } => create_cmd(config, *kind, &bar, json_out),
+        BackupCommand::List => list_cmd(config, json_out),
+        BackupCommand::Verify { id, all } => verify_cmd(config, id.as_ref(), *all, &bar, json_out),
         BackupCommand::Restore {
             id,
             at,
             to,
             in_place,
             partial,
-        } => restore(config, id.as_deref(), *at, to.as_deref(), *in_place, *partial, &bar, json_out),
-        BackupCommand::Prune { dry_run } => {
-            let repo = Repo::open(&config.backup.repository)?;
-            let report = backup::prune(&repo, &config.backup, *dry_run)?;
-            if json_out {
-                print_json(&report)?;
-            } else {
-                let verb = if *dry_run { "would remove" } else { "removed" };
-                println!(
-                    "kept {} backup(s), {verb} {}: {}; {} unused object(s) deleted ({} freed)",
-                    report.kept.len(),
-                    report.removed.len(),
-                    if report.removed.is_empty() { "-".to_owned() } else { report.removed.join(", ") },
-                    report.objects_removed,
-                    HumanBytes(report.bytes_freed)
-                );
-                if let Some(w) = &report.warning {
-                    println!("warning: {w}");
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+        } => restore(
+            config,
+            id.as_deref(),
+            *at,
+            to.as_deref(),
+            *in_place,
+            *partial,
+            &bar,
+            json_out,
+        ),
+        BackupCommand::Prune { dry_run } => prune_cmd(config, *dry_run, json_out),
+        BackupCommand::Drill => drill_cmd(config, &bar, json_out),
+    }
+}
+
+fn create_cmd(config: &Config, kind: Kind, bar: &Bar, json_out: bool) -> Result<ExitCode> {
+    let created = backup::create(config, kind, bar)?;
+    let m = &created.manifest;
+    if json_out {
+        print_json(&json!({
+            "backup": summary_json(m), "note": created.note, "skipped": created.skipped,
+            "repository": config.backup.repository,
+        }))?;
+    } else {
+        if let Some(note) = &created.note {
+            println!("note: {note}");
         }
-        BackupCommand::Drill => {
-            let drill = backup::drill(config, &bar)?;
-            let ok = drill.store_integrity == "ok" || drill.store_integrity == "no store in the backup";
-            if json_out {
-                print_json(&json!({"ok": ok, "drill": drill}))?;
-            } else {
-                println!(
-                    "drill: restored {} backup {} ({} files, {}) into a temporary directory and verified it",
-                    drill.kind,
-                    drill.backup,
-                    drill.files,
-                    HumanBytes(drill.bytes)
-                );
-                println!("  recovery time (RTO): {:.2} s", std::time::Duration::from_millis(drill.rto_ms).as_secs_f64());
-                println!(
-                    "  data age (RPO): {:#} (backup taken {})",
-                    jiff::SignedDuration::from_secs(i64::try_from(drill.rpo_seconds).unwrap_or(i64::MAX)),
-                    drill.created_at
-                );
-                println!("  restored store integrity: {}", drill.store_integrity);
-                println!(
-                    "  since the backup: {} file(s) changed, {} gone from the live state",
-                    drill.changed_since.len(),
-                    drill.missing_live.len()
-                );
-                for p in drill.changed_since.iter().chain(&drill.missing_live).take(20) {
-                    println!("    {p}");
-                }
-            }
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_FAILURE) })
+        println!(
+            "{} backup {} taken in {:.1} s: {} files ({}), {} changed ({}), {} deleted, {} new objects (+{} stored) in {}",
+            m.kind,
+            m.id,
+            std::time::Duration::from_millis(m.stats.duration_ms).as_secs_f64(),
+            m.stats.total_files,
+            HumanBytes(m.stats.total_bytes),
+            m.stats.changed_files,
+            HumanBytes(m.stats.changed_bytes),
+            m.stats.deleted,
+            m.stats.new_objects,
+            HumanBytes(m.stats.stored_bytes),
+            config.backup.repository.display()
+        );
+        for (path, why) in &created.skipped {
+            println!("  skipped {path}: {why}");
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_cmd(config: &Config, json_out: bool) -> Result<ExitCode> {
+    let repo = Repo::open(&config.backup.repository)?;
+    let catalog = Catalog::read(&repo)?;
+    if json_out {
+        print_json(&json!({
+            "backups": catalog.manifests.iter().map(summary_json).collect::<Vec<_>>(),
+            "damaged": catalog.damaged,
+            "repository_bytes": repo.size(),
+        }))?;
+    } else {
+        if catalog.manifests.is_empty() {
+            println!("no backups yet in {}", repo.path().display());
+        }
+        for m in &catalog.manifests {
+            println!("{}", summary_line(m));
+        }
+        for (file, why) in &catalog.damaged {
+            println!("DAMAGED {file}: {why}");
+        }
+        println!(
+            "{} backup(s), repository {} at {}",
+            catalog.manifests.len(),
+            HumanBytes(repo.size()),
+            repo.path().display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify_cmd(
+    config: &Config,
+    id: Option<&String>,
+    all: bool,
+    bar: &Bar,
+    json_out: bool,
+) -> Result<ExitCode> {
+    let which = match (id, all) {
+        (Some(id), false) => Which::One(id.clone()),
+        (None, _) => Which::All,
+        (Some(_), true) => {
+            return Err(UsageError("give a backup id or --all, not both".into()).into());
+        }
+    };
+    let repo = Repo::open(&config.backup.repository)?;
+    let report = backup::verify(&repo, &which, bar)?;
+    if json_out {
+        print_json(&json!({"ok": report.ok(), "report": report}))?;
+    } else {
+        for b in &report.backups {
+            if b.problems.is_empty() {
+                println!("ok       {} ({} files)", b.id, b.files);
+            } else {
+                println!("DAMAGED  {}: {} problem(s)", b.id, b.problems.len());
+                for (path, why) in &b.problems {
+                    println!("  {path}: {why}");
+                }
+            }
+        }
+        println!(
+            "read {} objects ({}) in {:.1} s: {}",
+            report.objects_read,
+            HumanBytes(report.bytes_read),
+            std::time::Duration::from_millis(report.duration_ms).as_secs_f64(),
+            if report.ok() {
+                "all intact"
+            } else {
+                "DAMAGE FOUND"
+            }
+        );
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::EXIT_FAILURE)
+    })
+}
+
+fn prune_cmd(config: &Config, dry_run: bool, json_out: bool) -> Result<ExitCode> {
+    let repo = Repo::open(&config.backup.repository)?;
+    let report = backup::prune(&repo, &config.backup, dry_run)?;
+    if json_out {
+        print_json(&report)?;
+    } else {
+        let verb = if dry_run { "would remove" } else { "removed" };
+        println!(
+            "kept {} backup(s), {verb} {}: {}; {} unused object(s) deleted ({} freed)",
+            report.kept.len(),
+            report.removed.len(),
+            if report.removed.is_empty() {
+                "-".to_owned()
+            } else {
+                report.removed.join(", ")
+            },
+            report.objects_removed,
+            HumanBytes(report.bytes_freed)
+        );
+        if let Some(w) = &report.warning {
+            println!("warning: {w}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn drill_cmd(config: &Config, bar: &Bar, json_out: bool) -> Result<ExitCode> {
+    let drill = backup::drill(config, bar)?;
+    let ok = drill.store_integrity == "ok" || drill.store_integrity == "no store in the backup";
+    if json_out {
+        print_json(&json!({"ok": ok, "drill": drill}))?;
+    } else {
+        println!(
+            "drill: restored {} backup {} ({} files, {}) into a temporary directory and verified it",
+            drill.kind,
+            drill.backup,
+            drill.files,
+            HumanBytes(drill.bytes)
+        );
+        println!(
+            "  recovery time (RTO): {:.2} s",
+            std::time::Duration::from_millis(drill.rto_ms).as_secs_f64()
+        );
+        println!(
+            "  data age (RPO): {:#} (backup taken {})",
+            jiff::SignedDuration::from_secs(i64::try_from(drill.rpo_seconds).unwrap_or(i64::MAX)),
+            drill.created_at
+        );
+        println!("  restored store integrity: {}", drill.store_integrity);
+        println!(
+            "  since the backup: {} file(s) changed, {} gone from the live state",
+            drill.changed_since.len(),
+            drill.missing_live.len()
+        );
+        for p in drill
+            .changed_since
+            .iter()
+            .chain(&drill.missing_live)
+            .take(20)
+        {
+            println!("    {p}");
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::EXIT_FAILURE)
+    })
 }
 
 #[expect(clippy::too_many_arguments, reason = "one per command-line option")]
@@ -332,15 +377,27 @@ fn restore(
             })?;
             let done = backup::restore_in_place(config, &repo, &catalog, &chosen, bar)?;
             if let Ok(store) = crate::store::Store::open(&config.db_path()) {
-                let who = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
-                let _ = store.audit(&who, "backup.restore", Some(&chosen), "ok", Some("in place"));
+                let who = format!(
+                    "cli:{}",
+                    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+                );
+                let _ = store.audit(
+                    &who,
+                    "backup.restore",
+                    Some(&chosen),
+                    "ok",
+                    Some("in place"),
+                );
             }
             if json_out {
                 print_json(&done)?;
             } else {
                 println!(
                     "restored backup {} (taken {}) in place: {} files; replaced state kept in {}",
-                    done.restore.id, done.restore.created_at, done.restore.files, done.replaced_kept_in
+                    done.restore.id,
+                    done.restore.created_at,
+                    done.restore.files,
+                    done.replaced_kept_in
                 );
             }
             Ok(ExitCode::SUCCESS)

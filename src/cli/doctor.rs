@@ -22,7 +22,8 @@ enum Level {
 
 #[derive(Debug, Serialize)]
 struct Check {
-    check: &'static str,
+    #[serde(rename = "check")]
+    name: &'static str,
     level: Level,
     detail: String,
     /// What to do, when it is not ok.
@@ -31,16 +32,21 @@ struct Check {
 
 fn ok(check: &'static str, detail: impl Into<String>) -> Check {
     Check {
-        check,
+        name: check,
         level: Level::Ok,
         detail: detail.into(),
         fix: None,
     }
 }
 
-fn bad(check: &'static str, level: Level, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+fn bad(
+    check: &'static str,
+    level: Level,
+    detail: impl Into<String>,
+    fix: impl Into<String>,
+) -> Check {
     Check {
-        check,
+        name: check,
         level,
         detail: detail.into(),
         fix: Some(fix.into()),
@@ -66,90 +72,165 @@ fn disk(check: &'static str, path: &std::path::Path) -> Check {
                 probe.display()
             );
             if free < LOW_SPACE || free.saturating_mul(20) < total {
-                bad(check, Level::Warn, text, "free some space: the store, inboxes and backups need room to grow")
+                bad(
+                    check,
+                    Level::Warn,
+                    text,
+                    "free some space: the store, inboxes and backups need room to grow",
+                )
             } else {
                 ok(check, text)
             }
         }
-        Err(e) => bad(check, Level::Warn, format!("cannot read free space of {}: {e}", probe.display()), "check the path exists"),
+        Err(e) => bad(
+            check,
+            Level::Warn,
+            format!("cannot read free space of {}: {e}", probe.display()),
+            "check the path exists",
+        ),
     }
 }
 
-fn checks(config: &Config) -> Vec<Check> {
-    let mut out = vec![ok(
-        "config",
-        format!("{} valid, {} agent(s)", crate::config::CONFIG_FILE, config.agents.all().len()),
-    )];
-    out.push(match Coordinates::load(&config.coords_path()) {
+fn coordinates(config: &Config) -> Check {
+    match Coordinates::load(&config.coords_path()) {
         Ok(coords) => {
-            let findings = coords.validate(&config.agents, config.coords.near_radius_px);
-            let errors: Vec<String> = findings
+            let errors: Vec<String> = coords
+                .validate(&config.agents, config.coords.near_radius_px)
                 .iter()
                 .filter(|f| f.severity == Severity::Error)
-                .map(|f| f.to_string())
+                .map(ToString::to_string)
                 .collect();
             if errors.is_empty() {
-                ok("coordinates", format!("{} agent point(s) valid", coords.agents.len()))
+                ok(
+                    "coordinates",
+                    format!("{} agent point(s) valid", coords.agents.len()),
+                )
             } else {
-                bad("coordinates", Level::Fail, errors.join("; "), "fix config/coordinates.json (`acp coords validate` explains each finding)")
+                bad(
+                    "coordinates",
+                    Level::Fail,
+                    errors.join("; "),
+                    "fix config/coordinates.json (`acp coords validate` explains each finding)",
+                )
             }
         }
-        Err(e) => bad("coordinates", Level::Warn, e.to_string(), "only needed for gui delivery: `acp coords capture Agent-N --save`"),
-    });
-    let mut unwritable = Vec::new();
-    for agent in config.agents.all() {
-        let dir = agent.inbox_dir();
-        let writable = tempfile::Builder::new()
-            .prefix(".acp-doctor-")
-            .tempfile_in(&dir)
-            .is_ok();
-        if !writable {
-            unwritable.push(format!("{} ({})", agent.id, dir.display()));
-        }
+        Err(e) => bad(
+            "coordinates",
+            Level::Warn,
+            e.to_string(),
+            "only needed for gui delivery: `acp coords capture Agent-N --save`",
+        ),
     }
-    out.push(if unwritable.is_empty() {
-        ok("inboxes", format!("{} inbox(es) writable", config.agents.all().len()))
+}
+
+fn inboxes(config: &Config) -> Check {
+    let unwritable: Vec<String> = config
+        .agents
+        .all()
+        .iter()
+        .filter(|agent| {
+            tempfile::Builder::new()
+                .prefix(".acp-doctor-")
+                .tempfile_in(agent.inbox_dir())
+                .is_err()
+        })
+        .map(|agent| format!("{} ({})", agent.id, agent.inbox_dir().display()))
+        .collect();
+    if unwritable.is_empty() {
+        ok(
+            "inboxes",
+            format!("{} inbox(es) writable", config.agents.all().len()),
+        )
     } else {
-        bad("inboxes", Level::Fail, format!("not writable: {}", unwritable.join(", ")), "create the directory or fix its permissions; `acp init` creates missing inboxes")
-    });
+        bad(
+            "inboxes",
+            Level::Fail,
+            format!("not writable: {}", unwritable.join(", ")),
+            "create the directory or fix its permissions; `acp init` creates missing inboxes",
+        )
+    }
+}
+
+fn store(config: &Config) -> Check {
     let db = config.db_path();
-    out.push(if db.exists() {
-        match rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .and_then(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0)))
-        {
-            Ok(v) if v == "ok" => ok("store", format!("{} passes PRAGMA integrity_check", db.display())),
-            Ok(v) => bad("store", Level::Fail, format!("integrity_check: {v}"), "stop acp run and restore the store: `acp backup restore latest --in-place`"),
-            Err(e) => bad("store", Level::Fail, e.to_string(), "stop acp run and restore the store: `acp backup restore latest --in-place`"),
+    if !db.exists() {
+        return ok("store", "not created yet (the first message creates it)");
+    }
+    let fix = "stop acp run and restore the store: `acp backup restore latest --in-place`";
+    match rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0)))
+    {
+        Ok(v) if v == "ok" => ok(
+            "store",
+            format!("{} passes PRAGMA integrity_check", db.display()),
+        ),
+        Ok(v) => bad("store", Level::Fail, format!("integrity_check: {v}"), fix),
+        Err(e) => bad("store", Level::Fail, e.to_string(), fix),
+    }
+}
+
+fn backups(config: &Config) -> Check {
+    let repo = &config.backup.repository;
+    if !repo.join("acp-backup.json").exists() {
+        return bad(
+            "backups",
+            Level::Warn,
+            format!("no backups yet (no repository at {})", repo.display()),
+            "run `acp backup create --kind full`, and keep `acp run` running for the schedule",
+        );
+    }
+    let catalog = match Repo::open(repo).and_then(|r| Catalog::read(&r)) {
+        Ok(c) => c,
+        Err(e) => {
+            return bad(
+                "backups",
+                Level::Warn,
+                e.to_string(),
+                "run `acp backup verify --all`",
+            );
         }
+    };
+    let Some((m, t)) = catalog
+        .manifests
+        .last()
+        .and_then(|m| m.time().ok().map(|t| (m, t)))
+    else {
+        return bad(
+            "backups",
+            Level::Warn,
+            "no backups yet",
+            "run `acp backup create --kind full`",
+        );
+    };
+    let objective = config.backup.rpo;
+    let age = jiff::Timestamp::now() - t;
+    let text = format!(
+        "newest backup {} ({}) is {:#} old; RPO {} min",
+        m.id,
+        m.kind,
+        jiff::SignedDuration::from_secs(age.as_secs()),
+        objective.as_secs() / 60
+    );
+    if !catalog.damaged.is_empty() {
+        bad(
+            "backups",
+            Level::Warn,
+            format!("{text}; {} damaged manifest(s)", catalog.damaged.len()),
+            "run `acp backup verify --all`",
+        )
+    } else if u64::try_from(age.as_secs()).unwrap_or(0) > objective.as_secs() {
+        bad(
+            "backups",
+            Level::Warn,
+            text,
+            "take one now (`acp backup create`) and keep `acp run` running for its schedule",
+        )
     } else {
-        ok("store", "not created yet (the first message creates it)")
-    });
-    out.push(if config.discord.token.is_some() {
-        ok("discord", "DISCORD_TOKEN is set")
-    } else {
-        bad("discord", Level::Warn, "no DISCORD_TOKEN: acp run works without the Discord bot", "put DISCORD_TOKEN=... in .env in the root (see .env.example)")
-    });
-    let rpo = config.backup.rpo;
-    out.push(match Repo::open(&config.backup.repository).and_then(|r| Catalog::read(&r)) {
-        Ok(catalog) => match catalog.manifests.last().and_then(|m| m.time().ok().map(|t| (m, t))) {
-            Some((m, t)) => {
-                let age = jiff::Timestamp::now() - t;
-                let age_s = u64::try_from(age.as_secs()).unwrap_or(0);
-                let text = format!("newest backup {} ({}) is {:#} old; RPO {} min", m.id, m.kind, jiff::SignedDuration::from_secs(age.as_secs()), rpo.as_secs() / 60);
-                if !catalog.damaged.is_empty() {
-                    bad("backups", Level::Warn, format!("{text}; {} damaged manifest(s)", catalog.damaged.len()), "run `acp backup verify --all`")
-                } else if age_s > rpo.as_secs() {
-                    bad("backups", Level::Warn, text, "take one now (`acp backup create`) and keep `acp run` running for its schedule")
-                } else {
-                    ok("backups", text)
-                }
-            }
-            None => bad("backups", Level::Warn, "no backups yet", "run `acp backup create --kind full`"),
-        },
-        Err(e) => bad("backups", Level::Warn, e.to_string(), "run `acp backup create --kind full`"),
-    });
-    out.push(disk("disk (root)", &config.root));
-    out.push(disk("disk (backups)", &config.backup.repository));
+        ok("backups", text)
+    }
+}
+
+fn restores(config: &Config) -> Check {
     let leftovers: Vec<String> = std::fs::read_dir(&config.root)
         .map(|d| {
             d.flatten()
@@ -158,12 +239,50 @@ fn checks(config: &Config) -> Vec<Check> {
                 .collect()
         })
         .unwrap_or_default();
-    out.push(if leftovers.is_empty() {
+    if leftovers.is_empty() {
         ok("restores", "no interrupted in-place restore")
     } else {
-        bad("restores", Level::Warn, format!("left by an interrupted in-place restore: {}", leftovers.join(", ")), "run the restore again, then delete the directory")
-    });
-    out
+        bad(
+            "restores",
+            Level::Warn,
+            format!(
+                "left by an interrupted in-place restore: {}",
+                leftovers.join(", ")
+            ),
+            "run the restore again, then delete the directory",
+        )
+    }
+}
+
+fn checks(config: &Config) -> Vec<Check> {
+    let discord = if config.discord.token.is_some() {
+        ok("discord", "DISCORD_TOKEN is set")
+    } else {
+        bad(
+            "discord",
+            Level::Warn,
+            "no DISCORD_TOKEN: acp run works without the Discord bot",
+            "put DISCORD_TOKEN=... in .env in the root (see .env.example)",
+        )
+    };
+    vec![
+        ok(
+            "config",
+            format!(
+                "{} valid, {} agent(s)",
+                crate::config::CONFIG_FILE,
+                config.agents.all().len()
+            ),
+        ),
+        coordinates(config),
+        inboxes(config),
+        store(config),
+        discord,
+        backups(config),
+        disk("disk (root)", &config.root),
+        disk("disk (backups)", &config.backup.repository),
+        restores(config),
+    ]
 }
 
 /// Prints every check; exits 1 if any failed.
@@ -174,7 +293,10 @@ pub fn run(config: &Config, json_out: bool) -> Result<ExitCode> {
     let all = checks(config);
     let failed = all.iter().any(|c| c.level == Level::Fail);
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&json!({"ok": !failed, "checks": all}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"ok": !failed, "checks": all}))?
+        );
     } else {
         for c in &all {
             let tag = match c.level {
@@ -182,7 +304,7 @@ pub fn run(config: &Config, json_out: bool) -> Result<ExitCode> {
                 Level::Warn => "WARN",
                 Level::Fail => "FAIL",
             };
-            println!("{tag}  {:<15} {}", c.check, c.detail);
+            println!("{tag}  {:<15} {}", c.name, c.detail);
             if let Some(fix) = &c.fix {
                 println!("      {:<15} fix: {fix}", "");
             }

@@ -105,7 +105,11 @@ pub(super) fn apply_backup(
         if repo.as_os_str().is_empty() {
             return Err(src.invalid("backup.repository", "is empty: give a directory"));
         }
-        out.repository = if repo.is_absolute() { repo } else { root.join(repo) };
+        out.repository = if repo.is_absolute() {
+            repo
+        } else {
+            root.join(repo)
+        };
     }
     let list = |key: &str, v: Option<Vec<String>>| -> Result<Vec<String>, ConfigError> {
         v.unwrap_or_default()
@@ -118,16 +122,19 @@ pub(super) fn apply_backup(
     if let Some(v) = raw.zstd_level {
         out.zstd_level = i32::try_from(src.int_in("backup.zstd_level", v, 1, 19)?).unwrap_or(3);
     }
-    let every = |key: &str, v: Option<i64>, unit: u64, current: Option<Duration>| {
-        match v {
-            None => Ok(current),
-            Some(0) => Ok(None),
-            Some(v) => src
-                .int_in(key, v, 1, 100_000)
-                .map(|n| Some(Duration::from_secs(n * unit))),
-        }
+    let every = |key: &str, v: Option<i64>, unit: u64, current: Option<Duration>| match v {
+        None => Ok(current),
+        Some(0) => Ok(None),
+        Some(v) => src
+            .int_in(key, v, 1, 100_000)
+            .map(|n| Some(Duration::from_secs(n * unit))),
     };
-    out.full_every = every("backup.full_every_hours", raw.full_every_hours, 3600, out.full_every)?;
+    out.full_every = every(
+        "backup.full_every_hours",
+        raw.full_every_hours,
+        3600,
+        out.full_every,
+    )?;
     out.differential_every = every(
         "backup.differential_every_hours",
         raw.differential_every_hours,
@@ -161,18 +168,17 @@ pub(super) fn apply_backup(
     Ok(())
 }
 
-pub(super) fn apply_backup_env(
-    root: &Path,
-    env: &Env,
-    out: &mut BackupConfig,
-) -> Result<(), ConfigError> {
+pub(super) fn apply_backup_env(root: &Path, env: &Env, out: &mut BackupConfig) {
     if let Some(repo) = env
         .get("ACP_BACKUP_REPOSITORY")
         .map(|v| v.trim())
         .filter(|v| !v.is_empty())
     {
         let repo = PathBuf::from(repo);
-        out.repository = if repo.is_absolute() { repo } else { root.join(repo) };
+        out.repository = if repo.is_absolute() {
+            repo
+        } else {
+            root.join(repo)
+        };
     }
-    Ok(())
 }

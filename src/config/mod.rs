@@ -511,7 +511,7 @@ impl Config {
         if let Some(base) = env.get("DISCORD_API_BASE") {
             self.discord.api_base = parse_api_base(&src, "DISCORD_API_BASE", base)?;
         }
-        backup::apply_backup_env(&self.root, env, &mut self.backup)?;
+        backup::apply_backup_env(&self.root, env, &mut self.backup);
         Ok(())
     }
 

@@ -448,10 +448,7 @@ async fn backup_job<T>(
         Err(e) => {
             let reference = MessageId::generate();
             tracing::error!(%reference, error = %e, "{title} failed");
-            (
-                format!("❌ {title} failed (ref `{reference}`): {e}"),
-                None,
-            )
+            (format!("❌ {title} failed (ref `{reference}`): {e}"), None)
         }
     };
     if started.elapsed() < window {
@@ -461,7 +458,8 @@ async fn backup_job<T>(
         }
         handle.edit(ctx, reply).await?;
     } else {
-        let mut message = serenity::CreateMessage::new().content(format!("{title}: finished. {content}"));
+        let mut message =
+            serenity::CreateMessage::new().content(format!("{title}: finished. {content}"));
         if let Some(embed) = embed {
             message = message.embed(embed);
         }
@@ -537,7 +535,9 @@ async fn backup_restore(
     #[description = "A backup id or latest"] id: String,
 ) -> Result<(), Error> {
     let app = ctx.data().app.clone();
-    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
     let safe: String = id
         .chars()
         .filter(char::is_ascii_alphanumeric)

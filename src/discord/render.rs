@@ -97,7 +97,16 @@ pub fn status(status: &Status, uptime: Duration, last_backup: Option<&Manifest>)
             clip(failures.trim_end(), FIELD_MAX),
             false,
         )
-        .field("Uptime", format!("{:#}", jiff::SignedDuration::from_secs(i64::try_from(uptime.as_secs()).unwrap_or(i64::MAX))), true)
+        .field(
+            "Uptime",
+            format!(
+                "{:#}",
+                jiff::SignedDuration::from_secs(
+                    i64::try_from(uptime.as_secs()).unwrap_or(i64::MAX)
+                )
+            ),
+            true,
+        )
         .field("Last backup", backup, true)
 }
 
@@ -117,13 +126,20 @@ pub fn backup_created(created: &Created) -> CreateEmbed {
         .field("Bytes", bytes(m.stats.total_bytes), true)
         .field(
             "Changed",
-            format!("{} files, {}", m.stats.changed_files, bytes(m.stats.changed_bytes)),
+            format!(
+                "{} files, {}",
+                m.stats.changed_files,
+                bytes(m.stats.changed_bytes)
+            ),
             true,
         )
         .field("Stored", format!("+{}", bytes(m.stats.stored_bytes)), true)
         .field(
             "Duration",
-            format!("{:.1} s", Duration::from_millis(m.stats.duration_ms).as_secs_f64()),
+            format!(
+                "{:.1} s",
+                Duration::from_millis(m.stats.duration_ms).as_secs_f64()
+            ),
             true,
         );
     if let Some(note) = &created.note {

@@ -141,7 +141,9 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
             "delivering",
             "failed",
             "queued",
-            "Failures (0)"
+            "Failures (0)",
+            "Uptime",
+            "Last backup"
         ],
         "{reply}"
     );
@@ -288,7 +290,13 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
         &[OPERATOR],
     );
     assert_ephemeral(&captain, "needs the **admin** level");
-    let backup = command(&standin, 400_000_000_000_000_031, "backup", &json!([]), &[]);
+    let backup = command(
+        &standin,
+        400_000_000_000_000_031,
+        "backup",
+        &json!([{"name": "create", "type": 1, "options": []}]),
+        &[],
+    );
     assert_ephemeral(&backup, "needs the **admin** level");
     let done = set(400_000_000_000_000_006, &[ADMIN]);
     assert!(
@@ -314,7 +322,7 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
         rows,
         [
             ("roles.set".to_owned(), "ok".to_owned()),
-            ("/backup".to_owned(), "refused".to_owned()),
+            ("/backup create".to_owned(), "refused".to_owned()),
             ("/role captain".to_owned(), "refused".to_owned()),
             ("/role set".to_owned(), "refused".to_owned())
         ],
@@ -444,6 +452,144 @@ fn slow_work_is_deferred_and_a_late_outcome_is_posted_to_the_channel() {
         .unwrap()
         .to_owned();
     assert_eq!(root.inbox_ids("Agent-2").get(&id), Some(&1));
+    assert!(
+        standin.violations().is_empty(),
+        "requests Discord would reject: {:#?}",
+        standin.violations()
+    );
+}
+
+/// The follow-up message a deferred command ends with (its last edit).
+fn final_edit(standin: &StandIn, from: usize, id: u64, done: impl Fn(&Value) -> bool) -> Value {
+    let token = format!("/token-{id}/messages/");
+    standin
+        .wait_for(from, Duration::from_secs(60), |r| {
+            r.method == "PATCH" && r.path.contains(&token) && done(&r.body)
+        })
+        .body
+}
+
+#[test]
+fn backup_commands_are_deferred_and_answer_with_result_embeds() {
+    let standin = StandIn::start();
+    let root = Root::new(2);
+    root.fast()
+        .edit_config("full_every_hours = 24", "full_every_hours = 0")
+        .edit_config(
+            "incremental_every_minutes = 60",
+            "incremental_every_minutes = 0",
+        );
+    let _bot = start(&root, &standin);
+    let admin = |id: u64, sub: &str, options: &Value| {
+        let from = standin.requests().len();
+        let reply = command(
+            &standin,
+            id,
+            "backup",
+            &json!([{"name": sub, "type": 1, "options": options}]),
+            &[ADMIN],
+        );
+        assert_eq!(reply["type"], 5, "deferred first: {reply}");
+        let embed_done = |b: &Value| b["embeds"].as_array().is_some_and(|e| !e.is_empty());
+        final_edit(&standin, from, id, embed_done)
+    };
+
+    let created = admin(
+        400_000_000_000_000_050,
+        "create",
+        &json!([{"name": "kind", "type": 4, "value": 2}]),
+    );
+    let embed = &created["embeds"][0];
+    assert_eq!(embed["title"], "✅ full backup created", "{created}");
+    let field = |name: &str| {
+        embed["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let id = field("ID").trim_matches('`').to_owned();
+    assert_eq!(field("Kind"), "full");
+    assert!(field("Files").parse::<u64>().unwrap() >= 3);
+    // The embed tells the truth: that backup is in the repository.
+    let list: Value =
+        serde_json::from_slice(&root.run(&["backup", "list", "--json"]).stdout).unwrap();
+    assert_eq!(list["backups"][0]["id"], id.as_str());
+    assert_eq!(list["backups"][0]["kind"], "full");
+
+    let listed = admin(400_000_000_000_000_051, "list", &json!([]));
+    assert_eq!(listed["embeds"][0]["title"], "Backups (1)");
+    assert!(
+        listed["embeds"][0]["description"]
+            .as_str()
+            .unwrap()
+            .contains(&id)
+    );
+
+    let verified = admin(400_000_000_000_000_052, "verify", &json!([]));
+    assert_eq!(
+        verified["embeds"][0]["title"], "✅ Backups verified: all intact",
+        "{verified}"
+    );
+
+    let restored = admin(
+        400_000_000_000_000_053,
+        "restore",
+        &json!([{"name": "id", "type": 3, "value": "latest"}]),
+    );
+    let text = restored["embeds"][0]["description"].as_str().unwrap();
+    assert!(text.contains("--in-place"), "{text}");
+    let dir = text.split('`').nth(1).unwrap();
+    assert!(
+        std::path::Path::new(dir).join("config/acp.toml").is_file(),
+        "{dir}"
+    );
+    assert!(std::path::Path::new(dir).starts_with(root.path().join("restores")));
+
+    // A bad id: a clear answer, not a crash.
+    let from = standin.requests().len();
+    let reply = command(
+        &standin,
+        400_000_000_000_000_054,
+        "backup",
+        &json!([{"name": "restore", "type": 1, "options": [{"name": "id", "type": 3, "value": "../../etc"}]}]),
+        &[ADMIN],
+    );
+    assert_eq!(reply["type"], 5);
+    let answer = final_edit(&standin, from, 400_000_000_000_000_054, |b| {
+        b["content"].as_str().is_some_and(|c| c.starts_with("⚠️"))
+    });
+    assert!(
+        answer["content"].as_str().unwrap().contains("no backup"),
+        "{answer}"
+    );
+
+    // Every admin action is audited with its outcome.
+    let audit: Value = serde_json::from_slice(&root.run(&["audit", "--json"]).stdout).unwrap();
+    let actions: Vec<(&str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("backup.restore", "failed"),
+            ("backup.restore", "ok"),
+            ("backup.verify", "ok"),
+            ("backup.create", "ok")
+        ]
+    );
     assert!(
         standin.violations().is_empty(),
         "requests Discord would reject: {:#?}",
