@@ -183,6 +183,19 @@ impl App {
         let result = self
             .run_backup(move || backup::create(&config, kind, &*progress))
             .await;
+        self.events.publish(match &result {
+            Ok(c) => Event::BackupTaken {
+                id: c.manifest.id.clone(),
+                kind: c.manifest.kind.to_string(),
+                files: c.manifest.stats.total_files,
+                bytes: c.manifest.stats.total_bytes,
+                duration_ms: c.manifest.stats.duration_ms,
+            },
+            Err(e) => Event::BackupFailed {
+                kind: kind.to_string(),
+                error: e.to_string(),
+            },
+        });
         if let Some(by) = by {
             let id = result.as_ref().ok().map(|c| c.manifest.id.clone());
             self.audit_backup(by, "backup.create", id, &result).await;
@@ -446,7 +459,7 @@ impl App {
                 deadline.min(tokio::time::Instant::now() + Duration::from_millis(50)),
                 async {
                     while let Ok(e) = events.recv().await {
-                        if e.message_id() == id {
+                        if e.message_id() == Some(id) {
                             break;
                         }
                     }

@@ -54,18 +54,29 @@ pub enum Event {
         agent: AgentId,
         by: String,
     },
+    /// A backup was committed (by a person or the schedule).
+    BackupTaken {
+        id: String,
+        kind: String,
+        files: u64,
+        bytes: u64,
+        duration_ms: u64,
+    },
+    /// A backup could not be taken.
+    BackupFailed { kind: String, error: String },
 }
 
 impl Event {
-    /// The message the event is about.
+    /// The message the event is about, if it is about one.
     #[must_use]
-    pub fn message_id(&self) -> MessageId {
+    pub fn message_id(&self) -> Option<MessageId> {
         match self {
             Self::Accepted { message_id, .. }
             | Self::Delivered { message_id, .. }
             | Self::Retrying { message_id, .. }
             | Self::Failed { message_id, .. }
-            | Self::Acked { message_id, .. } => *message_id,
+            | Self::Acked { message_id, .. } => Some(*message_id),
+            Self::BackupTaken { .. } | Self::BackupFailed { .. } => None,
         }
     }
 }

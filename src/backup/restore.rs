@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::manifest::{Manifest, Node, State};
 use super::repo::{ObjectError, Repo, io_err};
-use super::scan::STORE_PATH;
+use super::scan::{Excluder, STORE_PATH};
 use super::{BackupError, Catalog, Progress, millis};
 use crate::config::Config;
 
@@ -328,6 +328,7 @@ pub fn restore_in_place(
     }
     report.target = config.root.display().to_string();
     let aside = config.root.join(format!(".acp-replaced-{stamp}"));
+    let excluder = Excluder::new(config);
     fs::create_dir_all(&aside).map_err(io_err(&aside))?;
     let mut swapped = Vec::new();
     for rel in &manifest.sources {
@@ -348,6 +349,9 @@ pub fn restore_in_place(
         if fs::symlink_metadata(&staged).is_ok() {
             move_path(&staged, &live)?;
         }
+        // What backups leave out (.env, backup.exclude) was never in the
+        // backup: it goes back where it was, not into the kept state.
+        keep_excluded(&excluder, &aside.join(rel), rel, &live)?;
         swapped.push(rel.clone());
     }
     let _ = fs::remove_dir_all(&staging);
@@ -356,4 +360,40 @@ pub fn restore_in_place(
         replaced_kept_in: aside.display().to_string(),
         swapped,
     })
+}
+
+/// Moves the excluded paths under `old` (the replaced copy of backup path
+/// `rel`) back to the same place under `live`.
+fn keep_excluded(
+    excluder: &Excluder,
+    old: &Path,
+    rel: &str,
+    live: &Path,
+) -> Result<(), BackupError> {
+    let Ok(meta) = fs::symlink_metadata(old) else {
+        return Ok(());
+    };
+    if excluder.skips(rel, live) {
+        if fs::symlink_metadata(live).is_err() {
+            move_path(old, live)?;
+        }
+        return Ok(());
+    }
+    if meta.is_dir() {
+        let names: Vec<_> = fs::read_dir(old)
+            .map_err(io_err(old))?
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        for name in names {
+            let Some(text) = name.to_str() else { continue };
+            keep_excluded(
+                excluder,
+                &old.join(&name),
+                &format!("{rel}/{text}"),
+                &live.join(&name),
+            )?;
+        }
+    }
+    Ok(())
 }

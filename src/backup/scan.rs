@@ -75,13 +75,20 @@ pub fn sources(config: &Config) -> Vec<Source> {
 
 /// Whether a backup path is left out: secrets (`.env`, `.env.*` but the
 /// example), `backup.exclude`, and the repository itself.
-struct Excluder {
+pub(super) struct Excluder {
     exclude: Vec<String>,
     repository: PathBuf,
 }
 
 impl Excluder {
-    fn skips(&self, rel: &str, abs: &Path) -> bool {
+    pub(super) fn new(config: &Config) -> Self {
+        Self {
+            exclude: config.backup.exclude.clone(),
+            repository: config.backup.repository.clone(),
+        }
+    }
+
+    pub(super) fn skips(&self, rel: &str, abs: &Path) -> bool {
         let name = rel.rsplit('/').next().unwrap_or(rel);
         if name == ".env" || (name.starts_with(".env.") && name != ".env.example") {
             return true;
@@ -328,10 +335,7 @@ pub fn create(
 
     let mut walk = Walk {
         base: &base,
-        excluder: Excluder {
-            exclude: config.backup.exclude.clone(),
-            repository: config.backup.repository.clone(),
-        },
+        excluder: Excluder::new(config),
         state: State::new(),
         jobs: Vec::new(),
         skipped: Vec::new(),

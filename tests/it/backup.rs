@@ -581,6 +581,8 @@ fn an_in_place_restore_swaps_only_after_verifying_and_keeps_the_replaced_state()
     fs::write(root.path().join("devlogs/later.md"), "after").unwrap();
     let out = root.run(&["send", "--to", "Agent-2", "after the backup"]);
     assert!(out.status.success());
+    // A secret backups never hold stays where it is.
+    fs::write(root.path().join("devlogs/.env"), "WEBHOOK=secret").unwrap();
 
     // Not while the service runs.
     let service = root.service();
@@ -606,9 +608,15 @@ fn an_in_place_restore_swaps_only_after_verifying_and_keeps_the_replaced_state()
         "--json",
     ]);
     let done = json(&out);
+    let mut live = tree(root.path(), &["config", "devlogs", "agent_workspaces"]);
+    assert!(
+        live.remove("devlogs/.env").is_some(),
+        "the excluded secret was moved away"
+    );
+    assert_eq!(live, expected);
     assert_eq!(
-        tree(root.path(), &["config", "devlogs", "agent_workspaces"]),
-        expected
+        fs::read_to_string(root.path().join("devlogs/.env")).unwrap(),
+        "WEBHOOK=secret"
     );
     let aside = PathBuf::from(done["replaced_kept_in"].as_str().unwrap());
     assert_eq!(
