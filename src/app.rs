@@ -163,7 +163,7 @@ impl App {
             if !config.backup.repository.exists() {
                 return Ok(None);
             }
-            backup::Repo::open(&config.backup.repository)?.latest()
+            backup::Repo::open(&config.backup)?.latest()
         })
         .await
     }
@@ -209,10 +209,8 @@ impl App {
     /// [`AppError::Backup`].
     pub async fn backup_list(&self) -> Result<backup::Catalog, AppError> {
         let config = Arc::clone(&self.config);
-        self.run_backup(move || {
-            backup::Catalog::read(&backup::Repo::open(&config.backup.repository)?)
-        })
-        .await
+        self.run_backup(move || backup::Catalog::read(&backup::Repo::open(&config.backup)?))
+            .await
     }
 
     /// Verifies one backup or all; audited with `by`.
@@ -228,11 +226,7 @@ impl App {
         let config = Arc::clone(&self.config);
         let result = self
             .run_backup(move || {
-                backup::verify(
-                    &backup::Repo::open(&config.backup.repository)?,
-                    &which,
-                    &*progress,
-                )
+                backup::verify(&backup::Repo::open(&config.backup)?, &which, &*progress)
             })
             .await;
         self.audit_backup(by, "backup.verify", None, &result).await;
@@ -256,7 +250,7 @@ impl App {
         let target = id.clone();
         let result = self
             .run_backup(move || {
-                let repo = backup::Repo::open(&config.backup.repository)?;
+                let repo = backup::Repo::open(&config.backup)?;
                 let catalog = backup::Catalog::read(&repo)?;
                 backup::restore_to(&repo, &catalog, &id, &dest, false, &*progress)
             })

@@ -167,7 +167,7 @@ async fn backup_schedule(app: Arc<App>, cancel: CancellationToken) {
         let config = Arc::clone(&app);
         let due = tokio::task::spawn_blocking(move || {
             let config = config.config();
-            let repo = crate::backup::Repo::open_or_create(&config.backup.repository)?;
+            let repo = crate::backup::Repo::open_or_create(&config.backup)?;
             let catalog = crate::backup::Catalog::read(&repo)?;
             Ok::<_, crate::backup::BackupError>(crate::backup::due(
                 &catalog,
@@ -187,7 +187,7 @@ async fn backup_schedule(app: Arc<App>, cancel: CancellationToken) {
                             let app = Arc::clone(&app);
                             let pruned = tokio::task::spawn_blocking(move || {
                                 let config = app.config();
-                                crate::backup::prune(&crate::backup::Repo::open(&config.backup.repository)?, &config.backup, false)
+                                crate::backup::prune(&crate::backup::Repo::open(&config.backup)?, &config.backup, false)
                             }).await;
                             match pruned {
                                 Ok(Ok(p)) if !p.removed.is_empty() => tracing::info!(removed = p.removed.len(), freed = p.bytes_freed, "pruned old backups"),

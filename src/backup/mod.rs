@@ -11,6 +11,7 @@
 //! [`Manifest`] listing what changed since its parent, and file contents
 //! are content-addressed zstd objects shared between backups.
 
+mod crypt;
 pub mod manifest;
 mod ops;
 pub mod repo;
@@ -21,6 +22,7 @@ use std::collections::HashMap;
 use std::io;
 use std::time::Duration;
 
+pub use crypt::Cipher;
 pub use manifest::{Entry, Kind, Manifest, Node, State, Stats};
 pub use ops::{BackupCheck, Drill, PruneReport, VerifyReport, Which, drill, due, prune, verify};
 pub use repo::Repo;

@@ -231,18 +231,18 @@ pub fn prune(
         ));
         return Ok(report);
     }
-    let used: HashSet<&str> = catalog
+    let used: HashSet<String> = catalog
         .manifests
         .iter()
         .filter(|m| keep.contains(&m.id))
         .flat_map(|m| m.entries.iter())
         .filter_map(|e| match &e.node {
-            Node::File { blake3, .. } => Some(blake3.as_str()),
+            Node::File { blake3, .. } => Some(repo.object_name(blake3)),
             _ => None,
         })
         .collect();
     for (hash, len) in repo.objects()? {
-        if !used.contains(hash.as_str()) {
+        if !used.contains(&hash) {
             repo.remove_object(&hash)?;
             report.objects_removed += 1;
             report.bytes_freed += len;
@@ -311,7 +311,7 @@ pub struct Drill {
 /// # Errors
 /// [`BackupError`] if there is no backup or it cannot be restored.
 pub fn drill(config: &Config, progress: &dyn Progress) -> Result<Drill, BackupError> {
-    let repo = Repo::open(&config.backup.repository)?;
+    let repo = Repo::open(&config.backup)?;
     let _lock = repo.lock(false)?;
     let catalog = Catalog::read(&repo)?;
     let latest = catalog.find("latest")?;

@@ -2,10 +2,12 @@
 //!
 //! ```text
 //! <repository>/
-//!   acp-backup.json        marker: {"format":"acp-backup/1"}
+//!   acp-backup.json        marker: {"format":"acp-backup/1"}, plus
+//!                          "encryption" and "recipient" when encrypted
 //!   objects/ab/ab12…       one zstd frame per distinct file content, named
-//!                          by the BLAKE3 hash of the content
-//!   snapshots/<id>.<b3>.json
+//!                          by the BLAKE3 hash of the content (encrypted:
+//!                          age(zstd), named by a keyed hash)
+//!   snapshots/<id>.<b3>.json[.age]
 //!                          one manifest per backup; <b3> is the BLAKE3 hash
 //!                          of the file itself, so any flipped byte shows
 //!   tmp/                   objects and manifests being written
@@ -20,8 +22,12 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use super::BackupError;
+use super::crypt::Cipher;
 use super::manifest::{Manifest, is_hash};
+use crate::config::BackupConfig;
 
 /// The marker file's exact content.
 const MARKER: &str = "{\"format\":\"acp-backup/1\"}\n";
@@ -38,6 +44,26 @@ const CHUNK: usize = 1 << 20;
 #[derive(Debug, Clone)]
 pub struct Repo {
     root: PathBuf,
+    cipher: Option<Arc<Cipher>>,
+}
+
+fn encrypted_marker(recipient: &str) -> String {
+    format!(
+        "{{\"format\":\"acp-backup/1\",\"encryption\":\"age-x25519\",\"recipient\":\"{recipient}\"}}\n"
+    )
+}
+
+/// The cipher the config's key gives, if any.
+fn cipher_of(config: &BackupConfig) -> Result<Option<Arc<Cipher>>, BackupError> {
+    config
+        .key
+        .as_ref()
+        .map(|k| {
+            Cipher::from_key(k.expose())
+                .map(Arc::new)
+                .map_err(BackupError::Usage)
+        })
+        .transpose()
 }
 
 /// A manifest as found in `snapshots/`, or why it cannot be used.
@@ -66,7 +92,9 @@ impl Repo {
     ///
     /// # Errors
     /// [`BackupError`] if the directory holds something else.
-    pub fn open_or_create(root: &Path) -> Result<Self, BackupError> {
+    pub fn open_or_create(config: &BackupConfig) -> Result<Self, BackupError> {
+        let root = config.repository.as_path();
+        let cipher = cipher_of(config)?;
         let marker = root.join(MARKER_FILE);
         if !marker.exists() {
             let empty = match fs::read_dir(root) {
@@ -83,21 +111,36 @@ impl Repo {
             for dir in ["objects", "snapshots", "tmp"] {
                 fs::create_dir_all(root.join(dir)).map_err(io_err(root))?;
             }
-            write_synced(&root.join("tmp").join(MARKER_FILE), MARKER.as_bytes())?;
+            let text = cipher
+                .as_ref()
+                .map_or_else(|| MARKER.to_owned(), |c| encrypted_marker(&c.recipient()));
+            write_synced(&root.join("tmp").join(MARKER_FILE), text.as_bytes())?;
             fs::rename(root.join("tmp").join(MARKER_FILE), &marker).map_err(io_err(&marker))?;
             sync_dir(root)?;
         }
-        Self::open(root)
+        Self::open(config)
     }
 
     /// Opens an existing repository.
     ///
     /// # Errors
     /// [`BackupError::Usage`] if there is none.
-    pub fn open(root: &Path) -> Result<Self, BackupError> {
+    pub fn open(config: &BackupConfig) -> Result<Self, BackupError> {
+        let root = config.repository.as_path();
+        let cipher = cipher_of(config)?;
         let marker = root.join(MARKER_FILE);
         match fs::read_to_string(&marker) {
-            Ok(text) if text == MARKER => {}
+            Ok(text) if text == MARKER => {
+                if cipher.is_some() {
+                    return Err(BackupError::Usage(format!(
+                        "ACP_BACKUP_KEY is set but the repository at {} is not encrypted: unset the key, or set backup.repository to a new directory for encrypted backups",
+                        root.display()
+                    )));
+                }
+            }
+            Ok(text) if text.contains("\"encryption\":\"age-x25519\"") => {
+                check_encrypted_marker(&text, cipher.as_deref(), root, &marker)?;
+            }
             Ok(_) => {
                 return Err(BackupError::Corrupt(format!(
                     "{} is damaged or from another version (expected {})",
@@ -118,7 +161,22 @@ impl Repo {
         }
         Ok(Self {
             root: root.to_path_buf(),
+            cipher,
         })
+    }
+
+    /// Whether the repository is encrypted.
+    #[must_use]
+    pub fn encrypted(&self) -> bool {
+        self.cipher.is_some()
+    }
+
+    /// The file name of the object holding content with this hash.
+    #[must_use]
+    pub fn object_name(&self, hash: &str) -> String {
+        self.cipher
+            .as_ref()
+            .map_or_else(|| hash.to_owned(), |c| c.object_name(hash))
     }
 
     #[must_use]
@@ -157,7 +215,8 @@ impl Repo {
     }
 
     fn object_path(&self, hash: &str) -> PathBuf {
-        self.root.join("objects").join(&hash[..2]).join(hash)
+        let name = self.object_name(hash);
+        self.root.join("objects").join(&name[..2]).join(&name)
     }
 
     /// Whether an object is present (not whether it is intact).
@@ -178,7 +237,11 @@ impl Repo {
             .prefix("obj-")
             .tempfile_in(self.root.join("tmp"))
             .map_err(io_err(&self.root))?;
-        let mut encoder = zstd::Encoder::new(tmp.as_file(), level).map_err(io_err(tmp.path()))?;
+        let sink = match &self.cipher {
+            Some(c) => Sink::Sealed(c.encrypt(tmp.as_file()).map_err(io_err(tmp.path()))?),
+            None => Sink::Plain(tmp.as_file()),
+        };
+        let mut encoder = zstd::Encoder::new(sink, level).map_err(io_err(tmp.path()))?;
         encoder.include_checksum(true).map_err(io_err(tmp.path()))?;
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; CHUNK];
@@ -194,7 +257,10 @@ impl Repo {
             encoder.write_all(&buf[..n]).map_err(io_err(tmp.path()))?;
             size += n as u64;
         }
-        encoder.finish().map_err(io_err(tmp.path()))?;
+        encoder
+            .finish()
+            .and_then(Sink::finish)
+            .map_err(io_err(tmp.path()))?;
         let hash = hasher.finalize().to_hex().to_string();
         let dest = self.object_path(&hash);
         if dest.exists() {
@@ -228,7 +294,13 @@ impl Repo {
             }
             Err(e) => return Err(ObjectError::Damaged(format!("object {hash}: {e}"))),
         };
-        let mut decoder = zstd::Decoder::new(file)
+        let input: Box<dyn Read> = match &self.cipher {
+            Some(c) => c.decrypt(file).map_err(|e| {
+                ObjectError::Damaged(format!("object {hash} cannot be decrypted: {e}"))
+            })?,
+            None => Box::new(file),
+        };
+        let mut decoder = zstd::Decoder::new(input)
             .map_err(|e| ObjectError::Damaged(format!("object {hash}: {e}")))?;
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; CHUNK];
@@ -273,7 +345,7 @@ impl Repo {
         for item in fs::read_dir(&dir).map_err(io_err(&dir))? {
             let item = item.map_err(io_err(&dir))?;
             let name = item.file_name().to_string_lossy().into_owned();
-            found.push((name.clone(), Self::load(&item.path(), &name)));
+            found.push((name.clone(), self.load(&item.path(), &name)));
         }
         found.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(found.into_iter().map(|(_, f)| f).collect())
@@ -292,22 +364,23 @@ impl Repo {
             .collect();
         names.sort();
         for name in names.iter().rev() {
-            if let Found::Ok(m) = Self::load(&dir.join(name), name) {
+            if let Found::Ok(m) = self.load(&dir.join(name), name) {
                 return Ok(Some(*m));
             }
         }
         Ok(None)
     }
 
-    fn load(path: &Path, name: &str) -> Found {
+    fn load(&self, path: &Path, name: &str) -> Found {
         let damaged = |reason: String| Found::Damaged {
             file: format!("snapshots/{name}"),
             reason,
         };
-        let Some((id, hash)) = name
-            .strip_suffix(".json")
-            .and_then(|stem| stem.split_once('.'))
-        else {
+        let (stem, sealed) = match name.strip_suffix(".json.age") {
+            Some(stem) => (Some(stem), true),
+            None => (name.strip_suffix(".json"), false),
+        };
+        let Some((id, hash)) = stem.and_then(|stem| stem.split_once('.')) else {
             return damaged("not named <id>.<blake3>.json".into());
         };
         let bytes = match fs::read(path) {
@@ -320,6 +393,23 @@ impl Repo {
                 "its content hash is {actual}, its name says {hash}: the file was changed or damaged"
             ));
         }
+        let bytes = match (sealed, &self.cipher) {
+            (false, None) => bytes,
+            (true, Some(c)) => {
+                let mut plain = Vec::new();
+                match c
+                    .decrypt(bytes.as_slice())
+                    .and_then(|mut r| r.read_to_end(&mut plain).map_err(|e| e.to_string()))
+                {
+                    Ok(_) => plain,
+                    Err(e) => return damaged(format!("cannot be decrypted: {e}")),
+                }
+            }
+            (true, None) => return damaged("encrypted, and no ACP_BACKUP_KEY is set".into()),
+            (false, Some(_)) => {
+                return damaged("not encrypted, in an encrypted repository".into());
+            }
+        };
         let manifest: Manifest = match serde_json::from_slice(&bytes) {
             Ok(m) => m,
             Err(e) => return damaged(format!("not a manifest: {e}")),
@@ -344,13 +434,23 @@ impl Repo {
             path: "manifest".into(),
             source: io::Error::other(e),
         })?;
+        let (bytes, suffix) = match &self.cipher {
+            Some(c) => (
+                c.encrypt_bytes(&bytes).map_err(io_err(&self.root))?,
+                "json.age",
+            ),
+            None => (bytes, "json"),
+        };
         let hash = blake3::hash(&bytes).to_hex().to_string();
-        let tmp = self.root.join("tmp").join(format!("{}.json", manifest.id));
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("{}.{suffix}", manifest.id));
         write_synced(&tmp, &bytes)?;
         let dest = self
             .root
             .join("snapshots")
-            .join(format!("{}.{hash}.json", manifest.id));
+            .join(format!("{}.{hash}.{suffix}", manifest.id));
         fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
         sync_dir(&self.root.join("snapshots"))
     }
@@ -401,17 +501,12 @@ impl Repo {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn remove_object(&self, hash: &str) -> Result<(), BackupError> {
-        if !is_hash(hash) {
-            // A stray file in objects/: never ours to judge by name alone.
-            let path = self
-                .root
-                .join("objects")
-                .join(&hash[..2.min(hash.len())])
-                .join(hash);
-            return fs::remove_file(&path).map_err(io_err(&path));
-        }
-        let path = self.object_path(hash);
+    pub fn remove_object(&self, name: &str) -> Result<(), BackupError> {
+        let path = self
+            .root
+            .join("objects")
+            .join(&name[..2.min(name.len())])
+            .join(name);
         fs::remove_file(&path).map_err(io_err(&path))
     }
 
@@ -483,4 +578,69 @@ fn sync_fs(root: &Path) -> Result<(), BackupError> {
 fn sync_fs(_root: &Path) -> Result<(), BackupError> {
     rustix::fs::sync();
     Ok(())
+}
+
+/// Checks an encrypted repository's marker against the key.
+fn check_encrypted_marker(
+    text: &str,
+    cipher: Option<&Cipher>,
+    root: &Path,
+    marker: &Path,
+) -> Result<(), BackupError> {
+    let Some(c) = cipher else {
+        return Err(BackupError::Usage(format!(
+            "the repository at {} is encrypted: set ACP_BACKUP_KEY (in .env or the environment) to the AGE-SECRET-KEY-1... it was made with",
+            root.display()
+        )));
+    };
+    if text == encrypted_marker(&c.recipient()) {
+        return Ok(());
+    }
+    let prefix = "{\"format\":\"acp-backup/1\",\"encryption\":\"age-x25519\",\"recipient\":\"age1";
+    let well_formed = text.starts_with(prefix)
+        && text.ends_with("\"}\n")
+        && text.len() == encrypted_marker(&c.recipient()).len();
+    if well_formed {
+        Err(BackupError::Usage(format!(
+            "ACP_BACKUP_KEY is not the key of the repository at {} ({}): set the key it was made with",
+            root.display(),
+            text.trim()
+        )))
+    } else {
+        Err(BackupError::Corrupt(format!(
+            "{} is damaged",
+            marker.display()
+        )))
+    }
+}
+
+/// What the zstd encoder writes into: the file, or age's stream writer,
+/// which must be finished to write its last chunk.
+enum Sink<'a> {
+    Plain(&'a File),
+    Sealed(age::stream::StreamWriter<&'a File>),
+}
+
+impl Write for Sink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(f) => f.write(buf),
+            Self::Sealed(w) => w.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Plain(f) => f.flush(),
+            Self::Sealed(w) => w.flush(),
+        }
+    }
+}
+
+impl Sink<'_> {
+    fn finish(self) -> io::Result<()> {
+        match self {
+            Self::Plain(_) => Ok(()),
+            Self::Sealed(w) => w.finish().map(|_| ()),
+        }
+    }
 }

@@ -325,7 +325,7 @@ pub fn create(
     progress: &dyn Progress,
 ) -> Result<Created, BackupError> {
     let started = Instant::now();
-    let repo = Repo::open_or_create(&config.backup.repository)?;
+    let repo = Repo::open_or_create(&config.backup)?;
     let _lock = repo.lock(true)?;
     repo.clean_tmp();
     let catalog = Catalog::read(&repo)?;

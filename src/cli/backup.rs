@@ -135,6 +135,18 @@ pub fn run(config: &Config, cmd: &BackupCommand, json_out: bool) -> Result<ExitC
         ),
         BackupCommand::Prune { dry_run } => prune_cmd(config, *dry_run, json_out),
         BackupCommand::Drill => drill_cmd(config, &bar, json_out),
+        BackupCommand::Keygen => {
+            let (secret, public) = backup::Cipher::generate();
+            if json_out {
+                print_json(&json!({"ACP_BACKUP_KEY": secret, "recipient": public}))?;
+            } else {
+                println!("ACP_BACKUP_KEY={secret}");
+                eprintln!(
+                    "public key: {public}\nPut the line above in .env in the root. New backup repositories are then encrypted.\nKeep a copy of it somewhere else (a password manager): .env is never backed up, and without the key encrypted backups cannot be restored."
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -172,7 +184,7 @@ fn create_cmd(config: &Config, kind: Kind, bar: &Bar, json_out: bool) -> Result<
 }
 
 fn list_cmd(config: &Config, json_out: bool) -> Result<ExitCode> {
-    let repo = Repo::open(&config.backup.repository)?;
+    let repo = Repo::open(&config.backup)?;
     let catalog = Catalog::read(&repo)?;
     if json_out {
         print_json(&json!({
@@ -214,7 +226,7 @@ fn verify_cmd(
             return Err(UsageError("give a backup id or --all, not both".into()).into());
         }
     };
-    let repo = Repo::open(&config.backup.repository)?;
+    let repo = Repo::open(&config.backup)?;
     let report = backup::verify(&repo, &which, bar)?;
     if json_out {
         print_json(&json!({"ok": report.ok(), "report": report}))?;
@@ -249,7 +261,7 @@ fn verify_cmd(
 }
 
 fn prune_cmd(config: &Config, dry_run: bool, json_out: bool) -> Result<ExitCode> {
-    let repo = Repo::open(&config.backup.repository)?;
+    let repo = Repo::open(&config.backup)?;
     let report = backup::prune(&repo, &config.backup, dry_run)?;
     if json_out {
         print_json(&report)?;
@@ -329,7 +341,7 @@ fn restore(
     bar: &Bar,
     json_out: bool,
 ) -> Result<ExitCode> {
-    let repo = Repo::open(&config.backup.repository)?;
+    let repo = Repo::open(&config.backup)?;
     let catalog = Catalog::read(&repo)?;
     let chosen = match (id, at) {
         (Some(id), None) => catalog.find(id)?.id.clone(),

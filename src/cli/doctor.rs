@@ -179,7 +179,7 @@ fn backups(config: &Config) -> Check {
             "run `acp backup create --kind full`, and keep `acp run` running for the schedule",
         );
     }
-    let catalog = match Repo::open(repo).and_then(|r| Catalog::read(&r)) {
+    let catalog = match Repo::open(&config.backup).and_then(|r| Catalog::read(&r)) {
         Ok(c) => c,
         Err(e) => {
             return bad(

@@ -155,6 +155,9 @@ pub enum BackupCommand {
     /// Disaster-recovery drill: restore the latest backup into a temporary
     /// directory, verify it, and report recovery time and data age.
     Drill,
+    /// Print a new encryption key for ACP_BACKUP_KEY (keep a copy off this
+    /// machine: without it, encrypted backups cannot be read).
+    Keygen,
 }
 
 #[derive(Debug, Args)]

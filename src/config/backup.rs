@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ConfigError, Env, Source};
+use super::{ConfigError, Env, Secret, Source};
 
 /// Backup settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,9 @@ pub struct BackupConfig {
     pub keep_weekly: u32,
     /// `acp doctor` warns when the newest backup is older than this.
     pub rpo: Duration,
+    /// The age secret key (`ACP_BACKUP_KEY`): set, new repositories are
+    /// encrypted and encrypted ones can be read.
+    pub key: Option<Secret>,
 }
 
 impl BackupConfig {
@@ -52,6 +55,7 @@ impl BackupConfig {
             keep_daily: 7,
             keep_weekly: 4,
             rpo: Duration::from_secs(2 * 3600),
+            key: None,
         }
     }
 }
@@ -169,6 +173,9 @@ pub(super) fn apply_backup(
 }
 
 pub(super) fn apply_backup_env(root: &Path, env: &Env, out: &mut BackupConfig) {
+    if let Some(key) = env.get("ACP_BACKUP_KEY").filter(|v| !v.trim().is_empty()) {
+        out.key = Some(Secret(key.trim().to_owned()));
+    }
     if let Some(repo) = env
         .get("ACP_BACKUP_REPOSITORY")
         .map(|v| v.trim())

@@ -752,3 +752,100 @@ fn acp_run_takes_the_scheduled_backup_and_doctor_and_drill_report_health() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("FAIL  inboxes"), "{}", stdout(&out));
 }
+
+#[test]
+fn an_encrypted_repository_hides_content_and_needs_its_key() {
+    let root = root_with_notes();
+    let secret_text = "the launch code is 0000";
+    fs::write(root.path().join("notes/plan.txt"), secret_text.repeat(50)).unwrap();
+    let keygen = root.run(&["backup", "keygen", "--json"]);
+    let key = json(&keygen)["ACP_BACKUP_KEY"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("AGE-SECRET-KEY-1"));
+    fs::write(root.path().join(".env"), format!("ACP_BACKUP_KEY={key}\n")).unwrap();
+
+    let full = create(&root, "full");
+    fs::write(root.path().join("notes/plan.txt"), "changed").unwrap();
+    create(&root, "incremental");
+    let repo = root.path().join("backups");
+    let plain_hash = blake3::hash(secret_text.repeat(50).as_bytes())
+        .to_hex()
+        .to_string();
+    for file in repo_files(&repo) {
+        let bytes = fs::read(&file).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("launch code"),
+            "{} holds plaintext",
+            file.display()
+        );
+        assert!(
+            !text.contains("plan.txt"),
+            "{} names a file",
+            file.display()
+        );
+        assert!(
+            !file.to_string_lossy().contains(&plain_hash),
+            "an object named by its plain hash"
+        );
+    }
+
+    // With the key: verify and restore, byte for byte.
+    assert!(root.run(&["backup", "verify", "--all"]).status.success());
+    let dest = tempfile::tempdir().unwrap();
+    let out = restore(
+        &root,
+        &[full["id"].as_str().unwrap()],
+        &dest.path().join("r"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(dest.path().join("r/notes/plan.txt")).unwrap(),
+        secret_text.repeat(50)
+    );
+
+    // A flipped byte in an encrypted object is found.
+    let object = repo_files(&repo.join("objects"))
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    let original = fs::read(&object).unwrap();
+    let mut damaged = original.clone();
+    let mid = damaged.len() / 2;
+    damaged[mid] ^= 0x40;
+    fs::write(&object, damaged).unwrap();
+    let out = root.run(&["backup", "verify", "--all"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    fs::write(&object, original).unwrap();
+
+    // Without the key, or with another: a clear refusal.
+    fs::write(root.path().join(".env"), "").unwrap();
+    let out = root.run(&["backup", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("is encrypted: set ACP_BACKUP_KEY"),
+        "{}",
+        stderr(&out)
+    );
+    let other = json(&root.run(&["backup", "keygen", "--json"]))["ACP_BACKUP_KEY"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fs::write(
+        root.path().join(".env"),
+        format!("ACP_BACKUP_KEY={other}\n"),
+    )
+    .unwrap();
+    let out = root.run(&["backup", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("is not the key of the repository"),
+        "{}",
+        stderr(&out)
+    );
+    let out = root.run(&["backup", "create"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no backup is taken with the wrong key"
+    );
+}
