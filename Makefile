@@ -1,5 +1,5 @@
 # The two set-up commands (see README): `make run` and `make test`.
-.PHONY: run test bench bench-gui
+.PHONY: run test bench bench-gui bench-backup
 run:
 	./scripts/run.sh
 test:
@@ -9,3 +9,5 @@ bench:
 	cargo bench --locked --bench discord
 bench-gui:
 	./scripts/bench-gui.sh
+bench-backup:
+	./scripts/bench-backup.sh

@@ -1,0 +1,322 @@
+//! Backup benchmark against restic (Debian's package), on the same
+//! generated 1 GiB tree in one run: full backup, incremental after changing
+//! 1% of the files, restore, repository size. Also a plain `tar | zstd`
+//! for context. Prints a markdown table (copied into BENCHMARKS.md).
+//!
+//! Run: `make bench-backup` (installs restic when missing). Set
+//! `ACP_BENCH_TREE_MIB` for another tree size.
+
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::too_many_lines,
+    reason = "sizes and times converted for display; main reads as one run"
+)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use acp::backup::{self, Catalog, Kind, Quiet, Repo};
+use acp::config::{Config, Env};
+
+const MIB: f64 = 1_048_576.0;
+
+/// Incompressible bytes.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Text-like bytes (compress about 4:1).
+fn text(len: usize, seed: u64) -> Vec<u8> {
+    let words = [
+        "agent", "message", "deliver", "inbox", "the", "swarm", "commit", "test", "fn", "let", "{",
+        "}", "\n",
+    ];
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 16);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(words[usize::try_from(x % 13).unwrap_or(0)].as_bytes());
+        out.push(b' ');
+        if x.is_multiple_of(7) {
+            out.extend_from_slice(&x.to_le_bytes()[..3]);
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+/// A tree of about `mib` MiB: many small files, some medium, a few large;
+/// half text, half incompressible. Returns the file paths, sorted.
+fn generate(dir: &Path, mib: usize) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let scale = mib as f64 / 1024.0;
+    let count = |n: f64| (n * scale).round().max(1.0) as usize;
+    let mut seed = 1u64;
+    let mut write = |rel: String, len: usize, files: &mut Vec<PathBuf>| {
+        seed += 1;
+        let path = dir.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let bytes = if seed.is_multiple_of(2) {
+            text(len, seed)
+        } else {
+            noise(len, seed)
+        };
+        fs::write(&path, bytes).unwrap();
+        files.push(path);
+    };
+    for i in 0..count(8000.0) {
+        write(
+            format!("src/m{:02}/f{i:05}.rs", i % 80),
+            4096 + (i * 797) % 28_000,
+            &mut files,
+        );
+    }
+    for i in 0..count(200.0) {
+        write(format!("assets/a{i:03}.bin"), 2 << 20, &mut files);
+    }
+    for i in 0..count(5.0) {
+        write(format!("data/big{i}.dat"), 100 << 20, &mut files);
+    }
+    files.sort();
+    files
+}
+
+fn du(path: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        for e in fs::read_dir(&p).unwrap().flatten() {
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
+fn timed(f: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("the command runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn restic(repo: &Path) -> Command {
+    let mut cmd = Command::new("restic");
+    cmd.arg("--repo")
+        .arg(repo)
+        .arg("--quiet")
+        .env("RESTIC_PASSWORD", "bench")
+        .env("RESTIC_CACHE_DIR", repo.with_extension("cache"));
+    cmd
+}
+
+struct Row {
+    tool: &'static str,
+    full: Duration,
+    incremental: Duration,
+    restore: Duration,
+    size: u64,
+}
+
+fn acp_round(
+    root: &Path,
+    tree_rel: &str,
+    key: Option<&str>,
+    changed: &[PathBuf],
+    scratch: &Path,
+) -> Row {
+    let mut env = Env::new();
+    if let Some(k) = key {
+        env.insert("ACP_BACKUP_KEY".into(), k.into());
+    }
+    let repo_dir = scratch.join(if key.is_some() {
+        "acp-repo-enc"
+    } else {
+        "acp-repo"
+    });
+    env.insert(
+        "ACP_BACKUP_REPOSITORY".into(),
+        repo_dir.display().to_string(),
+    );
+    let config = Config::load(root, &env).unwrap();
+    assert!(config.backup.include.iter().any(|i| i == tree_rel));
+    let full = timed(|| {
+        backup::create(&config, Kind::Full, &Quiet).unwrap();
+    });
+    for (i, f) in changed.iter().enumerate() {
+        let len = fs::metadata(f).unwrap().len();
+        fs::write(f, noise(usize::try_from(len).unwrap(), 10_000 + i as u64)).unwrap();
+    }
+    let incremental = timed(|| {
+        backup::create(&config, Kind::Incremental, &Quiet).unwrap();
+    });
+    let dest = scratch.join(if key.is_some() {
+        "acp-restore-enc"
+    } else {
+        "acp-restore"
+    });
+    let restore = timed(|| {
+        let repo = Repo::open(&config.backup).unwrap();
+        let catalog = Catalog::read(&repo).unwrap();
+        backup::restore_to(&repo, &catalog, "latest", &dest, false, &Quiet).unwrap();
+    });
+    let _ = fs::remove_dir_all(&dest);
+    Row {
+        tool: if key.is_some() {
+            "acp (age-encrypted)"
+        } else {
+            "acp"
+        },
+        full,
+        incremental,
+        restore,
+        size: du(&repo_dir),
+    }
+}
+
+fn main() {
+    if Command::new("restic").arg("version").output().is_err() {
+        eprintln!("restic is not installed: run `make bench-backup`, which installs it");
+        std::process::exit(2);
+    }
+    let mib: usize = std::env::var("ACP_BENCH_TREE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let scratch =
+        tempfile::tempdir_in(std::env::var("ACP_BENCH_DIR").unwrap_or_else(|_| "target".into()))
+            .unwrap();
+    let root = scratch.path().join("root");
+    acp::init::init(&root, 2).unwrap();
+    let cfg = root.join("config/acp.toml");
+    let text =
+        fs::read_to_string(&cfg)
+            .unwrap()
+            .replacen("include = []", "include = [\"tree\"]", 1);
+    fs::write(&cfg, text).unwrap();
+    let tree = root.join("tree");
+    let start = Instant::now();
+    let files = generate(&tree, mib);
+    let bytes = du(&tree);
+    eprintln!(
+        "generated {} files, {:.0} MiB in {:.1?}",
+        files.len(),
+        bytes as f64 / MIB,
+        start.elapsed()
+    );
+    // 1% of the files, spread over every size class.
+    let changed: Vec<PathBuf> = files.iter().step_by(100).cloned().collect();
+    let changed_bytes: u64 = changed.iter().map(|f| fs::metadata(f).unwrap().len()).sum();
+
+    let mut rows = Vec::new();
+    // restic first, then acp on the same tree (each round changes the same
+    // 1% again, with new content).
+    let rrepo = scratch.path().join("restic-repo");
+    run(restic(&rrepo).arg("init"));
+    let full = timed(|| run(restic(&rrepo).arg("backup").arg(&tree)));
+    for (i, f) in changed.iter().enumerate() {
+        let len = fs::metadata(f).unwrap().len();
+        fs::write(f, noise(usize::try_from(len).unwrap(), 20_000 + i as u64)).unwrap();
+    }
+    let incremental = timed(|| run(restic(&rrepo).arg("backup").arg(&tree)));
+    let rdest = scratch.path().join("restic-restore");
+    let restore = timed(|| {
+        run(restic(&rrepo)
+            .args(["restore", "latest", "--target"])
+            .arg(&rdest));
+    });
+    let _ = fs::remove_dir_all(&rdest);
+    rows.push(Row {
+        tool: "restic",
+        full,
+        incremental,
+        restore,
+        size: du(&rrepo),
+    });
+
+    rows.push(acp_round(&root, "tree", None, &changed, scratch.path()));
+    let (key, _) = backup::Cipher::generate();
+    rows.push(acp_round(
+        &root,
+        "tree",
+        Some(&key),
+        &changed,
+        scratch.path(),
+    ));
+
+    let tarball = scratch.path().join("tree.tar.zst");
+    let tar = timed(|| {
+        run(Command::new("sh").arg("-c").arg(format!(
+            "tar -C {} -cf - tree | zstd -q -3 -T0 -o {}",
+            root.display(),
+            tarball.display()
+        )));
+    });
+
+    let secs = |d: Duration| d.as_secs_f64();
+    println!(
+        "Tree: {} files, {:.0} MiB (half text, half incompressible); incremental after rewriting {} files ({:.0} MiB). Warm page cache.\n",
+        files.len(),
+        bytes as f64 / MIB,
+        changed.len(),
+        changed_bytes as f64 / MIB
+    );
+    println!("| tool | full backup | incremental (1% changed) | restore | repository |");
+    println!("|---|---:|---:|---:|---:|");
+    for r in &rows {
+        println!(
+            "| {} | {:.2} s | {:.2} s | {:.2} s | {:.0} MiB |",
+            r.tool,
+            secs(r.full),
+            secs(r.incremental),
+            secs(r.restore),
+            r.size as f64 / MIB
+        );
+    }
+    println!(
+        "| tar \\| zstd -3 -T0 (full only) | {:.2} s | - | - | {:.0} MiB |",
+        secs(tar),
+        fs::metadata(&tarball).unwrap().len() as f64 / MIB
+    );
+    let restic = &rows[0];
+    println!("\n| acp / restic | full | incremental | restore | size |");
+    println!("|---|---:|---:|---:|---:|");
+    for r in &rows[1..] {
+        println!(
+            "| {} | {:.2}× | {:.2}× | {:.2}× | {:.2}× |",
+            r.tool,
+            secs(r.full) / secs(restic.full),
+            secs(r.incremental) / secs(restic.incremental),
+            secs(r.restore) / secs(restic.restore),
+            r.size as f64 / restic.size as f64
+        );
+    }
+    println!("\n(ratios under 1 mean acp is faster or smaller)");
+}
