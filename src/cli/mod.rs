@@ -404,7 +404,31 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Backup(cmd) => {
-            let config = load_config(&cli)?;
+            // Restoring onto a new machine: no config yet, so the defaults
+            // and the environment (ACP_BACKUP_REPOSITORY, ACP_BACKUP_KEY).
+            let needs_root = !matches!(
+                cmd,
+                BackupCommand::List
+                    | BackupCommand::Verify { .. }
+                    | BackupCommand::Keygen
+                    | BackupCommand::Restore {
+                        in_place: false,
+                        ..
+                    }
+            );
+            let config = match load_config(&cli) {
+                Err(e)
+                    if !needs_root
+                        && matches!(
+                            e.downcast_ref::<crate::config::ConfigError>(),
+                            Some(crate::config::ConfigError::Missing { .. })
+                        ) =>
+                {
+                    let root = root_of(&cli)?;
+                    Config::from_env_only(&root, &collect_env(&root)?)?
+                }
+                other => other?,
+            };
             let mut cmd = cmd.clone();
             if let BackupCommand::Restore { to: Some(dir), .. } = &mut cmd {
                 *dir = backup::absolute(dir)?;

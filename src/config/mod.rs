@@ -313,6 +313,17 @@ impl Config {
         Self::from_toml(root, &text, env)
     }
 
+    /// The defaults and the environment, for a root that has no config
+    /// yet (restoring onto a new machine).
+    ///
+    /// # Errors
+    /// [`ConfigError`] for bad environment values.
+    pub fn from_env_only(root: &Path, env: &Env) -> Result<Self, ConfigError> {
+        let mut config = Self::defaults(root);
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
     /// Builds the config from the text of `config/acp.toml` and the
     /// environment.
     ///

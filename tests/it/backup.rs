@@ -849,3 +849,45 @@ fn an_encrypted_repository_hides_content_and_needs_its_key() {
         "no backup is taken with the wrong key"
     );
 }
+
+#[test]
+fn a_lost_machine_is_rebuilt_from_the_repository_alone() {
+    let old = Root::new(2);
+    let out = old.run(&["send", "--to", "Agent-1", "remember me"]);
+    assert!(out.status.success());
+    old.run(&["roles", "set", "Agent-2", "Reviewer"]);
+    create(&old, "full");
+    let repo = old.path().join("backups");
+
+    // A new machine: no root, only the repository (say, on a NAS).
+    let new_machine = tempfile::tempdir().unwrap();
+    let root = new_machine.path().join("swarm");
+    let acp = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_acp"))
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .env("ACP_BACKUP_REPOSITORY", &repo)
+            .env_remove("ACP_BACKUP_KEY")
+            .output()
+            .unwrap()
+    };
+    let out = acp(&[
+        "backup",
+        "restore",
+        "latest",
+        "--to",
+        root.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = acp(&["roles", "list", "--json"]);
+    assert!(stdout(&out).contains("Reviewer"), "{}", stdout(&out));
+    let out = acp(&["inbox", "list", "--agent", "Agent-1", "--json"]);
+    assert!(stdout(&out).contains("remember me"), "{}", stdout(&out));
+    assert_eq!(
+        fs::read_dir(root.join("agent_workspaces/Agent-1/inbox"))
+            .unwrap()
+            .count(),
+        1
+    );
+}
