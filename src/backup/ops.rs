@@ -256,31 +256,35 @@ pub fn prune(
 /// older than `full_every`, else differential or incremental on theirs.
 #[must_use]
 pub fn due(catalog: &Catalog, policy: &BackupConfig, now: jiff::Timestamp) -> Option<Kind> {
-    let age = |kind: Option<Kind>| -> Option<Duration> {
-        catalog
-            .manifests
+    due_from(&catalog.manifests, policy, now)
+}
+
+fn due_from(manifests: &[Manifest], policy: &BackupConfig, now: jiff::Timestamp) -> Option<Kind> {
+    // Age of the newest backup of one of `kinds`; `None` if there is none.
+    let age = |kinds: &[Kind]| -> Option<Duration> {
+        manifests
             .iter()
             .rev()
-            .find(|m| kind.is_none_or(|k| m.kind == k))
+            .find(|m| kinds.contains(&m.kind))
             .and_then(|m| m.time().ok())
             .map(|t| Duration::from_millis(u64::try_from((now - t).as_millis()).unwrap_or(0)))
     };
-    let older = |age: Option<Duration>, every: Option<Duration>| match (age, every) {
+    let is_due = |age: Option<Duration>, every: Option<Duration>| match (age, every) {
         (_, None) => false,
         (None, Some(_)) => true,
         (Some(a), Some(e)) => a >= e,
     };
-    if policy.full_every.is_some() && older(age(Some(Kind::Full)), policy.full_every) {
+    let all = [Kind::Full, Kind::Differential, Kind::Incremental];
+    if is_due(age(&[Kind::Full]), policy.full_every) {
         return Some(Kind::Full);
     }
-    if older(
-        age(Some(Kind::Differential)).min(age(Some(Kind::Full))),
+    if is_due(
+        age(&[Kind::Full, Kind::Differential]),
         policy.differential_every,
-    ) && older(age(None), policy.differential_every)
-    {
+    ) {
         return Some(Kind::Differential);
     }
-    if older(age(None), policy.incremental_every) {
+    if is_due(age(&all), policy.incremental_every) {
         return Some(Kind::Incremental);
     }
     None
@@ -383,4 +387,93 @@ fn compare_live(config: &Config, state: &State) -> (Vec<String>, Vec<String>) {
         }
     }
     (changed, missing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::manifest::{FORMAT, Stats};
+
+    fn backup(kind: Kind, hours_ago: i64, now: jiff::Timestamp) -> Manifest {
+        let t = now - jiff::SignedDuration::from_hours(hours_ago);
+        Manifest {
+            format: FORMAT.into(),
+            id: ulid::Ulid::from_parts(u64::try_from(t.as_millisecond()).unwrap(), 1).to_string(),
+            kind,
+            parent: (kind != Kind::Full).then(|| "x".into()),
+            created_at: format!("{t:.3}"),
+            acp_version: String::new(),
+            sources: vec![],
+            entries: vec![],
+            deleted: vec![],
+            stats: Stats::default(),
+        }
+    }
+
+    fn policy() -> BackupConfig {
+        let mut p = BackupConfig::defaults(std::path::Path::new("/r"));
+        p.full_every = Some(Duration::from_secs(24 * 3600));
+        p.differential_every = Some(Duration::from_secs(6 * 3600));
+        p.incremental_every = Some(Duration::from_secs(3600));
+        p
+    }
+
+    #[test]
+    fn the_schedule_takes_the_biggest_kind_that_is_due() {
+        let now = jiff::Timestamp::now();
+        let p = policy();
+        assert_eq!(due_from(&[], &p, now), Some(Kind::Full));
+        let fresh = [backup(Kind::Full, 0, now)];
+        assert_eq!(due_from(&fresh, &p, now), None);
+        let hour = [backup(Kind::Full, 2, now)];
+        assert_eq!(due_from(&hour, &p, now), Some(Kind::Incremental));
+        let day = [
+            backup(Kind::Full, 7, now),
+            backup(Kind::Incremental, 0, now),
+        ];
+        assert_eq!(due_from(&day, &p, now), Some(Kind::Differential));
+        let diffed = [
+            backup(Kind::Full, 7, now),
+            backup(Kind::Differential, 1, now),
+        ];
+        assert_eq!(due_from(&diffed, &p, now), Some(Kind::Incremental));
+        let old = [
+            backup(Kind::Full, 25, now),
+            backup(Kind::Incremental, 0, now),
+        ];
+        assert_eq!(due_from(&old, &p, now), Some(Kind::Full));
+        let mut off = p.clone();
+        off.full_every = None;
+        off.differential_every = None;
+        off.incremental_every = None;
+        assert_eq!(due_from(&[], &off, now), None);
+    }
+
+    #[test]
+    fn retention_keeps_days_weeks_and_the_chains_they_need() {
+        let now = jiff::Timestamp::now();
+        let mut p = policy();
+        p.keep_last = 1;
+        p.keep_daily = 2;
+        p.keep_weekly = 0;
+        // Oldest first: a full 10 days ago, then incrementals on its chain.
+        let mut all = vec![backup(Kind::Full, 240, now)];
+        for hours in [72, 50, 49, 26, 25, 2, 1] {
+            let mut m = backup(Kind::Incremental, hours, now);
+            m.parent = Some(all.last().unwrap().id.clone());
+            all.push(m);
+        }
+        let keep = keep_set(&all, &p);
+        // Every backup is on one chain: keeping the newest keeps them all.
+        assert_eq!(keep.len(), all.len());
+        // Independent fulls: only the policy's picks stay.
+        let fulls: Vec<Manifest> = [240, 72, 50, 49, 26, 25, 2, 1]
+            .iter()
+            .map(|h| backup(Kind::Full, *h, now))
+            .collect();
+        let keep = keep_set(&fulls, &p);
+        assert!(keep.contains(&fulls[7].id), "the newest");
+        assert!(keep.len() <= 3, "{keep:?}");
+        assert!(!keep.contains(&fulls[0].id), "the oldest goes");
+    }
 }

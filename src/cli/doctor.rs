@@ -285,6 +285,22 @@ fn checks(config: &Config) -> Vec<Check> {
     ]
 }
 
+/// The report when the config cannot be loaded: nothing else can be
+/// checked until it is fixed.
+///
+/// # Errors
+/// Only output errors.
+pub fn config_failed(error: &crate::config::ConfigError, json_out: bool) -> Result<ExitCode> {
+    let check = bad(
+        "config",
+        Level::Fail,
+        error.to_string(),
+        "fix the key named above (config/acp.example.toml documents every key), then run `acp doctor` again",
+    );
+    print(&[check], true, json_out)?;
+    Ok(ExitCode::from(super::EXIT_FAILURE))
+}
+
 /// Prints every check; exits 1 if any failed.
 ///
 /// # Errors
@@ -292,27 +308,32 @@ fn checks(config: &Config) -> Vec<Check> {
 pub fn run(config: &Config, json_out: bool) -> Result<ExitCode> {
     let all = checks(config);
     let failed = all.iter().any(|c| c.level == Level::Fail);
-    if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"ok": !failed, "checks": all}))?
-        );
-    } else {
-        for c in &all {
-            let tag = match c.level {
-                Level::Ok => "ok  ",
-                Level::Warn => "WARN",
-                Level::Fail => "FAIL",
-            };
-            println!("{tag}  {:<15} {}", c.name, c.detail);
-            if let Some(fix) = &c.fix {
-                println!("      {:<15} fix: {fix}", "");
-            }
-        }
-    }
+    print(&all, failed, json_out)?;
     Ok(if failed {
         ExitCode::from(super::EXIT_FAILURE)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn print(all: &[Check], failed: bool, json_out: bool) -> Result<()> {
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"ok": !failed, "checks": all}))?
+        );
+        return Ok(());
+    }
+    for c in all {
+        let tag = match c.level {
+            Level::Ok => "ok  ",
+            Level::Warn => "WARN",
+            Level::Fail => "FAIL",
+        };
+        println!("{tag}  {:<15} {}", c.name, c.detail);
+        if let Some(fix) = &c.fix {
+            println!("      {:<15} fix: {fix}", "");
+        }
+    }
+    Ok(())
 }

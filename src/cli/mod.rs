@@ -435,10 +435,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             }
             tokio::task::block_in_place(|| backup::run(&config, &cmd, cli.json))
         }
-        Command::Doctor => {
-            let config = load_config(&cli)?;
-            tokio::task::block_in_place(|| doctor::run(&config, cli.json))
-        }
+        Command::Doctor => match load_config(&cli) {
+            Ok(config) => tokio::task::block_in_place(|| doctor::run(&config, cli.json)),
+            Err(e) => match e.downcast_ref::<crate::config::ConfigError>() {
+                // A broken config is the doctor's first finding, not a crash.
+                Some(config_error) => doctor::config_failed(config_error, cli.json),
+                None => Err(e),
+            },
+        },
         Command::Run => {
             let app = open_app(&cli)?;
             let methods = Methods::for_config(app.config());

@@ -751,6 +751,16 @@ fn acp_run_takes_the_scheduled_backup_and_doctor_and_drill_report_health() {
     let out = root.run(&["doctor"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("FAIL  inboxes"), "{}", stdout(&out));
+
+    // So is a broken config, named with its key.
+    root.edit_config("max_attempts = 5", "max_attempts = -1");
+    let out = root.run(&["doctor"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("FAIL  config") && text.contains("delivery.max_attempts"),
+        "{text}"
+    );
 }
 
 #[test]
