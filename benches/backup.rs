@@ -151,6 +151,7 @@ fn acp_round(
     key: Option<&str>,
     changed: &[PathBuf],
     scratch: &Path,
+    seed: u64,
 ) -> Row {
     let mut env = Env::new();
     if let Some(k) = key {
@@ -172,7 +173,7 @@ fn acp_round(
     });
     for (i, f) in changed.iter().enumerate() {
         let len = fs::metadata(f).unwrap().len();
-        fs::write(f, noise(usize::try_from(len).unwrap(), 10_000 + i as u64)).unwrap();
+        fs::write(f, noise(usize::try_from(len).unwrap(), seed + i as u64)).unwrap();
     }
     let incremental = timed(|| {
         backup::create(&config, Kind::Incremental, &Quiet).unwrap();
@@ -261,7 +262,14 @@ fn main() {
         size: du(&rrepo),
     });
 
-    rows.push(acp_round(&root, "tree", None, &changed, scratch.path()));
+    rows.push(acp_round(
+        &root,
+        "tree",
+        None,
+        &changed,
+        scratch.path(),
+        100_000,
+    ));
     let (key, _) = backup::Cipher::generate();
     rows.push(acp_round(
         &root,
@@ -269,6 +277,7 @@ fn main() {
         Some(&key),
         &changed,
         scratch.path(),
+        200_000,
     ));
 
     let tarball = scratch.path().join("tree.tar.zst");

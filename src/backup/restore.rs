@@ -5,6 +5,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
@@ -125,49 +127,60 @@ fn write_all(
     progress.start("restoring", total);
     // Parents sort before children; symlinks are made last, so nothing is
     // ever written through one (and `check_state` refused paths under them).
+    let mut files = Vec::new();
     for (path, node) in state {
-        let target = dest.join(path);
         match node {
             Node::Dir { .. } => {
+                let target = dest.join(path);
                 fs::create_dir(&target).map_err(io_err(&target))?;
                 report.dirs += 1;
             }
-            Node::File {
-                size,
-                mode,
-                mtime_ns,
-                blake3,
-            } => {
-                let file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&target)
-                    .map_err(io_err(&target))?;
-                let mut out = BufWriter::with_capacity(1 << 20, file);
-                let result = repo.read_object(blake3, *size, &mut out);
-                match result {
-                    Ok(()) => {
-                        let file = out
-                            .into_inner()
-                            .map_err(|e| io_err(&target)(e.into_error()))?;
-                        file.set_permissions(fs::Permissions::from_mode(mode & MODE_MASK))
-                            .map_err(io_err(&target))?;
-                        set_mtime(&file, *mtime_ns);
-                        report.files += 1;
-                        report.bytes += size;
-                        progress.advance(*size);
-                    }
-                    Err(ObjectError::Damaged(why)) => {
-                        drop(out);
-                        let _ = fs::remove_file(&target);
-                        report.damaged.push((path.clone(), why));
-                    }
-                    Err(ObjectError::Write(e)) => return Err(io_err(&target)(e)),
-                }
-            }
+            Node::File { .. } => files.push((path, node)),
             Node::Symlink { .. } => {}
         }
     }
+    // File contents, one worker per core.
+    let next = AtomicUsize::new(0);
+    let outcome = Mutex::new(Tally::default());
+    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(files.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((path, node)) = files.get(i) else {
+                        break;
+                    };
+                    if outcome.lock().map_or(true, |o| o.failure.is_some()) {
+                        break;
+                    }
+                    let result = write_file(repo, &dest.join(path), node);
+                    let Ok(mut o) = outcome.lock() else { break };
+                    match result {
+                        Ok(None) => {
+                            o.files += 1;
+                            if let Node::File { size, .. } = node {
+                                o.bytes += size;
+                                progress.advance(*size);
+                            }
+                        }
+                        Ok(Some(why)) => o.damaged.push(((*path).clone(), why)),
+                        Err(e) => {
+                            o.failure.get_or_insert(e);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let tally = outcome.into_inner().unwrap_or_default();
+    if let Some(e) = tally.failure {
+        return Err(e);
+    }
+    report.files = tally.files;
+    report.bytes = tally.bytes;
+    report.damaged = tally.damaged;
+    report.damaged.sort();
     for (path, node) in state {
         if let Node::Symlink { target } = node {
             let link = dest.join(path);
@@ -193,6 +206,52 @@ fn write_all(
         });
     }
     Ok(report)
+}
+
+/// What the file workers did.
+#[derive(Default)]
+struct Tally {
+    files: u64,
+    bytes: u64,
+    damaged: Vec<(String, String)>,
+    failure: Option<BackupError>,
+}
+
+/// Writes one file from its object; `Ok(Some(why))` when the object is
+/// damaged (the partial file is removed).
+fn write_file(repo: &Repo, target: &Path, node: &Node) -> Result<Option<String>, BackupError> {
+    let Node::File {
+        size,
+        mode,
+        mtime_ns,
+        blake3,
+    } = node
+    else {
+        return Ok(None);
+    };
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(target)
+        .map_err(io_err(target))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    match repo.read_object(blake3, *size, &mut out) {
+        Ok(()) => {
+            let file = out
+                .into_inner()
+                .map_err(|e| io_err(target)(e.into_error()))?;
+            file.set_permissions(fs::Permissions::from_mode(mode & MODE_MASK))
+                .map_err(io_err(target))?;
+            set_mtime(&file, *mtime_ns);
+            Ok(None)
+        }
+        Err(ObjectError::Damaged(why)) => {
+            drop(out);
+            let _ = fs::remove_file(target);
+            Ok(Some(why))
+        }
+        Err(ObjectError::Write(e)) => Err(io_err(target)(e)),
+    }
 }
 
 /// Restores a backup into an empty directory.
