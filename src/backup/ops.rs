@@ -320,11 +320,13 @@ pub fn drill(config: &Config, progress: &dyn Progress) -> Result<Drill, BackupEr
     let catalog = Catalog::read(&repo)?;
     let latest = catalog.find("latest")?;
     let started = Instant::now();
+    // On the repository's disk (not a small /tmp): what a real recovery
+    // would read and write.
     let scratch = tempfile::Builder::new()
-        .prefix("acp-drill-")
-        .tempdir()
+        .prefix("drill-")
+        .tempdir_in(repo.path().join("tmp"))
         .map_err(|e| BackupError::Io {
-            path: std::env::temp_dir().display().to_string(),
+            path: repo.path().join("tmp").display().to_string(),
             source: e,
         })?;
     let dest = scratch.path().join("root");

@@ -423,13 +423,21 @@ impl Repo {
         Found::Ok(Box::new(manifest))
     }
 
-    /// Commits a backup: syncs every object written so far, then writes the
-    /// manifest (temp file, fsync, rename, directory fsync).
+    /// Makes every object written so far durable (one `syncfs`). Call
+    /// before [`Repo::commit`].
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn sync_objects(&self) -> Result<(), BackupError> {
+        sync_fs(&self.root)
+    }
+
+    /// Commits a backup whose objects are synced: writes the manifest
+    /// (temp file, fsync, rename, directory fsync).
     ///
     /// # Errors
     /// I/O errors.
     pub fn commit(&self, manifest: &Manifest) -> Result<(), BackupError> {
-        sync_fs(&self.root)?;
         let bytes = serde_json::to_vec_pretty(manifest).map_err(|e| BackupError::Io {
             path: "manifest".into(),
             source: io::Error::other(e),
@@ -515,7 +523,14 @@ impl Repo {
     pub fn clean_tmp(&self) {
         if let Ok(dir) = fs::read_dir(self.root.join("tmp")) {
             for item in dir.flatten() {
-                let _ = fs::remove_file(item.path());
+                // Files from interrupted writes, directories from an
+                // interrupted drill.
+                let path = item.path();
+                let _ = if item.file_type().is_ok_and(|t| t.is_dir()) {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
             }
         }
     }
