@@ -379,33 +379,7 @@ pub fn create(
     if let Some(scratch) = store_file {
         let _ = fs::remove_file(scratch);
     }
-    let mut stats = Stats::default();
-    for (job, result) in walk.jobs.iter().zip(stored) {
-        let Some((hash, size, new_bytes)) = result else {
-            continue; // vanished while backing up
-        };
-        stats.changed_files += 1;
-        stats.changed_bytes += size;
-        if new_bytes > 0 {
-            stats.new_objects += 1;
-            stats.stored_bytes += new_bytes;
-        }
-        walk.state.insert(
-            job.rel.clone(),
-            Node::File {
-                size,
-                mode: job.mode,
-                mtime_ns: job.mtime_ns,
-                blake3: hash,
-            },
-        );
-    }
-    for node in walk.state.values() {
-        if let Node::File { size, .. } = node {
-            stats.total_files += 1;
-            stats.total_bytes += size;
-        }
-    }
+    let mut stats = record(&mut walk.state, &walk.jobs, stored);
     let (entries, deleted) = manifest::diff(&base, &walk.state);
     stats.deleted = deleted.len() as u64;
     // The objects are made durable before the clock stops, so the
@@ -428,8 +402,8 @@ pub fn create(
     tracing::debug!(
         id = %manifest.id,
         scan_ms = millis(scanned),
-        store_ms = millis(read - scanned),
-        sync_and_commit_ms = millis(started.elapsed() - read),
+        store_ms = millis(read.saturating_sub(scanned)),
+        sync_and_commit_ms = millis(started.elapsed().saturating_sub(read)),
         "backup phases"
     );
     Ok(Created {
@@ -437,6 +411,38 @@ pub fn create(
         note,
         skipped: walk.skipped,
     })
+}
+
+/// Puts the stored files into the state and counts what was done.
+fn record(state: &mut State, jobs: &[Job], stored: Vec<Stored>) -> Stats {
+    let mut stats = Stats::default();
+    for (job, result) in jobs.iter().zip(stored) {
+        let Some((hash, size, new_bytes)) = result else {
+            continue; // vanished while backing up
+        };
+        stats.changed_files += 1;
+        stats.changed_bytes += size;
+        if new_bytes > 0 {
+            stats.new_objects += 1;
+            stats.stored_bytes += new_bytes;
+        }
+        state.insert(
+            job.rel.clone(),
+            Node::File {
+                size,
+                mode: job.mode,
+                mtime_ns: job.mtime_ns,
+                blake3: hash,
+            },
+        );
+    }
+    for node in state.values() {
+        if let Node::File { size, .. } = node {
+            stats.total_files += 1;
+            stats.total_bytes += size;
+        }
+    }
+    stats
 }
 
 /// A stored file: `(hash, bytes read, compressed bytes added)`, or `None`
