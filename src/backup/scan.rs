@@ -415,16 +415,16 @@ pub fn create(
 
 /// Puts the stored files into the state and counts what was done.
 fn record(state: &mut State, jobs: &[Job], stored: Vec<Stored>) -> Stats {
-    let mut stats = Stats::default();
+    let mut counts = Stats::default();
     for (job, result) in jobs.iter().zip(stored) {
         let Some((hash, size, new_bytes)) = result else {
             continue; // vanished while backing up
         };
-        stats.changed_files += 1;
-        stats.changed_bytes += size;
+        counts.changed_files += 1;
+        counts.changed_bytes += size;
         if new_bytes > 0 {
-            stats.new_objects += 1;
-            stats.stored_bytes += new_bytes;
+            counts.new_objects += 1;
+            counts.stored_bytes += new_bytes;
         }
         state.insert(
             job.rel.clone(),
@@ -438,11 +438,11 @@ fn record(state: &mut State, jobs: &[Job], stored: Vec<Stored>) -> Stats {
     }
     for node in state.values() {
         if let Node::File { size, .. } = node {
-            stats.total_files += 1;
-            stats.total_bytes += size;
+            counts.total_files += 1;
+            counts.total_bytes += size;
         }
     }
-    stats
+    counts
 }
 
 /// A stored file: `(hash, bytes read, compressed bytes added)`, or `None`
