@@ -214,7 +214,7 @@ impl Repo {
         }
     }
 
-    fn object_path(&self, hash: &str) -> PathBuf {
+    pub(super) fn object_path(&self, hash: &str) -> PathBuf {
         let name = self.object_name(hash);
         self.root.join("objects").join(&name[..2]).join(&name)
     }

@@ -462,9 +462,21 @@ fn store_files(
     let results: Mutex<Vec<Stored>> = Mutex::new(vec![None; jobs.len()]);
     let failure: Mutex<Option<BackupError>> = Mutex::new(None);
     let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    // New objects are flushed to disk while the workers go on reading and
+    // compressing, so the final `syncfs` has little left to wait for.
+    let (flush, flushes) = std::sync::mpsc::channel::<std::path::PathBuf>();
     std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for path in flushes {
+                if let Ok(f) = fs::File::open(&path) {
+                    let _ = f.sync_data();
+                }
+            }
+        });
         for _ in 0..workers.min(jobs.len().max(1)) {
-            scope.spawn(|| {
+            let flush = flush.clone();
+            let (next, results, failure) = (&next, &results, &failure);
+            scope.spawn(move || {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else { break };
@@ -473,6 +485,9 @@ fn store_files(
                     }
                     match repo.put_file(&job.abs, level) {
                         Ok(r) => {
+                            if r.2 > 0 {
+                                let _ = flush.send(repo.object_path(&r.0));
+                            }
                             progress.advance(r.1);
                             if let Ok(mut all) = results.lock() {
                                 all[i] = Some(r);
@@ -489,6 +504,7 @@ fn store_files(
                 }
             });
         }
+        drop(flush);
     });
     progress.finish();
     if let Some(e) = failure.into_inner().unwrap_or(None) {
