@@ -145,62 +145,103 @@ struct Row {
     size: u64,
 }
 
-fn acp_round(
+#[derive(Clone, Copy)]
+enum Tool {
+    Restic,
+    Acp,
+    AcpEncrypted,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Restic => "restic",
+            Self::Acp => "acp",
+            Self::AcpEncrypted => "acp (age-encrypted)",
+        }
+    }
+}
+
+/// Flushes dirty pages, so one step's writes are not paid by the next.
+fn settle() {
+    run(&mut Command::new("sync"));
+}
+
+/// Rewrites the 1% with new content.
+fn change(files: &[PathBuf], seed: u64) {
+    for (i, f) in files.iter().enumerate() {
+        let len = fs::metadata(f).unwrap().len();
+        fs::write(f, noise(usize::try_from(len).unwrap(), seed + i as u64)).unwrap();
+    }
+}
+
+/// One tool: full backup into a fresh repository, incremental after
+/// changing 1%, restore of the latest into a fresh directory.
+fn round(
+    tool: Tool,
     root: &Path,
-    tree_rel: &str,
-    key: Option<&str>,
     changed: &[PathBuf],
     scratch: &Path,
     seed: u64,
+    key: &str,
 ) -> Row {
+    let repo_dir = scratch.join(format!("repo-{seed}"));
+    let dest = scratch.join(format!("restore-{seed}"));
+    let tree = root.join("tree");
     let mut env = Env::new();
-    if let Some(k) = key {
-        env.insert("ACP_BACKUP_KEY".into(), k.into());
-    }
-    let repo_dir = scratch.join(if key.is_some() {
-        "acp-repo-enc"
-    } else {
-        "acp-repo"
-    });
     env.insert(
         "ACP_BACKUP_REPOSITORY".into(),
         repo_dir.display().to_string(),
     );
-    let config = Config::load(root, &env).unwrap();
-    assert!(config.backup.include.iter().any(|i| i == tree_rel));
-    let full = timed(|| {
-        backup::create(&config, Kind::Full, &Quiet).unwrap();
-    });
-    for (i, f) in changed.iter().enumerate() {
-        let len = fs::metadata(f).unwrap().len();
-        fs::write(f, noise(usize::try_from(len).unwrap(), seed + i as u64)).unwrap();
+    if matches!(tool, Tool::AcpEncrypted) {
+        env.insert("ACP_BACKUP_KEY".into(), key.into());
     }
-    let incremental = timed(|| {
-        backup::create(&config, Kind::Incremental, &Quiet).unwrap();
+    let config = Config::load(root, &env).unwrap();
+    let backup_once = |kind: Kind| match tool {
+        Tool::Restic => run(restic(&repo_dir).arg("backup").arg(&tree)),
+        Tool::Acp | Tool::AcpEncrypted => {
+            backup::create(&config, kind, &Quiet).unwrap();
+        }
+    };
+    if matches!(tool, Tool::Restic) {
+        run(restic(&repo_dir).arg("init"));
+    }
+    settle();
+    let full = timed(|| backup_once(Kind::Full));
+    change(changed, seed);
+    settle();
+    let incremental = timed(|| backup_once(Kind::Incremental));
+    settle();
+    let restore = timed(|| match tool {
+        Tool::Restic => run(restic(&repo_dir)
+            .args(["restore", "latest", "--target"])
+            .arg(&dest)),
+        Tool::Acp | Tool::AcpEncrypted => {
+            let repo = Repo::open(&config.backup).unwrap();
+            let catalog = Catalog::read(&repo).unwrap();
+            backup::restore_to(&repo, &catalog, "latest", &dest, false, &Quiet).unwrap();
+        }
     });
-    let dest = scratch.join(if key.is_some() {
-        "acp-restore-enc"
-    } else {
-        "acp-restore"
-    });
-    let restore = timed(|| {
-        let repo = Repo::open(&config.backup).unwrap();
-        let catalog = Catalog::read(&repo).unwrap();
-        backup::restore_to(&repo, &catalog, "latest", &dest, false, &Quiet).unwrap();
-    });
+    let size = du(&repo_dir);
     let _ = fs::remove_dir_all(&dest);
+    let _ = fs::remove_dir_all(&repo_dir);
+    let _ = fs::remove_dir_all(repo_dir.with_extension("cache"));
     Row {
-        tool: if key.is_some() {
-            "acp (age-encrypted)"
-        } else {
-            "acp"
-        },
+        tool: tool.name(),
         full,
         incremental,
         restore,
-        size: du(&repo_dir),
+        size,
     }
 }
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Repetitions of each tool's round, interleaved; medians are reported.
+const REPEATS: u64 = 3;
 
 fn main() {
     if Command::new("restic").arg("version").output().is_err() {
@@ -236,50 +277,27 @@ fn main() {
     let changed: Vec<PathBuf> = files.iter().step_by(100).cloned().collect();
     let changed_bytes: u64 = changed.iter().map(|f| fs::metadata(f).unwrap().len()).sum();
 
-    let mut rows = Vec::new();
-    // restic first, then acp on the same tree (each round changes the same
-    // 1% again, with new content).
-    let rrepo = scratch.path().join("restic-repo");
-    run(restic(&rrepo).arg("init"));
-    let full = timed(|| run(restic(&rrepo).arg("backup").arg(&tree)));
-    for (i, f) in changed.iter().enumerate() {
-        let len = fs::metadata(f).unwrap().len();
-        fs::write(f, noise(usize::try_from(len).unwrap(), 20_000 + i as u64)).unwrap();
-    }
-    let incremental = timed(|| run(restic(&rrepo).arg("backup").arg(&tree)));
-    let rdest = scratch.path().join("restic-restore");
-    let restore = timed(|| {
-        run(restic(&rrepo)
-            .args(["restore", "latest", "--target"])
-            .arg(&rdest));
-    });
-    let _ = fs::remove_dir_all(&rdest);
-    rows.push(Row {
-        tool: "restic",
-        full,
-        incremental,
-        restore,
-        size: du(&rrepo),
-    });
-
-    rows.push(acp_round(
-        &root,
-        "tree",
-        None,
-        &changed,
-        scratch.path(),
-        100_000,
-    ));
     let (key, _) = backup::Cipher::generate();
-    rows.push(acp_round(
-        &root,
-        "tree",
-        Some(&key),
-        &changed,
-        scratch.path(),
-        200_000,
-    ));
+    let tools = [Tool::Restic, Tool::Acp, Tool::AcpEncrypted];
+    let mut all: Vec<Vec<Row>> = tools.iter().map(|_| Vec::new()).collect();
+    for rep in 0..REPEATS {
+        for (t, tool) in tools.iter().enumerate() {
+            let seed = 1_000_000 * (rep + 1) + 100_000 * t as u64;
+            all[t].push(round(*tool, &root, &changed, scratch.path(), seed, &key));
+        }
+    }
+    let rows: Vec<Row> = all
+        .into_iter()
+        .map(|runs| Row {
+            tool: runs[0].tool,
+            full: median(runs.iter().map(|r| r.full).collect()),
+            incremental: median(runs.iter().map(|r| r.incremental).collect()),
+            restore: median(runs.iter().map(|r| r.restore).collect()),
+            size: runs[0].size,
+        })
+        .collect();
 
+    settle();
     let tarball = scratch.path().join("tree.tar.zst");
     let tar = timed(|| {
         run(Command::new("sh").arg("-c").arg(format!(
@@ -291,7 +309,7 @@ fn main() {
 
     let secs = |d: Duration| d.as_secs_f64();
     println!(
-        "Tree: {} files, {:.0} MiB (half text, half incompressible); incremental after rewriting {} files ({:.0} MiB). Warm page cache.\n",
+        "Tree: {} files, {:.0} MiB (half text, half incompressible); incremental after rewriting {} files ({:.0} MiB). Medians of {REPEATS} interleaved runs; `sync` before each timed step; warm page cache.\n",
         files.len(),
         bytes as f64 / MIB,
         changed.len(),
