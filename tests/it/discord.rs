@@ -596,3 +596,77 @@ fn backup_commands_are_deferred_and_answer_with_result_embeds() {
         standin.violations()
     );
 }
+
+#[test]
+fn a_backup_that_outlives_the_edit_window_reports_in_the_channel() {
+    let standin = StandIn::start();
+    let root = Root::new(1);
+    root.fast()
+        .edit_config("full_every_hours = 24", "full_every_hours = 0")
+        .edit_config(
+            "incremental_every_minutes = 60",
+            "incremental_every_minutes = 0",
+        )
+        .edit_config("receipt_window_secs = 840", "receipt_window_secs = 4");
+    assert!(
+        root.run(&["backup", "create", "--kind", "full"])
+            .status
+            .success()
+    );
+    let _bot = start(&root, &standin);
+
+    // Another backup holds the repository for 6 s: the command waits its
+    // turn, shows progress while the reply can still be edited, and posts
+    // the result to the channel once the window has passed.
+    let lock = std::fs::File::options()
+        .write(true)
+        .open(root.path().join("backups/lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let from = standin.requests().len();
+    let reply = command(
+        &standin,
+        400_000_000_000_000_060,
+        "backup",
+        &json!([{"name": "create", "type": 1, "options": []}]),
+        &[ADMIN],
+    );
+    assert_eq!(reply["type"], 5, "{reply}");
+    let progress = standin.wait_for(from, Duration::from_secs(20), |r| {
+        r.method == "PATCH" && r.path.contains("/token-400000000000000060/messages/")
+    });
+    assert!(
+        progress.body["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("⏳ incremental backup"),
+        "{}",
+        progress.body
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    drop(lock);
+    let posted = standin.wait_for(from, Duration::from_secs(30), |r| {
+        r.method == "POST" && r.path == format!("/channels/{}/messages", crate::standin::CHANNEL_ID)
+    });
+    assert_eq!(
+        posted.body["embeds"][0]["title"], "✅ incremental backup created",
+        "{}",
+        posted.body
+    );
+    assert!(
+        posted.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("finished"),
+        "{}",
+        posted.body
+    );
+    let list: Value =
+        serde_json::from_slice(&root.run(&["backup", "list", "--json"]).stdout).unwrap();
+    assert_eq!(list["backups"].as_array().unwrap().len(), 2);
+    assert!(
+        standin.violations().is_empty(),
+        "requests Discord would reject: {:#?}",
+        standin.violations()
+    );
+}
