@@ -22,6 +22,8 @@
 //!   dispatcher.
 //! - [`discord`]: the poise slash commands (the only module using serenity).
 //! - [`events`]: the in-process event bus (receipts, metrics, devlogs listen).
+//! - [`backup`]: full, incremental and differential backups, point-in-time
+//!   restore, verification, retention and drills.
 //! - [`app`]: the application core every front door calls.
 //! - [`service`]: `acp run`, the long-running service.
 //! - [`init`]: `acp init`.
