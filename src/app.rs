@@ -120,6 +120,8 @@ pub struct App {
     wake: Arc<Notify>,
     commits: mpsc::Sender<CommitJob>,
     started: std::time::Instant,
+    /// The newest manifest's file name and summary, for `/status`.
+    last_backup: Arc<std::sync::Mutex<Option<(String, backup::Summary)>>>,
 }
 
 impl App {
@@ -144,6 +146,7 @@ impl App {
             wake: Arc::new(Notify::new()),
             commits,
             started: std::time::Instant::now(),
+            last_backup: Arc::default(),
         })
     }
 
@@ -157,13 +160,29 @@ impl App {
     ///
     /// # Errors
     /// [`AppError::Backup`] if the repository cannot be read.
-    pub async fn last_backup(&self) -> Result<Option<backup::Manifest>, AppError> {
+    pub async fn last_backup(&self) -> Result<Option<backup::Summary>, AppError> {
         let config = Arc::clone(&self.config);
+        let cache = Arc::clone(&self.last_backup);
         self.run_backup(move || {
-            if !config.backup.repository.exists() {
+            if !config.backup.repository.join("acp-backup.json").exists() {
                 return Ok(None);
             }
-            backup::Repo::open(&config.backup)?.latest()
+            let repo = backup::Repo::open(&config.backup)?;
+            let Some(newest) = repo.newest_name()? else {
+                return Ok(None);
+            };
+            // A full manifest can list many thousand files: read it once.
+            if let Ok(cached) = cache.lock()
+                && let Some((name, summary)) = cached.as_ref()
+                && *name == newest
+            {
+                return Ok(Some(summary.clone()));
+            }
+            let summary = repo.latest()?.map(|m| backup::Summary::from(&m));
+            if let (Some(s), Ok(mut cached)) = (&summary, cache.lock()) {
+                *cached = Some((newest, s.clone()));
+            }
+            Ok(summary)
         })
         .await
     }

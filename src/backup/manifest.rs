@@ -100,6 +100,28 @@ pub struct Stats {
     pub duration_ms: u64,
 }
 
+/// What people see of a backup (without its file list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub id: String,
+    pub kind: Kind,
+    pub parent: Option<String>,
+    pub created_at: String,
+    pub stats: Stats,
+}
+
+impl From<&Manifest> for Summary {
+    fn from(m: &Manifest) -> Self {
+        Self {
+            id: m.id.clone(),
+            kind: m.kind,
+            parent: m.parent.clone(),
+            created_at: m.created_at.clone(),
+            stats: m.stats.clone(),
+        }
+    }
+}
+
 /// A backup's manifest. Written last, atomically: a backup without one does
 /// not exist.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

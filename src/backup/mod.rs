@@ -23,7 +23,7 @@ use std::io;
 use std::time::Duration;
 
 pub use crypt::Cipher;
-pub use manifest::{Entry, Kind, Manifest, Node, State, Stats};
+pub use manifest::{Entry, Kind, Manifest, Node, State, Stats, Summary};
 pub use ops::{BackupCheck, Drill, PruneReport, VerifyReport, Which, drill, due, prune, verify};
 pub use repo::Repo;
 pub use restore::{InPlace, RestoreReport, restore_in_place, restore_to};

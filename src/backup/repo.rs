@@ -351,6 +351,19 @@ impl Repo {
         Ok(found.into_iter().map(|(_, f)| f).collect())
     }
 
+    /// The file name of the newest manifest, if any (nothing is read).
+    ///
+    /// # Errors
+    /// I/O errors reading the directory.
+    pub fn newest_name(&self) -> Result<Option<String>, BackupError> {
+        let dir = self.root.join("snapshots");
+        Ok(fs::read_dir(&dir)
+            .map_err(io_err(&dir))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .max())
+    }
+
     /// The newest intact manifest (reads only as many as it must).
     ///
     /// # Errors

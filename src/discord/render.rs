@@ -7,7 +7,7 @@ use poise::serenity_prelude::CreateEmbed;
 use std::time::Duration;
 
 use crate::app::AgentView;
-use crate::backup::{Catalog, Created, Manifest, RestoreReport, VerifyReport};
+use crate::backup::{Catalog, Created, RestoreReport, Summary, VerifyReport};
 use crate::message::UnifiedMessage;
 use crate::store::{DeliveryView, InboxEntry, Status};
 
@@ -65,7 +65,7 @@ fn clip(text: &str, max: usize) -> String {
 
 /// `/status`: queue depth by state and priority, recent failures, uptime
 /// and the last backup.
-pub fn status(status: &Status, uptime: Duration, last_backup: Option<&Manifest>) -> CreateEmbed {
+pub fn status(status: &Status, uptime: Duration, last_backup: Option<&Summary>) -> CreateEmbed {
     let mut embed = CreateEmbed::new().title("acp status");
     for (state, by) in &status.queue {
         let n = |p: &str| by.get(p).copied().unwrap_or(0);

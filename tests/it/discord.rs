@@ -521,6 +521,19 @@ fn backup_commands_are_deferred_and_answer_with_result_embeds() {
     assert_eq!(list["backups"][0]["id"], id.as_str());
     assert_eq!(list["backups"][0]["kind"], "full");
 
+    // /status names it as the last backup.
+    let status = command(&standin, 400_000_000_000_000_055, "status", &json!([]), &[]);
+    let last = status["data"]["embeds"][0]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "Last backup")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(last.starts_with("full `") && last.contains(&id), "{last}");
+
     let listed = admin(400_000_000_000_000_051, "list", &json!([]));
     assert_eq!(listed["embeds"][0]["title"], "Backups (1)");
     assert!(
