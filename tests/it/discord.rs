@@ -523,7 +523,7 @@ fn backup_commands_are_deferred_and_answer_with_result_embeds() {
 
     // /status names it as the last backup.
     let status = command(&standin, 400_000_000_000_000_055, "status", &json!([]), &[]);
-    let last = status["data"]["embeds"][0]["fields"]
+    let newest = status["data"]["embeds"][0]["fields"]
         .as_array()
         .unwrap()
         .iter()
@@ -532,7 +532,10 @@ fn backup_commands_are_deferred_and_answer_with_result_embeds() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(last.starts_with("full `") && last.contains(&id), "{last}");
+    assert!(
+        newest.starts_with("full `") && newest.contains(&id),
+        "{newest}"
+    );
 
     let listed = admin(400_000_000_000_000_051, "list", &json!([]));
     assert_eq!(listed["embeds"][0]["title"], "Backups (1)");
