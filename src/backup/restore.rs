@@ -37,6 +37,12 @@ pub struct RestoreReport {
 const MODE_MASK: u32 = 0o777;
 
 fn is_empty_dir(dir: &Path) -> Result<bool, BackupError> {
+    if fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir()) {
+        return Err(BackupError::Usage(format!(
+            "{} exists and is not a directory: restore into a new or empty directory",
+            dir.display()
+        )));
+    }
     match fs::read_dir(dir) {
         Ok(mut d) => Ok(d.next().is_none()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),

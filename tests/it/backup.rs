@@ -219,6 +219,14 @@ fn every_kind_and_every_point_in_time_restores_byte_for_byte() {
     let out = restore(&root, &["latest"], &scratch.path().join("0-0"));
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is not empty"), "{}", stderr(&out));
+    let file = scratch.path().join("0-0/notes/empty.txt");
+    let out = restore(&root, &["latest"], &file);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("is not a directory"),
+        "{}",
+        stderr(&out)
+    );
 
     let verify = root.run(&["backup", "verify", "--all"]);
     assert!(verify.status.success(), "{}", stdout(&verify));
