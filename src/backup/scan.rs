@@ -449,6 +449,9 @@ fn record(state: &mut State, jobs: &[Job], stored: Vec<Stored>) -> Stats {
 /// for a file that vanished.
 type Stored = Option<(String, u64, u64)>;
 
+/// New objects at least this big are flushed early, on a side thread.
+const FLUSH_MIN_BYTES: u64 = 1 << 20;
+
 /// One result per job. Files are read by one worker per core.
 fn store_files(
     repo: &Repo,
@@ -485,7 +488,9 @@ fn store_files(
                     }
                     match repo.put_file(&job.abs, level) {
                         Ok(r) => {
-                            if r.2 > 0 {
+                            // Large objects only: an fsync per small file
+                            // would cost a journal commit each.
+                            if r.2 >= FLUSH_MIN_BYTES {
                                 let _ = flush.send(repo.object_path(&r.0));
                             }
                             progress.advance(r.1);
