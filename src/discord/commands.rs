@@ -85,6 +85,17 @@ async fn require(ctx: Context<'_>, needed: Level) -> Result<bool, Error> {
     let data = ctx.data();
     let config = &data.app.config().discord;
     let name = ctx.command().qualified_name.clone();
+    if let Some(home) = config.guild_id
+        && ctx.guild_id().map(serenity::GuildId::get) != Some(home)
+    {
+        ctx.send(
+            CreateReply::default()
+                .ephemeral(true)
+                .content("🚫 acp takes commands only in the server set as `discord.guild_id`."),
+        )
+        .await?;
+        return Ok(false);
+    }
     if !config.allowed_channels.is_empty()
         && !config.allowed_channels.contains(&ctx.channel_id().get())
     {
@@ -560,14 +571,27 @@ async fn backup_restore(
     .await
 }
 
-/// Post a devlog to the devlog channel: not available in this version yet.
-#[poise::command(slash_command, guild_only, check = "operator")]
-async fn devlog(ctx: Context<'_>) -> Result<(), Error> {
-    ctx.send(
-        CreateReply::default()
-            .ephemeral(true)
-            .content("Devlog posting is not available in this version of acp yet."),
-    )
+/// Agent devlogs.
+#[poise::command(slash_command, guild_only, subcommands("devlog_post"))]
+#[expect(
+    clippy::unused_async,
+    reason = "poise needs a body for a parent command"
+)]
+async fn devlog(_ctx: Context<'_>) -> Result<(), Error> {
+    Ok(())
+}
+
+/// Post a devlog from devlogs/ to the devlog channel (not available yet).
+#[poise::command(slash_command, guild_only, rename = "post", check = "operator")]
+async fn devlog_post(
+    ctx: Context<'_>,
+    #[description = "A markdown file in devlogs/, e.g. 2026-11-25.md"] file: String,
+) -> Result<(), Error> {
+    let _ = file;
+    ctx.send(CreateReply::default().ephemeral(true).content(
+        "Devlog posting is not available in this version of acp yet; nothing was posted. \
+             The devlog stays in `devlogs/` and is included in backups.",
+    ))
     .await?;
     Ok(())
 }

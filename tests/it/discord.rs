@@ -67,11 +67,13 @@ fn start(root: &Root, standin: &StandIn) -> Bot {
 
 /// Sends a slash command and returns the interaction callback's body.
 fn command(standin: &StandIn, id: u64, name: &str, options: &Value, roles: &[&str]) -> Value {
+    dispatch(standin, id, interaction(id, name, options, roles))
+}
+
+/// Sends an `INTERACTION_CREATE` and returns the interaction callback's body.
+fn dispatch(standin: &StandIn, id: u64, payload: Value) -> Value {
     let from = standin.requests().len();
-    standin.gateway(GatewayCmd::Dispatch(
-        "INTERACTION_CREATE",
-        interaction(id, name, options, roles),
-    ));
+    standin.gateway(GatewayCmd::Dispatch("INTERACTION_CREATE", payload));
     standin
         .wait_for(from, Duration::from_secs(20), |r| {
             r.method == "POST" && r.path == format!("/interactions/{id}/token-{id}/callback")
@@ -330,30 +332,103 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
     );
     assert!(stdout(&root.run(&["roles", "list"])).contains("Database specialist"));
 
-    // A reconnect request and a dropped connection mid-session: commands
-    // still work afterwards.
+    // /devlog post is registered by its contract name and says plainly
+    // that it is not available yet.
+    let reply = command(
+        &standin,
+        400_000_000_000_000_034,
+        "devlog",
+        &json!([{"name": "post", "type": 1, "options": [{"name": "file", "type": 3, "value": "day-1.md"}]}]),
+        &[OPERATOR],
+    );
+    assert_ephemeral(&reply, "not available in this version");
+
+    // A command from another server than `discord.guild_id`: refused,
+    // nothing enqueued.
+    let mut elsewhere = interaction(
+        400_000_000_000_000_032,
+        "message",
+        &json!([{"name": "agent", "type": 3, "value": "Agent-1"}, {"name": "text", "type": 3, "value": "from afar"}]),
+        &[OPERATOR],
+    );
+    elsewhere["guild_id"] = json!("200000000000000099");
+    elsewhere["authorizing_integration_owners"] = json!({"0": "200000000000000099"});
+    let reply = dispatch(&standin, 400_000_000_000_000_032, elsewhere);
+    assert_ephemeral(&reply, "only in the server set as `discord.guild_id`");
+    assert!(root.inbox_files("Agent-1").is_empty());
+
+    // A /message acknowledged just before the gateway connection drops is
+    // not lost: it is delivered and its receipt still arrives.
+    let from = standin.requests().len();
+    let reply = command(
+        &standin,
+        400_000_000_000_000_033,
+        "message",
+        &json!([{"name": "agent", "type": 3, "value": "Agent-1"}, {"name": "text", "type": 3, "value": "across the drop"}]),
+        &[OPERATOR],
+    );
+    standin.gateway(GatewayCmd::Drop);
+    let accepted = reply["data"]["content"].as_str().unwrap().to_owned();
+    let dropped_id = accepted.split('`').nth(1).unwrap().to_owned();
+    let edit = standin.wait_for(from, Duration::from_secs(20), |r| {
+        r.method == "PATCH"
+            && r.path
+                .ends_with("/token-400000000000000033/messages/@original")
+    });
+    assert!(
+        edit.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("✅ Agent-1: delivered by inbox"),
+        "{}",
+        edit.body
+    );
+    assert_eq!(root.inbox_ids("Agent-1").get(&dropped_id), Some(&1));
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // A reconnect request, a dropped connection and invalid sessions
+    // (resumable, then not) mid-session: commands still work afterwards.
+    let (identifies, _) = standin.sessions();
     standin.gateway(GatewayCmd::Reconnect);
     std::thread::sleep(Duration::from_millis(500));
     standin.gateway(GatewayCmd::Drop);
     std::thread::sleep(Duration::from_millis(1500));
     standin.gateway(GatewayCmd::InvalidSession(true));
     std::thread::sleep(Duration::from_millis(1500));
+    standin.gateway(GatewayCmd::InvalidSession(false));
+    // serenity restarts the shard through its queue (up to 5 s between
+    // identifies).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while standin.sessions().0 == identifies && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
     let reply = command(&standin, 400_000_000_000_000_007, "agents", &json!([]), &[]);
     let fields = reply["data"]["embeds"][0]["fields"].as_array().unwrap();
     assert_eq!(fields[0]["name"], "Agent-1 ⭐ captain", "{reply}");
     assert_eq!(
         fields[0]["value"],
         "Database specialist
-last: - · unacked: 0",
+last: delivered by inbox · unacked: 1",
         "{reply}"
     );
-    let (_, resumes) = standin.sessions();
-    assert!(resumes >= 3, "resumes: {resumes}");
+    let (identifies_after, resumes) = standin.sessions();
+    assert!(resumes >= 4, "resumes: {resumes}");
+    assert!(
+        identifies_after > identifies,
+        "op 9 (not resumable) starts a new session"
+    );
 
     assert!(
         standin.violations().is_empty(),
         "requests Discord would reject: {:#?}",
         standin.violations()
+    );
+    let log = std::fs::read_to_string(root.path().join("service.log")).unwrap();
+    assert!(log.contains("slash commands registered"), "{log}");
+    assert!(
+        !log.contains("standin-token"),
+        "the token leaked into the log"
     );
 }
 

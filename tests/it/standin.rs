@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -83,16 +84,43 @@ struct Spec {
     validators: Mutex<HashMap<(String, String), BodyCheck>>,
 }
 
+/// Where Discord's OpenAPI description is: `ACP_DISCORD_SPEC`, else
+/// `../shared/discord-api-spec/openapi.json` beside the checkout (as CI lays
+/// it out), else beside the checkout this one was cloned from (a scratch
+/// clone such as `git clone . /tmp/acp-ci`).
+fn spec_path() -> PathBuf {
+    const REL: &str = "../shared/discord-api-spec/openapi.json";
+    if let Some(path) = std::env::var_os("ACP_DISCORD_SPEC") {
+        return PathBuf::from(path);
+    }
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let beside = here.join(REL);
+    if beside.exists() {
+        return beside;
+    }
+    let origin = std::process::Command::new("git")
+        .args(["config", "--get", "remote.origin.url"])
+        .current_dir(here)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    origin
+        .map(|url| Path::new(url.trim_start_matches("file://")).join(REL))
+        .filter(|p| p.exists())
+        .unwrap_or(beside)
+}
+
 fn spec() -> &'static Spec {
     static SPEC: OnceLock<Spec> = OnceLock::new();
     SPEC.get_or_init(|| {
-        // Discord's OpenAPI description lives in ../shared beside the
-        // checkout (as CI lays it out); ACP_DISCORD_SPEC can point elsewhere.
-        let path = std::env::var("ACP_DISCORD_SPEC").unwrap_or_else(|_| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/discord-api-spec/openapi.json").to_owned()
+        let path = spec_path();
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "cannot read Discord's OpenAPI description at {}: {e} (set ACP_DISCORD_SPEC to its path)",
+                path.display()
+            )
         });
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("cannot read Discord's OpenAPI description at {path}: {e} (set ACP_DISCORD_SPEC to its path)"));
         let doc: Value = serde_json::from_str(&text).unwrap();
         let mut routes: Vec<Route> = doc["paths"]
             .as_object()
