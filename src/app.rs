@@ -460,6 +460,9 @@ impl App {
     ) -> Result<Vec<DeliveryView>, AppError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut events = self.events.subscribe();
+        // Another process's dispatcher sends no events here: poll the store,
+        // often at first, then every couple of seconds for a long retry.
+        let mut poll = Duration::from_millis(50);
         loop {
             let (_, deliveries) = self.read(id).await?;
             if deliveries.iter().all(DeliveryView::is_final)
@@ -468,16 +471,15 @@ impl App {
                 return Ok(deliveries);
             }
             // Woken by this process's dispatcher, or polling for another's.
-            let _ = tokio::time::timeout_at(
-                deadline.min(tokio::time::Instant::now() + Duration::from_millis(50)),
-                async {
-                    while let Ok(e) = events.recv().await {
-                        if e.message_id() == Some(id) {
-                            break;
-                        }
+            let wake = tokio::time::Instant::now() + poll;
+            poll = (poll * 2).min(Duration::from_secs(2));
+            let _ = tokio::time::timeout_at(deadline.min(wake), async {
+                while let Ok(e) = events.recv().await {
+                    if e.message_id() == Some(id) {
+                        break;
                     }
-                },
-            )
+                }
+            })
             .await;
         }
     }

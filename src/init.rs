@@ -132,7 +132,8 @@ onboarding_keys = []         # e.g. ["ctrl+n"]: open a new chat before onboardin
 pre_submit_delay_ms = 200    # wait between the body and the submit key
 
 [discord]
-# Register slash commands in this guild only (instant); 0 or absent = global.
+# Register slash commands in this guild only (instant), and refuse commands
+# from any other server; absent = global, in every server the bot is in.
 # guild_id = 123456789012345678
 # Base URL of the Discord API, for a rate-limit proxy; empty = discord.com.
 api_base = ""

@@ -302,8 +302,9 @@ fn plan(catalog: &Catalog, kind: Kind) -> (Kind, Option<String>, State, Option<S
             .find(|m| m.kind == Kind::Full),
     };
     let Some(parent) = parent else {
-        let note = (kind != Kind::Full)
-            .then(|| format!("no earlier backup for a {kind} one to build on: took a full backup"));
+        let note = (kind != Kind::Full).then(|| {
+            format!("no earlier backup for this {kind} backup to build on: took a full backup")
+        });
         return (Kind::Full, None, State::new(), note);
     };
     match catalog.state(&parent.id) {
