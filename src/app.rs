@@ -222,14 +222,20 @@ impl App {
         result
     }
 
-    /// Every backup and the damaged manifests.
+    /// Every backup and the damaged manifests; audited with `by` when a
+    /// person asked from outside the machine (Discord).
     ///
     /// # Errors
     /// [`AppError::Backup`].
-    pub async fn backup_list(&self) -> Result<backup::Catalog, AppError> {
+    pub async fn backup_list(&self, by: Option<&str>) -> Result<backup::Catalog, AppError> {
         let config = Arc::clone(&self.config);
-        self.run_backup(move || backup::Catalog::read(&backup::Repo::open(&config.backup)?))
-            .await
+        let result = self
+            .run_backup(move || backup::Catalog::read(&backup::Repo::open(&config.backup)?))
+            .await;
+        if let Some(by) = by {
+            self.audit_backup(by, "backup.list", None, &result).await;
+        }
+        result
     }
 
     /// Verifies one backup or all; audited with `by`.

@@ -509,11 +509,12 @@ async fn backup_create(
 #[poise::command(slash_command, guild_only, rename = "list", check = "admin")]
 async fn backup_list(ctx: Context<'_>) -> Result<(), Error> {
     let app = ctx.data().app.clone();
+    let who = actor(ctx);
     backup_job(
         ctx,
         "Backup list",
         Arc::new(Meter::default()),
-        app.backup_list(),
+        app.backup_list(Some(&who)),
         render::backup_list,
     )
     .await

@@ -678,6 +678,7 @@ fn backup_commands_are_deferred_and_answer_with_result_embeds() {
             ("backup.restore", "failed"),
             ("backup.restore", "ok"),
             ("backup.verify", "ok"),
+            ("backup.list", "ok"),
             ("backup.create", "ok")
         ]
     );
