@@ -215,6 +215,8 @@ fn message_json(id: u64, content: &Value) -> Value {
 }
 
 async fn rest(State(state): State<AppState>, request: Request) -> Response {
+    // When the request arrived, before the stand-in's own schema check.
+    let arrived = Instant::now();
     let method = request.method().clone();
     let full = request.uri().path().to_owned();
     let bytes: Bytes = axum::body::to_bytes(request.into_body(), 8 << 20)
@@ -240,7 +242,7 @@ async fn rest(State(state): State<AppState>, request: Request) -> Response {
         shared.violations.push(problem);
     }
     shared.requests.push(Recorded {
-        at: Instant::now(),
+        at: arrived,
         method: method.to_string(),
         path: path.clone(),
         body: body.clone(),
