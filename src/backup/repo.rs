@@ -5,8 +5,9 @@
 //!   acp-backup.json        marker: {"format":"acp-backup/1"}, plus
 //!                          "encryption" and "recipient" when encrypted
 //!   objects/ab/ab12…       one zstd frame per distinct file content, named
-//!                          by the BLAKE3 hash of the content (encrypted:
-//!                          age(zstd), named by a keyed hash)
+//!                          by the BLAKE3 hash of the content, then a
+//!                          40-byte skippable frame sealing the stored bytes
+//!                          (encrypted: age(zstd), named by a keyed hash)
 //!   snapshots/<id>.<b3>.json[.age]
 //!                          one manifest per backup; <b3> is the BLAKE3 hash
 //!                          of the file itself, so any flipped byte shows
@@ -17,10 +18,12 @@
 //! A manifest is renamed into `snapshots/` only after every object it
 //! names is on disk (synced), so an interrupted backup is invisible.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use std::sync::Arc;
 
@@ -239,7 +242,10 @@ impl Repo {
             .map_err(io_err(&self.root))?;
         let sink = match &self.cipher {
             Some(c) => Sink::Sealed(c.encrypt(tmp.as_file()).map_err(io_err(tmp.path()))?),
-            None => Sink::Plain(tmp.as_file()),
+            None => Sink::Plain {
+                file: tmp.as_file(),
+                hasher: Box::default(),
+            },
         };
         let mut encoder = zstd::Encoder::new(sink, level).map_err(io_err(tmp.path()))?;
         encoder.include_checksum(true).map_err(io_err(tmp.path()))?;
@@ -294,11 +300,15 @@ impl Repo {
             }
             Err(e) => return Err(ObjectError::Damaged(format!("object {hash}: {e}"))),
         };
-        let input: Box<dyn Read> = match &self.cipher {
-            Some(c) => c.decrypt(file).map_err(|e| {
+        let mut seal = None;
+        let input: Box<dyn Read> = if let Some(c) = &self.cipher {
+            c.decrypt(file).map_err(|e| {
                 ObjectError::Damaged(format!("object {hash} cannot be decrypted: {e}"))
-            })?,
-            None => Box::new(file),
+            })?
+        } else {
+            let (reader, check) = open_sealed(file, hash)?;
+            seal = Some(check);
+            Box::new(reader)
         };
         let mut decoder = zstd::Decoder::new(input)
             .map_err(|e| ObjectError::Damaged(format!("object {hash}: {e}")))?;
@@ -319,6 +329,16 @@ impl Repo {
             hasher.update(&buf[..n]);
             out.write_all(&buf[..n]).map_err(ObjectError::Write)?;
             n_total += n as u64;
+        }
+        if let Some(seal) = seal {
+            // Whatever the decoder left unread is part of the seal's hash.
+            io::copy(&mut decoder.finish(), &mut io::sink())
+                .map_err(|e| ObjectError::Damaged(format!("object {hash}: {e}")))?;
+            if *seal.hasher.borrow().finalize().as_bytes() != seal.expected {
+                return Err(ObjectError::Damaged(format!(
+                    "object {hash} is damaged: its stored bytes do not match its seal"
+                )));
+            }
         }
         let actual = hasher.finalize().to_hex().to_string();
         if actual != hash {
@@ -644,21 +664,37 @@ fn check_encrypted_marker(
 
 /// What the zstd encoder writes into: the file, or age's stream writer,
 /// which must be finished to write its last chunk.
+/// A plain object ends with a zstd skippable frame (magic, length 32, then
+/// the BLAKE3 hash of the compressed frame before it). `zstd -d` skips it.
+/// The content hash alone cannot see a flipped bit in the parts of a zstd
+/// frame header that decoders ignore (the unused bit, a larger window); the
+/// seal covers every byte. Encrypted objects need none: age authenticates
+/// every byte it wrote.
+const SEAL_MAGIC: [u8; 4] = 0x184D_2A5E_u32.to_le_bytes();
+const SEAL_LEN: u64 = 8 + 32;
+
 enum Sink<'a> {
-    Plain(&'a File),
+    Plain {
+        file: &'a File,
+        hasher: Box<blake3::Hasher>,
+    },
     Sealed(age::stream::StreamWriter<&'a File>),
 }
 
 impl Write for Sink<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            Self::Plain(f) => f.write(buf),
+            Self::Plain { file, hasher } => {
+                let n = file.write(buf)?;
+                hasher.update(&buf[..n]);
+                Ok(n)
+            }
             Self::Sealed(w) => w.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Self::Plain(f) => f.flush(),
+            Self::Plain { file, .. } => file.flush(),
             Self::Sealed(w) => w.flush(),
         }
     }
@@ -667,8 +703,66 @@ impl Write for Sink<'_> {
 impl Sink<'_> {
     fn finish(self) -> io::Result<()> {
         match self {
-            Self::Plain(_) => Ok(()),
+            Self::Plain { mut file, hasher } => {
+                let mut seal = Vec::with_capacity(40);
+                seal.extend_from_slice(&SEAL_MAGIC);
+                seal.extend_from_slice(&32u32.to_le_bytes());
+                seal.extend_from_slice(hasher.finalize().as_bytes());
+                file.write_all(&seal)
+            }
             Self::Sealed(w) => w.finish().map(|_| ()),
         }
     }
+}
+
+/// Hashes what passes through, for checking a plain object's seal.
+struct Hashing<R> {
+    inner: R,
+    hasher: Rc<RefCell<blake3::Hasher>>,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.borrow_mut().update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// What a plain object's stored bytes must hash to, and their running hash.
+struct SealCheck {
+    expected: [u8; 32],
+    hasher: Rc<RefCell<blake3::Hasher>>,
+}
+
+/// Opens a plain object: checks the seal's shape and returns a reader of
+/// the zstd frame that hashes what it reads, and the check to make after.
+fn open_sealed(
+    mut file: File,
+    hash: &str,
+) -> Result<(Hashing<io::Take<File>>, SealCheck), ObjectError> {
+    let damaged = |why: String| ObjectError::Damaged(format!("object {hash} {why}"));
+    let len = file
+        .metadata()
+        .map_err(|e| damaged(format!("cannot be read: {e}")))?
+        .len();
+    let body = len
+        .checked_sub(SEAL_LEN)
+        .ok_or_else(|| damaged(format!("is too short ({len} bytes) to be an acp object")))?;
+    let mut seal = [0u8; 40];
+    file.seek(SeekFrom::Start(body))
+        .and_then(|_| file.read_exact(&mut seal))
+        .and_then(|()| file.seek(SeekFrom::Start(0)))
+        .map_err(|e| damaged(format!("cannot be read: {e}")))?;
+    if seal[..4] != SEAL_MAGIC || seal[4..8] != 32u32.to_le_bytes() {
+        return Err(damaged("has a damaged seal (its last 40 bytes)".into()));
+    }
+    let mut expected = [0u8; 32];
+    expected.copy_from_slice(&seal[8..]);
+    let hasher = Rc::new(RefCell::new(blake3::Hasher::new()));
+    let reader = Hashing {
+        inner: file.take(body),
+        hasher: Rc::clone(&hasher),
+    };
+    Ok((reader, SealCheck { expected, hasher }))
 }

@@ -206,6 +206,7 @@ pub enum RolesCommand {
 pub enum InboxCommand {
     /// An agent's messages, newest first.
     List {
+        /// The agent whose messages to list, e.g. Agent-2.
         #[arg(long)]
         agent: String,
         /// Only delivered messages not yet acknowledged.

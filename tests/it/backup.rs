@@ -272,19 +272,36 @@ fn a_flipped_byte_anywhere_is_found_and_a_damaged_backup_is_refused() {
     let files = repo_files(&repo);
     assert!(files.len() >= 8, "{files:?}");
 
+    // One random bit in every file; and in one object, a bit of each byte
+    // of the zstd frame header (where decoders ignore some bits) and of the
+    // seal at its end.
     let mut seed = 12345u64;
+    let mut flips = Vec::new();
     for file in &files {
-        let original = fs::read(file).unwrap();
         seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-        let pos = usize::try_from(seed >> 33).unwrap() % original.len();
+        flips.push((file, seed >> 33, seed % 8));
+    }
+    let object = files
+        .iter()
+        .find(|f| f.starts_with(repo.join("objects")))
+        .unwrap();
+    let len = fs::metadata(object).unwrap().len();
+    for pos in (0..16).chain(len.saturating_sub(40)..len) {
+        for bit in [pos % 8, 4] {
+            flips.push((object, pos, bit));
+        }
+    }
+    for (file, pos, bit) in flips {
+        let original = fs::read(file).unwrap();
+        let pos = usize::try_from(pos).unwrap() % original.len();
         let mut damaged = original.clone();
-        damaged[pos] ^= 1 << (seed % 8);
+        damaged[pos] ^= 1 << bit;
         fs::write(file, &damaged).unwrap();
         let out = root.run(&["backup", "verify", "--all"]);
         assert_ne!(
             out.status.code(),
             Some(0),
-            "a flipped bit at byte {pos} of {} went unnoticed:\n{}",
+            "a flipped bit {bit} at byte {pos} of {} went unnoticed:\n{}",
             file.display(),
             stdout(&out)
         );

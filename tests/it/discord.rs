@@ -343,6 +343,42 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
     );
     assert_ephemeral(&reply, "not available in this version");
 
+    // Message commands have a per-user cooldown: the same member (the
+    // stand-in derives the user from the id's last digits) sending twice at
+    // once gets the second refused, and only one message is stored.
+    let before = root.inbox_files("Agent-2").len();
+    let first = command(
+        &standin,
+        400_000_000_001_000_040,
+        "message",
+        &json!([{"name": "agent", "type": 3, "value": "Agent-2"}, {"name": "text", "type": 3, "value": "once"}]),
+        &[OPERATOR],
+    );
+    assert!(
+        first["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Accepted"),
+        "{first}"
+    );
+    let second = command(
+        &standin,
+        400_000_000_002_000_040,
+        "message",
+        &json!([{"name": "agent", "type": 3, "value": "Agent-2"}, {"name": "text", "type": 3, "value": "twice"}]),
+        &[OPERATOR],
+    );
+    assert_ephemeral(&second, "Slow down: try again in");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while root.inbox_files("Agent-2").len() == before && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(root.inbox_files("Agent-2").len(), before + 1);
+    let out = root.run(&["inbox", "list", "--agent", "Agent-2", "--json"]);
+    assert!(!stdout(&out).contains("twice"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("once"), "{}", stdout(&out));
+
     // A command from another server than `discord.guild_id`: refused,
     // nothing enqueued.
     let mut elsewhere = interaction(
