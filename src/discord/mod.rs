@@ -24,8 +24,24 @@ use crate::app::App;
 pub enum DiscordError {
     #[error("no DISCORD_TOKEN configured: put it in .env in the acp root (see .env.example)")]
     NoToken,
+    #[error(
+        "Discord refused DISCORD_TOKEN (authentication failed): reset the token on the Bot page of the Discord developer portal and put the new one in .env"
+    )]
+    BadToken,
     #[error("the Discord client failed: {0}")]
     Client(#[from] serenity::Error),
+}
+
+impl DiscordError {
+    /// Names the failures a user can fix.
+    fn from_client(e: serenity::Error) -> Self {
+        match e {
+            serenity::Error::Gateway(serenity::GatewayError::InvalidAuthentication) => {
+                Self::BadToken
+            }
+            other => Self::Client(other),
+        }
+    }
 }
 
 /// What every command can reach.
@@ -78,7 +94,7 @@ pub async fn run(app: Arc<App>, cancel: CancellationToken) -> Result<(), Discord
         .await?;
     let shards = client.shard_manager.clone();
     tokio::select! {
-        result = client.start() => result?,
+        result = client.start() => result.map_err(DiscordError::from_client)?,
         () = cancel.cancelled() => shards.shutdown_all().await,
     }
     Ok(())

@@ -33,6 +33,15 @@ impl Drop for Bot {
 /// `acp run` with the bot pointed at the stand-in; returns once the slash
 /// commands are registered.
 fn start(root: &Root, standin: &StandIn) -> Bot {
+    let bot = spawn_run(root, standin, "standin-token");
+    standin.wait_for(0, Duration::from_secs(60), |r| {
+        r.method == "PUT" && r.path.ends_with("/commands")
+    });
+    bot
+}
+
+/// `acp run` with the bot pointed at the stand-in and `token`.
+fn spawn_run(root: &Root, standin: &StandIn, token: &str) -> Bot {
     root.edit_config(
         "api_base = \"\"",
         &format!(
@@ -48,21 +57,17 @@ fn start(root: &Root, standin: &StandIn) -> Bot {
     let log = std::fs::File::create(root.path().join("service.log")).unwrap();
     let child = root
         .acp()
-        .env("DISCORD_TOKEN", "standin-token")
+        .env("DISCORD_TOKEN", token)
         .env("ACP_LOG", "info,serenity=warn,poise=warn")
         .arg("run")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .unwrap();
-    let bot = Bot {
+    Bot {
         child,
         log: root.path().join("service.log"),
-    };
-    standin.wait_for(0, Duration::from_secs(60), |r| {
-        r.method == "PUT" && r.path.ends_with("/commands")
-    });
-    bot
+    }
 }
 
 /// Sends a slash command and returns the interaction callback's body.
@@ -797,4 +802,35 @@ fn a_backup_that_outlives_the_edit_window_reports_in_the_channel() {
         "requests Discord would reject: {:#?}",
         standin.violations()
     );
+}
+
+#[test]
+fn a_rejected_token_is_reported_and_messages_still_flow() {
+    let standin = StandIn::start();
+    let root = Root::new(1);
+    root.fast();
+    let mut bot = spawn_run(&root, &standin, "rejected-token");
+    let log = root.path().join("service.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("Discord refused DISCORD_TOKEN") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        text.contains("Discord refused DISCORD_TOKEN (authentication failed): reset the token"),
+        "{text}"
+    );
+    assert!(!text.contains("rejected-token"), "the token leaked: {text}");
+    // The service goes on delivering without the bot.
+    assert!(bot.child.try_wait().unwrap().is_none(), "acp run exited");
+    let out = root.run(&["send", "--to", "Agent-1", "--wait", "still here"]);
+    assert!(
+        stdout(&out).contains("delivered by inbox"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(root.inbox_files("Agent-1").len(), 1);
 }

@@ -301,6 +301,16 @@ async fn session(mut socket: WebSocket, state: AppState) {
                 let Some(Ok(Message::Text(text))) = incoming else { return };
                 let Ok(payload) = serde_json::from_str::<Value>(&text) else { continue };
                 let reply = match payload["op"].as_u64() {
+                    // Discord closes the connection on a token it rejects.
+                    Some(2) if payload["d"]["token"].as_str().is_some_and(|t| t.contains("rejected")) => {
+                        let _ = socket
+                            .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                                code: 4004,
+                                reason: "Authentication failed.".into(),
+                            })))
+                            .await;
+                        return;
+                    }
                     Some(2) => {
                         state.shared.lock().unwrap().identifies += 1;
                         seq += 1;
