@@ -662,8 +662,6 @@ fn check_encrypted_marker(
     }
 }
 
-/// What the zstd encoder writes into: the file, or age's stream writer,
-/// which must be finished to write its last chunk.
 /// A plain object ends with a zstd skippable frame (magic, length 32, then
 /// the BLAKE3 hash of the compressed frame before it). `zstd -d` skips it.
 /// The content hash alone cannot see a flipped bit in the parts of a zstd
@@ -671,8 +669,19 @@ fn check_encrypted_marker(
 /// seal covers every byte. Encrypted objects need none: age authenticates
 /// every byte it wrote.
 const SEAL_MAGIC: [u8; 4] = 0x184D_2A5E_u32.to_le_bytes();
-const SEAL_LEN: u64 = 8 + 32;
+const SEAL_LEN: usize = 8 + 32;
 
+/// The seal of a plain object whose compressed frame hashed to `hash`.
+fn seal(hash: &blake3::Hash) -> [u8; SEAL_LEN] {
+    let mut seal = [0u8; SEAL_LEN];
+    seal[..4].copy_from_slice(&SEAL_MAGIC);
+    seal[4..8].copy_from_slice(&32u32.to_le_bytes());
+    seal[8..].copy_from_slice(hash.as_bytes());
+    seal
+}
+
+/// What the zstd encoder writes into: the file (hashed, for its seal), or
+/// age's stream writer, which must be finished to write its last chunk.
 enum Sink<'a> {
     Plain {
         file: &'a File,
@@ -703,13 +712,7 @@ impl Write for Sink<'_> {
 impl Sink<'_> {
     fn finish(self) -> io::Result<()> {
         match self {
-            Self::Plain { mut file, hasher } => {
-                let mut seal = Vec::with_capacity(40);
-                seal.extend_from_slice(&SEAL_MAGIC);
-                seal.extend_from_slice(&32u32.to_le_bytes());
-                seal.extend_from_slice(hasher.finalize().as_bytes());
-                file.write_all(&seal)
-            }
+            Self::Plain { mut file, hasher } => file.write_all(&seal(&hasher.finalize())),
             Self::Sealed(w) => w.finish().map(|_| ()),
         }
     }
@@ -747,18 +750,18 @@ fn open_sealed(
         .map_err(|e| damaged(format!("cannot be read: {e}")))?
         .len();
     let body = len
-        .checked_sub(SEAL_LEN)
+        .checked_sub(SEAL_LEN as u64)
         .ok_or_else(|| damaged(format!("is too short ({len} bytes) to be an acp object")))?;
-    let mut seal = [0u8; 40];
+    let mut found = [0u8; SEAL_LEN];
     file.seek(SeekFrom::Start(body))
-        .and_then(|_| file.read_exact(&mut seal))
+        .and_then(|_| file.read_exact(&mut found))
         .and_then(|()| file.seek(SeekFrom::Start(0)))
         .map_err(|e| damaged(format!("cannot be read: {e}")))?;
-    if seal[..4] != SEAL_MAGIC || seal[4..8] != 32u32.to_le_bytes() {
+    let mut expected = [0u8; 32];
+    expected.copy_from_slice(&found[8..]);
+    if found != seal(&blake3::Hash::from_bytes(expected)) {
         return Err(damaged("has a damaged seal (its last 40 bytes)".into()));
     }
-    let mut expected = [0u8; 32];
-    expected.copy_from_slice(&seal[8..]);
     let hasher = Rc::new(RefCell::new(blake3::Hasher::new()));
     let reader = Hashing {
         inner: file.take(body),

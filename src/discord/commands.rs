@@ -588,6 +588,8 @@ async fn devlog_post(
     ctx: Context<'_>,
     #[description = "A markdown file in devlogs/, e.g. 2026-11-25.md"] file: String,
 ) -> Result<(), Error> {
+    // The argument is part of the command's contract; the devlog issue
+    // posts the file it names.
     let _ = file;
     ctx.send(CreateReply::default().ephemeral(true).content(
         "Devlog posting is not available in this version of acp yet; nothing was posted. \

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::standin::{GatewayCmd, StandIn, interaction};
-use crate::support::{Root, stdout};
+use crate::support::{Root, stdout, wait_until};
 
 const OPERATOR: &str = "700000000000000001";
 const ADMIN: &str = "700000000000000002";
@@ -374,10 +374,9 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
         &[OPERATOR],
     );
     assert_ephemeral(&second, "Slow down: try again in");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while root.inbox_files("Agent-2").len() == before && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(Duration::from_secs(10), || {
+        root.inbox_files("Agent-2").len() > before
+    });
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(root.inbox_files("Agent-2").len(), before + 1);
     let out = root.run(&["inbox", "list", "--agent", "Agent-2", "--json"]);
@@ -439,10 +438,9 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
     standin.gateway(GatewayCmd::InvalidSession(false));
     // serenity restarts the shard through its queue (up to 5 s between
     // identifies).
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while standin.sessions().0 == identifies && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(Duration::from_secs(30), || {
+        standin.sessions().0 > identifies
+    });
     std::thread::sleep(Duration::from_millis(500));
     let reply = command(&standin, 400_000_000_000_000_007, "agents", &json!([]), &[]);
     let fields = reply["data"]["embeds"][0]["fields"].as_array().unwrap();
@@ -811,14 +809,11 @@ fn a_rejected_token_is_reported_and_messages_still_flow() {
     root.fast();
     let mut bot = spawn_run(&root, &standin, "rejected-token");
     let log = root.path().join("service.log");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let text = loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains("Discord refused DISCORD_TOKEN") || std::time::Instant::now() > deadline {
-            break text;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_until(Duration::from_secs(60), || {
+        text().contains("Discord refused DISCORD_TOKEN")
+    });
+    let text = text();
     assert!(
         text.contains("Discord refused DISCORD_TOKEN (authentication failed): reset the token"),
         "{text}"
