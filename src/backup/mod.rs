@@ -72,8 +72,11 @@ impl BackupError {
     }
 }
 
-/// Progress of a long run, for a progress bar.
+/// Progress of a long run, for a progress bar, `--progress json` or the
+/// Discord progress line.
 pub trait Progress: Sync {
+    /// A step without a measure starts (scanning, syncing, committing).
+    fn step(&self, _phase: &str) {}
     /// A phase starts; `total` bytes will pass through [`Progress::advance`].
     fn start(&self, _phase: &str, _total: u64) {}
     /// `bytes` more were processed.

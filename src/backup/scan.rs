@@ -333,6 +333,7 @@ pub fn create(
     let repo = Repo::open_or_create(&config.backup)?;
     let _lock = repo.lock(true)?;
     repo.clean_tmp();
+    progress.step("scanning");
     let catalog = Catalog::read(&repo)?;
     let (kind, parent, base, note) = plan(&catalog, kind);
     let created_at = jiff::Timestamp::now();
@@ -363,6 +364,7 @@ pub fn create(
         covered.push(source.rel);
     }
 
+    progress.step("copying the store");
     let store_file = capture_store(config, &repo, &id, created_at, &mut walk)?;
     if store_file.is_some() {
         covered.push(STORE_PATH.into());
@@ -385,6 +387,7 @@ pub fn create(
     stats.deleted = deleted.len() as u64;
     // The objects are made durable before the clock stops, so the
     // duration a backup reports includes its flush to disk.
+    progress.step("syncing");
     repo.sync_objects()?;
     stats.duration_ms = millis(started.elapsed());
     let manifest = Manifest {
@@ -399,6 +402,7 @@ pub fn create(
         deleted,
         stats,
     };
+    progress.step("committing");
     repo.commit(&manifest)?;
     tracing::debug!(
         id = %manifest.id,

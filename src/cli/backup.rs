@@ -13,6 +13,83 @@ use crate::config::Config;
 
 use super::{BackupCommand, UsageError};
 
+/// How `acp backup` shows the progress of a long run (`--progress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// A bar on stderr when it is a terminal and the output is not JSON.
+    Auto,
+    /// One JSON object per line on stderr: `{"event":"phase"|"start"|
+    /// "progress"|"finish","phase":...}`; stdout keeps the result.
+    Json,
+    /// Nothing.
+    None,
+}
+
+/// `--progress json`: one line per step, per phase start and end, and per
+/// percent (or per 100 items) of a measured phase.
+#[derive(Default)]
+struct JsonLines {
+    state: Mutex<Measured>,
+}
+
+#[derive(Default)]
+struct Measured {
+    phase: String,
+    total_bytes: u64,
+    bytes: u64,
+    items: u64,
+    percent: u64,
+}
+
+impl JsonLines {
+    /// Writes one line; a closed stderr is not an error worth stopping for.
+    fn emit(line: &serde_json::Value) {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+}
+
+impl Progress for JsonLines {
+    fn step(&self, phase: &str) {
+        if let Ok(_order) = self.state.lock() {
+            Self::emit(&json!({"event": "phase", "phase": phase}));
+        }
+    }
+    fn start(&self, phase: &str, total: u64) {
+        if let Ok(mut m) = self.state.lock() {
+            *m = Measured {
+                phase: phase.to_owned(),
+                total_bytes: total,
+                ..Measured::default()
+            };
+            Self::emit(&json!({"event": "start", "phase": phase, "total_bytes": total}));
+        }
+    }
+    fn advance(&self, bytes: u64) {
+        if let Ok(mut m) = self.state.lock() {
+            m.bytes += bytes;
+            m.items += 1;
+            let percent = (m.bytes.saturating_mul(100))
+                .checked_div(m.total_bytes)
+                .map_or(100, |p| p.min(100));
+            if percent > m.percent || m.items % 100 == 0 {
+                m.percent = percent;
+                Self::emit(&json!({
+                    "event": "progress", "phase": m.phase, "items": m.items,
+                    "bytes": m.bytes, "total_bytes": m.total_bytes, "percent": percent,
+                }));
+            }
+        }
+    }
+    fn finish(&self) {
+        if let Ok(m) = self.state.lock() {
+            Self::emit(&json!({
+                "event": "finish", "phase": m.phase, "items": m.items, "bytes": m.bytes,
+            }));
+        }
+    }
+}
+
 /// A progress bar on stderr, only when it is a terminal and output is not
 /// JSON.
 struct Bar {
@@ -111,12 +188,22 @@ fn summary_json(m: &backup::Manifest) -> serde_json::Value {
 ///
 /// # Errors
 /// Any failure; damaged backups exit 1, bad input 2.
-pub fn run(config: &Config, cmd: &BackupCommand, json_out: bool) -> Result<ExitCode> {
-    let bar = Bar::new(json_out);
+pub fn run(
+    config: &Config,
+    cmd: &BackupCommand,
+    progress: ProgressMode,
+    json_out: bool,
+) -> Result<ExitCode> {
+    let bar: Box<dyn Progress> = match progress {
+        ProgressMode::Auto => Box::new(Bar::new(json_out)),
+        ProgressMode::Json => Box::new(JsonLines::default()),
+        ProgressMode::None => Box::new(backup::Quiet),
+    };
+    let bar = &*bar;
     match cmd {
-        BackupCommand::Create { kind } => create_cmd(config, *kind, &bar, json_out),
+        BackupCommand::Create { kind } => create_cmd(config, *kind, bar, json_out),
         BackupCommand::List => list_cmd(config, json_out),
-        BackupCommand::Verify { id, all } => verify_cmd(config, id.as_ref(), *all, &bar, json_out),
+        BackupCommand::Verify { id, all } => verify_cmd(config, id.as_ref(), *all, bar, json_out),
         BackupCommand::Restore {
             id,
             at,
@@ -130,11 +217,11 @@ pub fn run(config: &Config, cmd: &BackupCommand, json_out: bool) -> Result<ExitC
             to.as_deref(),
             *in_place,
             *partial,
-            &bar,
+            bar,
             json_out,
         ),
         BackupCommand::Prune { dry_run } => prune_cmd(config, *dry_run, json_out),
-        BackupCommand::Drill => drill_cmd(config, &bar, json_out),
+        BackupCommand::Drill => drill_cmd(config, bar, json_out),
         BackupCommand::Keygen => {
             let (secret, public) = backup::Cipher::generate();
             if json_out {
@@ -150,7 +237,7 @@ pub fn run(config: &Config, cmd: &BackupCommand, json_out: bool) -> Result<ExitC
     }
 }
 
-fn create_cmd(config: &Config, kind: Kind, bar: &Bar, json_out: bool) -> Result<ExitCode> {
+fn create_cmd(config: &Config, kind: Kind, bar: &dyn Progress, json_out: bool) -> Result<ExitCode> {
     let created = backup::create(config, kind, bar)?;
     let m = &created.manifest;
     if json_out {
@@ -216,7 +303,7 @@ fn verify_cmd(
     config: &Config,
     id: Option<&String>,
     all: bool,
-    bar: &Bar,
+    bar: &dyn Progress,
     json_out: bool,
 ) -> Result<ExitCode> {
     let which = match (id, all) {
@@ -286,7 +373,7 @@ fn prune_cmd(config: &Config, dry_run: bool, json_out: bool) -> Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-fn drill_cmd(config: &Config, bar: &Bar, json_out: bool) -> Result<ExitCode> {
+fn drill_cmd(config: &Config, bar: &dyn Progress, json_out: bool) -> Result<ExitCode> {
     let drill = backup::drill(config, bar)?;
     let ok = drill.store_integrity == "ok" || drill.store_integrity == "no store in the backup";
     if json_out {
@@ -338,7 +425,7 @@ fn restore(
     to: Option<&Path>,
     in_place: bool,
     partial: bool,
-    bar: &Bar,
+    bar: &dyn Progress,
     json_out: bool,
 ) -> Result<ExitCode> {
     let repo = Repo::open(&config.backup)?;

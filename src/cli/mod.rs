@@ -99,10 +99,19 @@ pub enum Command {
     /// Run only the Discord bot (deliveries stay with `acp run`).
     Bot,
     /// Backups: create, list, verify, restore, prune, drill.
-    #[command(subcommand)]
-    Backup(BackupCommand),
+    Backup(BackupArgs),
     /// Check everything acp depends on and say what to fix.
     Doctor,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackupArgs {
+    /// How a long run shows its progress: a bar on a terminal (auto), one
+    /// JSON object per line on stderr for scripts (json), or nothing.
+    #[arg(long, global = true, value_enum, default_value_t = backup::ProgressMode::Auto)]
+    pub progress: backup::ProgressMode,
+    #[command(subcommand)]
+    pub cmd: BackupCommand,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -404,7 +413,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 .map_err(|e| UsageError(e.to_string()))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Backup(cmd) => {
+        Command::Backup(BackupArgs { progress, cmd }) => {
             // Restoring onto a new machine: no config yet, so the defaults
             // and the environment (ACP_BACKUP_REPOSITORY, ACP_BACKUP_KEY).
             let needs_root = !matches!(
@@ -434,7 +443,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             if let BackupCommand::Restore { to: Some(dir), .. } = &mut cmd {
                 *dir = backup::absolute(dir)?;
             }
-            tokio::task::block_in_place(|| backup::run(&config, &cmd, cli.json))
+            tokio::task::block_in_place(|| backup::run(&config, &cmd, *progress, cli.json))
         }
         Command::Doctor => match load_config(&cli) {
             Ok(config) => tokio::task::block_in_place(|| doctor::run(&config, cli.json)),

@@ -391,6 +391,9 @@ struct Meter {
 }
 
 impl Progress for Meter {
+    fn step(&self, phase: &str) {
+        self.start(phase, 0);
+    }
     fn start(&self, phase: &str, total: u64) {
         if let Ok(mut p) = self.phase.lock() {
             phase.clone_into(&mut p);
@@ -410,8 +413,11 @@ impl Meter {
             self.done.load(Ordering::Relaxed),
             self.total.load(Ordering::Relaxed),
         );
-        if phase.is_empty() || total == 0 {
+        if phase.is_empty() {
             return format!("⏳ {title}…");
+        }
+        if total == 0 {
+            return format!("⏳ {title}: {phase}…");
         }
         format!(
             "⏳ {title}: {phase} {}% ({} of {})",
@@ -426,8 +432,9 @@ impl Meter {
 const PROGRESS_EVERY: Duration = Duration::from_secs(3);
 
 /// Runs a backup job: defers, shows progress every few seconds, then the
-/// result embed. Past the receipt window (the interaction token expires)
-/// the result is posted to the channel instead.
+/// result embed. Shortly before the receipt window closes (the interaction
+/// token expires) a job still running says that its result will be posted
+/// to the channel, and then it is.
 async fn backup_job<T>(
     ctx: Context<'_>,
     title: &str,
@@ -443,13 +450,21 @@ async fn backup_job<T>(
         .await?;
     let mut job = std::pin::pin!(job);
     let mut tick = tokio::time::interval_at(started + PROGRESS_EVERY, PROGRESS_EVERY);
+    // The last edit leaves a margin before the token expires.
+    let handoff =
+        tokio::time::sleep_until(started + window.saturating_sub(PROGRESS_EVERY.min(window / 4)));
+    let mut handoff = std::pin::pin!(handoff);
+    let mut handed_off = false;
     let result = loop {
         tokio::select! {
             result = &mut job => break result,
-            _ = tick.tick() => {
-                if started.elapsed() < window {
-                    let _ = handle.edit(ctx, CreateReply::default().content(meter.line(title))).await;
-                }
+            _ = tick.tick(), if !handed_off => {
+                let _ = handle.edit(ctx, CreateReply::default().content(meter.line(title))).await;
+            }
+            () = &mut handoff, if !handed_off => {
+                handed_off = true;
+                let text = format!("{}\n⏳ Still running: the result will be posted in this channel.", meter.line(title));
+                let _ = handle.edit(ctx, CreateReply::default().content(text)).await;
             }
         }
     };
@@ -462,13 +477,7 @@ async fn backup_job<T>(
             (format!("❌ {title} failed (ref `{reference}`): {e}"), None)
         }
     };
-    if started.elapsed() < window {
-        let mut reply = CreateReply::default().content(content);
-        if let Some(embed) = embed {
-            reply = reply.embed(embed);
-        }
-        handle.edit(ctx, reply).await?;
-    } else {
+    if handed_off {
         let mut message =
             serenity::CreateMessage::new().content(format!("{title}: finished. {content}"));
         if let Some(embed) = embed {
@@ -477,6 +486,12 @@ async fn backup_job<T>(
         ctx.channel_id()
             .send_message(&ctx.serenity_context().http, message)
             .await?;
+    } else {
+        let mut reply = CreateReply::default().content(content);
+        if let Some(embed) = embed {
+            reply = reply.embed(embed);
+        }
+        handle.edit(ctx, reply).await?;
     }
     Ok(())
 }

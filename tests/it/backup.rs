@@ -92,6 +92,17 @@ fn restore(root: &Root, args: &[&str], to: &Path) -> Output {
     root.run(&all)
 }
 
+/// A moment after the backup just taken and before the next one: backups
+/// record their time to the millisecond, so the clock is let run into the
+/// next millisecond before anything else happens.
+fn moment_after() -> jiff::Timestamp {
+    let t = jiff::Timestamp::now();
+    while jiff::Timestamp::now().as_millisecond() <= t.as_millisecond() {
+        std::hint::spin_loop();
+    }
+    t
+}
+
 /// A root whose backups include `notes/`.
 fn root_with_notes() -> Root {
     let root = Root::new(2);
@@ -137,9 +148,7 @@ fn every_kind_and_every_point_in_time_restores_byte_for_byte() {
     let mut step = |kind: &str, backups: &mut Vec<Value>| {
         let b = create(&root, kind);
         expected.push(without_env(tree(root.path(), VIEW)));
-        std::thread::sleep(Duration::from_millis(5));
-        after.push(jiff::Timestamp::now());
-        std::thread::sleep(Duration::from_millis(5));
+        after.push(moment_after());
         backups.push(b);
     };
 
@@ -435,6 +444,56 @@ fn crafted_backups_cannot_write_outside_the_target() {
     }
 }
 
+/// Where a kill lands, as `acp backup create --progress json` shows it.
+#[derive(Debug, Clone, Copy)]
+enum KillAt {
+    /// A step starts (scanning, copying the store, syncing, committing).
+    Step(&'static str),
+    /// The files being stored have reached this percent of their bytes.
+    Stored(u64),
+}
+
+impl KillAt {
+    fn matches(self, line: &Value) -> bool {
+        match self {
+            Self::Step(phase) => line["event"] == "phase" && line["phase"] == phase,
+            Self::Stored(percent) => {
+                line["event"] == "progress"
+                    && line["phase"] == "backing up"
+                    && line["percent"].as_u64().unwrap() >= percent
+            }
+        }
+    }
+}
+
+/// Runs `acp backup create` and SIGKILLs it as soon as its progress shows
+/// it has reached `at`. Returns whether the kill happened (the backup may
+/// have finished first).
+fn create_killed_at(root: &Root, kind: &str, at: KillAt) -> bool {
+    use std::io::BufRead;
+    let mut child = root
+        .acp()
+        .args(["backup", "create", "--kind", kind, "--progress", "json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut reached = false;
+    for line in lines {
+        let line = line.unwrap();
+        if serde_json::from_str::<Value>(&line).is_ok_and(|l| at.matches(&l)) {
+            reached = true;
+            break;
+        }
+    }
+    if reached {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    reached && status.code().is_none()
+}
+
 #[test]
 fn a_backup_killed_at_any_moment_leaves_the_repository_valid() {
     let root = root_with_notes();
@@ -446,63 +505,62 @@ fn a_backup_killed_at_any_moment_leaves_the_repository_valid() {
         }
     }
     fs::write(notes.join("big.bin"), noise(40 << 20, 99)).unwrap();
-    let first = create(&root, "full");
-    let took = Duration::from_millis(first["stats"]["duration_ms"].as_u64().unwrap().max(50));
+    create(&root, "full");
 
+    // Every phase once, then kills while files are stored, until at least
+    // three landed before the commit (or a generous deadline passes).
+    let points = [
+        KillAt::Step("scanning"),
+        KillAt::Step("copying the store"),
+        KillAt::Stored(0),
+        KillAt::Stored(50),
+        KillAt::Step("syncing"),
+        KillAt::Step("committing"),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
     let mut killed_mid_run = 0;
-    for round in 0..12u64 {
+    let mut round = 0usize;
+    while round < points.len() || killed_mid_run < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {killed_mid_run} of {round} kills landed mid-backup"
+        );
+        let n = u64::try_from(round).unwrap();
+        let at = *points.get(round).unwrap_or(&KillAt::Stored(n * 37 % 100));
         // New content each round, so killed runs are writing objects.
         for d in 0..20 {
             fs::write(
                 notes.join(format!("d{d}/f{round}")),
-                noise(3000, 1_000_000 + round * 100 + d),
+                noise(3000, 1_000_000 + n * 100 + d),
             )
             .unwrap();
         }
-        fs::write(notes.join("big.bin"), noise(40 << 20, 1000 + round)).unwrap();
+        fs::write(notes.join("big.bin"), noise(40 << 20, 1000 + n)).unwrap();
         let before = json(&root.run(&["backup", "list", "--json"]))["backups"]
             .as_array()
             .unwrap()
             .len();
-        let mut child = root
-            .acp()
-            .args([
-                "backup",
-                "create",
-                "--kind",
-                if round % 2 == 0 {
-                    "full"
-                } else {
-                    "incremental"
-                },
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(took * u32::try_from(2 * round + 1).unwrap() / 24);
-        let _ = child.kill();
-        let status = child.wait().unwrap();
+        let kind = if n.is_multiple_of(2) {
+            "full"
+        } else {
+            "incremental"
+        };
+        let killed = create_killed_at(&root, kind, at);
         let after = json(&root.run(&["backup", "list", "--json"]));
         let now = after["backups"].as_array().unwrap().len();
-        if status.code().is_none() {
-            // Killed: either it committed just before, or it is invisible.
-            if now == before {
-                killed_mid_run += 1;
-            }
+        // Killed: either it committed just before, or it is invisible.
+        if killed && now == before {
+            killed_mid_run += 1;
         }
         assert!(after["damaged"].as_array().unwrap().is_empty(), "{after}");
         let verify = root.run(&["backup", "verify", "--all"]);
         assert!(
             verify.status.success(),
-            "round {round}: {}",
+            "round {round} ({at:?}): {}",
             stdout(&verify)
         );
+        round += 1;
     }
-    assert!(
-        killed_mid_run >= 3,
-        "only {killed_mid_run} kills landed mid-backup"
-    );
     // The next backup completes and restores the live tree exactly.
     create(&root, "incremental");
     let dest = tempfile::tempdir().unwrap();
@@ -540,8 +598,14 @@ fn backups_taken_while_messages_flow_restore_a_consistent_store() {
             }
         })
     };
+    // Backups one after another while the sender runs (and at least two,
+    // however fast it was); the pause only spaces them out.
     let mut ids = Vec::new();
-    while !sender.is_finished() {
+    let mut during = 0;
+    while !sender.is_finished() || ids.len() < 2 {
+        if !sender.is_finished() {
+            during += 1;
+        }
         ids.push(
             create(&root, "incremental")["id"]
                 .as_str()
@@ -552,7 +616,7 @@ fn backups_taken_while_messages_flow_restore_a_consistent_store() {
     }
     sender.join().unwrap();
     drop(service);
-    assert!(ids.len() >= 2, "only {} backups during the load", ids.len());
+    assert!(during >= 2, "only {during} backups started during the load");
     let scratch = tempfile::tempdir().unwrap();
     let mut last_count = 0;
     for (i, id) in ids.iter().enumerate() {

@@ -82,6 +82,7 @@ fn sigkill_of_senders_and_dispatchers_mid_burst_loses_and_duplicates_nothing() {
                         .stderr(Stdio::null())
                         .spawn()
                         .unwrap();
+                    // A random kill point: before, during or after storing.
                     std::thread::sleep(Duration::from_millis(rng.below(25)));
                     let _ = child.kill();
                     let out = child.wait_with_output().unwrap();
@@ -94,12 +95,15 @@ fn sigkill_of_senders_and_dispatchers_mid_burst_loses_and_duplicates_nothing() {
                 }
             })
         };
-        // The service, killed and restarted at random points; between runs
+        // The service, killed and restarted at random points (the random
+        // pauses are the kill points, not waits for an event) until the
+        // senders are done and it was killed at least twice; between runs
         // the senders deliver their own messages.
         let mut rng = Rng(seed);
-        while !senders
-            .iter()
-            .all(std::thread::ScopedJoinHandle::is_finished)
+        while kills < 2
+            || !senders
+                .iter()
+                .all(std::thread::ScopedJoinHandle::is_finished)
         {
             let service = root.service();
             std::thread::sleep(Duration::from_millis(30 + rng.below(250)));
@@ -200,18 +204,26 @@ fn sigkill_while_draining_a_backlog_resumes_every_delivery_exactly_once() {
         }
     });
 
+    // The service is killed once it is seen delivering (a random number of
+    // deliveries after it started), until a kill has left deliveries
+    // mid-flight or the backlog is drained.
     let mut rng = Rng(seed);
     let mut interrupted_mid_batch = 0;
-    for _ in 0..6 {
-        let service = root.service();
-        std::thread::sleep(Duration::from_millis(20 + rng.below(200)));
-        service.kill();
+    let drained = |s: &serde_json::Value| count(s, "queued") == 0 && count(s, "delivering") == 0;
+    loop {
         let s = status(&root);
-        if count(&s, "delivering") > 0 {
-            interrupted_mid_batch += 1;
-        }
-        if count(&s, "queued") == 0 && count(&s, "delivering") == 0 {
+        if drained(&s) || interrupted_mid_batch >= 2 {
             break;
+        }
+        let target = count(&s, "delivered") + 1 + rng.below(150);
+        let service = root.service();
+        wait_until(Duration::from_secs(120), || {
+            let s = status(&root);
+            count(&s, "delivered") >= target || drained(&s)
+        });
+        service.kill();
+        if count(&status(&root), "delivering") > 0 {
+            interrupted_mid_batch += 1;
         }
     }
     assert!(

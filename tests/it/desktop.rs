@@ -125,6 +125,9 @@ impl ChatBox {
     /// their events after acp has sent them, a 10 KB body takes a moment.
     pub fn wait_for_submits(&self, n: usize) -> Vec<String> {
         wait_until(Duration::from_secs(60), || self.submits().len() >= n);
+        // Not a wait for anything to happen: a short look for an extra
+        // submit that should not come (a body split in two). Absence has no
+        // event to wait for; correct code passes whatever this lasts.
         std::thread::sleep(Duration::from_millis(300));
         self.submits()
     }

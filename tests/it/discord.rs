@@ -374,10 +374,11 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
         &[OPERATOR],
     );
     assert_ephemeral(&second, "Slow down: try again in");
+    // The refused command never reached the store, so nothing can arrive
+    // after the one accepted message: its delivery is the evidence.
     wait_until(Duration::from_secs(10), || {
         root.inbox_files("Agent-2").len() > before
     });
-    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(root.inbox_files("Agent-2").len(), before + 1);
     let out = root.run(&["inbox", "list", "--agent", "Agent-2", "--json"]);
     assert!(!stdout(&out).contains("twice"), "{}", stdout(&out));
@@ -424,24 +425,24 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
         edit.body
     );
     assert_eq!(root.inbox_ids("Agent-1").get(&dropped_id), Some(&1));
-    std::thread::sleep(Duration::from_millis(1500));
 
     // A reconnect request, a dropped connection and invalid sessions
     // (resumable, then not) mid-session: commands still work afterwards.
+    // Each step waits for the bot to be back on the gateway (a new READY
+    // or RESUMED), the way Discord would see it.
     let (identifies, _) = standin.sessions();
-    standin.gateway(GatewayCmd::Reconnect);
-    std::thread::sleep(Duration::from_millis(500));
-    standin.gateway(GatewayCmd::Drop);
-    std::thread::sleep(Duration::from_millis(1500));
-    standin.gateway(GatewayCmd::InvalidSession(true));
-    std::thread::sleep(Duration::from_millis(1500));
-    standin.gateway(GatewayCmd::InvalidSession(false));
-    // serenity restarts the shard through its queue (up to 5 s between
-    // identifies).
-    wait_until(Duration::from_secs(30), || {
-        standin.sessions().0 > identifies
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    for cmd in [
+        GatewayCmd::Reconnect,
+        GatewayCmd::Drop,
+        GatewayCmd::InvalidSession(true),
+        GatewayCmd::InvalidSession(false),
+    ] {
+        let session = standin.gateway(cmd);
+        // serenity restarts a shard through its queue (up to 5 s between
+        // identifies).
+        standin.wait_live_after(session, Duration::from_secs(30));
+    }
+    assert!(standin.sessions().0 > identifies);
     let reply = command(&standin, 400_000_000_000_000_007, "agents", &json!([]), &[]);
     let fields = reply["data"]["embeds"][0]["fields"].as_array().unwrap();
     assert_eq!(fields[0]["name"], "Agent-1 ⭐ captain", "{reply}");
@@ -492,7 +493,6 @@ fn slow_work_is_deferred_and_a_late_outcome_is_posted_to_the_channel() {
         &[OPERATOR],
     );
     assert_eq!(reply["type"], 5, "deferred first: {reply}");
-    std::thread::sleep(Duration::from_millis(1500));
     db.execute_batch("COMMIT").unwrap();
     let follow_up = standin.wait_for(0, Duration::from_secs(20), |r| {
         r.method == "POST" && r.path.ends_with("/token-400000000000000040")
@@ -746,9 +746,10 @@ fn a_backup_that_outlives_the_edit_window_reports_in_the_channel() {
     );
     let _bot = start(&root, &standin);
 
-    // Another backup holds the repository for 6 s: the command waits its
-    // turn, shows progress while the reply can still be edited, and posts
-    // the result to the channel once the window has passed.
+    // Another backup holds the repository past the receipt window: the
+    // command waits its turn, shows progress while the reply can still be
+    // edited, says when the result will go to the channel instead, and
+    // posts it there.
     let lock = std::fs::File::options()
         .write(true)
         .open(root.path().join("backups/lock"))
@@ -774,7 +775,21 @@ fn a_backup_that_outlives_the_edit_window_reports_in_the_channel() {
         "{}",
         progress.body
     );
-    std::thread::sleep(Duration::from_secs(6));
+    let handoff = standin.wait_for(from, Duration::from_secs(30), |r| {
+        r.method == "PATCH"
+            && r.path.contains("/token-400000000000000060/messages/")
+            && r.body["content"]
+                .as_str()
+                .is_some_and(|c| c.contains("the result will be posted in this channel"))
+    });
+    assert!(
+        handoff.body["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("⏳ incremental backup"),
+        "{}",
+        handoff.body
+    );
     drop(lock);
     let posted = standin.wait_for(from, Duration::from_secs(30), |r| {
         r.method == "POST" && r.path == format!("/channels/{}/messages", crate::standin::CHANNEL_ID)

@@ -53,7 +53,11 @@ struct Shared {
     violations: Vec<String>,
     identifies: usize,
     resumes: usize,
-    gateway: Option<mpsc::UnboundedSender<GatewayCmd>>,
+    /// Sessions that reached READY or RESUMED, ever.
+    live: usize,
+    /// The session commands go to, once it is live: (its number in `live`,
+    /// its queue).
+    gateway: Option<(usize, mpsc::UnboundedSender<GatewayCmd>)>,
     next_message: u64,
 }
 
@@ -283,9 +287,33 @@ async fn gateway(State(state): State<AppState>, ws: WebSocketUpgrade) -> Respons
     ws.on_upgrade(move |socket| session(socket, state))
 }
 
-async fn session(mut socket: WebSocket, state: AppState) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    state.shared.lock().unwrap().gateway = Some(tx);
+/// One gateway connection; it stops taking commands when it ends.
+async fn session(socket: WebSocket, state: AppState) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let shared = Arc::clone(&state.shared);
+    let number = serve_session(socket, state, tx, rx).await;
+    let mut s = shared.lock().unwrap();
+    if number.is_some() && s.gateway.as_ref().map(|g| g.0) == number {
+        s.gateway = None;
+    }
+}
+
+/// Marks a session live (it answered READY or RESUMED): commands go to it.
+fn go_live(state: &AppState, tx: &mpsc::UnboundedSender<GatewayCmd>) -> usize {
+    let mut s = state.shared.lock().unwrap();
+    s.live += 1;
+    s.gateway = Some((s.live, tx.clone()));
+    s.live
+}
+
+/// Serves a connection; returns the number it had when last live.
+async fn serve_session(
+    mut socket: WebSocket,
+    state: AppState,
+    tx: mpsc::UnboundedSender<GatewayCmd>,
+    mut rx: mpsc::UnboundedReceiver<GatewayCmd>,
+) -> Option<usize> {
+    let mut number = None;
     let mut seq = 0u64;
     let frame = |v: Value| Message::Text(v.to_string().into());
     if socket
@@ -293,12 +321,12 @@ async fn session(mut socket: WebSocket, state: AppState) {
         .await
         .is_err()
     {
-        return;
+        return number;
     }
     loop {
         tokio::select! {
             incoming = socket.recv() => {
-                let Some(Ok(Message::Text(text))) = incoming else { return };
+                let Some(Ok(Message::Text(text))) = incoming else { return number };
                 let Ok(payload) = serde_json::from_str::<Value>(&text) else { continue };
                 let reply = match payload["op"].as_u64() {
                     // Discord closes the connection on a token it rejects.
@@ -309,7 +337,7 @@ async fn session(mut socket: WebSocket, state: AppState) {
                                 reason: "Authentication failed.".into(),
                             })))
                             .await;
-                        return;
+                        return number;
                     }
                     Some(2) => {
                         state.shared.lock().unwrap().identifies += 1;
@@ -332,8 +360,12 @@ async fn session(mut socket: WebSocket, state: AppState) {
                     }
                     _ => None,
                 };
+                let live = reply.as_ref().is_some_and(|r| r["t"] == "READY" || r["t"] == "RESUMED");
                 if let Some(reply) = reply && socket.send(frame(reply)).await.is_err() {
-                    return;
+                    return number;
+                }
+                if live {
+                    number = Some(go_live(&state, &tx));
                 }
             }
             cmd = rx.recv() => {
@@ -341,10 +373,10 @@ async fn session(mut socket: WebSocket, state: AppState) {
                     Some(GatewayCmd::Dispatch(t, d)) => { seq += 1; json!({"op": 0, "s": seq, "t": t, "d": d}) }
                     Some(GatewayCmd::Reconnect) => json!({"op": 7, "d": null}),
                     Some(GatewayCmd::InvalidSession(resumable)) => json!({"op": 9, "d": resumable}),
-                    Some(GatewayCmd::Drop) | None => return,
+                    Some(GatewayCmd::Drop) | None => return number,
                 };
                 if socket.send(frame(out)).await.is_err() {
-                    return;
+                    return number;
                 }
             }
         }
@@ -397,14 +429,62 @@ impl StandIn {
         (s.identifies, s.resumes)
     }
 
-    /// Sends a command to the connected gateway session.
-    pub fn gateway(&self, cmd: GatewayCmd) {
-        let s = self.shared.lock().unwrap();
-        s.gateway
+    /// Waits until a session newer than the `before`-th is live (`before`
+    /// as [`StandIn::gateway`] returned it).
+    pub fn wait_live_after(&self, before: usize, limit: Duration) {
+        let start = Instant::now();
+        while self
+            .shared
+            .lock()
+            .unwrap()
+            .gateway
             .as_ref()
-            .expect("no gateway session")
-            .send(cmd)
-            .unwrap();
+            .is_none_or(|g| g.0 <= before)
+        {
+            assert!(
+                start.elapsed() < limit,
+                "the bot was not back on the gateway within {limit:?}"
+            );
+            // Polling interval while waiting for the session.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends a command to the live gateway session, waiting for the bot to
+    /// be connected (after a drop or a reconnect) if it is not yet. Returns
+    /// that session's number.
+    pub fn gateway(&self, mut cmd: GatewayCmd) -> usize {
+        let start = Instant::now();
+        loop {
+            {
+                let mut s = self.shared.lock().unwrap();
+                if let Some((number, tx)) = &s.gateway {
+                    let number = *number;
+                    // After these the session ends or starts over: later
+                    // commands wait for the next live one.
+                    let ends = !matches!(cmd, GatewayCmd::Dispatch(..));
+                    match tx.send(cmd) {
+                        Ok(()) => {
+                            if ends {
+                                s.gateway = None;
+                            }
+                            return number;
+                        }
+                        // The session ended a moment ago.
+                        Err(mpsc::error::SendError(back)) => {
+                            cmd = back;
+                            s.gateway = None;
+                        }
+                    }
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no live gateway session within 60 s"
+            );
+            // Polling interval while waiting for the session, not a guess.
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Waits for a request matching `f`, after `from` earlier ones.
@@ -425,6 +505,7 @@ impl StandIn {
                 self.requests(),
                 self.violations()
             );
+            // Polling interval while waiting for the request.
             std::thread::sleep(Duration::from_millis(10));
         }
     }

@@ -186,6 +186,7 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) {
             start.elapsed() < limit,
             "condition not met within {limit:?}"
         );
+        // Polling interval: the condition is the evidence, `limit` the deadline.
         std::thread::sleep(Duration::from_millis(20));
     }
 }

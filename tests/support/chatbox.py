@@ -94,5 +94,8 @@ def ready():
         f.write(str(root.winfo_id()))
 
 
-root.after(200, ready)
+# Ready once the window is mapped and its events are flowing: a test that
+# waits for the .ready file then knows the box can take keys.
+root.wait_visibility(text)
+root.after_idle(ready)
 root.mainloop()
