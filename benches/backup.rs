@@ -197,10 +197,11 @@ fn round(
         env.insert("ACP_BACKUP_KEY".into(), key.into());
     }
     let config = Config::load(root, &env).unwrap();
+    let scope = acp::app::backup_scope(&config);
     let backup_once = |kind: Kind| match tool {
         Tool::Restic => run(restic(&repo_dir).arg("backup").arg(&tree)),
         Tool::Acp | Tool::AcpEncrypted => {
-            backup::create(&config, kind, &Quiet).unwrap();
+            backup::create(&scope, kind, &Quiet).unwrap();
         }
     };
     if matches!(tool, Tool::Restic) {
@@ -256,7 +257,7 @@ fn main() {
         tempfile::tempdir_in(std::env::var("ACP_BENCH_DIR").unwrap_or_else(|_| "target".into()))
             .unwrap();
     let root = scratch.path().join("root");
-    acp::init::init(&root, 2).unwrap();
+    acp::app::init(&root, 2).unwrap();
     let cfg = root.join("config/acp.toml");
     let text =
         fs::read_to_string(&cfg)

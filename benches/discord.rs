@@ -29,7 +29,7 @@ fn rss_kib(pid: u32) -> u64 {
 fn main() {
     let standin = StandIn::start();
     let dir = tempfile::tempdir().unwrap();
-    acp::init::init(dir.path(), 8).unwrap();
+    acp::app::init(dir.path(), 8).unwrap();
     let config = dir.path().join("config/acp.toml");
     let text = std::fs::read_to_string(&config).unwrap().replace(
         "api_base = \"\"",

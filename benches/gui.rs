@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 use acp::config::{Config, Env};
 use acp::delivery::DeliveryMethod;
 use acp::delivery::gui::GuiMethod;
-use acp::delivery::gui::settings::InputMode;
-use acp::message::{Draft, Kind, Priority, Recipient};
+use acp::model::gui::InputMode;
+use acp::model::{Draft, Kind, Priority, Recipient};
 
 use desktop::ChatBox;
 
@@ -58,7 +58,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// acp's median time from dispatch to submit.
 fn acp_median(
     method: &GuiMethod,
-    agent: &acp::agents::Agent,
+    agent: &acp::model::Agent,
     chat: &ChatBox,
     text: &str,
     reps: usize,
@@ -152,14 +152,18 @@ fn main() {
     let display = std::env::var("DISPLAY")
         .expect("DISPLAY is not set: run `make bench-gui`, which starts an Xvfb for the bench");
     let dir = tempfile::tempdir().unwrap();
-    acp::init::init(dir.path(), 1).unwrap();
+    acp::app::init(dir.path(), 1).unwrap();
     let mut env = Env::new();
     env.insert("DISPLAY".into(), display.clone());
     let config = Config::load(dir.path(), &env).unwrap();
     let chat = ChatBox::open_on(&display, dir.path(), "Agent-1 chat", 100, 100);
     let (x, y) = chat.center();
     desktop::write_coordinates(dir.path(), &[("Agent-1", (x, y), None)]);
-    let method = GuiMethod::start(&config);
+    let method = GuiMethod::start(
+        &config.gui,
+        config.coords_path(),
+        dir.path().join("data/gui.lock"),
+    );
 
     let cases = [
         ("100 chars, one line", body(100, false)),

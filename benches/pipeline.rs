@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use acp::app::{App, SendRequest};
 use acp::config::{Config, Env};
-use acp::delivery::{Methods, Via};
+use acp::delivery::Methods;
 use acp::events::Event;
-use acp::message::{Kind, Priority, Recipient};
+use acp::model::Via;
+use acp::model::{Kind, Priority, Recipient};
 use tokio_util::sync::CancellationToken;
 
 const LIBRARY_MESSAGES: usize = 20_000;
@@ -24,7 +25,7 @@ const PACED_RATE: u64 = 200;
 
 fn root(agents: u32) -> (tempfile::TempDir, Config) {
     let dir = tempfile::tempdir().unwrap();
-    acp::init::init(dir.path(), agents).unwrap();
+    acp::app::init(dir.path(), agents).unwrap();
     let config = Config::load(dir.path(), &Env::new()).unwrap();
     (dir, config)
 }
@@ -109,7 +110,7 @@ async fn library(agents: u32) -> Row {
     let runner = tokio::spawn(Arc::clone(&dispatcher).run(app.wake(), cancel.clone()));
     let start = Instant::now();
     let collector = tokio::spawn(async move {
-        let mut accepted: HashMap<acp::message::MessageId, Instant> = HashMap::new();
+        let mut accepted: HashMap<acp::model::MessageId, Instant> = HashMap::new();
         let mut latencies = Vec::new();
         while latencies.len() < LIBRARY_MESSAGES + PACED_MESSAGES {
             match events.recv().await {
@@ -131,7 +132,11 @@ async fn library(agents: u32) -> Row {
     // Wait for the burst to drain before the paced run.
     loop {
         let s = app.status().await.unwrap();
-        if s.queue["delivered"].values().sum::<u64>() >= LIBRARY_MESSAGES as u64 {
+        if s.queue[&acp::model::DeliveryState::Delivered]
+            .values()
+            .sum::<u64>()
+            >= LIBRARY_MESSAGES as u64
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;

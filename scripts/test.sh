@@ -33,9 +33,17 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-echo "== cargo fmt --check"
-cargo fmt --all -- --check
-echo "== cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
-echo "== cargo test"
-cargo test --locked
+# Each step says how long it took (bash's SECONDS), so a slow run shows
+# where its time went.
+step() {
+    local name=$1
+    shift
+    echo "== $name"
+    local started=$SECONDS
+    "$@"
+    echo "== $name: $((SECONDS - started)) s"
+}
+step "cargo fmt --check" cargo fmt --all -- --check
+step "cargo clippy" cargo clippy --all-targets --locked -- -D warnings
+step "cargo test (build)" cargo test --locked --no-run
+step "cargo test" cargo test --locked

@@ -18,8 +18,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::agents::{AgentId, Registry};
-use crate::delivery::MethodName;
+use crate::model::MethodName;
+use crate::model::{AgentId, Registry};
 
 /// A problem reading the coordinates file.
 #[derive(Debug, thiserror::Error)]
@@ -424,7 +424,7 @@ impl fmt::Display for Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agents::Agent;
+    use crate::model::Agent;
 
     fn registry(ids: &[&str], gui: bool) -> Registry {
         Registry::new(
@@ -439,7 +439,7 @@ mod tests {
                     } else {
                         vec![MethodName::Inbox]
                     },
-                    gui: crate::delivery::gui::settings::GuiConfig::default().defaults,
+                    gui: crate::model::gui::GuiSettings::default(),
                 })
                 .collect(),
         )

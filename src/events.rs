@@ -1,6 +1,6 @@
-//! The event bus: what happened to messages, for whoever listens (Discord
-//! receipts, the devlog poster, metrics, the status page) without any module
-//! calling another's internals.
+//! The event bus: what happened to messages and backups, for whoever
+//! listens (today the receipts that `App::follow` gives the CLI and
+//! Discord) without any module calling another's internals.
 //!
 //! Events are best effort and in-process: a listener that falls behind loses
 //! the oldest events (and is told how many), and events from other processes
@@ -9,9 +9,9 @@
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::agents::AgentId;
-use crate::delivery::MethodName;
-use crate::message::{MessageId, Priority, Recipient};
+use crate::model::AgentId;
+use crate::model::MethodName;
+use crate::model::{MessageId, Priority, Recipient};
 
 /// Something that happened in the pipeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

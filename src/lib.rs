@@ -13,33 +13,47 @@
 //!
 //! # Layout
 //!
-//! - [`message`]: `UnifiedMessage`, ids, kinds, priorities and body limits.
-//! - [`agents`]: agent ids (a strict pattern) and the registry.
-//! - [`config`]: the one typed configuration, layered defaults < file < env.
-//! - [`coords`]: `config/coordinates.json` and its validation.
-//! - [`store`]: the SQLite store (queue, acks, roles, audit log).
-//! - [`delivery`]: the delivery-method trait, the inbox method and the
-//!   dispatcher.
-//! - [`discord`]: the poise slash commands (the only module using serenity).
-//! - [`events`]: the in-process event bus (receipts, metrics, devlogs listen).
-//! - [`backup`]: full, incremental and differential backups, point-in-time
-//!   restore, verification, retention and drills.
-//! - [`app`]: the application core every front door calls.
-//! - [`service`]: `acp run`, the long-running service.
-//! - [`init`]: `acp init`.
-//! - [`cli`]: the `acp` command line (the only module using `anyhow`, with
-//!   `main.rs`).
+//! Four layers; a module names only its own layer and those below, and a
+//! test (`tests/it/layers.rs`) reads the source to hold it to that.
+//!
+//! - The **model** imports nothing else of the crate:
+//!   - [`model`]: agent ids and agents, `UnifiedMessage` and its ids, kinds,
+//!     priorities and body limits, the delivery vocabulary (`MethodName`,
+//!     `Via`, `DeliveryState`, failure kinds), audit outcomes, and each
+//!     agent's keyboard-and-mouse settings as data.
+//! - The **engines** get their own settings, never the whole config:
+//!   - [`lockfile`]: OS file locks with a deadline, the one way acp locks
+//!     a file.
+//!   - [`config`]: the one typed configuration (defaults < file < env), and
+//!     each engine's settings struct.
+//!   - [`coords`]: `config/coordinates.json` and its validation.
+//!   - [`events`]: the in-process event bus that wakes receipts (the store
+//!     stays the record).
+//!   - [`store`]: the SQLite store (queue, typed views, roles, audit log).
+//!   - [`delivery`]: the delivery-method trait, the inbox and
+//!     keyboard-and-mouse methods, and the dispatcher.
+//!   - [`backup`]: full, incremental and differential backups,
+//!     point-in-time restore, verification, retention and drills.
+//! - The **core**, the only API the front doors use:
+//!   - [`app`]: messages (send, follow, ack), roles and the audit log,
+//!     backups (each audited and announced whichever door asks), the
+//!     doctor's checks, `acp init`, and the one error type.
+//! - The **front doors** name only the core and the model:
+//!   - [`discord`]: the poise slash commands (the only module using
+//!     serenity).
+//!   - [`service`]: `acp run`, the long-running service.
+//!   - the `acp` command line lives in the binary (`src/main.rs` and
+//!     `src/cli/`), the only place using `anyhow` besides poise's error
+//!     type.
 
-pub mod agents;
 pub mod app;
 pub mod backup;
-pub mod cli;
 pub mod config;
 pub mod coords;
 pub mod delivery;
 pub mod discord;
 pub mod events;
-pub mod init;
-pub mod message;
+pub mod lockfile;
+pub mod model;
 pub mod service;
 pub mod store;

@@ -20,7 +20,10 @@ mod scan;
 
 use std::collections::HashMap;
 use std::io;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::config::BackupConfig;
 
 pub use crypt::Cipher;
 pub use manifest::{Entry, Kind, Manifest, Node, State, Stats, Summary};
@@ -28,6 +31,20 @@ pub use ops::{BackupCheck, Drill, PruneReport, VerifyReport, Which, drill, due, 
 pub use repo::Repo;
 pub use restore::{InPlace, RestoreReport, restore_in_place, restore_to};
 pub use scan::{Created, create};
+
+/// What backups cover and how: the `[backup]` settings and the root's
+/// layout, as the core gives them (never the whole config).
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// The root (an in-place restore goes here).
+    pub root: PathBuf,
+    /// The store file, captured through SQLite's online backup API.
+    pub store: PathBuf,
+    /// Each agent's inbox directory, by agent id (wherever its workspace
+    /// is).
+    pub inboxes: Vec<(String, PathBuf)>,
+    pub settings: BackupConfig,
+}
 
 /// What went wrong, in words that say what to do.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +107,7 @@ pub struct Quiet;
 impl Progress for Quiet {}
 
 /// The usable manifests of a repository, by id, and the damaged ones.
+#[derive(Debug)]
 pub struct Catalog {
     pub manifests: Vec<Manifest>,
     pub damaged: Vec<(String, String)>,

@@ -10,8 +10,8 @@ use super::manifest::{Kind, Manifest, Node, State};
 use super::repo::{ObjectError, Repo};
 use super::restore::{check_copy, hash_file, write_state};
 use super::scan::{STORE_PATH, sources};
-use super::{BackupError, Catalog, Progress, Quiet, millis};
-use crate::config::{BackupConfig, Config};
+use super::{BackupError, Catalog, Progress, Scope, millis};
+use crate::config::BackupConfig;
 
 /// Which backups `verify` checks.
 #[derive(Debug, Clone)]
@@ -314,8 +314,8 @@ pub struct Drill {
 ///
 /// # Errors
 /// [`BackupError`] if there is no backup or it cannot be restored.
-pub fn drill(config: &Config, progress: &dyn Progress) -> Result<Drill, BackupError> {
-    let repo = Repo::open(&config.backup)?;
+pub fn drill(scope: &Scope, progress: &dyn Progress) -> Result<Drill, BackupError> {
+    let repo = Repo::open(&scope.settings)?;
     let _lock = repo.lock(false)?;
     let catalog = Catalog::read(&repo)?;
     let latest = catalog.find("latest")?;
@@ -343,9 +343,8 @@ pub fn drill(config: &Config, progress: &dyn Progress) -> Result<Drill, BackupEr
         "no store in the backup".into()
     };
     let rto_ms = millis(started.elapsed());
-    let (changed_since, missing_live) = compare_live(config, &state);
+    let (changed_since, missing_live) = compare_live(scope, &state);
     let age = jiff::Timestamp::now() - latest.time().map_err(BackupError::Corrupt)?;
-    let _ = Quiet;
     Ok(Drill {
         backup: latest.id.clone(),
         kind: latest.kind,
@@ -362,10 +361,10 @@ pub fn drill(config: &Config, progress: &dyn Progress) -> Result<Drill, BackupEr
 
 /// Compares a backup state with the live files (the store aside: it
 /// changes with every message).
-fn compare_live(config: &Config, state: &State) -> (Vec<String>, Vec<String>) {
+fn compare_live(scope: &Scope, state: &State) -> (Vec<String>, Vec<String>) {
     let mut changed = Vec::new();
     let mut missing = Vec::new();
-    let sources = sources(config);
+    let sources = sources(scope);
     for (path, node) in state {
         let Node::File { size, blake3, .. } = node else {
             continue;

@@ -20,7 +20,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -31,6 +31,7 @@ use super::BackupError;
 use super::crypt::Cipher;
 use super::manifest::{Manifest, is_hash};
 use crate::config::BackupConfig;
+use crate::lockfile;
 
 /// The marker file's exact content.
 const MARKER: &str = "{\"format\":\"acp-backup/1\"}\n";
@@ -79,7 +80,7 @@ pub enum Found {
 /// The lock a reader or writer holds for its whole run.
 #[derive(Debug)]
 pub struct RepoLock {
-    _file: File,
+    _held: lockfile::Held,
 }
 
 pub(super) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BackupError + '_ {
@@ -193,27 +194,20 @@ impl Repo {
     /// # Errors
     /// [`BackupError::Busy`] or I/O.
     pub fn lock(&self, exclusive: bool) -> Result<RepoLock, BackupError> {
-        let path = self.root.join("lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        let deadline = std::time::Instant::now() + LOCK_WAIT;
-        loop {
-            let got = if exclusive {
-                file.try_lock()
-            } else {
-                file.try_lock_shared()
-            };
-            match got {
-                Ok(()) => return Ok(RepoLock { _file: file }),
-                Err(_) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                Err(_) => return Err(BackupError::Busy(self.root.display().to_string())),
+        let mode = if exclusive {
+            lockfile::Mode::Exclusive
+        } else {
+            lockfile::Mode::Shared
+        };
+        match lockfile::acquire(&self.root.join("lock"), mode, LOCK_WAIT) {
+            Ok(held) => Ok(RepoLock { _held: held }),
+            Err(lockfile::LockError::Busy { .. }) => {
+                Err(BackupError::Busy(self.root.display().to_string()))
             }
+            Err(lockfile::LockError::Io { path, source }) => Err(BackupError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
         }
     }
 

@@ -14,8 +14,7 @@ use serde::Serialize;
 use super::manifest::{Manifest, Node, State};
 use super::repo::{ObjectError, Repo, io_err};
 use super::scan::{Excluder, STORE_PATH};
-use super::{BackupError, Catalog, Progress, millis};
-use crate::config::Config;
+use super::{BackupError, Catalog, Progress, Scope, millis};
 
 /// What a restore wrote.
 #[derive(Debug, Clone, Serialize)]
@@ -343,15 +342,15 @@ pub struct InPlace {
 
 /// Where a backup path lives now: an agent inbox at its configured
 /// workspace, anything else under the root.
-fn live_path(config: &Config, rel: &str) -> PathBuf {
+fn live_path(scope: &Scope, rel: &str) -> PathBuf {
     if let Some(rest) = rel.strip_prefix("agent_workspaces/")
         && let Some((id, tail)) = rest.split_once('/')
         && tail == "inbox"
-        && let Some(agent) = config.agents.all().iter().find(|a| a.id.as_str() == id)
+        && let Some((_, inbox)) = scope.inboxes.iter().find(|(agent, _)| agent == id)
     {
-        return agent.inbox_dir();
+        return inbox.clone();
     }
-    config.root.join(rel)
+    scope.root.join(rel)
 }
 
 fn move_path(from: &Path, to: &Path) -> Result<(), BackupError> {
@@ -370,7 +369,7 @@ fn move_path(from: &Path, to: &Path) -> Result<(), BackupError> {
 /// [`BackupError`]; nothing live is touched unless the staged copy
 /// verified.
 pub fn restore_in_place(
-    config: &Config,
+    scope: &Scope,
     repo: &Repo,
     catalog: &Catalog,
     id: &str,
@@ -382,7 +381,7 @@ pub fn restore_in_place(
     let stamp = jiff::Timestamp::now()
         .strftime("%Y%m%dT%H%M%SZ")
         .to_string();
-    let staging = config.root.join(format!(".acp-restore-{stamp}"));
+    let staging = scope.root.join(format!(".acp-restore-{stamp}"));
     let mut report = write_state(repo, manifest, &state, &staging, false, progress)?;
     if let Err(problems) = check_copy(&state, &staging) {
         let _ = fs::remove_dir_all(&staging);
@@ -391,13 +390,13 @@ pub fn restore_in_place(
             files: problems,
         });
     }
-    report.target = config.root.display().to_string();
-    let aside = config.root.join(format!(".acp-replaced-{stamp}"));
-    let excluder = Excluder::new(config);
+    report.target = scope.root.display().to_string();
+    let aside = scope.root.join(format!(".acp-replaced-{stamp}"));
+    let excluder = Excluder::new(scope);
     fs::create_dir_all(&aside).map_err(io_err(&aside))?;
     let mut swapped = Vec::new();
     for rel in &manifest.sources {
-        let live = live_path(config, rel);
+        let live = live_path(scope, rel);
         if fs::symlink_metadata(&live).is_ok() {
             move_path(&live, &aside.join(rel))?;
         }

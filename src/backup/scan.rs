@@ -11,8 +11,7 @@ use serde::Serialize;
 
 use super::manifest::{self, FORMAT, Kind, Manifest, Node, State, Stats};
 use super::repo::{Repo, io_err};
-use super::{BackupError, Catalog, Progress, millis};
-use crate::config::Config;
+use super::{BackupError, Catalog, Progress, Scope, millis};
 
 /// Where the store sits in a backup.
 pub const STORE_PATH: &str = "data/acp.db";
@@ -36,10 +35,10 @@ pub struct Source {
     pub abs: PathBuf,
 }
 
-/// The sources of a config (the store is handled apart).
+/// The sources of a scope (the store is handled apart).
 #[must_use]
-pub fn sources(config: &Config) -> Vec<Source> {
-    let root = &config.root;
+pub fn sources(scope: &Scope) -> Vec<Source> {
+    let root = &scope.root;
     let mut out = vec![
         Source {
             rel: "config".into(),
@@ -50,13 +49,13 @@ pub fn sources(config: &Config) -> Vec<Source> {
             abs: root.join("devlogs"),
         },
     ];
-    for agent in config.agents.all() {
+    for (id, inbox) in &scope.inboxes {
         out.push(Source {
-            rel: format!("agent_workspaces/{}/inbox", agent.id),
-            abs: agent.inbox_dir(),
+            rel: format!("agent_workspaces/{id}/inbox"),
+            abs: inbox.clone(),
         });
     }
-    for rel in &config.backup.include {
+    for rel in &scope.settings.include {
         out.push(Source {
             rel: rel.clone(),
             abs: root.join(rel),
@@ -81,10 +80,10 @@ pub(super) struct Excluder {
 }
 
 impl Excluder {
-    pub(super) fn new(config: &Config) -> Self {
+    pub(super) fn new(scope: &Scope) -> Self {
         Self {
-            exclude: config.backup.exclude.clone(),
-            repository: config.backup.repository.clone(),
+            exclude: scope.settings.exclude.clone(),
+            repository: scope.settings.repository.clone(),
         }
     }
 
@@ -264,19 +263,19 @@ fn snapshot_store(db: &Path, scratch: &Path) -> Result<(), BackupError> {
 /// Captures the store consistently into a scratch file and queues it as
 /// `data/acp.db`; returns the scratch file to delete afterwards.
 fn capture_store(
-    config: &Config,
+    scope: &Scope,
     repo: &Repo,
     id: &str,
     created_at: jiff::Timestamp,
     walk: &mut Walk<'_>,
 ) -> Result<Option<PathBuf>, BackupError> {
-    let db = config.db_path();
+    let db = &scope.store;
     if !db.exists() {
         return Ok(None);
     }
     let scratch = repo.scratch(&format!("store-{id}.db"));
-    snapshot_store(&db, &scratch)?;
-    let meta = fs::metadata(&db).map_err(io_err(&db))?;
+    snapshot_store(db, &scratch)?;
+    let meta = fs::metadata(db).map_err(io_err(db))?;
     walk.state
         .entry("data".into())
         .or_insert(Node::Dir { mode: 0o755 });
@@ -320,17 +319,13 @@ fn plan(catalog: &Catalog, kind: Kind) -> (Kind, Option<String>, State, Option<S
     }
 }
 
-/// Takes a backup of the config's root into its repository.
+/// Takes a backup of the scope into its repository.
 ///
 /// # Errors
 /// [`BackupError`]: the repository is busy or unusable, or I/O failed.
-pub fn create(
-    config: &Config,
-    kind: Kind,
-    progress: &dyn Progress,
-) -> Result<Created, BackupError> {
+pub fn create(scope: &Scope, kind: Kind, progress: &dyn Progress) -> Result<Created, BackupError> {
     let started = Instant::now();
-    let repo = Repo::open_or_create(&config.backup)?;
+    let repo = Repo::open_or_create(&scope.settings)?;
     let _lock = repo.lock(true)?;
     repo.clean_tmp();
     progress.step("scanning");
@@ -341,14 +336,14 @@ pub fn create(
 
     let mut walk = Walk {
         base: &base,
-        excluder: Excluder::new(config),
+        excluder: Excluder::new(scope),
         state: State::new(),
         jobs: Vec::new(),
         skipped: Vec::new(),
         pending_bytes: 0,
     };
     let mut covered = Vec::new();
-    for source in sources(config) {
+    for source in sources(scope) {
         if !source.abs.exists() {
             continue;
         }
@@ -356,7 +351,7 @@ pub fn create(
         let parts: Vec<&str> = source.rel.split('/').collect();
         for i in 1..parts.len() {
             let rel = parts[..i].join("/");
-            let abs = config.root.join(&rel);
+            let abs = scope.root.join(&rel);
             let mode = fs::metadata(&abs).map_or(0o755, |m| mode(&m));
             walk.state.entry(rel).or_insert(Node::Dir { mode });
         }
@@ -365,7 +360,7 @@ pub fn create(
     }
 
     progress.step("copying the store");
-    let store_file = capture_store(config, &repo, &id, created_at, &mut walk)?;
+    let store_file = capture_store(scope, &repo, &id, created_at, &mut walk)?;
     if store_file.is_some() {
         covered.push(STORE_PATH.into());
     }
@@ -373,7 +368,7 @@ pub fn create(
     let scanned = started.elapsed();
     let stored = store_files(
         &repo,
-        config.backup.zstd_level,
+        scope.settings.zstd_level,
         &walk.jobs,
         walk.pending_bytes,
         progress,

@@ -1,142 +1,19 @@
-//! `acp backup ...` and `acp doctor`.
+//! `acp backup ...`: each subcommand calls the core's backups and prints.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use anyhow::Result;
-use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use indicatif::HumanBytes;
 use serde_json::json;
 
-use crate::backup::{self, Catalog, Kind, Progress, Repo, Which};
-use crate::config::Config;
+use acp::app::{
+    App, BackupKind as Kind, Backups, Config, Listing, Manifest, Pick, Quiet, Reporter, Which,
+};
 
+use super::progress::{Bar, JsonLines, ProgressMode};
 use super::{BackupCommand, UsageError};
-
-/// How `acp backup` shows the progress of a long run (`--progress`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProgressMode {
-    /// A bar on stderr when it is a terminal and the output is not JSON.
-    Auto,
-    /// One JSON object per line on stderr: `{"event":"phase"|"start"|
-    /// "progress"|"finish","phase":...}`; stdout keeps the result.
-    Json,
-    /// Nothing.
-    None,
-}
-
-/// `--progress json`: one line per step, per phase start and end, and per
-/// percent (or per 100 items) of a measured phase.
-#[derive(Default)]
-struct JsonLines {
-    state: Mutex<Measured>,
-}
-
-#[derive(Default)]
-struct Measured {
-    phase: String,
-    total_bytes: u64,
-    bytes: u64,
-    items: u64,
-    percent: u64,
-}
-
-impl JsonLines {
-    /// Writes one line; a closed stderr is not an error worth stopping for.
-    fn emit(line: &serde_json::Value) {
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
-    }
-}
-
-impl Progress for JsonLines {
-    fn step(&self, phase: &str) {
-        if let Ok(_order) = self.state.lock() {
-            Self::emit(&json!({"event": "phase", "phase": phase}));
-        }
-    }
-    fn start(&self, phase: &str, total: u64) {
-        if let Ok(mut m) = self.state.lock() {
-            *m = Measured {
-                phase: phase.to_owned(),
-                total_bytes: total,
-                ..Measured::default()
-            };
-            Self::emit(&json!({"event": "start", "phase": phase, "total_bytes": total}));
-        }
-    }
-    fn advance(&self, bytes: u64) {
-        if let Ok(mut m) = self.state.lock() {
-            m.bytes += bytes;
-            m.items += 1;
-            let percent = (m.bytes.saturating_mul(100))
-                .checked_div(m.total_bytes)
-                .map_or(100, |p| p.min(100));
-            if percent > m.percent || m.items % 100 == 0 {
-                m.percent = percent;
-                Self::emit(&json!({
-                    "event": "progress", "phase": m.phase, "items": m.items,
-                    "bytes": m.bytes, "total_bytes": m.total_bytes, "percent": percent,
-                }));
-            }
-        }
-    }
-    fn finish(&self) {
-        if let Ok(m) = self.state.lock() {
-            Self::emit(&json!({
-                "event": "finish", "phase": m.phase, "items": m.items, "bytes": m.bytes,
-            }));
-        }
-    }
-}
-
-/// A progress bar on stderr, only when it is a terminal and output is not
-/// JSON.
-struct Bar {
-    enabled: bool,
-    bar: Mutex<Option<ProgressBar>>,
-}
-
-impl Bar {
-    fn new(json_out: bool) -> Self {
-        use std::io::IsTerminal;
-        Self {
-            enabled: !json_out && std::io::stderr().is_terminal(),
-            bar: Mutex::new(None),
-        }
-    }
-}
-
-impl Progress for Bar {
-    fn start(&self, phase: &str, total: u64) {
-        if !self.enabled {
-            return;
-        }
-        let bar = ProgressBar::new(total).with_message(phase.to_owned());
-        if let Ok(style) = ProgressStyle::with_template(
-            "{msg:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        ) {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        if let Ok(mut slot) = self.bar.lock() {
-            *slot = Some(bar);
-        }
-    }
-    fn advance(&self, bytes: u64) {
-        if let Ok(slot) = self.bar.lock()
-            && let Some(bar) = slot.as_ref()
-        {
-            bar.inc(bytes);
-        }
-    }
-    fn finish(&self) {
-        if let Ok(mut slot) = self.bar.lock()
-            && let Some(bar) = slot.take()
-        {
-            bar.finish_and_clear();
-        }
-    }
-}
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
@@ -162,7 +39,7 @@ pub fn parse_at(s: &str) -> Result<jiff::Timestamp, String> {
         })
 }
 
-fn summary_line(m: &backup::Manifest) -> String {
+fn summary_line(m: &Manifest) -> String {
     format!(
         "{}  {:<12}  {}  {:>6} files  {:>10}  +{} stored  {}",
         m.id,
@@ -177,53 +54,88 @@ fn summary_line(m: &backup::Manifest) -> String {
     )
 }
 
-fn summary_json(m: &backup::Manifest) -> serde_json::Value {
+fn summary_json(m: &Manifest) -> serde_json::Value {
     json!({
         "id": m.id, "kind": m.kind, "parent": m.parent, "created_at": m.created_at,
         "sources": m.sources, "changed": m.entries.len(), "deleted": m.deleted.len(), "stats": m.stats,
     })
 }
 
-/// Runs one `acp backup` subcommand.
+/// Runs one `acp backup` subcommand through the core. `root` says whether
+/// the config came from a root (its store then takes the audit rows); on a
+/// new machine there is only the repository.
 ///
 /// # Errors
 /// Any failure; damaged backups exit 1, bad input 2.
-pub fn run(
-    config: &Config,
+pub async fn run(
+    config: Config,
+    root: bool,
     cmd: &BackupCommand,
     progress: ProgressMode,
     json_out: bool,
 ) -> Result<ExitCode> {
-    let bar: Box<dyn Progress> = match progress {
-        ProgressMode::Auto => Box::new(Bar::new(json_out)),
-        ProgressMode::Json => Box::new(JsonLines::default()),
-        ProgressMode::None => Box::new(backup::Quiet),
+    let bar: Reporter = match progress {
+        ProgressMode::Auto => Arc::new(Bar::new(json_out)),
+        ProgressMode::Json => Arc::new(JsonLines::default()),
+        ProgressMode::None => Arc::new(Quiet),
     };
-    let bar = &*bar;
+    // An in-place restore replaces the store: none may be open meanwhile.
+    let in_place = matches!(cmd, BackupCommand::Restore { in_place: true, .. });
+    let backups = if root && !in_place {
+        App::open(config)?.backups().clone()
+    } else {
+        Backups::without_store(&config)
+    };
+    let by = super::show::actor();
     match cmd {
-        BackupCommand::Create { kind } => create_cmd(config, *kind, bar, json_out),
-        BackupCommand::List => list_cmd(config, json_out),
-        BackupCommand::Verify { id, all } => verify_cmd(config, id.as_ref(), *all, bar, json_out),
+        BackupCommand::Create { kind } => create_cmd(&backups, *kind, &by, bar, json_out).await,
+        BackupCommand::List => list_cmd(&backups, json_out).await,
+        BackupCommand::Verify { id, all } => {
+            let which = match (id, all) {
+                (Some(id), false) => Which::One(id.clone()),
+                (None, _) => Which::All,
+                (Some(_), true) => {
+                    return Err(UsageError("give a backup id or --all, not both".into()).into());
+                }
+            };
+            verify_cmd(&backups, which, &by, bar, json_out).await
+        }
         BackupCommand::Restore {
             id,
             at,
             to,
             in_place,
             partial,
-        } => restore(
-            config,
-            id.as_deref(),
-            *at,
-            to.as_deref(),
-            *in_place,
-            *partial,
-            bar,
-            json_out,
-        ),
-        BackupCommand::Prune { dry_run } => prune_cmd(config, *dry_run, json_out),
-        BackupCommand::Drill => drill_cmd(config, bar, json_out),
+        } => {
+            let pick = match (id, at) {
+                (Some(id), None) => Pick::Id(id.clone()),
+                (None, Some(at)) => Pick::At(*at),
+                _ => {
+                    return Err(
+                        UsageError("give a backup id (or latest) or --at TIME".into()).into(),
+                    );
+                }
+            };
+            match (to, in_place) {
+                (Some(dir), false) => {
+                    restore_to_cmd(&backups, pick, dir, *partial, &by, bar, json_out).await
+                }
+                (None, true) if *partial => Err(UsageError(
+                    "--partial cannot be used with --in-place: a partly restored live state is worse than none; restore --to DIR --partial and copy what you need".into(),
+                )
+                .into()),
+                (None, true) => restore_in_place_cmd(&backups, pick, &by, bar, json_out).await,
+                _ => Err(UsageError(
+                    "say where to restore: --to DIR (a new or empty directory) or --in-place"
+                        .into(),
+                )
+                .into()),
+            }
+        }
+        BackupCommand::Prune { dry_run } => prune_cmd(&backups, *dry_run, &by, json_out).await,
+        BackupCommand::Drill => drill_cmd(&backups, &by, bar, json_out).await,
         BackupCommand::Keygen => {
-            let (secret, public) = backup::Cipher::generate();
+            let (secret, public) = Backups::keygen();
             if json_out {
                 print_json(&json!({"ACP_BACKUP_KEY": secret, "recipient": public}))?;
             } else {
@@ -237,13 +149,19 @@ pub fn run(
     }
 }
 
-fn create_cmd(config: &Config, kind: Kind, bar: &dyn Progress, json_out: bool) -> Result<ExitCode> {
-    let created = backup::create(config, kind, bar)?;
+async fn create_cmd(
+    backups: &Backups,
+    kind: Kind,
+    by: &str,
+    bar: Reporter,
+    json_out: bool,
+) -> Result<ExitCode> {
+    let created = backups.create(kind, by, bar).await?;
     let m = &created.manifest;
     if json_out {
         print_json(&json!({
             "backup": summary_json(m), "note": created.note, "skipped": created.skipped,
-            "repository": config.backup.repository,
+            "repository": backups.repository(),
         }))?;
     } else {
         if let Some(note) = &created.note {
@@ -261,7 +179,7 @@ fn create_cmd(config: &Config, kind: Kind, bar: &dyn Progress, json_out: bool) -
             m.stats.deleted,
             m.stats.new_objects,
             HumanBytes(m.stats.stored_bytes),
-            config.backup.repository.display()
+            backups.repository().display()
         );
         for (path, why) in &created.skipped {
             println!("  skipped {path}: {why}");
@@ -270,18 +188,21 @@ fn create_cmd(config: &Config, kind: Kind, bar: &dyn Progress, json_out: bool) -
     Ok(ExitCode::SUCCESS)
 }
 
-fn list_cmd(config: &Config, json_out: bool) -> Result<ExitCode> {
-    let repo = Repo::open(&config.backup)?;
-    let catalog = Catalog::read(&repo)?;
+async fn list_cmd(backups: &Backups, json_out: bool) -> Result<ExitCode> {
+    let Listing {
+        catalog,
+        repository,
+        repository_bytes,
+    } = backups.list(None).await?;
     if json_out {
         print_json(&json!({
             "backups": catalog.manifests.iter().map(summary_json).collect::<Vec<_>>(),
             "damaged": catalog.damaged,
-            "repository_bytes": repo.size(),
+            "repository_bytes": repository_bytes,
         }))?;
     } else {
         if catalog.manifests.is_empty() {
-            println!("no backups yet in {}", repo.path().display());
+            println!("no backups yet in {}", repository.display());
         }
         for m in &catalog.manifests {
             println!("{}", summary_line(m));
@@ -292,29 +213,21 @@ fn list_cmd(config: &Config, json_out: bool) -> Result<ExitCode> {
         println!(
             "{} backup(s), repository {} at {}",
             catalog.manifests.len(),
-            HumanBytes(repo.size()),
-            repo.path().display()
+            HumanBytes(repository_bytes),
+            repository.display()
         );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify_cmd(
-    config: &Config,
-    id: Option<&String>,
-    all: bool,
-    bar: &dyn Progress,
+async fn verify_cmd(
+    backups: &Backups,
+    which: Which,
+    by: &str,
+    bar: Reporter,
     json_out: bool,
 ) -> Result<ExitCode> {
-    let which = match (id, all) {
-        (Some(id), false) => Which::One(id.clone()),
-        (None, _) => Which::All,
-        (Some(_), true) => {
-            return Err(UsageError("give a backup id or --all, not both".into()).into());
-        }
-    };
-    let repo = Repo::open(&config.backup)?;
-    let report = backup::verify(&repo, &which, bar)?;
+    let report = backups.verify(which, by, bar).await?;
     if json_out {
         print_json(&json!({"ok": report.ok(), "report": report}))?;
     } else {
@@ -347,9 +260,8 @@ fn verify_cmd(
     })
 }
 
-fn prune_cmd(config: &Config, dry_run: bool, json_out: bool) -> Result<ExitCode> {
-    let repo = Repo::open(&config.backup)?;
-    let report = backup::prune(&repo, &config.backup, dry_run)?;
+async fn prune_cmd(backups: &Backups, dry_run: bool, by: &str, json_out: bool) -> Result<ExitCode> {
+    let report = backups.prune(dry_run, by).await?;
     if json_out {
         print_json(&report)?;
     } else {
@@ -373,8 +285,8 @@ fn prune_cmd(config: &Config, dry_run: bool, json_out: bool) -> Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-fn drill_cmd(config: &Config, bar: &dyn Progress, json_out: bool) -> Result<ExitCode> {
-    let drill = backup::drill(config, bar)?;
+async fn drill_cmd(backups: &Backups, by: &str, bar: Reporter, json_out: bool) -> Result<ExitCode> {
+    let drill = backups.drill(by, bar).await?;
     let ok = drill.store_integrity == "ok" || drill.store_integrity == "no store in the backup";
     if json_out {
         print_json(&json!({"ok": ok, "drill": drill}))?;
@@ -417,95 +329,59 @@ fn drill_cmd(config: &Config, bar: &dyn Progress, json_out: bool) -> Result<Exit
     })
 }
 
-#[expect(clippy::too_many_arguments, reason = "one per command-line option")]
-fn restore(
-    config: &Config,
-    id: Option<&str>,
-    at: Option<jiff::Timestamp>,
-    to: Option<&Path>,
-    in_place: bool,
+async fn restore_to_cmd(
+    backups: &Backups,
+    pick: Pick,
+    dir: &Path,
     partial: bool,
-    bar: &dyn Progress,
+    by: &str,
+    bar: Reporter,
     json_out: bool,
 ) -> Result<ExitCode> {
-    let repo = Repo::open(&config.backup)?;
-    let catalog = Catalog::read(&repo)?;
-    let chosen = match (id, at) {
-        (Some(id), None) => catalog.find(id)?.id.clone(),
-        (None, Some(at)) => catalog.at(at)?.id.clone(),
-        _ => return Err(UsageError("give a backup id (or latest) or --at TIME".into()).into()),
-    };
-    match (to, in_place) {
-        (Some(dir), false) => {
-            let report = backup::restore_to(&repo, &catalog, &chosen, dir, partial, bar)?;
-            if json_out {
-                print_json(&report)?;
-            } else {
-                println!(
-                    "restored backup {} (taken {}) into {}: {} files ({}), {} directories, {} symlinks",
-                    report.id,
-                    report.created_at,
-                    report.target,
-                    report.files,
-                    HumanBytes(report.bytes),
-                    report.dirs,
-                    report.symlinks
-                );
-                for (path, why) in &report.damaged {
-                    println!("  NOT RESTORED {path}: {why}");
-                }
-            }
-            Ok(if report.damaged.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(super::EXIT_FAILURE)
-            })
+    let report = backups
+        .restore_to(pick, dir.to_owned(), partial, by, bar)
+        .await?;
+    if json_out {
+        print_json(&report)?;
+    } else {
+        println!(
+            "restored backup {} (taken {}) into {}: {} files ({}), {} directories, {} symlinks",
+            report.id,
+            report.created_at,
+            report.target,
+            report.files,
+            HumanBytes(report.bytes),
+            report.dirs,
+            report.symlinks
+        );
+        for (path, why) in &report.damaged {
+            println!("  NOT RESTORED {path}: {why}");
         }
-        (None, true) => {
-            if partial {
-                return Err(UsageError(
-                    "--partial cannot be used with --in-place: a partly restored live state is worse than none; restore --to DIR --partial and copy what you need".into(),
-                )
-                .into());
-            }
-            // Held through the swap: no service can start meanwhile.
-            let _service = crate::service::ServiceLock::acquire(&config.root).map_err(|e| {
-                UsageError(format!(
-                    "{e}. An in-place restore replaces the store: stop `acp run` first"
-                ))
-            })?;
-            let done = backup::restore_in_place(config, &repo, &catalog, &chosen, bar)?;
-            if let Ok(store) = crate::store::Store::open(&config.db_path()) {
-                let who = format!(
-                    "cli:{}",
-                    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-                );
-                let _ = store.audit(
-                    &who,
-                    "backup.restore",
-                    Some(&chosen),
-                    "ok",
-                    Some("in place"),
-                );
-            }
-            if json_out {
-                print_json(&done)?;
-            } else {
-                println!(
-                    "restored backup {} (taken {}) in place: {} files; replaced state kept in {}",
-                    done.restore.id,
-                    done.restore.created_at,
-                    done.restore.files,
-                    done.replaced_kept_in
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        _ => Err(UsageError(
-            "say where to restore: --to DIR (a new or empty directory) or --in-place".into(),
-        )
-        .into()),
     }
+    Ok(if report.damaged.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::EXIT_FAILURE)
+    })
+}
+
+async fn restore_in_place_cmd(
+    backups: &Backups,
+    pick: Pick,
+    by: &str,
+    bar: Reporter,
+    json_out: bool,
+) -> Result<ExitCode> {
+    let done = backups.restore_in_place(pick, by, bar).await?;
+    if json_out {
+        print_json(&done)?;
+    } else {
+        println!(
+            "restored backup {} (taken {}) in place: {} files; replaced state kept in {}",
+            done.restore.id, done.restore.created_at, done.restore.files, done.replaced_kept_in
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Resolves `--to` relative to the current directory.

@@ -3,13 +3,12 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use serde_json::json;
 
-use crate::app::App;
-use crate::coords::{Coordinates, Severity};
+use acp::app::App;
 
-use super::{EXIT_FAILURE, UsageError};
+use super::EXIT_FAILURE;
 
 fn print_json(value: &serde_json::Value) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
@@ -18,37 +17,29 @@ fn print_json(value: &serde_json::Value) -> Result<()> {
 
 /// Checks the file, and against the live screen when there is a display.
 pub fn validate(app: &App, json_out: bool) -> Result<ExitCode> {
-    let coords = Coordinates::load(&app.config().coords_path())?;
-    let mut findings = coords.validate(app.agents(), app.config().coords.near_radius_px);
-    let live = live_monitors(app);
-    if let Ok(monitors) = &live {
-        findings.extend(coords.check_live(monitors));
-    }
-    let errors = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
+    let report = app.validate_coords()?;
+    let errors = report.errors();
     if json_out {
         print_json(&json!({
             "ok": errors == 0,
-            "agents": coords.agents.len(),
-            "monitors": coords.monitors.len(),
-            "live_monitors": live.as_ref().ok(),
-            "findings": findings,
+            "agents": report.agents,
+            "monitors": report.monitors,
+            "live_monitors": report.live.as_ref().ok(),
+            "findings": report.findings,
         }))?;
     } else {
-        for f in &findings {
+        for f in &report.findings {
             println!("{f}");
         }
-        match &live {
+        match &report.live {
             Ok(m) => println!("checked against the live screen: {} monitor(s)", m.len()),
             Err(why) => println!("not checked against the live screen: {why}"),
         }
         println!(
             "{} agent(s), {} monitor(s) in the file: {errors} error(s), {} warning(s)",
-            coords.agents.len(),
-            coords.monitors.len(),
-            findings.len() - errors
+            report.agents,
+            report.monitors,
+            report.findings.len() - errors
         );
     }
     Ok(if errors == 0 {
@@ -58,18 +49,7 @@ pub fn validate(app: &App, json_out: bool) -> Result<ExitCode> {
     })
 }
 
-#[cfg(all(unix, not(target_os = "macos")))]
-fn live_monitors(app: &App) -> Result<Vec<crate::coords::Monitor>, String> {
-    crate::delivery::gui::probe::live_monitors(&app.config().gui)
-}
-
-#[cfg(not(all(unix, not(target_os = "macos"))))]
-fn live_monitors(_app: &App) -> Result<Vec<crate::coords::Monitor>, String> {
-    Err("live screen checks are built for X11 only so far".into())
-}
-
 /// Prints the pointer position after a countdown; with `save`, writes it.
-#[cfg(all(unix, not(target_os = "macos")))]
 pub async fn capture(
     app: &App,
     agent: &str,
@@ -78,7 +58,6 @@ pub async fn capture(
     save: bool,
     json_out: bool,
 ) -> Result<ExitCode> {
-    use crate::delivery::gui::probe;
     let id = app.agents().lookup(agent)?.id.clone();
     let what = if onboarding {
         "onboarding input"
@@ -87,15 +66,16 @@ pub async fn capture(
     };
     for left in (1..=countdown).rev() {
         eprintln!("put the mouse over {id}'s {what}: capturing in {left}...");
+        // The countdown a person reads, one second a step.
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    let (point, window) = probe::pointer(&app.config().gui).map_err(UsageError)?;
+    let (point, window) = app.pointer()?;
     let title = window
         .as_ref()
         .map_or("(no window)", |w| w.title.as_str())
         .to_owned();
     if save {
-        Coordinates::save_point(&app.config().coords_path(), &id, onboarding, point)?;
+        app.save_point(&id, onboarding, point)?;
     }
     if json_out {
         print_json(
@@ -104,7 +84,7 @@ pub async fn capture(
     } else {
         println!("{id} {what}: {point} over window {title:?}");
         if save {
-            println!("saved to {}", app.config().coords_path().display());
+            println!("saved to {}", app.coords_path().display());
         } else {
             println!("(add --save to write it to config/coordinates.json)");
         }
@@ -113,7 +93,6 @@ pub async fn capture(
 }
 
 /// Moves the mouse to an agent's point and reports the window there.
-#[cfg(all(unix, not(target_os = "macos")))]
 pub fn test(
     app: &App,
     agent: &str,
@@ -121,27 +100,12 @@ pub fn test(
     move_pointer: bool,
     json_out: bool,
 ) -> Result<ExitCode> {
-    use crate::delivery::gui::probe;
-    let agent = app.agents().lookup(agent)?;
-    let coords = Coordinates::load(&app.config().coords_path())?;
-    let Some(points) = coords.agents.get(&agent.id) else {
-        bail!(UsageError(format!(
-            "no coordinates for {} in config/coordinates.json: run `acp coords capture {} --save`",
-            agent.id, agent.id
-        )));
-    };
-    let point = if onboarding {
-        points.onboarding_input.unwrap_or(points.chat_input)
-    } else {
-        points.chat_input
-    };
-    let report = probe::probe(&app.config().gui, agent, point, move_pointer)
-        .map_err(UsageError)
-        .context("cannot look at the screen")?;
+    let report = app.probe(agent, onboarding, move_pointer)?;
+    let (id, point) = (&report.agent, report.point);
     let ok = report.verdict.is_ok();
     if json_out {
         print_json(&json!({
-            "agent": agent.id,
+            "agent": id,
             "x": point.x,
             "y": point.y,
             "window": report.window.as_ref().map(|w| json!({ "title": w.title, "class": w.class })),
@@ -151,16 +115,13 @@ pub fn test(
     } else {
         match &report.window {
             Some(w) => println!(
-                "{} at {point}: window {:?} (class {:?})",
-                agent.id, w.title, w.class
+                "{id} at {point}: window {:?} (class {:?})",
+                w.title, w.class
             ),
-            None => println!("{} at {point}: no application window", agent.id),
+            None => println!("{id} at {point}: no application window"),
         }
         match &report.verdict {
-            Ok(()) => println!(
-                "the window guard accepts it: messages for {} are typed here",
-                agent.id
-            ),
+            Ok(()) => println!("the window guard accepts it: messages for {id} are typed here"),
             Err(why) => println!("the window guard refuses: {why}"),
         }
     }
@@ -169,32 +130,4 @@ pub fn test(
     } else {
         ExitCode::from(EXIT_FAILURE)
     })
-}
-
-#[cfg(not(all(unix, not(target_os = "macos"))))]
-pub async fn capture(
-    _app: &App,
-    _agent: &str,
-    _countdown: u64,
-    _onboarding: bool,
-    _save: bool,
-    _json_out: bool,
-) -> Result<ExitCode> {
-    bail!(UsageError(
-        "coordinate capture is built for X11 only so far: edit config/coordinates.json by hand"
-            .into()
-    ))
-}
-
-#[cfg(not(all(unix, not(target_os = "macos"))))]
-pub fn test(
-    _app: &App,
-    _agent: &str,
-    _onboarding: bool,
-    _move_pointer: bool,
-    _json_out: bool,
-) -> Result<ExitCode> {
-    bail!(UsageError(
-        "coordinate tests are built for X11 only so far".into()
-    ))
 }

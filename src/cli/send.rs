@@ -6,13 +6,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
-use crate::app::{App, SendRequest};
-use crate::delivery::Methods;
-use crate::message::{Kind, MessageId, Recipient};
-use crate::service::ServiceLock;
-use crate::store::DeliveryView;
+use acp::app::{App, DeliveryView, SendRequest, ServiceLock};
+use acp::model::{DeliveryState, Kind, MessageId, Recipient};
 
 use super::{SendOpts, read_body};
 
@@ -68,33 +64,9 @@ pub async fn send(
             return finish(app, id, None, json_out, false).await;
         }
     } else {
-        deliver_here(app, id, opts.wait, timeout).await?
+        app.deliver_here(id, opts.wait, timeout).await?
     };
     finish(app, id, Some(deliveries), json_out, opts.wait).await
-}
-
-/// With no service running, this process delivers its own message: one pass
-/// through the agent's methods, or with `--wait` until the outcome is final
-/// (retries included) or the timeout passes.
-async fn deliver_here(
-    app: &Arc<App>,
-    id: MessageId,
-    wait: bool,
-    timeout: Duration,
-) -> Result<Vec<DeliveryView>> {
-    let dispatcher = Arc::new(app.dispatcher(Methods::for_config(app.config()))?);
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let d = Arc::clone(&dispatcher);
-        tokio::task::spawn_blocking(move || d.pump(Some(&[id]), &CancellationToken::new()))
-            .await??;
-        let (_, deliveries) = app.read(id).await?;
-        let done = deliveries.iter().all(DeliveryView::is_final);
-        if done || !wait || tokio::time::Instant::now() >= deadline {
-            return Ok(deliveries);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn finish(
@@ -108,7 +80,7 @@ async fn finish(
         Some(d) => d,
         None => app.read(id).await?.1,
     };
-    let failed = deliveries.iter().any(|d| d.state == "failed");
+    let failed = deliveries.iter().any(|d| d.state == DeliveryState::Failed);
     let pending = deliveries.iter().any(|d| !d.is_final());
     if json_out {
         let out = json!({ "id": id, "deliveries": deliveries });
@@ -144,8 +116,8 @@ async fn finish(
 }
 
 fn detail_suffix(d: &DeliveryView) -> String {
-    match (d.state.as_str(), &d.detail) {
-        ("delivered", Some(detail)) => format!(" ({detail})"),
+    match (d.state, &d.detail) {
+        (DeliveryState::Delivered, Some(detail)) => format!(" ({detail})"),
         _ => String::new(),
     }
 }

@@ -9,8 +9,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::app::App;
-use crate::store::AckResult;
+use acp::app::AckResult;
+use acp::app::App;
+use acp::model::{DeliveryState, Priority};
 
 use super::{InboxCommand, RolesCommand};
 
@@ -29,13 +30,13 @@ fn opt_time(ms: Option<i64>) -> String {
 }
 
 /// Who is acting, for the audit log.
-fn actor() -> String {
+pub(super) fn actor() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     format!("cli:{user}")
 }
 
 pub fn init(root: &Path, agents: u32, json_out: bool) -> Result<ExitCode> {
-    let report = crate::init::init(root, agents)
+    let report = acp::app::init(root, agents)
         .with_context(|| format!("cannot initialise {}", root.display()))?;
     if json_out {
         print_json(&json!({ "root": root, "created": report.created }))?;
@@ -55,7 +56,7 @@ pub fn init(root: &Path, agents: u32, json_out: bool) -> Result<ExitCode> {
 
 pub async fn status(app: &App, json_out: bool) -> Result<ExitCode> {
     let status = app.status().await?;
-    let service = crate::service::ServiceLock::is_held(&app.config().root);
+    let service = acp::app::ServiceLock::is_held(&app.config().root);
     if json_out {
         let mut value = serde_json::to_value(&status)?;
         value["service_running"] = service.into();
@@ -71,20 +72,20 @@ pub async fn status(app: &App, json_out: bool) -> Result<ExitCode> {
     };
     out.push_str("queue         normal  urgent  critical\n");
     for (state, by_priority) in &status.queue {
-        let n = |p: &str| by_priority.get(p).copied().unwrap_or(0);
+        let n = |p: Priority| by_priority.get(&p).copied().unwrap_or(0);
         let _ = writeln!(
             out,
             "{state:<12} {:>7} {:>7} {:>9}",
-            n("normal"),
-            n("urgent"),
-            n("critical")
+            n(Priority::Normal),
+            n(Priority::Urgent),
+            n(Priority::Critical)
         );
     }
     out.push_str("\nagent         last delivery                  at                    unacked\n");
     for a in &status.agents {
         let last = match (&a.last_state, &a.last_method) {
             (Some(s), Some(m)) => format!("{s} by {m}"),
-            (Some(s), None) => s.clone(),
+            (Some(s), None) => s.to_string(),
             _ => "-".into(),
         };
         let _ = writeln!(
@@ -230,10 +231,10 @@ pub async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Result<Exit
             } else {
                 for e in entries {
                     let m = &e.message;
-                    let state = match (&e.acked_at, e.state.as_str()) {
+                    let state = match (&e.acked_at, e.state) {
                         (Some(_), _) => "acked".to_owned(),
-                        (None, "delivered") => "unread".to_owned(),
-                        (None, other) => other.to_owned(),
+                        (None, DeliveryState::Delivered) => "unread".to_owned(),
+                        (None, other) => other.to_string(),
                     };
                     let first_line: String = m
                         .body

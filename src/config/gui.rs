@@ -1,13 +1,42 @@
-//! The `[gui]` table and the per-agent keyboard-and-mouse keys.
+//! The `[gui]` table and the per-agent keyboard-and-mouse keys, and the
+//! settings the keyboard-and-mouse method gets from them.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::delivery::gui::keys::KeyCombo;
-use crate::delivery::gui::settings::{GuiConfig, GuiSettings, InputMode, WindowPattern};
+use crate::model::gui::{GuiSettings, InputMode, WindowPattern};
+use crate::model::keys::KeyCombo;
 
 use super::{ConfigError, Source};
+
+/// Settings shared by every agent.
+#[derive(Debug, Clone)]
+pub struct GuiConfig {
+    /// The X display (from `DISPLAY`); `None` means no desktop here.
+    pub display: Option<String>,
+    /// How long to wait for another acp process to finish typing.
+    pub lock_timeout: Duration,
+    /// Pause after moving and clicking, for the window to take focus.
+    pub settle: Duration,
+    /// In `auto` input mode, single-line bodies up to this many characters
+    /// are typed; longer or multi-line ones are pasted.
+    pub type_max_chars: usize,
+    /// Defaults for agents that do not set their own.
+    pub defaults: GuiSettings,
+}
+
+impl Default for GuiConfig {
+    fn default() -> Self {
+        Self {
+            display: None,
+            lock_timeout: Duration::from_secs(10),
+            settle: Duration::from_millis(50),
+            type_max_chars: 200,
+            defaults: GuiSettings::default(),
+        }
+    }
+}
 
 /// Keys that may stand in `[gui]` (as defaults) and in `[[agents]]`.
 #[derive(Debug, Default, Deserialize)]
@@ -43,7 +72,7 @@ pub(super) struct RawAgentGui {
 
 fn key(src: &Source<'_>, name: &str, text: &str) -> Result<KeyCombo, ConfigError> {
     text.parse()
-        .map_err(|e: crate::delivery::gui::keys::BadKey| src.invalid(name, e.to_string()))
+        .map_err(|e: crate::model::keys::BadKey| src.invalid(name, e.to_string()))
 }
 
 fn keys(src: &Source<'_>, name: &str, list: &[String]) -> Result<Vec<KeyCombo>, ConfigError> {

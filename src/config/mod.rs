@@ -17,10 +17,10 @@ mod gui;
 
 pub use backup::BackupConfig;
 
-use crate::agents::{Agent, AgentId, Registry};
-use crate::delivery::MethodName;
-use crate::delivery::gui::settings::GuiConfig;
-use crate::message::DEFAULT_MAX_BODY_BYTES;
+use crate::model::DEFAULT_MAX_BODY_BYTES;
+use crate::model::MethodName;
+use crate::model::{Agent, AgentId, Registry};
+pub use gui::GuiConfig;
 
 /// Where the config file lives under the root.
 pub const CONFIG_FILE: &str = "config/acp.toml";
@@ -86,6 +86,19 @@ pub struct DeliveryConfig {
     pub poll_interval: Duration,
     /// Most deliveries claimed in one batch.
     pub batch_size: usize,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            order: vec![MethodName::Inbox],
+            max_attempts: 5,
+            retry_base: Duration::from_millis(500),
+            retry_max: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(100),
+            batch_size: 256,
+        }
+    }
 }
 
 /// Size and content limits.
@@ -252,7 +265,7 @@ impl Source<'_> {
             let method: MethodName = name
                 .trim()
                 .parse()
-                .map_err(|e: crate::delivery::UnknownMethod| self.invalid(key, e.to_string()))?;
+                .map_err(|e: crate::model::UnknownMethod| self.invalid(key, e.to_string()))?;
             if out.contains(&method) {
                 return Err(self.invalid(key, format!("{method} is listed twice")));
             }
@@ -270,14 +283,7 @@ impl Config {
             root: root.to_path_buf(),
             agents: Registry::default(),
             captain: None,
-            delivery: DeliveryConfig {
-                order: vec![MethodName::Inbox],
-                max_attempts: 5,
-                retry_base: Duration::from_millis(500),
-                retry_max: Duration::from_secs(60),
-                poll_interval: Duration::from_millis(100),
-                batch_size: 256,
-            },
+            delivery: DeliveryConfig::default(),
             limits: Limits {
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             },
@@ -421,7 +427,7 @@ impl Config {
         if let Some(captain) = raw.captain {
             let id: AgentId = captain
                 .parse()
-                .map_err(|e: crate::agents::AgentError| src.invalid("captain", e.to_string()))?;
+                .map_err(|e: crate::model::AgentError| src.invalid("captain", e.to_string()))?;
             if !seen.contains(&id) {
                 return Err(src.invalid(
                     "captain",
@@ -439,7 +445,7 @@ impl Config {
         let key = |field: &str| format!("agents[{i}].{field}");
         let id: AgentId =
             a.id.parse()
-                .map_err(|e: crate::agents::AgentError| src.invalid(&key("id"), e.to_string()))?;
+                .map_err(|e: crate::model::AgentError| src.invalid(&key("id"), e.to_string()))?;
         let workspace = match a.workspace {
             Some(p) if p.as_os_str().is_empty() => {
                 return Err(src.invalid(

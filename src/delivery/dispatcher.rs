@@ -9,7 +9,7 @@
 //! message id, so resuming duplicates nothing.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -19,13 +19,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::agents::{AgentId, Registry};
 use crate::config::DeliveryConfig;
 use crate::events::{Event, EventBus};
-use crate::message::MessageId;
+use crate::model::MessageId;
+use crate::model::{AgentId, Registry};
 use crate::store::{Claimed, Outcome, OutcomeState, Store, StoreError, TriedMethod, now_ms};
 
-use super::{DeliveryError, FailureKind, Methods};
+use super::Methods;
+use crate::lockfile;
+use crate::model::{DeliveryError, FailureKind};
 
 /// How often a running dispatcher looks for deliveries held by dead ones.
 const RECLAIM_EVERY: Duration = Duration::from_secs(2);
@@ -35,7 +37,7 @@ const RECLAIM_EVERY: Duration = Duration::from_secs(2);
 pub struct Lease {
     owner: String,
     path: PathBuf,
-    _file: File,
+    _held: lockfile::Held,
 }
 
 impl Lease {
@@ -50,13 +52,14 @@ impl Lease {
         // Lock under a temporary name, then rename: a lease file visible
         // under its final name is always locked while its owner lives.
         let temp = dir.join(format!(".{owner}.new"));
-        let file = File::create(&temp)?;
-        file.lock()?;
+        // A name nobody else uses: the lock is free.
+        let held = lockfile::acquire(&temp, lockfile::Mode::Exclusive, Duration::ZERO)
+            .map_err(io::Error::other)?;
         fs::rename(&temp, &path)?;
         Ok(Self {
             owner,
             path,
-            _file: file,
+            _held: held,
         })
     }
 
@@ -76,18 +79,16 @@ impl Lease {
             return true;
         }
         let path = dir.join(format!("{owner}.lock"));
-        let file = match File::open(&path) {
-            Ok(f) => f,
+        match fs::metadata(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
             Err(_) => return false,
-        };
-        match file.try_lock() {
-            Ok(()) => {
-                let _ = fs::remove_file(&path);
-                true
-            }
-            Err(_) => false,
+            Ok(_) => {}
         }
+        if lockfile::is_held(&path, lockfile::Mode::Exclusive) {
+            return false;
+        }
+        let _ = fs::remove_file(&path);
+        true
     }
 }
 
@@ -470,9 +471,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
-        let mut config = crate::config::Config::defaults(Path::new("/r")).delivery;
-        config.retry_base = Duration::from_millis(100);
-        config.retry_max = Duration::from_secs(1);
+        let config = DeliveryConfig {
+            retry_base: Duration::from_millis(100),
+            retry_max: Duration::from_secs(1),
+            ..DeliveryConfig::default()
+        };
         let delays: Vec<u128> = (1..=6).map(|n| backoff(&config, n).as_millis()).collect();
         assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
         assert_eq!(backoff(&config, u32::MAX), Duration::from_secs(1));

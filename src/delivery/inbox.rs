@@ -7,10 +7,11 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::agents::Agent;
-use crate::message::UnifiedMessage;
+use crate::model::Agent;
+use crate::model::UnifiedMessage;
 
-use super::{DeliveryError, DeliveryMethod, MethodName};
+use super::DeliveryMethod;
+use crate::model::{DeliveryError, MethodName};
 
 /// Prefix of the temporary files a write goes through (hidden from `ls`).
 const TEMP_PREFIX: &str = ".acp-tmp-";
@@ -137,7 +138,7 @@ impl DeliveryMethod for InboxMethod {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{Draft, Kind, Priority, Recipient};
+    use crate::model::{Draft, Kind, Priority, Recipient};
 
     fn agent(dir: &Path) -> Agent {
         Agent {
@@ -146,7 +147,7 @@ mod tests {
             role: String::new(),
             workspace: dir.join("ws"),
             delivery: vec![MethodName::Inbox],
-            gui: crate::delivery::gui::settings::GuiConfig::default().defaults,
+            gui: crate::model::gui::GuiSettings::default(),
         }
     }
 

@@ -8,6 +8,7 @@
 //! production setting for rate-limit proxies; the tests point it at a
 //! loopback stand-in Discord.
 
+mod backups;
 mod commands;
 pub mod permissions;
 pub mod render;

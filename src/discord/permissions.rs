@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::config::DiscordConfig;
+use crate::app::DiscordConfig;
 
 /// Permission levels, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

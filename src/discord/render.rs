@@ -6,10 +6,9 @@ use poise::serenity_prelude::CreateEmbed;
 
 use std::time::Duration;
 
-use crate::app::AgentView;
-use crate::backup::{Catalog, Created, RestoreReport, Summary, VerifyReport};
-use crate::message::UnifiedMessage;
-use crate::store::{DeliveryView, InboxEntry, Status};
+use crate::app::{AgentView, Listing};
+use crate::app::{Created, DeliveryView, InboxEntry, RestoreReport, Status, Summary, VerifyReport};
+use crate::model::{DeliveryState, Priority, UnifiedMessage};
 
 /// The first reply to `/message`: stored, with its id.
 #[must_use]
@@ -28,10 +27,10 @@ pub fn receipt(message: &UnifiedMessage, deliveries: &[DeliveryView]) -> String 
         message.id, message.to, message.priority
     );
     for d in deliveries {
-        let icon = match d.state.as_str() {
-            "delivered" => "✅",
-            "failed" => "❌",
-            _ => "⏳",
+        let icon = match d.state {
+            DeliveryState::Delivered => "✅",
+            DeliveryState::Failed => "❌",
+            DeliveryState::Queued | DeliveryState::Delivering => "⏳",
         };
         let _ = writeln!(out, "{icon} {}: {}", d.agent, d.summary());
     }
@@ -68,17 +67,11 @@ fn clip(text: &str, max: usize) -> String {
 pub fn status(status: &Status, uptime: Duration, last_backup: Option<&Summary>) -> CreateEmbed {
     let mut embed = CreateEmbed::new().title("acp status");
     for (state, by) in &status.queue {
-        let n = |p: &str| by.get(p).copied().unwrap_or(0);
-        embed = embed.field(
-            state,
-            format!(
-                "{} normal · {} urgent · {} critical",
-                n("normal"),
-                n("urgent"),
-                n("critical")
-            ),
-            true,
-        );
+        let counts: Vec<String> = Priority::ALL
+            .iter()
+            .map(|p| format!("{} {p}", by.get(p).copied().unwrap_or(0)))
+            .collect();
+        embed = embed.field(state.as_str(), counts.join(" · "), true);
     }
     let mut failures = String::new();
     for f in status.recent_failures.iter().take(5) {
@@ -149,7 +142,8 @@ pub fn backup_created(created: &Created) -> CreateEmbed {
 }
 
 /// `/backup list`: the newest backups.
-pub fn backup_list(catalog: &Catalog) -> CreateEmbed {
+pub fn backup_list(listing: &Listing) -> CreateEmbed {
+    let catalog = &listing.catalog;
     let mut text = String::new();
     for m in catalog.manifests.iter().rev().take(15) {
         let _ = writeln!(
@@ -237,9 +231,9 @@ pub fn inbox(agent: &str, entries: &[InboxEntry]) -> String {
     }
     let mut out = format!("**{agent}**: latest {}\n", entries.len());
     for e in entries {
-        let state = match (&e.acked_by, e.state.as_str()) {
+        let state = match (&e.acked_by, e.state) {
             (Some(by), _) => format!("✅ acked by {by}"),
-            (None, "delivered") => "📬 unread".to_owned(),
+            (None, DeliveryState::Delivered) => "📬 unread".to_owned(),
             (None, other) => format!("⏳ {other}"),
         };
         let first: String = e
@@ -263,7 +257,8 @@ pub fn inbox(agent: &str, entries: &[InboxEntry]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::views::AttemptView;
+    use crate::app::AttemptView;
+    use crate::model::{AttemptOutcome, MethodName};
 
     #[test]
     fn agents_render_as_an_embed_field_each() {
@@ -297,11 +292,11 @@ mod tests {
 
     #[test]
     fn a_receipt_says_how_each_agent_got_it() {
-        let message = crate::message::Draft {
+        let message = crate::model::Draft {
             from: "discord:alice".into(),
-            to: crate::message::Recipient::Broadcast,
-            kind: crate::message::Kind::Broadcast,
-            priority: crate::message::Priority::Urgent,
+            to: crate::model::Recipient::Broadcast,
+            kind: crate::model::Kind::Broadcast,
+            priority: crate::model::Priority::Urgent,
             body: "hi".into(),
             tags: vec![],
             reply_to: None,
@@ -310,8 +305,8 @@ mod tests {
         .unwrap();
         let delivered = DeliveryView {
             agent: "Agent-1".into(),
-            state: "delivered".into(),
-            method: Some("inbox".into()),
+            state: DeliveryState::Delivered,
+            method: Some(MethodName::Inbox),
             detail: None,
             attempts: 1,
             updated_at: 0,
@@ -320,15 +315,15 @@ mod tests {
             tried: vec![
                 AttemptView {
                     attempt: 1,
-                    method: "gui".into(),
-                    outcome: "unavailable".into(),
+                    method: MethodName::Gui,
+                    outcome: AttemptOutcome::Failed(crate::model::FailureKind::Unavailable),
                     error: Some("no display".into()),
                     finished_at: 0,
                 },
                 AttemptView {
                     attempt: 1,
-                    method: "inbox".into(),
-                    outcome: "ok".into(),
+                    method: MethodName::Inbox,
+                    outcome: AttemptOutcome::Ok,
                     error: None,
                     finished_at: 0,
                 },
@@ -336,7 +331,7 @@ mod tests {
         };
         let failed = DeliveryView {
             agent: "Agent-2".into(),
-            state: "failed".into(),
+            state: DeliveryState::Failed,
             method: None,
             attempts: 5,
             tried: vec![],

@@ -9,6 +9,7 @@
 
 pub mod queue;
 pub mod roles;
+mod sql;
 pub mod views;
 
 use std::path::{Path, PathBuf};
@@ -172,6 +173,16 @@ fn set_wal(conn: &Connection) -> Result<(), rusqlite::Error> {
 }
 
 impl Store {
+    /// `PRAGMA integrity_check` on the store file at `path`, opened read
+    /// only: `ok`, or what SQLite found.
+    ///
+    /// # Errors
+    /// [`rusqlite::Error`] if the file cannot be opened or read.
+    pub fn integrity(path: &Path) -> Result<String, rusqlite::Error> {
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
+    }
+
     /// Opens (creating if needed) the store and brings its schema up to date.
     ///
     /// # Errors

@@ -2,9 +2,10 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use crate::agents::AgentId;
-use crate::delivery::{DeliveryError, MethodName, Via};
-use crate::message::{MessageId, Priority, Recipient, UnifiedMessage};
+use crate::model::{
+    AgentId, AttemptOutcome, DeliveryError, DeliveryState, MessageId, MethodName, Priority,
+    Recipient, UnifiedMessage, Via,
+};
 
 use super::{Store, StoreError};
 
@@ -225,15 +226,15 @@ impl Store {
                 };
                 for t in &o.tried {
                     let (outcome, error) = match &t.result {
-                        Ok(_) => ("ok", None),
-                        Err(e) => (e.kind.as_str(), Some(e.reason.as_str())),
+                        Ok(_) => (AttemptOutcome::Ok, None),
+                        Err(e) => (AttemptOutcome::Failed(e.kind), Some(e.reason.as_str())),
                     };
-                    attempt.execute(params![o.delivery_id, n, t.method.as_str(), t.started_at, t.finished_at, outcome, error])?;
+                    attempt.execute(params![o.delivery_id, n, t.method, t.started_at, t.finished_at, outcome, error])?;
                 }
                 let (state, method, detail, next) = match &o.state {
-                    OutcomeState::Delivered { method, detail } => ("delivered", Some(method.as_str()), detail.as_str(), now),
-                    OutcomeState::Retry { next_attempt_at, error } => ("queued", None, error.as_str(), *next_attempt_at),
-                    OutcomeState::Failed { error } => ("failed", None, error.as_str(), now),
+                    OutcomeState::Delivered { method, detail } => (DeliveryState::Delivered, Some(*method), detail.as_str(), now),
+                    OutcomeState::Retry { next_attempt_at, error } => (DeliveryState::Queued, None, error.as_str(), *next_attempt_at),
+                    OutcomeState::Failed { error } => (DeliveryState::Failed, None, error.as_str(), now),
                 };
                 update.execute(params![o.delivery_id, state, method, detail, next, now])?;
             }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use crate::agents::AgentId;
+use crate::model::{AgentId, AuditOutcome};
 
 use super::{Store, StoreError};
 
@@ -50,7 +50,7 @@ impl Store {
                  ON CONFLICT (agent) DO UPDATE SET role = excluded.role, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
                 params![agent.as_str(), role, by, now],
             )?;
-            audit(tx, now, by, "roles.set", Some(agent.as_str()), "ok", Some(role))
+            audit(tx, now, by, "roles.set", Some(agent.as_str()), AuditOutcome::Ok, Some(role))
         })
     }
 
@@ -65,7 +65,15 @@ impl Store {
                 "DELETE FROM role_assignments WHERE agent = ?1",
                 [agent.as_str()],
             )?;
-            audit(tx, now, by, "roles.clear", Some(agent.as_str()), "ok", None)?;
+            audit(
+                tx,
+                now,
+                by,
+                "roles.clear",
+                Some(agent.as_str()),
+                AuditOutcome::Ok,
+                None,
+            )?;
             Ok(n > 0)
         })
     }
@@ -106,7 +114,7 @@ impl Store {
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
                 params![CAPTAIN_KEY, agent.as_str(), by, now],
             )?;
-            audit(tx, now, by, "roles.captain", Some(agent.as_str()), "ok", None)
+            audit(tx, now, by, "roles.captain", Some(agent.as_str()), AuditOutcome::Ok, None)
         })
     }
 
@@ -135,7 +143,7 @@ impl Store {
         actor: &str,
         action: &str,
         target: Option<&str>,
-        outcome: &str,
+        outcome: AuditOutcome,
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
         self.write(|tx| audit(tx, super::now_ms(), actor, action, target, outcome, detail))
@@ -174,12 +182,12 @@ fn audit(
     actor: &str,
     action: &str,
     target: Option<&str>,
-    outcome: &str,
+    outcome: AuditOutcome,
     detail: Option<&str>,
 ) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO audit_log (at, actor, action, target, outcome, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![at, actor, action, target, outcome, detail],
+        params![at, actor, action, target, outcome.as_str(), detail],
     )?;
     Ok(())
 }

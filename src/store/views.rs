@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use crate::agents::AgentId;
-use crate::message::{MessageId, Priority, UnifiedMessage};
+use crate::model::{
+    AgentId, AttemptOutcome, DeliveryState, MessageId, MethodName, Priority, UnifiedMessage,
+};
 
 use super::queue::{MESSAGE_COLUMNS, message_from_row};
 use super::{Store, StoreError};
@@ -15,9 +16,8 @@ use super::{Store, StoreError};
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AttemptView {
     pub attempt: u32,
-    pub method: String,
-    /// `ok`, `transient`, `permanent` or `unavailable`.
-    pub outcome: String,
+    pub method: MethodName,
+    pub outcome: AttemptOutcome,
     pub error: Option<String>,
     pub finished_at: i64,
 }
@@ -26,10 +26,9 @@ pub struct AttemptView {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct DeliveryView {
     pub agent: String,
-    /// `queued`, `delivering`, `delivered` or `failed`.
-    pub state: String,
+    pub state: DeliveryState,
     /// The method that delivered it.
-    pub method: Option<String>,
+    pub method: Option<MethodName>,
     /// The inbox file (delivered) or the last error (queued, failed).
     pub detail: Option<String>,
     pub attempts: u32,
@@ -43,7 +42,7 @@ impl DeliveryView {
     /// Whether the delivery has reached a final state.
     #[must_use]
     pub fn is_final(&self) -> bool {
-        self.state == "delivered" || self.state == "failed"
+        self.state.is_final()
     }
 
     /// One line a person can read: "delivered by inbox after gui failed: …".
@@ -52,7 +51,7 @@ impl DeliveryView {
         let failures: Vec<String> = self
             .tried
             .iter()
-            .filter(|t| t.outcome != "ok")
+            .filter(|t| t.outcome != AttemptOutcome::Ok)
             .map(|t| {
                 format!(
                     "{} failed: {}",
@@ -61,14 +60,14 @@ impl DeliveryView {
                 )
             })
             .collect();
-        match self.state.as_str() {
-            "delivered" => {
-                let method = self.method.as_deref().unwrap_or("?");
+        match self.state {
+            DeliveryState::Delivered => {
+                let method = self.method.map_or("?", MethodName::as_str);
                 let last_attempt = self.tried.iter().map(|t| t.attempt).max().unwrap_or(0);
                 let fell_back: Vec<&AttemptView> = self
                     .tried
                     .iter()
-                    .filter(|t| t.attempt == last_attempt && t.outcome != "ok")
+                    .filter(|t| t.attempt == last_attempt && t.outcome != AttemptOutcome::Ok)
                     .collect();
                 if fell_back.is_empty() {
                     format!("delivered by {method}")
@@ -86,7 +85,7 @@ impl DeliveryView {
                     format!("delivered by {method} after {}", why.join("; "))
                 }
             }
-            "failed" => format!(
+            DeliveryState::Failed => format!(
                 "failed after {} attempt(s): {}",
                 self.attempts,
                 failures
@@ -95,12 +94,12 @@ impl DeliveryView {
                     .or_else(|| self.detail.clone())
                     .unwrap_or_default()
             ),
-            "queued" if self.attempts > 0 => format!(
+            DeliveryState::Queued if self.attempts > 0 => format!(
                 "queued for retry after {} attempt(s): {}",
                 self.attempts,
                 self.detail.as_deref().unwrap_or_default()
             ),
-            other => other.to_owned(),
+            other => other.as_str().to_owned(),
         }
     }
 }
@@ -109,8 +108,8 @@ impl DeliveryView {
 #[derive(Debug, Clone, Serialize)]
 pub struct InboxEntry {
     pub message: UnifiedMessage,
-    pub state: String,
-    pub method: Option<String>,
+    pub state: DeliveryState,
+    pub method: Option<MethodName>,
     pub acked_by: Option<String>,
     pub acked_at: Option<i64>,
 }
@@ -120,8 +119,8 @@ pub struct InboxEntry {
 pub struct AgentStatus {
     pub agent: String,
     pub last_message: Option<String>,
-    pub last_state: Option<String>,
-    pub last_method: Option<String>,
+    pub last_state: Option<DeliveryState>,
+    pub last_method: Option<MethodName>,
     pub last_at: Option<i64>,
     /// Delivered and not yet acknowledged.
     pub unacked: u64,
@@ -141,7 +140,7 @@ pub struct FailureView {
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     /// state -> priority -> count.
-    pub queue: BTreeMap<String, BTreeMap<String, u64>>,
+    pub queue: BTreeMap<DeliveryState, BTreeMap<Priority, u64>>,
     pub agents: Vec<AgentStatus>,
     pub recent_failures: Vec<FailureView>,
     pub failed_total: u64,
@@ -153,7 +152,7 @@ pub struct Status {
 pub enum AckResult {
     Acked { at: i64 },
     AlreadyAcked { by: String, at: i64 },
-    NotDelivered { state: String },
+    NotDelivered { state: DeliveryState },
     NoSuchDelivery,
 }
 
@@ -257,21 +256,17 @@ impl Store {
         now: i64,
     ) -> Result<AckResult, StoreError> {
         self.write(|tx| {
-            let state: Option<String> = tx
+            let state: Option<DeliveryState> = tx
                 .query_row(
                     "SELECT state FROM deliveries WHERE message_id = ?1 AND agent = ?2",
                     params![id.to_string(), agent.as_str()],
                     |r| r.get(0),
                 )
                 .optional()?;
-            match state.as_deref() {
+            match state {
                 None => return Ok(AckResult::NoSuchDelivery),
-                Some("delivered") => {}
-                Some(other) => {
-                    return Ok(AckResult::NotDelivered {
-                        state: other.to_owned(),
-                    });
-                }
+                Some(DeliveryState::Delivered) => {}
+                Some(state) => return Ok(AckResult::NotDelivered { state }),
             }
             let existing: Option<(String, i64)> = tx
                 .query_row(
@@ -297,22 +292,21 @@ impl Store {
     /// [`StoreError`].
     pub fn status(&self, agents: &[AgentId], failure_limit: usize) -> Result<Status, StoreError> {
         self.read(|tx| {
-            let mut queue: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-            for state in ["queued", "delivering", "delivered", "failed"] {
-                let by_priority = queue.entry(state.into()).or_default();
-                for p in Priority::ALL {
-                    by_priority.insert(p.as_str().into(), 0);
-                }
-            }
+            let mut queue: BTreeMap<DeliveryState, BTreeMap<Priority, u64>> = DeliveryState::ALL
+                .into_iter()
+                .map(|state| (state, Priority::ALL.into_iter().map(|p| (p, 0)).collect()))
+                .collect();
             let mut stmt = tx.prepare_cached("SELECT state, priority, COUNT(*) FROM deliveries GROUP BY state, priority")?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
-                let state: String = row.get(0)?;
+                let state: DeliveryState = row.get(0)?;
                 let rank: i64 = row.get(1)?;
                 let count: i64 = row.get(2)?;
                 let count = u64::try_from(count).unwrap_or(0);
-                let p = Priority::from_rank(rank).map_or("unknown", Priority::as_str);
-                *queue.entry(state).or_default().entry(p.into()).or_default() += count;
+                // Ranks are written from `Priority`: no other can be stored.
+                if let Some(p) = Priority::from_rank(rank) {
+                    *queue.entry(state).or_default().entry(p).or_default() += count;
+                }
             }
             drop(rows);
             let mut last = tx.prepare_cached(
@@ -325,7 +319,7 @@ impl Store {
             )?;
             let mut per_agent = Vec::new();
             for agent in agents {
-                let row: Option<(String, String, Option<String>, i64)> = last
+                let row: Option<(String, DeliveryState, Option<MethodName>, i64)> = last
                     .query_row([agent.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                     .optional()?;
                 let (last_message, last_state, last_method, last_at) = match row {
@@ -350,7 +344,7 @@ impl Store {
                     Ok(FailureView { message_id: r.get(0)?, agent: r.get(1)?, attempts: r.get(2)?, error: r.get(3)?, at: r.get(4)? })
                 })?
                 .collect::<Result<_, _>>()?;
-            let failed_total = queue.get("failed").map_or(0, |m| m.values().sum());
+            let failed_total = queue.get(&DeliveryState::Failed).map_or(0, |m| m.values().sum());
             Ok(Status { queue, agents: per_agent, recent_failures, failed_total })
         })
     }

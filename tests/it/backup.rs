@@ -990,3 +990,59 @@ fn a_lost_machine_is_rebuilt_from_the_repository_alone() {
         1
     );
 }
+
+#[test]
+fn a_backup_from_any_door_is_audited_and_announced() {
+    let root = root_with_notes();
+    let newest_audit =
+        |root: &Root| -> Value { json(&root.run(&["audit", "--json", "--limit", "1"]))[0].clone() };
+
+    // From the command line.
+    let from_cli = create(&root, "full");
+    let row = newest_audit(&root);
+    assert_eq!(row["action"], "backup.create", "{row}");
+    assert_eq!(row["outcome"], "ok", "{row}");
+    assert_eq!(row["target"], from_cli["id"], "{row}");
+    assert!(row["actor"].as_str().unwrap().starts_with("cli:"), "{row}");
+
+    // Through the core, the way `/backup create` and the schedule call
+    // it: the same audit row, and the event in the process that took it.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (event, id) = runtime.block_on(async {
+        let app = acp::app::App::open(root.config()).unwrap();
+        let mut events = app.events().subscribe();
+        let created = app
+            .backups()
+            .create(
+                acp::app::BackupKind::Incremental,
+                "discord:600000000000000001:alice",
+                std::sync::Arc::new(acp::app::Quiet),
+            )
+            .await
+            .unwrap();
+        (events.recv().await.unwrap(), created.manifest.id)
+    });
+    assert!(
+        matches!(&event, acp::app::Event::BackupTaken { id: taken, .. } if *taken == id),
+        "{event:?}"
+    );
+    let row = newest_audit(&root);
+    assert_eq!(row["action"], "backup.create", "{row}");
+    assert_eq!(row["actor"], "discord:600000000000000001:alice", "{row}");
+    assert_eq!(row["target"], id.as_str(), "{row}");
+
+    // A failed one is audited as an error, with why.
+    let file = root.path().join("not-a-directory");
+    fs::write(&file, "").unwrap();
+    let out = root
+        .acp()
+        .env("ACP_BACKUP_REPOSITORY", &file)
+        .args(["backup", "create"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let row = newest_audit(&root);
+    assert_eq!(row["action"], "backup.create", "{row}");
+    assert_eq!(row["outcome"], "error", "{row}");
+    assert!(!row["detail"].as_str().unwrap().is_empty(), "{row}");
+}

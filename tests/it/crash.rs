@@ -186,15 +186,15 @@ fn sigkill_while_draining_a_backlog_resumes_every_delivery_exactly_once() {
             tasks.spawn(async move {
                 let request = acp::app::SendRequest {
                     from: "tester".into(),
-                    to: acp::message::Recipient::Agent(
+                    to: acp::model::Recipient::Agent(
                         format!("Agent-{}", i % 4 + 1).parse().unwrap(),
                     ),
-                    kind: acp::message::Kind::Human,
-                    priority: acp::message::Priority::Normal,
+                    kind: acp::model::Kind::Human,
+                    priority: acp::model::Priority::Normal,
                     body: format!("backlog {i}"),
                     tags: vec![],
                     reply_to: None,
-                    via: acp::delivery::Via::Auto,
+                    via: acp::model::Via::Auto,
                 };
                 app.send(request).await.unwrap();
             });

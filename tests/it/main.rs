@@ -13,6 +13,7 @@ mod crash;
 mod desktop;
 mod discord;
 mod gui;
+mod layers;
 mod pipeline;
 mod standin;
 mod support;

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use acp::app::{App, SendRequest};
+use acp::delivery::Methods;
 use acp::delivery::dispatcher::Lease;
-use acp::delivery::{Methods, Via};
 use acp::events::Event;
-use acp::message::{Kind, Priority, Recipient};
+use acp::model::Via;
+use acp::model::{DeliveryState, Kind, Priority, Recipient};
 use acp::store::now_ms;
 use tokio_util::sync::CancellationToken;
 
@@ -71,22 +72,22 @@ async fn a_method_missing_here_falls_back_to_the_inbox_and_says_why() {
         .pump(None, &CancellationToken::new())
         .unwrap();
     let (_, deliveries) = app.read(m.id).await.unwrap();
-    assert_eq!(deliveries[0].state, "delivered");
-    assert_eq!(deliveries[0].method.as_deref(), Some("inbox"));
+    assert_eq!(deliveries[0].state, DeliveryState::Delivered);
+    assert_eq!(deliveries[0].method, Some(acp::model::MethodName::Inbox));
     assert_eq!(
         deliveries[0].summary(),
         "delivered by inbox after gui failed: gui delivery is not available in this acp process"
     );
     // `--via gui` means that method only: no silent fallback.
     let mut only_gui = request("Agent-1", Priority::Normal, "gui or nothing");
-    only_gui.via = Via::Only(acp::delivery::MethodName::Gui);
+    only_gui.via = Via::Only(acp::model::MethodName::Gui);
     let m = app.send(only_gui).await.unwrap();
     app.dispatcher(Methods::standard())
         .unwrap()
         .pump(None, &CancellationToken::new())
         .unwrap();
     let (_, deliveries) = app.read(m.id).await.unwrap();
-    assert_eq!(deliveries[0].state, "failed", "{deliveries:?}");
+    assert_eq!(deliveries[0].state, DeliveryState::Failed, "{deliveries:?}");
     assert!(root.inbox_files("Agent-1").is_empty());
 }
 
@@ -102,7 +103,8 @@ async fn a_dispatcher_that_dies_after_writing_the_file_is_resumed_without_a_dupl
     // recording the outcome (its lease lock is released, as at SIGKILL).
     let lease_dir = root.path().join("data/dispatchers");
     let dead = Lease::acquire(&lease_dir).unwrap();
-    let claimed = app.store().claim(dead.owner(), now_ms(), 10, None).unwrap();
+    let store = acp::store::Store::open(&root.path().join("data/acp.db")).unwrap();
+    let claimed = store.claim(dead.owner(), now_ms(), 10, None).unwrap();
     assert_eq!(claimed.len(), 1);
     let agent = app.agents().get(&claimed[0].agent).unwrap().clone();
     acp::delivery::DeliveryMethod::deliver(
@@ -112,7 +114,7 @@ async fn a_dispatcher_that_dies_after_writing_the_file_is_resumed_without_a_dupl
     )
     .unwrap();
     let (_, d) = app.read(m.id).await.unwrap();
-    assert_eq!(d[0].state, "delivering");
+    assert_eq!(d[0].state, DeliveryState::Delivering);
 
     // While the owner lives, nobody else takes its delivery.
     let other = app.dispatcher(Methods::standard()).unwrap();
@@ -124,7 +126,7 @@ async fn a_dispatcher_that_dies_after_writing_the_file_is_resumed_without_a_dupl
     assert_eq!(root.inbox_ids("Agent-1").get(&m.id.to_string()), Some(&1));
     assert_eq!(root.inbox_files("Agent-1").len(), 1);
     let (_, d) = app.read(m.id).await.unwrap();
-    assert_eq!(d[0].state, "delivered");
+    assert_eq!(d[0].state, DeliveryState::Delivered);
 }
 
 #[tokio::test]
@@ -150,11 +152,14 @@ async fn concurrent_senders_are_group_committed_and_all_stored() {
     ids.dedup();
     assert_eq!(ids.len(), 400);
     let status = app.status().await.unwrap();
-    assert_eq!(status.queue["queued"].values().sum::<u64>(), 400);
+    assert_eq!(
+        status.queue[&DeliveryState::Queued].values().sum::<u64>(),
+        400
+    );
     // A second process opening the same file sees every one of them.
     let other = App::open(root.config()).unwrap();
     assert_eq!(
-        other.status().await.unwrap().queue["queued"]
+        other.status().await.unwrap().queue[&DeliveryState::Queued]
             .values()
             .sum::<u64>(),
         400
@@ -179,6 +184,14 @@ async fn shutdown_puts_unstarted_deliveries_back_in_the_queue() {
         .unwrap();
     assert_eq!((stats.claimed, stats.released, stats.delivered), (3, 3, 0));
     let report = app.status().await.unwrap();
-    assert_eq!(report.queue["queued"].values().sum::<u64>(), 3);
-    assert_eq!(report.queue["delivering"].values().sum::<u64>(), 0);
+    assert_eq!(
+        report.queue[&DeliveryState::Queued].values().sum::<u64>(),
+        3
+    );
+    assert_eq!(
+        report.queue[&DeliveryState::Delivering]
+            .values()
+            .sum::<u64>(),
+        0
+    );
 }

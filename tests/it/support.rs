@@ -17,7 +17,7 @@ impl Root {
     /// A root made by `acp init` with `agents` agents.
     pub fn new(agents: u32) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        acp::init::init(dir.path(), agents).unwrap();
+        acp::app::init(dir.path(), agents).unwrap();
         Self { dir }
     }
 
@@ -129,7 +129,7 @@ impl Root {
         };
         // Ready when it holds the service lock.
         wait_until(Duration::from_secs(20), || {
-            acp::service::ServiceLock::is_held(self.path())
+            acp::app::ServiceLock::is_held(self.path())
         });
         service
     }

@@ -4,20 +4,22 @@
 //! one acp types at a time.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use enigo::{Button, Coordinate, Direction, Enigo, Key, Keyboard, Mouse, Settings};
 
-use crate::agents::Agent;
 use crate::coords::Point;
-use crate::delivery::DeliveryError;
+use crate::model::Agent;
+use crate::model::DeliveryError;
 
-use super::keys::{KeyCombo, KeyName, Modifier};
-use super::settings::{GuiConfig, InputMode};
 use super::window::{Display, WindowInfo};
+use crate::config::GuiConfig;
+use crate::lockfile;
+use crate::model::gui::InputMode;
+use crate::model::keys::{KeyCombo, KeyName, Modifier};
 
 /// One delivery for the actor.
 pub(super) struct Job {
@@ -25,7 +27,7 @@ pub(super) struct Job {
     /// Where to click and type.
     pub point: Point,
     /// For onboarding: click here first and press `keys_before`.
-    pub prelude: Option<(Point, Vec<super::keys::KeyCombo>)>,
+    pub prelude: Option<(Point, Vec<KeyCombo>)>,
     pub text: String,
     pub reply: mpsc::Sender<Result<String, DeliveryError>>,
 }
@@ -43,7 +45,7 @@ pub(super) struct Actor {
     session: Option<Session>,
     /// The user's clipboard text to put back after a paste, with the lock
     /// still held so no other acp pastes in between.
-    restore: Option<(File, String)>,
+    restore: Option<(lockfile::Held, String)>,
 }
 
 /// Runs jobs until every sender is gone.
@@ -186,32 +188,23 @@ fn types(
 }
 
 impl Actor {
-    fn lock(&self) -> Result<File, DeliveryError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_path)
-            .map_err(|e| {
-                DeliveryError::transient(format!(
-                    "cannot open the keyboard lock {}: {e}",
-                    self.lock_path.display()
-                ))
-            })?;
-        let deadline = Instant::now() + self.config.lock_timeout;
-        loop {
-            if file.try_lock().is_ok() {
-                return Ok(file);
-            }
-            if Instant::now() >= deadline {
-                return Err(DeliveryError::transient(format!(
-                    "another acp process kept the keyboard and mouse for {:?} ({})",
-                    self.config.lock_timeout,
-                    self.lock_path.display()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+    fn lock(&self) -> Result<lockfile::Held, DeliveryError> {
+        lockfile::acquire(
+            &self.lock_path,
+            lockfile::Mode::Exclusive,
+            self.config.lock_timeout,
+        )
+        .map_err(|e| match e {
+            lockfile::LockError::Busy { .. } => DeliveryError::transient(format!(
+                "another acp process kept the keyboard and mouse for {:?} ({})",
+                self.config.lock_timeout,
+                self.lock_path.display()
+            )),
+            lockfile::LockError::Io { path, source } => DeliveryError::transient(format!(
+                "cannot open the keyboard lock {}: {source}",
+                path.display()
+            )),
+        })
     }
 
     fn session(&mut self) -> Result<&mut Session, DeliveryError> {

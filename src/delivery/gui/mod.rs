@@ -14,10 +14,8 @@
 
 #[cfg(all(unix, not(target_os = "macos")))]
 mod actor;
-pub mod keys;
 #[cfg(all(unix, not(target_os = "macos")))]
 pub mod probe;
-pub mod settings;
 #[cfg(all(unix, not(target_os = "macos")))]
 pub mod window;
 
@@ -25,13 +23,13 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::agents::Agent;
-use crate::config::Config;
 use crate::coords::Coordinates;
-use crate::message::{Kind, UnifiedMessage};
+use crate::model::Agent;
+use crate::model::{Kind, UnifiedMessage};
 
-use super::{DeliveryError, DeliveryMethod, MethodName, inbox};
-use settings::GuiConfig;
+use super::{DeliveryMethod, inbox};
+use crate::config::GuiConfig;
+use crate::model::{DeliveryError, MethodName};
 
 /// Keyboard-and-mouse delivery for one process.
 pub struct GuiMethod {
@@ -42,15 +40,16 @@ pub struct GuiMethod {
 }
 
 impl GuiMethod {
-    /// Starts the actor thread. Nothing touches the display until the first
-    /// delivery, so this works on machines without one.
+    /// Starts the actor thread with the method's settings, the agents'
+    /// points (`coords_path`) and the cross-process keyboard lock
+    /// (`lock_path`). Nothing touches the display until the first delivery,
+    /// so this works on machines without one.
     #[must_use]
-    pub fn start(config: &Config) -> Self {
-        let lock_path = config.root.join("data").join("gui.lock");
+    pub fn start(config: &GuiConfig, coords_path: PathBuf, lock_path: PathBuf) -> Self {
         #[cfg(all(unix, not(target_os = "macos")))]
         let jobs = {
             let (tx, rx) = mpsc::sync_channel(64);
-            let gui = config.gui.clone();
+            let gui = config.clone();
             let spawned = std::thread::Builder::new()
                 .name("acp-gui".into())
                 .spawn(move || actor::run(gui, lock_path, &rx));
@@ -64,8 +63,8 @@ impl GuiMethod {
         Self {
             #[cfg(all(unix, not(target_os = "macos")))]
             jobs,
-            coords_path: config.coords_path(),
-            config: config.gui.clone(),
+            coords_path,
+            config: config.clone(),
         }
     }
 
@@ -151,7 +150,7 @@ impl GuiMethod {
         &self,
         agent: &Agent,
         point: crate::coords::Point,
-        prelude: Option<(crate::coords::Point, Vec<keys::KeyCombo>)>,
+        prelude: Option<(crate::coords::Point, Vec<crate::model::keys::KeyCombo>)>,
         text: String,
     ) -> Result<String, DeliveryError> {
         let (reply, answer) = mpsc::channel();
@@ -185,7 +184,7 @@ impl GuiMethod {
         &self,
         _agent: &Agent,
         _point: crate::coords::Point,
-        _prelude: Option<(crate::coords::Point, Vec<keys::KeyCombo>)>,
+        _prelude: Option<(crate::coords::Point, Vec<crate::model::keys::KeyCombo>)>,
         _text: String,
     ) -> Result<String, DeliveryError> {
         Err(DeliveryError::unavailable(

@@ -3,11 +3,11 @@
 
 use enigo::{Coordinate, Enigo, Mouse, Settings};
 
-use crate::agents::Agent;
 use crate::coords::{Monitor, Point};
+use crate::model::Agent;
 
-use super::settings::GuiConfig;
 use super::window::{Display, WindowInfo};
+use crate::config::GuiConfig;
 
 /// What is at an agent's point, and whether the guard would type there.
 #[derive(Debug, Clone)]

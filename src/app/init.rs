@@ -253,11 +253,11 @@ mod tests {
         let names: Vec<String> = (1..=8).map(|n| format!("Agent-{n}")).collect();
         assert_eq!(
             config_template(&names),
-            include_str!("../config/acp.example.toml")
+            include_str!("../../config/acp.example.toml")
         );
         assert_eq!(
             coordinates_template(&names),
-            include_str!("../config/coordinates.example.json")
+            include_str!("../../config/coordinates.example.json")
         );
     }
 

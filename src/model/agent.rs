@@ -7,8 +7,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::delivery::MethodName;
-use crate::delivery::gui::settings::GuiSettings;
+use super::delivery::MethodName;
+use super::gui::GuiSettings;
 
 /// Longest agent id accepted.
 pub const MAX_AGENT_ID_LEN: usize = 32;
@@ -200,7 +200,7 @@ mod tests {
             role: String::new(),
             workspace: PathBuf::from("/tmp/w"),
             delivery: vec![MethodName::Inbox],
-            gui: crate::delivery::gui::settings::GuiConfig::default().defaults,
+            gui: GuiSettings::default(),
         }]);
         let err = reg.lookup("Agent-9").unwrap_err().to_string();
         assert!(err.contains("Agent-9") && err.contains("Agent-1"), "{err}");

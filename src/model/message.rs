@@ -1,5 +1,5 @@
-//! The `UnifiedMessage`: the one shape every front door (CLI, Discord, later
-//! the web page) turns a request into before it enters the pipeline.
+//! The `UnifiedMessage`: the one shape every front door (the CLI, Discord,
+//! the service) turns a request into before it enters the pipeline.
 
 use std::fmt;
 use std::str::FromStr;
@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::agents::AgentId;
+use super::agent::AgentId;
 
 /// Default limit on a message body, in bytes (16 KiB). Configurable as
 /// `limits.max_body_bytes`.

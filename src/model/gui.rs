@@ -1,5 +1,5 @@
-//! What keyboard-and-mouse delivery needs to know, globally and per agent.
-//! Parsed and checked by [`crate::config`].
+//! What keyboard-and-mouse delivery needs to know about each agent: plain
+//! data, parsed and checked by the config loader.
 
 use std::fmt;
 use std::time::Duration;
@@ -101,23 +101,7 @@ pub struct GuiSettings {
     pub doorbell: bool,
 }
 
-/// Settings shared by every agent.
-#[derive(Debug, Clone)]
-pub struct GuiConfig {
-    /// The X display (from `DISPLAY`); `None` means no desktop here.
-    pub display: Option<String>,
-    /// How long to wait for another acp process to finish typing.
-    pub lock_timeout: Duration,
-    /// Pause after moving and clicking, for the window to take focus.
-    pub settle: Duration,
-    /// In `auto` input mode, single-line bodies up to this many characters
-    /// are typed; longer or multi-line ones are pasted.
-    pub type_max_chars: usize,
-    /// Defaults for agents that do not set their own.
-    pub defaults: GuiSettings,
-}
-
-impl Default for GuiConfig {
+impl Default for GuiSettings {
     fn default() -> Self {
         let key = |s: &str| {
             s.parse::<KeyCombo>().unwrap_or(KeyCombo {
@@ -126,22 +110,16 @@ impl Default for GuiConfig {
             })
         };
         Self {
-            display: None,
-            lock_timeout: Duration::from_secs(10),
-            settle: Duration::from_millis(50),
-            type_max_chars: 200,
-            defaults: GuiSettings {
-                window_title: None,
-                window_class: None,
-                input: InputMode::Auto,
-                submit_key: key("enter"),
-                paste_key: key("ctrl+v"),
-                newline_key: key("shift+enter"),
-                clear_keys: Vec::new(),
-                onboarding_keys: Vec::new(),
-                pre_submit_delay: Duration::from_millis(200),
-                doorbell: false,
-            },
+            window_title: None,
+            window_class: None,
+            input: InputMode::Auto,
+            submit_key: key("enter"),
+            paste_key: key("ctrl+v"),
+            newline_key: key("shift+enter"),
+            clear_keys: Vec::new(),
+            onboarding_keys: Vec::new(),
+            pre_submit_delay: Duration::from_millis(200),
+            doorbell: false,
         }
     }
 }

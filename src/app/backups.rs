@@ -1,0 +1,394 @@
+//! Backups through the core, whichever door asks (the CLI, Discord, the
+//! schedule): every create, verify, restore, prune and drill leaves an
+//! audit row naming who asked, and publishes an event.
+//!
+//! A [`Backups`] comes with the [`App`](super::App) of a root. On a new
+//! machine (restoring from the repository alone) and for an in-place
+//! restore (which replaces the store), [`Backups::without_store`] runs the
+//! same operations; the in-place restore audits into the restored store.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use super::{AppError, ServiceLock};
+use crate::backup::{
+    self, BackupError, Catalog, Created, Drill, InPlace, Kind, Progress, PruneReport,
+    RestoreReport, Scope, Summary, VerifyReport, Which,
+};
+use crate::config::Config;
+use crate::events::{Event, EventBus};
+use crate::model::AuditOutcome;
+use crate::store::Store;
+
+/// Which backup a restore takes.
+#[derive(Debug, Clone)]
+pub enum Pick {
+    /// An id, a unique prefix of one, or `latest`.
+    Id(String),
+    /// The newest backup taken at or before this time.
+    At(jiff::Timestamp),
+}
+
+/// Every backup, as `acp backup list` and `/backup list` show it.
+#[derive(Debug)]
+pub struct Listing {
+    pub catalog: Catalog,
+    pub repository: PathBuf,
+    pub repository_bytes: u64,
+}
+
+/// A progress reporter that can cross into a blocking task.
+pub type Reporter = Arc<dyn Progress + Send>;
+
+/// Backups for one root; cheap to clone.
+#[derive(Clone)]
+pub struct Backups {
+    scope: Arc<Scope>,
+    events: EventBus,
+    /// Where audit rows go; `None` without a root.
+    store: Option<Arc<Store>>,
+    /// The newest manifest's file name and summary, for `/status`.
+    last: Arc<Mutex<Option<(String, Summary)>>>,
+}
+
+impl Backups {
+    pub(super) fn new(config: &Config, events: EventBus, store: Arc<Store>) -> Self {
+        Self {
+            scope: Arc::new(scope(config)),
+            events,
+            store: Some(store),
+            last: Arc::default(),
+        }
+    }
+
+    /// Backups with no store open: for a machine that has only the
+    /// repository, and for an in-place restore. Nothing is audited except
+    /// the in-place restore, into the store it puts back.
+    #[must_use]
+    pub fn without_store(config: &Config) -> Self {
+        Self {
+            scope: Arc::new(scope(config)),
+            events: EventBus::default(),
+            store: None,
+            last: Arc::default(),
+        }
+    }
+
+    /// Where the repository is.
+    #[must_use]
+    pub fn repository(&self) -> &std::path::Path {
+        &self.scope.settings.repository
+    }
+
+    /// Takes a backup now; `by` is who asked (`schedule` for the schedule).
+    ///
+    /// # Errors
+    /// [`AppError::Backup`].
+    pub async fn create(
+        &self,
+        kind: Kind,
+        by: &str,
+        progress: Reporter,
+    ) -> Result<Created, AppError> {
+        let scope = Arc::clone(&self.scope);
+        let result = run(move || backup::create(&scope, kind, &*progress)).await;
+        self.events.publish(match &result {
+            Ok(c) => Event::BackupTaken {
+                id: c.manifest.id.clone(),
+                kind: c.manifest.kind.to_string(),
+                files: c.manifest.stats.total_files,
+                bytes: c.manifest.stats.total_bytes,
+                duration_ms: c.manifest.stats.duration_ms,
+            },
+            Err(e) => Event::BackupFailed {
+                kind: kind.to_string(),
+                error: e.to_string(),
+            },
+        });
+        let id = result.as_ref().ok().map(|c| c.manifest.id.clone());
+        self.audit(by, "backup.create", id, &result, None).await;
+        result
+    }
+
+    /// Every backup and the damaged manifests. Reading is audited only
+    /// when `by` is given (a person asking from outside the machine).
+    ///
+    /// # Errors
+    /// [`AppError::Backup`].
+    pub async fn list(&self, by: Option<&str>) -> Result<Listing, AppError> {
+        let scope = Arc::clone(&self.scope);
+        let result = run(move || {
+            let repo = backup::Repo::open(&scope.settings)?;
+            Ok(Listing {
+                catalog: Catalog::read(&repo)?,
+                repository: repo.path().to_owned(),
+                repository_bytes: repo.size(),
+            })
+        })
+        .await;
+        if let Some(by) = by {
+            self.audit(by, "backup.list", None, &result, None).await;
+        }
+        result
+    }
+
+    /// Re-reads and re-hashes one backup or all.
+    ///
+    /// # Errors
+    /// [`AppError::Backup`].
+    pub async fn verify(
+        &self,
+        which: Which,
+        by: &str,
+        progress: Reporter,
+    ) -> Result<VerifyReport, AppError> {
+        let scope = Arc::clone(&self.scope);
+        let target = match &which {
+            Which::All => None,
+            Which::One(id) => Some(id.clone()),
+        };
+        let result =
+            run(move || backup::verify(&backup::Repo::open(&scope.settings)?, &which, &*progress))
+                .await;
+        self.audit(by, "backup.verify", target, &result, None).await;
+        result
+    }
+
+    /// Restores a backup into a new or empty directory (never over the
+    /// live state: see [`Backups::restore_in_place`]).
+    ///
+    /// # Errors
+    /// [`AppError::Backup`].
+    pub async fn restore_to(
+        &self,
+        pick: Pick,
+        dest: PathBuf,
+        partial: bool,
+        by: &str,
+        progress: Reporter,
+    ) -> Result<RestoreReport, AppError> {
+        let scope = Arc::clone(&self.scope);
+        let result = run(move || {
+            let repo = backup::Repo::open(&scope.settings)?;
+            let catalog = Catalog::read(&repo)?;
+            let id = choose(&catalog, &pick)?;
+            backup::restore_to(&repo, &catalog, &id, &dest, partial, &*progress)
+        })
+        .await;
+        let id = result.as_ref().ok().map(|r| r.id.clone());
+        self.audit(by, "backup.restore", id, &result, None).await;
+        result
+    }
+
+    /// Restores a backup over the live state, keeping the replaced state.
+    /// Refused while `acp run` runs for the root; the service lock is held
+    /// through the swap so none can start meanwhile. The audit row goes
+    /// into the restored store.
+    ///
+    /// # Errors
+    /// [`AppError::ServiceRunning`] or [`AppError::Backup`].
+    pub async fn restore_in_place(
+        &self,
+        pick: Pick,
+        by: &str,
+        progress: Reporter,
+    ) -> Result<InPlace, AppError> {
+        let scope = Arc::clone(&self.scope);
+        let result = tokio::task::spawn_blocking(move || {
+            let _service = ServiceLock::acquire(&scope.root).map_err(|e| match e {
+                AppError::ServiceRunning { pid } => AppError::InPlaceWhileRunning { pid },
+                other => other,
+            })?;
+            let done = (|| {
+                let repo = backup::Repo::open(&scope.settings)?;
+                let catalog = Catalog::read(&repo)?;
+                let id = choose(&catalog, &pick)?;
+                backup::restore_in_place(&scope, &repo, &catalog, &id, &*progress)
+            })()?;
+            Ok::<_, AppError>((done, Store::open(&scope.store)))
+        })
+        .await
+        .map_err(|_| AppError::BackupTask)?;
+        let (done, store) = result?;
+        match store {
+            Ok(store) => {
+                let written = store.audit(
+                    by,
+                    "backup.restore",
+                    Some(&done.restore.id),
+                    AuditOutcome::Ok,
+                    Some("in place"),
+                );
+                if let Err(e) = written {
+                    tracing::warn!(error = %e, "cannot audit the in-place restore");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot open the restored store to audit"),
+        }
+        Ok(done)
+    }
+
+    /// Applies the retention policy, then deletes unused data.
+    ///
+    /// # Errors
+    /// [`AppError::Backup`].
+    pub async fn prune(&self, dry_run: bool, by: &str) -> Result<PruneReport, AppError> {
+        let scope = Arc::clone(&self.scope);
+        let result = run(move || {
+            backup::prune(
+                &backup::Repo::open(&scope.settings)?,
+                &scope.settings,
+                dry_run,
+            )
+        })
+        .await;
+        let detail = dry_run.then_some("dry run");
+        self.audit(by, "backup.prune", None, &result, detail).await;
+        result
+    }
+
+    /// A disaster-recovery drill on the latest backup.
+    ///
+    /// # Errors
+    /// [`AppError::Backup`].
+    pub async fn drill(&self, by: &str, progress: Reporter) -> Result<Drill, AppError> {
+        let scope = Arc::clone(&self.scope);
+        let result = run(move || backup::drill(&scope, &*progress)).await;
+        let id = result.as_ref().ok().map(|d| d.backup.clone());
+        self.audit(by, "backup.drill", id, &result, None).await;
+        result
+    }
+
+    /// One look at the schedule (`[backup]`, judged from the repository,
+    /// so restarts do not reset the clock): takes the backup that is due,
+    /// if any, then prunes. Returns what was taken.
+    ///
+    /// # Errors
+    /// [`AppError::Backup`].
+    pub async fn tick(&self) -> Result<Option<(Created, Option<PruneReport>)>, AppError> {
+        let scope = Arc::clone(&self.scope);
+        let due = run(move || {
+            let repo = backup::Repo::open_or_create(&scope.settings)?;
+            let catalog = Catalog::read(&repo)?;
+            Ok(backup::due(
+                &catalog,
+                &scope.settings,
+                jiff::Timestamp::now(),
+            ))
+        })
+        .await?;
+        let Some(kind) = due else {
+            return Ok(None);
+        };
+        let created = self.create(kind, SCHEDULE, Arc::new(backup::Quiet)).await?;
+        let pruned = match self.prune(false, SCHEDULE).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot prune backups");
+                None
+            }
+        };
+        Ok(Some((created, pruned)))
+    }
+
+    /// The newest backup, if the repository exists and has one.
+    ///
+    /// # Errors
+    /// [`AppError::Backup`] if the repository cannot be read.
+    pub async fn last(&self) -> Result<Option<Summary>, AppError> {
+        let scope = Arc::clone(&self.scope);
+        let cache = Arc::clone(&self.last);
+        run(move || {
+            if !scope.settings.repository.join("acp-backup.json").exists() {
+                return Ok(None);
+            }
+            let repo = backup::Repo::open(&scope.settings)?;
+            let Some(newest) = repo.newest_name()? else {
+                return Ok(None);
+            };
+            // A full manifest can list many thousand files: read it once.
+            if let Ok(cached) = cache.lock()
+                && let Some((name, summary)) = cached.as_ref()
+                && *name == newest
+            {
+                return Ok(Some(summary.clone()));
+            }
+            let summary = repo.latest()?.map(|m| Summary::from(&m));
+            if let (Some(s), Ok(mut cached)) = (&summary, cache.lock()) {
+                *cached = Some((newest, s.clone()));
+            }
+            Ok(summary)
+        })
+        .await
+    }
+
+    /// A new encryption key for `ACP_BACKUP_KEY`: (secret, public).
+    #[must_use]
+    pub fn keygen() -> (String, String) {
+        backup::Cipher::generate()
+    }
+
+    async fn audit<T>(
+        &self,
+        by: &str,
+        action: &'static str,
+        target: Option<String>,
+        result: &Result<T, AppError>,
+        note: Option<&str>,
+    ) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let (outcome, detail) = match result {
+            Ok(_) => (AuditOutcome::Ok, note.map(str::to_owned)),
+            Err(e) => (AuditOutcome::Error, Some(e.to_string())),
+        };
+        let (store, by) = (Arc::clone(store), by.to_owned());
+        let written = tokio::task::spawn_blocking(move || {
+            store.audit(&by, action, target.as_deref(), outcome, detail.as_deref())
+        })
+        .await;
+        if !matches!(written, Ok(Ok(()))) {
+            tracing::warn!(action, "cannot write the audit row");
+        }
+    }
+}
+
+/// What backups of this config's root cover: what the backup engine gets
+/// instead of the whole config.
+#[must_use]
+pub fn scope(config: &Config) -> Scope {
+    Scope {
+        root: config.root.clone(),
+        store: config.db_path(),
+        inboxes: config
+            .agents
+            .all()
+            .iter()
+            .map(|a| (a.id.to_string(), a.inbox_dir()))
+            .collect(),
+        settings: config.backup.clone(),
+    }
+}
+
+/// Who the schedule's backups are audited as.
+const SCHEDULE: &str = "schedule";
+
+/// The backup a pick names.
+fn choose(catalog: &Catalog, pick: &Pick) -> Result<String, BackupError> {
+    Ok(match pick {
+        Pick::Id(key) => catalog.find(key)?.id.clone(),
+        Pick::At(at) => catalog.at(*at)?.id.clone(),
+    })
+}
+
+/// Runs backup work on a blocking thread.
+async fn run<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BackupError> + Send + 'static,
+) -> Result<T, AppError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => Ok(result?),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(AppError::BackupTask),
+    }
+}

@@ -1,0 +1,295 @@
+//! `acp doctor`'s checks: the health of everything a user depends on, each
+//! with what to do about it. The front door prints them.
+
+use serde::Serialize;
+
+use crate::backup::{Catalog, Repo};
+use crate::config::Config;
+use crate::coords::{Coordinates, Severity};
+use crate::store::Store;
+
+/// One check's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Check {
+    #[serde(rename = "check")]
+    pub name: &'static str,
+    pub level: Level,
+    pub detail: String,
+    /// What to do, when it is not ok.
+    pub fix: Option<String>,
+}
+
+fn ok(check: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        name: check,
+        level: Level::Ok,
+        detail: detail.into(),
+        fix: None,
+    }
+}
+
+fn bad(
+    check: &'static str,
+    level: Level,
+    detail: impl Into<String>,
+    fix: impl Into<String>,
+) -> Check {
+    Check {
+        name: check,
+        level,
+        detail: detail.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+/// Free space below this (or 5%) is a warning.
+const LOW_SPACE: u64 = 1 << 30;
+
+fn disk(check: &'static str, path: &std::path::Path) -> Check {
+    let probe = path
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(std::path::Path::new("/"));
+    match rustix::fs::statvfs(probe) {
+        Ok(s) => {
+            let free = s.f_bavail.saturating_mul(s.f_frsize);
+            let total = s.f_blocks.saturating_mul(s.f_frsize).max(1);
+            let text = format!(
+                "{} free of {} at {}",
+                indicatif::HumanBytes(free),
+                indicatif::HumanBytes(total),
+                probe.display()
+            );
+            if free < LOW_SPACE || free.saturating_mul(20) < total {
+                bad(
+                    check,
+                    Level::Warn,
+                    text,
+                    "free some space: the store, inboxes and backups need room to grow",
+                )
+            } else {
+                ok(check, text)
+            }
+        }
+        Err(e) => bad(
+            check,
+            Level::Warn,
+            format!("cannot read free space of {}: {e}", probe.display()),
+            "check the path exists",
+        ),
+    }
+}
+
+fn coordinates(config: &Config) -> Check {
+    match Coordinates::load(&config.coords_path()) {
+        Ok(coords) => {
+            let errors: Vec<String> = coords
+                .validate(&config.agents, config.coords.near_radius_px)
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .map(ToString::to_string)
+                .collect();
+            if errors.is_empty() {
+                ok(
+                    "coordinates",
+                    format!("{} agent point(s) valid", coords.agents.len()),
+                )
+            } else {
+                bad(
+                    "coordinates",
+                    Level::Fail,
+                    errors.join("; "),
+                    "fix config/coordinates.json (`acp coords validate` explains each finding)",
+                )
+            }
+        }
+        Err(e) => bad(
+            "coordinates",
+            Level::Warn,
+            e.to_string(),
+            "only needed for gui delivery: `acp coords capture Agent-N --save`",
+        ),
+    }
+}
+
+fn inboxes(config: &Config) -> Check {
+    let unwritable: Vec<String> = config
+        .agents
+        .all()
+        .iter()
+        .filter(|agent| {
+            tempfile::Builder::new()
+                .prefix(".acp-doctor-")
+                .tempfile_in(agent.inbox_dir())
+                .is_err()
+        })
+        .map(|agent| format!("{} ({})", agent.id, agent.inbox_dir().display()))
+        .collect();
+    if unwritable.is_empty() {
+        ok(
+            "inboxes",
+            format!("{} inbox(es) writable", config.agents.all().len()),
+        )
+    } else {
+        bad(
+            "inboxes",
+            Level::Fail,
+            format!("not writable: {}", unwritable.join(", ")),
+            "create the directory or fix its permissions; `acp init` creates missing inboxes",
+        )
+    }
+}
+
+fn store(config: &Config) -> Check {
+    let db = config.db_path();
+    if !db.exists() {
+        return ok("store", "not created yet (the first message creates it)");
+    }
+    let fix = "stop acp run and restore the store: `acp backup restore latest --in-place`";
+    match Store::integrity(&db) {
+        Ok(v) if v == "ok" => ok(
+            "store",
+            format!("{} passes PRAGMA integrity_check", db.display()),
+        ),
+        Ok(v) => bad("store", Level::Fail, format!("integrity_check: {v}"), fix),
+        Err(e) => bad("store", Level::Fail, e.to_string(), fix),
+    }
+}
+
+fn backups(config: &Config) -> Check {
+    let repo = &config.backup.repository;
+    if !repo.join("acp-backup.json").exists() {
+        return bad(
+            "backups",
+            Level::Warn,
+            format!("no backups yet (no repository at {})", repo.display()),
+            "run `acp backup create --kind full`, and keep `acp run` running for the schedule",
+        );
+    }
+    let catalog = match Repo::open(&config.backup).and_then(|r| Catalog::read(&r)) {
+        Ok(c) => c,
+        Err(e) => {
+            return bad(
+                "backups",
+                Level::Warn,
+                e.to_string(),
+                "run `acp backup verify --all`",
+            );
+        }
+    };
+    let Some((m, t)) = catalog
+        .manifests
+        .last()
+        .and_then(|m| m.time().ok().map(|t| (m, t)))
+    else {
+        return bad(
+            "backups",
+            Level::Warn,
+            "no backups yet",
+            "run `acp backup create --kind full`",
+        );
+    };
+    let objective = config.backup.rpo;
+    let age = jiff::Timestamp::now() - t;
+    let text = format!(
+        "newest backup {} ({}) is {:#} old; RPO {} min",
+        m.id,
+        m.kind,
+        jiff::SignedDuration::from_secs(age.as_secs()),
+        objective.as_secs() / 60
+    );
+    if !catalog.damaged.is_empty() {
+        bad(
+            "backups",
+            Level::Warn,
+            format!("{text}; {} damaged manifest(s)", catalog.damaged.len()),
+            "run `acp backup verify --all`",
+        )
+    } else if u64::try_from(age.as_secs()).unwrap_or(0) > objective.as_secs() {
+        bad(
+            "backups",
+            Level::Warn,
+            text,
+            "take one now (`acp backup create`) and keep `acp run` running for its schedule",
+        )
+    } else {
+        ok("backups", text)
+    }
+}
+
+fn restores(config: &Config) -> Check {
+    let leftovers: Vec<String> = std::fs::read_dir(&config.root)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".acp-restore-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    if leftovers.is_empty() {
+        ok("restores", "no interrupted in-place restore")
+    } else {
+        bad(
+            "restores",
+            Level::Warn,
+            format!(
+                "left by an interrupted in-place restore: {}",
+                leftovers.join(", ")
+            ),
+            "run the restore again, then delete the directory",
+        )
+    }
+}
+
+/// Every check, in the order `acp doctor` prints them.
+#[must_use]
+pub fn checks(config: &Config) -> Vec<Check> {
+    let discord = if config.discord.token.is_some() {
+        ok("discord", "DISCORD_TOKEN is set")
+    } else {
+        bad(
+            "discord",
+            Level::Warn,
+            "no DISCORD_TOKEN: acp run works without the Discord bot",
+            "put DISCORD_TOKEN=... in .env in the root (see .env.example)",
+        )
+    };
+    vec![
+        ok(
+            "config",
+            format!(
+                "{} valid, {} agent(s)",
+                crate::config::CONFIG_FILE,
+                config.agents.all().len()
+            ),
+        ),
+        coordinates(config),
+        inboxes(config),
+        store(config),
+        discord,
+        backups(config),
+        disk("disk (root)", &config.root),
+        disk("disk (backups)", &config.backup.repository),
+        restores(config),
+    ]
+}
+
+/// The finding when the config cannot be loaded: nothing else can be
+/// checked until it is fixed.
+#[must_use]
+pub fn config_failed(error: &crate::config::ConfigError) -> Check {
+    bad(
+        "config",
+        Level::Fail,
+        error.to_string(),
+        "fix the key named above (config/acp.example.toml documents every key), then run `acp doctor` again",
+    )
+}

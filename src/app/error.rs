@@ -1,0 +1,117 @@
+//! The core's one error type, and the one decision every front door reads
+//! from it: the caller's mistake, or the system's.
+
+use crate::backup::BackupError;
+use crate::config::ConfigError;
+use crate::coords::CoordsError;
+use crate::model::{AgentError, AgentId, DeliveryState, MessageError, MessageId};
+use crate::store::StoreError;
+
+/// Why a request to the core failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no message with id {0}: list message ids with `acp inbox list --agent AGENT`")]
+    NotFound(MessageId),
+    #[error("there are no agents to broadcast to: add [[agents]] to config/acp.toml")]
+    NoAgents,
+    #[error(
+        "message {id} went to several agents ({agents}): say which one acknowledges it with --agent"
+    )]
+    AckNeedsAgent { id: MessageId, agents: String },
+    #[error("message {id} was not sent to {agent}")]
+    NotRecipient { id: MessageId, agent: AgentId },
+    #[error(
+        "message {id} is {state} for {agent}, not delivered yet: it can be acknowledged once delivered"
+    )]
+    NotDelivered {
+        id: MessageId,
+        agent: AgentId,
+        state: DeliveryState,
+    },
+    #[error("a role is 1 to 200 printable characters")]
+    BadRole,
+    #[error("the store writer has stopped (see the log above); the message was not accepted")]
+    WriterGone,
+    #[error("cannot start the dispatcher: {0}")]
+    Dispatcher(#[source] std::io::Error),
+    #[error(transparent)]
+    Backup(#[from] BackupError),
+    #[error("the backup task stopped unexpectedly")]
+    BackupTask,
+    #[error(
+        "acp run is already running for this root (pid {pid}): stop it first, or use another --root"
+    )]
+    ServiceRunning { pid: String },
+    #[error(
+        "acp run is running for this root (pid {pid}). An in-place restore replaces the store: stop `acp run` first"
+    )]
+    InPlaceWhileRunning { pid: String },
+    #[error(transparent)]
+    Coords(#[from] CoordsError),
+    /// The desktop cannot be looked at as asked.
+    #[error("{0}")]
+    Screen(String),
+    #[error("cannot use the service lock {path}: {source}")]
+    ServiceLock {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl AppError {
+    /// Whether the caller's input was at fault (exit code 2, an ephemeral
+    /// "fix this" reply) rather than the system.
+    #[must_use]
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            Self::Backup(e) => e.is_user_error(),
+            Self::Store(_)
+            | Self::WriterGone
+            | Self::Dispatcher(_)
+            | Self::BackupTask
+            | Self::ServiceRunning { .. }
+            | Self::ServiceLock { .. } => false,
+            _ => true,
+        }
+    }
+}
+
+/// A request a front door refuses as it stands (a bad flag, a missing
+/// argument): shown as it is, the caller's to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// Whether an error, or any error it wraps, is the caller's to fix (bad
+/// input, a refused request) rather than the system's. The one decision
+/// that exit codes (2 or 1) and Discord's replies (shown as is, or logged
+/// with a reference) both read.
+#[must_use]
+pub fn is_user_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(app) = e.downcast_ref::<AppError>() {
+            return app.is_user_error();
+        }
+        if let Some(backup) = e.downcast_ref::<BackupError>() {
+            return backup.is_user_error();
+        }
+        if e.is::<Refused>()
+            || e.is::<ConfigError>()
+            || e.is::<CoordsError>()
+            || e.is::<MessageError>()
+            || e.is::<AgentError>()
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}

@@ -1,0 +1,299 @@
+//! Messages through the core: send, read, follow the outcome, acknowledge.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::{App, AppError, CommitJob, SendRequest, blocking};
+use crate::events::Event;
+use crate::model::{AgentId, Draft, MessageId, Recipient, UnifiedMessage};
+use crate::store::{AckResult, DeliveryView, InboxEntry, Status, StoreError, Submission, now_ms};
+
+impl App {
+    /// Checks and stores a message; when this returns `Ok`, the message and
+    /// one delivery per recipient are on disk and the dispatcher is woken.
+    ///
+    /// # Errors
+    /// [`AppError`]: bad input (nothing stored) or a store failure.
+    pub async fn send(&self, req: SendRequest) -> Result<UnifiedMessage, AppError> {
+        let agents: Vec<AgentId> = match &req.to {
+            Recipient::Agent(id) => vec![self.registry.get(id)?.id.clone()],
+            Recipient::Broadcast => self.registry.all().iter().map(|a| a.id.clone()).collect(),
+        };
+        if agents.is_empty() {
+            return Err(AppError::NoAgents);
+        }
+        let message = Draft {
+            from: req.from,
+            to: req.to,
+            kind: req.kind,
+            priority: req.priority,
+            body: req.body,
+            tags: req.tags,
+            reply_to: req.reply_to,
+        }
+        .build(self.config.limits.max_body_bytes)?;
+        if let Some(parent) = message.reply_to {
+            let store = Arc::clone(&self.store);
+            if blocking(move || store.message(parent)).await?.is_none() {
+                return Err(AppError::NotFound(parent));
+            }
+        }
+        let deliveries = agents.len();
+        let (reply, done) = oneshot::channel();
+        let submission = Submission {
+            message,
+            via: req.via,
+            agents,
+        };
+        let job = CommitJob {
+            submission: submission.clone(),
+            reply,
+        };
+        self.commits.send(job).map_err(|_| AppError::WriterGone)?;
+        done.await.map_err(|_| AppError::WriterGone)??;
+        let message = submission.message;
+        self.events.publish(Event::Accepted {
+            message_id: message.id,
+            from: message.from.clone(),
+            to: message.to.clone(),
+            priority: message.priority,
+            deliveries,
+        });
+        self.wake.notify_one();
+        Ok(message)
+    }
+
+    /// The status report.
+    ///
+    /// # Errors
+    /// [`AppError::Store`].
+    pub async fn status(&self) -> Result<Status, AppError> {
+        let store = Arc::clone(&self.store);
+        let ids: Vec<AgentId> = self.registry.all().iter().map(|a| a.id.clone()).collect();
+        Ok(blocking(move || store.status(&ids, 20)).await?)
+    }
+
+    /// An agent's messages, newest first.
+    ///
+    /// # Errors
+    /// [`AppError`].
+    pub async fn inbox(
+        &self,
+        agent: &str,
+        unacked_only: bool,
+        limit: usize,
+    ) -> Result<Vec<InboxEntry>, AppError> {
+        let id = self.registry.lookup(agent)?.id.clone();
+        let store = Arc::clone(&self.store);
+        Ok(blocking(move || store.inbox(&id, unacked_only, limit)).await?)
+    }
+
+    /// A message and its deliveries.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`] or [`AppError::Store`].
+    pub async fn read(
+        &self,
+        id: MessageId,
+    ) -> Result<(UnifiedMessage, Vec<DeliveryView>), AppError> {
+        let store = Arc::clone(&self.store);
+        let (message, deliveries) =
+            blocking(move || Ok::<_, StoreError>((store.message(id)?, store.deliveries_of(id)?)))
+                .await?;
+        Ok((message.ok_or(AppError::NotFound(id))?, deliveries))
+    }
+
+    /// Follows the outcome of a message: [`Follow::next`] gives its
+    /// deliveries each time they change, until every one is final. The CLI's
+    /// `--wait` and Discord's receipts both read outcomes this way.
+    #[must_use]
+    pub fn follow(&self, id: MessageId) -> Follow<'_> {
+        Follow {
+            app: self,
+            id,
+            events: self.events.subscribe(),
+            poll: FIRST_POLL,
+            last: None,
+        }
+    }
+
+    /// Waits until every delivery of a message is final (delivered or
+    /// failed), or `timeout` passes, and returns them as they stand.
+    ///
+    /// # Errors
+    /// [`AppError`].
+    pub async fn wait_for(
+        &self,
+        id: MessageId,
+        timeout: Duration,
+    ) -> Result<Vec<DeliveryView>, AppError> {
+        self.follow(id)
+            .until_final(tokio::time::Instant::now() + timeout)
+            .await
+    }
+
+    /// Delivers a message from this process, when no `acp run` is there to
+    /// do it: one pass through the agent's methods, or with `wait` until the
+    /// outcome is final (retries included, at their backoff) or `timeout`
+    /// passes. Returns the deliveries as they stand.
+    ///
+    /// # Errors
+    /// [`AppError`].
+    pub async fn deliver_here(
+        &self,
+        id: MessageId,
+        wait: bool,
+        timeout: Duration,
+    ) -> Result<Vec<DeliveryView>, AppError> {
+        let dispatcher = Arc::new(self.dispatcher(self.methods())?);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let d = Arc::clone(&dispatcher);
+            tokio::task::spawn_blocking(move || d.pump(Some(&[id]), &CancellationToken::new()))
+                .await
+                .map_err(|e| AppError::Dispatcher(std::io::Error::other(e)))??;
+            let (_, deliveries) = self.read(id).await?;
+            let now = tokio::time::Instant::now();
+            if !wait || now >= deadline || deliveries.iter().all(DeliveryView::is_final) {
+                return Ok(deliveries);
+            }
+            // The next try is due at its backoff, which the store knows.
+            let store = Arc::clone(&self.store);
+            let due = blocking(move || store.next_due()).await?;
+            let wait_ms = due.map_or(0, |at| at.saturating_sub(now_ms()).max(0));
+            let pause = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
+            tokio::time::sleep_until(deadline.min(now + pause.max(MIN_RETRY_PAUSE))).await;
+        }
+    }
+
+    /// Records that an agent acknowledged a message. With one recipient the
+    /// agent may be left out.
+    ///
+    /// # Errors
+    /// [`AppError`] saying what to do.
+    pub async fn ack(
+        &self,
+        id: MessageId,
+        agent: Option<&str>,
+        by: Option<&str>,
+    ) -> Result<(AgentId, AckResult), AppError> {
+        let (_, deliveries) = self.read(id).await?;
+        let agent = match agent {
+            Some(text) => self.registry.lookup(text)?.id.clone(),
+            None => {
+                if let [one] = deliveries.as_slice() {
+                    one.agent.parse()?
+                } else {
+                    let agents = deliveries
+                        .iter()
+                        .map(|d| d.agent.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    return Err(AppError::AckNeedsAgent { id, agents });
+                }
+            }
+        };
+        let by = by.map_or_else(|| agent.to_string(), str::to_owned);
+        let store = Arc::clone(&self.store);
+        let (a, b) = (agent.clone(), by.clone());
+        let result = blocking(move || store.ack(id, &a, &b, now_ms())).await?;
+        match &result {
+            AckResult::NoSuchDelivery => return Err(AppError::NotRecipient { id, agent }),
+            AckResult::NotDelivered { state } => {
+                return Err(AppError::NotDelivered {
+                    id,
+                    agent,
+                    state: *state,
+                });
+            }
+            AckResult::Acked { .. } => self.events.publish(Event::Acked {
+                message_id: id,
+                agent: agent.clone(),
+                by,
+            }),
+            AckResult::AlreadyAcked { .. } => {}
+        }
+        Ok((agent, result))
+    }
+}
+
+/// How soon a follower first looks at the store again without an event.
+const FIRST_POLL: Duration = Duration::from_millis(50);
+/// How long it waits at most between looks (another process's dispatcher
+/// sends no events here).
+const MAX_POLL: Duration = Duration::from_secs(2);
+/// The shortest pause between two inline delivery passes.
+const MIN_RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+/// The outcome of one message as it develops; see [`App::follow`].
+pub struct Follow<'a> {
+    app: &'a App,
+    id: MessageId,
+    events: tokio::sync::broadcast::Receiver<Event>,
+    poll: Duration,
+    last: Option<Vec<DeliveryView>>,
+}
+
+impl Follow<'_> {
+    /// The deliveries as they stand once they differ from the last answer
+    /// (the first call answers at once), or `None` when the last answer was
+    /// already final, or at `deadline`.
+    ///
+    /// # Errors
+    /// [`AppError`] if the message cannot be read.
+    pub async fn next(
+        &mut self,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<Vec<DeliveryView>>, AppError> {
+        if self
+            .last
+            .as_ref()
+            .is_some_and(|d| d.iter().all(DeliveryView::is_final))
+        {
+            return Ok(None);
+        }
+        loop {
+            let (_, deliveries) = self.app.read(self.id).await?;
+            if self.last.as_ref() != Some(&deliveries) {
+                self.last = Some(deliveries.clone());
+                return Ok(Some(deliveries));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            // Woken by this process's dispatcher, or polling for another's:
+            // often at first, then every couple of seconds for a long retry.
+            let wake = tokio::time::Instant::now() + self.poll;
+            self.poll = (self.poll * 2).min(MAX_POLL);
+            let id = self.id;
+            let events = &mut self.events;
+            let _ = tokio::time::timeout_at(deadline.min(wake), async {
+                while let Ok(e) = events.recv().await {
+                    if e.message_id() == Some(id) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+    }
+
+    /// Follows until every delivery is final or `deadline` passes, and
+    /// returns the deliveries as they stand then.
+    ///
+    /// # Errors
+    /// [`AppError`] if the message cannot be read.
+    pub async fn until_final(
+        &mut self,
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<DeliveryView>, AppError> {
+        while self.next(deadline).await?.is_some() {}
+        match self.last.take() {
+            Some(deliveries) => Ok(deliveries),
+            None => Ok(self.app.read(self.id).await?.1),
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! The application core, the only API the front doors use (the CLI, the
+//! Discord bot, the service). It checks requests, stores them durably
+//! (group commit), wakes the dispatcher, follows outcomes, keeps roles and
+//! the audit log, and runs backups, each audited and announced as an event
+//! whichever door asked.
+//!
+//! - [`messages`]: send, read, follow, acknowledge, status.
+//! - [`roles`]: agents, roles, the captain, the audit log.
+//! - [`backups`]: create, list, verify, restore, prune, drill, schedule.
+//! - [`doctor`]: the health checks of `acp doctor`.
+//! - [`init`]: `acp init`, a new root.
+//! - [`screen`]: the agents' points and read-only looks at the desktop.
+//! - [`error`]: [`AppError`] and its user-or-system decision.
+//! - [`service_lock`]: whether `acp run` owns the root.
+
+mod backups;
+pub mod doctor;
+mod error;
+mod init;
+mod messages;
+mod roles;
+mod screen;
+mod service_lock;
+
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{Notify, oneshot};
+
+use crate::delivery::{Dispatcher, Methods};
+use crate::events::EventBus;
+use crate::model::{Kind, MessageId, Priority, Recipient, Registry, Via};
+use crate::store::{Store, StoreError, Submission};
+
+pub use backups::{Backups, Listing, Pick, Reporter, scope as backup_scope};
+pub use messages::Follow;
+pub use screen::{Probe, Validation, Window};
+// What the front doors read, named through the core so that no door
+// reaches into an engine.
+pub use crate::backup::{
+    BackupCheck, Catalog, Created, Drill, InPlace, Kind as BackupKind, Manifest, Progress,
+    PruneReport, Quiet, RestoreReport, Summary, VerifyReport, Which,
+};
+pub use crate::config::{Config, ConfigError, DiscordConfig, Env};
+pub use crate::coords::{Finding, Monitor, Point, Severity};
+pub use crate::events::Event;
+pub use crate::store::roles::AuditEntry;
+pub use crate::store::views::{AgentStatus, AttemptView, FailureView};
+pub use crate::store::{AckResult, DeliveryView, InboxEntry, Status};
+pub use error::{AppError, Refused, is_user_error};
+pub use init::{InitReport, init};
+pub use service_lock::ServiceLock;
+
+/// Longest role description accepted.
+pub const MAX_ROLE_CHARS: usize = 200;
+/// Most messages stored in one group commit.
+const GROUP_COMMIT_MAX: usize = 1024;
+
+/// A request to send a message; the front door fills it in.
+#[derive(Debug, Clone)]
+pub struct SendRequest {
+    pub from: String,
+    pub to: Recipient,
+    pub kind: Kind,
+    pub priority: Priority,
+    pub body: String,
+    pub tags: Vec<String>,
+    pub reply_to: Option<MessageId>,
+    pub via: Via,
+}
+
+/// An agent as shown by `acp agents` and `/agents`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentView {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    /// `config` or `store` (set with `acp roles set`).
+    pub role_source: &'static str,
+    pub captain: bool,
+    pub workspace: String,
+    pub delivery: Vec<String>,
+    pub last_delivery: Option<String>,
+    pub last_delivery_at: Option<i64>,
+    pub unacked: u64,
+}
+
+struct CommitJob {
+    submission: Submission,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The core. Cheap to share behind an `Arc`.
+pub struct App {
+    config: Arc<Config>,
+    registry: Arc<Registry>,
+    store: Arc<Store>,
+    events: EventBus,
+    wake: Arc<Notify>,
+    commits: mpsc::Sender<CommitJob>,
+    started: std::time::Instant,
+    backups: Backups,
+}
+
+impl App {
+    /// Opens the store under the config's root and starts the group-commit
+    /// writer.
+    ///
+    /// # Errors
+    /// [`AppError::Store`] if the store cannot be opened.
+    pub fn open(config: Config) -> Result<Self, AppError> {
+        let store = Arc::new(Store::open(&config.db_path())?);
+        let writer = Store::open(&config.db_path())?;
+        let (commits, jobs) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("acp-commit".into())
+            .spawn(move || group_commit(&writer, &jobs))
+            .map_err(|e| AppError::Dispatcher(std::io::Error::other(e)))?;
+        let config = Arc::new(config);
+        let events = EventBus::default();
+        Ok(Self {
+            registry: Arc::new(config.agents.clone()),
+            backups: Backups::new(&config, events.clone(), Arc::clone(&store)),
+            config,
+            store,
+            events,
+            wake: Arc::new(Notify::new()),
+            commits,
+            started: std::time::Instant::now(),
+        })
+    }
+
+    /// How long this core has been running.
+    #[must_use]
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Backups of this root, audited and announced.
+    #[must_use]
+    pub fn backups(&self) -> &Backups {
+        &self.backups
+    }
+
+    /// The loaded configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The agent registry.
+    #[must_use]
+    pub fn agents(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The event bus.
+    #[must_use]
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// The signal that wakes this process's dispatcher.
+    #[must_use]
+    pub fn wake(&self) -> Arc<Notify> {
+        Arc::clone(&self.wake)
+    }
+
+    /// Every delivery method this process has, set up from the config.
+    #[must_use]
+    pub fn methods(&self) -> Methods {
+        Methods::all(
+            &self.config.gui,
+            self.config.coords_path(),
+            self.config.root.join("data").join("gui.lock"),
+        )
+    }
+
+    /// Delivers until `cancel`, with every method: what `acp run` does.
+    /// Temporary files left in the inboxes by interrupted writes are
+    /// removed first.
+    ///
+    /// # Errors
+    /// [`AppError::Dispatcher`] if the dispatcher cannot take its lease.
+    pub fn start_delivering(
+        &self,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Result<impl std::future::Future<Output = ()> + Send + 'static, AppError> {
+        let mut swept = 0;
+        for agent in self.registry.all() {
+            swept += crate::delivery::inbox::sweep_temp_files(
+                &agent.inbox_dir(),
+                Duration::from_secs(600),
+            );
+        }
+        if swept > 0 {
+            tracing::info!(
+                swept,
+                "removed temporary files left by interrupted inbox writes"
+            );
+        }
+        let dispatcher = Arc::new(self.dispatcher(self.methods())?);
+        Ok(dispatcher.run(self.wake(), cancel))
+    }
+
+    /// A dispatcher for this process, with these delivery methods.
+    ///
+    /// # Errors
+    /// [`AppError::Dispatcher`] if its lease cannot be taken.
+    pub fn dispatcher(&self, methods: Methods) -> Result<Dispatcher, AppError> {
+        Dispatcher::new(
+            Arc::clone(&self.store),
+            Arc::clone(&self.registry),
+            methods,
+            self.config.delivery.clone(),
+            self.events.clone(),
+            &self.config.root.join("data").join("dispatchers"),
+        )
+        .map_err(AppError::Dispatcher)
+    }
+}
+
+/// Runs store work on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(StoreError::Interrupted),
+    }
+}
+
+/// The group-commit writer: takes every submission waiting, stores them in
+/// one transaction (one fsync), then answers each. If a batch fails, each
+/// submission is retried alone so each caller gets its own answer.
+fn group_commit(store: &Store, jobs: &mpsc::Receiver<CommitJob>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < GROUP_COMMIT_MAX {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let all: Vec<&Submission> = batch.iter().map(|j| &j.submission).collect();
+        match store.accept(&all) {
+            Ok(()) => {
+                for job in batch {
+                    let _ = job.reply.send(Ok(()));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                let _ = batch.pop().map(|job| job.reply.send(Err(e)));
+            }
+            Err(_) => {
+                for job in batch {
+                    let result = store.accept(&[&job.submission]);
+                    let _ = job.reply.send(result);
+                }
+            }
+        }
+    }
+}

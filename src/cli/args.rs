@@ -1,0 +1,267 @@
+//! The command line's shape: every command, option and parser (clap).
+
+#![expect(
+    clippy::doc_markdown,
+    reason = "doc comments on arguments are --help text, where backticks would show"
+)]
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use acp::model::{Kind, MessageId, Priority, Via};
+
+use super::backup;
+
+/// Agent Cellphone: send messages to a swarm of AI coding agents and deliver
+/// them durably (chat window or file inbox).
+#[derive(Debug, Parser)]
+#[command(name = "acp", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// The acp root directory (config/, data/, agent_workspaces/...).
+    #[arg(long, global = true, env = "ACP_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (-v info, -vv debug). ACP_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a working root with commented example config (safe to re-run).
+    Init {
+        /// How many agents (Agent-1 ... Agent-N) the example config names.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+        agents: u32,
+    },
+    /// Send a message to one agent; prints its id once it is stored.
+    Send {
+        /// The agent to send to, e.g. Agent-2.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        opts: SendOpts,
+    },
+    /// Send a message to every agent.
+    Broadcast {
+        #[command(flatten)]
+        opts: SendOpts,
+    },
+    /// Queue depth by state and priority, each agent's last delivery, failures.
+    Status,
+    /// List the configured agents with roles and delivery state.
+    Agents,
+    /// Agent roles and the captain.
+    #[command(subcommand)]
+    Roles(RolesCommand),
+    /// An agent's messages: list, read, acknowledge.
+    #[command(subcommand)]
+    Inbox(InboxCommand),
+    /// Screen coordinates of the agents' chat inputs.
+    #[command(subcommand)]
+    Coords(CoordsCommand),
+    /// The audit log of administrative actions, newest first.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Run the service: deliver queued messages (and run the Discord bot
+    /// when DISCORD_TOKEN is set) until SIGINT or SIGTERM.
+    Run,
+    /// Run only the Discord bot (deliveries stay with `acp run`).
+    Bot,
+    /// Backups: create, list, verify, restore, prune, drill.
+    Backup(BackupArgs),
+    /// Check everything acp depends on and say what to fix.
+    Doctor,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackupArgs {
+    /// How a long run shows its progress: a bar on a terminal (auto), one
+    /// JSON object per line on stderr for scripts (json), or nothing.
+    #[arg(long, global = true, value_enum, default_value_t = super::progress::ProgressMode::Auto)]
+    pub progress: super::progress::ProgressMode,
+    #[command(subcommand)]
+    pub cmd: BackupCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum BackupCommand {
+    /// Take a backup now (while `acp run` runs, too).
+    Create {
+        /// full, incremental (changes since the last backup) or
+        /// differential (changes since the last full one).
+        #[arg(long, default_value = "incremental", value_parser = backup::parse_kind)]
+        kind: acp::app::BackupKind,
+    },
+    /// Every backup, oldest first.
+    List,
+    /// Re-read and re-hash backups; report each damaged or missing file
+    /// (exit 1 if any).
+    Verify {
+        /// The backup (id, unique prefix or latest); default: all.
+        id: Option<String>,
+        /// Every backup (the default).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Restore a backup, or the state at a point in time.
+    Restore {
+        /// The backup: id, unique prefix, or latest.
+        #[arg(conflicts_with = "at")]
+        id: Option<String>,
+        /// Restore the newest backup taken at or before this time
+        /// (RFC 3339, or local "YYYY-MM-DD HH:MM").
+        #[arg(long, value_parser = backup::parse_at)]
+        at: Option<jiff::Timestamp>,
+        /// Into this new or empty directory.
+        #[arg(long, value_name = "DIR", conflicts_with = "in_place")]
+        to: Option<PathBuf>,
+        /// Over the live state (stop `acp run` first). The replaced state
+        /// is kept in .acp-replaced-<time>/ under the root.
+        #[arg(long)]
+        in_place: bool,
+        /// With --to: restore the intact files of a damaged backup.
+        #[arg(long)]
+        partial: bool,
+    },
+    /// Delete backups the retention policy ([backup] keep_*) does not keep,
+    /// then their unused data. Never breaks a kept backup's chain.
+    Prune {
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Disaster-recovery drill: restore the latest backup into a temporary
+    /// directory, verify it, and report recovery time and data age.
+    Drill,
+    /// Print a new encryption key for ACP_BACKUP_KEY (keep a copy off this
+    /// machine: without it, encrypted backups cannot be read).
+    Keygen,
+}
+
+#[derive(Debug, Args)]
+pub struct SendOpts {
+    /// Who sends it (default: $ACP_AGENT, else "operator").
+    #[arg(long)]
+    pub from: Option<String>,
+    #[arg(long, default_value = "normal", value_parser = parse_priority)]
+    pub priority: Priority,
+    /// agent_to_agent, system, onboarding or human (default: agent_to_agent
+    /// from an agent, human otherwise; broadcast for `acp broadcast`).
+    #[arg(long, value_parser = parse_kind)]
+    pub kind: Option<Kind>,
+    /// auto (the agent's configured order), inbox or gui (that method only).
+    #[arg(long, default_value = "auto", value_parser = parse_via)]
+    pub via: Via,
+    /// A tag (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// The id of the message this answers.
+    #[arg(long, value_parser = parse_id)]
+    pub reply_to: Option<MessageId>,
+    /// Wait for the delivery outcome and print it (exit 1 if it failed).
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up waiting after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// The message text, or - to read it from standard input.
+    pub message: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolesCommand {
+    /// Show each agent's role and the captain.
+    List,
+    /// Assign a role to an agent (overrides config/acp.toml).
+    Set { agent: String, role: String },
+    /// Remove an assigned role (the configured one applies again).
+    Clear { agent: String },
+    /// Designate the captain.
+    Captain { agent: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InboxCommand {
+    /// An agent's messages, newest first.
+    List {
+        /// The agent whose messages to list, e.g. Agent-2.
+        #[arg(long)]
+        agent: String,
+        /// Only delivered messages not yet acknowledged.
+        #[arg(long)]
+        unread: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show a message and its delivery history (does not acknowledge it).
+    Read {
+        #[arg(value_parser = parse_id)]
+        id: MessageId,
+    },
+    /// Acknowledge a message: the agent has read and acted on it.
+    Ack {
+        #[arg(value_parser = parse_id)]
+        id: MessageId,
+        /// The recipient acknowledging (needed for broadcasts).
+        #[arg(long)]
+        agent: Option<String>,
+        /// Who acknowledges (default: the agent).
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CoordsCommand {
+    /// Check every point against the monitor layout (and the live screen).
+    Validate,
+    /// Print the mouse position after a countdown (to point at an input).
+    Capture {
+        agent: String,
+        /// Seconds to move the mouse into place.
+        #[arg(long, default_value_t = 3)]
+        countdown: u64,
+        /// Capture the onboarding input instead of the chat input.
+        #[arg(long)]
+        onboarding: bool,
+        /// Write it into config/coordinates.json (the rest is kept).
+        #[arg(long)]
+        save: bool,
+    },
+    /// Move the mouse to an agent's point and report the window there,
+    /// without clicking or typing.
+    Test {
+        agent: String,
+        /// Test the onboarding input instead of the chat input.
+        #[arg(long)]
+        onboarding: bool,
+        /// Do not move the mouse; only look.
+        #[arg(long)]
+        no_move: bool,
+    },
+}
+
+fn parse_priority(s: &str) -> Result<Priority, String> {
+    s.parse()
+        .map_err(|e: acp::model::MessageError| e.to_string())
+}
+fn parse_kind(s: &str) -> Result<Kind, String> {
+    s.parse()
+        .map_err(|e: acp::model::MessageError| e.to_string())
+}
+fn parse_via(s: &str) -> Result<Via, String> {
+    s.parse()
+        .map_err(|_| format!("unknown method {s:?}: use auto, inbox or gui"))
+}
+fn parse_id(s: &str) -> Result<MessageId, String> {
+    s.parse()
+        .map_err(|e: acp::model::MessageError| e.to_string())
+}

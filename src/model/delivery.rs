@@ -1,0 +1,282 @@
+//! The delivery vocabulary: method names, what a sender allows (`--via`),
+//! and how an attempt failed.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::agent::Agent;
+
+/// The name of a delivery method, as written in config and the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MethodName {
+    /// Keyboard and mouse into the agent's chat window.
+    Gui,
+    /// A markdown file in the agent's workspace inbox.
+    Inbox,
+}
+
+impl MethodName {
+    /// The name as text.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Gui => "gui",
+            Self::Inbox => "inbox",
+        }
+    }
+}
+
+impl fmt::Display for MethodName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A method name that is not known.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown delivery method {0:?}: use gui or inbox")]
+pub struct UnknownMethod(pub String);
+
+impl FromStr for MethodName {
+    type Err = UnknownMethod;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "gui" => Ok(Self::Gui),
+            "inbox" => Ok(Self::Inbox),
+            other => Err(UnknownMethod(other.chars().take(32).collect())),
+        }
+    }
+}
+
+/// Which methods one message may use, chosen by the sender (`--via`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// The agent's configured order.
+    #[default]
+    Auto,
+    /// Only this method, no fallback.
+    Only(MethodName),
+}
+
+impl Via {
+    /// The text stored and shown: `auto`, `gui` or `inbox`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Only(m) => m.as_str(),
+        }
+    }
+
+    /// The methods to try, in order, for this agent.
+    #[must_use]
+    pub fn methods_for(self, agent: &Agent) -> Vec<MethodName> {
+        match self {
+            Self::Auto => agent.delivery.clone(),
+            Self::Only(m) => vec![m],
+        }
+    }
+}
+
+impl FromStr for Via {
+    type Err = UnknownMethod;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "auto" {
+            Ok(Self::Auto)
+        } else {
+            s.parse()
+                .map(Self::Only)
+                .map_err(|_| UnknownMethod(s.chars().take(32).collect()))
+        }
+    }
+}
+
+/// How an attempt failed, which decides what the dispatcher does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureKind {
+    /// Might work later (disk full, permission being fixed, window busy):
+    /// retried with backoff.
+    Transient,
+    /// Will not work for this message with this method: not retried.
+    Permanent,
+    /// The method cannot run here at all (no display, not built in):
+    /// the next method is tried, no retry on its account.
+    Unavailable,
+}
+
+impl FailureKind {
+    /// The name stored with an attempt.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transient => "transient",
+            Self::Permanent => "permanent",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Why one method could not deliver one message.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{reason}")]
+pub struct DeliveryError {
+    pub kind: FailureKind,
+    pub reason: String,
+}
+
+impl DeliveryError {
+    /// A failure worth retrying.
+    #[must_use]
+    pub fn transient(reason: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::Transient,
+            reason: reason.into(),
+        }
+    }
+
+    /// A failure not worth retrying with this method.
+    #[must_use]
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::Permanent,
+            reason: reason.into(),
+        }
+    }
+
+    /// The method cannot run here.
+    #[must_use]
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::Unavailable,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Where one delivery (one message to one agent) stands. Ordered by name,
+/// the order in which listings show states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// A method put it in front of the agent.
+    Delivered,
+    /// A dispatcher holds it and is trying a method.
+    Delivering,
+    /// Given up: every method failed for good, or attempts ran out.
+    Failed,
+    /// Waiting for a dispatcher (new, or retrying after a failure).
+    Queued,
+}
+
+impl DeliveryState {
+    /// Every state, by name.
+    pub const ALL: [Self; 4] = [
+        Self::Delivered,
+        Self::Delivering,
+        Self::Failed,
+        Self::Queued,
+    ];
+
+    /// The name as stored and shown.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Delivering => "delivering",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Whether nothing more will happen to it (delivered or failed).
+    #[must_use]
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Delivered | Self::Failed)
+    }
+}
+
+impl fmt::Display for DeliveryState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A state name that is not known.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown delivery state {0:?}")]
+pub struct UnknownState(pub String);
+
+impl FromStr for DeliveryState {
+    type Err = UnknownState;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| UnknownState(s.chars().take(32).collect()))
+    }
+}
+
+/// How one method's attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttemptOutcome {
+    /// It delivered.
+    Ok,
+    /// It failed, and this is how.
+    #[serde(untagged)]
+    Failed(FailureKind),
+}
+
+impl AttemptOutcome {
+    /// The name as stored: `ok`, `transient`, `permanent` or `unavailable`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed(kind) => kind.as_str(),
+        }
+    }
+}
+
+impl FromStr for AttemptOutcome {
+    type Err = UnknownState;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ok" => Ok(Self::Ok),
+            "transient" => Ok(Self::Failed(FailureKind::Transient)),
+            "permanent" => Ok(Self::Failed(FailureKind::Permanent)),
+            "unavailable" => Ok(Self::Failed(FailureKind::Unavailable)),
+            other => Err(UnknownState(other.chars().take(32).collect())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_and_outcomes_round_trip_through_their_names() {
+        for state in DeliveryState::ALL {
+            assert_eq!(state.as_str().parse::<DeliveryState>().unwrap(), state);
+            assert_eq!(
+                serde_json::to_value(state).unwrap(),
+                serde_json::json!(state.as_str())
+            );
+        }
+        assert!("Delivered".parse::<DeliveryState>().is_err());
+        for name in ["ok", "transient", "permanent", "unavailable"] {
+            let outcome: AttemptOutcome = name.parse().unwrap();
+            assert_eq!(outcome.as_str(), name);
+            assert_eq!(
+                serde_json::to_value(outcome).unwrap(),
+                serde_json::json!(name)
+            );
+        }
+    }
+}

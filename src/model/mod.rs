@@ -1,0 +1,28 @@
+//! The model: the words every layer speaks. It imports nothing else of the
+//! crate, so config, the store, delivery, backups, the core and every front
+//! door can all use it without a cycle.
+//!
+//! - [`agent`]: agent ids (a strict pattern), agents and the registry.
+//! - [`message`]: `UnifiedMessage`, `Draft`, ids, kinds, priorities, body
+//!   limits.
+//! - [`audit`]: how an audited action ended.
+//! - [`delivery`]: method names, `Via`, failure kinds.
+//! - [`gui`] and [`keys`]: an agent's keyboard-and-mouse settings, as data.
+
+pub mod agent;
+pub mod audit;
+pub mod delivery;
+pub mod gui;
+pub mod keys;
+pub mod message;
+
+pub use agent::{Agent, AgentError, AgentId, MAX_AGENT_ID_LEN, Registry};
+pub use audit::AuditOutcome;
+pub use delivery::{
+    AttemptOutcome, DeliveryError, DeliveryState, FailureKind, MethodName, UnknownMethod,
+    UnknownState, Via,
+};
+pub use message::{
+    DEFAULT_MAX_BODY_BYTES, Draft, Kind, MAX_SENDER_CHARS, MAX_TAG_CHARS, MAX_TAGS, MessageError,
+    MessageId, Priority, Recipient, UnifiedMessage, check_body,
+};
