@@ -1,3 +1,6 @@
+// Over 400 lines: the file's format, its checks and their tests, as the one place that knows the
+// file.
+
 //! `config/coordinates.json`: the single source of truth for where each
 //! agent's chat input (and onboarding input) sits on screen.
 //!

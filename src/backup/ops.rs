@@ -1,3 +1,6 @@
+// Over 400 lines: verify, prune, drill and the schedule share the catalog walk; a third of it is
+// tests.
+
 //! Verify, prune, drills and the schedule.
 
 use std::collections::{BTreeSet, HashMap, HashSet};

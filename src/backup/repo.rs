@@ -1,3 +1,5 @@
+// Over 400 lines: the repository format in one file, so it reads as its own specification.
+
 //! The repository on disk:
 //!
 //! ```text

@@ -1,3 +1,5 @@
+// Over 400 lines: both restores share the verified write of a state and its safety checks.
+
 //! Restoring: into an empty directory, or in place through a verified
 //! staging copy.
 

@@ -1,3 +1,6 @@
+// Over 400 lines: the walk, the store capture and the parallel store of one backup are one
+// pipeline.
+
 //! Taking a backup: walk the sources, store what changed, commit.
 
 use std::fs;

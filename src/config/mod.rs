@@ -1,3 +1,6 @@
+// Over 400 lines: the one loader of every key: defaults, file and environment side by side, with
+// their tests.
+
 //! The one typed configuration, loaded once and layered: built-in defaults <
 //! `config/acp.toml` < environment (`ACP_*`, `DISCORD_*`, also from `.env`) <
 //! command-line flags (applied by the CLI on the loaded value).

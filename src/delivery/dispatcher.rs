@@ -1,3 +1,5 @@
+// Over 400 lines: one claim-try-record loop; its retry and fallback rules read best in one place.
+
 //! The dispatcher: claims due deliveries in priority order, tries each
 //! agent's methods in order, records every attempt, retries with backoff.
 //!
@@ -9,7 +11,6 @@
 //! message id, so resuming duplicates nothing.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -26,97 +27,11 @@ use crate::model::{AgentId, Registry};
 use crate::store::{Claimed, Outcome, OutcomeState, Store, StoreError, TriedMethod, now_ms};
 
 use super::Methods;
-use crate::lockfile;
+use super::lease::Lease;
 use crate::model::{DeliveryError, FailureKind};
 
 /// How often a running dispatcher looks for deliveries held by dead ones.
 const RECLAIM_EVERY: Duration = Duration::from_secs(2);
-
-/// A dispatcher's claim on its deliveries, alive as long as the process.
-#[derive(Debug)]
-pub struct Lease {
-    owner: String,
-    path: PathBuf,
-    _held: lockfile::Held,
-}
-
-impl Lease {
-    /// Takes a new lease under `dir` (`data/dispatchers`).
-    ///
-    /// # Errors
-    /// I/O errors creating or locking the lease file.
-    pub fn acquire(dir: &Path) -> io::Result<Self> {
-        fs::create_dir_all(dir)?;
-        let owner = MessageId::generate().to_string();
-        let path = dir.join(format!("{owner}.lock"));
-        // Lock under a temporary name, then rename: a lease file visible
-        // under its final name is always locked while its owner lives.
-        let temp = dir.join(format!(".{owner}.new"));
-        // A name nobody else uses: the lock is free.
-        let held = lockfile::acquire(&temp, lockfile::Mode::Exclusive, Duration::ZERO)
-            .map_err(io::Error::other)?;
-        fs::rename(&temp, &path)?;
-        Ok(Self {
-            owner,
-            path,
-            _held: held,
-        })
-    }
-
-    /// The owner id recorded on claimed deliveries.
-    #[must_use]
-    pub fn owner(&self) -> &str {
-        &self.owner
-    }
-
-    /// Whether the dispatcher `owner` is gone: its lease file is missing or
-    /// nobody holds its lock. Removes the file of a dead owner.
-    #[must_use]
-    pub fn is_dead(dir: &Path, owner: &str) -> bool {
-        // Owners come from the store: never build a path from anything but
-        // an id we could have made.
-        if owner.parse::<MessageId>().is_err() {
-            return true;
-        }
-        let path = dir.join(format!("{owner}.lock"));
-        match fs::metadata(&path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
-            Err(_) => return false,
-            Ok(_) => {}
-        }
-        if lockfile::is_held(&path, lockfile::Mode::Exclusive) {
-            return false;
-        }
-        let _ = fs::remove_file(&path);
-        true
-    }
-}
-
-impl Lease {
-    /// Removes the lease files of dispatchers that are gone (killed before
-    /// they could remove their own), other than `me`.
-    fn sweep(dir: &Path, me: &str) {
-        let Ok(entries) = fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(owner) = name.to_str().and_then(|n| n.strip_suffix(".lock")) else {
-                continue;
-            };
-            if owner != me {
-                // Removes the file when nobody holds it.
-                let _ = Self::is_dead(dir, owner);
-            }
-        }
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
-    }
-}
 
 /// What one pump did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,7 @@
 pub mod dispatcher;
 pub mod gui;
 pub mod inbox;
+pub mod lease;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,3 +1,6 @@
+// Over 400 lines: every slash command but /backup: each is a few lines, and the permission check
+// is shared.
+
 //! The slash commands. Each parses, checks the member's level, calls one
 //! method of the core and renders the answer.
 

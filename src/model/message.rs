@@ -1,3 +1,5 @@
+// Over 400 lines: the message, its ids and every check on its fields, with their tests.
+
 //! The `UnifiedMessage`: the one shape every front door (the CLI, Discord,
 //! the service) turns a request into before it enters the pipeline.
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use acp::app::{App, SendRequest};
 use acp::delivery::Methods;
-use acp::delivery::dispatcher::Lease;
+use acp::delivery::lease::Lease;
 use acp::events::Event;
 use acp::model::Via;
 use acp::model::{DeliveryState, Kind, Priority, Recipient};

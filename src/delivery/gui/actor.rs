@@ -1,3 +1,6 @@
+// Over 400 lines: the steps of one keyboard-and-mouse delivery, in order, on the one thread that
+// may do them.
+
 //! The one thread that owns the mouse and keyboard (enigo), the clipboard
 //! (arboard) and the X connection of this process. Jobs arrive over a
 //! channel; across processes an OS lock on `data/gui.lock` makes sure only
