@@ -121,31 +121,55 @@ fn coordinates(config: &Config) -> Check {
 }
 
 fn inboxes(config: &Config) -> Check {
-    let unwritable: Vec<String> = config
-        .agents
-        .all()
-        .iter()
-        .filter(|agent| {
-            tempfile::Builder::new()
-                .prefix(".acp-doctor-")
-                .tempfile_in(agent.inbox_dir())
-                .is_err()
-        })
-        .map(|agent| format!("{} ({})", agent.id, agent.inbox_dir().display()))
-        .collect();
-    if unwritable.is_empty() {
-        ok(
+    let mut linked = Vec::new();
+    let mut unwritable = Vec::new();
+    let mut missing = 0;
+    for agent in config.agents.all() {
+        let dir = agent.inbox_dir();
+        match std::fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                linked.push(format!("{} ({})", agent.id, dir.display()));
+            }
+            Ok(_) => {
+                let writable = tempfile::Builder::new()
+                    .prefix(".acp-doctor-")
+                    .tempfile_in(&dir)
+                    .is_ok();
+                if !writable {
+                    unwritable.push(format!("{} ({})", agent.id, dir.display()));
+                }
+            }
+            // Delivery creates it (and its parents) on the first message.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing += 1,
+            Err(e) => unwritable.push(format!("{} ({}: {e})", agent.id, dir.display())),
+        }
+    }
+    if !linked.is_empty() {
+        return bad(
             "inboxes",
-            format!("{} inbox(es) writable", config.agents.all().len()),
-        )
-    } else {
-        bad(
+            Level::Fail,
+            format!(
+                "symbolic links, which acp refuses to write through: {}",
+                linked.join(", ")
+            ),
+            "make each a real directory (move what the link points to in its place); backups would hold only the link",
+        );
+    }
+    if !unwritable.is_empty() {
+        return bad(
             "inboxes",
             Level::Fail,
             format!("not writable: {}", unwritable.join(", ")),
-            "create the directory or fix its permissions; `acp init` creates missing inboxes",
-        )
+            "fix the directory's permissions, or move what is in the way",
+        );
     }
+    let total = config.agents.all().len();
+    let created = if missing == 0 {
+        String::new()
+    } else {
+        format!(" ({missing} not created yet: the first delivery creates them)")
+    };
+    ok("inboxes", format!("{total} inbox(es) writable{created}"))
 }
 
 fn store(config: &Config) -> Check {

@@ -51,12 +51,7 @@ fn collect_env(root: &std::path::Path) -> Result<Env> {
         let iter = dotenvy::from_path_iter(&dotenv)
             .with_context(|| format!("cannot read {}", dotenv.display()))?;
         for item in iter {
-            let (key, value) = item.map_err(|e| {
-                UsageError(format!(
-                    "{}: {e}: fix the line or remove it",
-                    dotenv.display()
-                ))
-            })?;
+            let (key, value) = item.map_err(|e| dotenv_error(&dotenv, &e))?;
             env.insert(key, value);
         }
     }
@@ -66,6 +61,47 @@ fn collect_env(root: &std::path::Path) -> Result<Env> {
         }
     }
     Ok(env)
+}
+
+/// What is wrong with `.env`, naming the file, the line and the key but
+/// never the value: the file holds secrets, and this message may go to a
+/// service log.
+fn dotenv_error(path: &std::path::Path, e: &dotenvy::Error) -> UsageError {
+    let file = path.display();
+    match e {
+        dotenvy::Error::LineParse(line, _) => {
+            // dotenvy reports the part of the line it could not read: find
+            // the line that holds it, for its number and its key.
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let fragment = line.lines().next().unwrap_or_default();
+            let found = text
+                .lines()
+                .enumerate()
+                .find(|(_, l)| !fragment.is_empty() && l.contains(fragment));
+            let number =
+                found.map_or_else(|| "a line".to_owned(), |(i, _)| format!("line {}", i + 1));
+            let key: String = found
+                .map_or("", |(_, l)| l)
+                .trim_start()
+                .trim_start_matches("export ")
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let key = if key.is_empty() {
+                String::new()
+            } else {
+                format!(" ({key})")
+            };
+            UsageError(format!(
+                "{file}: {number}{key} is not KEY=VALUE (the value is not shown: it may be a secret): quote a value that has spaces or # (KEY=\"...\"), or remove the line"
+            ))
+        }
+        dotenvy::Error::Io(io) => UsageError(format!("cannot read {file}: {io}")),
+        dotenvy::Error::EnvVar(_) => UsageError(format!(
+            "{file}: a value refers to a variable that is not set: set it, or write the value out"
+        )),
+        _ => UsageError(format!("{file} cannot be read: fix it or remove it")),
+    }
 }
 
 /// Loads the config.

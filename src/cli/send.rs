@@ -115,7 +115,7 @@ async fn finish(
     Ok(ExitCode::SUCCESS)
 }
 
-fn detail_suffix(d: &DeliveryView) -> String {
+pub(super) fn detail_suffix(d: &DeliveryView) -> String {
     match (d.state, &d.detail) {
         (DeliveryState::Delivered, Some(detail)) => format!(" ({detail})"),
         _ => String::new(),

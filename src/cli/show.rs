@@ -281,7 +281,12 @@ pub async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Result<Exit
                         (Some(by), Some(at)) => format!("; acknowledged by {by} at {}", time(at)),
                         _ => String::new(),
                     };
-                    println!("{}: {}{ack}", d.agent, d.summary());
+                    println!(
+                        "{}: {}{}{ack}",
+                        d.agent,
+                        d.summary(),
+                        super::send::detail_suffix(&d)
+                    );
                 }
             }
         }

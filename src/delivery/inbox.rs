@@ -31,6 +31,22 @@ pub fn file_name(message: &UnifiedMessage) -> String {
     format!("{time}_{}.md", message.id)
 }
 
+/// The file's full text for one agent: a front-matter header, the body, and
+/// the exact command that agent runs to acknowledge it.
+#[must_use]
+pub fn render_for(message: &UnifiedMessage, agent: &Agent) -> String {
+    let ack = match message.to {
+        crate::model::Recipient::Agent(_) => format!("acp inbox ack {}", message.id),
+        crate::model::Recipient::Broadcast => {
+            format!("acp inbox ack {} --agent {}", message.id, agent.id)
+        }
+    };
+    render(message).replace(
+        &format!("run: acp inbox ack {}\n", message.id),
+        &format!("run: {ack}\n"),
+    )
+}
+
 /// The file's full text: a front-matter header, the body, and how to ack.
 #[must_use]
 pub fn render(message: &UnifiedMessage) -> String {
@@ -55,35 +71,115 @@ pub fn render(message: &UnifiedMessage) -> String {
     )
 }
 
-/// Writes `contents` to `dir/name` atomically (temp file, fsync, rename
-/// without replacing, fsync of the directory). Returns `Ok(false)` if the
-/// file was already there: a crash after the rename and before the store
-/// recorded it, or a concurrent delivery of the same message.
-///
-/// # Errors
-/// Any I/O error on the way; the target is then either absent or complete.
-pub fn write_once(dir: &Path, name: &str, contents: &[u8]) -> io::Result<bool> {
-    let target = dir.join(name);
-    if target.exists() {
+/// What [`write_once`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    /// The file is new.
+    New(PathBuf),
+    /// The same content was already there: an earlier delivery of this
+    /// message (a crash after the rename, or a concurrent delivery).
+    Already(PathBuf),
+    /// A file with other content held the name: it was left as it was,
+    /// and the message went under the next free name.
+    Beside { path: PathBuf, kept: PathBuf },
+}
+
+impl Written {
+    /// Where the message is.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::New(p) | Self::Already(p) | Self::Beside { path: p, .. } => p,
+        }
+    }
+}
+
+/// How many names a message may try before giving up (`NAME.md`, then
+/// `NAME.1.md` and on).
+const MAX_NAMES: usize = 16;
+
+/// The `n`th name for a message file (`n` = 0 is the name itself).
+fn nth_name(name: &str, n: usize) -> String {
+    if n == 0 {
+        return name.to_owned();
+    }
+    match name.strip_suffix(".md") {
+        Some(stem) => format!("{stem}.{n}.md"),
+        None => format!("{name}.{n}"),
+    }
+}
+
+/// Whether `path` already holds exactly `contents` (a regular file only:
+/// a link, a directory or a pipe under the name is never read).
+fn holds(path: &Path, meta: &fs::Metadata, contents: &[u8]) -> io::Result<bool> {
+    if !meta.file_type().is_file() || meta.len() != contents.len() as u64 {
         return Ok(false);
     }
-    fs::create_dir_all(dir)?;
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(TEMP_PREFIX).suffix(".part");
-    // Readable by the agent even when it runs as another user (a container,
-    // say); the inbox directory's own permissions decide who can list it.
+    Ok(fs::read(path)? == contents)
+}
+
+/// Creates `dir` (and its parents) readable by its owner only.
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
     #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    let mut temp = builder.tempfile_in(dir)?;
-    temp.write_all(contents)?;
-    temp.as_file().sync_all()?;
-    match temp.persist_noclobber(&target) {
-        Ok(_) => {}
-        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
-        Err(e) => return Err(e.error),
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Writes `contents` to `dir/name` atomically (temp file, fsync, rename
+/// without replacing, fsync of the directory), readable by its owner only.
+/// A file already under the name counts as this message only if it holds
+/// exactly `contents`; anything else is kept untouched and the message
+/// goes under the next name.
+///
+/// # Errors
+/// Any I/O error on the way (the target is then either absent or
+/// complete), or every name taken by other files.
+pub fn write_once(dir: &Path, name: &str, contents: &[u8]) -> io::Result<Written> {
+    create_private_dir(dir)?;
+    let mut planted: Option<PathBuf> = None;
+    let mut n = 0;
+    while n < MAX_NAMES {
+        let target = dir.join(nth_name(name, n));
+        match fs::symlink_metadata(&target) {
+            Ok(meta) => {
+                if holds(&target, &meta, contents)? {
+                    return Ok(match planted {
+                        None => Written::Already(target),
+                        Some(kept) => Written::Beside { path: target, kept },
+                    });
+                }
+                planted.get_or_insert(target);
+                n += 1;
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(TEMP_PREFIX).suffix(".part");
+        // Messages are for the agent's eyes: owner only (0600).
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
+        let mut temp = builder.tempfile_in(dir)?;
+        temp.write_all(contents)?;
+        temp.as_file().sync_all()?;
+        match temp.persist_noclobber(&target) {
+            Ok(_) => {}
+            // Taken a moment ago: look at what is there now.
+            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e.error),
+        }
+        File::open(dir)?.sync_all()?;
+        return Ok(match planted {
+            None => Written::New(target),
+            Some(kept) => Written::Beside { path: target, kept },
+        });
     }
-    File::open(dir)?.sync_all()?;
-    Ok(true)
+    Err(io::Error::other(format!(
+        "{MAX_NAMES} files with other content already use this message's name ({name}): move them out of the inbox"
+    )))
 }
 
 /// Removes temporary files older than `min_age` left in an inbox by a
@@ -111,28 +207,50 @@ pub fn sweep_temp_files(dir: &Path, min_age: Duration) -> usize {
     removed
 }
 
-/// The path a message has (or will have) in an agent's inbox.
-#[must_use]
-pub fn path_for(agent: &Agent, message: &UnifiedMessage) -> PathBuf {
-    agent.inbox_dir().join(file_name(message))
-}
-
 impl DeliveryMethod for InboxMethod {
     fn name(&self) -> MethodName {
         MethodName::Inbox
     }
 
     fn deliver(&self, agent: &Agent, message: &UnifiedMessage) -> Result<String, DeliveryError> {
-        let dir = agent.inbox_dir();
-        let name = file_name(message);
-        match write_once(&dir, &name, render(message).as_bytes()) {
-            Ok(_) => Ok(dir.join(name).display().to_string()),
-            Err(e) => Err(DeliveryError::transient(format!(
+        Ok(match write_message(agent, message)? {
+            Written::New(path) | Written::Already(path) => path.display().to_string(),
+            Written::Beside { path, kept } => format!(
+                "{} ({} was already there with other content: kept, untouched)",
+                path.display(),
+                kept.display()
+            ),
+        })
+    }
+}
+
+/// Writes a message into an agent's inbox, once. An inbox that is a
+/// symbolic link is refused: acp does not write through links.
+///
+/// # Errors
+/// [`DeliveryError`]: permanent for a linked inbox, transient for I/O.
+pub fn write_message(agent: &Agent, message: &UnifiedMessage) -> Result<Written, DeliveryError> {
+    let dir = agent.inbox_dir();
+    if let Ok(meta) = fs::symlink_metadata(&dir)
+        && meta.file_type().is_symlink()
+    {
+        let to = fs::read_link(&dir).map_or_else(|_| "?".into(), |t| t.display().to_string());
+        return Err(DeliveryError::permanent(format!(
+            "inbox {} is a symbolic link (to {to}): acp does not write through links, since a backup would hold only the link and the message could land outside the workspace; make it a real directory",
+            dir.display()
+        )));
+    }
+    let written = write_once(&dir, &file_name(message), render_for(message, agent).as_bytes())
+        .map_err(|e| {
+            DeliveryError::transient(format!(
                 "cannot write to inbox {}: {e} (check that the directory exists, is writable and the disk has room)",
                 dir.display()
-            ))),
-        }
+            ))
+        })?;
+    if let Written::Beside { path, kept } = &written {
+        tracing::warn!(kept = %kept.display(), written = %path.display(), "a different file had this message's inbox name; it was kept");
     }
+    Ok(written)
 }
 
 #[cfg(test)]
@@ -192,9 +310,35 @@ mod tests {
     fn a_file_present_after_a_crash_is_not_rewritten() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
-        fs::write(dir.join("x.md"), "first").unwrap();
-        assert!(!write_once(dir, "x.md", b"second").unwrap());
-        assert_eq!(fs::read_to_string(dir.join("x.md")).unwrap(), "first");
+        fs::write(dir.join("x.md"), "the message").unwrap();
+        assert_eq!(
+            write_once(dir, "x.md", b"the message").unwrap(),
+            Written::Already(dir.join("x.md"))
+        );
+        assert_eq!(fs::read_dir(dir).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn another_file_under_the_name_is_kept_and_the_message_goes_beside_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        fs::write(dir.join("x.md"), "planted").unwrap();
+        let written = write_once(dir, "x.md", b"the message").unwrap();
+        assert_eq!(
+            written,
+            Written::Beside {
+                path: dir.join("x.1.md"),
+                kept: dir.join("x.md")
+            }
+        );
+        assert_eq!(fs::read_to_string(dir.join("x.md")).unwrap(), "planted");
+        assert_eq!(
+            fs::read_to_string(dir.join("x.1.md")).unwrap(),
+            "the message"
+        );
+        // Delivered again (a retry after a crash): found beside, not copied.
+        assert_eq!(write_once(dir, "x.md", b"the message").unwrap(), written);
+        assert_eq!(fs::read_dir(dir).unwrap().count(), 2);
     }
 
     #[test]

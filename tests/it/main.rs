@@ -15,5 +15,6 @@ mod discord;
 mod gui;
 mod layers;
 mod pipeline;
+mod security;
 mod standin;
 mod support;

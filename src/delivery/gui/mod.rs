@@ -118,17 +118,13 @@ impl DeliveryMethod for GuiMethod {
             .then(|| (points.chat_input, agent.gui.onboarding_keys.clone()));
 
         let (text, doorbell_path) = if agent.gui.doorbell {
-            let path = inbox::path_for(agent, message);
-            inbox::write_once(
-                &agent.inbox_dir(),
-                &inbox::file_name(message),
-                inbox::render(message).as_bytes(),
-            )
-            .map_err(|e| {
-                DeliveryError::transient(format!(
-                    "doorbell: cannot write the inbox file first: {e}"
-                ))
-            })?;
+            let path = inbox::write_message(agent, message)
+                .map_err(|e| DeliveryError {
+                    kind: e.kind,
+                    reason: format!("doorbell: cannot write the inbox file first: {}", e.reason),
+                })?
+                .path()
+                .to_owned();
             (Self::doorbell_notice(message, &path), Some(path))
         } else {
             (message.body.clone(), None)
