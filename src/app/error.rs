@@ -24,6 +24,14 @@ pub enum AppError {
         "message {id} went to several agents ({agents}): say which one acknowledges it with --agent"
     )]
     AckNeedsAgent { id: MessageId, agents: String },
+    #[error(
+        "message {id} is {agent}'s, and you are {caller} (ACP_AGENT): an agent acknowledges only its own messages; a person can do it for {agent} with --by NAME"
+    )]
+    NotYours {
+        id: MessageId,
+        agent: AgentId,
+        caller: AgentId,
+    },
     #[error("message {id} was not sent to {agent}")]
     NotRecipient { id: MessageId, agent: AgentId },
     #[error(

@@ -178,8 +178,11 @@ const AGENTS_HELP: &str = r#"# One [[agents]] table per agent.
 #   id         Agent-N style: a letter, then letters, digits, '-' or '_'
 #   name       shown to people (default: the id)
 #   role       default role (`acp roles set` overrides it)
-#   workspace  directory (absolute, or relative to the root);
-#              default agent_workspaces/<id>
+#   workspace  directory under the root (absolute, or relative to the
+#              root); default agent_workspaces/<id>. One per agent.
+#   allow_outside_root
+#              true: accept a workspace outside the root (refused
+#              otherwise, since acp creates directories there)
 #   delivery   this agent's method order (default: [delivery] order),
 #              e.g. ["gui", "inbox"] once its coordinates are captured
 #   window_title, window_class

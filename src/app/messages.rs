@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{App, AppError, CommitJob, SendRequest, blocking};
 use crate::events::Event;
-use crate::model::{AgentId, Draft, MessageId, Recipient, UnifiedMessage};
+use crate::model::{AgentId, AuditOutcome, Draft, MessageId, Recipient, UnifiedMessage};
 use crate::store::{AckResult, DeliveryView, InboxEntry, Status, StoreError, Submission, now_ms};
 
 impl App {
@@ -169,8 +169,14 @@ impl App {
         }
     }
 
-    /// Records that an agent acknowledged a message. With one recipient the
-    /// agent may be left out.
+    /// Records that an agent acknowledged a message.
+    ///
+    /// `caller` is the agent running the command (`ACP_AGENT`), if any: an
+    /// agent acknowledges only its own messages, and needs no `agent` for a
+    /// broadcast. `by` is a person acknowledging for the agent (`--by`):
+    /// allowed for any recipient, and written to the audit log as done by
+    /// `actor` (who really ran it). With neither, the one recipient (or
+    /// `agent`) acknowledges.
     ///
     /// # Errors
     /// [`AppError`] saying what to do.
@@ -178,27 +184,39 @@ impl App {
         &self,
         id: MessageId,
         agent: Option<&str>,
+        caller: Option<&str>,
         by: Option<&str>,
+        actor: &str,
     ) -> Result<(AgentId, AckResult), AppError> {
         let (_, deliveries) = self.read(id).await?;
-        let agent = match agent {
-            Some(text) => self.registry.lookup(text)?.id.clone(),
-            None => {
-                if let [one] = deliveries.as_slice() {
-                    one.agent.parse()?
-                } else {
-                    let agents = deliveries
-                        .iter()
-                        .map(|d| d.agent.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    return Err(AppError::AckNeedsAgent { id, agents });
+        let caller = caller.and_then(|c| self.registry.lookup(c).ok().map(|a| a.id.clone()));
+        let recipients: Vec<&str> = deliveries.iter().map(|d| d.agent.as_str()).collect();
+        let agent = match (agent, &caller) {
+            (Some(text), _) => self.registry.lookup(text)?.id.clone(),
+            (None, Some(me)) if recipients.contains(&me.as_str()) => me.clone(),
+            (None, _) => match recipients.as_slice() {
+                [one] => one.parse()?,
+                _ => {
+                    return Err(AppError::AckNeedsAgent {
+                        id,
+                        agents: recipients.join(", "),
+                    });
                 }
-            }
+            },
         };
-        let by = by.map_or_else(|| agent.to_string(), str::to_owned);
+        if by.is_none()
+            && let Some(me) = &caller
+            && *me != agent
+        {
+            return Err(AppError::NotYours {
+                id,
+                agent,
+                caller: me.clone(),
+            });
+        }
+        let acked_by = by.map_or_else(|| agent.to_string(), str::to_owned);
         let store = Arc::clone(&self.store);
-        let (a, b) = (agent.clone(), by.clone());
+        let (a, b) = (agent.clone(), acked_by.clone());
         let result = blocking(move || store.ack(id, &a, &b, now_ms())).await?;
         match &result {
             AckResult::NoSuchDelivery => return Err(AppError::NotRecipient { id, agent }),
@@ -209,11 +227,25 @@ impl App {
                     state: *state,
                 });
             }
-            AckResult::Acked { .. } => self.events.publish(Event::Acked {
-                message_id: id,
-                agent: agent.clone(),
-                by,
-            }),
+            AckResult::Acked { .. } => {
+                if by.is_some() {
+                    let detail = format!("for {agent}, recorded as by {acked_by}");
+                    let target = id.to_string();
+                    self.audit(
+                        actor,
+                        "inbox.ack",
+                        Some(&target),
+                        AuditOutcome::Ok,
+                        Some(&detail),
+                    )
+                    .await?;
+                }
+                self.events.publish(Event::Acked {
+                    message_id: id,
+                    agent: agent.clone(),
+                    by: acked_by,
+                });
+            }
             AckResult::AlreadyAcked { .. } => {}
         }
         Ok((agent, result))

@@ -43,7 +43,7 @@ pub use crate::backup::{
     BackupCheck, Catalog, Created, Drill, InPlace, Kind as BackupKind, Manifest, Progress,
     PruneReport, Quiet, RestoreReport, Summary, VerifyReport, Which,
 };
-pub use crate::config::{Config, ConfigError, DiscordConfig, Env};
+pub use crate::config::{CONFIG_FILE, Config, ConfigError, DiscordConfig, Env};
 pub use crate::coords::{Finding, Monitor, Point, Severity};
 pub use crate::events::Event;
 pub use crate::store::roles::AuditEntry;

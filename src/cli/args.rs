@@ -210,10 +210,12 @@ pub enum InboxCommand {
     Ack {
         #[arg(value_parser = parse_id)]
         id: MessageId,
-        /// The recipient acknowledging (needed for broadcasts).
+        /// The recipient acknowledging (for a broadcast, unless ACP_AGENT
+        /// names one of its recipients).
         #[arg(long)]
         agent: Option<String>,
-        /// Who acknowledges (default: the agent).
+        /// A person acknowledging for the agent (recorded in the audit log
+        /// as done by you).
         #[arg(long)]
         by: Option<String>,
     },

@@ -11,7 +11,7 @@ mod send;
 mod show;
 
 use std::io::{self, IsTerminal, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -32,8 +32,23 @@ pub use args::{
 };
 
 /// The root: `--root`, else `ACP_ROOT` (both handled by clap), else the
-/// current directory.
+/// nearest directory at or above the current one that holds
+/// `config/acp.toml` (as git finds its repository), so an agent can run
+/// acp from its workspace; else the current directory.
 fn root_of(cli: &Cli) -> Result<PathBuf> {
+    let here = here_or_root(cli)?;
+    if cli.root.is_some() {
+        return Ok(here);
+    }
+    Ok(here
+        .ancestors()
+        .find(|dir| dir.join(acp::app::CONFIG_FILE).is_file())
+        .map_or(here.clone(), Path::to_path_buf))
+}
+
+/// `--root` made absolute, or the current directory: where `acp init`
+/// creates a root.
+fn here_or_root(cli: &Cli) -> Result<PathBuf> {
     // Absolute, so paths stored in receipts mean the same from any directory.
     match &cli.root {
         Some(root) => std::path::absolute(root)
@@ -148,7 +163,7 @@ fn read_body(arg: &str) -> Result<String> {
 /// Any failure, for `main` to print and turn into an exit code.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
-        Command::Init { agents } => show::init(&root_of(&cli)?, *agents, cli.json),
+        Command::Init { agents } => show::init(&here_or_root(&cli)?, *agents, cli.json),
         Command::Send { to, opts } => send::send(&open_app(&cli)?, Some(to), opts, cli.json).await,
         Command::Broadcast { opts } => send::send(&open_app(&cli)?, None, opts, cli.json).await,
         Command::Status => show::status(&*open_app(&cli)?, cli.json).await,

@@ -29,10 +29,27 @@ fn opt_time(ms: Option<i64>) -> String {
     ms.map_or_else(|| "-".to_owned(), time)
 }
 
-/// Who is acting, for the audit log.
+/// Who is acting, for the audit log: the user the OS runs this process as
+/// (`cli:alice`, or `cli:uid-1001` without a name), with `$USER` after it
+/// only when it says something else (`cli:alice (USER=bob)`): the
+/// environment is the caller's to set, the uid is not.
 pub(super) fn actor() -> String {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    format!("cli:{user}")
+    let uid = uzers::get_current_uid();
+    let name = uzers::get_user_by_uid(uid).map_or_else(
+        || format!("uid-{uid}"),
+        |u| u.name().to_string_lossy().into_owned(),
+    );
+    match std::env::var("USER") {
+        Ok(claimed) if claimed != name => {
+            let claimed: String = claimed
+                .chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .take(64)
+                .collect();
+            format!("cli:{name} (USER={claimed:?})")
+        }
+        _ => format!("cli:{name}"),
+    }
 }
 
 pub fn init(root: &Path, agents: u32, json_out: bool) -> Result<ExitCode> {
@@ -291,24 +308,7 @@ pub async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Result<Exit
             }
         }
         InboxCommand::Ack { id, agent, by } => {
-            let (agent, result) = app.ack(*id, agent.as_deref(), by.as_deref()).await?;
-            let text = match &result {
-                AckResult::Acked { at } => {
-                    format!("{id} acknowledged for {agent} at {}", time(*at))
-                }
-                AckResult::AlreadyAcked { by, at } => format!(
-                    "{id} was already acknowledged for {agent} by {by} at {}",
-                    time(*at)
-                ),
-                AckResult::NotDelivered { .. } | AckResult::NoSuchDelivery => {
-                    unreachable!("returned as errors by App::ack")
-                }
-            };
-            report(
-                json_out,
-                &json!({ "id": id, "agent": agent, "ack": result }),
-                &text,
-            )?;
+            ack(app, *id, agent.as_deref(), by.as_deref(), json_out).await?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -334,4 +334,34 @@ pub async fn audit(app: &App, limit: usize, json_out: bool) -> Result<ExitCode> 
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `acp inbox ack`.
+async fn ack(
+    app: &App,
+    id: acp::model::MessageId,
+    agent: Option<&str>,
+    by: Option<&str>,
+    json_out: bool,
+) -> Result<()> {
+    let caller = app.config().default_sender.clone();
+    let (agent, result) = app.ack(id, agent, caller.as_deref(), by, &actor()).await?;
+    let text = match &result {
+        AckResult::Acked { at } => {
+            format!("{id} acknowledged for {agent} at {}", time(*at))
+        }
+        AckResult::AlreadyAcked { by, at } => format!(
+            "{id} was already acknowledged for {agent} by {by} at {}",
+            time(*at)
+        ),
+        AckResult::NotDelivered { .. } | AckResult::NoSuchDelivery => {
+            unreachable!("returned as errors by App::ack")
+        }
+    };
+    report(
+        json_out,
+        &json!({ "id": id, "agent": agent, "ack": result }),
+        &text,
+    )?;
+    Ok(())
 }

@@ -230,11 +230,29 @@ struct RawAgent {
     name: Option<String>,
     role: Option<String>,
     workspace: Option<PathBuf>,
+    /// A workspace outside the root is refused unless this says so.
+    allow_outside_root: Option<bool>,
     delivery: Option<Vec<String>>,
     /// The keyboard-and-mouse keys, checked by [`gui::RawAgentGui`] (which
     /// also refuses unknown keys: serde cannot flatten and deny at once).
     #[serde(flatten)]
     gui: toml::Table,
+}
+
+/// `path` with `.` and `..` resolved as text (nothing is looked up on
+/// disk), so `../../outside` cannot pass for a path under the root.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Where a value came from, for error messages.
@@ -415,18 +433,8 @@ impl Config {
         gui::apply_gui(&src, &raw.gui, &mut self.gui)?;
         backup::apply_backup(&src, &self.root, raw.backup, &mut self.backup)?;
 
-        let mut agents: Vec<Agent> = Vec::new();
-        let mut seen = HashSet::new();
-        for (i, a) in raw.agents.into_iter().enumerate() {
-            let agent = self.agent(&src, i, a)?;
-            if !seen.insert(agent.id.clone()) {
-                return Err(src.invalid(
-                    &format!("agents[{i}].id"),
-                    format!("{} is configured twice", agent.id),
-                ));
-            }
-            agents.push(agent);
-        }
+        let agents = self.agents_from(&src, raw.agents)?;
+        let seen: HashSet<AgentId> = agents.iter().map(|a| a.id.clone()).collect();
         if let Some(captain) = raw.captain {
             let id: AgentId = captain
                 .parse()
@@ -443,6 +451,48 @@ impl Config {
         Ok(())
     }
 
+    /// The `[[agents]]` tables: ids unique (also beyond case), each
+    /// workspace its own.
+    fn agents_from(&self, src: &Source<'_>, raw: Vec<RawAgent>) -> Result<Vec<Agent>, ConfigError> {
+        let mut agents: Vec<Agent> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut folded = HashSet::new();
+        for (i, a) in raw.into_iter().enumerate() {
+            let agent = self.agent(src, i, a)?;
+            if !seen.insert(agent.id.clone()) {
+                return Err(src.invalid(
+                    &format!("agents[{i}].id"),
+                    format!("{} is configured twice", agent.id),
+                ));
+            }
+            // Ids name directories, and some file systems ignore case.
+            if !folded.insert(agent.id.as_str().to_ascii_lowercase()) {
+                return Err(src.invalid(
+                    &format!("agents[{i}].id"),
+                    format!(
+                        "{} differs from another agent's id only in case: give each agent an id of its own",
+                        agent.id
+                    ),
+                ));
+            }
+            if let Some(other) = agents.iter().find(|o| {
+                o.workspace.starts_with(&agent.workspace)
+                    || agent.workspace.starts_with(&o.workspace)
+            }) {
+                return Err(src.invalid(
+                    &format!("agents[{i}].workspace"),
+                    format!(
+                        "{} is {}'s workspace or inside or around it: each agent needs a workspace of its own, or they read each other's messages",
+                        agent.workspace.display(),
+                        other.id
+                    ),
+                ));
+            }
+            agents.push(agent);
+        }
+        Ok(agents)
+    }
+
     /// One `[[agents]]` table.
     fn agent(&self, src: &Source<'_>, i: usize, a: RawAgent) -> Result<Agent, ConfigError> {
         let key = |field: &str| format!("agents[{i}].{field}");
@@ -456,10 +506,26 @@ impl Config {
                     "is empty: give a directory or leave it out",
                 ));
             }
-            Some(p) if p.is_absolute() => p,
-            Some(p) => self.root.join(p),
+            Some(p) => normalize(&self.root.join(p)),
             None => Registry::default_workspace(&self.root, &id),
         };
+        let root = normalize(&self.root);
+        if workspace == root {
+            return Err(src.invalid(
+                &key("workspace"),
+                "is the root itself: give the agent a directory of its own",
+            ));
+        }
+        if !workspace.starts_with(&root) && a.allow_outside_root != Some(true) {
+            return Err(src.invalid(
+                &key("workspace"),
+                format!(
+                    "{} is outside the root {}: acp creates directories there and writes messages into it. Move it under the root, or add allow_outside_root = true to this agent's table if you mean it",
+                    workspace.display(),
+                    root.display()
+                ),
+            ));
+        }
         let delivery = match a.delivery {
             Some(list) => src.methods(&key("delivery"), &list)?,
             None => self.delivery.order.clone(),
@@ -578,7 +644,7 @@ mod tests {
     #[test]
     fn agents_get_workspaces_under_the_root() {
         let c = load(
-            "captain = \"Agent-2\"\n[[agents]]\nid = \"Agent-1\"\n[[agents]]\nid = \"Agent-2\"\nname = \"DB\"\nworkspace = \"/abs/ws\"\n",
+            "captain = \"Agent-2\"\n[[agents]]\nid = \"Agent-1\"\n[[agents]]\nid = \"Agent-2\"\nname = \"DB\"\nworkspace = \"/abs/ws\"\nallow_outside_root = true\n",
         )
         .unwrap();
         let a = c.agents.all();
@@ -586,6 +652,47 @@ mod tests {
         assert_eq!(a[1].workspace, PathBuf::from("/abs/ws"));
         assert_eq!(a[1].name, "DB");
         assert_eq!(c.captain.unwrap().as_str(), "Agent-2");
+    }
+
+    #[test]
+    fn workspaces_stay_under_the_root_apart_and_ids_differ_beyond_case() {
+        let agents = |tables: &str| load(tables).map(|c| c.agents.all().to_vec());
+        for (tables, says) in [
+            (
+                "[[agents]]\nid = \"Agent-1\"\nworkspace = \"/etc\"\n",
+                "outside the root",
+            ),
+            (
+                "[[agents]]\nid = \"Agent-1\"\nworkspace = \"../../outside\"\n",
+                "outside the root",
+            ),
+            (
+                "[[agents]]\nid = \"Agent-1\"\nworkspace = \".\"\n",
+                "the root itself",
+            ),
+            (
+                "[[agents]]\nid = \"Agent-1\"\nworkspace = \"ws\"\n[[agents]]\nid = \"Agent-2\"\nworkspace = \"ws/\"\n",
+                "workspace of its own",
+            ),
+            (
+                "[[agents]]\nid = \"Agent-1\"\nworkspace = \"ws\"\n[[agents]]\nid = \"Agent-2\"\nworkspace = \"ws/sub\"\n",
+                "workspace of its own",
+            ),
+            (
+                "[[agents]]\nid = \"Agent-1\"\n[[agents]]\nid = \"agent-1\"\n",
+                "only in case",
+            ),
+        ] {
+            let err = agents(tables).unwrap_err().to_string();
+            assert!(err.contains(says), "{tables}: {err}");
+        }
+        let outside = agents(
+            "[[agents]]\nid = \"Agent-1\"\nworkspace = \"/srv/agent-1\"\nallow_outside_root = true\n",
+        )
+        .unwrap();
+        assert_eq!(outside[0].workspace, PathBuf::from("/srv/agent-1"));
+        let dotted = agents("[[agents]]\nid = \"Agent-1\"\nworkspace = \"a/../b\"\n").unwrap();
+        assert_eq!(dotted[0].workspace, PathBuf::from("/r/b"));
     }
 
     #[test]

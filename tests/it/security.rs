@@ -143,3 +143,169 @@ fn a_broken_env_line_is_named_without_its_secret() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_workspace_outside_the_root_needs_an_explicit_opt_in() {
+    let root = Root::new(2);
+    root.agent_config("Agent-2", "workspace = \"/etc\"");
+    let out = root.run(&["send", "--to", "Agent-2", "into /etc?"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("agents[1].workspace")
+            && stderr(&out).contains("outside the root")
+            && stderr(&out).contains("allow_outside_root = true"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!std::path::Path::new("/etc/inbox").exists());
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let root = Root::new(2);
+    root.agent_config(
+        "Agent-2",
+        &format!(
+            "workspace = \"{}\"\nallow_outside_root = true",
+            elsewhere.path().display()
+        ),
+    );
+    let out = root.run(&["send", "--to", "Agent-2", "--wait", "there, on purpose"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_dir(elsewhere.path().join("inbox"))
+            .unwrap()
+            .count(),
+        1
+    );
+
+    let root = Root::new(2);
+    root.agent_config("Agent-2", "workspace = \"agent_workspaces/Agent-1\"");
+    let out = root.run(&["status"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("workspace of its own"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `acp ARGS` run from `dir` without `--root`, as an agent would in its
+/// workspace, with `ACP_AGENT` set to `agent`.
+fn as_agent(dir: &std::path::Path, agent: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_acp"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("ACP_") || key.starts_with("DISCORD_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.current_dir(dir)
+        .env("ACP_AGENT", agent)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_agent_acknowledges_only_its_own_messages() {
+    let root = Root::new(2);
+    let out = root.run(&["send", "--to", "Agent-1", "for Agent-1"]);
+    let id = stdout(&out).lines().next().unwrap().to_owned();
+    let workspace = root.path().join("agent_workspaces/Agent-2");
+
+    let out = as_agent(&workspace, "Agent-2", &["inbox", "ack", &id]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("an agent acknowledges only its own messages"),
+        "{}",
+        stderr(&out)
+    );
+    let read = json(&root.run(&["inbox", "read", &id, "--json"]));
+    assert!(read["deliveries"][0]["acked_by"].is_null(), "{read}");
+
+    // A person may, saying so; the audit log names who really did.
+    let out = as_agent(
+        &workspace,
+        "Agent-2",
+        &["inbox", "ack", &id, "--by", "alice"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = json(&root.run(&["inbox", "read", &id, "--json"]));
+    assert_eq!(read["deliveries"][0]["acked_by"], "alice", "{read}");
+    let audit = json(&root.run(&["audit", "--json", "--limit", "1"]));
+    assert_eq!(audit[0]["action"], "inbox.ack", "{audit}");
+    assert!(
+        audit[0]["actor"].as_str().unwrap().starts_with("cli:"),
+        "{audit}"
+    );
+    assert!(
+        audit[0]["detail"].as_str().unwrap().contains("for Agent-1"),
+        "{audit}"
+    );
+}
+
+#[test]
+fn a_broadcast_says_the_exact_ack_command_and_acp_agent_is_enough() {
+    let root = Root::new(3);
+    let out = root.run(&["broadcast", "everyone"]);
+    let id = stdout(&out).lines().next().unwrap().to_owned();
+    let file = root.inbox("Agent-2").join(&root.inbox_files("Agent-2")[0]);
+    let text = fs::read_to_string(file).unwrap();
+    let line = format!("run: acp inbox ack {id} --agent Agent-2\n");
+    assert!(text.contains(&line), "{text}");
+
+    // From its workspace, without --root: acp finds the root above.
+    let workspace = root.path().join("agent_workspaces/Agent-2");
+    let out = as_agent(&workspace, "Agent-2", &["inbox", "ack", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("acknowledged for Agent-2"),
+        "{}",
+        stdout(&out)
+    );
+    // The command the file names works as written, too.
+    let out = as_agent(
+        &root.path().join("agent_workspaces/Agent-3"),
+        "Agent-3",
+        &["inbox", "ack", &id, "--agent", "Agent-3"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = json(&root.run(&["inbox", "read", &id, "--json"]));
+    let acked: Vec<&str> = read["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["acked_by"].as_str())
+        .collect();
+    assert_eq!(acked, ["Agent-2", "Agent-3"], "{read}");
+}
+
+#[test]
+fn the_audit_log_names_the_os_user_not_the_claimed_one() {
+    let root = Root::new(1);
+    let me = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let me = stdout(&me).trim().to_owned();
+    let out = root
+        .acp()
+        .env("USER", "evil  spoof")
+        .args(["roles", "set", "Agent-1", "tester"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = root
+        .acp()
+        .env("USER", &me)
+        .args(["roles", "set", "Agent-1", "tester again"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let audit = json(&root.run(&["audit", "--json"]));
+    assert_eq!(
+        audit[1]["actor"],
+        format!("cli:{me} (USER=\"evil  spoof\")"),
+        "{audit}"
+    );
+    assert_eq!(audit[0]["actor"], format!("cli:{me}"), "{audit}");
+}
