@@ -12,6 +12,10 @@ mod cli;
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    // Everything acp creates (the store, inboxes, backups, locks, restores
+    // before their recorded modes are set) is for its owner only.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     let default_level = match (cli.verbose, &cli.command) {
         // serenity narrates every shard step at info; keep its warnings.
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cli::run(cli)) {
         Ok(code) => code,
+        Err(err) if cli::closed_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(cli::exit_code(&err))

@@ -249,6 +249,40 @@ fn backups(config: &Config) -> Check {
     }
 }
 
+/// Files that hold secrets or every message, readable by others.
+fn permissions(config: &Config) -> Check {
+    use std::os::unix::fs::PermissionsExt;
+    let store = config.db_path();
+    let candidates = [
+        (
+            config.root.join(".env"),
+            "holds DISCORD_TOKEN and ACP_BACKUP_KEY",
+        ),
+        (store.clone(), "holds every message"),
+        (store.with_extension("db-wal"), "holds recent messages"),
+    ];
+    let open: Vec<String> = candidates
+        .iter()
+        .filter_map(|(path, why)| {
+            let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+            (mode & 0o077 != 0).then(|| format!("{} is {mode:o} ({why})", path.display()))
+        })
+        .collect();
+    if open.is_empty() {
+        ok(
+            "permissions",
+            ".env and the store are readable by their owner only",
+        )
+    } else {
+        bad(
+            "permissions",
+            Level::Warn,
+            open.join("; "),
+            "chmod 600 each file named (and chmod 700 its directory): other users on this machine can read it",
+        )
+    }
+}
+
 fn restores(config: &Config) -> Check {
     let leftovers: Vec<String> = std::fs::read_dir(&config.root)
         .map(|d| {
@@ -302,6 +336,7 @@ pub fn checks(config: &Config) -> Vec<Check> {
         backups(config),
         disk("disk (root)", &config.root),
         disk("disk (backups)", &config.backup.repository),
+        permissions(config),
         restores(config),
     ]
 }

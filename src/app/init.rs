@@ -46,7 +46,12 @@ pub fn init(root: &Path, agents: u32) -> io::Result<InitReport> {
     for dir in dirs {
         let path = root.join(&dir);
         if !path.is_dir() {
-            fs::create_dir_all(&path).map_err(|e| with_path(&path, &e))?;
+            // The store, the inboxes and the backups are their owner's only.
+            let mut builder = fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(&path).map_err(|e| with_path(&path, &e))?;
             report.created.push(dir);
         }
     }

@@ -16,7 +16,7 @@ use super::progress::{Bar, JsonLines, ProgressMode};
 use super::{BackupCommand, UsageError};
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -139,7 +139,7 @@ pub async fn run(
             if json_out {
                 print_json(&json!({"ACP_BACKUP_KEY": secret, "recipient": public}))?;
             } else {
-                println!("ACP_BACKUP_KEY={secret}");
+                outln!("ACP_BACKUP_KEY={secret}");
                 eprintln!(
                     "public key: {public}\nPut the line above in .env in the root. New backup repositories are then encrypted.\nKeep a copy of it somewhere else (a password manager): .env is never backed up, and without the key encrypted backups cannot be restored."
                 );
@@ -165,9 +165,9 @@ async fn create_cmd(
         }))?;
     } else {
         if let Some(note) = &created.note {
-            println!("note: {note}");
+            outln!("note: {note}");
         }
-        println!(
+        outln!(
             "{} backup {} taken in {:.1} s: {} files ({}), {} changed ({}), {} deleted, {} new objects (+{} stored) in {}",
             m.kind,
             m.id,
@@ -182,7 +182,7 @@ async fn create_cmd(
             backups.repository().display()
         );
         for (path, why) in &created.skipped {
-            println!("  skipped {path}: {why}");
+            outln!("  skipped {path}: {why}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -202,15 +202,15 @@ async fn list_cmd(backups: &Backups, json_out: bool) -> Result<ExitCode> {
         }))?;
     } else {
         if catalog.manifests.is_empty() {
-            println!("no backups yet in {}", repository.display());
+            outln!("no backups yet in {}", repository.display());
         }
         for m in &catalog.manifests {
-            println!("{}", summary_line(m));
+            outln!("{}", summary_line(m));
         }
         for (file, why) in &catalog.damaged {
-            println!("DAMAGED {file}: {why}");
+            outln!("DAMAGED {file}: {why}");
         }
-        println!(
+        outln!(
             "{} backup(s), repository {} at {}",
             catalog.manifests.len(),
             HumanBytes(repository_bytes),
@@ -233,15 +233,15 @@ async fn verify_cmd(
     } else {
         for b in &report.backups {
             if b.problems.is_empty() {
-                println!("ok       {} ({} files)", b.id, b.files);
+                outln!("ok       {} ({} files)", b.id, b.files);
             } else {
-                println!("DAMAGED  {}: {} problem(s)", b.id, b.problems.len());
+                outln!("DAMAGED  {}: {} problem(s)", b.id, b.problems.len());
                 for (path, why) in &b.problems {
-                    println!("  {path}: {why}");
+                    outln!("  {path}: {why}");
                 }
             }
         }
-        println!(
+        outln!(
             "read {} objects ({}) in {:.1} s: {}",
             report.objects_read,
             HumanBytes(report.bytes_read),
@@ -266,7 +266,7 @@ async fn prune_cmd(backups: &Backups, dry_run: bool, by: &str, json_out: bool) -
         print_json(&report)?;
     } else {
         let verb = if dry_run { "would remove" } else { "removed" };
-        println!(
+        outln!(
             "kept {} backup(s), {verb} {}: {}; {} unused object(s) deleted ({} freed)",
             report.kept.len(),
             report.removed.len(),
@@ -279,7 +279,7 @@ async fn prune_cmd(backups: &Backups, dry_run: bool, by: &str, json_out: bool) -
             HumanBytes(report.bytes_freed)
         );
         if let Some(w) = &report.warning {
-            println!("warning: {w}");
+            outln!("warning: {w}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -291,24 +291,24 @@ async fn drill_cmd(backups: &Backups, by: &str, bar: Reporter, json_out: bool) -
     if json_out {
         print_json(&json!({"ok": ok, "drill": drill}))?;
     } else {
-        println!(
+        outln!(
             "drill: restored {} backup {} ({} files, {}) into a temporary directory and verified it",
             drill.kind,
             drill.backup,
             drill.files,
             HumanBytes(drill.bytes)
         );
-        println!(
+        outln!(
             "  recovery time (RTO): {:.2} s",
             std::time::Duration::from_millis(drill.rto_ms).as_secs_f64()
         );
-        println!(
+        outln!(
             "  data age (RPO): {:#} (backup taken {})",
             jiff::SignedDuration::from_secs(i64::try_from(drill.rpo_seconds).unwrap_or(i64::MAX)),
             drill.created_at
         );
-        println!("  restored store integrity: {}", drill.store_integrity);
-        println!(
+        outln!("  restored store integrity: {}", drill.store_integrity);
+        outln!(
             "  since the backup: {} file(s) changed, {} gone from the live state",
             drill.changed_since.len(),
             drill.missing_live.len()
@@ -319,7 +319,7 @@ async fn drill_cmd(backups: &Backups, by: &str, bar: Reporter, json_out: bool) -
             .chain(&drill.missing_live)
             .take(20)
         {
-            println!("    {p}");
+            outln!("    {p}");
         }
     }
     Ok(if ok {
@@ -344,7 +344,7 @@ async fn restore_to_cmd(
     if json_out {
         print_json(&report)?;
     } else {
-        println!(
+        outln!(
             "restored backup {} (taken {}) into {}: {} files ({}), {} directories, {} symlinks",
             report.id,
             report.created_at,
@@ -355,7 +355,7 @@ async fn restore_to_cmd(
             report.symlinks
         );
         for (path, why) in &report.damaged {
-            println!("  NOT RESTORED {path}: {why}");
+            outln!("  NOT RESTORED {path}: {why}");
         }
     }
     Ok(if report.damaged.is_empty() {
@@ -376,9 +376,12 @@ async fn restore_in_place_cmd(
     if json_out {
         print_json(&done)?;
     } else {
-        println!(
+        outln!(
             "restored backup {} (taken {}) in place: {} files; replaced state kept in {}",
-            done.restore.id, done.restore.created_at, done.restore.files, done.replaced_kept_in
+            done.restore.id,
+            done.restore.created_at,
+            done.restore.files,
+            done.replaced_kept_in
         );
     }
     Ok(ExitCode::SUCCESS)

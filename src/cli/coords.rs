@@ -11,7 +11,7 @@ use acp::app::App;
 use super::EXIT_FAILURE;
 
 fn print_json(value: &serde_json::Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -29,13 +29,13 @@ pub fn validate(app: &App, json_out: bool) -> Result<ExitCode> {
         }))?;
     } else {
         for f in &report.findings {
-            println!("{f}");
+            outln!("{f}");
         }
         match &report.live {
-            Ok(m) => println!("checked against the live screen: {} monitor(s)", m.len()),
-            Err(why) => println!("not checked against the live screen: {why}"),
+            Ok(m) => outln!("checked against the live screen: {} monitor(s)", m.len()),
+            Err(why) => outln!("not checked against the live screen: {why}"),
         }
-        println!(
+        outln!(
             "{} agent(s), {} monitor(s) in the file: {errors} error(s), {} warning(s)",
             report.agents,
             report.monitors,
@@ -82,11 +82,11 @@ pub async fn capture(
             &json!({ "agent": id, "input": what, "x": point.x, "y": point.y, "window": title, "saved": save }),
         )?;
     } else {
-        println!("{id} {what}: {point} over window {title:?}");
+        outln!("{id} {what}: {point} over window {title:?}");
         if save {
-            println!("saved to {}", app.coords_path().display());
+            outln!("saved to {}", app.coords_path().display());
         } else {
-            println!("(add --save to write it to config/coordinates.json)");
+            outln!("(add --save to write it to config/coordinates.json)");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -113,16 +113,18 @@ pub fn test(
             "reason": report.verdict.as_ref().err(),
         }))?;
     } else {
-        match &report.window {
-            Some(w) => println!(
+        if let Some(w) = &report.window {
+            outln!(
                 "{id} at {point}: window {:?} (class {:?})",
-                w.title, w.class
-            ),
-            None => println!("{id} at {point}: no application window"),
+                w.title,
+                w.class
+            );
+        } else {
+            outln!("{id} at {point}: no application window");
         }
         match &report.verdict {
-            Ok(()) => println!("the window guard accepts it: messages for {id} are typed here"),
-            Err(why) => println!("the window guard refuses: {why}"),
+            Ok(()) => outln!("the window guard accepts it: messages for {id} are typed here"),
+            Err(why) => outln!("the window guard refuses: {why}"),
         }
     }
     Ok(if ok {

@@ -35,7 +35,7 @@ pub fn run(config: &Config, json_out: bool) -> Result<ExitCode> {
 
 fn print(all: &[Check], failed: bool, json_out: bool) -> Result<()> {
     if json_out {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({"ok": !failed, "checks": all}))?
         );
@@ -47,9 +47,9 @@ fn print(all: &[Check], failed: bool, json_out: bool) -> Result<()> {
             Level::Warn => "WARN",
             Level::Fail => "FAIL",
         };
-        println!("{tag}  {:<15} {}", c.name, c.detail);
+        outln!("{tag}  {:<15} {}", c.name, c.detail);
         if let Some(fix) = &c.fix {
-            println!("      {:<15} fix: {fix}", "");
+            outln!("      {:<15} fix: {fix}", "");
         }
     }
     Ok(())

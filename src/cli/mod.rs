@@ -2,6 +2,24 @@
 //! Commands parse, call the application core, and print; `--json` on any
 //! command prints machine-readable output instead.
 
+/// `println!` that returns the write error instead of panicking, so a
+/// closed pipe (`acp --json backup list | head -1`) ends the command
+/// quietly ([`exit_code`] and `main` treat it as done).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+/// `print!` likewise.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 mod args;
 mod backup;
 mod coords;
@@ -278,10 +296,24 @@ async fn shutdown_signal() {
     }
 }
 
+/// Whether the error is only that whoever read the output stopped reading
+/// (`| head`): the command is done, quietly.
+#[must_use]
+pub fn closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// The exit code for an error: 2 for bad usage or input, 1 otherwise
 /// (the core's one decision, [`acp::app::is_user_error`]).
 #[must_use]
 pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if closed_pipe(err) {
+        return 0;
+    }
     if acp::app::is_user_error(err.as_ref()) {
         EXIT_USAGE
     } else {

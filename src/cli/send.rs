@@ -49,7 +49,7 @@ pub async fn send(
     let id = message.id;
     if !json_out {
         // The id first, alone, so scripts can take it: it is durable now.
-        println!("{id}");
+        outln!("{id}");
     }
 
     let service = ServiceLock::is_held(&app.config().root);
@@ -84,7 +84,7 @@ async fn finish(
     let pending = deliveries.iter().any(|d| !d.is_final());
     if json_out {
         let out = json!({ "id": id, "deliveries": deliveries });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         let (out_is_stdout, lines): (bool, Vec<String>) = (
             wait,
@@ -95,7 +95,7 @@ async fn finish(
         );
         for line in lines {
             if out_is_stdout {
-                println!("{line}");
+                outln!("{line}");
             } else {
                 eprintln!("{line}");
             }

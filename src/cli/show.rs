@@ -16,7 +16,7 @@ use acp::model::{DeliveryState, Priority};
 use super::{InboxCommand, RolesCommand};
 
 fn print_json(value: &impl Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -58,15 +58,13 @@ pub fn init(root: &Path, agents: u32, json_out: bool) -> Result<ExitCode> {
     if json_out {
         print_json(&json!({ "root": root, "created": report.created }))?;
     } else if report.created.is_empty() {
-        println!("{} is already an acp root: nothing changed", root.display());
+        outln!("{} is already an acp root: nothing changed", root.display());
     } else {
-        println!("initialised acp root {}:", root.display());
+        outln!("initialised acp root {}:", root.display());
         for path in &report.created {
-            println!("  created {}", path.display());
+            outln!("  created {}", path.display());
         }
-        println!(
-            "next: edit config/acp.toml, then `acp run` (or `acp send --to Agent-1 \"hello\"`)"
-        );
+        outln!("next: edit config/acp.toml, then `acp run` (or `acp send --to Agent-1 \"hello\"`)");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -133,7 +131,7 @@ pub async fn status(app: &App, json_out: bool) -> Result<ExitCode> {
             );
         }
     }
-    print!("{out}");
+    out!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -144,23 +142,23 @@ pub async fn agents(app: &App, json_out: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if views.is_empty() {
-        println!("no agents configured: add [[agents]] to config/acp.toml");
+        outln!("no agents configured: add [[agents]] to config/acp.toml");
     }
     for v in views {
         let captain = if v.captain { " (captain)" } else { "" };
         if v.name == v.id {
-            println!("{}{captain}", v.id);
+            outln!("{}{captain}", v.id);
         } else {
-            println!("{}{captain}: {}", v.id, v.name);
+            outln!("{}{captain}: {}", v.id, v.name);
         }
-        println!(
+        outln!(
             "  role:     {} [{}]",
             if v.role.is_empty() { "-" } else { &v.role },
             v.role_source
         );
-        println!("  delivery: {}", v.delivery.join(" -> "));
-        println!("  inbox:    {}/inbox", v.workspace);
-        println!(
+        outln!("  delivery: {}", v.delivery.join(" -> "));
+        outln!("  inbox:    {}/inbox", v.workspace);
+        outln!(
             "  last:     {} at {}; {} unacknowledged",
             v.last_delivery.as_deref().unwrap_or("-"),
             opt_time(v.last_delivery_at),
@@ -184,7 +182,7 @@ pub async fn roles(app: &App, cmd: &RolesCommand, json_out: bool) -> Result<Exit
             } else {
                 for v in views {
                     let captain = if v.captain { "  [captain]" } else { "" };
-                    println!(
+                    outln!(
                         "{:<13} {}{captain}",
                         v.id,
                         if v.role.is_empty() { "-" } else { &v.role }
@@ -225,7 +223,7 @@ fn report(json_out: bool, value: &serde_json::Value, text: &str) -> Result<()> {
     if json_out {
         print_json(value)
     } else {
-        println!("{text}");
+        outln!("{text}");
         Ok(())
     }
 }
@@ -241,7 +239,7 @@ pub async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Result<Exit
             if json_out {
                 print_json(&entries)?;
             } else if entries.is_empty() {
-                println!(
+                outln!(
                     "no {}messages for {agent}",
                     if *unread { "unacknowledged " } else { "" }
                 );
@@ -261,7 +259,7 @@ pub async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Result<Exit
                         .chars()
                         .take(60)
                         .collect();
-                    println!(
+                    outln!(
                         "{} {} {:<8} {:<9} from {}: {first_line}",
                         m.id,
                         time(m.created_at),
@@ -277,7 +275,7 @@ pub async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Result<Exit
             if json_out {
                 print_json(&json!({ "message": message, "deliveries": deliveries }))?;
             } else {
-                println!(
+                outln!(
                     "id:       {}\nfrom:     {}\nto:       {}\nkind:     {}\npriority: {}\ncreated:  {}",
                     message.id,
                     message.from,
@@ -287,18 +285,18 @@ pub async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Result<Exit
                     time(message.created_at)
                 );
                 if let Some(r) = message.reply_to {
-                    println!("reply to: {r}");
+                    outln!("reply to: {r}");
                 }
                 if !message.tags.is_empty() {
-                    println!("tags:     {}", message.tags.join(", "));
+                    outln!("tags:     {}", message.tags.join(", "));
                 }
-                println!("\n{}\n", message.body);
+                outln!("\n{}\n", message.body);
                 for d in deliveries {
                     let ack = match (&d.acked_by, d.acked_at) {
                         (Some(by), Some(at)) => format!("; acknowledged by {by} at {}", time(at)),
                         _ => String::new(),
                     };
-                    println!(
+                    outln!(
                         "{}: {}{}{ack}",
                         d.agent,
                         d.summary(),
@@ -319,10 +317,10 @@ pub async fn audit(app: &App, limit: usize, json_out: bool) -> Result<ExitCode> 
     if json_out {
         print_json(&rows)?;
     } else if rows.is_empty() {
-        println!("the audit log is empty");
+        outln!("the audit log is empty");
     } else {
         for r in rows {
-            println!(
+            outln!(
                 "{} {:<14} {:<8} {:<20} {} {}",
                 time(r.at),
                 r.action,

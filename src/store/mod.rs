@@ -150,6 +150,27 @@ pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
+/// Creates the store's directory (0700) and an empty store file (0600)
+/// when they are missing: the store holds every message, so only its owner
+/// reads it. SQLite gives the WAL and shared-memory files the store file's
+/// mode.
+fn create_private(dir: &Path, file: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(file) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Switches to WAL once per database. Changing the journal mode takes an
 /// exclusive lock and SQLite does not call the busy handler for it, so
 /// processes opening a new store at the same moment retry here.
@@ -189,7 +210,7 @@ impl Store {
     /// [`StoreError`] if the file cannot be opened or is from a newer acp.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            create_private(dir, path).map_err(|source| StoreError::CreateDir {
                 path: dir.display().to_string(),
                 source,
             })?;

@@ -309,3 +309,68 @@ fn the_audit_log_names_the_os_user_not_the_claimed_one() {
     );
     assert_eq!(audit[0]["actor"], format!("cli:{me}"), "{audit}");
 }
+
+#[test]
+fn the_store_and_backups_are_private_and_the_doctor_warns_about_open_secrets() {
+    let root = Root::new(1);
+    let out = root.run(&["send", "--to", "Agent-1", "private"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = root.run(&["backup", "create", "--kind", "full"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut open = Vec::new();
+    for dir in ["data", "backups"] {
+        let mut stack = vec![root.path().join(dir)];
+        while let Some(path) = stack.pop() {
+            let meta = fs::symlink_metadata(&path).unwrap();
+            if meta.permissions().mode() & 0o077 != 0 {
+                open.push(format!(
+                    "{:o} {}",
+                    meta.permissions().mode() & 0o777,
+                    path.display()
+                ));
+            }
+            if meta.is_dir() {
+                stack.extend(fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            }
+        }
+    }
+    assert!(open.is_empty(), "readable by others: {open:#?}");
+
+    fs::write(root.path().join(".env"), "DISCORD_TOKEN=abc\n").unwrap();
+    fs::set_permissions(root.path().join(".env"), fs::Permissions::from_mode(0o644)).unwrap();
+    let doctor = stdout(&root.run(&["doctor"]));
+    assert!(
+        doctor.contains("WARN  permissions") && doctor.contains(".env is 644"),
+        "{doctor}"
+    );
+    assert!(!doctor.contains("abc"), "{doctor}");
+}
+
+#[test]
+fn a_closed_pipe_ends_every_command_quietly() {
+    let root = Root::new(2);
+    assert!(
+        root.run(&["backup", "create", "--kind", "full"])
+            .status
+            .success()
+    );
+    for args in [
+        &["--json", "backup", "list"][..],
+        &["status"],
+        &["agents", "--json"],
+        &["doctor"],
+    ] {
+        // The reader is gone before acp writes a byte (`| head -0`).
+        let mut child = root
+            .acp()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).is_empty(), "{args:?}: {}", stderr(&out));
+    }
+}
