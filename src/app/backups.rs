@@ -322,10 +322,20 @@ impl Backups {
         .await
     }
 
-    /// A new encryption key for `ACP_BACKUP_KEY`: (secret, public).
+    /// A new encryption key for `ACP_BACKUP_KEY`: (secret, public), and
+    /// what to know before using it here: a repository that already holds
+    /// plain backups cannot take encrypted ones.
     #[must_use]
-    pub fn keygen() -> (String, String) {
-        backup::Cipher::generate()
+    pub fn keygen(&self) -> (String, String, Option<String>) {
+        let (secret, public) = backup::Cipher::generate();
+        let repo = &self.scope.settings.repository;
+        let advice = (backup::repo::is_encrypted(repo) == Some(false)).then(|| {
+            format!(
+                "the repository at {} already holds plain (unencrypted) backups, and acp refuses to mix the two: with this key in .env every backup command there would fail. To encrypt from now on, also set backup.repository (or ACP_BACKUP_REPOSITORY) to a new directory: new backups go there encrypted, and the plain ones stay readable where they are, without the key. Or keep backups plain and do not set the key.",
+                repo.display()
+            )
+        });
+        (secret, public, advice)
     }
 
     async fn audit<T>(

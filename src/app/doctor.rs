@@ -68,7 +68,14 @@ fn disk(check: &'static str, path: &std::path::Path) -> Check {
                 indicatif::HumanBytes(total),
                 probe.display()
             );
-            if free < LOW_SPACE || free.saturating_mul(20) < total {
+            if free == 0 {
+                bad(
+                    check,
+                    Level::Fail,
+                    text,
+                    "free space now: with none left, messages cannot be stored and backups fail",
+                )
+            } else if free < LOW_SPACE || free.saturating_mul(20) < total {
                 bad(
                     check,
                     Level::Warn,
@@ -188,7 +195,35 @@ fn store(config: &Config) -> Check {
     }
 }
 
+/// What stops backups before the repository is even read: a path that
+/// is a file, a key that is not one.
+fn backup_setup(config: &Config) -> Option<Check> {
+    let repo = &config.backup.repository;
+    if repo.exists() && !repo.is_dir() {
+        return Some(bad(
+            "backups",
+            Level::Fail,
+            format!("the repository path {} is not a directory", repo.display()),
+            "set backup.repository (or ACP_BACKUP_REPOSITORY) to a directory, or move the file away",
+        ));
+    }
+    if let Some(key) = &config.backup.key
+        && let Err(why) = crate::backup::Cipher::from_key(key.expose())
+    {
+        return Some(bad(
+            "backups",
+            Level::Fail,
+            format!("ACP_BACKUP_KEY is not a usable key: {why}"),
+            "put the key `acp backup keygen` printed in .env (ACP_BACKUP_KEY=AGE-SECRET-KEY-1...), or unset it",
+        ));
+    }
+    None
+}
+
 fn backups(config: &Config) -> Check {
+    if let Some(check) = backup_setup(config) {
+        return check;
+    }
     let repo = &config.backup.repository;
     if !repo.join("acp-backup.json").exists() {
         return bad(
@@ -198,14 +233,16 @@ fn backups(config: &Config) -> Check {
             "run `acp backup create --kind full`, and keep `acp run` running for the schedule",
         );
     }
-    let catalog = match Repo::open(&config.backup).and_then(|r| Catalog::read(&r)) {
-        Ok(c) => c,
+    let (repo, catalog) = match Repo::open(&config.backup)
+        .and_then(|r| Catalog::read(&r).map(|c| (r, c)))
+    {
+        Ok(found) => found,
         Err(e) => {
             return bad(
                 "backups",
-                Level::Warn,
+                Level::Fail,
                 e.to_string(),
-                "run `acp backup verify --all`",
+                "backups cannot be taken or restored until this is fixed (`acp backup verify --all` says more)",
             );
         }
     };
@@ -221,6 +258,36 @@ fn backups(config: &Config) -> Check {
             "run `acp backup create --kind full`",
         );
     };
+    // The newest backup's files must all be there (a full re-hash is
+    // `acp backup verify`).
+    let missing = catalog.state(&m.id).map(|state| {
+        state
+            .values()
+            .filter(|n| matches!(n, crate::backup::Node::File { blake3, .. } if !repo.has_object(blake3)))
+            .count()
+    });
+    match missing {
+        Ok(0) => {}
+        Ok(n) => {
+            return bad(
+                "backups",
+                Level::Fail,
+                format!(
+                    "the newest backup {} is damaged: {n} file(s) have no data in the repository",
+                    m.id
+                ),
+                "take a new backup now (`acp backup create --kind full`), then `acp backup verify --all`",
+            );
+        }
+        Err(e) => {
+            return bad(
+                "backups",
+                Level::Fail,
+                format!("the newest backup {} cannot be restored: {e}", m.id),
+                "take a new backup now (`acp backup create --kind full`), then `acp backup verify --all`",
+            );
+        }
+    }
     let objective = config.backup.rpo;
     let age = jiff::Timestamp::now() - t;
     let text = format!(

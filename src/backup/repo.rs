@@ -72,6 +72,14 @@ fn cipher_of(config: &BackupConfig) -> Result<Option<Arc<Cipher>>, BackupError> 
         .transpose()
 }
 
+/// Whether the repository at `root` exists and is plain (`Some(false)`) or
+/// encrypted (`Some(true)`); `None` when there is none yet. Needs no key.
+#[must_use]
+pub fn is_encrypted(root: &Path) -> Option<bool> {
+    let text = fs::read_to_string(root.join(MARKER_FILE)).ok()?;
+    Some(text != MARKER)
+}
+
 /// A manifest as found in `snapshots/`, or why it cannot be used.
 #[derive(Debug, Clone)]
 pub enum Found {

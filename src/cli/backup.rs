@@ -135,14 +135,19 @@ pub async fn run(
         BackupCommand::Prune { dry_run } => prune_cmd(&backups, *dry_run, &by, json_out).await,
         BackupCommand::Drill => drill_cmd(&backups, &by, bar, json_out).await,
         BackupCommand::Keygen => {
-            let (secret, public) = Backups::keygen();
+            let (secret, public, advice) = backups.keygen();
             if json_out {
-                print_json(&json!({"ACP_BACKUP_KEY": secret, "recipient": public}))?;
+                print_json(
+                    &json!({"ACP_BACKUP_KEY": secret, "recipient": public, "warning": advice}),
+                )?;
             } else {
                 outln!("ACP_BACKUP_KEY={secret}");
                 eprintln!(
                     "public key: {public}\nPut the line above in .env in the root. New backup repositories are then encrypted.\nKeep a copy of it somewhere else (a password manager): .env is never backed up, and without the key encrypted backups cannot be restored."
                 );
+                if let Some(advice) = advice {
+                    eprintln!("warning: {advice}");
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

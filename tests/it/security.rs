@@ -374,3 +374,159 @@ fn a_closed_pipe_ends_every_command_quietly() {
         assert!(stderr(&out).is_empty(), "{args:?}: {}", stderr(&out));
     }
 }
+
+/// `acp doctor` with extra environment: its exit code and what it printed.
+fn doctor(root: &Root, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = root.acp();
+    cmd.arg("doctor");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (out.status.code(), stdout(&out))
+}
+
+#[test]
+fn the_doctor_fails_what_would_break_backups() {
+    let root = Root::new(1);
+    let (code, text) = doctor(&root, &[]);
+    assert!(text.contains("ok    inboxes"), "{text}");
+    assert!(
+        text.contains("WARN  backups") && text.contains("no backups yet"),
+        "{text}"
+    );
+    assert_eq!(code, Some(0), "{text}");
+
+    assert!(
+        root.run(&["backup", "create", "--kind", "full"])
+            .status
+            .success()
+    );
+    let key = json(&root.run(&["backup", "keygen", "--json"]))["ACP_BACKUP_KEY"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (env, says) in [
+        (vec![("ACP_BACKUP_KEY", key.as_str())], "is not encrypted"),
+        (
+            vec![("ACP_BACKUP_KEY", "AGE-SECRET-KEY-1NOTAKEY")],
+            "not a usable key",
+        ),
+    ] {
+        let (code, text) = doctor(&root, &env);
+        assert_eq!(code, Some(1), "{env:?}: {text}");
+        assert!(
+            text.contains("FAIL  backups") && text.contains(says),
+            "{env:?}: {text}"
+        );
+    }
+    let file = root.path().join("a-file");
+    fs::write(&file, "").unwrap();
+    let (code, text) = doctor(&root, &[("ACP_BACKUP_REPOSITORY", file.to_str().unwrap())]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("is not a directory"), "{text}");
+
+    // The newest backup loses a file's data.
+    let objects = root.path().join("backups/objects");
+    let shard = fs::read_dir(&objects)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let object = fs::read_dir(&shard)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    fs::remove_file(object).unwrap();
+    let (code, text) = doctor(&root, &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("FAIL  backups") && text.contains("is damaged"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_doctor_fails_a_full_disk() {
+    // A tiny file system of its own, filled to the last byte (root only:
+    // CI and these machines run as root).
+    if is_root() {
+        let root = Root::new(1);
+        let mount = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(mount.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot mount a tmpfs");
+        let _unmount = Unmount(mount.path().to_owned());
+        let mut filler = fs::File::create(mount.path().join("filler")).unwrap();
+        let chunk = vec![0u8; 4096];
+        while std::io::Write::write_all(&mut filler, &chunk).is_ok() {}
+        drop(filler);
+        let (code, text) = doctor(
+            &root,
+            &[(
+                "ACP_BACKUP_REPOSITORY",
+                mount.path().join("repo").to_str().unwrap(),
+            )],
+        );
+        assert_eq!(code, Some(1), "{text}");
+        assert!(text.contains("FAIL  disk (backups)"), "{text}");
+    } else {
+        eprintln!("not root: the full-disk check needs a tmpfs mount");
+    }
+}
+
+fn is_root() -> bool {
+    let id = std::process::Command::new("id").arg("-u").output().unwrap();
+    stdout(&id).trim() == "0"
+}
+
+/// Unmounts on drop.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn keygen_over_plain_backups_says_how_to_go_on() {
+    let root = Root::new(1);
+    assert!(
+        root.run(&["backup", "create", "--kind", "full"])
+            .status
+            .success()
+    );
+    let out = root.run(&["backup", "keygen"]);
+    assert!(out.status.success());
+    let warning = stderr(&out);
+    assert!(
+        warning.contains("already holds plain (unencrypted) backups")
+            && warning.contains("backup.repository"),
+        "{warning}"
+    );
+    // The way it offers works: a new repository path with the key.
+    let key = stdout(&out)
+        .trim()
+        .strip_prefix("ACP_BACKUP_KEY=")
+        .unwrap()
+        .to_owned();
+    let encrypted = root.path().join("backups-encrypted");
+    let out = root
+        .acp()
+        .env("ACP_BACKUP_KEY", &key)
+        .env("ACP_BACKUP_REPOSITORY", &encrypted)
+        .args(["backup", "create", "--kind", "full"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let fresh = Root::new(1);
+    let out = fresh.run(&["backup", "keygen"]);
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+}
