@@ -51,12 +51,39 @@ pub async fn run(app: Arc<App>, shutdown: impl Future<Output = ()>) -> Result<()
         tracing::info!("no DISCORD_TOKEN configured: running without the Discord bot");
     }
 
-    shutdown.await;
+    let lost = tokio::select! {
+        () = shutdown => None,
+        lost = watch_store(&app) => Some(lost),
+    };
+    if let Some(lost) = &lost {
+        tracing::error!(
+            "{lost}: acp run stops taking work now. Restore the store with `acp backup restore latest --in-place`, then start acp run again"
+        );
+    }
     tracing::info!("shutting down: finishing deliveries in flight");
     cancel.cancel();
     tasks.wait().await;
-    tracing::info!("stopped cleanly");
-    Ok(())
+    match lost {
+        None => {
+            tracing::info!("stopped cleanly");
+            Ok(())
+        }
+        Some(lost) => Err(lost),
+    }
+}
+
+/// How often the service checks that its store file is still the one it
+/// opened.
+const STORE_CHECK: Duration = Duration::from_secs(1);
+
+/// Resolves when the store file is deleted or replaced under the service.
+async fn watch_store(app: &App) -> AppError {
+    loop {
+        tokio::time::sleep(STORE_CHECK).await;
+        if let Err(lost) = app.store_is_intact() {
+            return lost;
+        }
+    }
 }
 
 /// How often the schedule looks whether a backup is due.

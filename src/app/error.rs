@@ -65,6 +65,8 @@ pub enum AppError {
     /// The desktop cannot be looked at as asked.
     #[error("{0}")]
     Screen(String),
+    #[error("the store {path} was {how} while acp was using it")]
+    StoreLost { path: String, how: &'static str },
     #[error("cannot use the service lock {path}: {source}")]
     ServiceLock {
         path: String,
@@ -85,6 +87,7 @@ impl AppError {
             | Self::Dispatcher(_)
             | Self::BackupTask
             | Self::ServiceRunning { .. }
+            | Self::StoreLost { .. }
             | Self::ServiceLock { .. } => false,
             _ => true,
         }

@@ -102,6 +102,8 @@ pub struct App {
     commits: mpsc::Sender<CommitJob>,
     started: std::time::Instant,
     backups: Backups,
+    /// The store file as opened (device, inode), to notice it replaced.
+    store_file: Option<(u64, u64)>,
 }
 
 impl App {
@@ -118,6 +120,7 @@ impl App {
             .name("acp-commit".into())
             .spawn(move || group_commit(&writer, &jobs))
             .map_err(|e| AppError::Dispatcher(std::io::Error::other(e)))?;
+        let store_file = file_identity(&config.db_path());
         let config = Arc::new(config);
         let events = EventBus::default();
         Ok(Self {
@@ -129,6 +132,7 @@ impl App {
             wake: Arc::new(Notify::new()),
             commits,
             started: std::time::Instant::now(),
+            store_file,
         })
     }
 
@@ -136,6 +140,27 @@ impl App {
     #[must_use]
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// Whether the store file is still the one this core opened: deleted
+    /// or replaced (a restore by hand, a cleanup), the core would write
+    /// into a file nobody reads, or into one SQLite cannot trust.
+    ///
+    /// # Errors
+    /// [`AppError::StoreLost`] saying which.
+    pub fn store_is_intact(&self) -> Result<(), AppError> {
+        let path = self.config.db_path();
+        match (self.store_file, file_identity(&path)) {
+            (Some(opened), Some(now)) if opened == now => Ok(()),
+            (_, None) => Err(AppError::StoreLost {
+                path: path.display().to_string(),
+                how: "deleted",
+            }),
+            _ => Err(AppError::StoreLost {
+                path: path.display().to_string(),
+                how: "replaced",
+            }),
+        }
     }
 
     /// Backups of this root, audited and announced.
@@ -219,6 +244,19 @@ impl App {
             &self.config.root.join("data").join("dispatchers"),
         )
         .map_err(AppError::Dispatcher)
+    }
+}
+
+/// A file's (device, inode), or `None` if it is not there.
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).ok().map(|_| (0, 0))
     }
 }
 

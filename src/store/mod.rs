@@ -27,6 +27,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error(
+        "the store {path} is gone but its write-ahead log is still there: it was deleted while in use. Stop acp run, then restore it with `acp backup restore latest --in-place` (starting an empty store would lose the log)"
+    )]
+    Orphaned { path: String },
     #[error("cannot open the store at {path}: {source}")]
     Open {
         path: String,
@@ -209,6 +213,14 @@ impl Store {
     /// # Errors
     /// [`StoreError`] if the file cannot be opened or is from a newer acp.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let wal = path.with_extension("db-wal");
+        if !path.exists() && wal.exists() {
+            // Deleted while in use: a new empty store would shadow the
+            // messages in the WAL, and SQLite would truncate it.
+            return Err(StoreError::Orphaned {
+                path: path.display().to_string(),
+            });
+        }
         if let Some(dir) = path.parent() {
             create_private(dir, path).map_err(|source| StoreError::CreateDir {
                 path: dir.display().to_string(),

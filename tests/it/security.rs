@@ -530,3 +530,38 @@ fn keygen_over_plain_backups_says_how_to_go_on() {
     let out = fresh.run(&["backup", "keygen"]);
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_store_deleted_under_the_service_stops_it_with_what_to_do() {
+    let root = Root::new(1);
+    root.fast();
+    let out = root.run(&["send", "--to", "Agent-1", "before"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut service = root.service();
+    let db = root.path().join("data/acp.db");
+    fs::remove_file(&db).unwrap();
+
+    // The next sender does not start an empty store over the log.
+    let out = root.run(&["send", "--to", "Agent-1", "after"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("acp backup restore latest --in-place"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!db.exists(), "a new store was created");
+
+    // The service notices, stops taking work, and says what to do.
+    wait_until(std::time::Duration::from_secs(30), || {
+        service.child.try_wait().unwrap().is_some()
+    });
+    let status = service.child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    let log = fs::read_to_string(root.path().join("service.log")).unwrap();
+    assert!(log.contains("was deleted while acp was using it"), "{log}");
+    assert!(
+        log.contains("acp backup restore latest --in-place"),
+        "{log}"
+    );
+    assert!(!log.contains("stopped cleanly"), "{log}");
+}
