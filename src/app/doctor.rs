@@ -110,10 +110,20 @@ fn coordinates(config: &Config) -> Check {
                     format!("{} agent point(s) valid", coords.agents.len()),
                 )
             } else {
+                let mut detail = errors
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if errors.len() > 3 {
+                    use std::fmt::Write as _;
+                    let _ = write!(detail, "; and {} more", errors.len() - 3);
+                }
                 bad(
                     "coordinates",
                     Level::Fail,
-                    errors.join("; "),
+                    detail,
                     "fix config/coordinates.json (`acp coords validate` explains each finding)",
                 )
             }

@@ -565,3 +565,57 @@ fn a_store_deleted_under_the_service_stops_it_with_what_to_do() {
     );
     assert!(!log.contains("stopped cleanly"), "{log}");
 }
+
+/// A coordinates file with `n` agents, all at one point.
+fn crowded_coordinates(n: usize) -> String {
+    let entries: Vec<String> = (0..n)
+        .map(|i| format!("\"A{i}\": {{\"chat_input_coordinates\": [100, 100]}}"))
+        .collect();
+    format!("{{{}}}", entries.join(", "))
+}
+
+#[test]
+fn coordinate_checks_stay_bounded_whatever_the_file() {
+    let root = Root::new(2);
+    let coords = root.path().join("config/coordinates.json");
+    let original = fs::read_to_string(&coords).unwrap();
+
+    // 4,000 unknown agents on one point: a bounded report, and warnings
+    // only (unknown agents are never typed into).
+    fs::write(&coords, crowded_coordinates(4000)).unwrap();
+    let out = root.run(&["coords", "validate"]);
+    let text = stdout(&out);
+    assert!(text.lines().count() < 100, "{} lines", text.lines().count());
+    assert!(text.contains("more clashing pairs not listed"), "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("error")), "{text}");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let doctor = stdout(&root.run(&["doctor"]));
+    assert!(
+        doctor.len() < 10_000,
+        "doctor printed {} bytes",
+        doctor.len()
+    );
+
+    // A file far larger than any swarm's: refused, saying why.
+    let mut huge = crowded_coordinates(4000);
+    huge.push_str(&" ".repeat(2 << 20));
+    fs::write(&coords, huge).unwrap();
+    let out = root.run(&["coords", "validate"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("over the limit"), "{}", stderr(&out));
+
+    // The same agent twice: refused, not silently the last one.
+    let twice = original.replacen(
+        "\"Agent-1\":",
+        "\"Agent-1\": {\"chat_input_coordinates\": [1, 1]}, \"Agent-1\":",
+        1,
+    );
+    fs::write(&coords, twice).unwrap();
+    let out = root.run(&["coords", "validate"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("key `Agent-1` appears more than once"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -15,6 +15,9 @@
 //! }
 //! ```
 
+mod clashes;
+mod json;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
@@ -36,6 +39,13 @@ pub enum CoordsError {
     #[error("{file}: {reason}")]
     Parse { file: String, reason: String },
 }
+
+/// The largest coordinates file read: far more than any swarm needs (a few
+/// hundred bytes an agent), and a bound on what validation can cost.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// The most monitors a file may list.
+pub const MAX_MONITORS: usize = 64;
 
 /// A screen point in the virtual desktop's coordinates (negative left of or
 /// above the primary monitor).
@@ -123,10 +133,20 @@ impl Coordinates {
     /// [`CoordsError`] naming the file and what is wrong.
     pub fn load(path: &Path) -> Result<Self, CoordsError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| CoordsError::Read {
+        let read = |source| CoordsError::Read {
             file: file.clone(),
             source,
-        })?;
+        };
+        let size = std::fs::metadata(path).map_err(read)?.len();
+        if size > MAX_FILE_BYTES {
+            return Err(CoordsError::Parse {
+                file,
+                reason: format!(
+                    "is {size} bytes, over the limit of {MAX_FILE_BYTES}: it holds one entry per agent, so this is not the right file (or it was damaged); restore it from a backup or run `acp coords capture`"
+                ),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(read)?;
         Self::parse(&text).map_err(|reason| CoordsError::Parse { file, reason })
     }
 
@@ -135,13 +155,24 @@ impl Coordinates {
     /// # Errors
     /// A sentence saying which key is wrong and why.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let top: serde_json::Map<String, serde_json::Value> =
+        let top: json::Entries =
             serde_json::from_str(text).map_err(|e| format!("not a JSON object of agents: {e}"))?;
+        if let Some(key) = top.duplicate() {
+            return Err(format!(
+                "key `{key}` appears more than once: keep one entry per agent"
+            ));
+        }
         let mut out = Coordinates::default();
-        for (key, value) in top {
+        for (key, value) in top.0 {
             if key == "monitors" {
                 out.monitors =
                     serde_json::from_value(value).map_err(|e| format!("key `monitors`: {e}"))?;
+                if out.monitors.len() > MAX_MONITORS {
+                    return Err(format!(
+                        "key `monitors` lists {} monitors, more than the {MAX_MONITORS} any desktop has",
+                        out.monitors.len()
+                    ));
+                }
                 continue;
             }
             let id: AgentId = key.parse().map_err(|e| format!("key `{key}`: {e}"))?;
@@ -168,9 +199,9 @@ impl Coordinates {
         self.check_monitors(&mut out);
         let points = self.points();
         self.check_points_on_monitors(&points, &mut out);
-        check_clashes(&points, near_radius_px, &mut out);
+        clashes::check(&points, near_radius_px, registry, &mut out);
         self.check_registry(registry, &mut out);
-        out.0
+        out.into_vec()
     }
 
     /// Checks every point against the live monitor layout read from the
@@ -191,7 +222,7 @@ impl Coordinates {
                 );
             }
         }
-        out.0
+        out.into_vec()
     }
 
     /// Writes one point into the coordinates file, keeping everything else in
@@ -354,38 +385,51 @@ impl Coordinates {
     }
 }
 
-/// Two agents' points within `near_radius_px` of each other (each axis).
-fn check_clashes(points: &[(&AgentId, &str, Point)], near_radius_px: u32, out: &mut Findings) {
-    let r = i64::from(near_radius_px);
-    for (i, &(a, what_a, pa)) in points.iter().enumerate() {
-        for &(b, what_b, pb) in &points[i + 1..] {
-            let close = (i64::from(pa.x) - i64::from(pb.x)).abs() <= r
-                && (i64::from(pa.y) - i64::from(pb.y)).abs() <= r;
-            if a != b && close {
-                let how = if pa == pb {
-                    "the same point"
-                } else {
-                    "nearly the same point"
-                };
-                out.error(
-                    Some(a),
-                    format!("{what_a} {pa} and {b}'s {what_b} {pb} are {how} (within {near_radius_px} px): one of them would type into the other's window"),
-                );
-            }
-        }
-    }
-}
+/// The most findings listed one by one; past that they are counted, so a
+/// huge or broken file gives a short report.
+pub const MAX_LISTED: usize = 50;
 
 #[derive(Default)]
-struct Findings(Vec<Finding>);
+struct Findings {
+    listed: Vec<Finding>,
+    more_errors: usize,
+    more_warnings: usize,
+}
 
 impl Findings {
     fn push(&mut self, severity: Severity, agent: Option<&AgentId>, message: String) {
-        self.0.push(Finding {
+        if self.listed.len() >= MAX_LISTED {
+            match severity {
+                Severity::Error => self.more_errors += 1,
+                Severity::Warning => self.more_warnings += 1,
+            }
+            return;
+        }
+        self.listed.push(Finding {
             severity,
             agent: agent.map(ToString::to_string),
             message,
         });
+    }
+
+    /// The findings, with one line for those not listed (an error if any
+    /// of them is one).
+    fn into_vec(mut self) -> Vec<Finding> {
+        if self.more_errors + self.more_warnings > 0 {
+            self.listed.push(Finding {
+                severity: if self.more_errors > 0 {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
+                agent: None,
+                message: format!(
+                    "{} more error(s) and {} more warning(s) not listed: fix the ones above first, or check that this is the right file",
+                    self.more_errors, self.more_warnings
+                ),
+            });
+        }
+        self.listed
     }
     fn error(&mut self, agent: Option<&AgentId>, message: String) {
         self.push(Severity::Error, agent, message);
