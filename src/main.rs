@@ -20,7 +20,9 @@ fn main() -> ExitCode {
     let default_level = match (cli.verbose, &cli.command) {
         // serenity narrates every shard step at info; keep its warnings.
         (0, Command::Run | Command::Bot) | (1, _) => "info,serenity=warn,poise=warn",
-        (0, _) => "warn",
+        // One-shot commands print what happened; their warnings would say
+        // it twice.
+        (0, _) => "error",
         _ => "debug",
     };
     let filter =
@@ -44,12 +46,20 @@ fn main() -> ExitCode {
             return ExitCode::from(cli::EXIT_FAILURE);
         }
     };
+    let json_out = cli.json;
     match runtime.block_on(cli::run(cli)) {
         Ok(code) => code,
         Err(err) if cli::closed_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(cli::exit_code(&err))
+            let code = cli::exit_code(&err);
+            let text = cli::error_text(&err);
+            if json_out {
+                // Scripts read stdout: the error is JSON there too.
+                println!("{}", serde_json::json!({"error": text, "code": code}));
+            } else {
+                eprintln!("error: {text}");
+            }
+            ExitCode::from(code)
         }
     }
 }

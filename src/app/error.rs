@@ -62,9 +62,18 @@ pub enum AppError {
     InPlaceWhileRunning { pid: String },
     #[error(transparent)]
     Coords(#[from] CoordsError),
-    /// The desktop cannot be looked at as asked.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot create the root: {0}")]
+    Init(#[source] std::io::Error),
+    /// The desktop cannot be looked at (no display, a display that does
+    /// not answer): the machine's state, not the request.
     #[error("{0}")]
     Screen(String),
+    #[error(
+        "no coordinates for {0} in config/coordinates.json: run `acp coords capture {0} --save`"
+    )]
+    NoPoint(crate::model::AgentId),
     #[error("the store {path} was {how} while acp was using it")]
     StoreLost { path: String, how: &'static str },
     #[error("cannot use the service lock {path}: {source}")]
@@ -88,6 +97,8 @@ impl AppError {
             | Self::BackupTask
             | Self::ServiceRunning { .. }
             | Self::StoreLost { .. }
+            | Self::Init(_)
+            | Self::Screen(_)
             | Self::ServiceLock { .. } => false,
             _ => true,
         }

@@ -5,6 +5,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::AppError;
 use crate::config::CONFIG_FILE;
 
 /// Screen size assumed for the example monitor layout.
@@ -23,11 +24,21 @@ pub struct InitReport {
 /// Never overwrites anything; running it again reports nothing created.
 ///
 /// # Errors
-/// I/O errors, with the path.
-pub fn init(root: &Path, agents: u32) -> io::Result<InitReport> {
+/// [`AppError::Config`] if a config is already there and does not load
+/// (nothing is created then), [`AppError::Init`] for I/O, with the path.
+pub fn init(root: &Path, agents: u32) -> Result<InitReport, AppError> {
+    let config_exists = root.join(CONFIG_FILE).exists();
+    if config_exists {
+        // A root whose config is broken is not initialised: say what is
+        // wrong rather than "initialised".
+        crate::config::Config::load(root, &crate::config::Env::new())?;
+    }
+    init_files(root, agents, config_exists).map_err(AppError::Init)
+}
+
+fn init_files(root: &Path, agents: u32, config_exists: bool) -> io::Result<InitReport> {
     let mut report = InitReport::default();
     let names: Vec<String> = (1..=agents).map(|n| format!("Agent-{n}")).collect();
-    let config_exists = root.join(CONFIG_FILE).exists();
     let mut dirs = vec![
         PathBuf::from("config"),
         PathBuf::from("data"),

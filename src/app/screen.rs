@@ -113,10 +113,7 @@ impl App {
         let agent = self.registry.lookup(agent)?;
         let coords = Coordinates::load(&self.config.coords_path())?;
         let Some(points) = coords.agents.get(&agent.id) else {
-            return Err(AppError::Screen(format!(
-                "no coordinates for {} in config/coordinates.json: run `acp coords capture {} --save`",
-                agent.id, agent.id
-            )));
+            return Err(AppError::NoPoint(agent.id.clone()));
         };
         let point = if onboarding {
             points.onboarding_input.unwrap_or(points.chat_input)

@@ -162,14 +162,19 @@ impl Catalog {
             return Ok(m);
         }
         let upper = key.to_ascii_uppercase();
-        let matches: Vec<&Manifest> = if upper.len() >= 6 {
-            self.manifests
-                .iter()
-                .filter(|m| m.id.starts_with(&upper))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let matches: Vec<&Manifest> = self
+            .manifests
+            .iter()
+            .filter(|m| !upper.is_empty() && m.id.starts_with(&upper))
+            .collect();
+        // Ids start with their time: a short prefix names a stretch of time,
+        // not a backup.
+        if upper.len() < 6 && !matches.is_empty() {
+            return Err(BackupError::Usage(format!(
+                "{key:?} is too short to name a backup ({} start with it): give at least 6 characters of the id (`acp backup list` shows them)",
+                matches.len()
+            )));
+        }
         if matches.is_empty()
             && let Some((file, why)) = self.damaged.iter().find(|(file, _)| {
                 upper.len() >= 6 && file.starts_with(&format!("snapshots/{upper}"))

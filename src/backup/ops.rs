@@ -221,11 +221,10 @@ pub fn prune(
             report.removed.push(m.id.clone());
         }
     }
-    if dry_run {
-        return Ok(report);
-    }
-    for id in &report.removed {
-        repo.remove_manifest(id)?;
+    if !dry_run {
+        for id in &report.removed {
+            repo.remove_manifest(id)?;
+        }
     }
     if !catalog.damaged.is_empty() {
         report.warning = Some(format!(
@@ -244,12 +243,18 @@ pub fn prune(
             _ => None,
         })
         .collect();
+    // A dry run counts what the real one would delete.
     for (hash, len) in repo.objects()? {
         if !used.contains(&hash) {
-            repo.remove_object(&hash)?;
+            if !dry_run {
+                repo.remove_object(&hash)?;
+            }
             report.objects_removed += 1;
             report.bytes_freed += len;
         }
+    }
+    if dry_run {
+        return Ok(report);
     }
     repo.clean_tmp();
     Ok(report)

@@ -75,10 +75,24 @@ pub fn write_state(
     progress: &dyn Progress,
 ) -> Result<RestoreReport, BackupError> {
     let started = Instant::now();
+    // A link to a directory names that directory: restore into it.
+    let resolved;
+    let dest =
+        if fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_symlink()) && dest.is_dir() {
+            resolved = fs::canonicalize(dest).map_err(io_err(dest))?;
+            resolved.as_path()
+        } else {
+            dest
+        };
     if !is_empty_dir(dest)? {
+        let name = dest.file_name().map_or_else(
+            || "restored".to_owned(),
+            |n| format!("{}-restored", n.to_string_lossy()),
+        );
         return Err(BackupError::Usage(format!(
-            "{} is not empty: restore into a new or empty directory (or use --in-place)",
-            dest.display()
+            "{} is not empty, and a restore never mixes with what is there: restore into a new or empty directory (for example --to {})",
+            dest.display(),
+            dest.with_file_name(name).display()
         )));
     }
     let existed = dest.exists();

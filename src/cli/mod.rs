@@ -296,6 +296,25 @@ async fn shutdown_signal() {
     }
 }
 
+/// An error's text for a person: every cause once. A message that already
+/// says its cause (`path: Not a directory`) is not followed by the cause
+/// again.
+#[must_use]
+pub fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if part.is_empty() || text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 /// Whether the error is only that whoever read the output stopped reading
 /// (`| head`): the command is done, quietly.
 #[must_use]

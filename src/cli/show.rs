@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 use serde_json::json;
 
@@ -53,8 +53,7 @@ pub(super) fn actor() -> String {
 }
 
 pub fn init(root: &Path, agents: u32, json_out: bool) -> Result<ExitCode> {
-    let report = acp::app::init(root, agents)
-        .with_context(|| format!("cannot initialise {}", root.display()))?;
+    let report = acp::app::init(root, agents)?;
     if json_out {
         print_json(&json!({ "root": root, "created": report.created }))?;
     } else if report.created.is_empty() {

@@ -283,7 +283,12 @@ impl Draft {
     ///
     /// # Errors
     /// Any [`MessageError`] describing what to change.
-    pub fn build(self, max_body_bytes: usize) -> Result<UnifiedMessage, MessageError> {
+    pub fn build(mut self, max_body_bytes: usize) -> Result<UnifiedMessage, MessageError> {
+        // Windows line endings are line endings: CRLF becomes LF. A lone CR
+        // is still refused by the body check.
+        if self.body.contains("\r\n") {
+            self.body = self.body.replace("\r\n", "\n");
+        }
         check_body(&self.body, max_body_bytes)?;
         check_sender(&self.from)?;
         if self.tags.len() > MAX_TAGS {

@@ -806,15 +806,14 @@ fn acp_run_takes_the_scheduled_backup_and_doctor_and_drill_report_health() {
 
     // The service takes a full backup at once (none exists yet).
     let service = root.service();
+    // Done when the service says so (the log line follows the commit and
+    // the prune after it).
     wait_until(Duration::from_secs(30), || {
-        root.path()
-            .join("backups/snapshots")
-            .read_dir()
-            .is_ok_and(|mut d| d.next().is_some())
+        fs::read_to_string(root.path().join("service.log"))
+            .is_ok_and(|log| log.contains("scheduled backup taken"))
     });
     let (status, log) = service.terminate();
     assert!(status.success(), "{log}");
-    assert!(log.contains("scheduled backup taken"), "{log}");
     let list = json(&root.run(&["backup", "list", "--json"]));
     assert_eq!(list["backups"][0]["kind"], "full");
 

@@ -619,3 +619,147 @@ fn coordinate_checks_stay_bounded_whatever_the_file() {
         stderr(&out)
     );
 }
+
+#[test]
+fn small_wrong_answers_are_right_now() {
+    let root = Root::new(1);
+    root.edit_config("keep_last = 24", "keep_last = 1")
+        .edit_config("keep_daily = 7", "keep_daily = 0")
+        .edit_config("keep_weekly = 4", "keep_weekly = 0");
+    let devlog = root.path().join("devlogs/a.md");
+    fs::write(&devlog, "first").unwrap();
+    let first = json(&root.run(&["backup", "create", "--kind", "full", "--json"]));
+    fs::write(&devlog, "second").unwrap();
+    assert!(
+        root.run(&["backup", "create", "--kind", "full"])
+            .status
+            .success()
+    );
+
+    // prune --dry-run counts what prune deletes.
+    let dry = json(&root.run(&["backup", "prune", "--dry-run", "--json"]));
+    let real = json(&root.run(&["backup", "prune", "--json"]));
+    assert!(real["objects_removed"].as_u64().unwrap() >= 1, "{real}");
+    assert_eq!(
+        dry["objects_removed"], real["objects_removed"],
+        "{dry} vs {real}"
+    );
+    assert_eq!(dry["removed"], real["removed"]);
+
+    // A prefix too short to name a backup says so.
+    let id = first["backup"]["id"].as_str().unwrap();
+    let out = root.run(&["backup", "verify", &id[..5]]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("too short to name a backup"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A link to an empty directory is a fine target.
+    let scratch = tempfile::tempdir().unwrap();
+    fs::create_dir(scratch.path().join("empty")).unwrap();
+    symlink(scratch.path().join("empty"), scratch.path().join("link")).unwrap();
+    let link = scratch.path().join("link");
+    let out = root.run(&[
+        "backup",
+        "restore",
+        "latest",
+        "--to",
+        link.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(scratch.path().join("empty/devlogs/a.md")).unwrap(),
+        "second"
+    );
+
+    // A non-empty target: an empty directory is what to use, not
+    // --in-place (which overwrites the live state).
+    let out = root.run(&[
+        "backup",
+        "restore",
+        "latest",
+        "--to",
+        link.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("new or empty directory"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("--in-place"), "{}", stderr(&out));
+
+    // An error says its cause once.
+    let file = scratch.path().join("a-file");
+    fs::write(&file, "").unwrap();
+    let under = file.join("sub");
+    let out = root.run(&[
+        "backup",
+        "restore",
+        "latest",
+        "--to",
+        under.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).matches("Not a directory").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+
+    // Windows line endings are line endings; a lone CR is refused.
+    let mut send = root
+        .acp()
+        .args(["send", "--to", "Agent-1", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(send.stdin.as_mut().unwrap(), b"line one\r\nline two\r\n").unwrap();
+    let out = send.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text =
+        fs::read_to_string(root.inbox("Agent-1").join(&root.inbox_files("Agent-1")[0])).unwrap();
+    assert!(
+        text.contains("line one\nline two\n") && !text.contains('\r'),
+        "{text:?}"
+    );
+    let out = root.run(&["send", "--to", "Agent-1", "a\rb"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // A failing send says so once, without log lines before it.
+    let inbox = root.inbox("Agent-1");
+    fs::remove_dir_all(&inbox).unwrap();
+    fs::write(&inbox, "in the way").unwrap();
+    let out = root.run(&["send", "--to", "Agent-1", "blocked"]);
+    assert!(!stderr(&out).contains("WARN"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("queued for retry"),
+        "{}",
+        stderr(&out)
+    );
+
+    // No display is the machine's state, not a usage error.
+    let out = root
+        .acp()
+        .env_remove("DISPLAY")
+        .args(["coords", "capture", "Agent-1", "--countdown", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no display"), "{}", stderr(&out));
+}
+
+#[test]
+fn init_over_a_broken_config_says_what_is_wrong() {
+    let root = Root::new(1);
+    fs::write(root.path().join("config/acp.toml"), "this is = not [toml").unwrap();
+    let out = root.run(&["init"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("initialised"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("config/acp.toml"), "{}", stderr(&out));
+}
