@@ -82,9 +82,23 @@ pub struct AgentView {
     pub captain: bool,
     pub workspace: String,
     pub delivery: Vec<String>,
-    pub last_delivery: Option<String>,
+    /// The newest final delivery to it: how it ended, by which method.
+    pub last_state: Option<crate::model::DeliveryState>,
+    pub last_method: Option<crate::model::MethodName>,
+    #[serde(with = "crate::model::time::opt_ms")]
     pub last_delivery_at: Option<i64>,
     pub unacked: u64,
+}
+
+impl AgentView {
+    /// The last delivery in words: "delivered by inbox", "failed".
+    #[must_use]
+    pub fn last_delivery(&self) -> Option<String> {
+        self.last_state.map(|state| match self.last_method {
+            Some(m) => format!("{state} by {m}"),
+            None => state.to_string(),
+        })
+    }
 }
 
 struct CommitJob {

@@ -38,11 +38,9 @@ impl App {
                     captain: captain.as_deref() == Some(a.id.as_str()),
                     workspace: a.workspace.display().to_string(),
                     delivery: a.delivery.iter().map(ToString::to_string).collect(),
-                    last_delivery: s.last_state.map(|state| match s.last_method {
-                        Some(m) => format!("{state} by {m}"),
-                        None => state.to_string(),
-                    }),
-                    last_delivery_at: s.last_at,
+                    last_state: s.last_state,
+                    last_method: s.last_method,
+                    last_delivery_at: s.last_delivery_at,
                     unacked: s.unacked,
                 }
             })

@@ -106,7 +106,7 @@ pub async fn status(app: &App, json_out: bool) -> Result<ExitCode> {
             out,
             "{:<13} {last:<30} {:<21} {}",
             a.agent,
-            opt_time(a.last_at),
+            opt_time(a.last_delivery_at),
             a.unacked
         );
     }
@@ -159,7 +159,7 @@ pub async fn agents(app: &App, json_out: bool) -> Result<ExitCode> {
         outln!("  inbox:    {}/inbox", v.workspace);
         outln!(
             "  last:     {} at {}; {} unacknowledged",
-            v.last_delivery.as_deref().unwrap_or("-"),
+            v.last_delivery().as_deref().unwrap_or("-"),
             opt_time(v.last_delivery_at),
             v.unacked
         );
@@ -175,7 +175,7 @@ pub async fn roles(app: &App, cmd: &RolesCommand, json_out: bool) -> Result<Exit
             if json_out {
                 let rows: Vec<_> = views
                     .iter()
-                    .map(|v| json!({ "agent": v.id, "role": v.role, "source": v.role_source, "captain": v.captain }))
+                    .map(|v| json!({ "agent": v.id, "role": v.role, "role_source": v.role_source, "captain": v.captain }))
                     .collect();
                 print_json(&rows)?;
             } else {

@@ -216,7 +216,7 @@ pub fn agents(views: &[AgentView]) -> CreateEmbed {
         let role = if v.role.is_empty() { "-" } else { &v.role };
         let value = format!(
             "{role}\nlast: {} · unacked: {}",
-            v.last_delivery.as_deref().unwrap_or("-"),
+            v.last_delivery().as_deref().unwrap_or("-"),
             v.unacked
         );
         embed.field(format!("{}{captain}", v.id), clip(&value, FIELD_MAX), false)
@@ -270,7 +270,8 @@ mod tests {
             captain: true,
             workspace: "/w".into(),
             delivery: vec!["inbox".into()],
-            last_delivery: Some("delivered by inbox".into()),
+            last_state: Some(DeliveryState::Delivered),
+            last_method: Some(MethodName::Inbox),
             last_delivery_at: None,
             unacked: 2,
         };

@@ -261,6 +261,7 @@ pub struct UnifiedMessage {
     #[serde(default)]
     pub tags: Vec<String>,
     /// Milliseconds since the Unix epoch.
+    #[serde(with = "crate::model::time::ms")]
     pub created_at: i64,
     #[serde(default)]
     pub reply_to: Option<MessageId>,

@@ -7,6 +7,7 @@
 //!   limits.
 //! - [`audit`]: how an audited action ended.
 //! - [`delivery`]: method names, `Via`, failure kinds.
+//! - [`time`]: times in JSON, RFC 3339 everywhere.
 //! - [`gui`] and [`keys`]: an agent's keyboard-and-mouse settings, as data.
 
 pub mod agent;
@@ -15,6 +16,7 @@ pub mod delivery;
 pub mod gui;
 pub mod keys;
 pub mod message;
+pub mod time;
 
 pub use agent::{Agent, AgentError, AgentId, MAX_AGENT_ID_LEN, Registry};
 pub use audit::AuditOutcome;

@@ -14,6 +14,7 @@ use super::{Store, StoreError};
 pub struct RoleAssignment {
     pub role: String,
     pub updated_by: String,
+    #[serde(with = "crate::model::time::ms")]
     pub updated_at: i64,
 }
 
@@ -21,6 +22,7 @@ pub struct RoleAssignment {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AuditEntry {
     pub id: i64,
+    #[serde(with = "crate::model::time::ms")]
     pub at: i64,
     pub actor: String,
     pub action: String,

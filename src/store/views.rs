@@ -19,6 +19,7 @@ pub struct AttemptView {
     pub method: MethodName,
     pub outcome: AttemptOutcome,
     pub error: Option<String>,
+    #[serde(with = "crate::model::time::ms")]
     pub finished_at: i64,
 }
 
@@ -32,8 +33,10 @@ pub struct DeliveryView {
     /// The inbox file (delivered) or the last error (queued, failed).
     pub detail: Option<String>,
     pub attempts: u32,
+    #[serde(with = "crate::model::time::ms")]
     pub updated_at: i64,
     pub acked_by: Option<String>,
+    #[serde(with = "crate::model::time::opt_ms")]
     pub acked_at: Option<i64>,
     pub tried: Vec<AttemptView>,
 }
@@ -111,6 +114,7 @@ pub struct InboxEntry {
     pub state: DeliveryState,
     pub method: Option<MethodName>,
     pub acked_by: Option<String>,
+    #[serde(with = "crate::model::time::opt_ms")]
     pub acked_at: Option<i64>,
 }
 
@@ -121,7 +125,8 @@ pub struct AgentStatus {
     pub last_message: Option<String>,
     pub last_state: Option<DeliveryState>,
     pub last_method: Option<MethodName>,
-    pub last_at: Option<i64>,
+    #[serde(with = "crate::model::time::opt_ms")]
+    pub last_delivery_at: Option<i64>,
     /// Delivered and not yet acknowledged.
     pub unacked: u64,
 }
@@ -133,6 +138,7 @@ pub struct FailureView {
     pub agent: String,
     pub attempts: u32,
     pub error: String,
+    #[serde(with = "crate::model::time::ms")]
     pub at: i64,
 }
 
@@ -150,9 +156,18 @@ pub struct Status {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum AckResult {
-    Acked { at: i64 },
-    AlreadyAcked { by: String, at: i64 },
-    NotDelivered { state: DeliveryState },
+    Acked {
+        #[serde(with = "crate::model::time::ms")]
+        at: i64,
+    },
+    AlreadyAcked {
+        by: String,
+        #[serde(with = "crate::model::time::ms")]
+        at: i64,
+    },
+    NotDelivered {
+        state: DeliveryState,
+    },
     NoSuchDelivery,
 }
 
@@ -322,7 +337,7 @@ impl Store {
                 let row: Option<(String, DeliveryState, Option<MethodName>, i64)> = last
                     .query_row([agent.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                     .optional()?;
-                let (last_message, last_state, last_method, last_at) = match row {
+                let (last_message, last_state, last_method, last_delivery_at) = match row {
                     Some((m, s, method, at)) => (Some(m), Some(s), method, Some(at)),
                     None => (None, None, None, None),
                 };
@@ -331,7 +346,7 @@ impl Store {
                     last_message,
                     last_state,
                     last_method,
-                    last_at,
+                    last_delivery_at,
                     unacked: u64::try_from(unacked.query_row([agent.as_str()], |r| r.get::<_, i64>(0))?).unwrap_or(0),
                 });
             }

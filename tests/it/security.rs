@@ -25,7 +25,12 @@ fn queued_message(root: &Root, agent: &str, body: &str) -> (String, i64) {
     let id = stdout(&out).lines().next().unwrap().to_owned();
     fs::remove_file(&inbox).unwrap();
     let read = json(&root.run(&["inbox", "read", &id, "--json"]));
-    (id, read["message"]["created_at"].as_i64().unwrap())
+    let created: jiff::Timestamp = read["message"]["created_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (id, created.as_millisecond())
 }
 
 /// The inbox file name acp uses for a message, as anyone can predict it.
@@ -762,4 +767,72 @@ fn init_over_a_broken_config_says_what_is_wrong() {
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     assert!(!stdout(&out).contains("initialised"), "{}", stdout(&out));
     assert!(stderr(&out).contains("config/acp.toml"), "{}", stderr(&out));
+}
+
+/// Whether a JSON value is a time as acp writes them all.
+fn is_time(v: &Value) -> bool {
+    v.as_str()
+        .is_some_and(|t| t.len() == 24 && t.ends_with('Z') && t.parse::<jiff::Timestamp>().is_ok())
+}
+
+#[test]
+fn json_output_is_one_shape_scripts_can_trust() {
+    let root = Root::new(2);
+    // Errors are JSON too, on stdout, with the exit code.
+    let out = root.run(&["--json", "send", "--to", "Nobody", "hi"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = json(&out);
+    assert_eq!(err["code"], 2, "{err}");
+    assert!(
+        err["error"].as_str().unwrap().contains("unknown agent"),
+        "{err}"
+    );
+
+    let out = root.run(&["send", "--to", "Agent-1", "hello"]);
+    let id = stdout(&out).lines().next().unwrap().to_owned();
+    assert!(
+        root.run(&["roles", "set", "Agent-1", "tester"])
+            .status
+            .success()
+    );
+    assert!(root.run(&["inbox", "ack", &id]).status.success());
+    assert!(
+        root.run(&["backup", "create", "--kind", "full"])
+            .status
+            .success()
+    );
+
+    // One time format everywhere.
+    let read = json(&root.run(&["inbox", "read", &id, "--json"]));
+    for t in [
+        &read["message"]["created_at"],
+        &read["deliveries"][0]["updated_at"],
+        &read["deliveries"][0]["acked_at"],
+        &read["deliveries"][0]["tried"][0]["finished_at"],
+    ] {
+        assert!(is_time(t), "{t} in {read}");
+    }
+    let agents = json(&root.run(&["agents", "--json"]));
+    assert!(is_time(&agents[0]["last_delivery_at"]), "{agents}");
+    let audit = json(&root.run(&["audit", "--json"]));
+    assert!(is_time(&audit[0]["at"]), "{audit}");
+    let backups = json(&root.run(&["backup", "list", "--json"]));
+    assert!(is_time(&backups["backups"][0]["created_at"]), "{backups}");
+    let status = json(&root.run(&["status", "--json"]));
+    assert!(
+        is_time(&status["agents"][0]["last_delivery_at"]),
+        "{status}"
+    );
+
+    // One name per field, and no prose where a script wants values.
+    assert_eq!(agents[0]["last_state"], "delivered", "{agents}");
+    assert_eq!(agents[0]["last_method"], "inbox", "{agents}");
+    assert!(agents[0].get("last_delivery").is_none(), "{agents}");
+    assert!(status["agents"][0].get("last_at").is_none(), "{status}");
+    let roles = json(&root.run(&["roles", "list", "--json"]));
+    let text = roles.to_string();
+    assert!(
+        text.contains("\"role_source\"") && !text.contains("\"source\""),
+        "{roles}"
+    );
 }
