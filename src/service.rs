@@ -57,7 +57,8 @@ pub async fn run(app: Arc<App>, shutdown: impl Future<Output = ()>) -> Result<()
     };
     if let Some(lost) = &lost {
         tracing::error!(
-            "{lost}: acp run stops taking work now. Restore the store with `acp backup restore latest --in-place`, then start acp run again"
+            "{lost}: acp run stops taking work now. Restore the store with `acp backup restore \
+             latest --in-place`, then start acp run again"
         );
     }
     tracing::info!("shutting down: finishing deliveries in flight");

@@ -1,3 +1,5 @@
+// Over 400 lines: every backup action through the core, each audited and announced the same way.
+
 //! Backups through the core, whichever door asks (the CLI, Discord, the
 //! schedule): every create, verify, restore, prune and drill leaves an
 //! audit row naming who asked, and publishes an event.
@@ -331,7 +333,11 @@ impl Backups {
         let repo = &self.scope.settings.repository;
         let advice = (backup::repo::is_encrypted(repo) == Some(false)).then(|| {
             format!(
-                "the repository at {} already holds plain (unencrypted) backups, and acp refuses to mix the two: with this key in .env every backup command there would fail. To encrypt from now on, also set backup.repository (or ACP_BACKUP_REPOSITORY) to a new directory: new backups go there encrypted, and the plain ones stay readable where they are, without the key. Or keep backups plain and do not set the key.",
+                "the repository at {} already holds plain (unencrypted) backups, and acp refuses \
+                 to mix the two: with this key in .env every backup command there would fail. To \
+                 encrypt from now on, also set backup.repository (or ACP_BACKUP_REPOSITORY) to a \
+                 new directory: new backups go there encrypted, and the plain ones stay readable \
+                 where they are, without the key. Or keep backups plain and do not set the key.",
                 repo.display()
             )
         });

@@ -1,3 +1,5 @@
+// Over 400 lines: one function per check, each with its fix, in the order the doctor prints them.
+
 //! `acp doctor`'s checks: the health of everything a user depends on, each
 //! with what to do about it. The front door prints them.
 
@@ -169,7 +171,8 @@ fn inboxes(config: &Config) -> Check {
                 "symbolic links, which acp refuses to write through: {}",
                 linked.join(", ")
             ),
-            "make each a real directory (move what the link points to in its place); backups would hold only the link",
+            "make each a real directory (move what the link points to in its place); backups \
+             would hold only the link",
         );
     }
     if !unwritable.is_empty() {
@@ -214,7 +217,8 @@ fn backup_setup(config: &Config) -> Option<Check> {
             "backups",
             Level::Fail,
             format!("the repository path {} is not a directory", repo.display()),
-            "set backup.repository (or ACP_BACKUP_REPOSITORY) to a directory, or move the file away",
+            "set backup.repository (or ACP_BACKUP_REPOSITORY) to a directory, or move the file \
+             away",
         ));
     }
     if let Some(key) = &config.backup.key
@@ -224,7 +228,8 @@ fn backup_setup(config: &Config) -> Option<Check> {
             "backups",
             Level::Fail,
             format!("ACP_BACKUP_KEY is not a usable key: {why}"),
-            "put the key `acp backup keygen` printed in .env (ACP_BACKUP_KEY=AGE-SECRET-KEY-1...), or unset it",
+            "put the key `acp backup keygen` printed in .env \
+             (ACP_BACKUP_KEY=AGE-SECRET-KEY-1...), or unset it",
         ));
     }
     None
@@ -243,19 +248,19 @@ fn backups(config: &Config) -> Check {
             "run `acp backup create --kind full`, and keep `acp run` running for the schedule",
         );
     }
-    let (repo, catalog) = match Repo::open(&config.backup)
-        .and_then(|r| Catalog::read(&r).map(|c| (r, c)))
-    {
-        Ok(found) => found,
-        Err(e) => {
-            return bad(
-                "backups",
-                Level::Fail,
-                e.to_string(),
-                "backups cannot be taken or restored until this is fixed (`acp backup verify --all` says more)",
-            );
-        }
-    };
+    let (repo, catalog) =
+        match Repo::open(&config.backup).and_then(|r| Catalog::read(&r).map(|c| (r, c))) {
+            Ok(found) => found,
+            Err(e) => {
+                return bad(
+                    "backups",
+                    Level::Fail,
+                    e.to_string(),
+                    "backups cannot be taken or restored until this is fixed (`acp backup verify \
+                 --all` says more)",
+                );
+            }
+        };
     let Some((m, t)) = catalog
         .manifests
         .last()
@@ -286,7 +291,8 @@ fn backups(config: &Config) -> Check {
                     "the newest backup {} is damaged: {n} file(s) have no data in the repository",
                     m.id
                 ),
-                "take a new backup now (`acp backup create --kind full`), then `acp backup verify --all`",
+                "take a new backup now (`acp backup create --kind full`), then `acp backup \
+                 verify --all`",
             );
         }
         Err(e) => {
@@ -294,7 +300,8 @@ fn backups(config: &Config) -> Check {
                 "backups",
                 Level::Fail,
                 format!("the newest backup {} cannot be restored: {e}", m.id),
-                "take a new backup now (`acp backup create --kind full`), then `acp backup verify --all`",
+                "take a new backup now (`acp backup create --kind full`), then `acp backup \
+                 verify --all`",
             );
         }
     }
@@ -355,7 +362,8 @@ fn permissions(config: &Config) -> Check {
             "permissions",
             Level::Warn,
             open.join("; "),
-            "chmod 600 each file named (and chmod 700 its directory): other users on this machine can read it",
+            "chmod 600 each file named (and chmod 700 its directory): other users on this \
+             machine can read it",
         )
     }
 }
@@ -426,6 +434,7 @@ pub fn config_failed(error: &crate::config::ConfigError) -> Check {
         "config",
         Level::Fail,
         error.to_string(),
-        "fix the key named above (config/acp.example.toml documents every key), then run `acp doctor` again",
+        "fix the key named above (config/acp.example.toml documents every key), then run `acp \
+         doctor` again",
     )
 }

@@ -25,7 +25,8 @@ pub enum AppError {
     )]
     AckNeedsAgent { id: MessageId, agents: String },
     #[error(
-        "message {id} is {agent}'s, and you are {caller} (ACP_AGENT): an agent acknowledges only its own messages; a person can do it for {agent} with --by NAME"
+        "message {id} is {agent}'s, and you are {caller} (ACP_AGENT): an agent acknowledges only \
+         its own messages; a person can do it for {agent} with --by NAME"
     )]
     NotYours {
         id: MessageId,
@@ -35,7 +36,8 @@ pub enum AppError {
     #[error("message {id} was not sent to {agent}")]
     NotRecipient { id: MessageId, agent: AgentId },
     #[error(
-        "message {id} is {state} for {agent}, not delivered yet: it can be acknowledged once delivered"
+        "message {id} is {state} for {agent}, not delivered yet: it can be acknowledged once \
+         delivered"
     )]
     NotDelivered {
         id: MessageId,
@@ -57,7 +59,8 @@ pub enum AppError {
     )]
     ServiceRunning { pid: String },
     #[error(
-        "acp run is running for this root (pid {pid}). An in-place restore replaces the store: stop `acp run` first"
+        "acp run is running for this root (pid {pid}). An in-place restore replaces the store: \
+         stop `acp run` first"
     )]
     InPlaceWhileRunning { pid: String },
     #[error(transparent)]

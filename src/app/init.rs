@@ -238,7 +238,8 @@ fn coordinates_template(names: &[String]) -> String {
     for m in 0..monitors {
         let x = (i32::try_from(m).unwrap_or(0) - 1) * MONITOR_W;
         layout.push(format!(
-            "    {{\"name\": \"monitor-{}\", \"x\": {x}, \"y\": 0, \"width\": {MONITOR_W}, \"height\": {MONITOR_H}}}",
+            "    {{\"name\": \"monitor-{}\", \"x\": {x}, \"y\": 0, \"width\": {MONITOR_W}, \
+             \"height\": {MONITOR_H}}}",
             m + 1
         ));
     }
@@ -249,7 +250,9 @@ fn coordinates_template(names: &[String]) -> String {
         let x = left + (cell % 2) * (MONITOR_W / 2) + MONITOR_W / 4;
         let y = (cell / 2) * (MONITOR_H / 2) + MONITOR_H / 2 - 60;
         entries.push(format!(
-            "  \"{name}\": {{\"chat_input_coordinates\": [{x}, {y}], \"onboarding_coordinates\": [{x}, {}], \"monitor\": \"monitor-{}\", \"description\": \"example: capture the real point with `acp coords capture {name} --save`\"}}",
+            "  \"{name}\": {{\"chat_input_coordinates\": [{x}, {y}], \"onboarding_coordinates\": \
+             [{x}, {}], \"monitor\": \"monitor-{}\", \"description\": \"example: capture the \
+             real point with `acp coords capture {name} --save`\"}}",
             y - 300,
             monitor + 1
         ));

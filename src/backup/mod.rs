@@ -171,7 +171,8 @@ impl Catalog {
         // not a backup.
         if upper.len() < 6 && !matches.is_empty() {
             return Err(BackupError::Usage(format!(
-                "{key:?} is too short to name a backup ({} start with it): give at least 6 characters of the id (`acp backup list` shows them)",
+                "{key:?} is too short to name a backup ({} start with it): give at least 6 \
+                 characters of the id (`acp backup list` shows them)",
                 matches.len()
             )));
         }
@@ -227,7 +228,8 @@ impl Catalog {
                     format!("backup {} depends on ", c.id)
                 });
                 return Err(BackupError::Corrupt(format!(
-                    "{child}backup {id}, which is missing or damaged (`acp backup verify --all` says which)"
+                    "{child}backup {id}, which is missing or damaged (`acp backup verify --all` \
+                     says which)"
                 )));
             };
             if chain.len() > self.manifests.len() {

@@ -228,7 +228,8 @@ pub fn prune(
     }
     if !catalog.damaged.is_empty() {
         report.warning = Some(format!(
-            "{} damaged manifest(s) (see `acp backup verify --all`): unused objects were kept, since a damaged manifest may still name them",
+            "{} damaged manifest(s) (see `acp backup verify --all`): unused objects were kept, \
+             since a damaged manifest may still name them",
             catalog.damaged.len()
         ));
         return Ok(report);

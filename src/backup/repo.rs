@@ -118,7 +118,8 @@ impl Repo {
             };
             if !empty {
                 return Err(BackupError::Usage(format!(
-                    "{} is not empty and is not an acp backup repository (no {MARKER_FILE}): set backup.repository to an empty or new directory",
+                    "{} is not empty and is not an acp backup repository (no {MARKER_FILE}): set \
+                     backup.repository to an empty or new directory",
                     root.display()
                 )));
             }
@@ -147,7 +148,9 @@ impl Repo {
             Ok(text) if text == MARKER => {
                 if cipher.is_some() {
                     return Err(BackupError::Usage(format!(
-                        "ACP_BACKUP_KEY is set but the repository at {} is not encrypted: unset the key, or set backup.repository to a new directory for encrypted backups",
+                        "ACP_BACKUP_KEY is set but the repository at {} is not encrypted: unset \
+                         the key, or set backup.repository to a new directory for encrypted \
+                         backups",
                         root.display()
                     )));
                 }
@@ -164,7 +167,8 @@ impl Repo {
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(BackupError::Usage(format!(
-                    "no backup repository at {}: run `acp backup create` first, or set backup.repository",
+                    "no backup repository at {}: run `acp backup create` first, or set \
+                     backup.repository",
                     root.display()
                 )));
             }
@@ -427,7 +431,8 @@ impl Repo {
         let actual = blake3::hash(&bytes).to_hex().to_string();
         if !is_hash(hash) || actual != hash {
             return damaged(format!(
-                "its content hash is {actual}, its name says {hash}: the file was changed or damaged"
+                "its content hash is {actual}, its name says {hash}: the file was changed or \
+                 damaged"
             ));
         }
         let bytes = match (sealed, &self.cipher) {
@@ -641,7 +646,8 @@ fn check_encrypted_marker(
 ) -> Result<(), BackupError> {
     let Some(c) = cipher else {
         return Err(BackupError::Usage(format!(
-            "the repository at {} is encrypted: set ACP_BACKUP_KEY (in .env or the environment) to the AGE-SECRET-KEY-1... it was made with",
+            "the repository at {} is encrypted: set ACP_BACKUP_KEY (in .env or the environment) \
+             to the AGE-SECRET-KEY-1... it was made with",
             root.display()
         )));
     };
@@ -654,7 +660,8 @@ fn check_encrypted_marker(
         && text.len() == encrypted_marker(&c.recipient()).len();
     if well_formed {
         Err(BackupError::Usage(format!(
-            "ACP_BACKUP_KEY is not the key of the repository at {} ({}): set the key it was made with",
+            "ACP_BACKUP_KEY is not the key of the repository at {} ({}): set the key it was made \
+             with",
             root.display(),
             text.trim()
         )))

@@ -90,7 +90,8 @@ pub fn write_state(
             |n| format!("{}-restored", n.to_string_lossy()),
         );
         return Err(BackupError::Usage(format!(
-            "{} is not empty, and a restore never mixes with what is there: restore into a new or empty directory (for example --to {})",
+            "{} is not empty, and a restore never mixes with what is there: restore into a new \
+             or empty directory (for example --to {})",
             dest.display(),
             dest.with_file_name(name).display()
         )));

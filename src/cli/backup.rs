@@ -1,3 +1,6 @@
+// Over 400 lines: one printer per backup subcommand, each short; splitting them would scatter one
+// command's output.
+
 //! `acp backup ...`: each subcommand calls the core's backups and prints.
 
 use std::path::{Path, PathBuf};
@@ -34,7 +37,8 @@ pub fn parse_at(s: &str) -> Result<jiff::Timestamp, String> {
         .map(|z| z.timestamp())
         .ok_or_else(|| {
             format!(
-                "{s:?} is not a time: use RFC 3339 (2026-11-25T14:00:00Z) or local \"2026-11-25 14:00\""
+                "{s:?} is not a time: use RFC 3339 (2026-11-25T14:00:00Z) or local \"2026-11-25 \
+                 14:00\""
             )
         })
 }
@@ -143,7 +147,10 @@ pub async fn run(
             } else {
                 outln!("ACP_BACKUP_KEY={secret}");
                 eprintln!(
-                    "public key: {public}\nPut the line above in .env in the root. New backup repositories are then encrypted.\nKeep a copy of it somewhere else (a password manager): .env is never backed up, and without the key encrypted backups cannot be restored."
+                    "public key: {public}\nPut the line above in .env in the root. New backup \
+                     repositories are then encrypted.\nKeep a copy of it somewhere else (a \
+                     password manager): .env is never backed up, and without the key encrypted \
+                     backups cannot be restored."
                 );
                 if let Some(advice) = advice {
                     eprintln!("warning: {advice}");
@@ -173,7 +180,8 @@ async fn create_cmd(
             outln!("note: {note}");
         }
         outln!(
-            "{} backup {} taken in {:.1} s: {} files ({}), {} changed ({}), {} deleted, {} new objects (+{} stored) in {}",
+            "{} backup {} taken in {:.1} s: {} files ({}), {} changed ({}), {} deleted, {} new \
+             objects (+{} stored) in {}",
             m.kind,
             m.id,
             std::time::Duration::from_millis(m.stats.duration_ms).as_secs_f64(),
@@ -297,7 +305,8 @@ async fn drill_cmd(backups: &Backups, by: &str, bar: Reporter, json_out: bool) -
         print_json(&json!({"ok": ok, "drill": drill}))?;
     } else {
         outln!(
-            "drill: restored {} backup {} ({} files, {}) into a temporary directory and verified it",
+            "drill: restored {} backup {} ({} files, {}) into a temporary directory and verified \
+             it",
             drill.kind,
             drill.backup,
             drill.files,

@@ -126,7 +126,8 @@ fn dotenv_error(path: &std::path::Path, e: &dotenvy::Error) -> UsageError {
                 format!(" ({key})")
             };
             UsageError(format!(
-                "{file}: {number}{key} is not KEY=VALUE (the value is not shown: it may be a secret): quote a value that has spaces or # (KEY=\"...\"), or remove the line"
+                "{file}: {number}{key} is not KEY=VALUE (the value is not shown: it may be a \
+                 secret): quote a value that has spaces or # (KEY=\"...\"), or remove the line"
             ))
         }
         dotenvy::Error::Io(io) => UsageError(format!("cannot read {file}: {io}")),

@@ -102,7 +102,8 @@ async fn finish(
         }
         if pending && !wait {
             eprintln!(
-                "not delivered yet: it stays queued and `acp run` delivers it (check with `acp inbox read {id}`)"
+                "not delivered yet: it stays queued and `acp run` delivers it (check with `acp \
+                 inbox read {id}`)"
             );
         }
     }

@@ -81,7 +81,8 @@ pub async fn status(app: &App, json_out: bool) -> Result<ExitCode> {
         String::from("service: running (acp run)\n\n")
     } else {
         String::from(
-            "service: not running (each `acp send` delivers its own message; start `acp run` for retries)\n\n",
+            "service: not running (each `acp send` delivers its own message; start `acp run` for \
+             retries)\n\n",
         )
     };
     out.push_str("queue         normal  urgent  critical\n");
@@ -275,7 +276,8 @@ pub async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Result<Exit
                 print_json(&json!({ "message": message, "deliveries": deliveries }))?;
             } else {
                 outln!(
-                    "id:       {}\nfrom:     {}\nto:       {}\nkind:     {}\npriority: {}\ncreated:  {}",
+                    "id:       {}\nfrom:     {}\nto:       {}\nkind:     {}\npriority: \
+                     {}\ncreated:  {}",
                     message.id,
                     message.from,
                     message.to,

@@ -163,7 +163,8 @@ pub(super) fn apply_backup(
     if out.keep_last + out.keep_daily + out.keep_weekly == 0 {
         return Err(src.invalid(
             "backup.keep_last",
-            "keep_last, keep_daily and keep_weekly are all 0: prune would delete every backup; keep at least one",
+            "keep_last, keep_daily and keep_weekly are all 0: prune would delete every backup; \
+             keep at least one",
         ));
     }
     if let Some(v) = raw.rpo_minutes {

@@ -37,7 +37,8 @@ pub type Env = BTreeMap<String, String>;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error(
-        "no acp root at {root}: {file} is missing. Run `acp init --root {root}` to create one, or pass --root / set ACP_ROOT to an existing root"
+        "no acp root at {root}: {file} is missing. Run `acp init --root {root}` to create one, \
+         or pass --root / set ACP_ROOT to an existing root"
     )]
     Missing { root: String, file: String },
     #[error("cannot read {file}: {source}")]
@@ -470,7 +471,8 @@ impl Config {
                 return Err(src.invalid(
                     &format!("agents[{i}].id"),
                     format!(
-                        "{} differs from another agent's id only in case: give each agent an id of its own",
+                        "{} differs from another agent's id only in case: give each agent an id \
+                         of its own",
                         agent.id
                     ),
                 ));
@@ -482,7 +484,8 @@ impl Config {
                 return Err(src.invalid(
                     &format!("agents[{i}].workspace"),
                     format!(
-                        "{} is {}'s workspace or inside or around it: each agent needs a workspace of its own, or they read each other's messages",
+                        "{} is {}'s workspace or inside or around it: each agent needs a \
+                         workspace of its own, or they read each other's messages",
                         agent.workspace.display(),
                         other.id
                     ),
@@ -520,7 +523,9 @@ impl Config {
             return Err(src.invalid(
                 &key("workspace"),
                 format!(
-                    "{} is outside the root {}: acp creates directories there and writes messages into it. Move it under the root, or add allow_outside_root = true to this agent's table if you mean it",
+                    "{} is outside the root {}: acp creates directories there and writes \
+                     messages into it. Move it under the root, or add allow_outside_root = true \
+                     to this agent's table if you mean it",
                     workspace.display(),
                     root.display()
                 ),
@@ -644,7 +649,8 @@ mod tests {
     #[test]
     fn agents_get_workspaces_under_the_root() {
         let c = load(
-            "captain = \"Agent-2\"\n[[agents]]\nid = \"Agent-1\"\n[[agents]]\nid = \"Agent-2\"\nname = \"DB\"\nworkspace = \"/abs/ws\"\nallow_outside_root = true\n",
+            "captain = \"Agent-2\"\n[[agents]]\nid = \"Agent-1\"\n[[agents]]\nid = \
+             \"Agent-2\"\nname = \"DB\"\nworkspace = \"/abs/ws\"\nallow_outside_root = true\n",
         )
         .unwrap();
         let a = c.agents.all();
@@ -671,11 +677,13 @@ mod tests {
                 "the root itself",
             ),
             (
-                "[[agents]]\nid = \"Agent-1\"\nworkspace = \"ws\"\n[[agents]]\nid = \"Agent-2\"\nworkspace = \"ws/\"\n",
+                "[[agents]]\nid = \"Agent-1\"\nworkspace = \"ws\"\n[[agents]]\nid = \
+                 \"Agent-2\"\nworkspace = \"ws/\"\n",
                 "workspace of its own",
             ),
             (
-                "[[agents]]\nid = \"Agent-1\"\nworkspace = \"ws\"\n[[agents]]\nid = \"Agent-2\"\nworkspace = \"ws/sub\"\n",
+                "[[agents]]\nid = \"Agent-1\"\nworkspace = \"ws\"\n[[agents]]\nid = \
+                 \"Agent-2\"\nworkspace = \"ws/sub\"\n",
                 "workspace of its own",
             ),
             (
@@ -687,7 +695,8 @@ mod tests {
             assert!(err.contains(says), "{tables}: {err}");
         }
         let outside = agents(
-            "[[agents]]\nid = \"Agent-1\"\nworkspace = \"/srv/agent-1\"\nallow_outside_root = true\n",
+            "[[agents]]\nid = \"Agent-1\"\nworkspace = \"/srv/agent-1\"\nallow_outside_root = \
+             true\n",
         )
         .unwrap();
         assert_eq!(outside[0].workspace, PathBuf::from("/srv/agent-1"));

@@ -59,7 +59,8 @@ pub(super) fn check(
                 out.warning(
                     None,
                     format!(
-                        "more clashing pairs not listed (the first {MAX_REPORTED} are above): spread the points out, or check that this is the right file"
+                        "more clashing pairs not listed (the first {MAX_REPORTED} are above): \
+                         spread the points out, or check that this is the right file"
                     ),
                 );
                 return;
@@ -70,7 +71,8 @@ pub(super) fn check(
                 "nearly the same point"
             };
             let message = format!(
-                "{what_a} {pa} and {b}'s {what_b} {pb} are {how} (within {near_radius_px} px): one of them would type into the other's window"
+                "{what_a} {pa} and {b}'s {what_b} {pb} are {how} (within {near_radius_px} px): \
+                 one of them would type into the other's window"
             );
             if registry.get(a).is_ok() && registry.get(b).is_ok() {
                 out.error(Some(a), message);

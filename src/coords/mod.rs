@@ -142,7 +142,9 @@ impl Coordinates {
             return Err(CoordsError::Parse {
                 file,
                 reason: format!(
-                    "is {size} bytes, over the limit of {MAX_FILE_BYTES}: it holds one entry per agent, so this is not the right file (or it was damaged); restore it from a backup or run `acp coords capture`"
+                    "is {size} bytes, over the limit of {MAX_FILE_BYTES}: it holds one entry per \
+                     agent, so this is not the right file (or it was damaged); restore it from a \
+                     backup or run `acp coords capture`"
                 ),
             });
         }
@@ -169,7 +171,8 @@ impl Coordinates {
                     serde_json::from_value(value).map_err(|e| format!("key `monitors`: {e}"))?;
                 if out.monitors.len() > MAX_MONITORS {
                     return Err(format!(
-                        "key `monitors` lists {} monitors, more than the {MAX_MONITORS} any desktop has",
+                        "key `monitors` lists {} monitors, more than the {MAX_MONITORS} any \
+                         desktop has",
                         out.monitors.len()
                     ));
                 }
@@ -365,7 +368,8 @@ impl Coordinates {
                 continue;
             }
             let message = format!(
-                "has no coordinates: keyboard-and-mouse delivery cannot reach it (add it, or run `acp coords capture {} --save`)",
+                "has no coordinates: keyboard-and-mouse delivery cannot reach it (add it, or run \
+                 `acp coords capture {} --save`)",
                 agent.id
             );
             if agent.delivery.contains(&MethodName::Gui) {
@@ -424,7 +428,8 @@ impl Findings {
                 },
                 agent: None,
                 message: format!(
-                    "{} more error(s) and {} more warning(s) not listed: fix the ones above first, or check that this is the right file",
+                    "{} more error(s) and {} more warning(s) not listed: fix the ones above \
+                     first, or check that this is the right file",
                     self.more_errors, self.more_warnings
                 ),
             });

@@ -61,7 +61,9 @@ pub fn render(message: &UnifiedMessage) -> String {
         message.tags.join(", ")
     };
     format!(
-        "---\nid: {id}\nfrom: {from}\nto: {to}\nkind: {kind}\npriority: {priority}\ncreated_at: {created}\nreply_to: {reply_to}\ntags: {tags}\n---\n\n{body}\n\n---\nWhen you have acted on this message, run: acp inbox ack {id}\n",
+        "---\nid: {id}\nfrom: {from}\nto: {to}\nkind: {kind}\npriority: {priority}\ncreated_at: \
+         {created}\nreply_to: {reply_to}\ntags: {tags}\n---\n\n{body}\n\n---\nWhen you have \
+         acted on this message, run: acp inbox ack {id}\n",
         id = message.id,
         from = message.from,
         to = message.to,
@@ -178,7 +180,8 @@ pub fn write_once(dir: &Path, name: &str, contents: &[u8]) -> io::Result<Written
         });
     }
     Err(io::Error::other(format!(
-        "{MAX_NAMES} files with other content already use this message's name ({name}): move them out of the inbox"
+        "{MAX_NAMES} files with other content already use this message's name ({name}): move \
+         them out of the inbox"
     )))
 }
 
@@ -236,17 +239,24 @@ pub fn write_message(agent: &Agent, message: &UnifiedMessage) -> Result<Written,
     {
         let to = fs::read_link(&dir).map_or_else(|_| "?".into(), |t| t.display().to_string());
         return Err(DeliveryError::permanent(format!(
-            "inbox {} is a symbolic link (to {to}): acp does not write through links, since a backup would hold only the link and the message could land outside the workspace; make it a real directory",
+            "inbox {} is a symbolic link (to {to}): acp does not write through links, since a \
+             backup would hold only the link and the message could land outside the workspace; \
+             make it a real directory",
             dir.display()
         )));
     }
-    let written = write_once(&dir, &file_name(message), render_for(message, agent).as_bytes())
-        .map_err(|e| {
-            DeliveryError::transient(format!(
-                "cannot write to inbox {}: {e} (check that the directory exists, is writable and the disk has room)",
-                dir.display()
-            ))
-        })?;
+    let written = write_once(
+        &dir,
+        &file_name(message),
+        render_for(message, agent).as_bytes(),
+    )
+    .map_err(|e| {
+        DeliveryError::transient(format!(
+            "cannot write to inbox {}: {e} (check that the directory exists, is writable and \
+                 the disk has room)",
+            dir.display()
+        ))
+    })?;
     if let Written::Beside { path, kept } = &written {
         tracing::warn!(kept = %kept.display(), written = %path.display(), "a different file had this message's inbox name; it was kept");
     }

@@ -122,7 +122,8 @@ async fn require(ctx: Context<'_>, needed: Level) -> Result<bool, Error> {
         }
     }
     let text = format!(
-        "🚫 `/{name}` needs the **{}** level; you have **{}**. A server admin can grant it by adding one of your roles to `{}` in config/acp.toml.",
+        "🚫 `/{name}` needs the **{}** level; you have **{}**. A server admin can grant it by \
+         adding one of your roles to `{}` in config/acp.toml.",
         needed.name(),
         level.name(),
         needed.config_key()

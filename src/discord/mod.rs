@@ -26,7 +26,8 @@ pub enum DiscordError {
     #[error("no DISCORD_TOKEN configured: put it in .env in the acp root (see .env.example)")]
     NoToken,
     #[error(
-        "Discord refused DISCORD_TOKEN (authentication failed): reset the token on the Bot page of the Discord developer portal and put the new one in .env"
+        "Discord refused DISCORD_TOKEN (authentication failed): reset the token on the Bot page \
+         of the Discord developer portal and put the new one in .env"
     )]
     BadToken,
     #[error("the Discord client failed: {0}")]

@@ -196,7 +196,8 @@ pub fn backup_restored(report: &RestoreReport) -> CreateEmbed {
     CreateEmbed::new()
         .title("✅ Backup restored and verified")
         .description(format!(
-            "Restored into `{}`. To put it live, stop `acp run` and run `acp backup restore {} --in-place` on the machine.",
+            "Restored into `{}`. To put it live, stop `acp run` and run `acp backup restore {} \
+             --in-place` on the machine.",
             report.target, report.id
         ))
         .field("ID", format!("`{}`", report.id), false)

@@ -17,7 +17,8 @@ pub const MAX_AGENT_ID_LEN: usize = 32;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AgentError {
     #[error(
-        "{0:?} is not a valid agent id: use a letter followed by up to 31 letters, digits, '-' or '_' (for example Agent-3)"
+        "{0:?} is not a valid agent id: use a letter followed by up to 31 letters, digits, '-' \
+         or '_' (for example Agent-3)"
     )]
     InvalidId(String),
     #[error("unknown agent {id}: known agents are {known} (see `acp agents`)")]

@@ -45,7 +45,8 @@ pub struct KeyCombo {
 /// A key combination that could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "{0:?} is not a key combination: write modifiers and one key joined by '+', such as enter, ctrl+enter, shift+enter, ctrl+shift+v, delete or f5"
+    "{0:?} is not a key combination: write modifiers and one key joined by '+', such as enter, \
+     ctrl+enter, shift+enter, ctrl+shift+v, delete or f5"
 )]
 pub struct BadKey(pub String);
 

@@ -28,15 +28,18 @@ pub enum MessageError {
     #[error("the message body is empty: write something to send")]
     EmptyBody,
     #[error(
-        "the message body is {len} bytes, over the limit of {max} bytes: shorten it, send it as several messages, or raise limits.max_body_bytes in config/acp.toml"
+        "the message body is {len} bytes, over the limit of {max} bytes: shorten it, send it as \
+         several messages, or raise limits.max_body_bytes in config/acp.toml"
     )]
     BodyTooLarge { len: usize, max: usize },
     #[error(
-        "the message body contains the control character U+{code:04X} at byte {at}: only newline and tab are allowed (is this a binary file?)"
+        "the message body contains the control character U+{code:04X} at byte {at}: only newline \
+         and tab are allowed (is this a binary file?)"
     )]
     ControlCharacter { code: u32, at: usize },
     #[error(
-        "sender {0:?} is not valid: use 1 to 64 printable characters (for example Agent-1 or a person's name)"
+        "sender {0:?} is not valid: use 1 to 64 printable characters (for example Agent-1 or a \
+         person's name)"
     )]
     BadSender(String),
     #[error("tag {0:?} is not valid: use 1 to 32 letters, digits, '-', '_' or '.'")]

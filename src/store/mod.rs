@@ -28,7 +28,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
-        "the store {path} is gone but its write-ahead log is still there: it was deleted while in use. Stop acp run, then restore it with `acp backup restore latest --in-place` (starting an empty store would lose the log)"
+        "the store {path} is gone but its write-ahead log is still there: it was deleted while \
+         in use. Stop acp run, then restore it with `acp backup restore latest --in-place` \
+         (starting an empty store would lose the log)"
     )]
     Orphaned { path: String },
     #[error("cannot open the store at {path}: {source}")]
@@ -44,7 +46,8 @@ pub enum StoreError {
         source: std::io::Error,
     },
     #[error(
-        "the store at {path} has schema version {found}, newer than this acp understands ({known}): upgrade acp, or restore a backup made by this version"
+        "the store at {path} has schema version {found}, newer than this acp understands \
+         ({known}): upgrade acp, or restore a backup made by this version"
     )]
     TooNew {
         path: String,

@@ -157,7 +157,11 @@ impl Store {
                  LIMIT ?2"
             );
             let mut stmt = tx.prepare_cached(&sql)?;
-            let mut rows = stmt.query(params![now, i64::try_from(limit).unwrap_or(i64::MAX), only_json])?;
+            let mut rows = stmt.query(params![
+                now,
+                i64::try_from(limit).unwrap_or(i64::MAX),
+                only_json
+            ])?;
             let mut claimed = Vec::new();
             while let Some(row) = rows.next()? {
                 let agent: String = row.get(2)?;
@@ -165,14 +169,19 @@ impl Store {
                 claimed.push(Claimed {
                     delivery_id: row.get(0)?,
                     attempts: row.get(1)?,
-                    agent: agent.parse().map_err(|_| StoreError::Corrupt(format!("agent {agent:?}")))?,
-                    via: via.parse().map_err(|_| StoreError::Corrupt(format!("via {via:?}")))?,
+                    agent: agent
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt(format!("agent {agent:?}")))?,
+                    via: via
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt(format!("via {via:?}")))?,
                     message: message_from_row(row, 4)?,
                 });
             }
             drop(rows);
             let mut mark = tx.prepare_cached(
-                "UPDATE deliveries SET state = 'delivering', claimed_by = ?2, updated_at = ?3 WHERE id = ?1",
+                "UPDATE deliveries SET state = 'delivering', claimed_by = ?2, updated_at = ?3 \
+                 WHERE id = ?1",
             )?;
             for c in &claimed {
                 mark.execute(params![c.delivery_id, owner, now])?;
@@ -189,7 +198,8 @@ impl Store {
     pub fn release(&self, owner: &str, delivery_ids: &[i64]) -> Result<(), StoreError> {
         self.write(|tx| {
             let mut stmt = tx.prepare_cached(
-                "UPDATE deliveries SET state = 'queued', claimed_by = NULL WHERE id = ?1 AND state = 'delivering' AND claimed_by = ?2",
+                "UPDATE deliveries SET state = 'queued', claimed_by = NULL WHERE id = ?1 AND \
+                 state = 'delivering' AND claimed_by = ?2",
             )?;
             for id in delivery_ids {
                 stmt.execute(params![id, owner])?;
@@ -249,9 +259,12 @@ impl Store {
     pub fn claim_owners(&self, me: &str) -> Result<Vec<String>, StoreError> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(
-                "SELECT DISTINCT claimed_by FROM deliveries WHERE state = 'delivering' AND claimed_by IS NOT NULL AND claimed_by != ?1",
+                "SELECT DISTINCT claimed_by FROM deliveries WHERE state = 'delivering' AND \
+                 claimed_by IS NOT NULL AND claimed_by != ?1",
             )?;
-            let owners = stmt.query_map([me], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            let owners = stmt
+                .query_map([me], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
             Ok(owners)
         })
     }
@@ -264,7 +277,8 @@ impl Store {
     pub fn requeue_owner(&self, owner: &str) -> Result<usize, StoreError> {
         self.write(|tx| {
             Ok(tx.execute(
-                "UPDATE deliveries SET state = 'queued', claimed_by = NULL WHERE state = 'delivering' AND claimed_by = ?1",
+                "UPDATE deliveries SET state = 'queued', claimed_by = NULL WHERE state = \
+                 'delivering' AND claimed_by = ?1",
                 [owner],
             )?)
         })

@@ -158,7 +158,8 @@ impl Store {
     pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(
-                "SELECT id, at, actor, action, target, outcome, detail FROM audit_log ORDER BY id DESC LIMIT ?1",
+                "SELECT id, at, actor, action, target, outcome, detail FROM audit_log ORDER BY \
+                 id DESC LIMIT ?1",
             )?;
             let rows = stmt
                 .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
@@ -188,7 +189,8 @@ fn audit(
     detail: Option<&str>,
 ) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO audit_log (at, actor, action, target, outcome, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO audit_log (at, actor, action, target, outcome, detail) VALUES (?1, ?2, ?3, \
+         ?4, ?5, ?6)",
         params![at, actor, action, target, outcome.as_str(), detail],
     )?;
     Ok(())

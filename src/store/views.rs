@@ -202,7 +202,8 @@ impl Store {
                 })?
                 .collect::<Result<_, _>>()?;
             let mut attempts = tx.prepare_cached(
-                "SELECT attempt, method, outcome, error, finished_at FROM attempts WHERE delivery_id = ?1 ORDER BY id",
+                "SELECT attempt, method, outcome, error, finished_at FROM attempts WHERE \
+                 delivery_id = ?1 ORDER BY id",
             )?;
             for (delivery_id, view) in &mut out {
                 view.tried = attempts

@@ -1,3 +1,5 @@
+// Over 400 lines: each test is one backup story from set-up to the user's checks.
+
 //! Backups on real files: round trips through every kind and point in
 //! time, SIGKILL mid-backup, flipped bytes, crafted archives, backups under
 //! load, in-place restores, retention and the doctor.

@@ -1,3 +1,5 @@
+// Over 400 lines: each test is one command-line story.
+
 //! The `acp` binary as a user runs it.
 
 use std::fs;

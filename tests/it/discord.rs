@@ -1,3 +1,5 @@
+// Over 400 lines: each test drives the real bot through one conversation.
+
 //! The real serenity + poise bot, started by `acp run`, driven through the
 //! loopback stand-in Discord.
 

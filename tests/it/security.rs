@@ -1,3 +1,5 @@
+// Over 400 lines: one test per finding of the security review, each a short story.
+
 //! What a security review of the CLI found, each reproduced with the
 //! command a user or an attacker would run: secrets, planted and linked
 //! inboxes, workspaces, acks, file modes, the audit trail, hostile input.

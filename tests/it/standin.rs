@@ -1,3 +1,5 @@
+// Over 400 lines: the Discord stand-in: REST, the gateway and the OpenAPI checks together.
+
 //! A stand-in Discord on 127.0.0.1 for the bot tests: the REST API under
 //! `/api/v10` and the gateway websocket. Every request the bot makes is
 //! recorded and checked against Discord's published OpenAPI description

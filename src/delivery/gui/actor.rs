@@ -376,7 +376,8 @@ pub(super) fn guard(
         .map_err(|e| DeliveryError::transient(format!("cannot read the window at {p}: {e}")))?
         .ok_or_else(|| {
             DeliveryError::permanent(format!(
-                "no application window at {p} (bare desktop or off screen): is {}'s window open? check with `acp coords test {}`",
+                "no application window at {p} (bare desktop or off screen): is {}'s window open? \
+                 check with `acp coords test {}`",
                 agent.id, agent.id
             ))
         })?;
@@ -384,7 +385,8 @@ pub(super) fn guard(
         && !pattern.is_match(&window.title)
     {
         return Err(DeliveryError::permanent(format!(
-            "the window at {p} is {:?}, whose title does not match {}'s window_title {:?}: refusing to type into it",
+            "the window at {p} is {:?}, whose title does not match {}'s window_title {:?}: \
+             refusing to type into it",
             window.title,
             agent.id,
             pattern.to_string()
@@ -394,7 +396,8 @@ pub(super) fn guard(
         && !pattern.is_match(&window.class)
     {
         return Err(DeliveryError::permanent(format!(
-            "the window at {p} has class {:?}, which does not match {}'s window_class {:?}: refusing to type into it",
+            "the window at {p} has class {:?}, which does not match {}'s window_class {:?}: \
+             refusing to type into it",
             window.class,
             agent.id,
             pattern.to_string()
@@ -413,7 +416,8 @@ fn check_focus(display: &Display, window: &WindowInfo, when: &str) -> Result<(),
         Ok(())
     } else {
         Err(DeliveryError::transient(format!(
-            "the keyboard focus is not on {:?} {when} (another window took it): stopped, nothing submitted",
+            "the keyboard focus is not on {:?} {when} (another window took it): stopped, nothing \
+             submitted",
             window.title
         )))
     }

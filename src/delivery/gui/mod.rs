@@ -98,7 +98,8 @@ impl DeliveryMethod for GuiMethod {
         })?;
         let points = coords.agents.get(&agent.id).ok_or_else(|| {
             DeliveryError::permanent(format!(
-                "no coordinates for {} in config/coordinates.json: add them with `acp coords capture {} --save`",
+                "no coordinates for {} in config/coordinates.json: add them with `acp coords \
+                 capture {} --save`",
                 agent.id, agent.id
             ))
         })?;
