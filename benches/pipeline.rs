@@ -32,13 +32,15 @@ fn root(agents: u32) -> (tempfile::TempDir, Config) {
 
 fn request(i: usize, agents: usize) -> SendRequest {
     SendRequest {
-        from: "bench".into(),
-        to: Recipient::Agent(format!("Agent-{}", i % agents + 1).parse().unwrap()),
-        kind: Kind::Human,
-        priority: Priority::Normal,
-        body: format!("benchmark message {i}: implement the next step and report back"),
-        tags: vec![],
-        reply_to: None,
+        draft: acp::model::Draft {
+            from: "bench".into(),
+            to: Recipient::Agent(format!("Agent-{}", i % agents + 1).parse().unwrap()),
+            kind: Kind::Human,
+            priority: Priority::Normal,
+            body: format!("benchmark message {i}: implement the next step and report back"),
+            tags: vec![],
+            reply_to: None,
+        },
         via: Via::Auto,
     }
 }

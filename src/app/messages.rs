@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{App, AppError, CommitJob, SendRequest, blocking};
 use crate::events::Event;
-use crate::model::{AgentId, AuditOutcome, Draft, MessageId, Recipient, UnifiedMessage};
+use crate::model::{AgentId, AuditOutcome, MessageId, Recipient, UnifiedMessage};
 use crate::store::{AckResult, DeliveryView, InboxEntry, Status, StoreError, Submission, now_ms};
 
 impl App {
@@ -18,23 +18,14 @@ impl App {
     /// # Errors
     /// [`AppError`]: bad input (nothing stored) or a store failure.
     pub async fn send(&self, req: SendRequest) -> Result<UnifiedMessage, AppError> {
-        let agents: Vec<AgentId> = match &req.to {
+        let agents: Vec<AgentId> = match &req.draft.to {
             Recipient::Agent(id) => vec![self.registry.get(id)?.id.clone()],
             Recipient::Broadcast => self.registry.all().iter().map(|a| a.id.clone()).collect(),
         };
         if agents.is_empty() {
             return Err(AppError::NoAgents);
         }
-        let message = Draft {
-            from: req.from,
-            to: req.to,
-            kind: req.kind,
-            priority: req.priority,
-            body: req.body,
-            tags: req.tags,
-            reply_to: req.reply_to,
-        }
-        .build(self.config.limits.max_body_bytes)?;
+        let message = req.draft.build(self.config.limits.max_body_bytes)?;
         if let Some(parent) = message.reply_to {
             let store = Arc::clone(&self.store);
             if blocking(move || store.message(parent)).await?.is_none() {

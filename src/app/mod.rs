@@ -31,7 +31,7 @@ use tokio::sync::{Notify, oneshot};
 
 use crate::delivery::{Dispatcher, Methods};
 use crate::events::EventBus;
-use crate::model::{Kind, MessageId, Priority, Recipient, Registry, Via};
+use crate::model::{Registry, Via};
 use crate::store::{Store, StoreError, Submission};
 
 pub use backups::{Backups, Listing, Pick, Reporter, scope as backup_scope};
@@ -58,16 +58,11 @@ pub const MAX_ROLE_CHARS: usize = 200;
 /// Most messages stored in one group commit.
 const GROUP_COMMIT_MAX: usize = 1024;
 
-/// A request to send a message; the front door fills it in.
+/// A request to send a message: the message as the front door drafted it,
+/// and which methods it may use.
 #[derive(Debug, Clone)]
 pub struct SendRequest {
-    pub from: String,
-    pub to: Recipient,
-    pub kind: Kind,
-    pub priority: Priority,
-    pub body: String,
-    pub tags: Vec<String>,
-    pub reply_to: Option<MessageId>,
+    pub draft: crate::model::Draft,
     pub via: Via,
 }
 

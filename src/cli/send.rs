@@ -36,13 +36,15 @@ pub async fn send(
             (_, Err(_)) => Kind::Human,
         });
     let request = SendRequest {
-        from,
-        to: recipient,
-        kind,
-        priority: opts.priority,
-        body: read_body(&opts.message)?,
-        tags: opts.tags.clone(),
-        reply_to: opts.reply_to,
+        draft: acp::model::Draft {
+            from,
+            to: recipient,
+            kind,
+            priority: opts.priority,
+            body: read_body(&opts.message)?,
+            tags: opts.tags.clone(),
+            reply_to: opts.reply_to,
+        },
         via: opts.via,
     };
     let message = app.send(request).await?;

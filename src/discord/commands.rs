@@ -219,13 +219,15 @@ async fn send_and_receipt(
 ) -> Result<(), Error> {
     let app = ctx.data().app.clone();
     let request = SendRequest {
-        from: actor(ctx),
-        to,
-        kind,
-        priority,
-        body: text,
-        tags: vec![],
-        reply_to: None,
+        draft: crate::model::Draft {
+            from: actor(ctx),
+            to,
+            kind,
+            priority,
+            body: text,
+            tags: vec![],
+            reply_to: None,
+        },
         via: Via::Auto,
     };
     let message = quick(ctx, app.send(request)).await?;

@@ -185,15 +185,17 @@ fn sigkill_while_draining_a_backlog_resumes_every_delivery_exactly_once() {
             let app = std::sync::Arc::clone(&app);
             tasks.spawn(async move {
                 let request = acp::app::SendRequest {
-                    from: "tester".into(),
-                    to: acp::model::Recipient::Agent(
-                        format!("Agent-{}", i % 4 + 1).parse().unwrap(),
-                    ),
-                    kind: acp::model::Kind::Human,
-                    priority: acp::model::Priority::Normal,
-                    body: format!("backlog {i}"),
-                    tags: vec![],
-                    reply_to: None,
+                    draft: acp::model::Draft {
+                        from: "tester".into(),
+                        to: acp::model::Recipient::Agent(
+                            format!("Agent-{}", i % 4 + 1).parse().unwrap(),
+                        ),
+                        kind: acp::model::Kind::Human,
+                        priority: acp::model::Priority::Normal,
+                        body: format!("backlog {i}"),
+                        tags: vec![],
+                        reply_to: None,
+                    },
                     via: acp::model::Via::Auto,
                 };
                 app.send(request).await.unwrap();

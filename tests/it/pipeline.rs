@@ -15,13 +15,15 @@ use crate::support::Root;
 
 fn request(to: &str, priority: Priority, body: &str) -> SendRequest {
     SendRequest {
-        from: "tester".into(),
-        to: Recipient::Agent(to.parse().unwrap()),
-        kind: Kind::Human,
-        priority,
-        body: body.into(),
-        tags: vec![],
-        reply_to: None,
+        draft: acp::model::Draft {
+            from: "tester".into(),
+            to: Recipient::Agent(to.parse().unwrap()),
+            kind: Kind::Human,
+            priority,
+            body: body.into(),
+            tags: vec![],
+            reply_to: None,
+        },
         via: Via::Auto,
     }
 }
