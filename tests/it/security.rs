@@ -16,6 +16,12 @@ fn json(out: &std::process::Output) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(out), stderr(out)))
 }
 
+/// The command failed with `code` and its error says `says`.
+fn fails_saying(out: &std::process::Output, code: i32, says: &str) {
+    assert_eq!(out.status.code(), Some(code), "{}", stderr(out));
+    assert!(stderr(out).contains(says), "{}", stderr(out));
+}
+
 /// Sends a message that cannot be delivered yet (a file stands where the
 /// inbox goes), so it stays queued; returns its id and `created_at`.
 fn queued_message(root: &Root, agent: &str, body: &str) -> (String, i64) {
@@ -187,12 +193,7 @@ fn a_workspace_outside_the_root_needs_an_explicit_opt_in() {
     let root = Root::new(2);
     root.agent_config("Agent-2", "workspace = \"agent_workspaces/Agent-1\"");
     let out = root.run(&["status"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("workspace of its own"),
-        "{}",
-        stderr(&out)
-    );
+    fails_saying(&out, 2, "workspace of its own");
 }
 
 /// `acp ARGS` run from `dir` without `--root`, as an agent would in its
@@ -220,12 +221,7 @@ fn an_agent_acknowledges_only_its_own_messages() {
     let workspace = root.path().join("agent_workspaces/Agent-2");
 
     let out = as_agent(&workspace, "Agent-2", &["inbox", "ack", &id]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("an agent acknowledges only its own messages"),
-        "{}",
-        stderr(&out)
-    );
+    fails_saying(&out, 2, "an agent acknowledges only its own messages");
     let read = json(&root.run(&["inbox", "read", &id, "--json"]));
     assert!(read["deliveries"][0]["acked_by"].is_null(), "{read}");
 
@@ -550,12 +546,7 @@ fn a_store_deleted_under_the_service_stops_it_with_what_to_do() {
 
     // The next sender does not start an empty store over the log.
     let out = root.run(&["send", "--to", "Agent-1", "after"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("acp backup restore latest --in-place"),
-        "{}",
-        stderr(&out)
-    );
+    fails_saying(&out, 1, "acp backup restore latest --in-place");
     assert!(!db.exists(), "a new store was created");
 
     // The service notices, stops taking work, and says what to do.
@@ -608,8 +599,7 @@ fn coordinate_checks_stay_bounded_whatever_the_file() {
     huge.push_str(&" ".repeat(2 << 20));
     fs::write(&coords, huge).unwrap();
     let out = root.run(&["coords", "validate"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("over the limit"), "{}", stderr(&out));
+    fails_saying(&out, 2, "over the limit");
 
     // The same agent twice: refused, not silently the last one.
     let twice = original.replacen(
@@ -619,12 +609,7 @@ fn coordinate_checks_stay_bounded_whatever_the_file() {
     );
     fs::write(&coords, twice).unwrap();
     let out = root.run(&["coords", "validate"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("key `Agent-1` appears more than once"),
-        "{}",
-        stderr(&out)
-    );
+    fails_saying(&out, 2, "key `Agent-1` appears more than once");
 }
 
 #[test]
@@ -656,12 +641,7 @@ fn small_wrong_answers_are_right_now() {
     // A prefix too short to name a backup says so.
     let id = first["backup"]["id"].as_str().unwrap();
     let out = root.run(&["backup", "verify", &id[..5]]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("too short to name a backup"),
-        "{}",
-        stderr(&out)
-    );
+    fails_saying(&out, 2, "too short to name a backup");
 
     // A link to an empty directory is a fine target.
     let scratch = tempfile::tempdir().unwrap();
@@ -690,12 +670,7 @@ fn small_wrong_answers_are_right_now() {
         "--to",
         link.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("new or empty directory"),
-        "{}",
-        stderr(&out)
-    );
+    fails_saying(&out, 2, "new or empty directory");
     assert!(!stderr(&out).contains("--in-place"), "{}", stderr(&out));
 
     // An error says its cause once.
@@ -757,8 +732,7 @@ fn small_wrong_answers_are_right_now() {
         .args(["coords", "capture", "Agent-1", "--countdown", "0"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no display"), "{}", stderr(&out));
+    fails_saying(&out, 1, "no display");
 }
 
 #[test]
