@@ -266,11 +266,7 @@ async fn verify_cmd(
             }
         );
     }
-    Ok(if report.ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(super::EXIT_FAILURE)
-    })
+    Ok(super::success_if(report.ok()))
 }
 
 async fn prune_cmd(backups: &Backups, dry_run: bool, by: &str, json_out: bool) -> Result<ExitCode> {
@@ -336,11 +332,7 @@ async fn drill_cmd(backups: &Backups, by: &str, bar: Reporter, json_out: bool) -
             outln!("    {p}");
         }
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(super::EXIT_FAILURE)
-    })
+    Ok(super::success_if(ok))
 }
 
 async fn restore_to_cmd(
@@ -372,11 +364,7 @@ async fn restore_to_cmd(
             outln!("  NOT RESTORED {path}: {why}");
         }
     }
-    Ok(if report.damaged.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(super::EXIT_FAILURE)
-    })
+    Ok(super::success_if(report.damaged.is_empty()))
 }
 
 async fn restore_in_place_cmd(

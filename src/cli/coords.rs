@@ -8,8 +8,6 @@ use serde_json::json;
 
 use acp::app::App;
 
-use super::EXIT_FAILURE;
-
 fn print_json(value: &serde_json::Value) -> Result<()> {
     outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -42,11 +40,7 @@ pub fn validate(app: &App, json_out: bool) -> Result<ExitCode> {
             report.findings.len() - errors
         );
     }
-    Ok(if errors == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_FAILURE)
-    })
+    Ok(super::success_if(errors == 0))
 }
 
 /// Prints the pointer position after a countdown; with `save`, writes it.
@@ -127,9 +121,5 @@ pub fn test(
             Err(why) => outln!("the window guard refuses: {why}"),
         }
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_FAILURE)
-    })
+    Ok(super::success_if(ok))
 }

@@ -297,6 +297,16 @@ async fn shutdown_signal() {
     }
 }
 
+/// Exit 0 when `ok`, else 1 (the command ran; what it found is bad).
+#[must_use]
+pub fn success_if(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    }
+}
+
 /// An error's text for a person: every cause once. A message that already
 /// says its cause (`path: Not a directory`) is not followed by the cause
 /// again.
