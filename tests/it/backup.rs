@@ -614,6 +614,7 @@ fn backups_taken_while_messages_flow_restore_a_consistent_store() {
                 .unwrap()
                 .to_owned(),
         );
+        // Pacing, not a wait: spaces the backups out between messages.
         std::thread::sleep(Duration::from_millis(30));
     }
     sender.join().unwrap();

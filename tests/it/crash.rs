@@ -106,6 +106,7 @@ fn sigkill_of_senders_and_dispatchers_mid_burst_loses_and_duplicates_nothing() {
                 .all(std::thread::ScopedJoinHandle::is_finished)
         {
             let service = root.service();
+            // A random kill point, and a random gap before the restart.
             std::thread::sleep(Duration::from_millis(30 + rng.below(250)));
             service.kill();
             kills += 1;
