@@ -73,12 +73,48 @@ pub(super) fn actor(ctx: Context<'_>) -> String {
     format!("discord:{}:{}", ctx.author().id, ctx.author().name)
 }
 
+/// Whether this is an autocomplete request (someone typing an argument),
+/// not a command.
+fn is_autocomplete(ctx: Context<'_>) -> bool {
+    matches!(ctx, poise::Context::Application(app)
+        if app.interaction_type == poise::CommandInteractionType::Autocomplete)
+}
+
+/// Answers an autocomplete request with no choices: Discord shows nothing
+/// to pick, instead of waiting for an answer that never comes.
+async fn no_choices(ctx: Context<'_>) -> Result<(), Error> {
+    if let poise::Context::Application(app) = ctx {
+        app.interaction
+            .create_response(
+                ctx.serenity_context(),
+                serenity::CreateInteractionResponse::Autocomplete(
+                    serenity::CreateAutocompleteResponse::new(),
+                ),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 /// The run-time permission check behind every command. A refusal is
-/// answered (ephemeral) here, and audited for admin commands.
+/// answered (ephemeral) here, and audited for admin commands. Someone who
+/// may not run a command gets no suggestions while typing it either.
 async fn require(ctx: Context<'_>, needed: Level) -> Result<bool, Error> {
     let data = ctx.data();
     let config = &data.app.config().discord;
     let name = ctx.command().qualified_name.clone();
+    if is_autocomplete(ctx) {
+        let home = config
+            .guild_id
+            .is_none_or(|g| ctx.guild_id().map(serenity::GuildId::get) == Some(g));
+        let channel = config.allowed_channels.is_empty()
+            || config.allowed_channels.contains(&ctx.channel_id().get());
+        if home && channel && Level::of(&member_roles(ctx), config) >= needed {
+            return Ok(true);
+        }
+        no_choices(ctx).await?;
+        return Ok(false);
+    }
     if let Some(home) = config.guild_id
         && ctx.guild_id().map(serenity::GuildId::get) != Some(home)
     {

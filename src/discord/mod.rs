@@ -20,6 +20,32 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 
+/// Commands only admins may run, hidden from other members in Discord's
+/// picker (the run-time check still refuses them).
+const ADMIN_ONLY: &[&str] = &["backup"];
+
+/// Discord's Manage Server permission: members without it do not see the
+/// admin-only commands (a server admin can grant them to other roles under
+/// Server Settings → Integrations).
+const MANAGE_GUILD: u64 = 1 << 5;
+
+/// The body that registers the commands: poise's, with
+/// `default_member_permissions` on the admin-only ones, written as the
+/// integer Discord's OpenAPI description types it (poise's helper writes
+/// a string).
+fn registration(commands: &[poise::Command<Data, Error>]) -> Result<serde_json::Value, Error> {
+    let mut body = serde_json::to_value(poise::builtins::create_application_commands(commands))?;
+    for command in body.as_array_mut().into_iter().flatten() {
+        if command["name"]
+            .as_str()
+            .is_some_and(|name| ADMIN_ONLY.contains(&name))
+        {
+            command["default_member_permissions"] = serde_json::json!(MANAGE_GUILD);
+        }
+    }
+    Ok(body)
+}
+
 /// Why the bot could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscordError {
@@ -80,11 +106,11 @@ pub async fn run(app: Arc<App>, cancel: CancellationToken) -> Result<(), Discord
         .initialize_owners(false)
         .setup(move |ctx, ready, framework| {
             Box::pin(async move {
-                let commands = &framework.options().commands;
+                let body = registration(&framework.options().commands)?;
                 match guild {
-                    Some(g) => poise::builtins::register_in_guild(ctx, commands, serenity::GuildId::new(g)).await?,
-                    None => poise::builtins::register_globally(ctx, commands).await?,
-                }
+                    Some(g) => ctx.http.create_guild_commands(serenity::GuildId::new(g), &body).await?,
+                    None => ctx.http.create_global_commands(&body).await?,
+                };
                 tracing::info!(user = %ready.user.name, guild, "Discord bot ready; slash commands registered");
                 Ok(Data { app })
             })

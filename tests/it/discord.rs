@@ -131,6 +131,21 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
     ] {
         assert!(names.contains(&name), "{name} not registered: {names:?}");
     }
+    // Admin-only commands are hidden from members without Manage Server,
+    // typed as Discord's OpenAPI description types it: an integer.
+    for command in registered.body.as_array().unwrap() {
+        let hidden = &command["default_member_permissions"];
+        if command["name"] == "backup" {
+            assert_eq!(hidden, &json!(32), "{command}");
+        } else {
+            assert!(hidden.is_null(), "{command}");
+        }
+    }
+    assert!(
+        standin.violations().is_empty(),
+        "requests Discord would reject: {:#?}",
+        standin.violations()
+    );
 
     // /status for anyone.
     let reply = command(&standin, 400_000_000_000_000_001, "status", &json!([]), &[]);
@@ -857,4 +872,46 @@ fn a_rejected_token_is_reported_and_messages_still_flow() {
         stdout(&out)
     );
     assert_eq!(root.inbox_files("Agent-1").len(), 1);
+}
+
+#[test]
+fn autocomplete_answers_everyone_and_suggests_only_to_who_may_run_the_command() {
+    let standin = StandIn::start();
+    let root = Root::new(2);
+    root.fast();
+    let _bot = start(&root, &standin);
+    let typing = |id: u64, roles: &[&str]| {
+        let mut payload = interaction(
+            id,
+            "role",
+            &json!([{"name": "set", "type": 1, "options": [
+                {"name": "agent", "type": 3, "value": "Agent", "focused": true}
+            ]}]),
+            roles,
+        );
+        payload["type"] = json!(4);
+        dispatch(&standin, id, payload)
+    };
+    // A member who may not assign roles: an answer, with nothing in it.
+    let member = typing(400_000_000_000_000_070, &[OPERATOR]);
+    assert_eq!(member["type"], 8, "{member}");
+    assert_eq!(member["data"]["choices"], json!([]), "{member}");
+    // An admin: the agents.
+    let admin = typing(400_000_000_000_000_071, &[ADMIN]);
+    assert_eq!(admin["type"], 8, "{admin}");
+    let names: Vec<&str> = admin["data"]["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Agent-1", "Agent-2"], "{admin}");
+    // Typing is not a refused command: nothing is audited.
+    let audit: Value = serde_json::from_slice(&root.run(&["audit", "--json"]).stdout).unwrap();
+    assert!(!audit.to_string().contains("/role set"), "{audit}");
+    assert!(
+        standin.violations().is_empty(),
+        "requests Discord would reject: {:#?}",
+        standin.violations()
+    );
 }
