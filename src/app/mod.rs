@@ -172,6 +172,13 @@ impl App {
         }
     }
 
+    /// Whether an `acp run` delivers for this root (this process or
+    /// another): without one, accepted messages wait in the queue.
+    #[must_use]
+    pub fn delivering(&self) -> bool {
+        ServiceLock::is_held(&self.config.root)
+    }
+
     /// Backups of this root, audited and announced.
     #[must_use]
     pub fn backups(&self) -> &Backups {

@@ -267,7 +267,9 @@ async fn send_and_receipt(
         via: Via::Auto,
     };
     let message = quick(ctx, app.send(request)).await?;
-    let reply = ctx.say(render::accepted(&message)).await?;
+    let reply = ctx
+        .say(render::accepted(&message, app.delivering()))
+        .await?;
     // The interaction token lasts 15 minutes: the reply is edited within
     // the configured window, and a later outcome goes to the channel.
     let window = app.config().discord.receipt_window;

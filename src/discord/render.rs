@@ -10,11 +10,17 @@ use crate::app::{AgentView, Listing};
 use crate::app::{Created, DeliveryView, InboxEntry, RestoreReport, Status, Summary, VerifyReport};
 use crate::model::{DeliveryState, Priority, UnifiedMessage};
 
-/// The first reply to `/message`: stored, with its id.
+/// The first reply to `/message`: stored, with its id, and whether anything
+/// is delivering.
 #[must_use]
-pub fn accepted(message: &UnifiedMessage) -> String {
+pub fn accepted(message: &UnifiedMessage, delivering: bool) -> String {
+    let next = if delivering {
+        "delivering…"
+    } else {
+        "queued: no `acp run` is delivering for this root; it goes out once one starts"
+    };
     format!(
-        "📨 Accepted `{}` for **{}** ({} priority): delivering…",
+        "📨 Accepted `{}` for **{}** ({} priority): {next}",
         message.id, message.to, message.priority
     )
 }

@@ -36,14 +36,24 @@ impl Drop for Bot {
 /// commands are registered.
 fn start(root: &Root, standin: &StandIn) -> Bot {
     let bot = spawn_run(root, standin, "standin-token");
+    registered(standin);
+    bot
+}
+
+/// Waits for the bot to register its commands.
+fn registered(standin: &StandIn) {
     standin.wait_for(0, Duration::from_secs(60), |r| {
         r.method == "PUT" && r.path.ends_with("/commands")
     });
-    bot
 }
 
 /// `acp run` with the bot pointed at the stand-in and `token`.
 fn spawn_run(root: &Root, standin: &StandIn, token: &str) -> Bot {
+    spawn(root, standin, token, "run")
+}
+
+/// `acp COMMAND` (`run` or `bot`) pointed at the stand-in with `token`.
+fn spawn(root: &Root, standin: &StandIn, token: &str, command: &str) -> Bot {
     root.edit_config(
         "api_base = \"\"",
         &format!(
@@ -61,7 +71,7 @@ fn spawn_run(root: &Root, standin: &StandIn, token: &str) -> Bot {
         .acp()
         .env("DISCORD_TOKEN", token)
         .env("ACP_LOG", "info,serenity=warn,poise=warn")
-        .arg("run")
+        .arg(command)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -909,6 +919,49 @@ fn autocomplete_answers_everyone_and_suggests_only_to_who_may_run_the_command() 
     // Typing is not a refused command: nothing is audited.
     let audit: Value = serde_json::from_slice(&root.run(&["audit", "--json"]).stdout).unwrap();
     assert!(!audit.to_string().contains("/role set"), "{audit}");
+    assert!(
+        standin.violations().is_empty(),
+        "requests Discord would reject: {:#?}",
+        standin.violations()
+    );
+}
+
+#[test]
+fn the_bot_alone_says_nothing_is_delivering_and_the_receipt_follows_a_late_service() {
+    let standin = StandIn::start();
+    let root = Root::new(1);
+    root.fast();
+    let _bot = spawn(&root, &standin, "standin-token", "bot");
+    registered(&standin);
+    let from = standin.requests().len();
+    let reply = command(
+        &standin,
+        400_000_000_000_000_080,
+        "message",
+        &json!([{"name": "agent", "type": 3, "value": "Agent-1"}, {"name": "text", "type": 3, "value": "waiting"}]),
+        &[OPERATOR],
+    );
+    let text = reply["data"]["content"].as_str().unwrap();
+    assert!(
+        text.contains("queued: no `acp run` is delivering for this root"),
+        "{text}"
+    );
+    assert!(root.inbox_files("Agent-1").is_empty());
+    // A service started later delivers it, and the receipt still arrives.
+    let _service = root.service();
+    let edit = standin.wait_for(from, Duration::from_secs(30), |r| {
+        r.method == "PATCH"
+            && r.path
+                .ends_with("/token-400000000000000080/messages/@original")
+    });
+    assert!(
+        edit.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("✅ Agent-1: delivered by inbox"),
+        "{}",
+        edit.body
+    );
     assert!(
         standin.violations().is_empty(),
         "requests Discord would reject: {:#?}",
