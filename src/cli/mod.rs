@@ -215,14 +215,17 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bot => {
             let app = open_app(&cli)?;
             let cancel = tokio_util::sync::CancellationToken::new();
-            let stop = cancel.clone();
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                stop.cancel();
-            });
-            acp::discord::run(app, cancel)
-                .await
-                .map_err(|e| UsageError(e.to_string()))?;
+            let bot = acp::discord::run(app, cancel.clone());
+            tokio::pin!(bot);
+            // The signal stops the bot, which then finishes on its own.
+            let result = tokio::select! {
+                result = &mut bot => result,
+                () = shutdown_signal() => {
+                    cancel.cancel();
+                    bot.await
+                }
+            };
+            result.map_err(|e| UsageError(e.to_string()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Backup(BackupArgs { progress, cmd }) => {
