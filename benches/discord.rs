@@ -93,9 +93,5 @@ fn main() {
         mib(idle),
         mib(after)
     );
-    assert!(
-        standin.violations().is_empty(),
-        "{:#?}",
-        standin.violations()
-    );
+    standin.assert_no_violations();
 }

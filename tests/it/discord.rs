@@ -151,11 +151,7 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
             assert!(hidden.is_null(), "{command}");
         }
     }
-    assert!(
-        standin.violations().is_empty(),
-        "requests Discord would reject: {:#?}",
-        standin.violations()
-    );
+    standin.assert_no_violations();
 
     // /status for anyone.
     let reply = command(&standin, 400_000_000_000_000_001, "status", &json!([]), &[]);
@@ -498,11 +494,7 @@ last: delivered by inbox · unacked: 1",
         "op 9 (not resumable) starts a new session"
     );
 
-    assert!(
-        standin.violations().is_empty(),
-        "requests Discord would reject: {:#?}",
-        standin.violations()
-    );
+    standin.assert_no_violations();
     let log = std::fs::read_to_string(root.path().join("service.log")).unwrap();
     assert!(log.contains("slash commands registered"), "{log}");
     assert!(
@@ -605,11 +597,7 @@ fn slow_work_is_deferred_and_a_late_outcome_is_posted_to_the_channel() {
         .unwrap()
         .to_owned();
     assert_eq!(root.inbox_ids("Agent-2").get(&id), Some(&1));
-    assert!(
-        standin.violations().is_empty(),
-        "requests Discord would reject: {:#?}",
-        standin.violations()
-    );
+    standin.assert_no_violations();
 }
 
 /// The follow-up message a deferred command ends with (its last edit).
@@ -760,11 +748,7 @@ fn backup_commands_are_deferred_and_answer_with_result_embeds() {
             ("backup.create", "ok")
         ]
     );
-    assert!(
-        standin.violations().is_empty(),
-        "requests Discord would reject: {:#?}",
-        standin.violations()
-    );
+    standin.assert_no_violations();
 }
 
 #[test]
@@ -849,11 +833,7 @@ fn a_backup_that_outlives_the_edit_window_reports_in_the_channel() {
     let list: Value =
         serde_json::from_slice(&root.run(&["backup", "list", "--json"]).stdout).unwrap();
     assert_eq!(list["backups"].as_array().unwrap().len(), 2);
-    assert!(
-        standin.violations().is_empty(),
-        "requests Discord would reject: {:#?}",
-        standin.violations()
-    );
+    standin.assert_no_violations();
 }
 
 #[test]
@@ -919,11 +899,7 @@ fn autocomplete_answers_everyone_and_suggests_only_to_who_may_run_the_command() 
     // Typing is not a refused command: nothing is audited.
     let audit: Value = serde_json::from_slice(&root.run(&["audit", "--json"]).stdout).unwrap();
     assert!(!audit.to_string().contains("/role set"), "{audit}");
-    assert!(
-        standin.violations().is_empty(),
-        "requests Discord would reject: {:#?}",
-        standin.violations()
-    );
+    standin.assert_no_violations();
 }
 
 #[test]
@@ -962,9 +938,5 @@ fn the_bot_alone_says_nothing_is_delivering_and_the_receipt_follows_a_late_servi
         "{}",
         edit.body
     );
-    assert!(
-        standin.violations().is_empty(),
-        "requests Discord would reject: {:#?}",
-        standin.violations()
-    );
+    standin.assert_no_violations();
 }

@@ -425,6 +425,15 @@ impl StandIn {
         self.shared.lock().unwrap().violations.clone()
     }
 
+    /// Every request so far was one Discord would accept.
+    pub fn assert_no_violations(&self) {
+        let violations = self.violations();
+        assert!(
+            violations.is_empty(),
+            "requests Discord would reject: {violations:#?}"
+        );
+    }
+
     /// (identifies, resumes) seen on the gateway.
     pub fn sessions(&self) -> (usize, usize) {
         let s = self.shared.lock().unwrap();
