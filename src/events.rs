@@ -103,7 +103,7 @@ impl EventBus {
     }
 
     /// Publishes an event; nobody listening is fine.
-    pub fn publish(&self, event: Event) {
+    pub(crate) fn publish(&self, event: Event) {
         let _ = self.tx.send(event);
     }
 

@@ -29,7 +29,7 @@ impl Cipher {
     ///
     /// # Errors
     /// A message saying what a key looks like (never echoing the input).
-    pub fn from_key(key: &str) -> Result<Self, String> {
+    pub(crate) fn from_key(key: &str) -> Result<Self, String> {
         let identity = age::x25519::Identity::from_str(key.trim()).map_err(|_| {
             "ACP_BACKUP_KEY is not an age secret key (AGE-SECRET-KEY-1...): make one with `acp backup keygen`".to_owned()
         })?;
@@ -60,7 +60,7 @@ impl Cipher {
 
     /// The on-disk name of the object holding content with this hash.
     #[must_use]
-    pub fn object_name(&self, hash: &str) -> String {
+    pub(crate) fn object_name(&self, hash: &str) -> String {
         blake3::keyed_hash(&self.names, hash.as_bytes())
             .to_hex()
             .to_string()
@@ -70,7 +70,7 @@ impl Cipher {
     ///
     /// # Errors
     /// I/O errors writing the header.
-    pub fn encrypt<W: Write>(&self, out: W) -> io::Result<age::stream::StreamWriter<W>> {
+    pub(crate) fn encrypt<W: Write>(&self, out: W) -> io::Result<age::stream::StreamWriter<W>> {
         age::Encryptor::with_recipients(std::iter::once(&self.recipient as &dyn age::Recipient))
             .map_err(io::Error::other)?
             .wrap_output(out)
@@ -80,7 +80,7 @@ impl Cipher {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn encrypt_bytes(&self, plain: &[u8]) -> io::Result<Vec<u8>> {
+    pub(crate) fn encrypt_bytes(&self, plain: &[u8]) -> io::Result<Vec<u8>> {
         let mut out = Vec::with_capacity(plain.len() + 256);
         let mut w = self.encrypt(&mut out)?;
         w.write_all(plain)?;
@@ -92,7 +92,7 @@ impl Cipher {
     ///
     /// # Errors
     /// Why it cannot be decrypted (damaged, or another key).
-    pub fn decrypt<'a, R: Read + 'a>(&self, input: R) -> Result<Box<dyn Read + 'a>, String> {
+    pub(crate) fn decrypt<'a, R: Read + 'a>(&self, input: R) -> Result<Box<dyn Read + 'a>, String> {
         let decryptor = age::Decryptor::new(BufReader::new(input)).map_err(|e| e.to_string())?;
         let reader = decryptor
             .decrypt(std::iter::once(&self.identity as &dyn age::Identity))

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// The format name in every manifest and in the repository marker.
-pub const FORMAT: &str = "acp-backup/1";
+pub(crate) const FORMAT: &str = "acp-backup/1";
 
 /// Longest path accepted in a manifest (bytes).
 const MAX_PATH: usize = 4096;
@@ -201,7 +201,7 @@ impl Manifest {
 
 /// Whether `s` is a lowercase hex BLAKE3 hash.
 #[must_use]
-pub fn is_hash(s: &str) -> bool {
+pub(crate) fn is_hash(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -212,7 +212,7 @@ pub fn is_hash(s: &str) -> bool {
 ///
 /// # Errors
 /// Why the path is refused.
-pub fn check_path(path: &str) -> Result<(), String> {
+pub(crate) fn check_path(path: &str) -> Result<(), String> {
     if path.is_empty() || path.len() > MAX_PATH {
         return Err(format!("path {path:?} is empty or too long"));
     }
@@ -234,7 +234,7 @@ pub fn check_path(path: &str) -> Result<(), String> {
 pub type State = BTreeMap<String, Node>;
 
 /// Applies a backup's changes to the state of its parent.
-pub fn apply(state: &mut State, manifest: &Manifest) {
+pub(crate) fn apply(state: &mut State, manifest: &Manifest) {
     for gone in &manifest.deleted {
         let prefix = format!("{gone}/");
         state.remove(gone);
@@ -258,7 +258,7 @@ pub fn apply(state: &mut State, manifest: &Manifest) {
 ///
 /// # Errors
 /// The first path that would escape.
-pub fn check_state(state: &State) -> Result<(), String> {
+pub(crate) fn check_state(state: &State) -> Result<(), String> {
     for path in state.keys() {
         check_path(path)?;
         if let Some((parent, _)) = path.rsplit_once('/') {

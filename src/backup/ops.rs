@@ -157,7 +157,7 @@ pub struct PruneReport {
 
 /// The backups a retention policy keeps, closed over their parents.
 #[must_use]
-pub fn keep_set(manifests: &[Manifest], policy: &BackupConfig) -> BTreeSet<String> {
+pub(crate) fn keep_set(manifests: &[Manifest], policy: &BackupConfig) -> BTreeSet<String> {
     let tz = jiff::tz::TimeZone::system();
     let newest_first: Vec<&Manifest> = manifests.iter().rev().collect();
     let mut keep: BTreeSet<String> = newest_first

@@ -41,7 +41,7 @@ const MARKER_FILE: &str = "acp-backup.json";
 
 /// How long a run waits for another (a scheduled backup, a prune) to
 /// finish before giving up.
-pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+pub(crate) const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Read and write size for streaming file content.
 const CHUNK: usize = 1 << 20;
@@ -75,7 +75,7 @@ fn cipher_of(config: &BackupConfig) -> Result<Option<Arc<Cipher>>, BackupError> 
 /// Whether the repository at `root` exists and is plain (`Some(false)`) or
 /// encrypted (`Some(true)`); `None` when there is none yet. Needs no key.
 #[must_use]
-pub fn is_encrypted(root: &Path) -> Option<bool> {
+pub(crate) fn is_encrypted(root: &Path) -> Option<bool> {
     let text = fs::read_to_string(root.join(MARKER_FILE)).ok()?;
     Some(text != MARKER)
 }
@@ -106,7 +106,7 @@ impl Repo {
     ///
     /// # Errors
     /// [`BackupError`] if the directory holds something else.
-    pub fn open_or_create(config: &BackupConfig) -> Result<Self, BackupError> {
+    pub(crate) fn open_or_create(config: &BackupConfig) -> Result<Self, BackupError> {
         let root = config.repository.as_path();
         let cipher = cipher_of(config)?;
         let marker = root.join(MARKER_FILE);
@@ -191,7 +191,7 @@ impl Repo {
 
     /// The file name of the object holding content with this hash.
     #[must_use]
-    pub fn object_name(&self, hash: &str) -> String {
+    pub(crate) fn object_name(&self, hash: &str) -> String {
         self.cipher
             .as_ref()
             .map_or_else(|| hash.to_owned(), |c| c.object_name(hash))
@@ -232,7 +232,7 @@ impl Repo {
 
     /// Whether an object is present (not whether it is intact).
     #[must_use]
-    pub fn has_object(&self, hash: &str) -> bool {
+    pub(crate) fn has_object(&self, hash: &str) -> bool {
         self.object_path(hash).exists()
     }
 
@@ -242,7 +242,11 @@ impl Repo {
     ///
     /// # Errors
     /// I/O errors, with the path.
-    pub fn put_file(&self, src: &Path, level: i32) -> Result<(String, u64, u64), BackupError> {
+    pub(crate) fn put_file(
+        &self,
+        src: &Path,
+        level: i32,
+    ) -> Result<(String, u64, u64), BackupError> {
         let mut input = File::open(src).map_err(io_err(src))?;
         let tmp = tempfile::Builder::new()
             .prefix("obj-")
@@ -294,7 +298,7 @@ impl Repo {
     /// # Errors
     /// A description of the damage (missing, undecodable, wrong hash or
     /// size), or a write error on `out` (as [`ObjectError::Write`]).
-    pub fn read_object(
+    pub(crate) fn read_object(
         &self,
         hash: &str,
         size: u64,
@@ -383,7 +387,7 @@ impl Repo {
     ///
     /// # Errors
     /// I/O errors reading the directory.
-    pub fn newest_name(&self) -> Result<Option<String>, BackupError> {
+    pub(crate) fn newest_name(&self) -> Result<Option<String>, BackupError> {
         let dir = self.root.join("snapshots");
         Ok(fs::read_dir(&dir)
             .map_err(io_err(&dir))?
@@ -470,7 +474,7 @@ impl Repo {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn sync_objects(&self) -> Result<(), BackupError> {
+    pub(crate) fn sync_objects(&self) -> Result<(), BackupError> {
         sync_fs(&self.root)
     }
 
@@ -510,7 +514,7 @@ impl Repo {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn remove_manifest(&self, id: &str) -> Result<(), BackupError> {
+    pub(crate) fn remove_manifest(&self, id: &str) -> Result<(), BackupError> {
         let dir = self.root.join("snapshots");
         for item in fs::read_dir(&dir).map_err(io_err(&dir))? {
             let item = item.map_err(io_err(&dir))?;
@@ -551,7 +555,7 @@ impl Repo {
     ///
     /// # Errors
     /// I/O errors.
-    pub fn remove_object(&self, name: &str) -> Result<(), BackupError> {
+    pub(crate) fn remove_object(&self, name: &str) -> Result<(), BackupError> {
         let path = self
             .root
             .join("objects")
@@ -562,7 +566,7 @@ impl Repo {
 
     /// Empties `tmp/` (left by interrupted runs). Only under the
     /// exclusive lock.
-    pub fn clean_tmp(&self) {
+    pub(crate) fn clean_tmp(&self) {
         if let Ok(dir) = fs::read_dir(self.root.join("tmp")) {
             for item in dir.flatten() {
                 // Files from interrupted writes, directories from an
@@ -602,7 +606,7 @@ impl Repo {
 
 /// Why an object cannot be read.
 #[derive(Debug, thiserror::Error)]
-pub enum ObjectError {
+pub(crate) enum ObjectError {
     #[error("{0}")]
     Damaged(String),
     #[error("cannot write the restored content: {0}")]

@@ -66,7 +66,7 @@ fn set_mtime(file: &File, mtime_ns: i64) {
 ///
 /// # Errors
 /// [`BackupError::Damaged`] listing each damaged file, or I/O.
-pub fn write_state(
+pub(crate) fn write_state(
     repo: &Repo,
     manifest: &Manifest,
     state: &State,
@@ -298,7 +298,7 @@ pub fn restore_to(
 ///
 /// # Errors
 /// The list of differences.
-pub fn check_copy(state: &State, dir: &Path) -> Result<(), Vec<(String, String)>> {
+pub(crate) fn check_copy(state: &State, dir: &Path) -> Result<(), Vec<(String, String)>> {
     let mut problems = Vec::new();
     for (path, node) in state {
         let p = dir.join(path);

@@ -17,7 +17,7 @@ use super::repo::{Repo, io_err};
 use super::{BackupError, Catalog, Progress, Scope, millis};
 
 /// Where the store sits in a backup.
-pub const STORE_PATH: &str = "data/acp.db";
+pub(crate) const STORE_PATH: &str = "data/acp.db";
 
 /// What `create` did.
 #[derive(Debug, Clone, Serialize)]
@@ -31,7 +31,7 @@ pub struct Created {
 
 /// One directory tree (or the store) the backup covers.
 #[derive(Debug, Clone)]
-pub struct Source {
+pub(crate) struct Source {
     /// Path inside the backup.
     pub rel: String,
     /// Where it lives now.

@@ -17,7 +17,7 @@ use super::backup;
 /// them durably (chat window or file inbox).
 #[derive(Debug, Parser)]
 #[command(name = "acp", version, about, long_about = None, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The acp root directory (config/, data/, agent_workspaces/...).
     #[arg(long, global = true, env = "ACP_ROOT", value_name = "DIR")]
     pub root: Option<PathBuf>,
@@ -32,7 +32,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Create a working root with commented example config (safe to re-run).
     Init {
         /// How many agents (Agent-1 ... Agent-N) the example config names.
@@ -82,7 +82,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, clap::Args)]
-pub struct BackupArgs {
+pub(crate) struct BackupArgs {
     /// How a long run shows its progress: a bar on a terminal (auto), one
     /// JSON object per line on stderr for scripts (json), or nothing.
     #[arg(long, global = true, value_enum, default_value_t = super::progress::ProgressMode::Auto)]
@@ -92,7 +92,7 @@ pub struct BackupArgs {
 }
 
 #[derive(Debug, Clone, Subcommand)]
-pub enum BackupCommand {
+pub(crate) enum BackupCommand {
     /// Take a backup now (while `acp run` runs, too).
     Create {
         /// full, incremental (changes since the last backup) or
@@ -147,7 +147,7 @@ pub enum BackupCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct SendOpts {
+pub(crate) struct SendOpts {
     /// Who sends it (default: $ACP_AGENT, else "operator").
     #[arg(long)]
     pub from: Option<String>,
@@ -177,7 +177,7 @@ pub struct SendOpts {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum RolesCommand {
+pub(crate) enum RolesCommand {
     /// Show each agent's role and the captain.
     List,
     /// Assign a role to an agent (overrides config/acp.toml).
@@ -189,7 +189,7 @@ pub enum RolesCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum InboxCommand {
+pub(crate) enum InboxCommand {
     /// An agent's messages, newest first.
     List {
         /// The agent whose messages to list, e.g. Agent-2.
@@ -222,7 +222,7 @@ pub enum InboxCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CoordsCommand {
+pub(crate) enum CoordsCommand {
     /// Check every point against the monitor layout (and the live screen).
     Validate,
     /// Print the mouse position after a countdown (to point at an input).

@@ -25,7 +25,7 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 
 /// Parses `--at`: RFC 3339 (`2026-11-25T14:00:00Z`) or a local
 /// `YYYY-MM-DD HH:MM[:SS]`.
-pub fn parse_at(s: &str) -> Result<jiff::Timestamp, String> {
+pub(crate) fn parse_at(s: &str) -> Result<jiff::Timestamp, String> {
     let s = s.trim();
     if let Ok(t) = s.parse::<jiff::Timestamp>() {
         return Ok(t);
@@ -71,7 +71,7 @@ fn summary_json(m: &Manifest) -> serde_json::Value {
 ///
 /// # Errors
 /// Any failure; damaged backups exit 1, bad input 2.
-pub async fn run(
+pub(crate) async fn run(
     config: Config,
     root: bool,
     cmd: &BackupCommand,
@@ -390,11 +390,11 @@ async fn restore_in_place_cmd(
 }
 
 /// Resolves `--to` relative to the current directory.
-pub fn absolute(p: &Path) -> Result<PathBuf> {
+pub(crate) fn absolute(p: &Path) -> Result<PathBuf> {
     Ok(std::path::absolute(p)?)
 }
 
 /// `--kind`.
-pub fn parse_kind(s: &str) -> Result<Kind, String> {
+pub(crate) fn parse_kind(s: &str) -> Result<Kind, String> {
     s.parse()
 }

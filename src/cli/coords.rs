@@ -14,7 +14,7 @@ fn print_json(value: &serde_json::Value) -> Result<()> {
 }
 
 /// Checks the file, and against the live screen when there is a display.
-pub fn validate(app: &App, json_out: bool) -> Result<ExitCode> {
+pub(crate) fn validate(app: &App, json_out: bool) -> Result<ExitCode> {
     let report = app.validate_coords()?;
     let errors = report.errors();
     if json_out {
@@ -44,7 +44,7 @@ pub fn validate(app: &App, json_out: bool) -> Result<ExitCode> {
 }
 
 /// Prints the pointer position after a countdown; with `save`, writes it.
-pub async fn capture(
+pub(crate) async fn capture(
     app: &App,
     agent: &str,
     countdown: u64,
@@ -87,7 +87,7 @@ pub async fn capture(
 }
 
 /// Moves the mouse to an agent's point and reports the window there.
-pub fn test(
+pub(crate) fn test(
     app: &App,
     agent: &str,
     onboarding: bool,

@@ -13,7 +13,7 @@ use acp::app::{Config, ConfigError};
 ///
 /// # Errors
 /// Only output errors.
-pub fn config_failed(error: &ConfigError, json_out: bool) -> Result<ExitCode> {
+pub(crate) fn config_failed(error: &ConfigError, json_out: bool) -> Result<ExitCode> {
     print(&[doctor::config_failed(error)], true, json_out)?;
     Ok(ExitCode::from(super::EXIT_FAILURE))
 }
@@ -22,7 +22,7 @@ pub fn config_failed(error: &ConfigError, json_out: bool) -> Result<ExitCode> {
 ///
 /// # Errors
 /// Only output errors.
-pub fn run(config: &Config, json_out: bool) -> Result<ExitCode> {
+pub(crate) fn run(config: &Config, json_out: bool) -> Result<ExitCode> {
     let all = doctor::checks(config);
     let failed = all.iter().any(|c| c.level == Level::Fail);
     print(&all, failed, json_out)?;

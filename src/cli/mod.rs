@@ -39,13 +39,13 @@ use acp::app::App;
 use acp::app::{Config, Env};
 
 /// Exit code for bad usage or bad input (also clap's).
-pub const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 /// Exit code for a failure of the system or of a delivery.
-pub const EXIT_FAILURE: u8 = 1;
+pub(crate) const EXIT_FAILURE: u8 = 1;
 
 /// Bad input found by the CLI itself: the core's [`Refused`](acp::app::Refused).
-pub use acp::app::Refused as UsageError;
-pub use args::{
+pub(crate) use acp::app::Refused as UsageError;
+pub(crate) use args::{
     BackupArgs, BackupCommand, Cli, Command, CoordsCommand, InboxCommand, RolesCommand, SendOpts,
 };
 
@@ -180,7 +180,7 @@ fn read_body(arg: &str) -> Result<String> {
 ///
 /// # Errors
 /// Any failure, for `main` to print and turn into an exit code.
-pub async fn run(cli: Cli) -> Result<ExitCode> {
+pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Init { agents } => show::init(&here_or_root(&cli)?, *agents, cli.json),
         Command::Send { to, opts } => send::send(&open_app(&cli)?, Some(to), opts, cli.json).await,
@@ -302,7 +302,7 @@ async fn shutdown_signal() {
 
 /// Exit 0 when `ok`, else 1 (the command ran; what it found is bad).
 #[must_use]
-pub fn success_if(ok: bool) -> ExitCode {
+pub(crate) fn success_if(ok: bool) -> ExitCode {
     if ok {
         ExitCode::SUCCESS
     } else {
@@ -314,7 +314,7 @@ pub fn success_if(ok: bool) -> ExitCode {
 /// says its cause (`path: Not a directory`) is not followed by the cause
 /// again.
 #[must_use]
-pub fn error_text(err: &anyhow::Error) -> String {
+pub(crate) fn error_text(err: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in err.chain() {
         let part = cause.to_string();
@@ -332,7 +332,7 @@ pub fn error_text(err: &anyhow::Error) -> String {
 /// Whether the error is only that whoever read the output stopped reading
 /// (`| head`): the command is done, quietly.
 #[must_use]
-pub fn closed_pipe(err: &anyhow::Error) -> bool {
+pub(crate) fn closed_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()
@@ -343,7 +343,7 @@ pub fn closed_pipe(err: &anyhow::Error) -> bool {
 /// The exit code for an error: 2 for bad usage or input, 1 otherwise
 /// (the core's one decision, [`acp::app::is_user_error`]).
 #[must_use]
-pub fn exit_code(err: &anyhow::Error) -> u8 {
+pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
     if closed_pipe(err) {
         return 0;
     }

@@ -10,7 +10,7 @@ use acp::app::Progress;
 
 /// How `acp backup` shows the progress of a long run (`--progress`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProgressMode {
+pub(crate) enum ProgressMode {
     /// A bar on stderr when it is a terminal and the output is not JSON.
     Auto,
     /// One JSON object per line on stderr: `{"event":"phase"|"start"|

@@ -13,7 +13,7 @@ use acp::model::{DeliveryState, Kind, MessageId, Recipient};
 use super::{SendOpts, read_body};
 
 /// Sends to `to`, or to everyone when `to` is `None`.
-pub async fn send(
+pub(crate) async fn send(
     app: &Arc<App>,
     to: Option<&String>,
     opts: &SendOpts,

@@ -52,7 +52,7 @@ pub(super) fn actor() -> String {
     }
 }
 
-pub fn init(root: &Path, agents: u32, json_out: bool) -> Result<ExitCode> {
+pub(crate) fn init(root: &Path, agents: u32, json_out: bool) -> Result<ExitCode> {
     let report = acp::app::init(root, agents)?;
     if json_out {
         print_json(&json!({ "root": root, "created": report.created }))?;
@@ -68,7 +68,7 @@ pub fn init(root: &Path, agents: u32, json_out: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn status(app: &App, json_out: bool) -> Result<ExitCode> {
+pub(crate) async fn status(app: &App, json_out: bool) -> Result<ExitCode> {
     let status = app.status().await?;
     let service = acp::app::ServiceLock::is_held(&app.config().root);
     if json_out {
@@ -135,7 +135,7 @@ pub async fn status(app: &App, json_out: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn agents(app: &App, json_out: bool) -> Result<ExitCode> {
+pub(crate) async fn agents(app: &App, json_out: bool) -> Result<ExitCode> {
     let views = app.agent_views().await?;
     if json_out {
         print_json(&views)?;
@@ -168,7 +168,7 @@ pub async fn agents(app: &App, json_out: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn roles(app: &App, cmd: &RolesCommand, json_out: bool) -> Result<ExitCode> {
+pub(crate) async fn roles(app: &App, cmd: &RolesCommand, json_out: bool) -> Result<ExitCode> {
     let by = actor();
     match cmd {
         RolesCommand::List => {
@@ -228,7 +228,7 @@ fn report(json_out: bool, value: &serde_json::Value, text: &str) -> Result<()> {
     }
 }
 
-pub async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Result<ExitCode> {
+pub(crate) async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Result<ExitCode> {
     match cmd {
         InboxCommand::List {
             agent,
@@ -313,7 +313,7 @@ pub async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn audit(app: &App, limit: usize, json_out: bool) -> Result<ExitCode> {
+pub(crate) async fn audit(app: &App, limit: usize, json_out: bool) -> Result<ExitCode> {
     let rows = app.audit_log(limit).await?;
     if json_out {
         print_json(&rows)?;

@@ -64,7 +64,7 @@ pub struct Secret(String);
 impl Secret {
     /// The secret itself, for the one place that sends it.
     #[must_use]
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -357,7 +357,7 @@ impl Config {
     ///
     /// # Errors
     /// [`ConfigError`] naming the file, key and reason.
-    pub fn from_toml(root: &Path, text: &str, env: &Env) -> Result<Self, ConfigError> {
+    pub(crate) fn from_toml(root: &Path, text: &str, env: &Env) -> Result<Self, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             file: CONFIG_FILE.into(),
             message: e.to_string().trim_end().to_owned(),
@@ -608,7 +608,7 @@ impl Config {
 
     /// The SQLite file.
     #[must_use]
-    pub fn db_path(&self) -> PathBuf {
+    pub(crate) fn db_path(&self) -> PathBuf {
         self.root.join("data").join("acp.db")
     }
 

@@ -42,10 +42,10 @@ pub enum CoordsError {
 
 /// The largest coordinates file read: far more than any swarm needs (a few
 /// hundred bytes an agent), and a bound on what validation can cost.
-pub const MAX_FILE_BYTES: u64 = 1 << 20;
+pub(crate) const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// The most monitors a file may list.
-pub const MAX_MONITORS: usize = 64;
+pub(crate) const MAX_MONITORS: usize = 64;
 
 /// A screen point in the virtual desktop's coordinates (negative left of or
 /// above the primary monitor).
@@ -111,7 +111,7 @@ pub struct AgentPoints {
 
 /// The parsed file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Coordinates {
+pub(crate) struct Coordinates {
     pub monitors: Vec<Monitor>,
     pub agents: BTreeMap<AgentId, AgentPoints>,
 }
@@ -210,7 +210,7 @@ impl Coordinates {
     /// Checks every point against the live monitor layout read from the
     /// display.
     #[must_use]
-    pub fn check_live(&self, live: &[Monitor]) -> Vec<Finding> {
+    pub(crate) fn check_live(&self, live: &[Monitor]) -> Vec<Finding> {
         let mut out = Findings::default();
         let layout = live
             .iter()
@@ -391,7 +391,7 @@ impl Coordinates {
 
 /// The most findings listed one by one; past that they are counted, so a
 /// huge or broken file gives a short report.
-pub const MAX_LISTED: usize = 50;
+pub(crate) const MAX_LISTED: usize = 50;
 
 #[derive(Default)]
 struct Findings {

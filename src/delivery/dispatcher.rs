@@ -372,7 +372,7 @@ impl Dispatcher {
 /// The delay before retry number `attempt` (1-based): base × 2^(attempt−1),
 /// at most the configured maximum.
 #[must_use]
-pub fn backoff(config: &DeliveryConfig, attempt: u32) -> Duration {
+pub(crate) fn backoff(config: &DeliveryConfig, attempt: u32) -> Duration {
     let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(30));
     config
         .retry_base

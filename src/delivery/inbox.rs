@@ -34,7 +34,7 @@ pub fn file_name(message: &UnifiedMessage) -> String {
 /// The file's full text for one agent: a front-matter header, the body, and
 /// the exact command that agent runs to acknowledge it.
 #[must_use]
-pub fn render_for(message: &UnifiedMessage, agent: &Agent) -> String {
+pub(crate) fn render_for(message: &UnifiedMessage, agent: &Agent) -> String {
     let ack = match message.to {
         crate::model::Recipient::Agent(_) => format!("acp inbox ack {}", message.id),
         crate::model::Recipient::Broadcast => {
@@ -49,7 +49,7 @@ pub fn render_for(message: &UnifiedMessage, agent: &Agent) -> String {
 
 /// The file's full text: a front-matter header, the body, and how to ack.
 #[must_use]
-pub fn render(message: &UnifiedMessage) -> String {
+pub(crate) fn render(message: &UnifiedMessage) -> String {
     let created = jiff::Timestamp::from_millisecond(message.created_at)
         .map_or_else(|_| message.created_at.to_string(), |t| format!("{t:.3}"));
     let reply_to = message
@@ -75,7 +75,7 @@ pub fn render(message: &UnifiedMessage) -> String {
 
 /// What [`write_once`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Written {
+pub(crate) enum Written {
     /// The file is new.
     New(PathBuf),
     /// The same content was already there: an earlier delivery of this
@@ -138,7 +138,7 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
 /// # Errors
 /// Any I/O error on the way (the target is then either absent or
 /// complete), or every name taken by other files.
-pub fn write_once(dir: &Path, name: &str, contents: &[u8]) -> io::Result<Written> {
+pub(crate) fn write_once(dir: &Path, name: &str, contents: &[u8]) -> io::Result<Written> {
     create_private_dir(dir)?;
     let mut planted: Option<PathBuf> = None;
     let mut n = 0;
@@ -188,7 +188,7 @@ pub fn write_once(dir: &Path, name: &str, contents: &[u8]) -> io::Result<Written
 /// Removes temporary files older than `min_age` left in an inbox by a
 /// process that died mid-write. Returns how many were removed.
 #[must_use]
-pub fn sweep_temp_files(dir: &Path, min_age: Duration) -> usize {
+pub(crate) fn sweep_temp_files(dir: &Path, min_age: Duration) -> usize {
     let Ok(entries) = fs::read_dir(dir) else {
         return 0;
     };
@@ -232,7 +232,10 @@ impl DeliveryMethod for InboxMethod {
 ///
 /// # Errors
 /// [`DeliveryError`]: permanent for a linked inbox, transient for I/O.
-pub fn write_message(agent: &Agent, message: &UnifiedMessage) -> Result<Written, DeliveryError> {
+pub(crate) fn write_message(
+    agent: &Agent,
+    message: &UnifiedMessage,
+) -> Result<Written, DeliveryError> {
     let dir = agent.inbox_dir();
     if let Ok(meta) = fs::symlink_metadata(&dir)
         && meta.file_type().is_symlink()

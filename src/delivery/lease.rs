@@ -50,7 +50,7 @@ impl Lease {
     /// Whether the dispatcher `owner` is gone: its lease file is missing or
     /// nobody holds its lock. Removes the file of a dead owner.
     #[must_use]
-    pub fn is_dead(dir: &Path, owner: &str) -> bool {
+    pub(crate) fn is_dead(dir: &Path, owner: &str) -> bool {
         // Owners come from the store: never build a path from anything but
         // an id we could have made.
         if owner.parse::<MessageId>().is_err() {

@@ -43,7 +43,7 @@ where
     }
 }
 
-pub fn all() -> Vec<poise::Command<Data, Error>> {
+pub(crate) fn all() -> Vec<poise::Command<Data, Error>> {
     vec![
         status(),
         agents(),
@@ -429,7 +429,7 @@ async fn devlog_post(
 
 /// User errors are shown (ephemeral) as they are; anything else is logged
 /// with a reference and answered "something went wrong".
-pub async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
+pub(crate) async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
     match error {
         poise::FrameworkError::Command { error, ctx, .. } => {
             let user_error = crate::app::is_user_error(error.as_ref());

@@ -10,8 +10,8 @@
 
 mod backups;
 mod commands;
-pub mod permissions;
-pub mod render;
+pub(crate) mod permissions;
+pub(crate) mod render;
 
 use std::sync::Arc;
 
@@ -73,14 +73,14 @@ impl DiscordError {
 }
 
 /// What every command can reach.
-pub struct Data {
-    pub app: Arc<App>,
+pub(crate) struct Data {
+    pub(crate) app: Arc<App>,
 }
 
 /// The error type of commands: user errors are shown, others logged.
-pub type Error = anyhow::Error;
+pub(crate) type Error = anyhow::Error;
 /// A command's context.
-pub type Context<'a> = poise::Context<'a, Data, Error>;
+pub(crate) type Context<'a> = poise::Context<'a, Data, Error>;
 
 /// Runs the bot until `cancel`, then shuts the shards down.
 ///

@@ -8,7 +8,7 @@ use crate::app::DiscordConfig;
 /// Permission levels, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Level {
+pub(crate) enum Level {
     /// Anyone in the guild: read-only commands.
     User,
     /// May send messages to agents (`discord.operator_roles`).
@@ -20,7 +20,7 @@ pub enum Level {
 impl Level {
     /// The level a member with these role ids has.
     #[must_use]
-    pub fn of(roles: &[u64], config: &DiscordConfig) -> Self {
+    pub(crate) fn of(roles: &[u64], config: &DiscordConfig) -> Self {
         if roles.iter().any(|r| config.admin_roles.contains(r)) {
             Self::Admin
         } else if roles.iter().any(|r| config.operator_roles.contains(r)) {
@@ -32,7 +32,7 @@ impl Level {
 
     /// The config key that grants this level.
     #[must_use]
-    pub fn config_key(self) -> &'static str {
+    pub(crate) fn config_key(self) -> &'static str {
         match self {
             Self::User => "(everyone)",
             Self::Operator => "discord.operator_roles",
@@ -42,7 +42,7 @@ impl Level {
 
     /// The level's name, as shown to people.
     #[must_use]
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::User => "user",
             Self::Operator => "operator",

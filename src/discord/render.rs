@@ -13,7 +13,7 @@ use crate::model::{DeliveryState, Priority, UnifiedMessage};
 /// The first reply to `/message`: stored, with its id, and whether anything
 /// is delivering.
 #[must_use]
-pub fn accepted(message: &UnifiedMessage, delivering: bool) -> String {
+pub(crate) fn accepted(message: &UnifiedMessage, delivering: bool) -> String {
     let next = if delivering {
         "delivering…"
     } else {
@@ -27,7 +27,7 @@ pub fn accepted(message: &UnifiedMessage, delivering: bool) -> String {
 
 /// The receipt the first reply is edited into: each recipient's outcome.
 #[must_use]
-pub fn receipt(message: &UnifiedMessage, deliveries: &[DeliveryView]) -> String {
+pub(crate) fn receipt(message: &UnifiedMessage, deliveries: &[DeliveryView]) -> String {
     let mut out = format!(
         "📨 `{}` for **{}** ({} priority)\n",
         message.id, message.to, message.priority
@@ -46,7 +46,7 @@ pub fn receipt(message: &UnifiedMessage, deliveries: &[DeliveryView]) -> String 
 /// The receipt once the interaction token may have expired: posted as a new
 /// channel message, so it says which command it answers.
 #[must_use]
-pub fn late_receipt(message: &UnifiedMessage, deliveries: &[DeliveryView]) -> String {
+pub(crate) fn late_receipt(message: &UnifiedMessage, deliveries: &[DeliveryView]) -> String {
     clip(
         &format!("Final receipt: {}", receipt(message, deliveries)),
         CONTENT_MAX,
@@ -70,7 +70,11 @@ fn clip(text: &str, max: usize) -> String {
 
 /// `/status`: queue depth by state and priority, recent failures, uptime
 /// and the last backup.
-pub fn status(status: &Status, uptime: Duration, last_backup: Option<&Summary>) -> CreateEmbed {
+pub(crate) fn status(
+    status: &Status,
+    uptime: Duration,
+    last_backup: Option<&Summary>,
+) -> CreateEmbed {
     let mut embed = CreateEmbed::new().title("acp status");
     for (state, by) in &status.queue {
         let counts: Vec<String> = Priority::ALL
@@ -115,7 +119,7 @@ fn bytes(n: u64) -> String {
 }
 
 /// `/backup create`: the result.
-pub fn backup_created(created: &Created) -> CreateEmbed {
+pub(crate) fn backup_created(created: &Created) -> CreateEmbed {
     let m = &created.manifest;
     let mut embed = CreateEmbed::new()
         .title(format!("✅ {} backup created", m.kind))
@@ -148,7 +152,7 @@ pub fn backup_created(created: &Created) -> CreateEmbed {
 }
 
 /// `/backup list`: the newest backups.
-pub fn backup_list(listing: &Listing) -> CreateEmbed {
+pub(crate) fn backup_list(listing: &Listing) -> CreateEmbed {
     let catalog = &listing.catalog;
     let mut text = String::new();
     for m in catalog.manifests.iter().rev().take(15) {
@@ -174,7 +178,7 @@ pub fn backup_list(listing: &Listing) -> CreateEmbed {
 }
 
 /// `/backup verify`.
-pub fn backup_verified(report: &VerifyReport) -> CreateEmbed {
+pub(crate) fn backup_verified(report: &VerifyReport) -> CreateEmbed {
     let mut text = String::new();
     for b in &report.backups {
         if b.problems.is_empty() {
@@ -198,7 +202,7 @@ pub fn backup_verified(report: &VerifyReport) -> CreateEmbed {
 }
 
 /// `/backup restore`: where the copy is and how to put it live.
-pub fn backup_restored(report: &RestoreReport) -> CreateEmbed {
+pub(crate) fn backup_restored(report: &RestoreReport) -> CreateEmbed {
     CreateEmbed::new()
         .title("✅ Backup restored and verified")
         .description(format!(
@@ -213,7 +217,7 @@ pub fn backup_restored(report: &RestoreReport) -> CreateEmbed {
 }
 
 /// `/agents` and `/role list`: one field per agent (Discord allows 25).
-pub fn agents(views: &[AgentView]) -> CreateEmbed {
+pub(crate) fn agents(views: &[AgentView]) -> CreateEmbed {
     let embed = CreateEmbed::new().title("Agents");
     if views.is_empty() {
         return embed.description("No agents configured: add [[agents]] to config/acp.toml.");
@@ -232,7 +236,7 @@ pub fn agents(views: &[AgentView]) -> CreateEmbed {
 
 /// `/inbox`.
 #[must_use]
-pub fn inbox(agent: &str, entries: &[InboxEntry]) -> String {
+pub(crate) fn inbox(agent: &str, entries: &[InboxEntry]) -> String {
     if entries.is_empty() {
         return format!("No messages for {agent}.");
     }

@@ -256,7 +256,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub fn claim_owners(&self, me: &str) -> Result<Vec<String>, StoreError> {
+    pub(crate) fn claim_owners(&self, me: &str) -> Result<Vec<String>, StoreError> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(
                 "SELECT DISTINCT claimed_by FROM deliveries WHERE state = 'delivering' AND \
@@ -274,7 +274,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub fn requeue_owner(&self, owner: &str) -> Result<usize, StoreError> {
+    pub(crate) fn requeue_owner(&self, owner: &str) -> Result<usize, StoreError> {
         self.write(|tx| {
             Ok(tx.execute(
                 "UPDATE deliveries SET state = 'queued', claimed_by = NULL WHERE state = \
@@ -288,7 +288,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub fn next_due(&self) -> Result<Option<i64>, StoreError> {
+    pub(crate) fn next_due(&self) -> Result<Option<i64>, StoreError> {
         self.read(|tx| {
             Ok(tx.query_row(
                 "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'queued'",

@@ -176,7 +176,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub fn deliveries_of(&self, id: MessageId) -> Result<Vec<DeliveryView>, StoreError> {
+    pub(crate) fn deliveries_of(&self, id: MessageId) -> Result<Vec<DeliveryView>, StoreError> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(
                 "SELECT d.id, d.agent, d.state, d.method, d.detail, d.attempts, d.updated_at, a.acked_by, a.acked_at

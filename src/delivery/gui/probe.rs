@@ -30,7 +30,7 @@ fn connect(config: &GuiConfig) -> Result<(String, Display), String> {
 /// # Errors
 /// Why the display could not be read.
 pub fn live_monitors(config: &GuiConfig) -> Result<Vec<Monitor>, String> {
-    connect(config)?.1.monitors().map_err(|e| e.0)
+    Ok(connect(config)?.1.monitors())
 }
 
 /// The pointer position and the window under it.

@@ -14,7 +14,7 @@ use crate::coords::{Monitor, Point};
 /// A failure talking to the X server.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
-pub struct X11Error(pub String);
+pub(crate) struct X11Error(pub String);
 
 fn x11<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> X11Error {
     move |e| X11Error(format!("{what}: {e}"))
@@ -31,7 +31,7 @@ pub struct WindowInfo {
 }
 
 /// A connection to one X display.
-pub struct Display {
+pub(crate) struct Display {
     conn: RustConnection,
     root: Window,
     width: u16,
@@ -113,7 +113,7 @@ impl Display {
 
     /// Whether the server still answers (a cheap round trip).
     #[must_use]
-    pub fn is_alive(&self) -> bool {
+    pub(crate) fn is_alive(&self) -> bool {
         self.conn
             .get_input_focus()
             .ok()
@@ -121,17 +121,11 @@ impl Display {
             .is_some()
     }
 
-    /// The whole screen's size.
-    #[must_use]
-    pub fn screen_size(&self) -> (u16, u16) {
-        (self.width, self.height)
-    }
-
     /// The application window at a point, or `None` over the bare desktop.
     ///
     /// # Errors
     /// [`X11Error`].
-    pub fn window_at(&self, p: Point) -> Result<Option<WindowInfo>, X11Error> {
+    pub(crate) fn window_at(&self, p: Point) -> Result<Option<WindowInfo>, X11Error> {
         let (Ok(x), Ok(y)) = (i16::try_from(p.x), i16::try_from(p.y)) else {
             return Ok(None);
         };
@@ -155,7 +149,7 @@ impl Display {
     ///
     /// # Errors
     /// [`X11Error`].
-    pub fn keyboard_window(&self) -> Result<Option<Window>, X11Error> {
+    pub(crate) fn keyboard_window(&self) -> Result<Option<Window>, X11Error> {
         let focus = self
             .conn
             .get_input_focus()
@@ -187,10 +181,7 @@ impl Display {
 
     /// The live monitor layout (`RandR` 1.5), or the whole screen as one
     /// monitor when the server has no `RandR` monitors.
-    ///
-    /// # Errors
-    /// [`X11Error`].
-    pub fn monitors(&self) -> Result<Vec<Monitor>, X11Error> {
+    pub(crate) fn monitors(&self) -> Vec<Monitor> {
         let monitors = self
             .conn
             .randr_get_monitors(self.root, true)
@@ -199,15 +190,15 @@ impl Display {
             .map(|r| r.monitors)
             .unwrap_or_default();
         if monitors.is_empty() {
-            return Ok(vec![Monitor {
+            return vec![Monitor {
                 name: "screen".into(),
                 x: 0,
                 y: 0,
                 width: u32::from(self.width),
                 height: u32::from(self.height),
-            }]);
+            }];
         }
-        Ok(monitors
+        monitors
             .into_iter()
             .enumerate()
             .map(|(i, m)| {
@@ -228,7 +219,7 @@ impl Display {
                     height: u32::from(m.height),
                 }
             })
-            .collect())
+            .collect()
     }
 
     fn query_pointer(&self) -> Result<x11rb::protocol::xproto::QueryPointerReply, X11Error> {
