@@ -60,10 +60,12 @@ fn a_planted_inbox_file_is_kept_and_the_message_still_arrives() {
     fs::write(&planted, "not from acp").unwrap();
 
     let service = root.service();
+    // Done when the store says so (the file lands just before that).
     wait_until(std::time::Duration::from_secs(30), || {
-        root.inbox_files("Agent-2").len() == 2
+        json(&root.run(&["inbox", "read", &id, "--json"]))["deliveries"][0]["state"] == "delivered"
     });
     drop(service);
+    assert_eq!(root.inbox_files("Agent-2").len(), 2);
     assert_eq!(fs::read_to_string(&planted).unwrap(), "not from acp");
     let files = root.inbox_files("Agent-2");
     let real = files
