@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::standin::{GatewayCmd, StandIn, interaction};
+use crate::standin::{GatewayCmd, Recorded, StandIn, interaction};
 use crate::support::{Root, stdout, wait_until};
 
 const OPERATOR: &str = "700000000000000001";
@@ -96,6 +96,15 @@ fn dispatch(standin: &StandIn, id: u64, payload: Value) -> Value {
             r.method == "POST" && r.path == format!("/interactions/{id}/token-{id}/callback")
         })
         .body
+}
+
+/// The first edit of interaction `id`'s reply (its receipt), after `from`
+/// earlier requests.
+fn original_edit(standin: &StandIn, from: usize, id: u64, limit: Duration) -> Recorded {
+    let path = format!("/token-{id}/messages/@original");
+    standin.wait_for(from, limit, |r| {
+        r.method == "PATCH" && r.path.ends_with(&path)
+    })
 }
 
 /// The reply is ephemeral (flag 64) and says `expected`.
@@ -195,11 +204,12 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
             && accepted.contains("urgent"),
         "{accepted}"
     );
-    let edit = standin.wait_for(from, Duration::from_secs(20), |r| {
-        r.method == "PATCH"
-            && r.path
-                .ends_with("/token-400000000000000002/messages/@original")
-    });
+    let edit = original_edit(
+        &standin,
+        from,
+        400_000_000_000_000_002,
+        Duration::from_secs(20),
+    );
     let first = standin.wait_for(from, Duration::from_secs(1), |r| {
         r.path.ends_with("400000000000000002/callback")
     });
@@ -446,11 +456,12 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
     standin.gateway(GatewayCmd::Drop);
     let accepted = reply["data"]["content"].as_str().unwrap().to_owned();
     let dropped_id = accepted.split('`').nth(1).unwrap().to_owned();
-    let edit = standin.wait_for(from, Duration::from_secs(20), |r| {
-        r.method == "PATCH"
-            && r.path
-                .ends_with("/token-400000000000000033/messages/@original")
-    });
+    let edit = original_edit(
+        &standin,
+        from,
+        400_000_000_000_000_033,
+        Duration::from_secs(20),
+    );
     assert!(
         edit.body["content"]
             .as_str()
@@ -562,11 +573,12 @@ fn slow_work_is_deferred_and_a_late_outcome_is_posted_to_the_channel() {
         &[OPERATOR],
     );
     assert_eq!(reply["type"], 4, "{reply}");
-    let edit = standin.wait_for(from, Duration::from_secs(20), |r| {
-        r.method == "PATCH"
-            && r.path
-                .ends_with("/token-400000000000000041/messages/@original")
-    });
+    let edit = original_edit(
+        &standin,
+        from,
+        400_000_000_000_000_041,
+        Duration::from_secs(20),
+    );
     let text = edit.body["content"].as_str().unwrap();
     assert!(
         text.contains("⏳ Agent-2") && text.contains("posted in this channel"),
@@ -925,11 +937,12 @@ fn the_bot_alone_says_nothing_is_delivering_and_the_receipt_follows_a_late_servi
     assert!(root.inbox_files("Agent-1").is_empty());
     // A service started later delivers it, and the receipt still arrives.
     let _service = root.service();
-    let edit = standin.wait_for(from, Duration::from_secs(30), |r| {
-        r.method == "PATCH"
-            && r.path
-                .ends_with("/token-400000000000000080/messages/@original")
-    });
+    let edit = original_edit(
+        &standin,
+        from,
+        400_000_000_000_000_080,
+        Duration::from_secs(30),
+    );
     assert!(
         edit.body["content"]
             .as_str()

@@ -16,6 +16,12 @@ fn json(out: &std::process::Output) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(out), stderr(out)))
 }
 
+/// Takes a full backup of the root, which must succeed.
+fn full_backup(root: &Root) {
+    let out = root.run(&["backup", "create", "--kind", "full"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 /// The command failed with `code` and its error says `says`.
 fn fails_saying(out: &std::process::Output, code: i32, says: &str) {
     assert_eq!(out.status.code(), Some(code), "{}", stderr(out));
@@ -354,11 +360,7 @@ fn the_store_and_backups_are_private_and_the_doctor_warns_about_open_secrets() {
 #[test]
 fn a_closed_pipe_ends_every_command_quietly() {
     let root = Root::new(2);
-    assert!(
-        root.run(&["backup", "create", "--kind", "full"])
-            .status
-            .success()
-    );
+    full_backup(&root);
     for args in [
         &["--json", "backup", "list"][..],
         &["status"],
@@ -402,11 +404,7 @@ fn the_doctor_fails_what_would_break_backups() {
     );
     assert_eq!(code, Some(0), "{text}");
 
-    assert!(
-        root.run(&["backup", "create", "--kind", "full"])
-            .status
-            .success()
-    );
+    full_backup(&root);
     let key = json(&root.run(&["backup", "keygen", "--json"]))["ACP_BACKUP_KEY"]
         .as_str()
         .unwrap()
@@ -503,11 +501,7 @@ impl Drop for Unmount {
 #[test]
 fn keygen_over_plain_backups_says_how_to_go_on() {
     let root = Root::new(1);
-    assert!(
-        root.run(&["backup", "create", "--kind", "full"])
-            .status
-            .success()
-    );
+    full_backup(&root);
     let out = root.run(&["backup", "keygen"]);
     assert!(out.status.success());
     let warning = stderr(&out);
@@ -624,11 +618,7 @@ fn small_wrong_answers_are_right_now() {
     fs::write(&devlog, "first").unwrap();
     let first = json(&root.run(&["backup", "create", "--kind", "full", "--json"]));
     fs::write(&devlog, "second").unwrap();
-    assert!(
-        root.run(&["backup", "create", "--kind", "full"])
-            .status
-            .success()
-    );
+    full_backup(&root);
 
     // prune --dry-run counts what prune deletes.
     let dry = json(&root.run(&["backup", "prune", "--dry-run", "--json"]));
@@ -774,11 +764,7 @@ fn json_output_is_one_shape_scripts_can_trust() {
             .success()
     );
     assert!(root.run(&["inbox", "ack", &id]).status.success());
-    assert!(
-        root.run(&["backup", "create", "--kind", "full"])
-            .status
-            .success()
-    );
+    full_backup(&root);
 
     // One time format everywhere.
     let read = json(&root.run(&["inbox", "read", &id, "--json"]));
