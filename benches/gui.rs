@@ -78,7 +78,9 @@ fn acp_median(
         .unwrap();
         let before = chat.submits().len();
         let start = Instant::now();
-        method.deliver(agent, &msg).unwrap();
+        method
+            .deliver(acp::delivery::Target::Agent(agent), &msg)
+            .unwrap();
         times.push(start.elapsed().as_secs_f64() * 1000.0);
         chat.wait_for_submits(before + 1);
     }

@@ -9,8 +9,7 @@
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::model::AgentId;
-use crate::model::MethodName;
+use crate::model::{AgentId, Destination, MethodName};
 use crate::model::{MessageId, Priority, Recipient};
 
 /// Something that happened in the pipeline.
@@ -28,7 +27,7 @@ pub enum Event {
     /// A delivery succeeded; `fell_back` lists the methods that failed first.
     Delivered {
         message_id: MessageId,
-        agent: AgentId,
+        agent: Destination,
         method: MethodName,
         detail: String,
         fell_back: Vec<(MethodName, String)>,
@@ -36,7 +35,7 @@ pub enum Event {
     /// An attempt failed and will be retried.
     Retrying {
         message_id: MessageId,
-        agent: AgentId,
+        agent: Destination,
         attempt: u32,
         next_attempt_at: i64,
         error: String,
@@ -44,7 +43,7 @@ pub enum Event {
     /// A delivery failed for good.
     Failed {
         message_id: MessageId,
-        agent: AgentId,
+        agent: Destination,
         attempts: u32,
         error: String,
     },
@@ -54,6 +53,8 @@ pub enum Event {
         agent: AgentId,
         by: String,
     },
+    /// A Discord command now owes a receipt for this message.
+    ReceiptOwed { message_id: MessageId },
     /// A backup was committed (by a person or the schedule).
     BackupTaken {
         id: String,
@@ -75,7 +76,8 @@ impl Event {
             | Self::Delivered { message_id, .. }
             | Self::Retrying { message_id, .. }
             | Self::Failed { message_id, .. }
-            | Self::Acked { message_id, .. } => Some(*message_id),
+            | Self::Acked { message_id, .. }
+            | Self::ReceiptOwed { message_id } => Some(*message_id),
             Self::BackupTaken { .. } | Self::BackupFailed { .. } => None,
         }
     }

@@ -79,6 +79,26 @@ pub enum AppError {
     NoPoint(crate::model::AgentId),
     #[error("the store {path} was {how} while acp was using it")]
     StoreLost { path: String, how: &'static str },
+    #[error(
+        "Discord is not set up for this root (no DISCORD_TOKEN in .env): nothing can be posted \
+         there. Put the bot's token in .env, or send to an agent with --to AGENT"
+    )]
+    DiscordOff,
+    #[error(
+        "nowhere to post on Discord: set discord.swarm_channel (a channel id) in \
+         config/acp.toml, or answer a message that came from Discord with `acp reply ID`"
+    )]
+    NoDiscordChannel,
+    #[error(
+        "message {id} came from {from}, who is neither an agent nor on Discord: there is nowhere \
+         to send an answer. Tell them another way, or post with `acp send --to discord`"
+    )]
+    NowhereToReply { id: MessageId, from: String },
+    #[error(
+        "message {id} was not sent to {caller} (ACP_AGENT): an agent answers only its own \
+         messages"
+    )]
+    NotYoursToAnswer { id: MessageId, caller: AgentId },
     #[error("cannot use the service lock {path}: {source}")]
     ServiceLock {
         path: String,

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{App, AppError, CommitJob, SendRequest, blocking};
 use crate::events::Event;
-use crate::model::{AgentId, AuditOutcome, MessageId, Recipient, UnifiedMessage};
+use crate::model::{AgentId, AuditOutcome, Destination, MessageId, Recipient, UnifiedMessage};
 use crate::store::{AckResult, DeliveryView, InboxEntry, Status, StoreError, Submission, now_ms};
 
 impl App {
@@ -18,11 +18,17 @@ impl App {
     /// # Errors
     /// [`AppError`]: bad input (nothing stored) or a store failure.
     pub async fn send(&self, req: SendRequest) -> Result<UnifiedMessage, AppError> {
-        let agents: Vec<AgentId> = match &req.draft.to {
-            Recipient::Agent(id) => vec![self.registry.get(id)?.id.clone()],
-            Recipient::Broadcast => self.registry.all().iter().map(|a| a.id.clone()).collect(),
+        let to: Vec<Destination> = match &req.draft.to {
+            Recipient::Agent(id) => vec![Destination::Agent(self.registry.get(id)?.id.clone())],
+            Recipient::Broadcast => self
+                .registry
+                .all()
+                .iter()
+                .map(|a| Destination::Agent(a.id.clone()))
+                .collect(),
+            Recipient::Discord => vec![Destination::Discord],
         };
-        if agents.is_empty() {
+        if to.is_empty() {
             return Err(AppError::NoAgents);
         }
         let message = req.draft.build(self.config.limits.max_body_bytes)?;
@@ -32,12 +38,15 @@ impl App {
                 return Err(AppError::NotFound(parent));
             }
         }
-        let deliveries = agents.len();
+        if message.to == Recipient::Discord {
+            self.check_discord_route(&message).await?;
+        }
+        let deliveries = to.len();
         let (reply, done) = oneshot::channel();
         let submission = Submission {
             message,
             via: req.via,
-            agents,
+            to,
         };
         let job = CommitJob {
             submission: submission.clone(),
@@ -153,7 +162,7 @@ impl App {
             }
             // The next try is due at its backoff, which the store knows.
             let store = Arc::clone(&self.store);
-            let due = blocking(move || store.next_due()).await?;
+            let due = blocking(move || store.next_due(false)).await?;
             let wait_ms = due.map_or(0, |at| at.saturating_sub(now_ms()).max(0));
             let pause = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
             tokio::time::sleep_until(deadline.min(now + pause.max(MIN_RETRY_PAUSE))).await;

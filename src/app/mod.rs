@@ -5,6 +5,7 @@
 //! whichever door asked.
 //!
 //! - [`messages`]: send, read, follow, acknowledge, status.
+//! - [`outbox`]: answers, posts to Discord, receipts owed to commands.
 //! - [`roles`]: agents, roles, the captain, the audit log.
 //! - [`backups`]: create, list, verify, restore, prune, drill, schedule.
 //! - [`doctor`]: the health checks of `acp doctor`.
@@ -18,6 +19,7 @@ pub mod doctor;
 mod error;
 mod init;
 mod messages;
+mod outbox;
 mod roles;
 mod screen;
 mod service_lock;
@@ -46,6 +48,7 @@ pub use crate::backup::{
 pub use crate::config::{CONFIG_FILE, Config, ConfigError, DiscordConfig, Env};
 pub use crate::coords::{Finding, Monitor, Point, Severity};
 pub use crate::events::Event;
+pub use crate::store::discord::{Receipt, ReceiptState};
 pub use crate::store::roles::AuditEntry;
 pub use crate::store::views::{AgentStatus, AttemptView, FailureView};
 pub use crate::store::{AckResult, DeliveryView, InboxEntry, Status};
@@ -219,7 +222,8 @@ impl App {
         )
     }
 
-    /// Delivers until `cancel`, with every method: what `acp run` does.
+    /// Delivers until `cancel`, with every method, posting to Discord too
+    /// when a token is configured: what `acp run` does.
     /// Temporary files left in the inboxes by interrupted writes are
     /// removed first.
     ///
@@ -242,7 +246,21 @@ impl App {
                 "removed temporary files left by interrupted inbox writes"
             );
         }
-        let dispatcher = Arc::new(self.dispatcher(self.methods())?);
+        let mut methods = self.methods();
+        if let Some(token) = &self.config.discord.token {
+            let http = crate::delivery::discord::http(
+                token.expose(),
+                self.config.discord.api_base.as_deref(),
+            );
+            methods.add(Arc::new(crate::delivery::discord::DiscordMethod::new(
+                Arc::new(http),
+                tokio::runtime::Handle::current(),
+                Arc::clone(&self.store),
+                Arc::clone(&self.registry),
+                &self.config.discord,
+            )));
+        }
+        let dispatcher = Arc::new(self.dispatcher(methods)?);
         Ok(dispatcher.run(self.wake(), cancel))
     }
 

@@ -39,14 +39,19 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
         agents: u32,
     },
-    /// Send a message to one agent; prints its id once it is stored.
+    /// Send a message to one agent, or post it to Discord (--to discord);
+    /// prints its id once it is stored.
     Send {
-        /// The agent to send to, e.g. Agent-2.
+        /// The agent to send to, e.g. Agent-2; or discord: the agent's
+        /// thread or the swarm channel.
         #[arg(long)]
         to: String,
         #[command(flatten)]
         opts: SendOpts,
     },
+    /// Answer a message where it came from: its Discord channel (as a reply
+    /// to the command's receipt), or the inbox of the agent that sent it.
+    Reply(ReplyArgs),
     /// Send a message to every agent.
     Broadcast {
         #[command(flatten)]
@@ -144,6 +149,27 @@ pub(crate) enum BackupCommand {
     /// Print a new encryption key for ACP_BACKUP_KEY (keep a copy off this
     /// machine: without it, encrypted backups cannot be read).
     Keygen,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReplyArgs {
+    /// The message to answer.
+    #[arg(value_parser = parse_id)]
+    pub id: MessageId,
+    /// Who answers (default: $ACP_AGENT, else the message's only
+    /// recipient).
+    #[arg(long)]
+    pub from: Option<String>,
+    #[arg(long, default_value = "normal", value_parser = parse_priority)]
+    pub priority: Priority,
+    /// Wait until it is posted or delivered, and print where.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up waiting after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+    /// The answer, or - to read it from standard input.
+    pub message: String,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,7 @@ use serde_json::json;
 use acp::app::{App, DeliveryView, SendRequest, ServiceLock};
 use acp::model::{DeliveryState, Kind, MessageId, Recipient};
 
-use super::{SendOpts, read_body};
+use super::{ReplyArgs, SendOpts, read_body};
 
 /// Sends to `to`, or to everyone when `to` is `None`.
 pub(crate) async fn send(
@@ -20,6 +20,7 @@ pub(crate) async fn send(
     json_out: bool,
 ) -> Result<ExitCode> {
     let recipient = match to {
+        Some(text) if text.eq_ignore_ascii_case("discord") => Recipient::Discord,
         Some(text) => Recipient::Agent(app.agents().lookup(text)?.id.clone()),
         None => Recipient::Broadcast,
     };
@@ -32,6 +33,7 @@ pub(crate) async fn send(
         .kind
         .unwrap_or(match (&recipient, app.agents().lookup(&from)) {
             (Recipient::Broadcast, _) => Kind::Broadcast,
+            (Recipient::Discord, _) => Kind::Report,
             (_, Ok(_)) => Kind::AgentToAgent,
             (_, Err(_)) => Kind::Human,
         });
@@ -48,27 +50,53 @@ pub(crate) async fn send(
         via: opts.via,
     };
     let message = app.send(request).await?;
+    follow_up(app, &message, opts.wait, opts.timeout, json_out).await
+}
+
+/// `acp reply ID TEXT`: the answer goes where message ID came from.
+pub(crate) async fn reply(app: &Arc<App>, r: &ReplyArgs, json_out: bool) -> Result<ExitCode> {
+    let caller = r
+        .from
+        .clone()
+        .or_else(|| app.config().default_sender.clone());
+    let body = read_body(&r.message)?;
+    let message = app.reply(r.id, body, caller.as_deref(), r.priority).await?;
+    follow_up(app, &message, r.wait, r.timeout, json_out).await
+}
+
+/// After a message is stored: prints its id, then delivers it here when no
+/// `acp run` does (posts to Discord always wait for `acp run`), or waits
+/// for the outcome if asked.
+async fn follow_up(
+    app: &Arc<App>,
+    message: &acp::model::UnifiedMessage,
+    wait: bool,
+    timeout: u64,
+    json_out: bool,
+) -> Result<ExitCode> {
     let id = message.id;
     if !json_out {
         // The id first, alone, so scripts can take it: it is durable now.
         outln!("{id}");
     }
-
     let service = ServiceLock::is_held(&app.config().root);
-    let timeout = Duration::from_secs(opts.timeout);
-    let deliveries = if service {
-        if opts.wait {
+    let timeout = Duration::from_secs(timeout);
+    let deliveries = if service || message.to == Recipient::Discord {
+        if !service && !json_out {
+            eprintln!("queued: posts to Discord go out when `acp run` runs for this root");
+        }
+        if wait {
             app.wait_for(id, timeout).await?
         } else {
-            if !json_out {
+            if service && !json_out {
                 eprintln!("queued for the running `acp run` service");
             }
             return finish(app, id, None, json_out, false).await;
         }
     } else {
-        app.deliver_here(id, opts.wait, timeout).await?
+        app.deliver_here(id, wait, timeout).await?
     };
-    finish(app, id, Some(deliveries), json_out, opts.wait).await
+    finish(app, id, Some(deliveries), json_out, wait).await
 }
 
 async fn finish(

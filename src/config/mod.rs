@@ -136,6 +136,11 @@ pub struct DiscordConfig {
     /// outcomes are posted as channel messages (the interaction token
     /// lasts 15 minutes).
     pub receipt_window: Duration,
+    /// The swarm's channel: agents' posts and answers that have no
+    /// command to reply to go here, and agent threads are made in it.
+    pub swarm_channel: Option<u64>,
+    /// One thread per agent in the swarm channel (off by default).
+    pub agent_threads: bool,
 }
 
 impl Default for DiscordConfig {
@@ -148,6 +153,8 @@ impl Default for DiscordConfig {
             admin_roles: Vec::new(),
             allowed_channels: Vec::new(),
             receipt_window: Duration::from_secs(840),
+            swarm_channel: None,
+            agent_threads: false,
         }
     }
 }
@@ -223,6 +230,8 @@ struct RawDiscord {
     admin_roles: Option<Vec<i64>>,
     allowed_channels: Option<Vec<i64>>,
     receipt_window_secs: Option<i64>,
+    swarm_channel: Option<i64>,
+    agent_threads: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -290,6 +299,13 @@ impl Source<'_> {
                 .map_err(|e: crate::model::UnknownMethod| self.invalid(key, e.to_string()))?;
             if out.contains(&method) {
                 return Err(self.invalid(key, format!("{method} is listed twice")));
+            }
+            if method == MethodName::Discord {
+                return Err(self.invalid(
+                    key,
+                    "discord is where agents' answers go, not a way to reach an agent: use gui \
+                     or inbox",
+                ));
             }
             out.push(method);
         }
@@ -431,6 +447,20 @@ impl Config {
                 Duration::from_secs(src.int_in("discord.receipt_window_secs", v, 1, 840)?);
         }
 
+        if let Some(v) = raw.discord.swarm_channel {
+            self.discord.swarm_channel =
+                Some(src.int_in("discord.swarm_channel", v, 1, i64::MAX)?);
+        }
+        if let Some(on) = raw.discord.agent_threads {
+            if on && self.discord.swarm_channel.is_none() {
+                return Err(src.invalid(
+                    "discord.agent_threads",
+                    "threads are made in the swarm channel: set discord.swarm_channel too",
+                ));
+            }
+            self.discord.agent_threads = on;
+        }
+
         gui::apply_gui(&src, &raw.gui, &mut self.gui)?;
         backup::apply_backup(&src, &self.root, raw.backup, &mut self.backup)?;
 
@@ -535,6 +565,13 @@ impl Config {
             Some(list) => src.methods(&key("delivery"), &list)?,
             None => self.delivery.order.clone(),
         };
+        if id.as_str().eq_ignore_ascii_case("discord") {
+            return Err(src.invalid(
+                &key("id"),
+                "discord is reserved (`acp send --to discord` posts to Discord): name the agent \
+                 otherwise",
+            ));
+        }
         let name = a.name.unwrap_or_else(|| id.to_string());
         if name.chars().any(char::is_control) || name.chars().count() > 64 {
             return Err(src.invalid(&key("name"), "use up to 64 printable characters"));

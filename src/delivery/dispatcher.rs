@@ -22,12 +22,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::DeliveryConfig;
 use crate::events::{Event, EventBus};
-use crate::model::MessageId;
-use crate::model::{AgentId, Registry};
+use crate::model::{Destination, MessageId, MethodName, Registry};
 use crate::store::{Claimed, Outcome, OutcomeState, Store, StoreError, TriedMethod, now_ms};
 
-use super::Methods;
 use super::lease::Lease;
+use super::{Methods, Target};
 use crate::model::{DeliveryError, FailureKind};
 
 /// How often a running dispatcher looks for deliveries held by dead ones.
@@ -115,9 +114,13 @@ impl Dispatcher {
         only: Option<&[MessageId]>,
         cancel: &CancellationToken,
     ) -> Result<PumpStats, StoreError> {
-        let claimed =
-            self.store
-                .claim(self.lease.owner(), now_ms(), self.config.batch_size, only)?;
+        let claimed = self.store.claim(
+            self.lease.owner(),
+            now_ms(),
+            self.config.batch_size,
+            only,
+            self.posts_to_discord(),
+        )?;
         let mut stats = PumpStats {
             claimed: claimed.len(),
             ..PumpStats::default()
@@ -125,9 +128,9 @@ impl Dispatcher {
         if claimed.is_empty() {
             return Ok(stats);
         }
-        let mut by_agent: BTreeMap<AgentId, Vec<Claimed>> = BTreeMap::new();
+        let mut by_agent: BTreeMap<Destination, Vec<Claimed>> = BTreeMap::new();
         for c in claimed {
-            by_agent.entry(c.agent.clone()).or_default().push(c);
+            by_agent.entry(c.to.clone()).or_default().push(c);
         }
         let mut outcomes = Vec::new();
         let mut released = Vec::new();
@@ -183,7 +186,7 @@ impl Dispatcher {
     /// Tells the event bus what happened to each attempted delivery.
     fn publish(&self, claims: Vec<Claimed>, outcomes: Vec<Outcome>, stats: &mut PumpStats) {
         for (c, o) in claims.into_iter().zip(outcomes) {
-            let (message_id, agent) = (c.message.id, c.agent);
+            let (message_id, agent) = (c.message.id, c.to);
             let event = match o.state {
                 OutcomeState::Delivered { method, detail } => {
                     stats.delivered += 1;
@@ -230,32 +233,41 @@ impl Dispatcher {
         }
     }
 
+    /// Whether this dispatcher posts to Discord (only `acp run` does).
+    fn posts_to_discord(&self) -> bool {
+        self.methods.get(MethodName::Discord).is_some()
+    }
+
     /// One attempt at one delivery: every method in order until one works.
     fn deliver_one(&self, c: &Claimed) -> Outcome {
         let attempt = c.attempts + 1;
-        let agent = match self.registry.get(&c.agent) {
-            Ok(agent) => agent,
-            Err(e) => {
-                return Outcome {
-                    delivery_id: c.delivery_id,
-                    tried: Vec::new(),
-                    state: OutcomeState::Failed {
-                        error: format!(
-                            "{e}; it was removed from config/acp.toml after the message was queued"
-                        ),
-                    },
-                };
-            }
+        let (target, methods) = match &c.to {
+            Destination::Discord => (Target::Discord, vec![MethodName::Discord]),
+            Destination::Agent(id) => match self.registry.get(id) {
+                Ok(agent) => (Target::Agent(agent), c.via.methods_for(agent)),
+                Err(e) => {
+                    return Outcome {
+                        delivery_id: c.delivery_id,
+                        tried: Vec::new(),
+                        state: OutcomeState::Failed {
+                            error: format!(
+                                "{e}; it was removed from config/acp.toml after the message was \
+                                 queued"
+                            ),
+                        },
+                    };
+                }
+            },
         };
         let mut tried = Vec::new();
-        for name in c.via.methods_for(agent) {
+        for name in methods {
             let started_at = now_ms();
             let result = match self.methods.get(name) {
                 None => Err(DeliveryError::unavailable(format!(
                     "{name} delivery is not available in this acp process"
                 ))),
                 Some(method) => {
-                    catch_unwind(AssertUnwindSafe(|| method.deliver(agent, &c.message)))
+                    catch_unwind(AssertUnwindSafe(|| method.deliver(target, &c.message)))
                         .unwrap_or_else(|_| {
                             Err(DeliveryError::transient(format!(
                                 "{name} delivery panicked (a bug: please report it)"
@@ -294,8 +306,18 @@ impl Dispatcher {
         let retryable = tried
             .iter()
             .any(|t| matches!(&t.result, Err(e) if e.kind == FailureKind::Transient));
-        let state = if retryable && attempt < self.config.max_attempts {
-            let delay = backoff(&self.config, attempt);
+        // A post waits for Discord as long as it takes: an outage or a
+        // refused token is fixed sooner or later, and nothing is lost.
+        let max_attempts = match c.to {
+            Destination::Discord => u32::MAX,
+            Destination::Agent(_) => self.config.max_attempts,
+        };
+        let asked = tried
+            .iter()
+            .filter_map(|t| t.result.as_ref().err().and_then(|e| e.retry_after))
+            .max();
+        let state = if retryable && attempt < max_attempts {
+            let delay = asked.unwrap_or_else(|| backoff(&self.config, attempt));
             OutcomeState::Retry {
                 next_attempt_at: now_ms()
                     + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2),
@@ -353,7 +375,8 @@ impl Dispatcher {
 
     async fn idle_wait(&self) -> Duration {
         let store = Arc::clone(&self.store);
-        let due = tokio::task::spawn_blocking(move || store.next_due())
+        let discord = self.posts_to_discord();
+        let due = tokio::task::spawn_blocking(move || store.next_due(discord))
             .await
             .ok()
             .and_then(Result::ok)

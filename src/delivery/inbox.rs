@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use crate::model::Agent;
 use crate::model::UnifiedMessage;
 
-use super::DeliveryMethod;
+use super::{DeliveryMethod, Target};
 use crate::model::{DeliveryError, MethodName};
 
 /// Prefix of the temporary files a write goes through (hidden from `ls`).
@@ -36,7 +36,9 @@ pub fn file_name(message: &UnifiedMessage) -> String {
 #[must_use]
 pub(crate) fn render_for(message: &UnifiedMessage, agent: &Agent) -> String {
     let ack = match message.to {
-        crate::model::Recipient::Agent(_) => format!("acp inbox ack {}", message.id),
+        crate::model::Recipient::Agent(_) | crate::model::Recipient::Discord => {
+            format!("acp inbox ack {}", message.id)
+        }
         crate::model::Recipient::Broadcast => {
             format!("acp inbox ack {} --agent {}", message.id, agent.id)
         }
@@ -63,7 +65,8 @@ pub(crate) fn render(message: &UnifiedMessage) -> String {
     format!(
         "---\nid: {id}\nfrom: {from}\nto: {to}\nkind: {kind}\npriority: {priority}\ncreated_at: \
          {created}\nreply_to: {reply_to}\ntags: {tags}\n---\n\n{body}\n\n---\nWhen you have \
-         acted on this message, run: acp inbox ack {id}\n",
+         acted on this message, run: acp inbox ack {id}\nTo answer it, run: acp reply {id} \
+         \"your answer\"\n",
         id = message.id,
         from = message.from,
         to = message.to,
@@ -215,7 +218,8 @@ impl DeliveryMethod for InboxMethod {
         MethodName::Inbox
     }
 
-    fn deliver(&self, agent: &Agent, message: &UnifiedMessage) -> Result<String, DeliveryError> {
+    fn deliver(&self, to: Target<'_>, message: &UnifiedMessage) -> Result<String, DeliveryError> {
+        let agent = to.agent(self.name())?;
         Ok(match write_message(agent, message)? {
             Written::New(path) | Written::Already(path) => path.display().to_string(),
             Written::Beside { path, kept } => format!(
@@ -301,12 +305,12 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let agent = agent(tmp.path());
         let msg = message("line one\nline two é 🚀");
-        let detail = InboxMethod.deliver(&agent, &msg).unwrap();
+        let detail = InboxMethod.deliver(Target::Agent(&agent), &msg).unwrap();
         let text = fs::read_to_string(&detail).unwrap();
         assert!(text.starts_with(&format!("---\nid: {}\nfrom: Agent-1\nto: Agent-2\nkind: agent_to_agent\npriority: critical\n", msg.id)), "{text}");
         assert!(text.contains("\n\nline one\nline two é 🚀\n\n"), "{text}");
         // A second delivery of the same id (after a crash, say) adds nothing.
-        InboxMethod.deliver(&agent, &msg).unwrap();
+        InboxMethod.deliver(Target::Agent(&agent), &msg).unwrap();
         let files: Vec<_> = fs::read_dir(agent.inbox_dir()).unwrap().collect();
         assert_eq!(files.len(), 1);
     }

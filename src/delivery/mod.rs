@@ -4,6 +4,7 @@
 //! agent's methods in order (default: the inbox; keyboard-and-mouse delivery
 //! plugs in as `gui`), records every attempt, and retries transient failures.
 
+pub mod discord;
 pub mod dispatcher;
 pub mod gui;
 pub mod inbox;
@@ -16,19 +17,43 @@ use crate::model::{Agent, DeliveryError, MethodName, UnifiedMessage};
 
 pub use dispatcher::Dispatcher;
 
-/// A way of putting a message in front of an agent. Implementations are
-/// called from blocking threads, one message at a time per agent.
+/// Who one delivery is for, as a method sees it.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// An agent, with its settings.
+    Agent(&'a Agent),
+    /// The people on Discord.
+    Discord,
+}
+
+impl<'a> Target<'a> {
+    /// The agent, or the error a method that only reaches agents gives.
+    ///
+    /// # Errors
+    /// [`DeliveryError`] (unavailable) for Discord.
+    pub fn agent(self, method: MethodName) -> Result<&'a Agent, DeliveryError> {
+        match self {
+            Self::Agent(agent) => Ok(agent),
+            Self::Discord => Err(DeliveryError::unavailable(format!(
+                "{method} delivers to agents, not to Discord"
+            ))),
+        }
+    }
+}
+
+/// A way of putting a message in front of its recipient. Implementations
+/// are called from blocking threads, one message at a time per recipient.
 pub trait DeliveryMethod: Send + Sync {
     /// Which method this is.
     fn name(&self) -> MethodName;
 
-    /// Delivers `message` to `agent`. Must be idempotent per message id for
-    /// the inbox (a retry after a crash must not make a second copy).
-    /// Returns a short detail for the receipt (for example the inbox file).
+    /// Delivers `message` to `to`. Must be idempotent per message id (a
+    /// retry after a crash must not make a second copy). Returns a short
+    /// detail for the receipt (for example the inbox file).
     ///
     /// # Errors
     /// A [`DeliveryError`] saying why, and whether to retry.
-    fn deliver(&self, agent: &Agent, message: &UnifiedMessage) -> Result<String, DeliveryError>;
+    fn deliver(&self, to: Target<'_>, message: &UnifiedMessage) -> Result<String, DeliveryError>;
 }
 
 /// The methods available in this process, by name.

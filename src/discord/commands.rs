@@ -10,8 +10,7 @@ use poise::CreateReply;
 
 use poise::serenity_prelude as serenity;
 
-use crate::app::DeliveryView;
-use crate::app::{AppError, SendRequest};
+use crate::app::{AppError, Receipt, ReceiptState, SendRequest};
 use crate::model::Via;
 use crate::model::{AuditOutcome, Kind, MessageId, Priority, Recipient};
 
@@ -21,10 +20,6 @@ use super::{Context, Data, Error, render};
 /// Work that has not answered by then is deferred first ("acp is
 /// thinking…"), well inside Discord's 3-second limit.
 const DEFER_AFTER: Duration = Duration::from_secs(1);
-
-/// How long a late receipt is still posted to the channel; past that the
-/// outcome is in `acp status` and the store.
-const LATE_RECEIPT_LIMIT: Duration = Duration::from_secs(24 * 3600);
 
 /// Runs `work`; if it has not finished after [`DEFER_AFTER`], defers the
 /// interaction first so Discord does not time it out, then waits for it.
@@ -253,6 +248,7 @@ async fn send_and_receipt(
     text: String,
     priority: Priority,
 ) -> Result<(), Error> {
+    let asked_at = jiff::Timestamp::now().as_millisecond();
     let app = ctx.data().app.clone();
     let request = SendRequest {
         draft: crate::model::Draft {
@@ -267,34 +263,33 @@ async fn send_and_receipt(
         via: Via::Auto,
     };
     let message = quick(ctx, app.send(request)).await?;
+    let followup = match ctx {
+        poise::Context::Application(a) => a
+            .has_sent_initial_response
+            .load(std::sync::atomic::Ordering::SeqCst),
+        poise::Context::Prefix(_) => false,
+    };
     let reply = ctx
         .say(render::accepted(&message, app.delivering()))
         .await?;
-    // The interaction token lasts 15 minutes: the reply is edited within
-    // the configured window, and a later outcome goes to the channel.
-    let window = app.config().discord.receipt_window;
-    let deliveries = app.wait_for(message.id, window).await?;
-    let done = deliveries.iter().all(DeliveryView::is_final);
-    let mut text = render::receipt(&message, &deliveries);
-    if !done {
-        text.push_str("\n⏳ Still in progress: the final receipt will be posted in this channel.");
-    }
-    reply
-        .edit(ctx, CreateReply::default().content(text))
-        .await?;
-    if !done {
-        let http = ctx.serenity_context().http.clone();
-        let channel = ctx.channel_id();
-        tokio::spawn(async move {
-            let text = match app.wait_for(message.id, LATE_RECEIPT_LIMIT).await {
-                Ok(deliveries) => render::late_receipt(&message, &deliveries),
-                Err(e) => format!("Cannot read the outcome of `{}`: {e}", message.id),
-            };
-            if let Err(e) = channel.say(&http, text).await {
-                tracing::warn!(message = %message.id, error = %e, "cannot post the late receipt");
-            }
-        });
-    }
+    let poise::Context::Application(a) = ctx else {
+        return Ok(());
+    };
+    // The receipt is owed from now on, in the store: whichever process
+    // answers receipts edits this reply once the outcome is known, even
+    // after a restart.
+    let reply_id = reply.message().await.ok().map(|m| m.id.get());
+    app.owe_receipt(Receipt {
+        message_id: message.id,
+        channel_id: ctx.channel_id().get(),
+        application_id: a.interaction.application_id.get(),
+        token: a.interaction.token.clone(),
+        reply_id,
+        followup,
+        asked_at,
+        state: ReceiptState::Owed,
+    })
+    .await?;
     Ok(())
 }
 

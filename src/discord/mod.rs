@@ -11,6 +11,7 @@
 mod backups;
 mod commands;
 pub(crate) mod permissions;
+mod receipts;
 pub(crate) mod render;
 
 use std::sync::Arc;
@@ -97,6 +98,7 @@ pub async fn run(app: Arc<App>, cancel: CancellationToken) -> Result<(), Discord
     }
     let http = http.build();
     let guild = config.guild_id;
+    let setup_app = Arc::clone(&app);
     let framework = poise::Framework::builder()
         .options(poise::FrameworkOptions {
             commands: commands::all(),
@@ -112,7 +114,7 @@ pub async fn run(app: Arc<App>, cancel: CancellationToken) -> Result<(), Discord
                     None => ctx.http.create_global_commands(&body).await?,
                 };
                 tracing::info!(user = %ready.user.name, guild, "Discord bot ready; slash commands registered");
-                Ok(Data { app })
+                Ok(Data { app: setup_app })
             })
         })
         .build();
@@ -121,9 +123,21 @@ pub async fn run(app: Arc<App>, cancel: CancellationToken) -> Result<(), Discord
         .framework(framework)
         .await?;
     let shards = client.shard_manager.clone();
-    tokio::select! {
-        result = client.start() => result.map_err(DiscordError::from_client)?,
-        () = cancel.cancelled() => shards.shutdown_all().await,
-    }
-    Ok(())
+    // Receipts are answered over REST, beside the gateway, until the bot
+    // stops.
+    let receipts_stop = cancel.child_token();
+    let receipts = receipts::answer(app, client.http.clone(), receipts_stop.clone());
+    let bot = async {
+        let result = tokio::select! {
+            result = client.start() => result.map_err(DiscordError::from_client),
+            () = cancel.cancelled() => {
+                shards.shutdown_all().await;
+                Ok(())
+            }
+        };
+        receipts_stop.cancel();
+        result
+    };
+    let (result, ()) = tokio::join!(bot, receipts);
+    result
 }

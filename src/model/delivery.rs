@@ -6,7 +6,62 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::agent::Agent;
+use super::agent::{Agent, AgentId};
+
+/// How the Discord destination is written in the store: no agent id can
+/// start with `@`.
+pub const DISCORD: &str = "@discord";
+
+/// Where one delivery goes: an agent, or the people on Discord (the
+/// outbox).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Destination {
+    Agent(AgentId),
+    Discord,
+}
+
+impl Destination {
+    /// The destination as stored: the agent id, or `@discord`.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Agent(id) => id.as_str(),
+            Self::Discord => DISCORD,
+        }
+    }
+
+    /// The agent, if it is one.
+    #[must_use]
+    pub fn agent(&self) -> Option<&AgentId> {
+        match self {
+            Self::Agent(id) => Some(id),
+            Self::Discord => None,
+        }
+    }
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl FromStr for Destination {
+    type Err = super::agent::AgentError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == DISCORD {
+            Ok(Self::Discord)
+        } else {
+            s.parse().map(Self::Agent)
+        }
+    }
+}
+
+impl Serialize for Destination {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
 
 /// The name of a delivery method, as written in config and the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -16,6 +71,8 @@ pub enum MethodName {
     Gui,
     /// A markdown file in the agent's workspace inbox.
     Inbox,
+    /// A post to Discord (the outbox: replies, reports, devlogs).
+    Discord,
 }
 
 impl MethodName {
@@ -25,6 +82,7 @@ impl MethodName {
         match self {
             Self::Gui => "gui",
             Self::Inbox => "inbox",
+            Self::Discord => "discord",
         }
     }
 }
@@ -37,7 +95,7 @@ impl fmt::Display for MethodName {
 
 /// A method name that is not known.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown delivery method {0:?}: use gui or inbox")]
+#[error("unknown delivery method {0:?}: use gui or inbox (discord delivers to people, not agents)")]
 pub struct UnknownMethod(pub String);
 
 impl FromStr for MethodName {
@@ -46,6 +104,7 @@ impl FromStr for MethodName {
         match s {
             "gui" => Ok(Self::Gui),
             "inbox" => Ok(Self::Inbox),
+            "discord" => Ok(Self::Discord),
             other => Err(UnknownMethod(other.chars().take(32).collect())),
         }
     }
@@ -127,6 +186,9 @@ impl FailureKind {
 pub struct DeliveryError {
     pub kind: FailureKind,
     pub reason: String,
+    /// When the far side said to try again (Discord's `retry_after`),
+    /// instead of the usual backoff.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl DeliveryError {
@@ -136,6 +198,7 @@ impl DeliveryError {
         Self {
             kind: FailureKind::Transient,
             reason: reason.into(),
+            retry_after: None,
         }
     }
 
@@ -145,6 +208,7 @@ impl DeliveryError {
         Self {
             kind: FailureKind::Permanent,
             reason: reason.into(),
+            retry_after: None,
         }
     }
 
@@ -154,6 +218,7 @@ impl DeliveryError {
         Self {
             kind: FailureKind::Unavailable,
             reason: reason.into(),
+            retry_after: None,
         }
     }
 }

@@ -52,7 +52,10 @@ pub enum MessageError {
     BadId(String),
     #[error("unknown priority {0:?}: use normal, urgent or critical")]
     BadPriority(String),
-    #[error("unknown kind {0:?}: use agent_to_agent, system, broadcast, onboarding or human")]
+    #[error(
+        "unknown kind {0:?}: use agent_to_agent, system, broadcast, onboarding, human, report or \
+         devlog"
+    )]
     BadKind(String),
 }
 
@@ -132,14 +135,27 @@ pub enum Recipient {
     Agent(AgentId),
     /// Every registered agent (one delivery each).
     Broadcast,
+    /// The people on Discord: a reply goes where the message it answers
+    /// came from, anything else to the agent's thread or the swarm channel.
+    Discord,
+}
+
+impl Recipient {
+    /// How the recipient is written in the store and in headers: an agent
+    /// id, `*` for everyone, `@discord` (no agent id can start with `@`).
+    #[must_use]
+    pub fn as_text(&self) -> &str {
+        match self {
+            Self::Agent(id) => id.as_str(),
+            Self::Broadcast => "*",
+            Self::Discord => super::delivery::DISCORD,
+        }
+    }
 }
 
 impl fmt::Display for Recipient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Agent(id) => f.write_str(id.as_str()),
-            Self::Broadcast => f.write_str("*"),
-        }
+        f.write_str(self.as_text())
     }
 }
 
@@ -153,16 +169,22 @@ pub enum Kind {
     Broadcast,
     Onboarding,
     Human,
+    /// An agent's message to the people on Discord: a reply, a report.
+    Report,
+    /// An agent's devlog, posted to Discord.
+    Devlog,
 }
 
 impl Kind {
     /// Every kind, in documentation order.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 7] = [
         Kind::AgentToAgent,
         Kind::System,
         Kind::Broadcast,
         Kind::Onboarding,
         Kind::Human,
+        Kind::Report,
+        Kind::Devlog,
     ];
 
     /// The name used in config, the CLI, the store and inbox headers.
@@ -174,6 +196,8 @@ impl Kind {
             Self::Broadcast => "broadcast",
             Self::Onboarding => "onboarding",
             Self::Human => "human",
+            Self::Report => "report",
+            Self::Devlog => "devlog",
         }
     }
 }

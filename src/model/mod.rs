@@ -21,8 +21,8 @@ pub mod time;
 pub use agent::{Agent, AgentError, AgentId, MAX_AGENT_ID_LEN, Registry};
 pub use audit::AuditOutcome;
 pub use delivery::{
-    AttemptOutcome, DeliveryError, DeliveryState, FailureKind, MethodName, UnknownMethod,
-    UnknownState, Via,
+    AttemptOutcome, DISCORD, DeliveryError, DeliveryState, Destination, FailureKind, MethodName,
+    UnknownMethod, UnknownState, Via,
 };
 pub use message::{
     DEFAULT_MAX_BODY_BYTES, Draft, Kind, MAX_SENDER_CHARS, MAX_TAG_CHARS, MAX_TAGS, MessageError,

@@ -5,8 +5,10 @@
 //! a message is on disk before anyone is told it was accepted. One `impl`
 //! block per table family: [`queue`] (messages, deliveries, attempts),
 //! [`views`] (status, inbox listings, acks), [`roles`] (role assignments,
-//! captain, audit log).
+//! captain, audit log), [`discord`] (the outbox's receipts, threads and
+//! posts).
 
+pub mod discord;
 pub mod queue;
 pub mod roles;
 mod sql;
@@ -133,6 +135,36 @@ const MIGRATIONS: &[&str] = &[
         outcome  TEXT NOT NULL,
         detail   TEXT
     );
+    ",
+    // 2: the Discord outbox: receipts owed to commands, the agents'
+    // threads, and each part posted (so a retry never posts it twice).
+    r"
+    CREATE TABLE discord_receipts (
+        message_id      TEXT PRIMARY KEY REFERENCES messages(id),
+        channel_id      INTEGER NOT NULL,
+        application_id  INTEGER NOT NULL,
+        token           TEXT NOT NULL,
+        reply_id        INTEGER,
+        followup        INTEGER NOT NULL,
+        asked_at        INTEGER NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('owed','late','done')),
+        updated_at      INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX discord_receipts_state ON discord_receipts (state);
+    CREATE TABLE discord_threads (
+        agent       TEXT PRIMARY KEY,
+        channel_id  INTEGER NOT NULL,
+        thread_id   INTEGER NOT NULL UNIQUE,
+        created_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE discord_posts (
+        message_id  TEXT NOT NULL REFERENCES messages(id),
+        part        INTEGER NOT NULL,
+        channel_id  INTEGER NOT NULL,
+        discord_id  INTEGER NOT NULL,
+        posted_at   INTEGER NOT NULL,
+        PRIMARY KEY (message_id, part)
+    ) WITHOUT ROWID;
     ",
 ];
 

@@ -3,8 +3,8 @@
 use rusqlite::{OptionalExtension, Row, params};
 
 use crate::model::{
-    AgentId, AttemptOutcome, DeliveryError, DeliveryState, MessageId, MethodName, Priority,
-    Recipient, UnifiedMessage, Via,
+    AttemptOutcome, DISCORD, DeliveryError, DeliveryState, Destination, MessageId, MethodName,
+    Priority, Recipient, UnifiedMessage, Via,
 };
 
 use super::{Store, StoreError};
@@ -14,8 +14,8 @@ use super::{Store, StoreError};
 pub struct Submission {
     pub message: UnifiedMessage,
     pub via: Via,
-    /// One delivery is made per agent.
-    pub agents: Vec<AgentId>,
+    /// One delivery is made per destination (each agent, or Discord).
+    pub to: Vec<Destination>,
 }
 
 /// One delivery handed to a dispatcher.
@@ -24,7 +24,7 @@ pub struct Claimed {
     pub delivery_id: i64,
     /// Attempts already made before this one.
     pub attempts: u32,
-    pub agent: AgentId,
+    pub to: Destination,
     pub via: Via,
     pub message: UnifiedMessage,
 }
@@ -71,14 +71,10 @@ pub(crate) fn message_from_row(row: &Row<'_>, at: usize) -> Result<UnifiedMessag
     Ok(UnifiedMessage {
         id: id.parse().map_err(|_| corrupt("message id", &id))?,
         from: row.get(at + 1)?,
-        to: if recipient == "*" {
-            Recipient::Broadcast
-        } else {
-            Recipient::Agent(
-                recipient
-                    .parse()
-                    .map_err(|_| corrupt("recipient", &recipient))?,
-            )
+        to: match recipient.as_str() {
+            "*" => Recipient::Broadcast,
+            DISCORD => Recipient::Discord,
+            agent => Recipient::Agent(agent.parse().map_err(|_| corrupt("recipient", agent))?),
         },
         kind: kind.parse().map_err(|_| corrupt("kind", &kind))?,
         priority: Priority::from_rank(rank)
@@ -108,7 +104,7 @@ impl Store {
                 "INSERT INTO deliveries (message_id, agent, priority, state, next_attempt_at, updated_at)
                  VALUES (?1, ?2, ?3, 'queued', ?4, ?4)",
             )?;
-            for Submission { message: m, via, agents } in items.iter().copied() {
+            for Submission { message: m, via, to } in items.iter().copied() {
                 let id = m.id.to_string();
                 insert_message.execute(params![
                     id,
@@ -122,8 +118,8 @@ impl Store {
                     m.reply_to.map(|r| r.to_string()),
                     via.as_str(),
                 ])?;
-                for agent in agents {
-                    insert_delivery.execute(params![id, agent.as_str(), m.priority.rank(), m.created_at])?;
+                for destination in to {
+                    insert_delivery.execute(params![id, destination.as_str(), m.priority.rank(), m.created_at])?;
                 }
             }
             Ok(())
@@ -132,7 +128,8 @@ impl Store {
 
     /// Claims up to `limit` queued deliveries that are due, highest priority
     /// first and oldest first within a priority, for dispatcher `owner`.
-    /// With `only`, claims only deliveries of those messages.
+    /// With `only`, claims only deliveries of those messages; posts to
+    /// Discord only `with_discord` (a dispatcher that can post them).
     ///
     /// # Errors
     /// [`StoreError`]; nothing is claimed then.
@@ -142,6 +139,7 @@ impl Store {
         now: i64,
         limit: usize,
         only: Option<&[MessageId]>,
+        with_discord: bool,
     ) -> Result<Vec<Claimed>, StoreError> {
         let only_json = only.map(|ids| {
             serde_json::to_string(&ids.iter().map(ToString::to_string).collect::<Vec<_>>())
@@ -153,6 +151,7 @@ impl Store {
                  FROM deliveries d JOIN messages m ON m.id = d.message_id
                  WHERE d.state = 'queued' AND d.next_attempt_at <= ?1
                    AND (?3 IS NULL OR d.message_id IN (SELECT value FROM json_each(?3)))
+                   AND (?4 OR d.agent != '@discord')
                  ORDER BY d.priority DESC, d.message_id, d.id
                  LIMIT ?2"
             );
@@ -160,18 +159,19 @@ impl Store {
             let mut rows = stmt.query(params![
                 now,
                 i64::try_from(limit).unwrap_or(i64::MAX),
-                only_json
+                only_json,
+                with_discord
             ])?;
             let mut claimed = Vec::new();
             while let Some(row) = rows.next()? {
-                let agent: String = row.get(2)?;
+                let to: String = row.get(2)?;
                 let via: String = row.get(3)?;
                 claimed.push(Claimed {
                     delivery_id: row.get(0)?,
                     attempts: row.get(1)?,
-                    agent: agent
+                    to: to
                         .parse()
-                        .map_err(|_| StoreError::Corrupt(format!("agent {agent:?}")))?,
+                        .map_err(|_| StoreError::Corrupt(format!("destination {to:?}")))?,
                     via: via
                         .parse()
                         .map_err(|_| StoreError::Corrupt(format!("via {via:?}")))?,
@@ -284,15 +284,17 @@ impl Store {
         })
     }
 
-    /// When the earliest queued delivery is due, if any.
+    /// When the earliest queued delivery is due, if any (posts to Discord
+    /// counted only `with_discord`).
     ///
     /// # Errors
     /// [`StoreError`].
-    pub(crate) fn next_due(&self) -> Result<Option<i64>, StoreError> {
+    pub(crate) fn next_due(&self, with_discord: bool) -> Result<Option<i64>, StoreError> {
         self.read(|tx| {
             Ok(tx.query_row(
-                "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'queued'",
-                [],
+                "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'queued' AND (?1 OR \
+                 agent != '@discord')",
+                [with_discord],
                 |r| r.get(0),
             )?)
         })

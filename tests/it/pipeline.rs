@@ -106,12 +106,18 @@ async fn a_dispatcher_that_dies_after_writing_the_file_is_resumed_without_a_dupl
     let lease_dir = root.path().join("data/dispatchers");
     let dead = Lease::acquire(&lease_dir).unwrap();
     let store = acp::store::Store::open(&root.path().join("data/acp.db")).unwrap();
-    let claimed = store.claim(dead.owner(), now_ms(), 10, None).unwrap();
+    let claimed = store
+        .claim(dead.owner(), now_ms(), 10, None, false)
+        .unwrap();
     assert_eq!(claimed.len(), 1);
-    let agent = app.agents().get(&claimed[0].agent).unwrap().clone();
+    let agent = app
+        .agents()
+        .get(claimed[0].to.agent().unwrap())
+        .unwrap()
+        .clone();
     acp::delivery::DeliveryMethod::deliver(
         &acp::delivery::inbox::InboxMethod,
-        &agent,
+        acp::delivery::Target::Agent(&agent),
         &claimed[0].message,
     )
     .unwrap();

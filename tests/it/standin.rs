@@ -61,6 +61,28 @@ struct Shared {
     /// its queue).
     gateway: Option<(usize, mpsc::UnboundedSender<GatewayCmd>)>,
     next_message: u64,
+    /// Messages in channels (threads included), in the order posted.
+    posts: Vec<Post>,
+    /// (channel, nonce) → the message a nonce made (`enforce_nonce`).
+    nonces: HashMap<(String, String), u64>,
+    /// Threads made: (parent channel, thread id, name).
+    threads: Vec<(String, String, String)>,
+    /// While set, posts to channels answer 429.
+    rate_limited: bool,
+    /// While set, a post to a channel is taken (the message exists) but
+    /// not answered until the flag is cleared.
+    hold_posts: bool,
+    rate_limited_answers: usize,
+}
+
+/// A message posted in a channel.
+#[derive(Debug, Clone)]
+pub struct Post {
+    pub id: u64,
+    pub channel: String,
+    pub content: String,
+    /// The message it replies to, if any.
+    pub reference: Option<String>,
 }
 
 #[derive(Clone)]
@@ -209,9 +231,9 @@ fn check(method: &str, path: &str, body: &Value) -> Option<String> {
     }
 }
 
-fn message_json(id: u64, content: &Value) -> Value {
+fn message_json(id: u64, channel: &str, content: &Value) -> Value {
     json!({
-        "id": id.to_string(), "channel_id": CHANNEL_ID,
+        "id": id.to_string(), "channel_id": channel,
         "author": {"id": BOT_ID, "username": "acp", "bot": true},
         "content": content.as_str().unwrap_or(""), "timestamp": "2026-01-01T00:00:00.000000+00:00",
         "edited_timestamp": null, "tts": false, "mention_everyone": false, "mentions": [],
@@ -243,17 +265,23 @@ async fn rest(State(state): State<AppState>, request: Request) -> Response {
         return StatusCode::NOT_FOUND.into_response();
     };
     let path = path.to_owned();
-    let mut shared = state.shared.lock().unwrap();
-    if let Some(problem) = check(method.as_str(), &path, &body) {
-        shared.violations.push(problem);
+    {
+        let mut shared = state.shared.lock().unwrap();
+        if let Some(problem) = check(method.as_str(), &path, &body) {
+            shared.violations.push(problem);
+        }
+        shared.requests.push(Recorded {
+            at: arrived,
+            method: method.to_string(),
+            path: path.clone(),
+            body: body.clone(),
+        });
     }
-    shared.requests.push(Recorded {
-        at: arrived,
-        method: method.to_string(),
-        path: path.clone(),
-        body: body.clone(),
-    });
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if let (&Method::POST, ["channels", channel, "messages"]) = (&method, segments.as_slice()) {
+        return post_message(&state, (*channel).to_owned(), &body).await;
+    }
+    let mut shared = state.shared.lock().unwrap();
     match (method, segments.as_slice()) {
         (Method::GET, ["gateway"]) => {
             axum::Json(json!({ "url": format!("ws://{}/gw", state.addr) })).into_response()
@@ -265,11 +293,30 @@ async fn rest(State(state): State<AppState>, request: Request) -> Response {
         (Method::POST, ["interactions", _, _, "callback"]) => {
             StatusCode::NO_CONTENT.into_response()
         }
-        (Method::POST, ["webhooks", _, _] | ["channels", _, "messages"])
-        | (Method::PATCH, ["webhooks", _, _, "messages", _]) => {
+        (Method::POST, ["channels", channel, "threads"]) => {
+            shared.next_message += 1;
+            let id = (700_000_000_000_000_000 + shared.next_message).to_string();
+            let name = body["name"].as_str().unwrap_or("").to_owned();
+            shared
+                .threads
+                .push(((*channel).to_owned(), id.clone(), name.clone()));
+            axum::Json(json!({
+                "id": id, "type": 11, "guild_id": GUILD_ID, "parent_id": channel, "name": name,
+                "owner_id": BOT_ID, "position": 0, "permission_overwrites": [], "nsfw": false,
+                "rate_limit_per_user": 0, "flags": 0, "member_count": 1, "message_count": 0,
+                "total_message_sent": 0,
+                "thread_metadata": {"archived": false, "auto_archive_duration": 10080,
+                    "archive_timestamp": "2026-01-01T00:00:00.000000+00:00", "locked": false}
+            }))
+            .into_response()
+        }
+        (Method::GET | Method::PATCH, ["webhooks", _, _, "messages", "@original"]) => {
+            axum::Json(message_json(ORIGINAL_ID, CHANNEL_ID, &body["content"])).into_response()
+        }
+        (Method::POST, ["webhooks", _, _]) | (Method::PATCH, ["webhooks", _, _, "messages", _]) => {
             shared.next_message += 1;
             let id = 900_000_000_000_000_000 + shared.next_message;
-            axum::Json(message_json(id, &body["content"])).into_response()
+            axum::Json(message_json(id, CHANNEL_ID, &body["content"])).into_response()
         }
         _ => {
             let method = shared
@@ -283,6 +330,59 @@ async fn rest(State(state): State<AppState>, request: Request) -> Response {
             StatusCode::NOT_FOUND.into_response()
         }
     }
+}
+
+/// The id the stand-in gives every command's original reply.
+pub const ORIGINAL_ID: u64 = 910_000_000_000_000_001;
+
+/// `POST /channels/{id}/messages`, with Discord's `enforce_nonce`: a nonce
+/// seen before in the channel answers the message it made, and posts
+/// nothing new.
+async fn post_message(state: &AppState, channel: String, body: &Value) -> Response {
+    let id = {
+        let mut s = state.shared.lock().unwrap();
+        if s.rate_limited {
+            s.rate_limited_answers += 1;
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "0.05")],
+                axum::Json(json!({
+                    "message": "You are being rate limited.", "retry_after": 0.05, "global": false
+                })),
+            )
+                .into_response();
+        }
+        let nonce = body["nonce"].as_str().map(str::to_owned);
+        let seen = nonce
+            .as_ref()
+            .filter(|_| body["enforce_nonce"] == true)
+            .and_then(|n| s.nonces.get(&(channel.clone(), n.clone())).copied());
+        match seen {
+            Some(id) => id,
+            None => {
+                s.next_message += 1;
+                let id = 920_000_000_000_000_000 + s.next_message;
+                if let Some(n) = nonce {
+                    s.nonces.insert((channel.clone(), n), id);
+                }
+                s.posts.push(Post {
+                    id,
+                    channel: channel.clone(),
+                    content: body["content"].as_str().unwrap_or("").to_owned(),
+                    reference: body["message_reference"]["message_id"]
+                        .as_str()
+                        .map(str::to_owned),
+                });
+                id
+            }
+        }
+    };
+    // Held: the message exists, the answer waits (a post in flight).
+    while state.shared.lock().unwrap().hold_posts {
+        // Polling interval while a test holds the answer.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    axum::Json(message_json(id, &channel, &body["content"])).into_response()
 }
 
 async fn gateway(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
@@ -388,14 +488,19 @@ async fn serve_session(
 impl StandIn {
     /// Starts the stand-in on a free loopback port.
     pub fn start() -> Self {
+        Self::start_on(0)
+    }
+
+    /// Starts the stand-in on this loopback port (0: any free one).
+    pub fn start_on(port: u16) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
         let shared = Arc::new(Mutex::new(Shared::default()));
         let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let state = AppState {
@@ -412,6 +517,59 @@ impl StandIn {
             base: format!("http://{addr}"),
             shared,
             _runtime: runtime,
+        }
+    }
+
+    /// The messages posted in `channel` (a channel or thread id).
+    pub fn posts_in(&self, channel: &str) -> Vec<Post> {
+        let s = self.shared.lock().unwrap();
+        s.posts
+            .iter()
+            .filter(|p| p.channel == channel)
+            .cloned()
+            .collect()
+    }
+
+    /// Every message posted in channels, in order.
+    pub fn posts(&self) -> Vec<Post> {
+        self.shared.lock().unwrap().posts.clone()
+    }
+
+    /// Threads made so far: (parent channel, thread id, name).
+    pub fn threads(&self) -> Vec<(String, String, String)> {
+        self.shared.lock().unwrap().threads.clone()
+    }
+
+    /// While on, posts to channels answer 429 (rate limited).
+    pub fn set_rate_limited(&self, on: bool) {
+        self.shared.lock().unwrap().rate_limited = on;
+    }
+
+    /// How many posts were answered 429.
+    pub fn rate_limited_answers(&self) -> usize {
+        self.shared.lock().unwrap().rate_limited_answers
+    }
+
+    /// While on, posts to channels are taken but not answered.
+    pub fn set_hold_posts(&self, on: bool) {
+        self.shared.lock().unwrap().hold_posts = on;
+    }
+
+    /// Waits until `f` holds for the posts, and returns them.
+    pub fn wait_posts(&self, limit: Duration, f: impl Fn(&[Post]) -> bool) -> Vec<Post> {
+        let start = Instant::now();
+        loop {
+            let posts = self.posts();
+            if f(&posts) {
+                return posts;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "the posts did not come within {limit:?}: {posts:#?}\nviolations: {:#?}",
+                self.violations()
+            );
+            // Polling interval while waiting for posts.
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 

@@ -27,7 +27,7 @@ use crate::coords::Coordinates;
 use crate::model::Agent;
 use crate::model::{Kind, UnifiedMessage};
 
-use super::{DeliveryMethod, inbox};
+use super::{DeliveryMethod, Target, inbox};
 use crate::config::GuiConfig;
 use crate::model::{DeliveryError, MethodName};
 
@@ -85,7 +85,8 @@ impl DeliveryMethod for GuiMethod {
         MethodName::Gui
     }
 
-    fn deliver(&self, agent: &Agent, message: &UnifiedMessage) -> Result<String, DeliveryError> {
+    fn deliver(&self, to: Target<'_>, message: &UnifiedMessage) -> Result<String, DeliveryError> {
+        let agent = to.agent(self.name())?;
         if self.config.display.is_none() {
             return Err(DeliveryError::unavailable(
                 "no display: DISPLAY is not set, so there are no windows to type into",
@@ -123,6 +124,7 @@ impl DeliveryMethod for GuiMethod {
                 .map_err(|e| DeliveryError {
                     kind: e.kind,
                     reason: format!("doorbell: cannot write the inbox file first: {}", e.reason),
+                    retry_after: None,
                 })?
                 .path()
                 .to_owned();

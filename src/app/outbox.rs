@@ -1,0 +1,152 @@
+//! The outbox through the core: answers to messages, posts to Discord, and
+//! the receipts Discord commands owe. A post is a message like any other,
+//! stored before anyone is told it was accepted, and delivered by the
+//! `discord` method of `acp run`'s dispatcher.
+
+use std::sync::Arc;
+
+use super::{App, AppError, SendRequest, blocking};
+use crate::events::Event;
+use crate::model::{AgentId, Draft, Kind, MessageId, Priority, Recipient, UnifiedMessage, Via};
+use crate::store::discord::{Receipt, ReceiptState};
+
+/// Who a message came from, for the one who answers it.
+fn came_from_discord(message: &UnifiedMessage) -> bool {
+    message.from.starts_with("discord:")
+}
+
+impl App {
+    /// Checks that a post to Discord has somewhere to go, before it is
+    /// stored.
+    ///
+    /// # Errors
+    /// [`AppError::DiscordOff`] or [`AppError::NoDiscordChannel`].
+    pub(super) async fn check_discord_route(
+        &self,
+        message: &UnifiedMessage,
+    ) -> Result<(), AppError> {
+        let discord = &self.config.discord;
+        if discord.token.is_none() {
+            return Err(AppError::DiscordOff);
+        }
+        if let Some(parent) = message.reply_to {
+            let store = Arc::clone(&self.store);
+            if blocking(move || store.receipt(parent)).await?.is_some() {
+                return Ok(());
+            }
+        }
+        if discord.swarm_channel.is_none() {
+            return Err(AppError::NoDiscordChannel);
+        }
+        Ok(())
+    }
+
+    /// Answers message `id` with `body`, where the message came from: a
+    /// message from Discord gets its answer in that channel (a Discord
+    /// reply to the command's receipt); a message from an agent gets it in
+    /// that agent's inbox, with `reply_to` set.
+    ///
+    /// `caller` is the agent answering (`ACP_AGENT` or `--from`); without
+    /// one, the message's only recipient answers. An agent answers only
+    /// messages sent to it.
+    ///
+    /// # Errors
+    /// [`AppError`] saying what to do; nothing is stored then.
+    pub async fn reply(
+        &self,
+        id: MessageId,
+        body: String,
+        caller: Option<&str>,
+        priority: Priority,
+    ) -> Result<UnifiedMessage, AppError> {
+        let (parent, deliveries) = self.read(id).await?;
+        let recipients: Vec<&str> = deliveries.iter().map(|d| d.agent.as_str()).collect();
+        let from: AgentId = match caller {
+            Some(text) => {
+                let me = self.registry.lookup(text)?.id.clone();
+                if !recipients.contains(&me.as_str()) {
+                    return Err(AppError::NotYoursToAnswer { id, caller: me });
+                }
+                me
+            }
+            None => match recipients.as_slice() {
+                [one] => one.parse()?,
+                _ => {
+                    return Err(AppError::AckNeedsAgent {
+                        id,
+                        agents: recipients.join(", "),
+                    });
+                }
+            },
+        };
+        let (to, kind) = if came_from_discord(&parent) {
+            (Recipient::Discord, Kind::Report)
+        } else if let Some(agent) = parent
+            .from
+            .parse::<AgentId>()
+            .ok()
+            .filter(|a| self.registry.get(a).is_ok())
+        {
+            (Recipient::Agent(agent), Kind::AgentToAgent)
+        } else {
+            return Err(AppError::NowhereToReply {
+                id,
+                from: parent.from,
+            });
+        };
+        self.send(SendRequest {
+            draft: Draft {
+                from: from.to_string(),
+                to,
+                kind,
+                priority,
+                body,
+                tags: Vec::new(),
+                reply_to: Some(id),
+            },
+            via: Via::Auto,
+        })
+        .await
+    }
+
+    /// Records the receipt a Discord command owes for message `id`, and
+    /// wakes whoever answers receipts.
+    ///
+    /// # Errors
+    /// [`AppError::Store`].
+    pub async fn owe_receipt(&self, receipt: Receipt) -> Result<(), AppError> {
+        let id = receipt.message_id;
+        let store = Arc::clone(&self.store);
+        blocking(move || store.owe_receipt(&receipt)).await?;
+        self.events.publish(Event::ReceiptOwed { message_id: id });
+        Ok(())
+    }
+
+    /// The receipts not answered yet, oldest first.
+    ///
+    /// # Errors
+    /// [`AppError::Store`].
+    pub async fn receipts_owed(&self) -> Result<Vec<Receipt>, AppError> {
+        let store = Arc::clone(&self.store);
+        Ok(blocking(move || store.receipts_owed()).await?)
+    }
+
+    /// Moves a receipt on: the reply now says it is late, or it is done.
+    ///
+    /// # Errors
+    /// [`AppError::Store`].
+    pub async fn settle_receipt(&self, id: MessageId, state: ReceiptState) -> Result<(), AppError> {
+        let store = Arc::clone(&self.store);
+        Ok(blocking(move || store.settle_receipt(id, state)).await?)
+    }
+
+    /// The agent whose Discord thread `channel` is, if it is one.
+    ///
+    /// # Errors
+    /// [`AppError::Store`].
+    pub async fn thread_agent(&self, channel: u64) -> Result<Option<AgentId>, AppError> {
+        let store = Arc::clone(&self.store);
+        let agent = blocking(move || store.thread_agent(channel)).await?;
+        Ok(agent.and_then(|a| a.parse().ok()))
+    }
+}

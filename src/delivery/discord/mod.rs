@@ -1,0 +1,245 @@
+//! The `discord` delivery method: the outbox's way out. A message to the
+//! people on Discord (an agent's reply or report) is posted where it
+//! belongs:
+//!
+//! - an answer to a message that came from a Discord command goes to that
+//!   command's channel, as a Discord reply to its receipt;
+//! - anything else from an agent goes to the agent's thread (with
+//!   `discord.agent_threads`), else to the swarm channel.
+//!
+//! Each part is posted with a nonce Discord enforces (the same nonce
+//! within a few minutes returns the first message instead of a second one)
+//! and recorded in the store as soon as Discord confirms it, so a retry
+//! after a crash or a timeout posts nothing twice. Only this module and
+//! the `discord` front door use serenity.
+
+pub mod split;
+
+use std::sync::Arc;
+
+use serenity::all as dc;
+
+use crate::config::DiscordConfig;
+use crate::model::{AgentId, DeliveryError, MessageId, MethodName, Registry, UnifiedMessage};
+use crate::store::Store;
+use crate::store::discord::Posted;
+
+use super::{DeliveryMethod, Target};
+
+/// Posts to Discord over its REST API.
+pub struct DiscordMethod {
+    http: Arc<dc::Http>,
+    runtime: tokio::runtime::Handle,
+    store: Arc<Store>,
+    registry: Arc<Registry>,
+    swarm_channel: Option<u64>,
+    agent_threads: bool,
+}
+
+/// A REST client for the configured token and base URL. With a base URL
+/// (a rate-limit proxy, or the tests' stand-in) serenity's own limiter is
+/// off and the proxy does that job; otherwise serenity waits out Discord's
+/// rate limits itself.
+#[must_use]
+pub fn http(token: &str, api_base: Option<&str>) -> dc::Http {
+    let mut builder = dc::HttpBuilder::new(token);
+    if let Some(base) = api_base {
+        builder = builder.proxy(base).ratelimiter_disabled(true);
+    }
+    builder.build()
+}
+
+/// The nonce of one part of one message: the same on every try, at most
+/// 25 characters as Discord requires.
+fn nonce(id: MessageId, part: usize) -> String {
+    let hash = blake3::hash(format!("{id}/{part}").as_bytes());
+    hash.to_hex()[..25].to_owned()
+}
+
+/// Why Discord did not take a post, and whether to try again.
+fn classify(e: &dc::Error, channel: u64) -> DeliveryError {
+    if let dc::Error::Http(dc::HttpError::UnsuccessfulRequest(r)) = e {
+        let status = r.status_code.as_u16();
+        let said = &r.error.message;
+        return match status {
+            429 => DeliveryError::transient("Discord is rate limiting acp (429): the post waits"),
+            401 => DeliveryError::transient(
+                "Discord refused DISCORD_TOKEN (401): the post waits. Reset the token on the Bot \
+                 page of the developer portal, put it in .env and restart acp run",
+            ),
+            403 => DeliveryError::transient(format!(
+                "Discord refused the post in channel {channel} (403: {said}): give the bot View \
+                 Channel, Send Messages and Create Public Threads there; the post waits"
+            )),
+            404 => DeliveryError::permanent(format!(
+                "Discord has no channel {channel} (404: {said}): check discord.swarm_channel"
+            )),
+            400..=499 => {
+                DeliveryError::permanent(format!("Discord refused the post ({status}: {said})"))
+            }
+            _ => DeliveryError::transient(format!(
+                "Discord failed ({status}: {said}): the post waits"
+            )),
+        };
+    }
+    DeliveryError::transient(format!("cannot reach Discord ({e}): the post waits"))
+}
+
+impl DiscordMethod {
+    /// The method, posting with `http` on `runtime` and recording each
+    /// post in `store`.
+    #[must_use]
+    pub fn new(
+        http: Arc<dc::Http>,
+        runtime: tokio::runtime::Handle,
+        store: Arc<Store>,
+        registry: Arc<Registry>,
+        config: &DiscordConfig,
+    ) -> Self {
+        Self {
+            http,
+            runtime,
+            store,
+            registry,
+            swarm_channel: config.swarm_channel,
+            agent_threads: config.agent_threads,
+        }
+    }
+
+    fn store_err(e: &crate::store::StoreError) -> DeliveryError {
+        DeliveryError::transient(format!("cannot read the outbox's records: {e}"))
+    }
+
+    /// Where a message goes: (channel, the Discord message it replies to).
+    fn route(&self, message: &UnifiedMessage) -> Result<(u64, Option<u64>), DeliveryError> {
+        if let Some(parent) = message.reply_to
+            && let Some(receipt) = self
+                .store
+                .receipt(parent)
+                .map_err(|e| Self::store_err(&e))?
+        {
+            return Ok((receipt.channel_id, receipt.reply_id));
+        }
+        let agent = message.from.parse::<AgentId>().ok();
+        if self.agent_threads
+            && let Some(agent) = agent.filter(|a| self.registry.get(a).is_ok())
+        {
+            return Ok((self.thread_of(&agent)?, None));
+        }
+        self.swarm_channel.map(|c| (c, None)).ok_or_else(|| {
+            DeliveryError::permanent(
+                "nowhere to post: set discord.swarm_channel in config/acp.toml",
+            )
+        })
+    }
+
+    /// The agent's thread: remembered in the store, or made now in the
+    /// swarm channel.
+    fn thread_of(&self, agent: &AgentId) -> Result<u64, DeliveryError> {
+        let swarm = self
+            .swarm_channel
+            .ok_or_else(|| DeliveryError::permanent("agent threads need discord.swarm_channel"))?;
+        if let Some((channel, thread)) = self
+            .store
+            .agent_thread(agent)
+            .map_err(|e| Self::store_err(&e))?
+            && channel == swarm
+        {
+            return Ok(thread);
+        }
+        let name = self
+            .registry
+            .get(agent)
+            .map_or_else(|_| agent.to_string(), |a| a.name.clone());
+        let builder = dc::CreateThread::new(name)
+            .kind(dc::ChannelType::PublicThread)
+            .auto_archive_duration(dc::AutoArchiveDuration::OneWeek);
+        let thread = self
+            .runtime
+            .block_on(dc::ChannelId::new(swarm).create_thread(&*self.http, builder))
+            .map_err(|e| classify(&e, swarm))?;
+        let id = thread.id.get();
+        self.store
+            .remember_thread(agent, swarm, id)
+            .map_err(|e| Self::store_err(&e))?;
+        tracing::info!(%agent, thread = id, "made the agent's Discord thread");
+        Ok(id)
+    }
+
+    /// The text of a post: who says it, then what.
+    fn text(&self, message: &UnifiedMessage) -> String {
+        let who = message
+            .from
+            .parse::<AgentId>()
+            .ok()
+            .and_then(|id| self.registry.get(&id).ok().map(|a| a.name.clone()))
+            .unwrap_or_else(|| message.from.clone());
+        format!("**{who}**: {}", message.body)
+    }
+}
+
+impl DeliveryMethod for DiscordMethod {
+    fn name(&self) -> MethodName {
+        MethodName::Discord
+    }
+
+    fn deliver(&self, to: Target<'_>, message: &UnifiedMessage) -> Result<String, DeliveryError> {
+        if let Target::Agent(agent) = to {
+            return Err(DeliveryError::unavailable(format!(
+                "discord posts to people, not to agents ({})",
+                agent.id
+            )));
+        }
+        let done = self
+            .store
+            .posted(message.id)
+            .map_err(|e| Self::store_err(&e))?;
+        let (channel, reference) = match done.first() {
+            // Parts already posted fix where the rest goes.
+            Some(first) => (first.channel_id, None),
+            None => self.route(message)?,
+        };
+        let parts = split::split(&self.text(message), split::CONTENT_LIMIT);
+        let mut ids: Vec<u64> = done.iter().map(|p| p.discord_id).collect();
+        for (i, part) in parts.iter().enumerate() {
+            let n = u32::try_from(i).unwrap_or(u32::MAX);
+            if done.iter().any(|p| p.part == n) {
+                continue;
+            }
+            let mut builder = dc::CreateMessage::new()
+                .content(part)
+                .nonce(dc::Nonce::String(nonce(message.id, i)))
+                .enforce_nonce(true)
+                .allowed_mentions(dc::CreateAllowedMentions::new());
+            if i == 0
+                && let Some(reply) = reference
+            {
+                builder = builder.reference_message(dc::MessageReference::from((
+                    dc::ChannelId::new(channel),
+                    dc::MessageId::new(reply),
+                )));
+            }
+            let posted = self
+                .runtime
+                .block_on(dc::ChannelId::new(channel).send_message(&*self.http, builder))
+                .map_err(|e| classify(&e, channel))?;
+            let discord_id = posted.id.get();
+            self.store
+                .record_post(
+                    message.id,
+                    Posted {
+                        part: n,
+                        channel_id: channel,
+                        discord_id,
+                    },
+                )
+                .map_err(|e| Self::store_err(&e))?;
+            ids.push(discord_id);
+        }
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        Ok(format!(
+            "posted in Discord channel {channel} as message {}",
+            ids.join(", ")
+        ))
+    }
+}
