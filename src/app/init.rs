@@ -165,6 +165,12 @@ allowed_channels = []
 # interaction token lasts 15 minutes (at most 840 here); an outcome that comes
 # later is posted to the channel as a new message.
 receipt_window_secs = 840
+# Where agents answer (`acp send --to discord`, `acp reply` to an agent's
+# message that has no command to reply to): a channel id. 0 = not set.
+swarm_channel = 0
+# One thread per agent in the swarm channel, made on its first post and kept
+# (in the store) across restarts; /message typed in it needs no agent.
+agent_threads = false
 
 "#;
 

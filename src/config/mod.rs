@@ -448,8 +448,8 @@ impl Config {
         }
 
         if let Some(v) = raw.discord.swarm_channel {
-            self.discord.swarm_channel =
-                Some(src.int_in("discord.swarm_channel", v, 1, i64::MAX)?);
+            let id = src.int_in("discord.swarm_channel", v, 0, i64::MAX)?;
+            self.discord.swarm_channel = (id != 0).then_some(id);
         }
         if let Some(on) = raw.discord.agent_threads {
             if on && self.discord.swarm_channel.is_none() {

@@ -10,7 +10,7 @@ use poise::CreateReply;
 
 use poise::serenity_prelude as serenity;
 
-use crate::app::{AppError, Receipt, ReceiptState, SendRequest};
+use crate::app::{AppError, Receipt, ReceiptState, Refused, SendRequest};
 use crate::model::Via;
 use crate::model::{AuditOutcome, Kind, MessageId, Priority, Recipient};
 
@@ -307,16 +307,30 @@ async fn inbox(
 }
 
 /// Send a message to one agent; the reply turns into a delivery receipt.
+///
+/// Inside an agent's thread, the agent can be left out.
 #[poise::command(slash_command, guild_only, check = "operator", user_cooldown = 2)]
 async fn message(
     ctx: Context<'_>,
-    #[description = "The agent, e.g. Agent-3"]
-    #[autocomplete = "agent_names"]
-    agent: String,
     #[description = "What to tell it"] text: String,
+    #[description = "The agent, e.g. Agent-3 (not needed in its thread)"]
+    #[autocomplete = "agent_names"]
+    agent: Option<String>,
     #[description = "Delivery priority (default normal)"] priority: Option<PriorityChoice>,
 ) -> Result<(), Error> {
-    let id = ctx.data().app.agents().lookup(&agent)?.id.clone();
+    let app = &ctx.data().app;
+    let id = match agent {
+        Some(agent) => app.agents().lookup(&agent)?.id.clone(),
+        None => app
+            .thread_agent(ctx.channel_id().get())
+            .await?
+            .ok_or_else(|| {
+                Refused(
+                    "say which agent with `agent:`, or type /message inside an agent's thread"
+                        .into(),
+                )
+            })?,
+    };
     send_and_receipt(
         ctx,
         Recipient::Agent(id),

@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 use crate::standin::{GatewayCmd, Recorded, StandIn, interaction};
 use crate::support::{Root, stdout, wait_until};
 
-const OPERATOR: &str = "700000000000000001";
+pub(crate) const OPERATOR: &str = "700000000000000001";
 const ADMIN: &str = "700000000000000002";
 
-struct Bot {
+pub(crate) struct Bot {
     child: std::process::Child,
     log: std::path::PathBuf,
 }
@@ -34,14 +34,14 @@ impl Drop for Bot {
 
 /// `acp run` with the bot pointed at the stand-in; returns once the slash
 /// commands are registered.
-fn start(root: &Root, standin: &StandIn) -> Bot {
+pub(crate) fn start(root: &Root, standin: &StandIn) -> Bot {
     let bot = spawn_run(root, standin, "standin-token");
     registered(standin);
     bot
 }
 
 /// Waits for the bot to register its commands.
-fn registered(standin: &StandIn) {
+pub(crate) fn registered(standin: &StandIn) {
     standin.wait_for(0, Duration::from_secs(60), |r| {
         r.method == "PUT" && r.path.ends_with("/commands")
     });
@@ -53,20 +53,32 @@ fn spawn_run(root: &Root, standin: &StandIn, token: &str) -> Bot {
 }
 
 /// `acp COMMAND` (`run` or `bot`) pointed at the stand-in with `token`.
-fn spawn(root: &Root, standin: &StandIn, token: &str, command: &str) -> Bot {
-    root.edit_config(
-        "api_base = \"\"",
-        &format!(
-            "api_base = \"{}\"\nguild_id = 200000000000000001",
-            standin.base
-        ),
-    )
-    .edit_config(
-        "operator_roles = []",
-        &format!("operator_roles = [{OPERATOR}]"),
-    )
-    .edit_config("admin_roles = []", &format!("admin_roles = [{ADMIN}]"));
-    let log = std::fs::File::create(root.path().join("service.log")).unwrap();
+pub(crate) fn spawn(root: &Root, standin: &StandIn, token: &str, command: &str) -> Bot {
+    spawn_at(root, &standin.base, token, command)
+}
+
+/// `acp COMMAND` with the Discord API at `base` (where nothing may listen
+/// yet).
+pub(crate) fn spawn_at(root: &Root, base: &str, token: &str, command: &str) -> Bot {
+    // The first start points the config at the stand-in; a restart finds
+    // it done.
+    let config = std::fs::read_to_string(root.path().join("config/acp.toml")).unwrap();
+    if config.contains("api_base = \"\"") {
+        root.edit_config(
+            "api_base = \"\"",
+            &format!("api_base = \"{base}\"\nguild_id = 200000000000000001"),
+        )
+        .edit_config(
+            "operator_roles = []",
+            &format!("operator_roles = [{OPERATOR}]"),
+        )
+        .edit_config("admin_roles = []", &format!("admin_roles = [{ADMIN}]"));
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.path().join("service.log"))
+        .unwrap();
     let child = root
         .acp()
         .env("DISCORD_TOKEN", token)
@@ -83,12 +95,18 @@ fn spawn(root: &Root, standin: &StandIn, token: &str, command: &str) -> Bot {
 }
 
 /// Sends a slash command and returns the interaction callback's body.
-fn command(standin: &StandIn, id: u64, name: &str, options: &Value, roles: &[&str]) -> Value {
+pub(crate) fn command(
+    standin: &StandIn,
+    id: u64,
+    name: &str,
+    options: &Value,
+    roles: &[&str],
+) -> Value {
     dispatch(standin, id, interaction(id, name, options, roles))
 }
 
 /// Sends an `INTERACTION_CREATE` and returns the interaction callback's body.
-fn dispatch(standin: &StandIn, id: u64, payload: Value) -> Value {
+pub(crate) fn dispatch(standin: &StandIn, id: u64, payload: Value) -> Value {
     let from = standin.requests().len();
     standin.gateway(GatewayCmd::Dispatch("INTERACTION_CREATE", payload));
     standin
@@ -100,7 +118,7 @@ fn dispatch(standin: &StandIn, id: u64, payload: Value) -> Value {
 
 /// The first edit of interaction `id`'s reply (its receipt), after `from`
 /// earlier requests.
-fn original_edit(standin: &StandIn, from: usize, id: u64, limit: Duration) -> Recorded {
+pub(crate) fn original_edit(standin: &StandIn, from: usize, id: u64, limit: Duration) -> Recorded {
     let path = format!("/token-{id}/messages/@original");
     standin.wait_for(from, limit, |r| {
         r.method == "PATCH" && r.path.ends_with(&path)

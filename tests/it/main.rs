@@ -14,6 +14,7 @@ mod desktop;
 mod discord;
 mod gui;
 mod layers;
+mod outbox;
 mod pipeline;
 mod security;
 mod standin;

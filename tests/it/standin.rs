@@ -357,24 +357,23 @@ async fn post_message(state: &AppState, channel: String, body: &Value) -> Respon
             .as_ref()
             .filter(|_| body["enforce_nonce"] == true)
             .and_then(|n| s.nonces.get(&(channel.clone(), n.clone())).copied());
-        match seen {
-            Some(id) => id,
-            None => {
-                s.next_message += 1;
-                let id = 920_000_000_000_000_000 + s.next_message;
-                if let Some(n) = nonce {
-                    s.nonces.insert((channel.clone(), n), id);
-                }
-                s.posts.push(Post {
-                    id,
-                    channel: channel.clone(),
-                    content: body["content"].as_str().unwrap_or("").to_owned(),
-                    reference: body["message_reference"]["message_id"]
-                        .as_str()
-                        .map(str::to_owned),
-                });
-                id
+        if let Some(id) = seen {
+            id
+        } else {
+            s.next_message += 1;
+            let id = 920_000_000_000_000_000 + s.next_message;
+            if let Some(n) = nonce {
+                s.nonces.insert((channel.clone(), n), id);
             }
+            s.posts.push(Post {
+                id,
+                channel: channel.clone(),
+                content: body["content"].as_str().unwrap_or("").to_owned(),
+                reference: body["message_reference"]["message_id"]
+                    .as_str()
+                    .map(str::to_owned),
+            });
+            id
         }
     };
     // Held: the message exists, the answer waits (a post in flight).
@@ -685,6 +684,17 @@ impl StandIn {
 /// (user id 600…0 + the interaction's last digits), so per-user cooldowns do
 /// not carry over between test steps.
 pub fn interaction(id: u64, name: &str, options: &Value, roles: &[&str]) -> Value {
+    interaction_in(id, name, options, roles, CHANNEL_ID)
+}
+
+/// [`interaction`] typed in `channel` (a thread, say).
+pub fn interaction_in(
+    id: u64,
+    name: &str,
+    options: &Value,
+    roles: &[&str],
+    channel: &str,
+) -> Value {
     let user = 600_000_000_000_000_000 + id % 1_000_000;
     json!({
         "id": id.to_string(),
@@ -693,7 +703,7 @@ pub fn interaction(id: u64, name: &str, options: &Value, roles: &[&str]) -> Valu
         "token": format!("token-{id}"),
         "version": 1,
         "guild_id": GUILD_ID,
-        "channel_id": CHANNEL_ID,
+        "channel_id": channel,
         "member": {
             "user": {"id": user.to_string(), "username": "alice", "discriminator": "0", "global_name": "Alice", "avatar": null},
             "roles": roles,

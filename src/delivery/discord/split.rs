@@ -212,10 +212,10 @@ mod tests {
         assert_eq!(parts[0], format!("{}\n\n{}", para('a'), para('b')));
         assert_eq!(parts[1], para('c'));
         // One character over: the cut moves to the paragraph boundary.
-        let text = format!("{}\n\n{}", "a".repeat(1000), "b".repeat(999));
+        let text = format!("{}\n\n{}", "a".repeat(1000), "b".repeat(998));
         assert_eq!(split(&text, 2000).len(), 1);
-        let text = format!("{}\n\n{}", "a".repeat(1000), "b".repeat(1000));
-        assert_eq!(split(&text, 2000).len(), 2);
+        let text = format!("{}\n\n{}", "a".repeat(1000), "b".repeat(999));
+        assert_eq!(split(&text, 2000), ["a".repeat(1000), "b".repeat(999)]);
     }
 
     #[test]
