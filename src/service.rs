@@ -1,6 +1,7 @@
 //! `acp run`: the long-running service, a front door of its own. It holds
-//! the service lock and runs the dispatcher, the Discord bot and the backup
-//! schedule as tasks started here, once, and stopped by one cancellation.
+//! the service lock and runs the dispatcher, the Discord bot, the devlog
+//! watcher and the backup schedule as tasks started here, once, and stopped
+//! by one cancellation.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,6 +33,19 @@ pub async fn run(app: Arc<App>, shutdown: impl Future<Output = ()>) -> Result<()
                 tracing::error!(error = %e, "the Discord bot stopped; messages are still delivered");
             }
         });
+    }
+    let discord = &app.config().discord;
+    if discord.token.is_some()
+        && (discord.devlog_channel.is_some()
+            || discord.swarm_channel.is_some()
+            || discord.devlog_webhook.is_some())
+    {
+        tasks.spawn(Arc::clone(&app).watch_devlogs(cancel.clone()));
+    } else if discord.token.is_some() {
+        tracing::info!(
+            "devlogs are not posted: set discord.devlog_channel or discord.swarm_channel in \
+             config/acp.toml"
+        );
     }
     let schedule = &app.config().backup;
     if schedule.full_every.is_some()

@@ -99,6 +99,8 @@ pub enum AppError {
          messages"
     )]
     NotYoursToAnswer { id: MessageId, caller: AgentId },
+    #[error(transparent)]
+    Refused(#[from] Refused),
     #[error("cannot use the service lock {path}: {source}")]
     ServiceLock {
         path: String,

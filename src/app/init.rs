@@ -57,12 +57,7 @@ fn init_files(root: &Path, agents: u32, config_exists: bool) -> io::Result<InitR
     for dir in dirs {
         let path = root.join(&dir);
         if !path.is_dir() {
-            // The store, the inboxes and the backups are their owner's only.
-            let mut builder = fs::DirBuilder::new();
-            builder.recursive(true);
-            #[cfg(unix)]
-            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-            builder.create(&path).map_err(|e| with_path(&path, &e))?;
+            private_dir(&path).map_err(|e| with_path(&path, &e))?;
             report.created.push(dir);
         }
     }
@@ -90,6 +85,16 @@ fn init_files(root: &Path, agents: u32, config_exists: bool) -> io::Result<InitR
         }
     }
     Ok(report)
+}
+
+/// Creates a directory (and its parents) only its owner can read: the
+/// store, the inboxes, the devlogs and the backups are their owner's only.
+pub(crate) fn private_dir(path: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
 }
 
 fn with_path(path: &Path, e: &io::Error) -> io::Error {
@@ -171,6 +176,14 @@ swarm_channel = 0
 # One thread per agent in the swarm channel, made on its first post and kept
 # (in the store) across restarts; /message typed in it needs no agent.
 agent_threads = false
+# Devlogs: markdown files in devlogs/<agent>/ (or with `agent: NAME` in front
+# matter) are posted while acp run runs, once per content version, to this
+# channel id (0 = the agent's thread, else the swarm channel). Set
+# DISCORD_DEVLOG_WEBHOOK in .env to post them through a channel webhook, with
+# each agent's name as the author.
+devlog_channel = 0
+# A devlog must be unchanged this long (ms) before it is posted.
+devlog_settle_ms = 1000
 
 "#;
 

@@ -6,6 +6,7 @@
 //!
 //! - [`messages`]: send, read, follow, acknowledge, status.
 //! - [`outbox`]: answers, posts to Discord, receipts owed to commands.
+//! - [`devlogs`]: devlog files posted once per content version.
 //! - [`roles`]: agents, roles, the captain, the audit log.
 //! - [`backups`]: create, list, verify, restore, prune, drill, schedule.
 //! - [`doctor`]: the health checks of `acp doctor`.
@@ -15,6 +16,7 @@
 //! - [`service_lock`]: whether `acp run` owns the root.
 
 mod backups;
+mod devlogs;
 pub mod doctor;
 mod error;
 mod init;
@@ -37,6 +39,7 @@ use crate::model::{Registry, Via};
 use crate::store::{Store, StoreError, Submission};
 
 pub use backups::{Backups, Listing, Pick, Reporter, scope as backup_scope};
+pub use devlogs::{DEVLOG_MAX_BYTES, DevlogPost};
 pub use messages::Follow;
 pub use screen::{Probe, Validation, Window};
 // What the front doors read, named through the core so that no door
@@ -48,6 +51,7 @@ pub use crate::backup::{
 pub use crate::config::{CONFIG_FILE, Config, ConfigError, DiscordConfig, Env};
 pub use crate::coords::{Finding, Monitor, Point, Severity};
 pub use crate::events::Event;
+pub use crate::store::devlogs::DevlogVersion;
 pub use crate::store::discord::{Receipt, ReceiptState};
 pub use crate::store::roles::AuditEntry;
 pub use crate::store::views::{AgentStatus, AttemptView, FailureView};

@@ -35,7 +35,9 @@ impl App {
                 return Ok(());
             }
         }
-        if discord.swarm_channel.is_none() {
+        let devlog_route = message.kind == Kind::Devlog
+            && (discord.devlog_channel.is_some() || discord.devlog_webhook.is_some());
+        if discord.swarm_channel.is_none() && !devlog_route {
             return Err(AppError::NoDiscordChannel);
         }
         Ok(())

@@ -52,6 +52,9 @@ pub(crate) enum Command {
     /// Answer a message where it came from: its Discord channel (as a reply
     /// to the command's receipt), or the inbox of the agent that sent it.
     Reply(ReplyArgs),
+    /// Devlogs: post one now, list what was posted where.
+    #[command(subcommand)]
+    Devlog(DevlogCommand),
     /// Send a message to every agent.
     Broadcast {
         #[command(flatten)]
@@ -200,6 +203,27 @@ pub(crate) struct SendOpts {
     pub timeout: u64,
     /// The message text, or - to read it from standard input.
     pub message: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DevlogCommand {
+    /// Post a devlog file (under devlogs/) to Discord now, unless this
+    /// content was posted before; `acp run` sends it.
+    Post {
+        /// The file: a path, or one relative to devlogs/.
+        file: PathBuf,
+        /// Wait until it is posted, and print where.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up waiting after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Devlog versions, newest first, and where each was posted.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -46,8 +46,8 @@ pub(crate) const EXIT_FAILURE: u8 = 1;
 /// Bad input found by the CLI itself: the core's [`Refused`](acp::app::Refused).
 pub(crate) use acp::app::Refused as UsageError;
 pub(crate) use args::{
-    BackupArgs, BackupCommand, Cli, Command, CoordsCommand, InboxCommand, ReplyArgs, RolesCommand,
-    SendOpts,
+    BackupArgs, BackupCommand, Cli, Command, CoordsCommand, DevlogCommand, InboxCommand, ReplyArgs,
+    RolesCommand, SendOpts,
 };
 
 /// The root: `--root`, else `ACP_ROOT` (both handled by clap), else the
@@ -187,6 +187,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Send { to, opts } => send::send(&open_app(&cli)?, Some(to), opts, cli.json).await,
         Command::Broadcast { opts } => send::send(&open_app(&cli)?, None, opts, cli.json).await,
         Command::Reply(reply) => send::reply(&open_app(&cli)?, reply, cli.json).await,
+        Command::Devlog(cmd) => send::devlog(&open_app(&cli)?, cmd, cli.json).await,
         Command::Status => show::status(&*open_app(&cli)?, cli.json).await,
         Command::Agents => show::agents(&*open_app(&cli)?, cli.json).await,
         Command::Roles(cmd) => show::roles(&*open_app(&cli)?, cmd, cli.json).await,

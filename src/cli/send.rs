@@ -10,7 +10,7 @@ use serde_json::json;
 use acp::app::{App, DeliveryView, SendRequest, ServiceLock};
 use acp::model::{DeliveryState, Kind, MessageId, Recipient};
 
-use super::{ReplyArgs, SendOpts, read_body};
+use super::{DevlogCommand, ReplyArgs, SendOpts, read_body};
 
 /// Sends to `to`, or to everyone when `to` is `None`.
 pub(crate) async fn send(
@@ -150,5 +150,73 @@ pub(super) fn detail_suffix(d: &DeliveryView) -> String {
     match (d.state, &d.detail) {
         (DeliveryState::Delivered, Some(detail)) => format!(" ({detail})"),
         _ => String::new(),
+    }
+}
+
+/// `acp devlog post FILE` and `acp devlog list`.
+pub(crate) async fn devlog(
+    app: &Arc<App>,
+    cmd: &DevlogCommand,
+    json_out: bool,
+) -> Result<ExitCode> {
+    match cmd {
+        DevlogCommand::Post {
+            file,
+            wait,
+            timeout,
+        } => {
+            let post = app.post_devlog(file).await?;
+            let Some(id) = post.message_id else {
+                if json_out {
+                    outln!("{}", serde_json::to_string_pretty(&post)?);
+                } else {
+                    outln!(
+                        "devlogs/{} was posted before with this content: nothing new to post \
+                         (see `acp devlog list`)",
+                        post.path
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
+            };
+            if !json_out {
+                let what = if post.update { "an update of" } else { "new" };
+                eprintln!("devlogs/{}: {what} devlog", post.path);
+            }
+            let message = app.read(id).await?.0;
+            follow_up(app, &message, *wait, *timeout, json_out).await
+        }
+        DevlogCommand::List { limit } => {
+            let versions = app.devlog_versions(*limit).await?;
+            if json_out {
+                outln!("{}", serde_json::to_string_pretty(&versions)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            if versions.is_empty() {
+                outln!(
+                    "no devlogs yet: write one in devlogs/<agent>/ or run `acp devlog post FILE`"
+                );
+            }
+            for v in versions {
+                let seen = jiff::Timestamp::from_millisecond(v.seen_at)
+                    .map_or_else(|_| v.seen_at.to_string(), |t| format!("{t:.0}"));
+                let agent = if v.agent.is_empty() { "-" } else { &v.agent };
+                let state = match (&v.message_id, v.state) {
+                    (None, _) => "seen before watching began: not posted".to_owned(),
+                    (Some(_), Some(DeliveryState::Delivered)) => format!(
+                        "posted in channel {} as {}",
+                        v.channel_id.unwrap_or_default(),
+                        v.discord_ids
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    (Some(_), Some(state)) => state.to_string(),
+                    (Some(_), None) => "unknown".to_owned(),
+                };
+                outln!("{seen}  {agent:<12} devlogs/{}  {state}", v.path);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -141,6 +141,41 @@ pub struct DiscordConfig {
     pub swarm_channel: Option<u64>,
     /// One thread per agent in the swarm channel (off by default).
     pub agent_threads: bool,
+    /// Where devlogs go (else the agent's thread, else the swarm channel).
+    pub devlog_channel: Option<u64>,
+    /// A channel webhook devlogs are posted through, so each shows its
+    /// agent's name as the author (`DISCORD_DEVLOG_WEBHOOK`, a URL holding
+    /// the webhook's token).
+    pub devlog_webhook: Option<Webhook>,
+    /// How long a devlog file must stay unchanged before it is posted (an
+    /// editor may write it in several steps).
+    pub devlog_settle: Duration,
+}
+
+/// A Discord webhook: its id and its token (a secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub id: u64,
+    pub token: Secret,
+}
+
+impl Webhook {
+    /// Reads `https://discord.com/api/webhooks/ID/TOKEN` (any host, with or
+    /// without an API version).
+    fn parse(url: &str) -> Option<Self> {
+        let rest = url.trim().split("/webhooks/").nth(1)?;
+        let mut parts = rest.trim_end_matches('/').split('/');
+        let id = parts.next()?.parse().ok()?;
+        let token = parts.next().filter(|t| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })?;
+        parts.next().is_none().then(|| Self {
+            id,
+            token: Secret(token.to_owned()),
+        })
+    }
 }
 
 impl Default for DiscordConfig {
@@ -155,6 +190,9 @@ impl Default for DiscordConfig {
             receipt_window: Duration::from_secs(840),
             swarm_channel: None,
             agent_threads: false,
+            devlog_channel: None,
+            devlog_webhook: None,
+            devlog_settle: Duration::from_secs(1),
         }
     }
 }
@@ -232,6 +270,8 @@ struct RawDiscord {
     receipt_window_secs: Option<i64>,
     swarm_channel: Option<i64>,
     agent_threads: Option<bool>,
+    devlog_channel: Option<i64>,
+    devlog_settle_ms: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -451,6 +491,14 @@ impl Config {
             let id = src.int_in("discord.swarm_channel", v, 0, i64::MAX)?;
             self.discord.swarm_channel = (id != 0).then_some(id);
         }
+        if let Some(v) = raw.discord.devlog_channel {
+            let id = src.int_in("discord.devlog_channel", v, 0, i64::MAX)?;
+            self.discord.devlog_channel = (id != 0).then_some(id);
+        }
+        if let Some(v) = raw.discord.devlog_settle_ms {
+            self.discord.devlog_settle =
+                Duration::from_millis(src.int_in("discord.devlog_settle_ms", v, 0, 600_000)?);
+        }
         if let Some(on) = raw.discord.agent_threads {
             if on && self.discord.swarm_channel.is_none() {
                 return Err(src.invalid(
@@ -638,6 +686,19 @@ impl Config {
         }
         if let Some(base) = env.get("DISCORD_API_BASE") {
             self.discord.api_base = parse_api_base(&src, "DISCORD_API_BASE", base)?;
+        }
+        if let Some(url) = env
+            .get("DISCORD_DEVLOG_WEBHOOK")
+            .filter(|v| !v.trim().is_empty())
+        {
+            // The URL holds the webhook's token: never echoed back.
+            self.discord.devlog_webhook = Some(Webhook::parse(url).ok_or_else(|| {
+                src.invalid(
+                    "DISCORD_DEVLOG_WEBHOOK",
+                    "is not a webhook URL: copy it from the channel's Integrations → Webhooks \
+                     (https://discord.com/api/webhooks/ID/TOKEN)",
+                )
+            })?);
         }
         backup::apply_backup_env(&self.root, env, &mut self.backup);
         Ok(())

@@ -419,20 +419,67 @@ async fn devlog(_ctx: Context<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Post a devlog from devlogs/ to the devlog channel (not available yet).
+/// Post a devlog from devlogs/ now; the reply says where it went.
 #[poise::command(slash_command, guild_only, rename = "post", check = "operator")]
 async fn devlog_post(
     ctx: Context<'_>,
-    #[description = "A markdown file in devlogs/, e.g. 2026-11-25.md"] file: String,
+    #[description = "A markdown file in devlogs/, e.g. Agent-3/2026-11-25.md"] file: String,
 ) -> Result<(), Error> {
-    // The argument is part of the command's contract; the devlog issue
-    // posts the file it names.
-    let _ = file;
-    ctx.send(CreateReply::default().ephemeral(true).content(
-        "Devlog posting is not available in this version of acp yet; nothing was posted. \
-             The devlog stays in `devlogs/` and is included in backups.",
-    ))
-    .await?;
+    let asked_at = jiff::Timestamp::now().as_millisecond();
+    let app = ctx.data().app.clone();
+    let relative = std::path::Path::new(&file);
+    if relative.is_absolute()
+        || relative
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(Refused(format!(
+            "`{file}` is not a path inside devlogs/: give it relative to devlogs/, e.g. \
+             Agent-3/2026-11-25.md"
+        ))
+        .into());
+    }
+    let post = quick(ctx, app.post_devlog(&app.devlogs_dir().join(relative))).await?;
+    let Some(id) = post.message_id else {
+        ctx.send(CreateReply::default().ephemeral(true).content(format!(
+            "📝 `devlogs/{}` was posted before with this content: nothing new to post (`acp \
+             devlog list` shows where).",
+            post.path
+        )))
+        .await?;
+        return Ok(());
+    };
+    let followup = match ctx {
+        poise::Context::Application(a) => a
+            .has_sent_initial_response
+            .load(std::sync::atomic::Ordering::SeqCst),
+        poise::Context::Prefix(_) => false,
+    };
+    let what = if post.update {
+        "an update"
+    } else {
+        "a new devlog"
+    };
+    let reply = ctx
+        .say(format!(
+            "📝 `devlogs/{}` ({what}) accepted as `{id}`: posting…",
+            post.path
+        ))
+        .await?;
+    if let poise::Context::Application(a) = ctx {
+        let reply_id = reply.message().await.ok().map(|m| m.id.get());
+        app.owe_receipt(Receipt {
+            message_id: id,
+            channel_id: ctx.channel_id().get(),
+            application_id: a.interaction.application_id.get(),
+            token: a.interaction.token.clone(),
+            reply_id,
+            followup,
+            asked_at,
+            state: ReceiptState::Owed,
+        })
+        .await?;
+    }
     Ok(())
 }
 

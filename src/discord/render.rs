@@ -38,7 +38,12 @@ pub(crate) fn receipt(message: &UnifiedMessage, deliveries: &[DeliveryView]) -> 
             DeliveryState::Failed => "❌",
             DeliveryState::Queued | DeliveryState::Delivering => "⏳",
         };
-        let _ = writeln!(out, "{icon} {}: {}", d.agent, d.summary());
+        if d.agent == crate::model::DISCORD && d.state == DeliveryState::Delivered {
+            let detail = d.detail.as_deref().unwrap_or("posted");
+            let _ = writeln!(out, "{icon} Discord: {detail}");
+        } else {
+            let _ = writeln!(out, "{icon} {}: {}", d.agent, d.summary());
+        }
     }
     clip(out.trim_end(), CONTENT_MAX)
 }

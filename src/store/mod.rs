@@ -6,8 +6,9 @@
 //! block per table family: [`queue`] (messages, deliveries, attempts),
 //! [`views`] (status, inbox listings, acks), [`roles`] (role assignments,
 //! captain, audit log), [`discord`] (the outbox's receipts, threads and
-//! posts).
+//! posts), [`devlogs`] (the devlog ledger).
 
+pub mod devlogs;
 pub mod discord;
 pub mod queue;
 pub mod roles;
@@ -165,6 +166,19 @@ const MIGRATIONS: &[&str] = &[
         posted_at   INTEGER NOT NULL,
         PRIMARY KEY (message_id, part)
     ) WITHOUT ROWID;
+    ",
+    // 3: the devlog ledger: each content version of each agent's devlogs,
+    // and the message that posted it (none: seen before watching began).
+    r"
+    CREATE TABLE devlogs (
+        agent       TEXT NOT NULL,
+        hash        TEXT NOT NULL,
+        path        TEXT NOT NULL,
+        message_id  TEXT REFERENCES messages(id),
+        seen_at     INTEGER NOT NULL,
+        PRIMARY KEY (agent, hash)
+    ) WITHOUT ROWID;
+    CREATE INDEX devlogs_path ON devlogs (path, seen_at);
     ",
 ];
 

@@ -88,6 +88,50 @@ pub(crate) fn message_from_row(row: &Row<'_>, at: usize) -> Result<UnifiedMessag
     })
 }
 
+/// Inserts messages and their deliveries inside a write transaction.
+pub(crate) fn insert_submissions(
+    tx: &rusqlite::Transaction<'_>,
+    items: &[&Submission],
+) -> Result<(), StoreError> {
+    let mut insert_message = tx.prepare_cached(
+        "INSERT INTO messages (id, sender, recipient, kind, priority, body, tags, created_at, \
+         reply_to, via) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    let mut insert_delivery = tx.prepare_cached(
+        "INSERT INTO deliveries (message_id, agent, priority, state, next_attempt_at, \
+         updated_at) VALUES (?1, ?2, ?3, 'queued', ?4, ?4)",
+    )?;
+    for Submission {
+        message: m,
+        via,
+        to,
+    } in items.iter().copied()
+    {
+        let id = m.id.to_string();
+        insert_message.execute(params![
+            id,
+            m.from,
+            m.to.to_string(),
+            m.kind.as_str(),
+            m.priority.rank(),
+            m.body,
+            serde_json::to_string(&m.tags).unwrap_or_else(|_| "[]".into()),
+            m.created_at,
+            m.reply_to.map(|r| r.to_string()),
+            via.as_str(),
+        ])?;
+        for destination in to {
+            insert_delivery.execute(params![
+                id,
+                destination.as_str(),
+                m.priority.rank(),
+                m.created_at
+            ])?;
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Stores messages and their per-agent deliveries in one transaction: when
     /// this returns, every one of them is on disk.
@@ -95,35 +139,7 @@ impl Store {
     /// # Errors
     /// [`StoreError`]; then none of them was stored.
     pub fn accept(&self, items: &[&Submission]) -> Result<(), StoreError> {
-        self.write(|tx| {
-            let mut insert_message = tx.prepare_cached(
-                "INSERT INTO messages (id, sender, recipient, kind, priority, body, tags, created_at, reply_to, via)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?;
-            let mut insert_delivery = tx.prepare_cached(
-                "INSERT INTO deliveries (message_id, agent, priority, state, next_attempt_at, updated_at)
-                 VALUES (?1, ?2, ?3, 'queued', ?4, ?4)",
-            )?;
-            for Submission { message: m, via, to } in items.iter().copied() {
-                let id = m.id.to_string();
-                insert_message.execute(params![
-                    id,
-                    m.from,
-                    m.to.to_string(),
-                    m.kind.as_str(),
-                    m.priority.rank(),
-                    m.body,
-                    serde_json::to_string(&m.tags).unwrap_or_else(|_| "[]".into()),
-                    m.created_at,
-                    m.reply_to.map(|r| r.to_string()),
-                    via.as_str(),
-                ])?;
-                for destination in to {
-                    insert_delivery.execute(params![id, destination.as_str(), m.priority.rank(), m.created_at])?;
-                }
-            }
-            Ok(())
-        })
+        self.write(|tx| insert_submissions(tx, items))
     }
 
     /// Claims up to `limit` queued deliveries that are due, highest priority

@@ -3,9 +3,14 @@
 //! belongs:
 //!
 //! - an answer to a message that came from a Discord command goes to that
-//!   command's channel, as a Discord reply to its receipt;
+//!   command's channel, as a Discord reply to its receipt; an answer to a
+//!   post (a devlog's update) goes where that post is, as a reply to it;
 //! - anything else from an agent goes to the agent's thread (with
-//!   `discord.agent_threads`), else to the swarm channel.
+//!   `discord.agent_threads`), else (devlogs) to the devlog channel, else
+//!   to the swarm channel;
+//! - devlogs go through the devlog webhook when one is set, with the
+//!   agent's name as the author; one longer than four messages goes as a
+//!   file attachment.
 //!
 //! Each part is posted with a nonce Discord enforces (the same nonce
 //! within a few minutes returns the first message instead of a second one)
@@ -19,8 +24,8 @@ use std::sync::Arc;
 
 use serenity::all as dc;
 
-use crate::config::DiscordConfig;
-use crate::model::{AgentId, DeliveryError, MessageId, MethodName, Registry, UnifiedMessage};
+use crate::config::{DiscordConfig, Webhook};
+use crate::model::{AgentId, DeliveryError, Kind, MessageId, MethodName, Registry, UnifiedMessage};
 use crate::store::Store;
 use crate::store::discord::Posted;
 
@@ -34,6 +39,24 @@ pub struct DiscordMethod {
     registry: Arc<Registry>,
     swarm_channel: Option<u64>,
     agent_threads: bool,
+    devlog_channel: Option<u64>,
+    webhook: Option<Webhook>,
+}
+
+/// A devlog longer than this many messages goes as a file attachment.
+pub const DEVLOG_MAX_PARTS: usize = 4;
+
+/// Where one post goes.
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    channel: u64,
+    /// The Discord message it replies to.
+    reference: Option<u64>,
+    /// Through the devlog webhook (into `channel` when it is a thread of
+    /// the webhook's channel).
+    webhook: bool,
+    /// `channel` is an agent's thread.
+    thread: bool,
 }
 
 /// A REST client for the configured token and base URL. With a base URL
@@ -103,6 +126,8 @@ impl DiscordMethod {
             registry,
             swarm_channel: config.swarm_channel,
             agent_threads: config.agent_threads,
+            devlog_channel: config.devlog_channel,
+            webhook: config.devlog_webhook.clone(),
         }
     }
 
@@ -110,27 +135,51 @@ impl DiscordMethod {
         DeliveryError::transient(format!("cannot read the outbox's records: {e}"))
     }
 
-    /// Where a message goes: (channel, the Discord message it replies to).
-    fn route(&self, message: &UnifiedMessage) -> Result<(u64, Option<u64>), DeliveryError> {
-        if let Some(parent) = message.reply_to
-            && let Some(receipt) = self
+    /// Where a message goes.
+    fn route(&self, message: &UnifiedMessage) -> Result<Route, DeliveryError> {
+        let devlog = message.kind == Kind::Devlog;
+        let webhook = devlog && self.webhook.is_some();
+        let at = |channel, reference| Route {
+            channel,
+            reference,
+            webhook,
+            thread: false,
+        };
+        if let Some(parent) = message.reply_to {
+            if let Some(receipt) = self
                 .store
                 .receipt(parent)
                 .map_err(|e| Self::store_err(&e))?
-        {
-            return Ok((receipt.channel_id, receipt.reply_id));
+            {
+                return Ok(at(receipt.channel_id, receipt.reply_id));
+            }
+            let posted = self.store.posted(parent).map_err(|e| Self::store_err(&e))?;
+            if let Some(first) = posted.first() {
+                return Ok(at(first.channel_id, Some(first.discord_id)));
+            }
         }
         let agent = message.from.parse::<AgentId>().ok();
         if self.agent_threads
             && let Some(agent) = agent.filter(|a| self.registry.get(a).is_ok())
         {
-            return Ok((self.thread_of(&agent)?, None));
+            return Ok(Route {
+                thread: true,
+                ..at(self.thread_of(&agent)?, None)
+            });
         }
-        self.swarm_channel.map(|c| (c, None)).ok_or_else(|| {
-            DeliveryError::permanent(
+        let channel = if devlog {
+            self.devlog_channel.or(self.swarm_channel)
+        } else {
+            self.swarm_channel
+        };
+        match channel {
+            Some(c) => Ok(at(c, None)),
+            // A webhook knows its own channel.
+            None if webhook => Ok(at(0, None)),
+            None => Err(DeliveryError::permanent(
                 "nowhere to post: set discord.swarm_channel in config/acp.toml",
-            )
-        })
+            )),
+        }
     }
 
     /// The agent's thread: remembered in the store, or made now in the
@@ -166,16 +215,117 @@ impl DiscordMethod {
         Ok(id)
     }
 
-    /// The text of a post: who says it, then what.
-    fn text(&self, message: &UnifiedMessage) -> String {
-        let who = message
+    /// Who a message is from, as shown: the agent's name.
+    fn who(&self, message: &UnifiedMessage) -> String {
+        message
             .from
             .parse::<AgentId>()
             .ok()
             .and_then(|id| self.registry.get(&id).ok().map(|a| a.name.clone()))
-            .unwrap_or_else(|| message.from.clone());
-        format!("**{who}**: {}", message.body)
+            .unwrap_or_else(|| message.from.clone())
     }
+
+    /// The text of a post: who says it, then what (a webhook post shows
+    /// the name as its author instead).
+    fn text(&self, message: &UnifiedMessage, route: Route) -> String {
+        let who = self.who(message);
+        match (message.kind, route.webhook) {
+            (Kind::Devlog, true) => message.body.clone(),
+            (Kind::Devlog, false) => format!("**{who}** {}", message.body),
+            _ => format!("**{who}**: {}", message.body),
+        }
+    }
+
+    /// The parts to post: the text split within Discord's limit, or for a
+    /// devlog longer than [`DEVLOG_MAX_PARTS`] its title and the devlog as
+    /// a file.
+    fn parts(&self, message: &UnifiedMessage, route: Route) -> Vec<(String, Option<Attached>)> {
+        let text = self.text(message, route);
+        let parts = split::split(&text, split::CONTENT_LIMIT);
+        if message.kind != Kind::Devlog || parts.len() <= DEVLOG_MAX_PARTS {
+            return parts.into_iter().map(|p| (p, None)).collect();
+        }
+        let (title, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+        let name = title
+            .split('`')
+            .nth(1)
+            .and_then(|path| path.rsplit('/').next())
+            .unwrap_or("devlog.md")
+            .to_owned();
+        let head = format!("{title} (long: attached as a file)");
+        vec![(
+            split::split(&head, split::CONTENT_LIMIT).remove(0),
+            Some(Attached {
+                name,
+                bytes: body.as_bytes().to_vec(),
+            }),
+        )]
+    }
+
+    /// Posts one part; returns (channel, Discord message id).
+    fn post(
+        &self,
+        message: &UnifiedMessage,
+        route: Route,
+        i: usize,
+        content: &str,
+        file: Option<&Attached>,
+    ) -> Result<(u64, u64), DeliveryError> {
+        let mentions = dc::CreateAllowedMentions::new;
+        if route.webhook
+            && let Some(hook) = &self.webhook
+        {
+            let mut builder = dc::ExecuteWebhook::new()
+                .content(content)
+                .username(self.who(message))
+                .allowed_mentions(mentions());
+            if route.thread {
+                builder = builder.in_thread(dc::ChannelId::new(route.channel));
+            }
+            if let Some(f) = file {
+                builder = builder.add_file(dc::CreateAttachment::bytes(f.bytes.clone(), &f.name));
+            }
+            let posted = self
+                .runtime
+                .block_on(dc::Builder::execute(
+                    builder,
+                    &*self.http,
+                    (dc::WebhookId::new(hook.id), hook.token.expose(), true),
+                ))
+                .map_err(|e| classify(&e, route.channel))?
+                .ok_or_else(|| {
+                    DeliveryError::transient("Discord did not return the webhook's message")
+                })?;
+            return Ok((posted.channel_id.get(), posted.id.get()));
+        }
+        let mut builder = dc::CreateMessage::new()
+            .content(content)
+            .nonce(dc::Nonce::String(nonce(message.id, i)))
+            .enforce_nonce(true)
+            .allowed_mentions(mentions());
+        if i == 0
+            && let Some(reply) = route.reference
+        {
+            builder = builder.reference_message(dc::MessageReference::from((
+                dc::ChannelId::new(route.channel),
+                dc::MessageId::new(reply),
+            )));
+        }
+        if let Some(f) = file {
+            builder = builder.add_file(dc::CreateAttachment::bytes(f.bytes.clone(), &f.name));
+        }
+        let posted = self
+            .runtime
+            .block_on(dc::ChannelId::new(route.channel).send_message(&*self.http, builder))
+            .map_err(|e| classify(&e, route.channel))?;
+        Ok((route.channel, posted.id.get()))
+    }
+}
+
+/// A file posted with a message.
+struct Attached {
+    name: String,
+    bytes: Vec<u8>,
 }
 
 impl DeliveryMethod for DiscordMethod {
@@ -194,42 +344,26 @@ impl DeliveryMethod for DiscordMethod {
             .store
             .posted(message.id)
             .map_err(|e| Self::store_err(&e))?;
-        let (channel, reference) = match done.first() {
+        let mut route = self.route(message)?;
+        if let Some(first) = done.first() {
             // Parts already posted fix where the rest goes.
-            Some(first) => (first.channel_id, None),
-            None => self.route(message)?,
-        };
-        let parts = split::split(&self.text(message), split::CONTENT_LIMIT);
+            route.channel = first.channel_id;
+        }
+        let mut channel = route.channel;
         let mut ids: Vec<u64> = done.iter().map(|p| p.discord_id).collect();
-        for (i, part) in parts.iter().enumerate() {
+        for (i, (part, file)) in self.parts(message, route).iter().enumerate() {
             let n = u32::try_from(i).unwrap_or(u32::MAX);
             if done.iter().any(|p| p.part == n) {
                 continue;
             }
-            let mut builder = dc::CreateMessage::new()
-                .content(part)
-                .nonce(dc::Nonce::String(nonce(message.id, i)))
-                .enforce_nonce(true)
-                .allowed_mentions(dc::CreateAllowedMentions::new());
-            if i == 0
-                && let Some(reply) = reference
-            {
-                builder = builder.reference_message(dc::MessageReference::from((
-                    dc::ChannelId::new(channel),
-                    dc::MessageId::new(reply),
-                )));
-            }
-            let posted = self
-                .runtime
-                .block_on(dc::ChannelId::new(channel).send_message(&*self.http, builder))
-                .map_err(|e| classify(&e, channel))?;
-            let discord_id = posted.id.get();
+            let (posted_in, discord_id) = self.post(message, route, i, part, file.as_ref())?;
+            channel = posted_in;
             self.store
                 .record_post(
                     message.id,
                     Posted {
                         part: n,
-                        channel_id: channel,
+                        channel_id: posted_in,
                         discord_id,
                     },
                 )
