@@ -89,11 +89,15 @@ impl App {
         } else {
             dir.join(path)
         };
+        // Named from the root, so a reply on Discord shows no local paths.
+        let shown = candidate
+            .strip_prefix(&self.config.root)
+            .unwrap_or(path)
+            .display()
+            .to_string();
         let refuse = |why: &str| {
             AppError::from(Refused(format!(
-                "{} {why}: a devlog is a .md file under {}",
-                path.display(),
-                dir.display()
+                "{shown} {why}: a devlog is a .md file under devlogs/"
             )))
         };
         let file = candidate
@@ -260,6 +264,8 @@ impl App {
         let mut stored = 0;
         for (file, rel) in files {
             let log = match self.read_devlog(&file, rel.clone()) {
+                // An empty file is a devlog being started, not one to post.
+                Ok(log) if log.content.trim().is_empty() => continue,
                 Ok(log) => log,
                 Err(e) => {
                     tracing::warn!(devlog = %rel, error = %e, "devlog not posted");

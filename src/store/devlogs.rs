@@ -34,8 +34,9 @@ pub struct DevlogVersion {
 
 impl Store {
     /// Stores a devlog version's message and its ledger row together.
-    /// Returns `false` (and stores nothing) if the ledger already has this
-    /// content for this agent.
+    /// Returns `false` (and stores nothing) if this content was posted for
+    /// this agent before; a version only seen (before watching began) is
+    /// posted now.
     ///
     /// # Errors
     /// [`StoreError`]; nothing is stored then.
@@ -47,20 +48,22 @@ impl Store {
         path: &str,
     ) -> Result<bool, StoreError> {
         self.write(|tx| {
-            let known: Option<i64> = tx
+            // Some(None): seen before watching began, never posted.
+            let known: Option<Option<String>> = tx
                 .query_row(
-                    "SELECT 1 FROM devlogs WHERE agent = ?1 AND hash = ?2",
+                    "SELECT message_id FROM devlogs WHERE agent = ?1 AND hash = ?2",
                     params![agent, hash],
                     |r| r.get(0),
                 )
                 .optional()?;
-            if known.is_some() {
+            if matches!(known, Some(Some(_))) {
                 return Ok(false);
             }
             insert_submissions(tx, &[submission])?;
             tx.execute(
                 "INSERT INTO devlogs (agent, hash, path, message_id, seen_at) VALUES (?1, ?2, ?3, \
-                 ?4, ?5)",
+                 ?4, ?5) ON CONFLICT (agent, hash) DO UPDATE SET path = ?3, message_id = ?4, \
+                 seen_at = ?5",
                 params![
                     agent,
                     hash,

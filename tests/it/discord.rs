@@ -400,8 +400,8 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
     );
     assert!(stdout(&root.run(&["roles", "list"])).contains("Database specialist"));
 
-    // /devlog post is registered by its contract name and says plainly
-    // that it is not available yet.
+    // /devlog post names a file in devlogs/: a missing one or a path out
+    // of devlogs/ is refused, saying so (the devlog tests post real ones).
     let reply = command(
         &standin,
         400_000_000_000_000_034,
@@ -409,7 +409,15 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
         &json!([{"name": "post", "type": 1, "options": [{"name": "file", "type": 3, "value": "day-1.md"}]}]),
         &[OPERATOR],
     );
-    assert_ephemeral(&reply, "not available in this version");
+    assert_ephemeral(&reply, "devlogs/day-1.md cannot be read");
+    let reply = command(
+        &standin,
+        400_000_000_000_000_035,
+        "devlog",
+        &json!([{"name": "post", "type": 1, "options": [{"name": "file", "type": 3, "value": "../.env"}]}]),
+        &[OPERATOR],
+    );
+    assert_ephemeral(&reply, "is not a path inside devlogs/");
 
     // Message commands have a per-user cooldown: the same member (the
     // stand-in derives the user from the id's last digits) sending twice at

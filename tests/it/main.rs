@@ -11,6 +11,7 @@ mod backup;
 mod cli;
 mod crash;
 mod desktop;
+mod devlogs;
 mod discord;
 mod gui;
 mod layers;

@@ -14,10 +14,10 @@ use crate::discord::{OPERATOR, command, dispatch, original_edit, registered, spa
 use crate::standin::{CHANNEL_ID, ORIGINAL_ID, StandIn, interaction_in};
 use crate::support::{Root, stderr, stdout, wait_until};
 
-const LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const LIMIT: Duration = Duration::from_secs(30);
 
 /// `acp ARGS` run as `agent` (`ACP_AGENT`), returning the output.
-fn as_agent(root: &Root, agent: &str, args: &[&str]) -> std::process::Output {
+pub(crate) fn as_agent(root: &Root, agent: &str, args: &[&str]) -> std::process::Output {
     root.acp()
         .env("ACP_AGENT", agent)
         .args(args)
@@ -26,20 +26,20 @@ fn as_agent(root: &Root, agent: &str, args: &[&str]) -> std::process::Output {
 }
 
 /// The id a successful send or reply printed.
-fn sent_id(out: &std::process::Output) -> String {
+pub(crate) fn sent_id(out: &std::process::Output) -> String {
     assert!(out.status.success(), "{}\n{}", stdout(out), stderr(out));
     stdout(out).lines().next().unwrap().trim().to_owned()
 }
 
 /// `acp --json inbox read ID`.
-fn read(root: &Root, id: &str) -> Value {
+pub(crate) fn read(root: &Root, id: &str) -> Value {
     let out = root.run(&["--json", "inbox", "read", id]);
     assert!(out.status.success(), "{}", stderr(&out));
     serde_json::from_str(&stdout(&out)).unwrap()
 }
 
 /// Waits until message `id`'s first delivery is `state`, and returns it.
-fn wait_state(root: &Root, id: &str, state: &str) -> Value {
+pub(crate) fn wait_state(root: &Root, id: &str, state: &str) -> Value {
     let mut last = Value::Null;
     wait_until(LIMIT, || {
         last = read(root, id)["deliveries"][0].clone();
@@ -49,7 +49,7 @@ fn wait_state(root: &Root, id: &str, state: &str) -> Value {
 }
 
 /// Points the root's swarm channel at the stand-in's channel.
-fn swarm(root: &Root) {
+pub(crate) fn swarm(root: &Root) {
     root.edit_config(
         "swarm_channel = 0",
         &format!("swarm_channel = {CHANNEL_ID}"),
@@ -58,7 +58,7 @@ fn swarm(root: &Root) {
 
 /// The bot's token in the root's `.env`, where every acp process of the
 /// root reads it (agents' commands included), as in production.
-fn token_in_dotenv(root: &Root) {
+pub(crate) fn token_in_dotenv(root: &Root) {
     std::fs::write(root.path().join(".env"), "DISCORD_TOKEN=standin-token\n").unwrap();
 }
 

@@ -83,6 +83,48 @@ pub struct Post {
     pub content: String,
     /// The message it replies to, if any.
     pub reference: Option<String>,
+    /// The author name a webhook post shows.
+    pub username: Option<String>,
+    /// Attached files: (name, size in bytes).
+    pub files: Vec<(String, usize)>,
+}
+
+/// A request body: JSON, or multipart (its JSON and its files).
+fn parse_body(content_type: &str, bytes: &[u8]) -> (Value, Vec<(String, usize)>) {
+    match content_type.split_once("boundary=") {
+        Some((kind, boundary)) if kind.starts_with("multipart/form-data") => {
+            multipart(bytes, boundary.trim_matches('"'))
+        }
+        _ if bytes.is_empty() => (Value::Null, Vec::new()),
+        _ => (
+            serde_json::from_slice(bytes).unwrap_or(Value::Null),
+            Vec::new(),
+        ),
+    }
+}
+
+/// A `multipart/form-data` body: its `payload_json` part, and each file
+/// part's name and size.
+fn multipart(bytes: &[u8], boundary: &str) -> (Value, Vec<(String, usize)>) {
+    let text = String::from_utf8_lossy(bytes);
+    let mut payload = Value::Null;
+    let mut files = Vec::new();
+    for part in text.split(&format!("--{boundary}")) {
+        let Some((head, content)) = part.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let content = content.strip_suffix("\r\n").unwrap_or(content);
+        if head.contains("name=\"payload_json\"") {
+            payload = serde_json::from_str(content).unwrap_or(Value::Null);
+        } else if let Some(name) = head
+            .split("filename=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+        {
+            files.push((name.to_owned(), content.len()));
+        }
+    }
+    (payload, files)
 }
 
 #[derive(Clone)]
@@ -247,14 +289,17 @@ async fn rest(State(state): State<AppState>, request: Request) -> Response {
     let arrived = Instant::now();
     let method = request.method().clone();
     let full = request.uri().path().to_owned();
-    let bytes: Bytes = axum::body::to_bytes(request.into_body(), 8 << 20)
+    let query = request.uri().query().unwrap_or("").to_owned();
+    let content_type = request
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let bytes: Bytes = axum::body::to_bytes(request.into_body(), 64 << 20)
         .await
         .unwrap_or_default();
-    let body: Value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-    };
+    let (body, files) = parse_body(&content_type, &bytes);
     let Some(path) = full.strip_prefix("/api/v10") else {
         state
             .shared
@@ -279,7 +324,19 @@ async fn rest(State(state): State<AppState>, request: Request) -> Response {
     }
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     if let (&Method::POST, ["channels", channel, "messages"]) = (&method, segments.as_slice()) {
-        return post_message(&state, (*channel).to_owned(), &body).await;
+        return post_message(&state, (*channel).to_owned(), &body, files).await;
+    }
+    // A channel webhook (not the application's interaction webhook): it
+    // posts into its channel, or the thread named in the query.
+    if let (&Method::POST, ["webhooks", id, _]) = (&method, segments.as_slice())
+        && *id != APP_ID
+    {
+        let channel = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("thread_id="))
+            .unwrap_or(CHANNEL_ID)
+            .to_owned();
+        return post_message(&state, channel, &body, files).await;
     }
     let mut shared = state.shared.lock().unwrap();
     match (method, segments.as_slice()) {
@@ -300,15 +357,7 @@ async fn rest(State(state): State<AppState>, request: Request) -> Response {
             shared
                 .threads
                 .push(((*channel).to_owned(), id.clone(), name.clone()));
-            axum::Json(json!({
-                "id": id, "type": 11, "guild_id": GUILD_ID, "parent_id": channel, "name": name,
-                "owner_id": BOT_ID, "position": 0, "permission_overwrites": [], "nsfw": false,
-                "rate_limit_per_user": 0, "flags": 0, "member_count": 1, "message_count": 0,
-                "total_message_sent": 0,
-                "thread_metadata": {"archived": false, "auto_archive_duration": 10080,
-                    "archive_timestamp": "2026-01-01T00:00:00.000000+00:00", "locked": false}
-            }))
-            .into_response()
+            axum::Json(thread_json(&id, channel, &name)).into_response()
         }
         (Method::GET | Method::PATCH, ["webhooks", _, _, "messages", "@original"]) => {
             axum::Json(message_json(ORIGINAL_ID, CHANNEL_ID, &body["content"])).into_response()
@@ -332,13 +381,30 @@ async fn rest(State(state): State<AppState>, request: Request) -> Response {
     }
 }
 
+/// A thread channel as Discord returns it.
+fn thread_json(id: &str, parent: &str, name: &str) -> Value {
+    json!({
+        "id": id, "type": 11, "guild_id": GUILD_ID, "parent_id": parent, "name": name,
+        "owner_id": BOT_ID, "position": 0, "permission_overwrites": [], "nsfw": false,
+        "rate_limit_per_user": 0, "flags": 0, "member_count": 1, "message_count": 0,
+        "total_message_sent": 0,
+        "thread_metadata": {"archived": false, "auto_archive_duration": 10080,
+            "archive_timestamp": "2026-01-01T00:00:00.000000+00:00", "locked": false}
+    })
+}
+
 /// The id the stand-in gives every command's original reply.
 pub const ORIGINAL_ID: u64 = 910_000_000_000_000_001;
 
 /// `POST /channels/{id}/messages`, with Discord's `enforce_nonce`: a nonce
 /// seen before in the channel answers the message it made, and posts
 /// nothing new.
-async fn post_message(state: &AppState, channel: String, body: &Value) -> Response {
+async fn post_message(
+    state: &AppState,
+    channel: String,
+    body: &Value,
+    files: Vec<(String, usize)>,
+) -> Response {
     let id = {
         let mut s = state.shared.lock().unwrap();
         if s.rate_limited {
@@ -372,6 +438,8 @@ async fn post_message(state: &AppState, channel: String, body: &Value) -> Respon
                 reference: body["message_reference"]["message_id"]
                     .as_str()
                     .map(str::to_owned),
+                username: body["username"].as_str().map(str::to_owned),
+                files,
             });
             id
         }

@@ -271,26 +271,34 @@ impl DiscordMethod {
         content: &str,
         file: Option<&Attached>,
     ) -> Result<(u64, u64), DeliveryError> {
-        let mentions = dc::CreateAllowedMentions::new;
+        // The body is written here rather than by serenity's builders: an
+        // attachment's id must be a string, as Discord's OpenAPI
+        // description types it.
+        let mut body = serde_json::json!({
+            "content": content,
+            "allowed_mentions": {"parse": []},
+        });
+        let files = match file {
+            Some(f) => {
+                body["attachments"] = serde_json::json!([{"id": "0", "filename": f.name}]);
+                vec![dc::CreateAttachment::bytes(f.bytes.clone(), &f.name)]
+            }
+            None => Vec::new(),
+        };
         if route.webhook
             && let Some(hook) = &self.webhook
         {
-            let mut builder = dc::ExecuteWebhook::new()
-                .content(content)
-                .username(self.who(message))
-                .allowed_mentions(mentions());
-            if route.thread {
-                builder = builder.in_thread(dc::ChannelId::new(route.channel));
-            }
-            if let Some(f) = file {
-                builder = builder.add_file(dc::CreateAttachment::bytes(f.bytes.clone(), &f.name));
-            }
+            body["username"] = self.who(message).into();
+            let thread = route.thread.then(|| dc::ChannelId::new(route.channel));
             let posted = self
                 .runtime
-                .block_on(dc::Builder::execute(
-                    builder,
-                    &*self.http,
-                    (dc::WebhookId::new(hook.id), hook.token.expose(), true),
+                .block_on(self.http.execute_webhook(
+                    dc::WebhookId::new(hook.id),
+                    thread,
+                    hook.token.expose(),
+                    true,
+                    files,
+                    &body,
                 ))
                 .map_err(|e| classify(&e, route.channel))?
                 .ok_or_else(|| {
@@ -298,25 +306,23 @@ impl DiscordMethod {
                 })?;
             return Ok((posted.channel_id.get(), posted.id.get()));
         }
-        let mut builder = dc::CreateMessage::new()
-            .content(content)
-            .nonce(dc::Nonce::String(nonce(message.id, i)))
-            .enforce_nonce(true)
-            .allowed_mentions(mentions());
+        body["nonce"] = nonce(message.id, i).into();
+        body["enforce_nonce"] = true.into();
         if i == 0
             && let Some(reply) = route.reference
         {
-            builder = builder.reference_message(dc::MessageReference::from((
-                dc::ChannelId::new(route.channel),
-                dc::MessageId::new(reply),
-            )));
-        }
-        if let Some(f) = file {
-            builder = builder.add_file(dc::CreateAttachment::bytes(f.bytes.clone(), &f.name));
+            body["message_reference"] = serde_json::json!({
+                "message_id": reply.to_string(),
+                "channel_id": route.channel.to_string(),
+                "fail_if_not_exists": false,
+            });
         }
         let posted = self
             .runtime
-            .block_on(dc::ChannelId::new(route.channel).send_message(&*self.http, builder))
+            .block_on(
+                self.http
+                    .send_message(dc::ChannelId::new(route.channel), files, &body),
+            )
             .map_err(|e| classify(&e, route.channel))?;
         Ok((route.channel, posted.id.get()))
     }
