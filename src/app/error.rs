@@ -101,6 +101,13 @@ pub enum AppError {
     NotYoursToAnswer { id: MessageId, caller: AgentId },
     #[error(transparent)]
     Refused(#[from] Refused),
+    #[error(
+        "the file is {size} bytes, over the limit of {max} bytes (limits.max_attachment_bytes): \
+         nothing was sent. Send a smaller file, or a link to it"
+    )]
+    AttachmentTooLarge { size: usize, max: usize },
+    #[error("cannot save the file for the agent: {0}")]
+    Attachment(String),
     #[error("cannot use the service lock {path}: {source}")]
     ServiceLock {
         path: String,
@@ -124,6 +131,7 @@ impl AppError {
             | Self::StoreLost { .. }
             | Self::Init(_)
             | Self::Screen(_)
+            | Self::Attachment(_)
             | Self::ServiceLock { .. } => false,
             _ => true,
         }

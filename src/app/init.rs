@@ -126,6 +126,9 @@ batch_size = 256
 [limits]
 # Largest message body in bytes (16 KiB). Longer text belongs in a file.
 max_body_bytes = 16384
+# Largest file a /message may carry (10 MiB), saved in the agent's
+# workspace (inbox/files/) and named in the message.
+max_attachment_bytes = 10485760
 
 [coords]
 # Two agents' input points closer than this (pixels) are reported as a clash.

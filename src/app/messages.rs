@@ -1,5 +1,6 @@
 //! Messages through the core: send, read, follow the outcome, acknowledge.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,20 @@ impl App {
     /// # Errors
     /// [`AppError`]: bad input (nothing stored) or a store failure.
     pub async fn send(&self, req: SendRequest) -> Result<UnifiedMessage, AppError> {
+        self.send_with_files(req, &[]).await
+    }
+
+    /// [`App::send`], for a post to Discord carrying files (`--file`):
+    /// they are copied into the outbox before the message is stored, so
+    /// the post carries them as they were.
+    ///
+    /// # Errors
+    /// [`AppError`]: bad input (nothing stored) or a store failure.
+    pub async fn send_with_files(
+        &self,
+        req: SendRequest,
+        files: &[std::path::PathBuf],
+    ) -> Result<UnifiedMessage, AppError> {
         let to: Vec<Destination> = match &req.draft.to {
             Recipient::Agent(id) => vec![Destination::Agent(self.registry.get(id)?.id.clone())],
             Recipient::Broadcast => self
@@ -41,6 +56,8 @@ impl App {
         if message.to == Recipient::Discord {
             self.check_discord_route(&message).await?;
         }
+        let mut message = message;
+        let staged = self.stage_files(&mut message, files).await?;
         let deliveries = to.len();
         let (reply, done) = oneshot::channel();
         let submission = Submission {
@@ -52,8 +69,20 @@ impl App {
             submission: submission.clone(),
             reply,
         };
-        self.commits.send(job).map_err(|_| AppError::WriterGone)?;
-        done.await.map_err(|_| AppError::WriterGone)??;
+        let committed = match self.commits.send(job) {
+            Ok(()) => done
+                .await
+                .map_err(|_| AppError::WriterGone)
+                .and_then(|r| Ok(r?)),
+            Err(_) => Err(AppError::WriterGone),
+        };
+        if let Err(e) = committed {
+            // Not stored: its staged files go too.
+            if let Some(dir) = staged {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(e);
+        }
         let message = submission.message;
         self.events.publish(Event::Accepted {
             message_id: message.id,
@@ -64,6 +93,38 @@ impl App {
         });
         self.wake.notify_one();
         Ok(message)
+    }
+
+    /// Copies a post's files into the outbox and names them in its body.
+    /// Returns where, if there are any.
+    async fn stage_files(
+        &self,
+        message: &mut UnifiedMessage,
+        files: &[std::path::PathBuf],
+    ) -> Result<Option<std::path::PathBuf>, AppError> {
+        if files.is_empty() {
+            return Ok(None);
+        }
+        if message.to != Recipient::Discord {
+            return Err(AppError::from(super::Refused(
+                "--file goes with posts to Discord (--to discord, or a reply to a Discord \
+                 message); for an agent, put the file in its workspace and name the path"
+                    .into(),
+            )));
+        }
+        let dir = self.outbox_dir().join(message.id.to_string());
+        let max = self.config.limits.max_attachment_bytes;
+        let (files, at) = (files.to_vec(), dir.clone());
+        let names = tokio::task::spawn_blocking(move || {
+            crate::delivery::discord::stage_files(&at, &files, max)
+        })
+        .await
+        .map_err(|_| AppError::Store(StoreError::Interrupted))?
+        .map_err(|e| AppError::from(super::Refused(e)))?;
+        for (name, size) in names {
+            let _ = write!(message.body, "\n📎 {name} ({size} bytes)");
+        }
+        Ok(Some(dir))
     }
 
     /// The status report.

@@ -262,10 +262,18 @@ impl App {
                 Arc::clone(&self.store),
                 Arc::clone(&self.registry),
                 &self.config.discord,
+                self.outbox_dir(),
             )));
         }
         let dispatcher = Arc::new(self.dispatcher(methods)?);
         Ok(dispatcher.run(self.wake(), cancel))
+    }
+
+    /// `data/outbox/`: files sent with posts to Discord, one folder per
+    /// message.
+    #[must_use]
+    pub(crate) fn outbox_dir(&self) -> std::path::PathBuf {
+        self.config.root.join("data").join("outbox")
     }
 
     /// A dispatcher for this process, with these delivery methods.

@@ -60,6 +60,7 @@ impl App {
         body: String,
         caller: Option<&str>,
         priority: Priority,
+        files: &[std::path::PathBuf],
     ) -> Result<UnifiedMessage, AppError> {
         let (parent, deliveries) = self.read(id).await?;
         let recipients: Vec<&str> = deliveries.iter().map(|d| d.agent.as_str()).collect();
@@ -96,18 +97,21 @@ impl App {
                 from: parent.from,
             });
         };
-        self.send(SendRequest {
-            draft: Draft {
-                from: from.to_string(),
-                to,
-                kind,
-                priority,
-                body,
-                tags: Vec::new(),
-                reply_to: Some(id),
+        self.send_with_files(
+            SendRequest {
+                draft: Draft {
+                    from: from.to_string(),
+                    to,
+                    kind,
+                    priority,
+                    body,
+                    tags: Vec::new(),
+                    reply_to: Some(id),
+                },
+                via: Via::Auto,
             },
-            via: Via::Auto,
-        })
+            files,
+        )
         .await
     }
 
@@ -150,5 +154,36 @@ impl App {
         let store = Arc::clone(&self.store);
         let agent = blocking(move || store.thread_agent(channel)).await?;
         Ok(agent.and_then(|a| a.parse().ok()))
+    }
+}
+
+impl App {
+    /// Saves a file a person sent with a message in `agent`'s workspace
+    /// (`inbox/files/`), for the message to name. Checked against
+    /// `limits.max_attachment_bytes` first: a file too big writes nothing.
+    ///
+    /// # Errors
+    /// [`AppError::AttachmentTooLarge`], an unknown agent, or I/O.
+    pub async fn attach(
+        &self,
+        agent: &AgentId,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<std::path::PathBuf, AppError> {
+        let max = self.config.limits.max_attachment_bytes;
+        if bytes.len() > max {
+            return Err(AppError::AttachmentTooLarge {
+                size: bytes.len(),
+                max,
+            });
+        }
+        let agent = self.registry.get(agent)?.clone();
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || {
+            crate::delivery::inbox::write_attachment(&agent, &name, &bytes)
+        })
+        .await
+        .map_err(|_| AppError::Store(crate::store::StoreError::Interrupted))?
+        .map_err(|e| AppError::Attachment(e.reason))
     }
 }

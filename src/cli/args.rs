@@ -165,6 +165,9 @@ pub(crate) struct ReplyArgs {
     pub from: Option<String>,
     #[arg(long, default_value = "normal", value_parser = parse_priority)]
     pub priority: Priority,
+    /// A file to post with the answer (repeatable; answers on Discord only).
+    #[arg(long = "file", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
     /// Wait until it is posted or delivered, and print where.
     #[arg(long)]
     pub wait: bool,
@@ -195,6 +198,9 @@ pub(crate) struct SendOpts {
     /// The id of the message this answers.
     #[arg(long, value_parser = parse_id)]
     pub reply_to: Option<MessageId>,
+    /// A file to post with it (repeatable; with --to discord only).
+    #[arg(long = "file", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
     /// Wait for the delivery outcome and print it (exit 1 if it failed).
     #[arg(long)]
     pub wait: bool,

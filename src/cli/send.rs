@@ -49,7 +49,7 @@ pub(crate) async fn send(
         },
         via: opts.via,
     };
-    let message = app.send(request).await?;
+    let message = app.send_with_files(request, &opts.files).await?;
     follow_up(app, &message, opts.wait, opts.timeout, json_out).await
 }
 
@@ -60,7 +60,9 @@ pub(crate) async fn reply(app: &Arc<App>, r: &ReplyArgs, json_out: bool) -> Resu
         .clone()
         .or_else(|| app.config().default_sender.clone());
     let body = read_body(&r.message)?;
-    let message = app.reply(r.id, body, caller.as_deref(), r.priority).await?;
+    let message = app
+        .reply(r.id, body, caller.as_deref(), r.priority, &r.files)
+        .await?;
     follow_up(app, &message, r.wait, r.timeout, json_out).await
 }
 

@@ -109,6 +109,8 @@ impl Default for DeliveryConfig {
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_body_bytes: usize,
+    /// Largest file a Discord command may bring to an agent.
+    pub max_attachment_bytes: usize,
 }
 
 /// Coordinate validation settings.
@@ -251,6 +253,7 @@ struct RawDelivery {
 #[serde(deny_unknown_fields)]
 struct RawLimits {
     max_body_bytes: Option<i64>,
+    max_attachment_bytes: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -364,6 +367,7 @@ impl Config {
             delivery: DeliveryConfig::default(),
             limits: Limits {
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+                max_attachment_bytes: 10 << 20,
             },
             coords: CoordsConfig { near_radius_px: 10 },
             discord: DiscordConfig::default(),
@@ -456,6 +460,11 @@ impl Config {
             d.batch_size = usize::try_from(src.int_in("delivery.batch_size", v, 1, 10_000)?)
                 .unwrap_or(usize::MAX);
         }
+        if let Some(v) = raw.limits.max_attachment_bytes {
+            self.limits.max_attachment_bytes =
+                usize::try_from(src.int_in("limits.max_attachment_bytes", v, 1, 500 << 20)?)
+                    .unwrap_or(usize::MAX);
+        }
         if let Some(v) = raw.limits.max_body_bytes {
             self.limits.max_body_bytes =
                 usize::try_from(src.int_in("limits.max_body_bytes", v, 1, 1 << 20)?)
@@ -466,49 +475,7 @@ impl Config {
                 u32::try_from(src.int_in("coords.near_radius_px", v, 0, 10_000)?)
                     .unwrap_or(u32::MAX);
         }
-        if let Some(v) = raw.discord.guild_id {
-            self.discord.guild_id = Some(src.int_in("discord.guild_id", v, 1, i64::MAX)?);
-        }
-        if let Some(base) = raw.discord.api_base {
-            self.discord.api_base = parse_api_base(&src, "discord.api_base", &base)?;
-        }
-        let ids = |key: &str, list: Option<Vec<i64>>| -> Result<Vec<u64>, ConfigError> {
-            list.unwrap_or_default()
-                .into_iter()
-                .map(|v| src.int_in(key, v, 1, i64::MAX))
-                .collect()
-        };
-        self.discord.operator_roles = ids("discord.operator_roles", raw.discord.operator_roles)?;
-        self.discord.admin_roles = ids("discord.admin_roles", raw.discord.admin_roles)?;
-        self.discord.allowed_channels =
-            ids("discord.allowed_channels", raw.discord.allowed_channels)?;
-        if let Some(v) = raw.discord.receipt_window_secs {
-            self.discord.receipt_window =
-                Duration::from_secs(src.int_in("discord.receipt_window_secs", v, 1, 840)?);
-        }
-
-        if let Some(v) = raw.discord.swarm_channel {
-            let id = src.int_in("discord.swarm_channel", v, 0, i64::MAX)?;
-            self.discord.swarm_channel = (id != 0).then_some(id);
-        }
-        if let Some(v) = raw.discord.devlog_channel {
-            let id = src.int_in("discord.devlog_channel", v, 0, i64::MAX)?;
-            self.discord.devlog_channel = (id != 0).then_some(id);
-        }
-        if let Some(v) = raw.discord.devlog_settle_ms {
-            self.discord.devlog_settle =
-                Duration::from_millis(src.int_in("discord.devlog_settle_ms", v, 0, 600_000)?);
-        }
-        if let Some(on) = raw.discord.agent_threads {
-            if on && self.discord.swarm_channel.is_none() {
-                return Err(src.invalid(
-                    "discord.agent_threads",
-                    "threads are made in the swarm channel: set discord.swarm_channel too",
-                ));
-            }
-            self.discord.agent_threads = on;
-        }
-
+        self.apply_discord(&src, raw.discord)?;
         gui::apply_gui(&src, &raw.gui, &mut self.gui)?;
         backup::apply_backup(&src, &self.root, raw.backup, &mut self.backup)?;
 
@@ -527,6 +494,51 @@ impl Config {
             self.captain = Some(id);
         }
         self.agents = Registry::new(agents);
+        Ok(())
+    }
+
+    fn apply_discord(&mut self, src: &Source<'_>, raw: RawDiscord) -> Result<(), ConfigError> {
+        if let Some(v) = raw.guild_id {
+            self.discord.guild_id = Some(src.int_in("discord.guild_id", v, 1, i64::MAX)?);
+        }
+        if let Some(base) = raw.api_base {
+            self.discord.api_base = parse_api_base(src, "discord.api_base", &base)?;
+        }
+        let ids = |key: &str, list: Option<Vec<i64>>| -> Result<Vec<u64>, ConfigError> {
+            list.unwrap_or_default()
+                .into_iter()
+                .map(|v| src.int_in(key, v, 1, i64::MAX))
+                .collect()
+        };
+        self.discord.operator_roles = ids("discord.operator_roles", raw.operator_roles)?;
+        self.discord.admin_roles = ids("discord.admin_roles", raw.admin_roles)?;
+        self.discord.allowed_channels = ids("discord.allowed_channels", raw.allowed_channels)?;
+        if let Some(v) = raw.receipt_window_secs {
+            self.discord.receipt_window =
+                Duration::from_secs(src.int_in("discord.receipt_window_secs", v, 1, 840)?);
+        }
+
+        if let Some(v) = raw.swarm_channel {
+            let id = src.int_in("discord.swarm_channel", v, 0, i64::MAX)?;
+            self.discord.swarm_channel = (id != 0).then_some(id);
+        }
+        if let Some(v) = raw.devlog_channel {
+            let id = src.int_in("discord.devlog_channel", v, 0, i64::MAX)?;
+            self.discord.devlog_channel = (id != 0).then_some(id);
+        }
+        if let Some(v) = raw.devlog_settle_ms {
+            self.discord.devlog_settle =
+                Duration::from_millis(src.int_in("discord.devlog_settle_ms", v, 0, 600_000)?);
+        }
+        if let Some(on) = raw.agent_threads {
+            if on && self.discord.swarm_channel.is_none() {
+                return Err(src.invalid(
+                    "discord.agent_threads",
+                    "threads are made in the swarm channel: set discord.swarm_channel too",
+                ));
+            }
+            self.discord.agent_threads = on;
+        }
         Ok(())
     }
 

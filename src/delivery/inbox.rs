@@ -231,6 +231,67 @@ impl DeliveryMethod for InboxMethod {
     }
 }
 
+/// A file name safe to write: letters, digits, `.`, `-` and `_` kept,
+/// anything else `_`, no leading dot, at most 100 characters.
+fn safe_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    while out.starts_with('.') {
+        out.remove(0);
+    }
+    if out.is_empty() { "file".into() } else { out }
+}
+
+/// Saves a file a person sent with a message into the agent's
+/// `inbox/files/`, under a new name (`ID_name`), atomically. Returns its
+/// path.
+///
+/// # Errors
+/// [`DeliveryError`]: a linked inbox, or I/O.
+pub(crate) fn write_attachment(
+    agent: &Agent,
+    name: &str,
+    bytes: &[u8],
+) -> Result<PathBuf, DeliveryError> {
+    refuse_link(&agent.inbox_dir())?;
+    let dir = agent.inbox_dir().join("files");
+    let name = format!(
+        "{}_{}",
+        crate::model::MessageId::generate(),
+        safe_name(name)
+    );
+    write_once(&dir, &name, bytes)
+        .map(|w| w.path().to_owned())
+        .map_err(|e| {
+            DeliveryError::transient(format!("cannot save {name} in {}: {e}", dir.display()))
+        })
+}
+
+/// Refuses an inbox that is a symbolic link.
+fn refuse_link(dir: &Path) -> Result<(), DeliveryError> {
+    if let Ok(meta) = fs::symlink_metadata(dir)
+        && meta.file_type().is_symlink()
+    {
+        let to = fs::read_link(dir).map_or_else(|_| "?".into(), |t| t.display().to_string());
+        return Err(DeliveryError::permanent(format!(
+            "inbox {} is a symbolic link (to {to}): acp does not write through links, since a \
+             backup would hold only the link and the message could land outside the workspace; \
+             make it a real directory",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Writes a message into an agent's inbox, once. An inbox that is a
 /// symbolic link is refused: acp does not write through links.
 ///
@@ -241,17 +302,7 @@ pub(crate) fn write_message(
     message: &UnifiedMessage,
 ) -> Result<Written, DeliveryError> {
     let dir = agent.inbox_dir();
-    if let Ok(meta) = fs::symlink_metadata(&dir)
-        && meta.file_type().is_symlink()
-    {
-        let to = fs::read_link(&dir).map_or_else(|_| "?".into(), |t| t.display().to_string());
-        return Err(DeliveryError::permanent(format!(
-            "inbox {} is a symbolic link (to {to}): acp does not write through links, since a \
-             backup would hold only the link and the message could land outside the workspace; \
-             make it a real directory",
-            dir.display()
-        )));
-    }
+    refuse_link(&dir)?;
     let written = write_once(
         &dir,
         &file_name(message),

@@ -317,6 +317,9 @@ async fn message(
     #[autocomplete = "agent_names"]
     agent: Option<String>,
     #[description = "Delivery priority (default normal)"] priority: Option<PriorityChoice>,
+    #[description = "A screenshot or a log, saved in the agent's workspace"] file: Option<
+        serenity::Attachment,
+    >,
 ) -> Result<(), Error> {
     let app = &ctx.data().app;
     let id = match agent {
@@ -331,6 +334,18 @@ async fn message(
                 )
             })?,
     };
+    let text = match file {
+        Some(file) => {
+            let path = quick(ctx, fetch_attachment(app, &id, &file)).await?;
+            format!(
+                "{text}\n\n📎 {} ({} bytes) is saved at {}",
+                file.filename,
+                file.size,
+                path.display()
+            )
+        }
+        None => text,
+    };
     send_and_receipt(
         ctx,
         Recipient::Agent(id),
@@ -339,6 +354,22 @@ async fn message(
         priority.into(),
     )
     .await
+}
+
+/// Downloads a command's file into the agent's workspace. A file over the
+/// limit is refused before a byte is fetched.
+async fn fetch_attachment(
+    app: &crate::app::App,
+    agent: &crate::model::AgentId,
+    file: &serenity::Attachment,
+) -> Result<std::path::PathBuf, Error> {
+    let max = app.config().limits.max_attachment_bytes;
+    let size = usize::try_from(file.size).unwrap_or(usize::MAX);
+    if size > max {
+        return Err(AppError::AttachmentTooLarge { size, max }.into());
+    }
+    let bytes = file.download().await?;
+    Ok(app.attach(agent, &file.filename, bytes).await?)
 }
 
 /// Send a message to every agent; the receipt shows each agent's outcome.

@@ -11,7 +11,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::discord::{OPERATOR, command, dispatch, original_edit, registered, spawn, spawn_at};
-use crate::standin::{CHANNEL_ID, ORIGINAL_ID, StandIn, interaction_in};
+use crate::standin::{
+    CHANNEL_ID, ORIGINAL_ID, StandIn, interaction, interaction_in, with_attachment,
+};
 use crate::support::{Root, stderr, stdout, wait_until};
 
 pub(crate) const LIMIT: Duration = Duration::from_secs(30);
@@ -427,4 +429,189 @@ fn wait_for_owed_receipt(root: &Root) -> String {
         found.is_some()
     });
     found.unwrap()
+}
+
+#[test]
+fn a_file_sent_with_a_message_reaches_the_workspace_and_an_oversize_one_writes_nothing() {
+    let standin = StandIn::start();
+    let root = Root::new(1);
+    root.fast().edit_config(
+        "max_attachment_bytes = 10485760",
+        "max_attachment_bytes = 5000",
+    );
+    let _bot = crate::discord::start(&root, &standin);
+    let files = root.inbox("Agent-1").join("files");
+
+    // A binary file within the limit: saved whole, named in the message.
+    let bytes: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    let url = standin.serve_file("screen.png", &bytes);
+    let id = 400_000_000_000_000_241;
+    let from = standin.requests().len();
+    let payload = with_attachment(
+        interaction(
+            id,
+            "message",
+            &json!([{"name": "agent", "type": 3, "value": "Agent-1"}, {"name": "text", "type": 3, "value": "see the screenshot"}]),
+            &[OPERATOR],
+        ),
+        "1100000000000000001",
+        "screen.png",
+        bytes.len(),
+        &url,
+    );
+    dispatch(&standin, id, payload);
+    original_edit(&standin, from, id, LIMIT);
+    let saved: Vec<_> = std::fs::read_dir(&files)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert_eq!(std::fs::read(&saved[0]).unwrap(), bytes);
+    assert!(saved[0].to_string_lossy().ends_with("_screen.png"));
+    let message_id = only_inbox_id(&root, "Agent-1");
+    let body = read(&root, &message_id)["message"]["body"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        body.starts_with("see the screenshot")
+            && body.contains(&format!(
+                "screen.png (3000 bytes) is saved at {}",
+                saved[0].display()
+            )),
+        "{body}"
+    );
+
+    // Over the limit as declared: refused before any download, and
+    // nothing is written or sent.
+    let url = standin.serve_file("huge.log", &[b'x'; 6000]);
+    let payload = with_attachment(
+        interaction(
+            400_000_000_000_000_242,
+            "message",
+            &json!([{"name": "agent", "type": 3, "value": "Agent-1"}, {"name": "text", "type": 3, "value": "too big"}]),
+            &[OPERATOR],
+        ),
+        "1100000000000000002",
+        "huge.log",
+        6000,
+        &url,
+    );
+    let reply = dispatch(&standin, 400_000_000_000_000_242, payload);
+    assert_eq!(reply["data"]["flags"], 64, "{reply}");
+    let text = reply["data"]["content"].as_str().unwrap();
+    assert!(
+        text.contains("6000 bytes, over the limit of 5000 bytes")
+            && text.contains("nothing was sent"),
+        "{text}"
+    );
+    assert!(!standin.downloads().contains(&"huge.log".to_owned()));
+
+    // Over the limit but declared small: refused after the download, and
+    // still nothing is written.
+    let url = standin.serve_file("liar.log", &[b'y'; 6000]);
+    let payload = with_attachment(
+        interaction(
+            400_000_000_000_000_243,
+            "message",
+            &json!([{"name": "agent", "type": 3, "value": "Agent-1"}, {"name": "text", "type": 3, "value": "small, it says"}]),
+            &[OPERATOR],
+        ),
+        "1100000000000000003",
+        "liar.log",
+        100,
+        &url,
+    );
+    let reply = dispatch(&standin, 400_000_000_000_000_243, payload);
+    assert!(
+        reply["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit of 5000 bytes"),
+        "{reply}"
+    );
+    assert_eq!(std::fs::read_dir(&files).unwrap().count(), 1);
+    assert_eq!(root.inbox_ids("Agent-1").len(), 1);
+    standin.assert_no_violations();
+}
+
+#[test]
+fn posts_carry_files_and_an_oversize_one_is_refused_before_anything_is_stored() {
+    let standin = StandIn::start();
+    let root = Root::new(1);
+    root.fast().edit_config(
+        "max_attachment_bytes = 10485760",
+        "max_attachment_bytes = 5000",
+    );
+    token_in_dotenv(&root);
+    swarm(&root);
+    let _bot = crate::discord::start(&root, &standin);
+    let dir = root.path().join("agent_workspaces/Agent-1");
+    std::fs::write(dir.join("build.log"), vec![b'l'; 1234]).unwrap();
+    std::fs::write(dir.join("core.dump"), vec![0u8; 6000]).unwrap();
+    let log = dir.join("build.log");
+    let id = sent_id(&as_agent(
+        &root,
+        "Agent-1",
+        &[
+            "send",
+            "--to",
+            "discord",
+            "--file",
+            log.to_str().unwrap(),
+            "the log",
+        ],
+    ));
+    wait_state(&root, &id, "delivered");
+    let posts = standin.posts_in(CHANNEL_ID);
+    assert_eq!(posts.len(), 1, "{posts:#?}");
+    assert_eq!(posts[0].files, [("build.log".to_owned(), 1234)]);
+    assert!(
+        posts[0].content.contains("📎 build.log (1234 bytes)"),
+        "{posts:#?}"
+    );
+
+    // Past the upload limit: refused, saying so; nothing stored or posted.
+    let dump = dir.join("core.dump");
+    let out = as_agent(
+        &root,
+        "Agent-1",
+        &[
+            "send",
+            "--to",
+            "discord",
+            "--file",
+            dump.to_str().unwrap(),
+            "the dump",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("over Discord's upload limit of 5000 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    // To an agent, files are refused too: they go with posts.
+    let out = as_agent(
+        &root,
+        "Agent-1",
+        &[
+            "send",
+            "--to",
+            "Agent-1",
+            "--file",
+            log.to_str().unwrap(),
+            "x",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let status = crate::support::status(&root);
+    assert_eq!(crate::support::count(&status, "delivered"), 1, "{status}");
+    assert_eq!(crate::support::count(&status, "queued"), 0, "{status}");
+    let staged = std::fs::read_dir(root.path().join("data/outbox"))
+        .unwrap()
+        .count();
+    assert_eq!(staged, 1, "only the posted message's files are staged");
+    assert_eq!(standin.posts().len(), 1);
+    standin.assert_no_violations();
 }

@@ -73,6 +73,9 @@ struct Shared {
     /// not answered until the flag is cleared.
     hold_posts: bool,
     rate_limited_answers: usize,
+    /// Files the CDN serves (attachments), by name, and the names fetched.
+    files: HashMap<String, Vec<u8>>,
+    downloads: Vec<String>,
 }
 
 /// A message posted in a channel.
@@ -452,6 +455,19 @@ async fn post_message(
     axum::Json(message_json(id, &channel, &body["content"])).into_response()
 }
 
+/// The CDN: attachments' files.
+async fn cdn(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    let mut s = state.shared.lock().unwrap();
+    s.downloads.push(name.clone());
+    match s.files.get(&name) {
+        Some(bytes) => bytes.clone().into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 async fn gateway(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     ws.on_upgrade(move |socket| session(socket, state))
 }
@@ -576,6 +592,7 @@ impl StandIn {
         };
         let app = Router::new()
             .route("/gw", axum::routing::get(gateway))
+            .route("/files/{name}", axum::routing::get(cdn))
             .fallback(rest)
             .with_state(state);
         runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -595,6 +612,21 @@ impl StandIn {
             .filter(|p| p.channel == channel)
             .cloned()
             .collect()
+    }
+
+    /// Serves `bytes` as an attachment's file; returns its URL.
+    pub fn serve_file(&self, name: &str, bytes: &[u8]) -> String {
+        self.shared
+            .lock()
+            .unwrap()
+            .files
+            .insert(name.to_owned(), bytes.to_vec());
+        format!("{}/files/{name}", self.base)
+    }
+
+    /// The attachment files fetched, by name.
+    pub fn downloads(&self) -> Vec<String> {
+        self.shared.lock().unwrap().downloads.clone()
     }
 
     /// Every message posted in channels, in order.
@@ -753,6 +785,24 @@ impl StandIn {
 /// not carry over between test steps.
 pub fn interaction(id: u64, name: &str, options: &Value, roles: &[&str]) -> Value {
     interaction_in(id, name, options, roles, CHANNEL_ID)
+}
+
+/// `payload` carrying an attachment: option `file` and its resolved
+/// object, as Discord sends them.
+pub fn with_attachment(
+    mut payload: Value,
+    id: &str,
+    filename: &str,
+    size: usize,
+    url: &str,
+) -> Value {
+    let options = payload["data"]["options"].as_array_mut().unwrap();
+    options.push(json!({"name": "file", "type": 11, "value": id}));
+    payload["data"]["resolved"] = json!({"attachments": {id: {
+        "id": id, "filename": filename, "size": size, "url": url, "proxy_url": url,
+        "content_type": "application/octet-stream"
+    }}});
+    payload
 }
 
 /// [`interaction`] typed in `channel` (a thread, say).

@@ -62,11 +62,14 @@ impl Root {
             .join("inbox")
     }
 
-    /// The visible files of an agent's inbox (what `ls` shows), sorted.
+    /// The visible files of an agent's inbox (what `ls` shows, without
+    /// `files/`, where attachments go), sorted.
     pub fn inbox_files(&self, agent: &str) -> Vec<String> {
         let mut names: Vec<String> = match fs::read_dir(self.inbox(agent)) {
             Ok(entries) => entries
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .map(Result::unwrap)
+                .filter(|e| !e.file_type().unwrap().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
                 .filter(|n| !n.starts_with('.'))
                 .collect(),
             Err(_) => Vec::new(),

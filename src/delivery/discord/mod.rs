@@ -41,6 +41,8 @@ pub struct DiscordMethod {
     agent_threads: bool,
     devlog_channel: Option<u64>,
     webhook: Option<Webhook>,
+    /// `data/outbox/`: files sent with posts, one folder per message.
+    outbox: std::path::PathBuf,
 }
 
 /// A devlog longer than this many messages goes as a file attachment.
@@ -118,8 +120,10 @@ impl DiscordMethod {
         store: Arc<Store>,
         registry: Arc<Registry>,
         config: &DiscordConfig,
+        outbox: std::path::PathBuf,
     ) -> Self {
         Self {
+            outbox,
             http,
             runtime,
             store,
@@ -239,11 +243,11 @@ impl DiscordMethod {
     /// The parts to post: the text split within Discord's limit, or for a
     /// devlog longer than [`DEVLOG_MAX_PARTS`] its title and the devlog as
     /// a file.
-    fn parts(&self, message: &UnifiedMessage, route: Route) -> Vec<(String, Option<Attached>)> {
+    fn parts(&self, message: &UnifiedMessage, route: Route) -> Vec<(String, Vec<Attached>)> {
         let text = self.text(message, route);
         let parts = split::split(&text, split::CONTENT_LIMIT);
         if message.kind != Kind::Devlog || parts.len() <= DEVLOG_MAX_PARTS {
-            return parts.into_iter().map(|p| (p, None)).collect();
+            return parts.into_iter().map(|p| (p, Vec::new())).collect();
         }
         let (title, body) = text.split_once("\n\n").unwrap_or((&text, ""));
         let name = title
@@ -255,10 +259,10 @@ impl DiscordMethod {
         let head = format!("{title} (long: attached as a file)");
         vec![(
             split::split(&head, split::CONTENT_LIMIT).remove(0),
-            Some(Attached {
+            vec![Attached {
                 name,
                 bytes: body.as_bytes().to_vec(),
-            }),
+            }],
         )]
     }
 
@@ -269,7 +273,7 @@ impl DiscordMethod {
         route: Route,
         i: usize,
         content: &str,
-        file: Option<&Attached>,
+        attached: &[Attached],
     ) -> Result<(u64, u64), DeliveryError> {
         // The body is written here rather than by serenity's builders: an
         // attachment's id must be a string, as Discord's OpenAPI
@@ -278,13 +282,17 @@ impl DiscordMethod {
             "content": content,
             "allowed_mentions": {"parse": []},
         });
-        let files = match file {
-            Some(f) => {
-                body["attachments"] = serde_json::json!([{"id": "0", "filename": f.name}]);
-                vec![dc::CreateAttachment::bytes(f.bytes.clone(), &f.name)]
-            }
-            None => Vec::new(),
-        };
+        if !attached.is_empty() {
+            body["attachments"] = attached
+                .iter()
+                .enumerate()
+                .map(|(n, f)| serde_json::json!({"id": n.to_string(), "filename": f.name}))
+                .collect();
+        }
+        let files: Vec<dc::CreateAttachment> = attached
+            .iter()
+            .map(|f| dc::CreateAttachment::bytes(f.bytes.clone(), &f.name))
+            .collect();
         if route.webhook
             && let Some(hook) = &self.webhook
         {
@@ -334,6 +342,106 @@ struct Attached {
     bytes: Vec<u8>,
 }
 
+/// Most files one post carries (Discord's limit).
+pub const MAX_FILES: usize = 10;
+
+/// The files staged for a post, by name.
+fn staged_files(dir: &std::path::Path) -> std::io::Result<Vec<Attached>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type()?.is_file() && !name.starts_with('.') {
+            files.push(Attached {
+                bytes: std::fs::read(entry.path())?,
+                name,
+            });
+        }
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
+}
+
+/// Copies files into `dir` (a new folder for one post), so the post
+/// carries them as they were when it was sent. Returns each file's name
+/// and size. A file that is missing, not a regular file, over `max` bytes,
+/// or one too many is refused, and nothing is staged.
+///
+/// # Errors
+/// The reason, to show the sender.
+pub fn stage_files(
+    dir: &std::path::Path,
+    files: &[std::path::PathBuf],
+    max: usize,
+) -> Result<Vec<(String, u64)>, String> {
+    if files.len() > MAX_FILES {
+        return Err(format!(
+            "{} files: a post carries at most {MAX_FILES}",
+            files.len()
+        ));
+    }
+    let mut out = Vec::new();
+    for path in files {
+        let meta =
+            std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if !meta.is_file() {
+            return Err(format!("{} is not a file", path.display()));
+        }
+        if meta.len() > max as u64 {
+            return Err(format!(
+                "{} is {} bytes, over Discord's upload limit of {max} bytes \
+                 (limits.max_attachment_bytes): nothing was sent. Send a smaller file, or say \
+                 where it is",
+                path.display(),
+                meta.len()
+            ));
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let name = name.trim_start_matches('.').to_owned();
+        let name = if name.is_empty() {
+            "file".to_owned()
+        } else {
+            name
+        };
+        if out.iter().any(|(n, _)| *n == name) {
+            return Err(format!("two files are named {name}: rename one"));
+        }
+        out.push((name, meta.len()));
+    }
+    let staging = dir.with_extension("part");
+    let copy = || -> std::io::Result<()> {
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging)?;
+        for (path, (name, _)) in files.iter().zip(&out) {
+            std::fs::copy(path, staging.join(name))?;
+        }
+        std::fs::rename(&staging, dir)
+    };
+    copy().map_err(|e| {
+        let _ = std::fs::remove_dir_all(&staging);
+        format!("cannot stage the files in {}: {e}", dir.display())
+    })?;
+    Ok(out)
+}
+
 impl DeliveryMethod for DiscordMethod {
     fn name(&self) -> MethodName {
         MethodName::Discord
@@ -357,12 +465,19 @@ impl DeliveryMethod for DiscordMethod {
         }
         let mut channel = route.channel;
         let mut ids: Vec<u64> = done.iter().map(|p| p.discord_id).collect();
-        for (i, (part, file)) in self.parts(message, route).iter().enumerate() {
+        let mut parts = self.parts(message, route);
+        // Files sent with the message go with its first part.
+        let staged = staged_files(&self.outbox.join(message.id.to_string()))
+            .map_err(|e| DeliveryError::transient(format!("cannot read the post's files: {e}")))?;
+        if let Some(first) = parts.first_mut() {
+            first.1.extend(staged);
+        }
+        for (i, (part, files)) in parts.iter().enumerate() {
             let n = u32::try_from(i).unwrap_or(u32::MAX);
             if done.iter().any(|p| p.part == n) {
                 continue;
             }
-            let (posted_in, discord_id) = self.post(message, route, i, part, file.as_ref())?;
+            let (posted_in, discord_id) = self.post(message, route, i, part, files)?;
             channel = posted_in;
             self.store
                 .record_post(
