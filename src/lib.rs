@@ -30,17 +30,20 @@
 //!   - [`events`]: the in-process event bus that wakes receipts (the store
 //!     stays the record).
 //!   - [`store`]: the SQLite store (queue, typed views, roles, audit log).
-//!   - [`delivery`]: the delivery-method trait, the inbox and
-//!     keyboard-and-mouse methods, and the dispatcher.
+//!   - [`delivery`]: the delivery-method trait, the inbox,
+//!     keyboard-and-mouse and Discord (the outbox: replies, reports,
+//!     devlogs) methods, and the dispatcher.
 //!   - [`backup`]: full, incremental and differential backups,
 //!     point-in-time restore, verification, retention and drills.
 //! - The **core**, the only API the front doors use:
-//!   - [`app`]: messages (send, follow, ack), roles and the audit log,
+//!   - [`app`]: messages (send, reply, follow, ack), devlogs, receipts
+//!     owed to Discord commands, roles and the audit log,
 //!     backups (each audited and announced whichever door asks), the
 //!     doctor's checks, `acp init`, and the one error type.
 //! - The **front doors** name only the core and the model:
-//!   - [`discord`]: the poise slash commands (the only module using
-//!     serenity).
+//!   - [`discord`]: the poise slash commands and the receipts they owe
+//!     (serenity's gateway; besides it only `delivery::discord` uses
+//!     serenity, for its REST client).
 //!   - [`service`]: `acp run`, the long-running service.
 //!   - the `acp` command line lives in the binary (`src/main.rs` and
 //!     `src/cli/`), the only place using `anyhow` besides poise's error

@@ -395,7 +395,17 @@ fn restores(config: &Config) -> Check {
 /// Every check, in the order `acp doctor` prints them.
 #[must_use]
 pub fn checks(config: &Config) -> Vec<Check> {
-    let discord = if config.discord.token.is_some() {
+    let d = &config.discord;
+    let discord = if d.token.is_some() && d.swarm_channel.is_none() && d.devlog_channel.is_none() {
+        bad(
+            "discord",
+            Level::Warn,
+            "DISCORD_TOKEN is set, but agents have nowhere to post (`acp send --to discord`, \
+             devlogs)",
+            "set discord.swarm_channel (and discord.devlog_channel) to channel ids in \
+             config/acp.toml",
+        )
+    } else if d.token.is_some() {
         ok("discord", "DISCORD_TOKEN is set")
     } else {
         bad(

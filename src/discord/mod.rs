@@ -2,7 +2,8 @@
 //!
 //! Thin by design: a command parses, checks the member's level, calls one
 //! method of [`App`], and renders the result with a pure function from
-//! [`render`]. Nothing else in the crate imports serenity or poise.
+//! [`render`]. Besides this module only the outbox's REST client
+//! (`delivery::discord`) uses serenity, and nothing else uses poise.
 //!
 //! The API base URL (`DISCORD_API_BASE` / `discord.api_base`) is a
 //! production setting for rate-limit proxies; the tests point it at a
