@@ -263,33 +263,47 @@ async fn send_and_receipt(
         via: Via::Auto,
     };
     let message = quick(ctx, app.send(request)).await?;
-    let followup = match ctx {
-        poise::Context::Application(a) => a
-            .has_sent_initial_response
-            .load(std::sync::atomic::Ordering::SeqCst),
-        poise::Context::Prefix(_) => false,
-    };
-    let reply = ctx
-        .say(render::accepted(&message, app.delivering()))
-        .await?;
+    say_and_owe_receipt(
+        ctx,
+        render::accepted(&message, app.delivering()),
+        message.id,
+        asked_at,
+    )
+    .await
+}
+
+/// Replies `text`, then records in the store the receipt that reply owes
+/// for message `id`: whichever process answers receipts edits it once the
+/// outcome is known, even after a restart.
+async fn say_and_owe_receipt(
+    ctx: Context<'_>,
+    text: String,
+    id: MessageId,
+    asked_at: i64,
+) -> Result<(), Error> {
     let poise::Context::Application(a) = ctx else {
+        ctx.say(text).await?;
         return Ok(());
     };
-    // The receipt is owed from now on, in the store: whichever process
-    // answers receipts edits this reply once the outcome is known, even
-    // after a restart.
+    // After a deferral the reply is a follow-up, edited as one.
+    let followup = a
+        .has_sent_initial_response
+        .load(std::sync::atomic::Ordering::SeqCst);
+    let reply = ctx.say(text).await?;
     let reply_id = reply.message().await.ok().map(|m| m.id.get());
-    app.owe_receipt(Receipt {
-        message_id: message.id,
-        channel_id: ctx.channel_id().get(),
-        application_id: a.interaction.application_id.get(),
-        token: a.interaction.token.clone(),
-        reply_id,
-        followup,
-        asked_at,
-        state: ReceiptState::Owed,
-    })
-    .await?;
+    ctx.data()
+        .app
+        .owe_receipt(Receipt {
+            message_id: id,
+            channel_id: ctx.channel_id().get(),
+            application_id: a.interaction.application_id.get(),
+            token: a.interaction.token.clone(),
+            reply_id,
+            followup,
+            asked_at,
+            state: ReceiptState::Owed,
+        })
+        .await?;
     Ok(())
 }
 
@@ -480,38 +494,21 @@ async fn devlog_post(
         .await?;
         return Ok(());
     };
-    let followup = match ctx {
-        poise::Context::Application(a) => a
-            .has_sent_initial_response
-            .load(std::sync::atomic::Ordering::SeqCst),
-        poise::Context::Prefix(_) => false,
-    };
     let what = if post.update {
         "an update"
     } else {
         "a new devlog"
     };
-    let reply = ctx
-        .say(format!(
+    say_and_owe_receipt(
+        ctx,
+        format!(
             "📝 `devlogs/{}` ({what}) accepted as `{id}`: posting…",
             post.path
-        ))
-        .await?;
-    if let poise::Context::Application(a) = ctx {
-        let reply_id = reply.message().await.ok().map(|m| m.id.get());
-        app.owe_receipt(Receipt {
-            message_id: id,
-            channel_id: ctx.channel_id().get(),
-            application_id: a.interaction.application_id.get(),
-            token: a.interaction.token.clone(),
-            reply_id,
-            followup,
-            asked_at,
-            state: ReceiptState::Owed,
-        })
-        .await?;
-    }
-    Ok(())
+        ),
+        id,
+        asked_at,
+    )
+    .await
 }
 
 /// User errors are shown (ephemeral) as they are; anything else is logged
