@@ -109,7 +109,11 @@ async fn library(agents: u32) -> Row {
     let dispatcher = Arc::new(app.dispatcher(Methods::standard()).unwrap());
     let cancel = CancellationToken::new();
     let mut events = app.events().subscribe();
-    let runner = tokio::spawn(Arc::clone(&dispatcher).run(app.wake(), cancel.clone()));
+    let runner = tokio::spawn(Arc::clone(&dispatcher).run(
+        app.wake(),
+        cancel.clone(),
+        Arc::new(std::sync::atomic::AtomicI64::new(0)),
+    ));
     let start = Instant::now();
     let collector = tokio::spawn(async move {
         let mut accepted: HashMap<acp::model::MessageId, Instant> = HashMap::new();

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::model::{AgentId, Destination, MethodName};
-use crate::model::{MessageId, Priority, Recipient};
+use crate::model::{Kind, MessageId, Priority, Recipient};
 
 /// Something that happened in the pipeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -21,6 +21,7 @@ pub enum Event {
         message_id: MessageId,
         from: String,
         to: Recipient,
+        kind: Kind,
         priority: Priority,
         deliveries: usize,
     },
@@ -28,6 +29,7 @@ pub enum Event {
     Delivered {
         message_id: MessageId,
         agent: Destination,
+        kind: Kind,
         method: MethodName,
         detail: String,
         fell_back: Vec<(MethodName, String)>,
@@ -65,6 +67,14 @@ pub enum Event {
     },
     /// A backup could not be taken.
     BackupFailed { kind: String, error: String },
+    /// A front door finished a command (a Discord slash command, an API
+    /// call): its name, whether it went well, how long it took.
+    Command {
+        door: &'static str,
+        name: String,
+        ok: bool,
+        ms: u64,
+    },
 }
 
 impl Event {
@@ -78,7 +88,7 @@ impl Event {
             | Self::Failed { message_id, .. }
             | Self::Acked { message_id, .. }
             | Self::ReceiptOwed { message_id } => Some(*message_id),
-            Self::BackupTaken { .. } | Self::BackupFailed { .. } => None,
+            Self::BackupTaken { .. } | Self::BackupFailed { .. } | Self::Command { .. } => None,
         }
     }
 }

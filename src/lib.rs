@@ -44,6 +44,8 @@
 //!   - [`discord`]: the poise slash commands and the receipts they owe
 //!     (serenity's gateway; besides it only `delivery::discord` uses
 //!     serenity, for its REST client).
+//!   - [`http`]: the status page, the JSON API, Prometheus metrics,
+//!     health checks and signed webhooks (axum).
 //!   - [`service`]: `acp run`, the long-running service.
 //!   - the `acp` command line lives in the binary (`src/main.rs` and
 //!     `src/cli/`), the only place using `anyhow` besides poise's error
@@ -56,6 +58,7 @@ pub mod coords;
 pub mod delivery;
 pub mod discord;
 pub mod events;
+pub mod http;
 pub mod lockfile;
 pub mod model;
 pub mod service;

@@ -1,7 +1,7 @@
 //! `acp run`: the long-running service, a front door of its own. It holds
 //! the service lock and runs the dispatcher, the Discord bot, the devlog
-//! watcher and the backup schedule as tasks started here, once, and stopped
-//! by one cancellation.
+//! watcher, the HTTP server and the backup schedule as tasks started here,
+//! once, and stopped by one cancellation.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,7 +23,23 @@ pub async fn run(app: Arc<App>, shutdown: impl Future<Output = ()>) -> Result<()
     let _lock = ServiceLock::acquire(&app.config().root)?;
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
+    // Bound first: a port in use or an unsafe address stops the start.
+    let http = if app.config().http.enabled {
+        Some(crate::http::bind(Arc::clone(&app)).await?)
+    } else {
+        None
+    };
     tasks.spawn(app.start_delivering(cancel.clone())?);
+    if let Some(server) = http {
+        match server.addr() {
+            Ok(addr) => tracing::info!(
+                url = %format!("http://{addr}/"),
+                "status page, API (/api/v1/) and metrics (/metrics) at http://{addr}/"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot read the HTTP address"),
+        }
+        tasks.spawn(server.run(cancel.clone()));
+    }
     if app.config().discord.token.is_some() {
         // Started once, here, not from the Ready event (which fires again
         // on every reconnect).

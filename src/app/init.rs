@@ -190,7 +190,23 @@ devlog_settle_ms = 1000
 
 "#;
 
-const BACKUP_SECTION: &str = r#"[backup]
+const SERVICE_SECTIONS: &str = r#"[http]
+# acp run serves a status page (/), a JSON API (/api/v1/, needs ACP_API_TOKEN
+# in .env), Prometheus metrics (/metrics), /healthz, /readyz and signed
+# webhooks (/hooks/NAME). Beyond 127.0.0.1 it needs an API token.
+enabled = true
+bind = "127.0.0.1:7420"
+max_body_bytes = 1048576
+# Webhooks: events whose repository and branch match become a message to the
+# agent ("*" matches any). The secret is ACP_HOOK_SECRET_<NAME> in .env.
+# [[http.hooks]]
+# name = "github"
+# repository = "you/project"
+# branch = "main"
+# agent = "Agent-3"
+# template = "CI {conclusion} on {branch}: {title} {url}"
+
+[backup]
 # Backups hold config/, devlogs/, every agent inbox, the store (captured
 # consistently while acp runs) and the paths in `include`; never .env.
 # Put the repository on another disk to survive a disk failure.
@@ -235,7 +251,7 @@ const AGENTS_HELP: &str = r#"# One [[agents]] table per agent.
 
 fn config_template(names: &[String]) -> String {
     let mut s = String::from(CONFIG_HEAD);
-    s.push_str(BACKUP_SECTION);
+    s.push_str(SERVICE_SECTIONS);
     s.push_str(AGENTS_HELP);
     for (i, name) in names.iter().enumerate() {
         let role = if i == 0 {

@@ -88,6 +88,7 @@ impl App {
             message_id: message.id,
             from: message.from.clone(),
             to: message.to.clone(),
+            kind: message.kind,
             priority: message.priority,
             deliveries,
         });

@@ -7,6 +7,8 @@
 //! - [`messages`]: send, read, follow, acknowledge, status.
 //! - [`outbox`]: answers, posts to Discord, receipts owed to commands.
 //! - [`devlogs`]: devlog files posted once per content version.
+//! - [`observe`]: recent activity and the Discord link, for the status
+//!   page and the metrics.
 //! - [`roles`]: agents, roles, the captain, the audit log.
 //! - [`backups`]: create, list, verify, restore, prune, drill, schedule.
 //! - [`doctor`]: the health checks of `acp doctor`.
@@ -21,6 +23,7 @@ pub mod doctor;
 mod error;
 mod init;
 mod messages;
+mod observe;
 mod outbox;
 mod roles;
 mod screen;
@@ -41,6 +44,8 @@ use crate::store::{Store, StoreError, Submission};
 pub use backups::{Backups, Listing, Pick, Reporter, scope as backup_scope};
 pub use devlogs::{DEVLOG_MAX_BYTES, DevlogPost};
 pub use messages::Follow;
+pub use observe::DiscordLink;
+pub use outbox::HookOutcome;
 pub use screen::{Probe, Validation, Window};
 // What the front doors read, named through the core so that no door
 // reaches into an engine.
@@ -48,9 +53,12 @@ pub use crate::backup::{
     BackupCheck, Catalog, Created, Drill, InPlace, Kind as BackupKind, Manifest, Progress,
     PruneReport, Quiet, RestoreReport, Summary, VerifyReport, Which,
 };
-pub use crate::config::{CONFIG_FILE, Config, ConfigError, DiscordConfig, Env};
+pub use crate::config::{
+    ApiToken, CONFIG_FILE, Config, ConfigError, DiscordConfig, Env, HookConfig, HookRoute,
+};
 pub use crate::coords::{Finding, Monitor, Point, Severity};
 pub use crate::events::Event;
+pub use crate::store::activity::RecentDelivery;
 pub use crate::store::devlogs::DevlogVersion;
 pub use crate::store::discord::{Receipt, ReceiptState};
 pub use crate::store::roles::AuditEntry;
@@ -120,6 +128,11 @@ pub struct App {
     backups: Backups,
     /// The store file as opened (device, inode), to notice it replaced.
     store_file: Option<(u64, u64)>,
+    /// The Discord connection, as the bot reports it.
+    discord_link: std::sync::Mutex<DiscordLink>,
+    /// When this process's dispatcher last went round its loop (ms since
+    /// the epoch; 0: not running).
+    dispatcher_beat: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl App {
@@ -149,6 +162,8 @@ impl App {
             commits,
             started: std::time::Instant::now(),
             store_file,
+            discord_link: std::sync::Mutex::new(DiscordLink::Connecting),
+            dispatcher_beat: Arc::new(std::sync::atomic::AtomicI64::new(0)),
         })
     }
 
@@ -266,7 +281,7 @@ impl App {
             )));
         }
         let dispatcher = Arc::new(self.dispatcher(methods)?);
-        Ok(dispatcher.run(self.wake(), cancel))
+        Ok(dispatcher.run(self.wake(), cancel, Arc::clone(&self.dispatcher_beat)))
     }
 
     /// `data/outbox/`: files sent with posts to Discord, one folder per

@@ -187,3 +187,79 @@ impl App {
         .map_err(|e| AppError::Attachment(e.reason))
     }
 }
+
+/// What a webhook event became.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum HookOutcome {
+    /// A new message to an agent.
+    Sent {
+        message_id: MessageId,
+        agent: AgentId,
+    },
+    /// No route matches: recorded, nothing sent.
+    Unrouted,
+    /// This delivery id came before; it made this message (if any).
+    Duplicate { message_id: Option<MessageId> },
+}
+
+impl App {
+    /// Turns a webhook event into a message (or none, `draft` `None`),
+    /// once per (`source`, `delivery_id`): the record and the message are
+    /// stored in one transaction.
+    ///
+    /// # Errors
+    /// [`AppError`]: a bad draft or a store failure; nothing is stored.
+    pub async fn accept_hook(
+        &self,
+        source: &str,
+        delivery_id: &str,
+        draft: Option<Draft>,
+    ) -> Result<HookOutcome, AppError> {
+        let submission = match draft {
+            Some(draft) => {
+                let Recipient::Agent(agent) = &draft.to else {
+                    return Err(AppError::NoAgents);
+                };
+                let agent = self.registry.get(agent)?.id.clone();
+                let message = draft.build(self.config.limits.max_body_bytes)?;
+                Some(crate::store::Submission {
+                    message,
+                    via: Via::Auto,
+                    to: vec![crate::model::Destination::Agent(agent)],
+                })
+            }
+            None => None,
+        };
+        let store = Arc::clone(&self.store);
+        let (src, id, sub) = (
+            source.to_owned(),
+            delivery_id.to_owned(),
+            submission.clone(),
+        );
+        let known = blocking(move || store.accept_hook(&src, &id, sub.as_ref())).await?;
+        if let Some(message_id) = known {
+            return Ok(HookOutcome::Duplicate { message_id });
+        }
+        let Some(s) = submission else {
+            return Ok(HookOutcome::Unrouted);
+        };
+        let message = s.message;
+        self.events.publish(Event::Accepted {
+            message_id: message.id,
+            from: message.from.clone(),
+            to: message.to.clone(),
+            kind: message.kind,
+            priority: message.priority,
+            deliveries: 1,
+        });
+        self.wake.notify_one();
+        let Recipient::Agent(agent) = message.to else {
+            return Ok(HookOutcome::Unrouted);
+        };
+        Ok(HookOutcome::Sent {
+            message_id: message.id,
+            agent,
+        })
+    }
+}

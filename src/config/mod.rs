@@ -17,8 +17,10 @@ use serde::Deserialize;
 
 mod backup;
 mod gui;
+mod http;
 
 pub use backup::BackupConfig;
+pub use http::{ApiToken, DEFAULT_PORT, HookConfig, HookRoute, HttpConfig};
 
 use crate::model::DEFAULT_MAX_BODY_BYTES;
 use crate::model::MethodName;
@@ -216,6 +218,8 @@ pub struct Config {
     pub gui: GuiConfig,
     /// Backups.
     pub backup: BackupConfig,
+    /// The status page, API, metrics and webhooks.
+    pub http: HttpConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -234,6 +238,8 @@ struct RawConfig {
     gui: gui::RawGui,
     #[serde(default)]
     backup: backup::RawBackup,
+    #[serde(default)]
+    http: http::RawHttp,
     #[serde(default)]
     agents: Vec<RawAgent>,
 }
@@ -374,6 +380,7 @@ impl Config {
             default_sender: None,
             gui: GuiConfig::default(),
             backup: BackupConfig::defaults(root),
+            http: HttpConfig::default(),
         }
     }
 
@@ -478,6 +485,7 @@ impl Config {
         self.apply_discord(&src, raw.discord)?;
         gui::apply_gui(&src, &raw.gui, &mut self.gui)?;
         backup::apply_backup(&src, &self.root, raw.backup, &mut self.backup)?;
+        http::apply_http(&src, raw.http, &mut self.http)?;
 
         let agents = self.agents_from(&src, raw.agents)?;
         let seen: HashSet<AgentId> = agents.iter().map(|a| a.id.clone()).collect();
@@ -713,6 +721,7 @@ impl Config {
             })?);
         }
         backup::apply_backup_env(&self.root, env, &mut self.backup);
+        http::apply_http_env(&src, env, &mut self.http)?;
         Ok(())
     }
 

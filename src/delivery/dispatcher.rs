@@ -186,7 +186,7 @@ impl Dispatcher {
     /// Tells the event bus what happened to each attempted delivery.
     fn publish(&self, claims: Vec<Claimed>, outcomes: Vec<Outcome>, stats: &mut PumpStats) {
         for (c, o) in claims.into_iter().zip(outcomes) {
-            let (message_id, agent) = (c.message.id, c.to);
+            let (message_id, agent) = (c.message.id, c.to.clone());
             let event = match o.state {
                 OutcomeState::Delivered { method, detail } => {
                     stats.delivered += 1;
@@ -199,6 +199,7 @@ impl Dispatcher {
                     Event::Delivered {
                         message_id,
                         agent,
+                        kind: c.message.kind,
                         method,
                         detail,
                         fell_back,
@@ -336,9 +337,16 @@ impl Dispatcher {
     /// Runs until `cancel`: pumps while there is work, otherwise sleeps until
     /// woken, the next retry is due, or the poll interval passes (work queued
     /// by other processes). Finishes the delivery in flight before returning.
-    pub async fn run(self: Arc<Self>, wake: Arc<Notify>, cancel: CancellationToken) {
+    /// `beat` is set to the time of each round (readiness checks read it).
+    pub async fn run(
+        self: Arc<Self>,
+        wake: Arc<Notify>,
+        cancel: CancellationToken,
+        beat: Arc<std::sync::atomic::AtomicI64>,
+    ) {
         let mut last_reclaim: Option<Instant> = None;
         while !cancel.is_cancelled() {
+            beat.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
             if last_reclaim.is_none_or(|t| t.elapsed() >= RECLAIM_EVERY) {
                 let me = Arc::clone(&self);
                 match tokio::task::spawn_blocking(move || me.reclaim()).await {
@@ -371,6 +379,7 @@ impl Dispatcher {
                 () = cancel.cancelled() => break,
             }
         }
+        beat.store(0, std::sync::atomic::Ordering::Relaxed);
     }
 
     async fn idle_wait(&self) -> Duration {

@@ -511,11 +511,36 @@ async fn devlog_post(
     .await
 }
 
+/// When a command started, kept for the metrics.
+struct Started(std::time::Instant);
+
+/// Notes when a command starts.
+pub(crate) async fn started(ctx: Context<'_>) {
+    ctx.set_invocation_data(Started(std::time::Instant::now()))
+        .await;
+}
+
+/// Tells the metrics a command finished, and how.
+pub(crate) async fn finished(ctx: Context<'_>, ok: bool) {
+    if is_autocomplete(ctx) {
+        return;
+    }
+    let took = ctx
+        .invocation_data::<Started>()
+        .await
+        .map(|s| s.0.elapsed())
+        .unwrap_or_default();
+    ctx.data()
+        .app
+        .record_command("discord", &ctx.command().qualified_name, ok, took);
+}
+
 /// User errors are shown (ephemeral) as they are; anything else is logged
 /// with a reference and answered "something went wrong".
 pub(crate) async fn on_error(error: poise::FrameworkError<'_, Data, Error>) {
     match error {
         poise::FrameworkError::Command { error, ctx, .. } => {
+            finished(ctx, false).await;
             let user_error = crate::app::is_user_error(error.as_ref());
             let text = if user_error {
                 format!("⚠️ {error}")

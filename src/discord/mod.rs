@@ -48,6 +48,26 @@ fn registration(commands: &[poise::Command<Data, Error>]) -> Result<serde_json::
     Ok(body)
 }
 
+/// Tells the core how the gateway connection stands, for `/readyz` and
+/// the status page.
+fn link_changed(_ctx: &serenity::Context, event: &serenity::FullEvent, data: &Data) {
+    use crate::app::DiscordLink;
+    let link = match event {
+        serenity::FullEvent::Ready { .. } | serenity::FullEvent::Resume { .. } => {
+            DiscordLink::Connected
+        }
+        serenity::FullEvent::ShardStageUpdate { event } => {
+            if event.new == serenity::ConnectionStage::Connected {
+                DiscordLink::Connected
+            } else {
+                DiscordLink::Connecting
+            }
+        }
+        _ => return,
+    };
+    data.app.set_discord_link(link);
+}
+
 /// Why the bot could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscordError {
@@ -100,10 +120,19 @@ pub async fn run(app: Arc<App>, cancel: CancellationToken) -> Result<(), Discord
     let http = http.build();
     let guild = config.guild_id;
     let setup_app = Arc::clone(&app);
+    let link_app = Arc::clone(&app);
     let framework = poise::Framework::builder()
         .options(poise::FrameworkOptions {
             commands: commands::all(),
             on_error: |error| Box::pin(commands::on_error(error)),
+            pre_command: |ctx| Box::pin(commands::started(ctx)),
+            post_command: |ctx| Box::pin(commands::finished(ctx, true)),
+            event_handler: |ctx, event, _framework, data| {
+                Box::pin(async move {
+                    link_changed(ctx, event, data);
+                    Ok(())
+                })
+            },
             ..Default::default()
         })
         .initialize_owners(false)
@@ -115,6 +144,7 @@ pub async fn run(app: Arc<App>, cancel: CancellationToken) -> Result<(), Discord
                     None => ctx.http.create_global_commands(&body).await?,
                 };
                 tracing::info!(user = %ready.user.name, guild, "Discord bot ready; slash commands registered");
+                setup_app.set_discord_link(crate::app::DiscordLink::Connected);
                 Ok(Data { app: setup_app })
             })
         })
@@ -140,5 +170,6 @@ pub async fn run(app: Arc<App>, cancel: CancellationToken) -> Result<(), Discord
         result
     };
     let (result, ()) = tokio::join!(bot, receipts);
+    link_app.set_discord_link(crate::app::DiscordLink::Stopped);
     result
 }

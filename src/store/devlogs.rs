@@ -212,3 +212,45 @@ impl Store {
         })
     }
 }
+
+impl Store {
+    /// Stores a webhook event's message and its delivery id together.
+    /// Returns the message already made for this delivery id, if the event
+    /// came before (nothing is stored then); `None` if it is new.
+    ///
+    /// # Errors
+    /// [`StoreError`]; nothing is stored then.
+    pub fn accept_hook(
+        &self,
+        source: &str,
+        delivery_id: &str,
+        submission: Option<&Submission>,
+    ) -> Result<Option<Option<MessageId>>, StoreError> {
+        self.write(|tx| {
+            let known: Option<Option<String>> = tx
+                .query_row(
+                    "SELECT message_id FROM hook_deliveries WHERE source = ?1 AND delivery_id = ?2",
+                    params![source, delivery_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(id) = known {
+                return Ok(Some(id.and_then(|i| i.parse().ok())));
+            }
+            if let Some(s) = submission {
+                insert_submissions(tx, &[s])?;
+            }
+            tx.execute(
+                "INSERT INTO hook_deliveries (source, delivery_id, message_id, received_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    source,
+                    delivery_id,
+                    submission.map(|s| s.message.id.to_string()),
+                    super::now_ms()
+                ],
+            )?;
+            Ok(None)
+        })
+    }
+}

@@ -8,6 +8,7 @@
 //! captain, audit log), [`discord`] (the outbox's receipts, threads and
 //! posts), [`devlogs`] (the devlog ledger).
 
+pub mod activity;
 pub mod devlogs;
 pub mod discord;
 pub mod queue;
@@ -179,6 +180,17 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (agent, hash)
     ) WITHOUT ROWID;
     CREATE INDEX devlogs_path ON devlogs (path, seen_at);
+    ",
+    // 4: inbound webhooks' deliveries, so a redelivered event is handled
+    // once.
+    r"
+    CREATE TABLE hook_deliveries (
+        source       TEXT NOT NULL,
+        delivery_id  TEXT NOT NULL,
+        message_id   TEXT REFERENCES messages(id),
+        received_at  INTEGER NOT NULL,
+        PRIMARY KEY (source, delivery_id)
+    ) WITHOUT ROWID;
     ",
 ];
 
@@ -360,6 +372,18 @@ impl Store {
             }
             Ok(())
         })
+    }
+
+    /// Takes the write lock and lets it go, writing nothing: whether the
+    /// store takes writes now.
+    ///
+    /// # Errors
+    /// [`StoreError`] saying why not.
+    pub fn probe_write(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.rollback()?;
+        Ok(())
     }
 
     /// `PRAGMA integrity_check`: `Ok(())` or the problems SQLite found.

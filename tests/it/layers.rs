@@ -18,12 +18,15 @@ const LAYERS: &[(&str, u8)] = &[
     ("app", 3),
     ("service", 4),
     ("discord", 4),
+    ("http", 4),
 ];
 
 /// What a front door may name besides itself: the core and the model (and
-/// the service runs the Discord bot as one of its tasks).
+/// the service runs the Discord bot and the HTTP server as its tasks).
 fn door_may_use(door: &str, name: &str) -> bool {
-    name == door || ["app", "model"].contains(&name) || (door == "service" && name == "discord")
+    name == door
+        || ["app", "model"].contains(&name)
+        || (door == "service" && ["discord", "http"].contains(&name))
 }
 
 fn src() -> PathBuf {

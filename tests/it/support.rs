@@ -18,7 +18,11 @@ impl Root {
     pub fn new(agents: u32) -> Self {
         let dir = tempfile::tempdir().unwrap();
         acp::app::init(dir.path(), agents).unwrap();
-        Self { dir }
+        let root = Self { dir };
+        // Tests run many services at once: each HTTP server takes a free
+        // port, which its log names.
+        root.edit_config("bind = \"127.0.0.1:7420\"", "bind = \"127.0.0.1:0\"");
+        root
     }
 
     /// Replaces a line of the generated `config/acp.toml` (which must be

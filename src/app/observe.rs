@@ -1,0 +1,130 @@
+//! What the status page and the metrics read: recent deliveries, the
+//! delivery rate, and the Discord connection as the bot reports it.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::{App, AppError, blocking};
+use crate::store::activity::RecentDelivery;
+
+/// The Discord connection, as the bot last reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscordLink {
+    /// No token: the bot does not run.
+    Off,
+    /// Starting, or reconnecting.
+    Connecting,
+    /// The gateway session is live.
+    Connected,
+    /// The bot stopped (a refused token, say): see the log.
+    Stopped,
+}
+
+impl DiscordLink {
+    /// The word shown.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "not configured",
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+impl App {
+    /// The newest `limit` deliveries, with their outcome.
+    ///
+    /// # Errors
+    /// [`AppError::Store`].
+    pub async fn recent_deliveries(&self, limit: usize) -> Result<Vec<RecentDelivery>, AppError> {
+        let store = Arc::clone(&self.store);
+        Ok(blocking(move || store.recent_deliveries(limit)).await?)
+    }
+
+    /// Deliveries per minute over the last `minutes` minutes, one entry per
+    /// minute (zeros included), oldest first: (minute start, count).
+    ///
+    /// # Errors
+    /// [`AppError::Store`].
+    pub async fn delivered_per_minute(&self, minutes: i64) -> Result<Vec<(i64, u64)>, AppError> {
+        let now = jiff::Timestamp::now().as_millisecond();
+        let first = (now / 60_000 - minutes + 1) * 60_000;
+        let store = Arc::clone(&self.store);
+        let counts = blocking(move || store.delivered_per_minute(first)).await?;
+        Ok((0..minutes)
+            .map(|i| {
+                let minute = first + i * 60_000;
+                let n = counts
+                    .iter()
+                    .find(|(m, _)| *m == minute)
+                    .map_or(0, |(_, n)| *n);
+                (minute, n)
+            })
+            .collect())
+    }
+
+    /// The Discord connection as the bot last reported it.
+    #[must_use]
+    pub fn discord_link(&self) -> DiscordLink {
+        if self.config.discord.token.is_none() {
+            return DiscordLink::Off;
+        }
+        *self
+            .discord_link
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The bot reports its connection.
+    pub fn set_discord_link(&self, link: DiscordLink) {
+        *self
+            .discord_link
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = link;
+    }
+}
+
+/// A dispatcher whose loop has not come round for this long is not alive
+/// (its longest sleep is the poll interval, at most a minute).
+const BEAT_LIMIT_MS: i64 = 70_000;
+
+impl App {
+    /// Whether the store takes writes now.
+    ///
+    /// # Errors
+    /// [`AppError::Store`] saying why not.
+    pub async fn store_writable(&self) -> Result<(), AppError> {
+        self.store_is_intact()?;
+        let store = Arc::clone(&self.store);
+        Ok(blocking(move || store.probe_write()).await?)
+    }
+
+    /// Whether this process's dispatcher is running and going round.
+    #[must_use]
+    pub fn dispatcher_alive(&self) -> bool {
+        let beat = self
+            .dispatcher_beat
+            .load(std::sync::atomic::Ordering::Relaxed);
+        beat > 0 && jiff::Timestamp::now().as_millisecond() - beat < BEAT_LIMIT_MS
+    }
+
+    /// A front door tells the metrics about a command it finished.
+    pub fn record_command(
+        &self,
+        door: &'static str,
+        name: &str,
+        ok: bool,
+        took: std::time::Duration,
+    ) {
+        self.events.publish(crate::events::Event::Command {
+            door,
+            name: name.to_owned(),
+            ok,
+            ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+}

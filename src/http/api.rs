@@ -1,0 +1,355 @@
+//! `/api/v1/`: the core's operations as JSON, with the command line's
+//! validation and error texts, as problem details.
+
+use axum::Extension;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::{AppError, SendRequest};
+use crate::model::{AuditOutcome, Draft, Kind, MessageId, Priority, Recipient, Via};
+
+use super::problem::Problem;
+use super::{Caller, Http};
+
+/// A JSON body, refused as problem details: 413 past the size limit, 400
+/// for anything that is not the JSON the endpoint takes (saying where).
+pub(crate) struct Body<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(body_problem(&rejection)),
+        }
+    }
+}
+
+fn body_problem(rejection: &JsonRejection) -> Problem {
+    match rejection {
+        JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is over http.max_body_bytes: send less (a message body is at \
+                 most limits.max_body_bytes)",
+            )
+        }
+        JsonRejection::MissingJsonContentType(_) => Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as JSON, with Content-Type: application/json",
+        ),
+        other => Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the body is not what this endpoint takes: {}",
+                other.body_text()
+            ),
+        ),
+    }
+}
+
+fn query_problem(rejection: &QueryRejection) -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        format!("bad query string: {}", rejection.body_text()),
+    )
+}
+
+/// What `POST /messages` takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SendBody {
+    /// An agent id, or `discord`.
+    to: String,
+    body: String,
+    #[serde(default)]
+    priority: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    /// Who sends it (default: `http:<token name>`).
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    reply_to: Option<String>,
+    #[serde(default)]
+    via: Option<String>,
+}
+
+/// What `POST /broadcast` takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BroadcastBody {
+    body: String,
+    #[serde(default)]
+    priority: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+fn bad(e: impl std::fmt::Display) -> Problem {
+    Problem::new(StatusCode::BAD_REQUEST, e.to_string())
+}
+
+fn priority(p: Option<&str>) -> Result<Priority, Problem> {
+    p.map_or(Ok(Priority::Normal), |p| p.parse().map_err(bad))
+}
+
+fn message_id(text: &str) -> Result<MessageId, Problem> {
+    text.parse().map_err(bad)
+}
+
+/// Stores a message, audits it under the token's name, answers 201.
+async fn store(http: &Http, caller: &Caller, request: SendRequest) -> Result<Response, Problem> {
+    let app = &http.app;
+    let message = app.send(request).await?;
+    let actor = format!("http:{}", caller.0);
+    let target = message.id.to_string();
+    app.audit(
+        &actor,
+        "api.send",
+        Some(&target),
+        AuditOutcome::Ok,
+        Some(&message.to.to_string()),
+    )
+    .await?;
+    let body = json!({
+        "id": message.id,
+        "message": message,
+        "delivering": app.delivering(),
+    });
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}
+
+/// `POST /messages`: send to one agent (or `discord`).
+pub(crate) async fn send(
+    State(http): State<Http>,
+    Extension(caller): Extension<Caller>,
+    Body(b): Body<SendBody>,
+) -> Result<Response, Problem> {
+    let app = &http.app;
+    let to = if b.to.eq_ignore_ascii_case("discord") {
+        Recipient::Discord
+    } else {
+        Recipient::Agent(
+            app.agents()
+                .lookup(&b.to)
+                .map_err(AppError::from)?
+                .id
+                .clone(),
+        )
+    };
+    let from = b.from.unwrap_or_else(|| format!("http:{}", caller.0));
+    let kind = match b.kind.as_deref() {
+        Some(k) => k.parse().map_err(bad)?,
+        None if to == Recipient::Discord => Kind::Report,
+        None if app.agents().lookup(&from).is_ok() => Kind::AgentToAgent,
+        None => Kind::Human,
+    };
+    let request = SendRequest {
+        draft: Draft {
+            from,
+            to,
+            kind,
+            priority: priority(b.priority.as_deref())?,
+            body: b.body,
+            tags: b.tags,
+            reply_to: b.reply_to.as_deref().map(message_id).transpose()?,
+        },
+        via: b
+            .via
+            .as_deref()
+            .map_or(Ok(Via::Auto), |v| v.parse().map_err(bad))?,
+    };
+    store(&http, &caller, request).await
+}
+
+/// `POST /broadcast`: one delivery per agent.
+pub(crate) async fn broadcast(
+    State(http): State<Http>,
+    Extension(caller): Extension<Caller>,
+    Body(b): Body<BroadcastBody>,
+) -> Result<Response, Problem> {
+    let request = SendRequest {
+        draft: Draft {
+            from: b.from.unwrap_or_else(|| format!("http:{}", caller.0)),
+            to: Recipient::Broadcast,
+            kind: Kind::Broadcast,
+            priority: priority(b.priority.as_deref())?,
+            body: b.body,
+            tags: b.tags,
+            reply_to: None,
+        },
+        via: Via::Auto,
+    };
+    store(&http, &caller, request).await
+}
+
+/// `GET /messages/{id}`: a message and its deliveries, with every attempt.
+pub(crate) async fn message(
+    State(http): State<Http>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let (message, deliveries) = http.app.read(message_id(&id)?).await?;
+    Ok(axum::Json(json!({ "message": message, "deliveries": deliveries })).into_response())
+}
+
+/// What `POST /messages/{id}/ack` takes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AckBody {
+    #[serde(default)]
+    agent: Option<String>,
+    /// The person acknowledging for the agent (default: the token's name).
+    #[serde(default)]
+    by: Option<String>,
+}
+
+/// `POST /messages/{id}/ack`: a person acknowledges for an agent.
+pub(crate) async fn ack(
+    State(http): State<Http>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Body(b): Body<AckBody>,
+) -> Result<Response, Problem> {
+    let actor = format!("http:{}", caller.0);
+    let by = b.by.unwrap_or_else(|| actor.clone());
+    let (agent, result) = http
+        .app
+        .ack(
+            message_id(&id)?,
+            b.agent.as_deref(),
+            None,
+            Some(&by),
+            &actor,
+        )
+        .await?;
+    Ok(axum::Json(json!({ "agent": agent, "ack": result })).into_response())
+}
+
+/// `GET /status`.
+pub(crate) async fn status(State(http): State<Http>) -> Result<Response, Problem> {
+    let status = http.app.status().await?;
+    Ok(axum::Json(json!({
+        "status": status,
+        "uptime_secs": http.app.uptime().as_secs(),
+        "discord": http.app.discord_link().as_str(),
+    }))
+    .into_response())
+}
+
+/// `GET /agents` and `GET /roles`: agents with roles and the captain.
+pub(crate) async fn agents(State(http): State<Http>) -> Result<Response, Problem> {
+    Ok(axum::Json(http.app.agent_views().await?).into_response())
+}
+
+/// `?unread=&limit=` of an inbox listing.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InboxQuery {
+    #[serde(default)]
+    unread: bool,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    50
+}
+
+/// `GET /agents/{agent}/inbox`.
+pub(crate) async fn inbox(
+    State(http): State<Http>,
+    Path(agent): Path<String>,
+    query: Result<Query<InboxQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(q) = query.map_err(|e| query_problem(&e))?;
+    let entries = http.app.inbox(&agent, q.unread, q.limit.min(500)).await?;
+    Ok(axum::Json(entries).into_response())
+}
+
+/// What `PUT /roles/{agent}` takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoleBody {
+    role: String,
+}
+
+/// `PUT /roles/{agent}`.
+pub(crate) async fn set_role(
+    State(http): State<Http>,
+    Extension(caller): Extension<Caller>,
+    Path(agent): Path<String>,
+    Body(b): Body<RoleBody>,
+) -> Result<Response, Problem> {
+    let id = http
+        .app
+        .set_role(&agent, &b.role, &format!("http:{}", caller.0))
+        .await?;
+    Ok(axum::Json(json!({ "agent": id, "role": b.role.trim() })).into_response())
+}
+
+/// What `PUT /captain` takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CaptainBody {
+    agent: String,
+}
+
+/// `PUT /captain`.
+pub(crate) async fn set_captain(
+    State(http): State<Http>,
+    Extension(caller): Extension<Caller>,
+    Body(b): Body<CaptainBody>,
+) -> Result<Response, Problem> {
+    let id = http
+        .app
+        .set_captain(&b.agent, &format!("http:{}", caller.0))
+        .await?;
+    Ok(axum::Json(json!({ "captain": id })).into_response())
+}
+
+/// `?limit=` of the audit log.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditQuery {
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+/// `GET /audit`: the audit log, newest first.
+pub(crate) async fn audit(
+    State(http): State<Http>,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(q) = query.map_err(|e| query_problem(&e))?;
+    Ok(axum::Json(http.app.audit_log(q.limit.min(1000)).await?).into_response())
+}
+
+/// The API's OpenAPI description.
+pub(crate) const OPENAPI: &str = include_str!("openapi.json");
+
+/// `GET /openapi.json`.
+pub(crate) async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
+}
+
+/// Any other path under `/api/v1/`.
+pub(crate) async fn not_found() -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "no such endpoint: see /api/v1/openapi.json for the API",
+    )
+}

@@ -1,0 +1,400 @@
+//! `/metrics` in Prometheus text format (the `prometheus-client` crate).
+//!
+//! Counters and histograms follow the event bus: a task of the server
+//! reads every event and counts it. The queue depth is read from the store
+//! every few seconds by that task (deliveries by other processes send no
+//! events here), never on a scrape; process memory and CPU are read from
+//! `/proc` when scraped.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{App, Event};
+use crate::model::{DeliveryState, Destination, Kind};
+
+use super::Http;
+
+/// How often the queue depth is read from the store.
+const QUEUE_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Accepted {
+    kind: String,
+    priority: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    method: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Method {
+    method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct State_ {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CommandOutcome {
+    door: String,
+    command: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CommandName {
+    door: String,
+    command: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackupOutcome {
+    outcome: String,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency() -> Histogram {
+    // 1 ms to about 16 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+/// Every series, registered once.
+pub(crate) struct Metrics {
+    registry: Registry,
+    accepted: Family<Accepted, Counter>,
+    deliveries: Family<Outcome, Counter>,
+    delivery_seconds: Histograms<Method>,
+    queue: Family<State_, Gauge>,
+    commands: Family<CommandOutcome, Counter>,
+    command_seconds: Histograms<CommandName>,
+    backups: Family<BackupOutcome, Counter>,
+    backup_age: Gauge<f64, AtomicU64>,
+    backup_bytes: Gauge,
+    backup_seconds: Gauge<f64, AtomicU64>,
+    devlog_posts: Counter,
+    rss: Gauge,
+    cpu: Counter<f64, AtomicU64>,
+    cpu_seen: std::sync::Mutex<f64>,
+    uptime: Gauge<f64, AtomicU64>,
+    /// When the newest backup was taken (ms since the epoch; 0: none).
+    last_backup_ms: AtomicI64,
+}
+
+impl Metrics {
+    /// Registers every series and reads what the store already knows (the
+    /// queue, the last backup).
+    pub(crate) async fn new(app: &App) -> Self {
+        let mut registry = Registry::default();
+        let m = Self {
+            accepted: Family::default(),
+            deliveries: Family::default(),
+            delivery_seconds: Family::new_with_constructor(latency),
+            queue: Family::default(),
+            commands: Family::default(),
+            command_seconds: Family::new_with_constructor(latency),
+            backups: Family::default(),
+            backup_age: Gauge::default(),
+            backup_bytes: Gauge::default(),
+            backup_seconds: Gauge::default(),
+            devlog_posts: Counter::default(),
+            rss: Gauge::default(),
+            cpu: Counter::default(),
+            cpu_seen: std::sync::Mutex::new(0.0),
+            uptime: Gauge::default(),
+            last_backup_ms: AtomicI64::new(0),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "acp_messages_accepted",
+            "Messages stored, by kind and priority",
+            m.accepted.clone(),
+        );
+        registry.register(
+            "acp_deliveries",
+            "Delivery attempts' outcomes (delivered, retrying, failed), by method",
+            m.deliveries.clone(),
+        );
+        registry.register(
+            "acp_delivery_latency_seconds",
+            "From a message's creation to its delivery, by method",
+            m.delivery_seconds.clone(),
+        );
+        registry.register(
+            "acp_queue_depth",
+            "Deliveries by state, read from the store every 5 s",
+            m.queue.clone(),
+        );
+        registry.register(
+            "acp_commands",
+            "Commands finished by the Discord and HTTP doors, by outcome",
+            m.commands.clone(),
+        );
+        registry.register(
+            "acp_command_duration_seconds",
+            "How long the Discord and HTTP doors took per command",
+            m.command_seconds.clone(),
+        );
+        registry.register("acp_backups", "Backups taken or failed", m.backups.clone());
+        registry.register(
+            "acp_backup_age_seconds",
+            "Age of the newest backup (-1: none)",
+            m.backup_age.clone(),
+        );
+        registry.register(
+            "acp_backup_size_bytes",
+            "Bytes the newest backup restores",
+            m.backup_bytes.clone(),
+        );
+        registry.register(
+            "acp_backup_duration_seconds",
+            "How long the newest backup took",
+            m.backup_seconds.clone(),
+        );
+        registry.register(
+            "acp_devlog_posts",
+            "Devlogs posted to Discord",
+            m.devlog_posts.clone(),
+        );
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident memory of acp run",
+            m.rss.clone(),
+        );
+        registry.register(
+            "process_cpu_seconds",
+            "CPU time acp run used (user and system)",
+            m.cpu.clone(),
+        );
+        registry.register(
+            "acp_uptime_seconds",
+            "How long acp run has been up",
+            m.uptime.clone(),
+        );
+        if let Ok(Some(last)) = app.backups().last().await {
+            if let Ok(at) = last.created_at.parse::<jiff::Timestamp>() {
+                m.last_backup_ms
+                    .store(at.as_millisecond(), Ordering::Relaxed);
+            }
+            m.backup_bytes
+                .set(i64::try_from(last.stats.total_bytes).unwrap_or(i64::MAX));
+            m.backup_seconds
+                .set(Duration::from_millis(last.stats.duration_ms).as_secs_f64());
+        }
+        m.refresh_queue(app).await;
+        Self { registry, ..m }
+    }
+
+    async fn refresh_queue(&self, app: &App) {
+        let Ok(status) = app.status().await else {
+            return;
+        };
+        for state in DeliveryState::ALL {
+            let n: u64 = status
+                .queue
+                .get(&state)
+                .map_or(0, |by_priority| by_priority.values().sum());
+            self.queue
+                .get_or_create(&State_ {
+                    state: state.to_string(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Counts one event.
+    fn count(&self, event: &Event) {
+        match event {
+            Event::Accepted { kind, priority, .. } => {
+                self.accepted
+                    .get_or_create(&Accepted {
+                        kind: kind.to_string(),
+                        priority: priority.to_string(),
+                    })
+                    .inc();
+            }
+            Event::Delivered {
+                message_id,
+                agent,
+                kind,
+                method,
+                ..
+            } => {
+                let method = method.to_string();
+                self.deliveries
+                    .get_or_create(&Outcome {
+                        method: method.clone(),
+                        outcome: "delivered".into(),
+                    })
+                    .inc();
+                let age_ms = jiff::Timestamp::now()
+                    .as_millisecond()
+                    .saturating_sub(i64::try_from(message_id.timestamp_ms()).unwrap_or(0));
+                self.delivery_seconds
+                    .get_or_create(&Method { method })
+                    .observe(
+                        Duration::from_millis(u64::try_from(age_ms).unwrap_or(0)).as_secs_f64(),
+                    );
+                if *agent == Destination::Discord && *kind == Kind::Devlog {
+                    self.devlog_posts.inc();
+                }
+            }
+            Event::Retrying { .. } | Event::Failed { .. } => {
+                let outcome = if matches!(event, Event::Failed { .. }) {
+                    "failed"
+                } else {
+                    "retrying"
+                };
+                self.deliveries
+                    .get_or_create(&Outcome {
+                        method: "any".into(),
+                        outcome: outcome.into(),
+                    })
+                    .inc();
+            }
+            Event::Command { door, name, ok, ms } => {
+                self.commands
+                    .get_or_create(&CommandOutcome {
+                        door: (*door).to_owned(),
+                        command: name.clone(),
+                        outcome: if *ok { "ok" } else { "error" }.to_owned(),
+                    })
+                    .inc();
+                self.command_seconds
+                    .get_or_create(&CommandName {
+                        door: (*door).to_owned(),
+                        command: name.clone(),
+                    })
+                    .observe(Duration::from_millis(*ms).as_secs_f64());
+            }
+            Event::BackupTaken {
+                bytes, duration_ms, ..
+            } => {
+                self.backups
+                    .get_or_create(&BackupOutcome {
+                        outcome: "ok".into(),
+                    })
+                    .inc();
+                self.last_backup_ms
+                    .store(jiff::Timestamp::now().as_millisecond(), Ordering::Relaxed);
+                self.backup_bytes
+                    .set(i64::try_from(*bytes).unwrap_or(i64::MAX));
+                self.backup_seconds
+                    .set(Duration::from_millis(*duration_ms).as_secs_f64());
+            }
+            Event::BackupFailed { .. } => {
+                self.backups
+                    .get_or_create(&BackupOutcome {
+                        outcome: "failed".into(),
+                    })
+                    .inc();
+            }
+            Event::Acked { .. } | Event::ReceiptOwed { .. } => {}
+        }
+    }
+
+    /// Follows the event bus (and the store's queue every few seconds)
+    /// until `cancel`.
+    pub(crate) async fn follow(self: Arc<Self>, app: Arc<App>, cancel: CancellationToken) {
+        let mut events = app.events().subscribe();
+        let mut tick = tokio::time::interval(QUEUE_EVERY);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                event = events.recv() => match event {
+                    Ok(event) => self.count(&event),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "the metrics fell behind the event bus; counts are low by that many");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = tick.tick() => self.refresh_queue(&app).await,
+            }
+        }
+    }
+
+    /// Reads the process's memory and CPU time from `/proc`.
+    fn read_process(&self, app: &App) {
+        self.uptime.set(app.uptime().as_secs_f64());
+        let age = match self.last_backup_ms.load(Ordering::Relaxed) {
+            0 => -1.0,
+            at => Duration::from_millis(
+                u64::try_from(jiff::Timestamp::now().as_millisecond() - at).unwrap_or(0),
+            )
+            .as_secs_f64(),
+        };
+        self.backup_age.set(age);
+        let page = u64::try_from(rustix::param::page_size()).unwrap_or(4096);
+        if let Some(pages) = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        {
+            self.rss
+                .set(i64::try_from(pages * page).unwrap_or(i64::MAX));
+        }
+        let ticks = rustix::param::clock_ticks_per_second();
+        if let Some(cpu) = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| {
+                // Fields after the command name, which may hold spaces.
+                let rest = s.rsplit_once(')')?.1;
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                let user: u64 = fields.get(11)?.parse().ok()?;
+                let system: u64 = fields.get(12)?.parse().ok()?;
+                #[expect(
+                    clippy::cast_precision_loss,
+                    reason = "CPU ticks fit in f64 for centuries"
+                )]
+                Some((user + system) as f64 / ticks as f64)
+            })
+        {
+            let mut seen = self
+                .cpu_seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if cpu > *seen {
+                self.cpu.inc_by(cpu - *seen);
+                *seen = cpu;
+            }
+        }
+    }
+
+    /// The text exposition.
+    fn encode(&self, app: &App) -> String {
+        self.read_process(app);
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "cannot encode the metrics");
+        }
+        out
+    }
+}
+
+/// `GET /metrics`.
+pub(crate) async fn scrape(State(http): State<Http>) -> Response {
+    let body = http.metrics.encode(&http.app);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
