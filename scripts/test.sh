@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages the tests use, installed with apt-get when missing:
-# Xvfb (a virtual X server) and Tk for the keyboard-and-mouse tests' windows.
+# Xvfb (a virtual X server) and Tk for the keyboard-and-mouse tests' windows,
+# Chromium, w3m and Prometheus's Python client for the HTTP tests.
 if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
 updated=""
 need() {
@@ -26,6 +27,13 @@ need Xvfb xvfb
 need /usr/bin/python3 python3
 if ! /usr/bin/python3 -c 'import tkinter' >/dev/null 2>&1; then
     need /nonexistent-tk python3-tk
+fi
+# Headless Chromium renders the status page; Prometheus's own Python
+# client parses /metrics.
+need chromium chromium
+need w3m w3m   # a browser that runs no JavaScript
+if ! /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1; then
+    need /nonexistent-prometheus-client python3-prometheus-client
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -33,7 +33,6 @@ pub async fn run(app: Arc<App>, shutdown: impl Future<Output = ()>) -> Result<()
     if let Some(server) = http {
         match server.addr() {
             Ok(addr) => tracing::info!(
-                url = %format!("http://{addr}/"),
                 "status page, API (/api/v1/) and metrics (/metrics) at http://{addr}/"
             ),
             Err(e) => tracing::warn!(error = %e, "cannot read the HTTP address"),

@@ -125,11 +125,21 @@ fn router(state: Http) -> Router {
         ))
         .route("/openapi.json", get(api::openapi))
         .fallback(api::not_found);
-    Router::new()
+    // Beyond loopback, the page and the metrics need the token too (a
+    // scraper sends it as a bearer token).
+    let mut views = Router::new()
         .route("/", get(page::index))
+        .route("/metrics", get(metrics::scrape));
+    if !state.app.config().http.bind.ip().is_loopback() {
+        views = views.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ));
+    }
+    Router::new()
+        .merge(views)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics::scrape))
         .route("/hooks/{name}", post(hooks::receive))
         .nest("/api/v1", api)
         .layer(axum::extract::DefaultBodyLimit::max(max))
@@ -200,7 +210,12 @@ pub(crate) struct Caller(pub(crate) String);
 async fn authorize(State(http): State<Http>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let tokens = &http.app.config().http.tokens;
-    let path = request.uri().path().to_owned();
+    // The full path: inside /api/v1 the router sees it without the prefix.
+    let path = request
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| request.uri().path(), |u| u.0.path())
+        .to_owned();
     match token_of(request.headers(), tokens) {
         Ok(token) => {
             request.extensions_mut().insert(Caller(token.name.clone()));

@@ -20,3 +20,4 @@ mod pipeline;
 mod security;
 mod standin;
 mod support;
+mod web;

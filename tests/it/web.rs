@@ -1,0 +1,848 @@
+// Over 400 lines: the HTTP door's stories: the API, metrics, the status page in a browser,
+// webhooks and a load test, each against a real acp run.
+
+//! The HTTP door of `acp run`, driven over a real socket: the API checked
+//! against its own OpenAPI description, `/metrics` read by Prometheus's
+//! Python client, the status page rendered by headless Chromium, signed
+//! webhooks, and a bounded load test.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hmac::{KeyInit as _, Mac as _};
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+
+use crate::support::{Root, Service, count, status, wait_until};
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+const CI_TOKEN: &str = "ci-token-0123456789abcdef";
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// A running `acp run` with its HTTP address.
+struct Web {
+    _service: Service,
+    base: String,
+    client: Client,
+}
+
+/// `acp run` on `root` with API tokens in `.env`; waits for the log line
+/// naming the status page's address.
+fn serve(root: &Root, extra_env: &str) -> Web {
+    std::fs::write(
+        root.path().join(".env"),
+        format!("ACP_API_TOKEN={TOKEN}\nACP_API_TOKENS=ci={CI_TOKEN}\n{extra_env}"),
+    )
+    .unwrap();
+    let service = root.service();
+    let log = root.path().join("service.log");
+    let mut base = String::new();
+    wait_until(LIMIT, || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(at) = text.find("(/metrics) at http://") {
+            let rest = &text[at + "(/metrics) at ".len()..];
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            rest[..end].trim_end_matches('/').clone_into(&mut base);
+        }
+        !base.is_empty()
+    });
+    Web {
+        _service: service,
+        base,
+        client: Client::builder().timeout(LIMIT).build().unwrap(),
+    }
+}
+
+impl Web {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with the main token.
+    fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(TOKEN);
+        if let Some(b) = body {
+            request = request.json(b);
+        }
+        answer(request.send().unwrap())
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, None)
+    }
+
+    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(body))
+    }
+}
+
+fn answer(response: reqwest::blocking::Response) -> (u16, Value) {
+    let code = response.status().as_u16();
+    let text = response.text().unwrap();
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Validates `value` against a schema of the API's OpenAPI description.
+struct Spec(Value);
+
+impl Spec {
+    /// The response schema for `method path` with `code`, resolved.
+    fn check(&self, method: &str, path: &str, code: u16, value: &Value) {
+        let op = &self.0["paths"][path][method];
+        assert!(!op.is_null(), "{method} {path} is not in the description");
+        let mut response = op["responses"][code.to_string()].clone();
+        assert!(
+            !response.is_null(),
+            "{method} {path} {code} is not described"
+        );
+        if let Some(r) = response["$ref"].as_str() {
+            response = self.0.pointer(&r[1..]).unwrap().clone();
+        }
+        let content = &response["content"];
+        let schema = content["application/json"]["schema"]
+            .as_object()
+            .or_else(|| content["application/problem+json"]["schema"].as_object())
+            .unwrap()
+            .clone();
+        let mut root = self.0.clone();
+        root["$ref"] = Value::Null;
+        let mut doc = json!({ "components": self.0["components"] });
+        for (k, v) in schema {
+            doc[k] = v;
+        }
+        let validator = jsonschema::validator_for(&doc).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {path} {code} does not match its description: {errors:?}\n{value}"
+        );
+    }
+}
+
+/// Messages in the store, from `acp status`.
+fn stored(root: &Root) -> u64 {
+    let s = status(root);
+    ["queued", "delivering", "delivered", "failed"]
+        .iter()
+        .map(|state| count(&s, state))
+        .sum()
+}
+
+#[test]
+fn the_api_answers_like_the_command_line_and_audits_by_token() {
+    let root = Root::new(2);
+    root.fast()
+        .edit_config("max_body_bytes = 1048576", "max_body_bytes = 65536");
+    let web = serve(&root, "");
+    let spec = {
+        // The description needs no token.
+        let (code, doc) = answer(
+            web.client
+                .get(web.url("/api/v1/openapi.json"))
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(code, 200);
+        Spec(doc)
+    };
+    assert_eq!(
+        web.client
+            .get(web.url("/healthz"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+        "ok\n"
+    );
+    // Ready: the store takes writes and the dispatcher goes round; no
+    // Discord is configured, so none is waited for.
+    let mut ready = Value::Null;
+    wait_until(LIMIT, || {
+        let (code, body) = answer(web.client.get(web.url("/readyz")).send().unwrap());
+        ready = body;
+        code == 200
+    });
+    assert_eq!(
+        ready,
+        json!({"ready": true, "store": "writable", "dispatcher": "alive", "discord": "not configured"})
+    );
+
+    // No token, or a wrong one: 401, audited, nothing stored.
+    let hello = json!({"to": "Agent-1", "body": "hello over http"});
+    let (code, problem) = answer(
+        web.client
+            .post(web.url("/api/v1/messages"))
+            .json(&hello)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, 401, "{problem}");
+    spec.check("post", "/messages", 401, &problem);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization"),
+        "{problem}"
+    );
+    let (code, _) = answer(
+        web.client
+            .post(web.url("/api/v1/messages"))
+            .bearer_auth("test-token-0123456789abcdeX")
+            .json(&hello)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, 401);
+    assert_eq!(stored(&root), 0);
+
+    // A message sent over HTTP is stored and delivered like any other.
+    let (code, accepted) = web.post("/api/v1/messages", &hello);
+    assert_eq!(code, 201, "{accepted}");
+    spec.check("post", "/messages", 201, &accepted);
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    let mut read = Value::Null;
+    wait_until(LIMIT, || {
+        read = web.get(&format!("/api/v1/messages/{id}")).1;
+        read["deliveries"][0]["state"] == "delivered"
+    });
+    spec.check("get", "/messages/{id}", 200, &read);
+    assert_eq!(read["message"]["from"], "http:api");
+    assert!(root.inbox_ids("Agent-1").contains_key(&id));
+
+    // Bad input: the CLI's texts, the right codes, nothing stored.
+    let before = stored(&root);
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (
+            json!({"to": "Agent-9", "body": "x"}),
+            404,
+            "unknown agent Agent-9",
+        ),
+        (
+            json!({"to": "Agent-1", "body": "x", "priority": "asap"}),
+            400,
+            "unknown priority",
+        ),
+        (json!({"to": "Agent-1", "body": "  "}), 400, "body is empty"),
+        (
+            json!({"to": "Agent-1", "body": "a\u{0}b"}),
+            400,
+            "control character",
+        ),
+        (
+            json!({"to": "Agent-1", "body": "x".repeat(20_000)}),
+            413,
+            "over the limit of 16384 bytes",
+        ),
+        (
+            json!({"to": "Agent-1", "body": "x", "colour": "red"}),
+            400,
+            "unknown field",
+        ),
+        (
+            json!({"to": 3, "body": "x"}),
+            400,
+            "not what this endpoint takes",
+        ),
+    ];
+    for (body, want, says) in cases {
+        let (code, problem) = web.post("/api/v1/messages", &body);
+        assert_eq!(code, want, "{body}: {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(says),
+            "{says}: {problem}"
+        );
+        spec.check("post", "/messages", want, &problem);
+    }
+    // Not JSON at all, and past http.max_body_bytes.
+    let (code, problem) = answer(
+        web.client
+            .post(web.url("/api/v1/messages"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, 400, "{problem}");
+    let (code, problem) = answer(
+        web.client
+            .post(web.url("/api/v1/messages"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(format!(
+                "{{\"to\":\"Agent-1\",\"body\":\"{}\"}}",
+                "y".repeat(70_000)
+            ))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, 413, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("http.max_body_bytes"),
+        "{problem}"
+    );
+    assert_eq!(stored(&root), before);
+
+    // The rest of the API.
+    let (code, b) = web.post(
+        "/api/v1/broadcast",
+        &json!({"body": "all hands", "priority": "urgent"}),
+    );
+    assert_eq!(code, 201, "{b}");
+    spec.check("post", "/broadcast", 201, &b);
+    let (code, s) = web.get("/api/v1/status");
+    assert_eq!(code, 200);
+    spec.check("get", "/status", 200, &s);
+    let (code, agents) = web.get("/api/v1/agents");
+    assert_eq!(code, 200);
+    spec.check("get", "/agents", 200, &agents);
+    assert_eq!(agents.as_array().unwrap().len(), 2);
+    let (code, inbox) = web.get("/api/v1/agents/Agent-1/inbox?limit=5");
+    assert_eq!(code, 200, "{inbox}");
+    spec.check("get", "/agents/{agent}/inbox", 200, &inbox);
+    let (code, problem) = web.get("/api/v1/agents/Agent-1/inbox?limit=many");
+    assert_eq!(code, 400, "{problem}");
+    let (code, acked) = web.post(&format!("/api/v1/messages/{id}/ack"), &json!({}));
+    assert_eq!(code, 200, "{acked}");
+    spec.check("post", "/messages/{id}/ack", 200, &acked);
+    let (code, role) = web.call(
+        reqwest::Method::PUT,
+        "/api/v1/roles/Agent-2",
+        Some(&json!({"role": "Database specialist"})),
+    );
+    assert_eq!(code, 200, "{role}");
+    spec.check("put", "/roles/{agent}", 200, &role);
+    let (code, captain) = web.call(
+        reqwest::Method::PUT,
+        "/api/v1/captain",
+        Some(&json!({"agent": "Agent-2"})),
+    );
+    assert_eq!(code, 200, "{captain}");
+    let (code, roles) = web.get("/api/v1/roles");
+    assert_eq!(code, 200);
+    spec.check("get", "/roles", 200, &roles);
+    assert!(roles.to_string().contains("Database specialist"));
+    let (code, missing) = web.get("/api/v1/messages/01JDQ3Z5X8J6Y4F2K9M0N1P2Q3");
+    assert_eq!(code, 404, "{missing}");
+    let (code, problem) = web.get("/api/v1/nothing-here");
+    assert_eq!(code, 404, "{problem}");
+
+    // The audit names the token for each change and records refusals.
+    let (code, ci) = answer(
+        web.client
+            .post(web.url("/api/v1/messages"))
+            .bearer_auth(CI_TOKEN)
+            .json(&json!({"to": "Agent-2", "body": "from CI"}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, 201, "{ci}");
+    let (code, audit) = web.get("/api/v1/audit?limit=100");
+    assert_eq!(code, 200);
+    spec.check("get", "/audit", 200, &audit);
+    let rows = audit.as_array().unwrap();
+    let has = |actor: &str, action: &str, outcome: &str| {
+        rows.iter()
+            .any(|r| r["actor"] == actor && r["action"] == action && r["outcome"] == outcome)
+    };
+    assert!(has("http:api", "api.send", "ok"), "{audit:#}");
+    assert!(has("http:ci", "api.send", "ok"), "{audit:#}");
+    assert!(
+        has("http:unauthenticated", "http.auth", "refused"),
+        "{audit:#}"
+    );
+    assert!(has("http:api", "role.set", "ok") || rows.iter().any(|r| r["actor"] == "http:api" && r["action"].as_str().unwrap().contains("role")), "{audit:#}");
+}
+
+/// The samples of `/metrics` as Prometheus's Python client parses them
+/// (OpenMetrics): `name{labels} value` lines.
+fn parse_metrics(text: &str) -> Vec<(String, Value, f64)> {
+    let script = "import json,sys\n\
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+        out=[]\n\
+        for fam in text_string_to_metric_families(sys.stdin.read()):\n\
+        \x20   for s in fam.samples:\n\
+        \x20       out.append([s.name, s.labels, s.value])\n\
+        print(json.dumps(out))\n";
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus_client refused /metrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<(String, Value, f64)> = serde_json::from_slice(&out.stdout).unwrap();
+    rows
+}
+
+fn sample(rows: &[(String, Value, f64)], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    rows.iter()
+        .find(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l[*k] == *v))
+        .map(|r| r.2)
+}
+
+#[test]
+fn metrics_parse_with_prometheus_client_and_follow_the_traffic() {
+    let root = Root::new(2);
+    root.fast();
+    let web = serve(&root, "");
+    let scrape = || {
+        web.client
+            .get(web.url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    let before = parse_metrics(&scrape());
+    for name in [
+        "acp_queue_depth",
+        "acp_backup_age_seconds",
+        "acp_backup_size_bytes",
+        "acp_backup_duration_seconds",
+        "acp_devlog_posts_total",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "acp_uptime_seconds",
+    ] {
+        assert!(
+            before.iter().any(|(n, _, _)| n == name),
+            "{name} missing: {before:?}"
+        );
+    }
+    assert!(sample(&before, "process_resident_memory_bytes", &[]).unwrap() > 1e6);
+    // acp run takes its first scheduled backup at start: seen by the
+    // metrics through its event.
+    let mut backed = Vec::new();
+    wait_until(LIMIT, || {
+        backed = parse_metrics(&scrape());
+        sample(&backed, "acp_backups_total", &[("outcome", "ok")]) == Some(1.0)
+    });
+    assert!(sample(&backed, "acp_backup_age_seconds", &[]).unwrap() >= 0.0);
+    assert!(sample(&backed, "acp_backup_size_bytes", &[]).unwrap() > 0.0);
+
+    // Traffic: three urgent messages, delivered; a refused API call.
+    for i in 0..3 {
+        let (code, _) = web.post(
+            "/api/v1/messages",
+            &json!({"to": "Agent-1", "body": format!("m{i}"), "priority": "urgent"}),
+        );
+        assert_eq!(code, 201);
+    }
+    let (code, _) = web.post("/api/v1/messages", &json!({"to": "Agent-1", "body": ""}));
+    assert_eq!(code, 400);
+    let mut after = Vec::new();
+    wait_until(LIMIT, || {
+        after = parse_metrics(&scrape());
+        // One event moves both; a scrape may fall between the two.
+        sample(
+            &after,
+            "acp_deliveries_total",
+            &[("method", "inbox"), ("outcome", "delivered")],
+        ) == Some(3.0)
+            && sample(
+                &after,
+                "acp_delivery_latency_seconds_count",
+                &[("method", "inbox")],
+            ) == Some(3.0)
+    });
+    assert_eq!(
+        sample(
+            &after,
+            "acp_messages_accepted_total",
+            &[("kind", "human"), ("priority", "urgent")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "acp_delivery_latency_seconds_count",
+            &[("method", "inbox")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "acp_commands_total",
+            &[
+                ("door", "http"),
+                ("command", "POST /api/v1/messages"),
+                ("outcome", "ok")
+            ]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "acp_commands_total",
+            &[
+                ("door", "http"),
+                ("command", "POST /api/v1/messages"),
+                ("outcome", "error")
+            ]
+        ),
+        Some(1.0)
+    );
+    // The queue depth follows the store within its refresh.
+    wait_until(LIMIT, || {
+        sample(
+            &parse_metrics(&scrape()),
+            "acp_queue_depth",
+            &[("state", "delivered")],
+        ) == Some(3.0)
+    });
+}
+
+/// `chromium --headless ARGS URL`'s standard output. Each run has a
+/// profile of its own (a shared one hands the page to another instance).
+fn chromium(args: &[&str], url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+        ])
+        // Cargo's library path (build scripts' outputs) is not Chromium's.
+        .env_remove("LD_LIBRARY_PATH")
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        args.iter().any(|a| a.starts_with("--screenshot")) || dom.contains("</html>"),
+        "chromium gave no page ({:?}, {} bytes out): {}",
+        out.status,
+        dom.len(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dom
+}
+
+#[test]
+fn the_status_page_renders_in_chromium_with_and_without_javascript() {
+    let root = Root::new(2);
+    root.fast();
+    let web = serve(&root, "");
+    // Real traffic: deliveries, and one that fails (no desktop for gui).
+    let (_, ok) = web.post(
+        "/api/v1/messages",
+        &json!({"to": "Agent-1", "body": "ship it"}),
+    );
+    let ok = ok["id"].as_str().unwrap().to_owned();
+    let (_, bad) = web.post(
+        "/api/v1/messages",
+        &json!({"to": "Agent-2", "body": "type it", "via": "gui"}),
+    );
+    let bad = bad["id"].as_str().unwrap().to_owned();
+    wait_until(LIMIT, || {
+        web.get(&format!("/api/v1/messages/{bad}")).1["deliveries"][0]["state"] == "failed"
+            && web.get(&format!("/api/v1/messages/{ok}")).1["deliveries"][0]["state"] == "delivered"
+    });
+
+    let url = web.url("/");
+    // acp run takes its first scheduled backup at start: the page shows it.
+    wait_until(LIMIT, || {
+        let page = web.client.get(&url).send().unwrap().text().unwrap();
+        page.contains("within the RPO")
+    });
+    // The page as served, and as Chromium builds it.
+    let served = web.client.get(&url).send().unwrap().text().unwrap();
+    for dom in [served, chromium(&["--dump-dom"], &url)] {
+        assert!(dom.contains("<h1>acp status</h1>"), "{dom}");
+        assert!(dom.contains("Discord: not configured"), "{dom}");
+        assert!(
+            dom.contains("last backup") && dom.contains("within the RPO"),
+            "{dom}"
+        );
+        let agents = &dom[dom.find("id=\"agents\"").unwrap()..];
+        assert!(
+            agents.contains("<b>Agent-1</b>") && agents.contains("<b>Agent-2</b>"),
+            "{agents}"
+        );
+        assert!(agents.contains("delivered by inbox"), "{agents}");
+        let recent = &dom[dom.find("id=\"recent\"").unwrap()..];
+        assert!(recent.contains(&ok) && recent.contains(&bad), "{recent}");
+        let failures = &dom[dom.find("id=\"failures\"").unwrap()..];
+        assert!(
+            failures.contains(&bad) && failures.contains("gui"),
+            "{failures}"
+        );
+        assert!(dom.contains("1 deliveries in the last hour"), "{dom}");
+        assert!(dom.contains("<rect "), "the chart has a bar: {dom}");
+    }
+    // Without JavaScript (w3m runs none), the page reads the same.
+    let out = Command::new("w3m")
+        .args(["-dump", "-cols", "160", &url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "acp status",
+        "Discord: not configured",
+        "within the RPO",
+        "Agent-1",
+        "Agent-2",
+        "delivered by inbox",
+        ok.as_str(),
+        bad.as_str(),
+        "Failures (1)",
+        "1 deliveries in the last hour",
+    ] {
+        assert!(
+            text.contains(want),
+            "{want:?} not in the page without JavaScript:\n{text}"
+        );
+    }
+
+    // With JavaScript on, the page refreshes itself in place.
+    let dom = chromium(&["--virtual-time-budget=12000", "--dump-dom"], &url);
+    assert!(dom.contains("data-refreshed="), "no refresh ran: {dom}");
+
+    // A phone-sized screenshot, kept as a test artifact.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shot = dir.join("status-page.png");
+    let _ = std::fs::remove_file(&shot);
+    chromium(
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=412,1400",
+        ],
+        &url,
+    );
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+}
+
+/// `X-Hub-Signature-256` for `body` under `secret`.
+fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let hex = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .fold(String::new(), |mut out, b| {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{b:02x}");
+            out
+        });
+    format!("sha256={hex}")
+}
+
+#[test]
+fn a_signed_github_event_is_delivered_once_and_a_bad_signature_stores_nothing() {
+    let root = Root::new(3);
+    root.fast().edit_config(
+        "# [[http.hooks]]\n# name = \"github\"\n# repository = \"you/project\"\n# branch = \"main\"\n# agent = \"Agent-3\"\n# template = \"CI {conclusion} on {branch}: {title} {url}\"",
+        "[[http.hooks]]\nname = \"github\"\nrepository = \"you/project\"\nbranch = \"main\"\nagent = \"Agent-3\"\ntemplate = \"CI {conclusion} on PR #{number}: {title} {url}\"",
+    );
+    let web = serve(&root, "ACP_HOOK_SECRET_GITHUB=s3cret-hook\n");
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/github-workflow-run-failure.json"
+    ))
+    .unwrap();
+    let send = |sig: &str, delivery: &str| {
+        answer(
+            web.client
+                .post(web.url("/hooks/github"))
+                .header("content-type", "application/json")
+                .header("x-github-event", "workflow_run")
+                .header("x-github-delivery", delivery)
+                .header("x-hub-signature-256", sig)
+                .body(body.clone())
+                .send()
+                .unwrap(),
+        )
+    };
+    let good = signature("s3cret-hook", &body);
+    let (code, first) = send(&good, "7c3a6e10-5d1f-11ef-8a1b-0123456789ab");
+    assert_eq!(code, 201, "{first}");
+    assert_eq!(first["result"], "sent");
+    // GitHub redelivers: handled once.
+    let (code, again) = send(&good, "7c3a6e10-5d1f-11ef-8a1b-0123456789ab");
+    assert_eq!(code, 200, "{again}");
+    assert_eq!(again["result"], "duplicate");
+    assert_eq!(again["message_id"], first["message_id"]);
+    let id = first["message_id"].as_str().unwrap().to_owned();
+    wait_until(LIMIT, || root.inbox_ids("Agent-3").contains_key(&id));
+    assert_eq!(root.inbox_ids("Agent-3").len(), 1);
+    let file = root.inbox_files("Agent-3").remove(0);
+    let text = std::fs::read_to_string(root.inbox("Agent-3").join(file)).unwrap();
+    assert!(
+        text.contains(
+            "CI failure on PR #12: Add the retry queue https://github.com/you/project/actions/runs/9012345678"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("from: hook:github"), "{text}");
+
+    // A bad signature, or none: 401, nothing stored.
+    let before = stored(&root);
+    let wrong = signature("not-the-secret", &body);
+    let (code, problem) = send(&wrong, "8d4b7f21-5d1f-11ef-8a1b-0123456789ab");
+    assert_eq!(code, 401, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was stored"),
+        "{problem}"
+    );
+    let (code, _) = send("", "9e5c8032-5d1f-11ef-8a1b-0123456789ab");
+    assert_eq!(code, 401);
+    assert_eq!(stored(&root), before);
+    // An unknown hook says how to add it.
+    let (code, problem) = answer(
+        web.client
+            .post(web.url("/hooks/gitlab"))
+            .body("{}")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(code, 404, "{problem}");
+}
+
+#[test]
+fn a_thousand_concurrent_sends_lose_nothing_and_health_answers_throughout() {
+    let root = Root::new(4);
+    root.fast();
+    let web = serve(&root, "");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let base = web.base.clone();
+    let (ids, health) = runtime.block_on(async move {
+        let client = reqwest::Client::new();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // /healthz, asked over and over while the burst runs.
+        let health = {
+            let (client, base, done) = (client.clone(), base.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut answers = 0u32;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let r = client.get(format!("{base}/healthz")).timeout(Duration::from_secs(5)).send().await;
+                    assert!(r.is_ok_and(|r| r.status() == 200), "healthz failed during the burst");
+                    assert!(started.elapsed() < Duration::from_secs(5));
+                    answers += 1;
+                }
+                answers
+            })
+        };
+        let sends: Vec<_> = (0..1000)
+            .map(|i| {
+                let (client, base) = (client.clone(), base.clone());
+                tokio::spawn(async move {
+                    let r = client
+                        .post(format!("{base}/api/v1/messages"))
+                        .bearer_auth(TOKEN)
+                        .json(&json!({"to": format!("Agent-{}", i % 4 + 1), "body": format!("burst {i}")}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 201);
+                    r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for s in sends {
+            ids.push(s.await.unwrap());
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (ids, health.await.unwrap())
+    });
+    assert!(health > 0);
+    let unique: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), 1000, "duplicated ids");
+    // Every one delivered, once, to its agent.
+    wait_until(Duration::from_secs(120), || {
+        count(&status(&root), "delivered") == 1000
+    });
+    let mut files = 0;
+    for agent in 1..=4 {
+        let inbox = root.inbox_ids(&format!("Agent-{agent}"));
+        assert!(
+            inbox.values().all(|n| *n == 1),
+            "a duplicate in Agent-{agent}"
+        );
+        files += inbox.len();
+    }
+    assert_eq!(files, 1000);
+}
+
+#[test]
+fn binding_beyond_loopback_without_a_token_refuses_to_start() {
+    let root = Root::new(1);
+    root.edit_config("bind = \"127.0.0.1:0\"", "bind = \"0.0.0.0:0\"");
+    let out = root.run(&["run"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        crate::support::stderr(&out)
+    );
+    let err = crate::support::stderr(&out);
+    assert!(
+        err.contains("ACP_API_TOKEN") && err.contains("0.0.0.0"),
+        "{err}"
+    );
+
+    // With a token it starts, and then the page and the metrics need it.
+    let web = serve(&root, "");
+    let local = web.base.replace("0.0.0.0", "127.0.0.1");
+    for path in ["/", "/metrics"] {
+        let bare = web.client.get(format!("{local}{path}")).send().unwrap();
+        assert_eq!(bare.status(), 401, "{path}");
+        let with = web
+            .client
+            .get(format!("{local}{path}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .unwrap();
+        assert_eq!(with.status(), 200, "{path}");
+    }
+    let health = web.client.get(format!("{local}/healthz")).send().unwrap();
+    assert_eq!(health.status(), 200);
+}
