@@ -7,6 +7,7 @@ test:
 bench:
 	cargo bench --locked --bench pipeline
 	cargo bench --locked --bench discord
+	cargo bench --locked --bench http
 bench-gui:
 	./scripts/bench-gui.sh
 bench-backup:

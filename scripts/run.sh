@@ -27,7 +27,9 @@ if [ ! -f "$root/config/acp.toml" ]; then
     echo "welcome message delivered: ls $root/agent_workspaces/*/inbox/"
 fi
 
-echo "acp run on $root (Ctrl-C stops it). In another terminal, try:"
+bind=$(sed -n 's/^bind = "\(.*\)"/\1/p' "$root/config/acp.toml" | head -1)
+echo "acp run on $root (Ctrl-C stops it). Status page: http://${bind:-127.0.0.1:7420}/"
+echo "In another terminal, try:"
 echo "  $acp --root $root send --to Agent-2 --wait \"hello\""
 echo "  $acp --root $root status"
 exec "$acp" --root "$root" run
