@@ -170,6 +170,7 @@ impl App {
             message,
             via: Via::Auto,
             to: vec![Destination::Discord],
+            audit: None,
         };
         let agent = log
             .agent

@@ -33,6 +33,31 @@ impl App {
         req: SendRequest,
         files: &[std::path::PathBuf],
     ) -> Result<UnifiedMessage, AppError> {
+        self.send_inner(req, files, None).await
+    }
+
+    /// [`App::send`], with an audit row (`actor` did `action`) stored in
+    /// the same transaction as the message: the HTTP API audits each send
+    /// at no extra fsync.
+    ///
+    /// # Errors
+    /// [`AppError`]: bad input (nothing stored) or a store failure.
+    pub async fn send_audited(
+        &self,
+        req: SendRequest,
+        actor: &str,
+        action: &str,
+    ) -> Result<UnifiedMessage, AppError> {
+        self.send_inner(req, &[], Some((actor.to_owned(), action.to_owned())))
+            .await
+    }
+
+    async fn send_inner(
+        &self,
+        req: SendRequest,
+        files: &[std::path::PathBuf],
+        audit: Option<(String, String)>,
+    ) -> Result<UnifiedMessage, AppError> {
         let to: Vec<Destination> = match &req.draft.to {
             Recipient::Agent(id) => vec![Destination::Agent(self.registry.get(id)?.id.clone())],
             Recipient::Broadcast => self
@@ -64,6 +89,7 @@ impl App {
             message,
             via: req.via,
             to,
+            audit,
         };
         let job = CommitJob {
             submission: submission.clone(),

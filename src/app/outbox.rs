@@ -227,6 +227,7 @@ impl App {
                     message,
                     via: Via::Auto,
                     to: vec![crate::model::Destination::Agent(agent)],
+                    audit: None,
                 })
             }
             None => None,

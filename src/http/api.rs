@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::{AppError, SendRequest};
-use crate::model::{AuditOutcome, Draft, Kind, MessageId, Priority, Recipient, Via};
+use crate::model::{Draft, Kind, MessageId, Priority, Recipient, Via};
 
 use super::problem::Problem;
 use super::{Caller, Http};
@@ -110,17 +110,9 @@ fn message_id(text: &str) -> Result<MessageId, Problem> {
 /// Stores a message, audits it under the token's name, answers 201.
 async fn store(http: &Http, caller: &Caller, request: SendRequest) -> Result<Response, Problem> {
     let app = &http.app;
-    let message = app.send(request).await?;
+    // Audited in the message's own transaction.
     let actor = format!("http:{}", caller.0);
-    let target = message.id.to_string();
-    app.audit(
-        &actor,
-        "api.send",
-        Some(&target),
-        AuditOutcome::Ok,
-        Some(&message.to.to_string()),
-    )
-    .await?;
+    let message = app.send_audited(request, &actor, "api.send").await?;
     let body = json!({
         "id": message.id,
         "message": message,

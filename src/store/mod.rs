@@ -192,6 +192,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (source, delivery_id)
     ) WITHOUT ROWID;
     ",
+    // 5: recent activity (the status page) reads deliveries by time.
+    r"
+    CREATE INDEX deliveries_updated ON deliveries (updated_at);
+    ",
 ];
 
 /// The store. Cheap to share behind an `Arc`; one connection, used by one

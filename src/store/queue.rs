@@ -16,6 +16,8 @@ pub struct Submission {
     pub via: Via,
     /// One delivery is made per destination (each agent, or Discord).
     pub to: Vec<Destination>,
+    /// An audit row written in the same transaction: (actor, action).
+    pub audit: Option<(String, String)>,
 }
 
 /// One delivery handed to a dispatcher.
@@ -105,6 +107,7 @@ pub(crate) fn insert_submissions(
         message: m,
         via,
         to,
+        audit,
     } in items.iter().copied()
     {
         let id = m.id.to_string();
@@ -127,6 +130,17 @@ pub(crate) fn insert_submissions(
                 m.priority.rank(),
                 m.created_at
             ])?;
+        }
+        if let Some((actor, action)) = audit {
+            super::roles::audit(
+                tx,
+                m.created_at,
+                actor,
+                action,
+                Some(&id),
+                crate::model::AuditOutcome::Ok,
+                Some(&format!("to {}", m.to)),
+            )?;
         }
     }
     Ok(())

@@ -179,7 +179,7 @@ impl Store {
     }
 }
 
-fn audit(
+pub(super) fn audit(
     tx: &rusqlite::Transaction<'_>,
     at: i64,
     actor: &str,
