@@ -32,6 +32,7 @@ fi
 # client parses /metrics.
 need chromium chromium
 need w3m w3m   # a browser that runs no JavaScript
+need tmux tmux # terminal agents' panes
 if ! /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1; then
     need /nonexistent-prometheus-client python3-prometheus-client
 fi

@@ -238,6 +238,7 @@ impl App {
             &self.config.gui,
             self.config.coords_path(),
             self.config.root.join("data").join("gui.lock"),
+            self.config.root.join("data").join("tmux"),
         )
     }
 

@@ -18,6 +18,7 @@ use serde::Deserialize;
 mod backup;
 mod gui;
 mod http;
+mod tmux;
 
 pub use backup::BackupConfig;
 pub use http::{ApiToken, DEFAULT_PORT, HookConfig, HookRoute, HttpConfig};
@@ -292,6 +293,8 @@ struct RawAgent {
     /// A workspace outside the root is refused unless this says so.
     allow_outside_root: Option<bool>,
     delivery: Option<Vec<String>>,
+    /// The agent's tmux pane.
+    tmux: Option<tmux::RawTmux>,
     /// The keyboard-and-mouse keys, checked by [`gui::RawAgentGui`] (which
     /// also refuses unknown keys: serde cannot flatten and deny at once).
     #[serde(flatten)]
@@ -651,6 +654,7 @@ impl Config {
                     src.invalid(&format!("agents[{i}]"), e.message().to_owned())
                 })?;
         let gui = gui::agent_gui(src, &format!("agents[{i}]"), &raw_gui, &self.gui.defaults)?;
+        let tmux = tmux::agent_tmux(src, &format!("agents[{i}]"), a.tmux, &delivery)?;
         Ok(Agent {
             id,
             name,
@@ -658,6 +662,7 @@ impl Config {
             workspace,
             delivery,
             gui,
+            tmux,
         })
     }
 

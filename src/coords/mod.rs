@@ -492,6 +492,7 @@ mod tests {
                         vec![MethodName::Inbox]
                     },
                     gui: crate::model::gui::GuiSettings::default(),
+                    tmux: None,
                 })
                 .collect(),
         )

@@ -283,6 +283,13 @@ impl Dispatcher {
                 finished_at: now_ms(),
                 result,
             });
+            // A busy recipient is waited for, not gone around.
+            if tried
+                .last()
+                .is_some_and(|t| matches!(&t.result, Err(e) if e.kind == FailureKind::Busy))
+            {
+                break;
+            }
             if let Some(detail) = ok {
                 return Outcome {
                     delivery_id: c.delivery_id,
@@ -317,7 +324,10 @@ impl Dispatcher {
             .iter()
             .filter_map(|t| t.result.as_ref().err().and_then(|e| e.retry_after))
             .max();
-        let state = if retryable && attempt < max_attempts {
+        let busy = tried
+            .iter()
+            .any(|t| matches!(&t.result, Err(e) if e.kind == FailureKind::Busy));
+        let state = if busy || (retryable && attempt < max_attempts) {
             let delay = asked.unwrap_or_else(|| backoff(&self.config, attempt));
             OutcomeState::Retry {
                 next_attempt_at: now_ms()

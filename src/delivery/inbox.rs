@@ -334,6 +334,7 @@ mod tests {
             workspace: dir.join("ws"),
             delivery: vec![MethodName::Inbox],
             gui: crate::model::gui::GuiSettings::default(),
+            tmux: None,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod dispatcher;
 pub mod gui;
 pub mod inbox;
 pub mod lease;
+pub mod tmux;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -69,17 +70,19 @@ impl Methods {
         methods
     }
 
-    /// Every method: the inbox, and keyboard and mouse with its settings,
-    /// the agents' points and the keyboard lock. This is what `acp run` and
-    /// `acp send` use.
+    /// Every method: the inbox, tmux (pane locks under `tmux_locks`), and
+    /// keyboard and mouse with its settings, the agents' points and the
+    /// keyboard lock. This is what `acp run` and `acp send` use.
     #[must_use]
     pub fn all(
         gui: &crate::config::GuiConfig,
         coords_path: std::path::PathBuf,
         gui_lock: std::path::PathBuf,
+        tmux_locks: std::path::PathBuf,
     ) -> Self {
         let mut methods = Self::standard();
         methods.add(Arc::new(gui::GuiMethod::start(gui, coords_path, gui_lock)));
+        methods.add(Arc::new(tmux::TmuxMethod::new(tmux_locks)));
         methods
     }
 

@@ -82,6 +82,8 @@ pub struct Agent {
     pub delivery: Vec<MethodName>,
     /// How keyboard-and-mouse delivery reaches this agent.
     pub gui: GuiSettings,
+    /// Its tmux pane, for tmux delivery.
+    pub tmux: Option<super::tmux::TmuxSettings>,
 }
 
 impl Agent {
@@ -202,6 +204,7 @@ mod tests {
             workspace: PathBuf::from("/tmp/w"),
             delivery: vec![MethodName::Inbox],
             gui: GuiSettings::default(),
+            tmux: None,
         }]);
         let err = reg.lookup("Agent-9").unwrap_err().to_string();
         assert!(err.contains("Agent-9") && err.contains("Agent-1"), "{err}");

@@ -71,6 +71,8 @@ pub enum MethodName {
     Gui,
     /// A markdown file in the agent's workspace inbox.
     Inbox,
+    /// A bracketed paste into the agent's tmux pane.
+    Tmux,
     /// A post to Discord (the outbox: replies, reports, devlogs).
     Discord,
 }
@@ -82,6 +84,7 @@ impl MethodName {
         match self {
             Self::Gui => "gui",
             Self::Inbox => "inbox",
+            Self::Tmux => "tmux",
             Self::Discord => "discord",
         }
     }
@@ -95,7 +98,10 @@ impl fmt::Display for MethodName {
 
 /// A method name that is not known.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown delivery method {0:?}: use gui or inbox (discord delivers to people, not agents)")]
+#[error(
+    "unknown delivery method {0:?}: use gui, tmux or inbox (discord delivers to people, not \
+     agents)"
+)]
 pub struct UnknownMethod(pub String);
 
 impl FromStr for MethodName {
@@ -104,6 +110,7 @@ impl FromStr for MethodName {
         match s {
             "gui" => Ok(Self::Gui),
             "inbox" => Ok(Self::Inbox),
+            "tmux" => Ok(Self::Tmux),
             "discord" => Ok(Self::Discord),
             other => Err(UnknownMethod(other.chars().take(32).collect())),
         }
@@ -166,6 +173,10 @@ pub enum FailureKind {
     /// The method cannot run here at all (no display, not built in):
     /// the next method is tried, no retry on its account.
     Unavailable,
+    /// The recipient is busy (an agent at work in its pane): no other
+    /// method is tried, and the delivery waits and tries again, however
+    /// long that takes.
+    Busy,
 }
 
 impl FailureKind {
@@ -176,6 +187,7 @@ impl FailureKind {
             Self::Transient => "transient",
             Self::Permanent => "permanent",
             Self::Unavailable => "unavailable",
+            Self::Busy => "busy",
         }
     }
 }
@@ -207,6 +219,16 @@ impl DeliveryError {
     pub fn permanent(reason: impl Into<String>) -> Self {
         Self {
             kind: FailureKind::Permanent,
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The recipient is busy: wait, and try again.
+    #[must_use]
+    pub fn busy(reason: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::Busy,
             reason: reason.into(),
             retry_after: None,
         }
@@ -316,6 +338,7 @@ impl FromStr for AttemptOutcome {
             "transient" => Ok(Self::Failed(FailureKind::Transient)),
             "permanent" => Ok(Self::Failed(FailureKind::Permanent)),
             "unavailable" => Ok(Self::Failed(FailureKind::Unavailable)),
+            "busy" => Ok(Self::Failed(FailureKind::Busy)),
             other => Err(UnknownState(other.chars().take(32).collect())),
         }
     }

@@ -9,6 +9,7 @@
 //! - [`delivery`]: method names, `Via`, failure kinds.
 //! - [`time`]: times in JSON, RFC 3339 everywhere.
 //! - [`gui`] and [`keys`]: an agent's keyboard-and-mouse settings, as data.
+//! - [`tmux`]: an agent's tmux pane and idle detection, as data.
 
 pub mod agent;
 pub mod audit;
@@ -17,6 +18,7 @@ pub mod gui;
 pub mod keys;
 pub mod message;
 pub mod time;
+pub mod tmux;
 
 pub use agent::{Agent, AgentError, AgentId, MAX_AGENT_ID_LEN, Registry};
 pub use audit::AuditOutcome;

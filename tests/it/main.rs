@@ -20,4 +20,5 @@ mod pipeline;
 mod security;
 mod standin;
 mod support;
+mod tmux;
 mod web;

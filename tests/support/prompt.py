@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""An agent's terminal prompt, for the tmux tests: it runs in a tmux pane,
+asks for bracketed paste, shows "> " when it waits for input, and records
+every submission (Enter outside a paste) as one JSON line in OUT.
+
+Switches, as files beside OUT:
+- OUT.busy: while it exists the agent is "working": the prompt line is
+  replaced by "working...", and anything submitted meanwhile is recorded
+  with "busy": true.
+- OUT.drop-enter: the next Enter is swallowed (a submit lost the way
+  terminal agents lose one right after a paste), and the file removed.
+
+usage: prompt.py OUT
+"""
+import json
+import os
+import select
+import sys
+import termios
+import tty
+
+out = sys.argv[1]
+busy_flag, drop_flag = out + ".busy", out + ".drop-enter"
+fd = sys.stdin.fileno()
+tty.setraw(fd)
+w = sys.stdout
+
+
+def show(text):
+    w.write(text)
+    w.flush()
+
+
+def record(text, busy):
+    with open(out, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"text": text, "busy": busy}, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def prompt_line(buf):
+    # The input line shows the end of what is typed, like a chat input.
+    last = buf.split("\n")[-1]
+    return "\r\x1b[2K> " + last
+
+
+show("\x1b[?2004h")
+show("> ")
+buf, raw, pasting, busy = "", b"", False, False
+while True:
+    ready, _, _ = select.select([fd], [], [], 0.05)
+    now_busy = os.path.exists(busy_flag)
+    if now_busy != busy:
+        busy = now_busy
+        show("\r\x1b[2Kworking..." if busy else prompt_line(buf))
+    if not ready:
+        continue
+    chunk = os.read(fd, 65536)
+    if not chunk:
+        break
+    raw += chunk
+    while raw:
+        if raw.startswith(b"\x1b[200~"):
+            pasting, raw = True, raw[6:]
+            continue
+        if raw.startswith(b"\x1b[201~"):
+            pasting, raw = False, raw[6:]
+            if not busy:
+                show(prompt_line(buf))
+            continue
+        if raw.startswith(b"\x1b") and len(raw) < 6:
+            break  # the rest of an escape sequence is on its way
+        # One character (UTF-8 may span several bytes).
+        for n in range(1, 5):
+            try:
+                ch = raw[:n].decode("utf-8")
+                break
+            except UnicodeDecodeError:
+                ch = None
+        if ch is None:
+            if len(raw) < 4:
+                break
+            ch, n = "\ufffd", 1
+        raw = raw[n:]
+        if pasting:
+            buf += "\n" if ch == "\r" else ch
+        elif ch == "\r":
+            if os.path.exists(drop_flag):
+                os.remove(drop_flag)
+                continue
+            record(buf, busy)
+            buf = ""
+            show("\r\n" + ("working..." if busy else "> "))
+        elif ch == "\x03":
+            sys.exit(0)
+        else:
+            buf += ch
+            if not busy:
+                show(prompt_line(buf))
