@@ -37,6 +37,19 @@ if ! /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1; then
     need /nonexistent-prometheus-client python3-prometheus-client
 fi
 
+# Python's MCP SDK (the official client, from PyPI) for the MCP tests, in
+# a virtual environment of the build's own.
+if ! target/mcp-venv/bin/python -c 'import mcp' >/dev/null 2>&1; then
+    if ! /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1; then
+        need /nonexistent-venv python3-venv
+    fi
+    echo "installing Python's mcp SDK into target/mcp-venv"
+    rm -rf target/mcp-venv
+    mkdir -p target
+    /usr/bin/python3 -m venv target/mcp-venv
+    target/mcp-venv/bin/pip install -q 'mcp==2.3.0'
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo is missing: install Rust from https://rustup.rs (or your distribution), then run this again" >&2
     exit 1

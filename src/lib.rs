@@ -46,6 +46,7 @@
 //!     serenity, for its REST client).
 //!   - [`http`]: the status page, the JSON API, Prometheus metrics,
 //!     health checks and signed webhooks (axum).
+//!   - [`mcp`]: `acp mcp`, a stdio MCP server speaking for one agent.
 //!   - [`service`]: `acp run`, the long-running service.
 //!   - the `acp` command line lives in the binary (`src/main.rs` and
 //!     `src/cli/`), the only place using `anyhow` besides poise's error
@@ -60,6 +61,7 @@ pub mod discord;
 pub mod events;
 pub mod http;
 pub mod lockfile;
+pub mod mcp;
 pub mod model;
 pub mod service;
 pub mod store;

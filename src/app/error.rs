@@ -101,6 +101,8 @@ pub enum AppError {
     NotYoursToAnswer { id: MessageId, caller: AgentId },
     #[error(transparent)]
     Refused(#[from] Refused),
+    #[error("the MCP connection failed: {0}")]
+    Mcp(String),
     #[error(
         "the file is {size} bytes, over the limit of {max} bytes (limits.max_attachment_bytes): \
          nothing was sent. Send a smaller file, or a link to it"
@@ -132,6 +134,7 @@ impl AppError {
             | Self::Init(_)
             | Self::Screen(_)
             | Self::Attachment(_)
+            | Self::Mcp(_)
             | Self::ServiceLock { .. } => false,
             _ => true,
         }

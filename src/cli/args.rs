@@ -83,6 +83,13 @@ pub(crate) enum Command {
     Run,
     /// Run only the Discord bot (deliveries stay with `acp run`).
     Bot,
+    /// Serve MCP on standard input and output for one agent (add it to
+    /// Claude Code, Codex or Cursor as a stdio server).
+    Mcp {
+        /// The agent it speaks for (default: $ACP_AGENT).
+        #[arg(long)]
+        agent: Option<String>,
+    },
     /// Backups: create, list, verify, restore, prune, drill.
     Backup(BackupArgs),
     /// Check everything acp depends on and say what to fix.

@@ -181,6 +181,20 @@ fn read_body(arg: &str) -> Result<String> {
 ///
 /// # Errors
 /// Any failure, for `main` to print and turn into an exit code.
+/// `acp mcp`: the MCP server for one agent, on standard input and output.
+async fn mcp(app: std::sync::Arc<acp::app::App>, agent: Option<&str>) -> Result<ExitCode> {
+    let agent = agent
+        .map(str::to_owned)
+        .or_else(|| app.config().default_sender.clone())
+        .ok_or_else(|| {
+            UsageError(
+                "say which agent this server speaks for: --agent AGENT, or set ACP_AGENT".into(),
+            )
+        })?;
+    acp::mcp::serve_stdio(app, &agent).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Init { agents } => show::init(&here_or_root(&cli)?, *agents, cli.json),
@@ -215,6 +229,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             no_move,
         }) => coords::test(&*open_app(&cli)?, agent, *onboarding, !*no_move, cli.json),
         Command::Audit { limit } => show::audit(&*open_app(&cli)?, *limit, cli.json).await,
+        Command::Mcp { agent } => mcp(open_app(&cli)?, agent.as_deref()).await,
         Command::Bot => {
             let app = open_app(&cli)?;
             let cancel = tokio_util::sync::CancellationToken::new();

@@ -15,6 +15,7 @@ mod devlogs;
 mod discord;
 mod gui;
 mod layers;
+mod mcp;
 mod outbox;
 mod pipeline;
 mod security;
