@@ -1,5 +1,5 @@
 # The two set-up commands (see README): `make run` and `make test`.
-.PHONY: run test bench bench-gui bench-backup
+.PHONY: run test bench bench-gui bench-backup bench-tmux
 run:
 	./scripts/run.sh
 test:
@@ -12,3 +12,5 @@ bench-gui:
 	./scripts/bench-gui.sh
 bench-backup:
 	./scripts/bench-backup.sh
+bench-tmux:
+	cargo bench --locked --bench tmux

@@ -98,6 +98,9 @@ pub struct AgentView {
     #[serde(with = "crate::model::time::opt_ms")]
     pub last_delivery_at: Option<i64>,
     pub unacked: u64,
+    /// For an agent in tmux: `idle`, `busy`, or why its pane cannot be
+    /// used, from the probe tmux delivery uses.
+    pub terminal: Option<String>,
 }
 
 impl AgentView {

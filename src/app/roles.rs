@@ -19,12 +19,14 @@ impl App {
         let (roles, captain) =
             blocking(move || Ok::<_, StoreError>((store.roles()?, store.captain()?))).await?;
         let captain = captain.or_else(|| self.config.captain.as_ref().map(ToString::to_string));
+        let terminals = self.terminals().await;
         Ok(self
             .registry
             .all()
             .iter()
             .zip(status.agents)
-            .map(|(a, s)| {
+            .zip(terminals)
+            .map(|((a, s), terminal)| {
                 let assigned: Option<&RoleAssignment> = roles.get(a.id.as_str());
                 AgentView {
                     id: a.id.to_string(),
@@ -42,9 +44,33 @@ impl App {
                     last_method: s.last_method,
                     last_delivery_at: s.last_delivery_at,
                     unacked: s.unacked,
+                    terminal,
                 }
             })
             .collect())
+    }
+
+    /// Each agent's tmux pane as tmux delivery would find it: idle, busy,
+    /// or why not usable (none for agents not in tmux).
+    async fn terminals(&self) -> Vec<Option<String>> {
+        let agents: Vec<_> = self.registry.all().iter().map(|a| a.tmux.clone()).collect();
+        tokio::task::spawn_blocking(move || {
+            agents
+                .into_iter()
+                .map(|t| {
+                    t.map(|s| match crate::delivery::tmux::inspect(&s) {
+                        Ok(pane) => match crate::delivery::tmux::is_idle(&s, &pane.id) {
+                            Ok(true) => "idle".to_owned(),
+                            Ok(false) => "busy".to_owned(),
+                            Err(e) => e.reason,
+                        },
+                        Err(e) => e.reason,
+                    })
+                })
+                .collect()
+        })
+        .await
+        .unwrap_or_default()
     }
 
     /// Assigns a role to an agent (overriding the configured one), audited.

@@ -157,6 +157,9 @@ pub(crate) async fn agents(app: &App, json_out: bool) -> Result<ExitCode> {
             v.role_source
         );
         outln!("  delivery: {}", v.delivery.join(" -> "));
+        if let Some(t) = &v.terminal {
+            outln!("  tmux:     {t}");
+        }
         outln!("  inbox:    {}/inbox", v.workspace);
         outln!(
             "  last:     {} at {}; {} unacknowledged",

@@ -230,8 +230,13 @@ pub(crate) fn agents(views: &[AgentView]) -> CreateEmbed {
     views.iter().take(25).fold(embed, |embed, v| {
         let captain = if v.captain { " ⭐ captain" } else { "" };
         let role = if v.role.is_empty() { "-" } else { &v.role };
+        let terminal = v
+            .terminal
+            .as_deref()
+            .map(|t| format!(" · tmux: {t}"))
+            .unwrap_or_default();
         let value = format!(
-            "{role}\nlast: {} · unacked: {}",
+            "{role}\nlast: {} · unacked: {}{terminal}",
             v.last_delivery().as_deref().unwrap_or("-"),
             v.unacked
         );
@@ -290,13 +295,14 @@ mod tests {
             last_method: Some(MethodName::Inbox),
             last_delivery_at: None,
             unacked: 2,
+            terminal: Some("busy".into()),
         };
         let json = serde_json::to_value(agents(&[view])).unwrap();
         assert_eq!(json["title"], "Agents");
         assert_eq!(json["fields"][0]["name"], "Agent-3 ⭐ captain");
         assert_eq!(
             json["fields"][0]["value"],
-            "Database specialist\nlast: delivered by inbox · unacked: 2"
+            "Database specialist\nlast: delivered by inbox · unacked: 2 · tmux: busy"
         );
         let empty = serde_json::to_value(agents(&[])).unwrap();
         assert!(

@@ -134,7 +134,8 @@ fn body(http: &Http, v: &View) -> Markup {
                         td { span class=(state_class(a.last_state)) { (a.last_delivery().unwrap_or_else(|| "none yet".into())) }
                              @if let Some(at) = a.last_delivery_at { " " span.muted { (time(at)) } } }
                         td.n { (a.unacked) }
-                        td { (a.delivery.join(" → ")) }
+                        td { (a.delivery.join(" → "))
+                             @if let Some(t) = &a.terminal { " " span class=(if t == "idle" { "pill ok" } else { "pill warn" }) { "tmux: " (t) } } }
                     }
                 }
             } }

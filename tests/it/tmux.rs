@@ -188,8 +188,16 @@ fn every_body_arrives_whole_in_its_own_pane_submitted_once() {
 fn a_busy_agent_gets_nothing_until_it_is_idle() {
     let tmux = Tmux::start(&["Agent-1"]);
     let root = tmux_root(&tmux, &[("Agent-1", ", when_busy = \"wait\"")]);
+    let shown = |root: &Root| {
+        let out = root.run(&["--json", "agents"]);
+        let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        v[0]["terminal"].as_str().unwrap_or_default().to_owned()
+    };
+    assert_eq!(shown(&root), "idle");
     std::fs::write(tmux.flag("Agent-1", "busy"), "").unwrap();
     wait_until(LIMIT, || tmux.screen("Agent-1").contains("working..."));
+    // acp agents (and /agents and the status page) read the same probe.
+    assert_eq!(shown(&root), "busy");
     let _service = root.service();
     let out = root.run(&["send", "--to", "Agent-1", "while you work"]);
     assert!(out.status.success(), "{}", stderr(&out));
