@@ -44,7 +44,7 @@ use crate::store::{Store, StoreError, Submission};
 pub use backups::{Backups, Listing, Pick, Reporter, scope as backup_scope};
 pub use devlogs::{DEVLOG_MAX_BYTES, DevlogPost};
 pub use messages::Follow;
-pub use observe::DiscordLink;
+pub use observe::{DiscordLink, TmuxProbe};
 pub use outbox::HookOutcome;
 pub use screen::{Probe, Validation, Window};
 // What the front doors read, named through the core so that no door

@@ -128,3 +128,102 @@ impl App {
         });
     }
 }
+
+/// What tmux delivery would see in a pane, for `acp tmux attach`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TmuxProbe {
+    pub agent: crate::model::AgentId,
+    pub target: String,
+    /// The pane id and its running command, if the pane is there.
+    pub pane: Option<(String, String)>,
+    /// `Ok` if the guard accepts the pane, else its reason.
+    pub verdict: Result<(), String>,
+    /// Whether the agent waits for input (by its idle pattern), if known.
+    pub idle: Option<bool>,
+    /// The line to put in the agent's `[[agents]]` table.
+    pub config_line: String,
+}
+
+impl App {
+    /// What tmux delivery would see in `target` for `agent`, with the
+    /// agent's command and idle patterns (or none yet).
+    ///
+    /// # Errors
+    /// [`AppError::Agent`] for an unknown agent, [`AppError::Refused`] for
+    /// a target or socket acp does not accept.
+    pub async fn probe_tmux(
+        &self,
+        agent: &str,
+        target: &str,
+        socket: Option<&str>,
+    ) -> Result<TmuxProbe, AppError> {
+        use crate::model::tmux::{TmuxSettings, WhenBusy, valid_socket, valid_target};
+        let agent = self.registry.lookup(agent)?.clone();
+        if !valid_target(target) {
+            return Err(super::Refused(format!(
+                "{target:?} is not a tmux target: use session:window.pane or a pane id such as %3"
+            ))
+            .into());
+        }
+        if let Some(s) = socket
+            && !valid_socket(s)
+        {
+            return Err(super::Refused(format!("{s:?} is not a tmux socket name")).into());
+        }
+        let mut settings = agent.tmux.clone().unwrap_or(TmuxSettings {
+            target: String::new(),
+            socket: None,
+            command: None,
+            idle_pattern: None,
+            busy_max_wait: std::time::Duration::from_secs(60),
+            when_busy: WhenBusy::Wait,
+            pre_submit_delay: std::time::Duration::from_millis(200),
+            submit_key: "Enter".into(),
+        });
+        target.clone_into(&mut settings.target);
+        if let Some(s) = socket {
+            settings.socket = Some(s.to_owned());
+        }
+        let probe = tokio::task::spawn_blocking(move || {
+            let looked = crate::delivery::tmux::inspect(&settings);
+            let mut pane = None;
+            let verdict = match &looked {
+                Ok(p) => {
+                    pane = Some((p.id.clone(), p.command.clone()));
+                    Ok(())
+                }
+                Err(e) => Err(e.reason.clone()),
+            };
+            let idle = pane
+                .as_ref()
+                .and_then(|(id, _)| crate::delivery::tmux::is_idle(&settings, id).ok())
+                .filter(|_| settings.idle_pattern.is_some());
+            let command = settings.command.as_ref().map_or_else(
+                || {
+                    pane.as_ref()
+                        .map_or(String::new(), |(_, c)| format!(", command = \"^{c}$\""))
+                },
+                |c| format!(", command = \"{c}\""),
+            );
+            let socket = settings
+                .socket
+                .as_ref()
+                .map(|s| format!(", socket = \"{s}\""))
+                .unwrap_or_default();
+            TmuxProbe {
+                agent: agent.id.clone(),
+                target: settings.target.clone(),
+                pane,
+                verdict,
+                idle,
+                config_line: format!(
+                    "tmux = {{ target = \"{}\"{socket}{command} }}",
+                    settings.target
+                ),
+            }
+        })
+        .await
+        .map_err(|_| AppError::Store(crate::store::StoreError::Interrupted))?;
+        Ok(probe)
+    }
+}

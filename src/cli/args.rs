@@ -73,6 +73,9 @@ pub(crate) enum Command {
     /// Screen coordinates of the agents' chat inputs.
     #[command(subcommand)]
     Coords(CoordsCommand),
+    /// Terminal agents in tmux.
+    #[command(subcommand)]
+    Tmux(TmuxCommand),
     /// The audit log of administrative actions, newest first.
     Audit {
         #[arg(long, default_value_t = 50)]
@@ -216,6 +219,21 @@ pub(crate) struct SendOpts {
     pub timeout: u64,
     /// The message text, or - to read it from standard input.
     pub message: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TmuxCommand {
+    /// Show what tmux delivery sees in PANE for AGENT (the guard's
+    /// verdict, idle or busy) and the line that attaches it in
+    /// config/acp.toml.
+    Attach {
+        agent: String,
+        /// session:window.pane, or a pane id such as %3.
+        pane: String,
+        /// A named tmux server (tmux -L NAME).
+        #[arg(long)]
+        socket: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -47,7 +47,7 @@ pub(crate) const EXIT_FAILURE: u8 = 1;
 pub(crate) use acp::app::Refused as UsageError;
 pub(crate) use args::{
     BackupArgs, BackupCommand, Cli, Command, CoordsCommand, DevlogCommand, InboxCommand, ReplyArgs,
-    RolesCommand, SendOpts,
+    RolesCommand, SendOpts, TmuxCommand,
 };
 
 /// The root: `--root`, else `ACP_ROOT` (both handled by clap), else the
@@ -181,6 +181,47 @@ fn read_body(arg: &str) -> Result<String> {
 ///
 /// # Errors
 /// Any failure, for `main` to print and turn into an exit code.
+/// `acp tmux attach AGENT PANE`: what the guard sees there, and the line
+/// to put in the agent's table. Exit 1 if the guard refuses the pane.
+async fn tmux_attach(
+    app: &acp::app::App,
+    agent: &str,
+    pane: &str,
+    socket: Option<&str>,
+    json_out: bool,
+) -> Result<ExitCode> {
+    let probe = app.probe_tmux(agent, pane, socket).await?;
+    if json_out {
+        outln!("{}", serde_json::to_string_pretty(&probe)?);
+    } else {
+        if let Some((id, command)) = &probe.pane {
+            outln!("{}: pane {id} running {command}", probe.target);
+        } else {
+            outln!("{}: no pane", probe.target);
+        }
+        match &probe.verdict {
+            Ok(()) => outln!("guard: ok, tmux delivery would paste here"),
+            Err(why) => outln!("guard: refused: {why}"),
+        }
+        match probe.idle {
+            Some(true) => outln!("idle: yes (the idle pattern matches)"),
+            Some(false) => outln!("idle: no, busy (the idle pattern does not match)"),
+            None => outln!("idle: no idle_pattern set: every delivery pastes at once"),
+        }
+        outln!(
+            "\nto attach it, put in {}'s [[agents]] table in config/acp.toml:",
+            probe.agent
+        );
+        outln!("  delivery = [\"tmux\", \"inbox\"]");
+        outln!("  {}", probe.config_line);
+    }
+    Ok(if probe.verdict.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    })
+}
+
 /// `acp mcp`: the MCP server for one agent, on standard input and output.
 async fn mcp(app: std::sync::Arc<acp::app::App>, agent: Option<&str>) -> Result<ExitCode> {
     let agent = agent
@@ -202,6 +243,11 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Broadcast { opts } => send::send(&open_app(&cli)?, None, opts, cli.json).await,
         Command::Reply(reply) => send::reply(&open_app(&cli)?, reply, cli.json).await,
         Command::Devlog(cmd) => send::devlog(&open_app(&cli)?, cmd, cli.json).await,
+        Command::Tmux(TmuxCommand::Attach {
+            agent,
+            pane,
+            socket,
+        }) => tmux_attach(&*open_app(&cli)?, agent, pane, socket.as_deref(), cli.json).await,
         Command::Status => show::status(&*open_app(&cli)?, cli.json).await,
         Command::Agents => show::agents(&*open_app(&cli)?, cli.json).await,
         Command::Roles(cmd) => show::roles(&*open_app(&cli)?, cmd, cli.json).await,

@@ -304,3 +304,40 @@ fn two_processes_delivering_to_one_pane_never_interleave() {
     got.sort();
     assert_eq!(got, bodies, "each body whole and alone");
 }
+
+#[test]
+fn tmux_attach_shows_what_the_guard_sees_and_the_line_to_add() {
+    let tmux = Tmux::start(&["Agent-1"]);
+    let root = Root::new(1);
+    let pane = Tmux::target("Agent-1");
+    let out = root.run(&["tmux", "attach", "Agent-1", &pane, "--socket", &tmux.socket]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("running python"), "{text}");
+    assert!(text.contains("guard: ok"), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("tmux = {"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    // The line it prints is a line acp accepts, and delivers with.
+    root.agent_config(
+        "Agent-1",
+        &format!("delivery = [\"tmux\", \"inbox\"]\n{line}"),
+    );
+    let id = send(&root, "Agent-1", "attached");
+    assert_eq!(delivery(&root, &id)["method"], "tmux");
+    assert_eq!(tmux.submitted("Agent-1")[0]["text"], "attached");
+    // A pane that is not there: refused, exit 1.
+    let out = root.run(&[
+        "tmux",
+        "attach",
+        "Agent-1",
+        "agents:nowhere.0",
+        "--socket",
+        &tmux.socket,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("refused"), "{}", stdout(&out));
+}
