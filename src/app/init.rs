@@ -27,16 +27,44 @@ pub struct InitReport {
 /// [`AppError::Config`] if a config is already there and does not load
 /// (nothing is created then), [`AppError::Init`] for I/O, with the path.
 pub fn init(root: &Path, agents: u32) -> Result<InitReport, AppError> {
+    init_with(root, agents, None)
+}
+
+/// [`init`], with each agent attached to a tmux pane (`SESSION:Agent-N.0`,
+/// a window named after the agent) when `tmux_session` is given.
+///
+/// # Errors
+/// As [`init`]; [`AppError::Refused`] for a session name tmux targets
+/// cannot hold.
+pub fn init_with(
+    root: &Path,
+    agents: u32,
+    tmux_session: Option<&str>,
+) -> Result<InitReport, AppError> {
+    if let Some(session) = tmux_session
+        && (!crate::model::tmux::valid_target(session) || session.contains([':', '.']))
+    {
+        return Err(super::Refused(format!(
+            "{session:?} is not a tmux session name acp can target: use letters, digits, '-' or \
+             '_'"
+        ))
+        .into());
+    }
     let config_exists = root.join(CONFIG_FILE).exists();
     if config_exists {
         // A root whose config is broken is not initialised: say what is
         // wrong rather than "initialised".
         crate::config::Config::load(root, &crate::config::Env::new())?;
     }
-    init_files(root, agents, config_exists).map_err(AppError::Init)
+    init_files(root, agents, config_exists, tmux_session).map_err(AppError::Init)
 }
 
-fn init_files(root: &Path, agents: u32, config_exists: bool) -> io::Result<InitReport> {
+fn init_files(
+    root: &Path,
+    agents: u32,
+    config_exists: bool,
+    tmux_session: Option<&str>,
+) -> io::Result<InitReport> {
     let mut report = InitReport::default();
     let names: Vec<String> = (1..=agents).map(|n| format!("Agent-{n}")).collect();
     let mut dirs = vec![
@@ -62,7 +90,10 @@ fn init_files(root: &Path, agents: u32, config_exists: bool) -> io::Result<InitR
         }
     }
     let files = [
-        (PathBuf::from(CONFIG_FILE), config_template(&names)),
+        (
+            PathBuf::from(CONFIG_FILE),
+            config_template(&names, tmux_session),
+        ),
         (
             PathBuf::from("config/coordinates.json"),
             coordinates_template(&names),
@@ -247,9 +278,12 @@ const AGENTS_HELP: &str = r#"# One [[agents]] table per agent.
 #              one-line notice naming the file
 #   input, submit_key, paste_key, newline_key, clear_keys,
 #   onboarding_keys, pre_submit_delay_ms: as in [gui], for this agent
+#   tmux       for an agent in a terminal: { target = "session:window.pane",
+#              command = "^claude$", idle_pattern = "^> " } (see the README;
+#              `acp tmux attach AGENT PANE --save` writes it)
 "#;
 
-fn config_template(names: &[String]) -> String {
+fn config_template(names: &[String], tmux_session: Option<&str>) -> String {
     let mut s = String::from(CONFIG_HEAD);
     s.push_str(SERVICE_SECTIONS);
     s.push_str(AGENTS_HELP);
@@ -263,6 +297,12 @@ fn config_template(names: &[String]) -> String {
             s,
             "\n[[agents]]\nid = \"{name}\"\nname = \"{name}\"\nrole = \"{role}\"\n"
         );
+        if let Some(session) = tmux_session {
+            let _ = write!(
+                s,
+                "delivery = [\"tmux\", \"inbox\"]\ntmux = {{ target = \"{session}:{name}.0\" }}\n"
+            );
+        }
     }
     s
 }
@@ -312,7 +352,7 @@ mod tests {
     fn the_committed_examples_are_what_init_writes() {
         let names: Vec<String> = (1..=8).map(|n| format!("Agent-{n}")).collect();
         assert_eq!(
-            config_template(&names),
+            config_template(&names, None),
             include_str!("../../config/acp.example.toml")
         );
         assert_eq!(

@@ -65,7 +65,7 @@ pub use crate::store::roles::AuditEntry;
 pub use crate::store::views::{AgentStatus, AttemptView, FailureView};
 pub use crate::store::{AckResult, DeliveryView, InboxEntry, Status};
 pub use error::{AppError, Refused, is_user_error};
-pub use init::{InitReport, init};
+pub use init::{InitReport, init, init_with};
 pub use service_lock::ServiceLock;
 
 /// Longest role description accepted.

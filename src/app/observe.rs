@@ -227,3 +227,59 @@ impl App {
         Ok(probe)
     }
 }
+
+impl App {
+    /// Writes `probe`'s line (and tmux first in the delivery order) into
+    /// the agent's `[[agents]]` table in `config/acp.toml`, checked by
+    /// loading the result first. A table that already names its delivery
+    /// order or a tmux pane is left for a person to edit.
+    ///
+    /// # Errors
+    /// [`AppError::Refused`] saying what to edit by hand, or I/O.
+    pub fn save_tmux(&self, probe: &TmuxProbe) -> Result<std::path::PathBuf, AppError> {
+        let path = self.config.root.join(crate::config::CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            AppError::Init(std::io::Error::other(format!("{}: {e}", path.display())))
+        })?;
+        let raw: toml::Table = toml::from_str(&text).map_err(|e| {
+            super::Refused(format!(
+                "{} does not parse ({e}): fix it first",
+                path.display()
+            ))
+        })?;
+        let table = raw
+            .get("agents")
+            .and_then(toml::Value::as_array)
+            .and_then(|agents| {
+                agents.iter().find(|a| {
+                    a.get("id").and_then(toml::Value::as_str) == Some(probe.agent.as_str())
+                })
+            });
+        if table.is_some_and(|t| t.get("tmux").is_some() || t.get("delivery").is_some()) {
+            return Err(super::Refused(format!(
+                "{}'s table in config/acp.toml already sets delivery or tmux: edit it by hand with \
+                 the line above",
+                probe.agent
+            ))
+            .into());
+        }
+        let id_line = format!("id = \"{}\"\n", probe.agent);
+        let Some(at) = text.find(&id_line) else {
+            return Err(super::Refused(format!(
+                "cannot find `{}` in config/acp.toml: add the line above to the agent's table by \
+                 hand",
+                id_line.trim()
+            ))
+            .into());
+        };
+        let insert = format!("delivery = [\"tmux\", \"inbox\"]\n{}\n", probe.config_line);
+        let mut new = text.clone();
+        new.insert_str(at + id_line.len(), &insert);
+        crate::config::Config::from_toml(&self.config.root, &new, &crate::config::Env::new())?;
+        let temp = path.with_extension("toml.new");
+        std::fs::write(&temp, &new)
+            .and_then(|()| std::fs::rename(&temp, &path))
+            .map_err(AppError::Init)?;
+        Ok(path)
+    }
+}

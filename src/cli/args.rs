@@ -38,6 +38,10 @@ pub(crate) enum Command {
         /// How many agents (Agent-1 ... Agent-N) the example config names.
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
         agents: u32,
+        /// Agents run in this tmux session, one window each named after
+        /// the agent: they get tmux delivery (then the inbox).
+        #[arg(long, value_name = "SESSION")]
+        tmux: Option<String>,
     },
     /// Send a message to one agent, or post it to Discord (--to discord);
     /// prints its id once it is stored.
@@ -233,6 +237,10 @@ pub(crate) enum TmuxCommand {
         /// A named tmux server (tmux -L NAME).
         #[arg(long)]
         socket: Option<String>,
+        /// Write the line into the agent's table (when the guard accepts
+        /// the pane).
+        #[arg(long)]
+        save: bool,
     },
 }
 

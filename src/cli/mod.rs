@@ -181,6 +181,18 @@ fn read_body(arg: &str) -> Result<String> {
 ///
 /// # Errors
 /// Any failure, for `main` to print and turn into an exit code.
+/// `acp tmux ...`.
+async fn tmux(cli: &Cli, cmd: &TmuxCommand) -> Result<ExitCode> {
+    let TmuxCommand::Attach {
+        agent,
+        pane,
+        socket,
+        save,
+    } = cmd;
+    let app = open_app(cli)?;
+    tmux_attach(&app, agent, pane, socket.as_deref(), *save, cli.json).await
+}
+
 /// `acp tmux attach AGENT PANE`: what the guard sees there, and the line
 /// to put in the agent's table. Exit 1 if the guard refuses the pane.
 async fn tmux_attach(
@@ -188,9 +200,16 @@ async fn tmux_attach(
     agent: &str,
     pane: &str,
     socket: Option<&str>,
+    save: bool,
     json_out: bool,
 ) -> Result<ExitCode> {
     let probe = app.probe_tmux(agent, pane, socket).await?;
+    if save && probe.verdict.is_ok() {
+        let path = app.save_tmux(&probe)?;
+        if !json_out {
+            outln!("saved in {}: {}", path.display(), probe.config_line);
+        }
+    }
     if json_out {
         outln!("{}", serde_json::to_string_pretty(&probe)?);
     } else {
@@ -238,16 +257,14 @@ async fn mcp(app: std::sync::Arc<acp::app::App>, agent: Option<&str>) -> Result<
 
 pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
-        Command::Init { agents } => show::init(&here_or_root(&cli)?, *agents, cli.json),
+        Command::Init { agents, tmux } => {
+            show::init(&here_or_root(&cli)?, *agents, tmux.as_deref(), cli.json)
+        }
         Command::Send { to, opts } => send::send(&open_app(&cli)?, Some(to), opts, cli.json).await,
         Command::Broadcast { opts } => send::send(&open_app(&cli)?, None, opts, cli.json).await,
         Command::Reply(reply) => send::reply(&open_app(&cli)?, reply, cli.json).await,
         Command::Devlog(cmd) => send::devlog(&open_app(&cli)?, cmd, cli.json).await,
-        Command::Tmux(TmuxCommand::Attach {
-            agent,
-            pane,
-            socket,
-        }) => tmux_attach(&*open_app(&cli)?, agent, pane, socket.as_deref(), cli.json).await,
+        Command::Tmux(cmd) => tmux(&cli, cmd).await,
         Command::Status => show::status(&*open_app(&cli)?, cli.json).await,
         Command::Agents => show::agents(&*open_app(&cli)?, cli.json).await,
         Command::Roles(cmd) => show::roles(&*open_app(&cli)?, cmd, cli.json).await,

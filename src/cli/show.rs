@@ -52,8 +52,13 @@ pub(super) fn actor() -> String {
     }
 }
 
-pub(crate) fn init(root: &Path, agents: u32, json_out: bool) -> Result<ExitCode> {
-    let report = acp::app::init(root, agents)?;
+pub(crate) fn init(
+    root: &Path,
+    agents: u32,
+    tmux: Option<&str>,
+    json_out: bool,
+) -> Result<ExitCode> {
+    let report = acp::app::init_with(root, agents, tmux)?;
     if json_out {
         print_json(&json!({ "root": root, "created": report.created }))?;
     } else if report.created.is_empty() {

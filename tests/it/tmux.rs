@@ -315,20 +315,37 @@ fn tmux_attach_shows_what_the_guard_sees_and_the_line_to_add() {
     let text = stdout(&out);
     assert!(text.contains("running python"), "{text}");
     assert!(text.contains("guard: ok"), "{text}");
-    let line = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("tmux = {"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    // The line it prints is a line acp accepts, and delivers with.
-    root.agent_config(
-        "Agent-1",
-        &format!("delivery = [\"tmux\", \"inbox\"]\n{line}"),
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("tmux = {")),
+        "{text}"
     );
+    // --save records it in the agent's table; acp then delivers there.
+    let out = root.run(&[
+        "tmux",
+        "attach",
+        "Agent-1",
+        &pane,
+        "--socket",
+        &tmux.socket,
+        "--save",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("saved in"), "{}", stdout(&out));
     let id = send(&root, "Agent-1", "attached");
     assert_eq!(delivery(&root, &id)["method"], "tmux");
     assert_eq!(tmux.submitted("Agent-1")[0]["text"], "attached");
+    // Saved once, the table is left for a person to change.
+    let out = root.run(&[
+        "tmux",
+        "attach",
+        "Agent-1",
+        &pane,
+        "--socket",
+        &tmux.socket,
+        "--save",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("edit it by hand"), "{}", stderr(&out));
     // A pane that is not there: refused, exit 1.
     let out = root.run(&[
         "tmux",
@@ -340,4 +357,24 @@ fn tmux_attach_shows_what_the_guard_sees_and_the_line_to_add() {
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stdout(&out).contains("refused"), "{}", stdout(&out));
+}
+
+#[test]
+fn init_can_write_tmux_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_acp"))
+        .args(["--root"])
+        .arg(dir.path())
+        .args(["init", "--agents", "2", "--tmux", "swarm"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = acp::config::Config::load(dir.path(), &acp::config::Env::new()).unwrap();
+    for (n, agent) in config.agents.all().iter().enumerate() {
+        assert_eq!(agent.delivery[0], acp::model::MethodName::Tmux);
+        assert_eq!(
+            agent.tmux.as_ref().unwrap().target,
+            format!("swarm:Agent-{}.0", n + 1)
+        );
+    }
 }
