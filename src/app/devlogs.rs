@@ -18,7 +18,6 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use super::{App, AppError, Refused, blocking};
-use crate::events::Event;
 use crate::model::{AgentId, Destination, Draft, Kind, MessageId, Priority, Recipient, Via};
 use crate::store::Submission;
 use crate::store::devlogs::DevlogVersion;
@@ -186,15 +185,7 @@ impl App {
         let new = blocking(move || store.accept_devlog(&sub, &agent, &hash, &rel)).await?;
         let message = submission.message;
         if new {
-            self.events.publish(Event::Accepted {
-                message_id: message.id,
-                from: message.from.clone(),
-                to: message.to.clone(),
-                kind: message.kind,
-                priority: message.priority,
-                deliveries: 1,
-            });
-            self.wake.notify_one();
+            self.accepted(&message, 1);
         }
         Ok(DevlogPost {
             path: log.rel,

@@ -279,7 +279,7 @@ const AGENTS_HELP: &str = r#"# One [[agents]] table per agent.
 #   input, submit_key, paste_key, newline_key, clear_keys,
 #   onboarding_keys, pre_submit_delay_ms: as in [gui], for this agent
 #   tmux       for an agent in a terminal: { target = "session:window.pane",
-#              command = "^claude$", idle_pattern = "^> " } (see the README;
+#              command = "^claude$", idle_pattern = "^>" } (see the README;
 #              `acp tmux attach AGENT PANE --save` writes it)
 "#;
 

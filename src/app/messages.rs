@@ -110,15 +110,7 @@ impl App {
             return Err(e);
         }
         let message = submission.message;
-        self.events.publish(Event::Accepted {
-            message_id: message.id,
-            from: message.from.clone(),
-            to: message.to.clone(),
-            kind: message.kind,
-            priority: message.priority,
-            deliveries,
-        });
-        self.wake.notify_one();
+        self.accepted(&message, deliveries);
         Ok(message)
     }
 
@@ -152,6 +144,20 @@ impl App {
             let _ = write!(message.body, "\n📎 {name} ({size} bytes)");
         }
         Ok(Some(dir))
+    }
+
+    /// Announces a stored message and wakes the dispatcher: every door's
+    /// message, once committed, goes through here.
+    pub(super) fn accepted(&self, message: &UnifiedMessage, deliveries: usize) {
+        self.events.publish(Event::Accepted {
+            message_id: message.id,
+            from: message.from.clone(),
+            to: message.to.clone(),
+            kind: message.kind,
+            priority: message.priority,
+            deliveries,
+        });
+        self.wake.notify_one();
     }
 
     /// The status report.

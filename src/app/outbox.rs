@@ -246,15 +246,7 @@ impl App {
             return Ok(HookOutcome::Unrouted);
         };
         let message = s.message;
-        self.events.publish(Event::Accepted {
-            message_id: message.id,
-            from: message.from.clone(),
-            to: message.to.clone(),
-            kind: message.kind,
-            priority: message.priority,
-            deliveries: 1,
-        });
-        self.wake.notify_one();
+        self.accepted(&message, 1);
         let Recipient::Agent(agent) = message.to else {
             return Ok(HookOutcome::Unrouted);
         };
