@@ -76,9 +76,21 @@ pub(crate) fn init(
 pub(crate) async fn status(app: &App, json_out: bool) -> Result<ExitCode> {
     let status = app.status().await?;
     let service = acp::app::ServiceLock::is_held(&app.config().root);
+    // Agents in tmux, idle or busy, from the probe tmux delivery uses.
+    let terminals: Vec<(String, String)> = app
+        .agent_views()
+        .await?
+        .into_iter()
+        .filter_map(|v| v.terminal.map(|t| (v.id, t)))
+        .collect();
     if json_out {
         let mut value = serde_json::to_value(&status)?;
         value["service_running"] = service.into();
+        value["terminals"] = terminals
+            .iter()
+            .map(|(a, t)| (a.clone(), serde_json::Value::from(t.as_str())))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
         print_json(&value)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -115,6 +127,9 @@ pub(crate) async fn status(app: &App, json_out: bool) -> Result<ExitCode> {
             opt_time(a.last_delivery_at),
             a.unacked
         );
+    }
+    for (agent, state) in &terminals {
+        let _ = writeln!(out, "{agent:<13} tmux: {state}");
     }
     if status.recent_failures.is_empty() {
         out.push_str("\nno failed deliveries\n");

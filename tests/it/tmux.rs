@@ -196,8 +196,12 @@ fn a_busy_agent_gets_nothing_until_it_is_idle() {
     assert_eq!(shown(&root), "idle");
     std::fs::write(tmux.flag("Agent-1", "busy"), "").unwrap();
     wait_until(LIMIT, || tmux.screen("Agent-1").contains("working..."));
-    // acp agents (and /agents and the status page) read the same probe.
+    // acp agents (and /agents, acp status and the status page) read the
+    // same probe.
     assert_eq!(shown(&root), "busy");
+    let out = root.run(&["--json", "status"]);
+    let status: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(status["terminals"]["Agent-1"], "busy", "{status}");
     let _service = root.service();
     let out = root.run(&["send", "--to", "Agent-1", "while you work"]);
     assert!(out.status.success(), "{}", stderr(&out));
