@@ -125,6 +125,12 @@ pub(crate) fn original_edit(standin: &StandIn, from: usize, id: u64, limit: Dura
     })
 }
 
+/// An edit of a reply (a receipt) says `expected`.
+pub(crate) fn assert_edit_says(edit: &Recorded, expected: &str) {
+    let content = edit.body["content"].as_str().unwrap_or_default();
+    assert!(content.contains(expected), "{}", edit.body);
+}
+
 /// The reply is ephemeral (flag 64) and says `expected`.
 fn assert_ephemeral(reply: &Value, expected: &str) {
     assert_eq!(reply["data"]["flags"], 64, "{reply}");
@@ -488,14 +494,7 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
         400_000_000_000_000_033,
         Duration::from_secs(20),
     );
-    assert!(
-        edit.body["content"]
-            .as_str()
-            .unwrap()
-            .contains("✅ Agent-1: delivered by inbox"),
-        "{}",
-        edit.body
-    );
+    assert_edit_says(&edit, "✅ Agent-1: delivered by inbox");
     assert_eq!(root.inbox_ids("Agent-1").get(&dropped_id), Some(&1));
 
     // A reconnect request, a dropped connection and invalid sessions
@@ -969,13 +968,6 @@ fn the_bot_alone_says_nothing_is_delivering_and_the_receipt_follows_a_late_servi
         400_000_000_000_000_080,
         Duration::from_secs(30),
     );
-    assert!(
-        edit.body["content"]
-            .as_str()
-            .unwrap()
-            .contains("✅ Agent-1: delivered by inbox"),
-        "{}",
-        edit.body
-    );
+    assert_edit_says(&edit, "✅ Agent-1: delivered by inbox");
     standin.assert_no_violations();
 }

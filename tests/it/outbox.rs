@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::discord::{OPERATOR, command, dispatch, original_edit, registered, spawn, spawn_at};
+use crate::discord::{
+    OPERATOR, assert_edit_says, command, dispatch, original_edit, registered, spawn, spawn_at,
+};
 use crate::standin::{
     CHANNEL_ID, ORIGINAL_ID, StandIn, interaction, interaction_in, with_attachment,
 };
@@ -350,14 +352,7 @@ fn agent_threads_are_made_once_and_a_message_typed_in_one_reaches_its_agent() {
         "{reply}"
     );
     let edit = original_edit(&standin, from, id, LIMIT);
-    assert!(
-        edit.body["content"]
-            .as_str()
-            .unwrap()
-            .contains("✅ Agent-1: delivered by inbox"),
-        "{}",
-        edit.body
-    );
+    assert_edit_says(&edit, "✅ Agent-1: delivered by inbox");
     // Outside any thread, the agent must be named.
     let reply = command(
         &standin,
@@ -401,14 +396,7 @@ fn a_receipt_owed_before_a_restart_is_completed_after_it() {
     // A new acp run (bot included) delivers and edits the same reply.
     let _bot = spawn(&root, &standin, "standin-token", "run");
     let edit = original_edit(&standin, from, id, LIMIT);
-    assert!(
-        edit.body["content"]
-            .as_str()
-            .unwrap()
-            .contains("✅ Agent-1: delivered by inbox"),
-        "{}",
-        edit.body
-    );
+    assert_edit_says(&edit, "✅ Agent-1: delivered by inbox");
     assert_eq!(only_inbox_id(&root, "Agent-1"), asked);
     standin.assert_no_violations();
 }
