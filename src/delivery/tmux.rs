@@ -17,7 +17,7 @@
 //!    then `paste-buffer -p -r -d` pastes it as one bracketed paste with its
 //!    newlines as they are; after `pre_submit_delay` the submit key.
 //! 5. **Submit check.** acp reads the pane; if the end of the text still sits
-//!    on the input line, the submit was lost: it presses the key once more
+//!    on the input line after a second, the submit was lost: it presses the key once more
 //!    and says so in the receipt.
 
 use std::fmt::Write as _;
@@ -39,8 +39,11 @@ const BUSY_RETRY: Duration = Duration::from_secs(1);
 /// How many of the pane's last lines the idle pattern and the submit check
 /// read.
 const TAIL_LINES: usize = 5;
-/// How long after the submit key the pane is read for the submit check.
-const SUBMIT_SETTLE: Duration = Duration::from_millis(150);
+/// How long the submit check gives the agent to take the text off its
+/// input line before it counts the submit as lost (a busy machine redraws
+/// slowly), and how often it looks meanwhile.
+const SUBMIT_SETTLE: Duration = Duration::from_secs(1);
+const SUBMIT_POLL: Duration = Duration::from_millis(25);
 
 /// Delivers into tmux panes.
 pub struct TmuxMethod {
@@ -292,10 +295,17 @@ impl DeliveryMethod for TmuxMethod {
             run(c, None)
         };
         submit()?;
-        std::thread::sleep(SUBMIT_SETTLE);
         let end = tail_of(&message.body);
-        let still_there =
-            !end.is_empty() && tail(s, &pane.id)?.last().is_some_and(|l| l.ends_with(&end));
+        let on_input_line = || -> Result<bool, DeliveryError> {
+            Ok(!end.is_empty() && tail(s, &pane.id)?.last().is_some_and(|l| l.ends_with(&end)))
+        };
+        // The submit went through once the text leaves the input line.
+        let checked = std::time::Instant::now();
+        let mut still_there = on_input_line()?;
+        while still_there && checked.elapsed() < SUBMIT_SETTLE {
+            std::thread::sleep(SUBMIT_POLL);
+            still_there = on_input_line()?;
+        }
         let mut detail = format!("pane {} ({}) running {}", pane.id, s.target, pane.command);
         if busy {
             let _ = write!(
