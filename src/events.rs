@@ -9,7 +9,7 @@
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::model::{AgentId, Destination, MethodName};
+use crate::model::{AgentId, Destination, MethodName, NodeName};
 use crate::model::{Kind, MessageId, Priority, Recipient};
 
 /// Something that happened in the pipeline.
@@ -33,6 +33,13 @@ pub enum Event {
         method: MethodName,
         detail: String,
         fell_back: Vec<(MethodName, String)>,
+    },
+    /// A delivery was handed to the machine that runs the agent; its
+    /// outcome follows as `Delivered` or `Failed` when that machine says.
+    Forwarded {
+        message_id: MessageId,
+        agent: Destination,
+        node: NodeName,
     },
     /// An attempt failed and will be retried.
     Retrying {
@@ -85,6 +92,7 @@ impl Event {
             Self::Accepted { message_id, .. }
             | Self::Delivered { message_id, .. }
             | Self::Retrying { message_id, .. }
+            | Self::Forwarded { message_id, .. }
             | Self::Failed { message_id, .. }
             | Self::Acked { message_id, .. }
             | Self::ReceiptOwed { message_id } => Some(*message_id),

@@ -35,6 +35,9 @@
 //!     devlogs) methods, and the dispatcher.
 //!   - [`backup`]: full, incremental and differential backups,
 //!     point-in-time restore, verification, retention and drills.
+//!   - [`cluster`]: several machines through NATS JetStream: the
+//!     `cluster` delivery method, a node's intake and reports, the hub's
+//!     streams, outcomes and heartbeats.
 //! - The **core**, the only API the front doors use:
 //!   - [`app`]: messages (send, reply, follow, ack), devlogs, receipts
 //!     owed to Discord commands, roles and the audit log,
@@ -54,6 +57,7 @@
 
 pub mod app;
 pub mod backup;
+pub mod cluster;
 pub mod config;
 pub mod coords;
 pub mod delivery;

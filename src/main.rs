@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match (cli.verbose, &cli.command) {
         // serenity narrates every shard step at info; keep its warnings.
-        (0, Command::Run | Command::Bot) | (1, _) => "info,serenity=warn,poise=warn",
+        (0, Command::Run { .. } | Command::Bot) | (1, _) => "info,serenity=warn,poise=warn",
         // One-shot commands print what happened; their warnings would say
         // it twice.
         (0, _) => "error",

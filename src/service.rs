@@ -23,13 +23,21 @@ pub async fn run(app: Arc<App>, shutdown: impl Future<Output = ()>) -> Result<()
     let _lock = ServiceLock::acquire(&app.config().root)?;
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
+    // Several machines: joined first, so wrong credentials or a forbidden
+    // subject stop the start with a clear error. A node (not the hub)
+    // runs neither the bot nor the HTTP server: the hub speaks for all.
+    let cluster = app.connect_cluster().await?;
+    let node_only = app.config().cluster.as_ref().is_some_and(|c| !c.is_hub());
     // Bound first: a port in use or an unsafe address stops the start.
-    let http = if app.config().http.enabled {
+    let http = if app.config().http.enabled && !node_only {
         Some(crate::http::bind(Arc::clone(&app)).await?)
     } else {
         None
     };
-    tasks.spawn(app.start_delivering(cancel.clone())?);
+    tasks.spawn(app.start_delivering(cancel.clone(), cluster.as_ref())?);
+    if let Some(link) = cluster {
+        tasks.spawn(app.run_cluster(link, cancel.clone()));
+    }
     if let Some(server) = http {
         match server.addr() {
             Ok(addr) => tracing::info!(
@@ -39,7 +47,7 @@ pub async fn run(app: Arc<App>, shutdown: impl Future<Output = ()>) -> Result<()
         }
         tasks.spawn(server.run(cancel.clone()));
     }
-    if app.config().discord.token.is_some() {
+    if app.config().discord.token.is_some() && !node_only {
         // Started once, here, not from the Ready event (which fires again
         // on every reconnect).
         let (bot_app, bot_cancel) = (Arc::clone(&app), cancel.clone());
@@ -51,12 +59,13 @@ pub async fn run(app: Arc<App>, shutdown: impl Future<Output = ()>) -> Result<()
     }
     let discord = &app.config().discord;
     if discord.token.is_some()
+        && !node_only
         && (discord.devlog_channel.is_some()
             || discord.swarm_channel.is_some()
             || discord.devlog_webhook.is_some())
     {
         tasks.spawn(Arc::clone(&app).watch_devlogs(cancel.clone()));
-    } else if discord.token.is_some() {
+    } else if discord.token.is_some() && !node_only {
         tracing::info!(
             "devlogs are not posted: set discord.devlog_channel or discord.swarm_channel in \
              config/acp.toml"
@@ -76,7 +85,9 @@ pub async fn run(app: Arc<App>, shutdown: impl Future<Output = ()>) -> Result<()
         agents = app.agents().all().len(),
         "acp run: dispatching messages"
     );
-    if app.config().discord.token.is_none() {
+    if let Some(c) = app.config().cluster.as_ref().filter(|c| !c.is_hub()) {
+        tracing::info!(node = %c.node, hub = %c.hub, "a node of the swarm: the hub runs the Discord bot and the HTTP server");
+    } else if app.config().discord.token.is_none() {
         tracing::info!("no DISCORD_TOKEN configured: running without the Discord bot");
     }
 

@@ -67,6 +67,8 @@ pub enum AppError {
     Coords(#[from] CoordsError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error("cannot create the root: {0}")]
     Init(#[source] std::io::Error),
     /// The desktop cannot be looked at (no display, a display that does
@@ -125,6 +127,13 @@ impl AppError {
     pub fn is_user_error(&self) -> bool {
         match self {
             Self::Backup(e) => e.is_user_error(),
+            // Refused credentials or subjects are the configuration's to
+            // fix; an unreachable server is the system's.
+            Self::Cluster(e) => !matches!(
+                e,
+                crate::cluster::ClusterError::Unreachable { .. }
+                    | crate::cluster::ClusterError::JetStream(_)
+            ),
             Self::Store(_)
             | Self::WriterGone
             | Self::Dispatcher(_)

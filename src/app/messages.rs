@@ -197,6 +197,8 @@ impl App {
         let (message, deliveries) =
             blocking(move || Ok::<_, StoreError>((store.message(id)?, store.deliveries_of(id)?)))
                 .await?;
+        let mut deliveries = deliveries;
+        self.annotate_waiting(&mut deliveries).await;
         Ok((message.ok_or(AppError::NotFound(id))?, deliveries))
     }
 

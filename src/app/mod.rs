@@ -10,6 +10,8 @@
 //! - [`observe`]: recent activity and the Discord link, for the status
 //!   page and the metrics.
 //! - [`roles`]: agents, roles, the captain, the audit log.
+//! - [`cluster`]: several machines: joining the swarm as the hub or a
+//!   node, the machines' heartbeats, what waits for a machine away.
 //! - [`backups`]: create, list, verify, restore, prune, drill, schedule.
 //! - [`doctor`]: the health checks of `acp doctor`.
 //! - [`init`]: `acp init`, a new root.
@@ -18,6 +20,7 @@
 //! - [`service_lock`]: whether `acp run` owns the root.
 
 mod backups;
+mod cluster;
 mod devlogs;
 pub mod doctor;
 mod error;
@@ -43,6 +46,8 @@ use crate::store::{Store, StoreError, Submission};
 
 pub use backups::{Backups, Listing, Pick, Reporter, scope as backup_scope};
 pub use devlogs::{DEVLOG_MAX_BYTES, DevlogPost};
+pub use cluster::{ClusterError, NodeView};
+pub use crate::cluster::Link as ClusterLink;
 pub use messages::Follow;
 pub use observe::{DiscordLink, TmuxProbe};
 pub use outbox::HookOutcome;
@@ -246,7 +251,8 @@ impl App {
     }
 
     /// Delivers until `cancel`, with every method, posting to Discord too
-    /// when a token is configured: what `acp run` does.
+    /// when a token is configured, and reaching other machines' agents
+    /// through `cluster` when linked: what `acp run` does.
     /// Temporary files left in the inboxes by interrupted writes are
     /// removed first.
     ///
@@ -255,6 +261,7 @@ impl App {
     pub fn start_delivering(
         &self,
         cancel: tokio_util::sync::CancellationToken,
+        cluster: Option<&crate::cluster::Link>,
     ) -> Result<impl std::future::Future<Output = ()> + Send + 'static, AppError> {
         let mut swept = 0;
         for agent in self.registry.all() {
@@ -284,6 +291,12 @@ impl App {
                 self.outbox_dir(),
             )));
         }
+        if let Some(link) = cluster {
+            methods.add(Arc::new(crate::cluster::forward::ClusterMethod::new(
+                link.clone(),
+                tokio::runtime::Handle::current(),
+            )));
+        }
         let dispatcher = Arc::new(self.dispatcher(methods)?);
         Ok(dispatcher.run(self.wake(), cancel, Arc::clone(&self.dispatcher_beat)))
     }
@@ -307,6 +320,10 @@ impl App {
             self.config.delivery.clone(),
             self.events.clone(),
             &self.config.root.join("data").join("dispatchers"),
+            self.config
+                .cluster
+                .as_ref()
+                .map(|c| (c.node.clone(), c.is_hub())),
         )
         .map_err(AppError::Dispatcher)
     }

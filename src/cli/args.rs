@@ -87,7 +87,13 @@ pub(crate) enum Command {
     },
     /// Run the service: deliver queued messages (and run the Discord bot
     /// when DISCORD_TOKEN is set) until SIGINT or SIGTERM.
-    Run,
+    Run {
+        /// This machine's name in a swarm of several ([cluster]): it
+        /// delivers to the agents configured with this node (default:
+        /// ACP_NODE, or [cluster] node, or the hub).
+        #[arg(long)]
+        node: Option<String>,
+    },
     /// Run only the Discord bot (deliveries stay with `acp run`).
     Bot,
     /// Serve MCP on standard input and output for one agent (add it to

@@ -349,8 +349,17 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
                 None => Err(e),
             },
         },
-        Command::Run => {
-            let app = open_app(&cli)?;
+        Command::Run { node } => {
+            let app = match node {
+                None => open_app(&cli)?,
+                Some(node) => {
+                    let root = root_of(&cli)?;
+                    let env = collect_env(&root)?;
+                    let mut config = Config::load(&root, &env)?;
+                    config.set_node(node)?;
+                    Arc::new(App::open(config)?)
+                }
+            };
             acp::service::run(app, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }

@@ -16,11 +16,13 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod backup;
+mod cluster;
 mod gui;
 mod http;
 mod tmux;
 
 pub use backup::BackupConfig;
+pub use cluster::{ClusterConfig, DEFAULT_NATS_URL, NatsAuth, NatsConfig};
 pub use http::{ApiToken, DEFAULT_PORT, HookConfig, HookRoute, HttpConfig};
 
 use crate::model::DEFAULT_MAX_BODY_BYTES;
@@ -221,6 +223,8 @@ pub struct Config {
     pub backup: BackupConfig,
     /// The status page, API, metrics and webhooks.
     pub http: HttpConfig,
+    /// Several machines through NATS JetStream; `None` on one machine.
+    pub cluster: Option<ClusterConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -241,6 +245,7 @@ struct RawConfig {
     backup: backup::RawBackup,
     #[serde(default)]
     http: http::RawHttp,
+    cluster: Option<cluster::RawCluster>,
     #[serde(default)]
     agents: Vec<RawAgent>,
 }
@@ -295,6 +300,8 @@ struct RawAgent {
     delivery: Option<Vec<String>>,
     /// The agent's tmux pane.
     tmux: Option<tmux::RawTmux>,
+    /// The machine it runs on (`[cluster]`).
+    node: Option<String>,
     /// The keyboard-and-mouse keys, checked by [`gui::RawAgentGui`] (which
     /// also refuses unknown keys: serde cannot flatten and deny at once).
     #[serde(flatten)]
@@ -352,6 +359,13 @@ impl Source<'_> {
             if out.contains(&method) {
                 return Err(self.invalid(key, format!("{method} is listed twice")));
             }
+            if method == MethodName::Cluster {
+                return Err(self.invalid(
+                    key,
+                    "cluster is how work reaches another machine, chosen by the agent's node: \
+                     list the methods that machine uses (gui, tmux, inbox)",
+                ));
+            }
             if method == MethodName::Discord {
                 return Err(self.invalid(
                     key,
@@ -384,6 +398,7 @@ impl Config {
             gui: GuiConfig::default(),
             backup: BackupConfig::defaults(root),
             http: HttpConfig::default(),
+            cluster: None,
         }
     }
 
@@ -489,6 +504,10 @@ impl Config {
         gui::apply_gui(&src, &raw.gui, &mut self.gui)?;
         backup::apply_backup(&src, &self.root, raw.backup, &mut self.backup)?;
         http::apply_http(&src, raw.http, &mut self.http)?;
+        self.cluster = raw
+            .cluster
+            .map(|c| cluster::cluster_from(&src, c))
+            .transpose()?;
 
         let agents = self.agents_from(&src, raw.agents)?;
         let seen: HashSet<AgentId> = agents.iter().map(|a| a.id.clone()).collect();
@@ -655,6 +674,20 @@ impl Config {
                 })?;
         let gui = gui::agent_gui(src, &format!("agents[{i}]"), &raw_gui, &self.gui.defaults)?;
         let tmux = tmux::agent_tmux(src, &format!("agents[{i}]"), a.tmux, &delivery)?;
+        let node = match (a.node, &self.cluster) {
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(src.invalid(
+                    &key("node"),
+                    "names a machine, but there is no [cluster] table: add one (hub = \"...\"), \
+                     or remove the node",
+                ));
+            }
+            (None, Some(c)) => Some(c.hub.clone()),
+            (Some(n), Some(_)) => Some(n.trim().parse().map_err(
+                |e: crate::model::InvalidNodeName| src.invalid(&key("node"), e.to_string()),
+            )?),
+        };
         Ok(Agent {
             id,
             name,
@@ -663,6 +696,7 @@ impl Config {
             delivery,
             gui,
             tmux,
+            node,
         })
     }
 
@@ -727,6 +761,26 @@ impl Config {
         }
         backup::apply_backup_env(&self.root, env, &mut self.backup);
         http::apply_http_env(&src, env, &mut self.http)?;
+        cluster::apply_cluster_env(&src, &self.root, env, self.cluster.as_mut())?;
+        Ok(())
+    }
+
+    /// Makes this process the given machine of the swarm (`acp run --node`).
+    ///
+    /// # Errors
+    /// [`ConfigError`] when there is no `[cluster]` or the name is not valid.
+    pub fn set_node(&mut self, node: &str) -> Result<(), ConfigError> {
+        let src = Source {
+            file: "command line",
+        };
+        let Some(c) = self.cluster.as_mut() else {
+            return Err(src.invalid(
+                "--node",
+                "config/acp.toml has no [cluster] table: add one (see the README's \"Several \
+                 machines\"), or leave --node out on a single machine",
+            ));
+        };
+        c.node = node_name_arg(&src, node)?;
         Ok(())
     }
 
@@ -741,6 +795,12 @@ impl Config {
     pub fn coords_path(&self) -> PathBuf {
         self.root.join("config").join("coordinates.json")
     }
+}
+
+fn node_name_arg(src: &Source<'_>, text: &str) -> Result<crate::model::NodeName, ConfigError> {
+    text.trim()
+        .parse()
+        .map_err(|e: crate::model::InvalidNodeName| src.invalid("--node", e.to_string()))
 }
 
 fn parse_api_base(src: &Source<'_>, key: &str, value: &str) -> Result<Option<String>, ConfigError> {

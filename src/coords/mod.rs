@@ -493,6 +493,7 @@ mod tests {
                     },
                     gui: crate::model::gui::GuiSettings::default(),
                     tmux: None,
+                    node: None,
                 })
                 .collect(),
         )

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::DeliveryConfig;
 use crate::events::{Event, EventBus};
-use crate::model::{Destination, MessageId, MethodName, Registry};
+use crate::model::{Agent, Destination, MessageId, MethodName, NodeName, Registry};
 use crate::store::{Claimed, Outcome, OutcomeState, Store, StoreError, TriedMethod, now_ms};
 
 use super::lease::Lease;
@@ -39,6 +39,8 @@ pub struct PumpStats {
     pub delivered: usize,
     pub retrying: usize,
     pub failed: usize,
+    /// Handed to the machine that runs the agent.
+    pub forwarded: usize,
     /// Claimed but left for later because of shutdown.
     pub released: usize,
 }
@@ -52,6 +54,11 @@ pub struct Dispatcher {
     events: EventBus,
     lease: Lease,
     lease_dir: PathBuf,
+    /// This machine, in a swarm of several, and whether it is the hub:
+    /// agents of other machines are reached through the `cluster` method.
+    /// The hub holds such a delivery until the agent's machine reports;
+    /// a node's part ends when the hub has the message.
+    local_node: Option<(NodeName, bool)>,
 }
 
 impl Dispatcher {
@@ -66,6 +73,7 @@ impl Dispatcher {
         config: DeliveryConfig,
         events: EventBus,
         lease_dir: &Path,
+        local_node: Option<(NodeName, bool)>,
     ) -> io::Result<Self> {
         Ok(Self {
             lease: Lease::acquire(lease_dir)?,
@@ -75,6 +83,7 @@ impl Dispatcher {
             methods,
             config,
             events,
+            local_node,
         })
     }
 
@@ -143,7 +152,7 @@ impl Dispatcher {
                         let mut done = Vec::new();
                         let mut left = Vec::new();
                         for c in queue {
-                            if cancel.is_cancelled() {
+                            if cancel.is_cancelled() || !self.can_try(&c) {
                                 left.push(c.delivery_id);
                             } else {
                                 let outcome = self.deliver_one(&c);
@@ -205,6 +214,15 @@ impl Dispatcher {
                         fell_back,
                     }
                 }
+                OutcomeState::Forwarded { node, detail } => {
+                    stats.forwarded += 1;
+                    tracing::debug!(%message_id, %agent, %node, %detail, "handed to its machine");
+                    Event::Forwarded {
+                        message_id,
+                        agent,
+                        node,
+                    }
+                }
                 OutcomeState::Retry {
                     next_attempt_at,
                     error,
@@ -234,6 +252,35 @@ impl Dispatcher {
         }
     }
 
+    /// Whether this process can make the delivery: one for another
+    /// machine needs the `cluster` method (`acp run` has it; a command
+    /// delivering its own message leaves it to `acp run`).
+    fn can_try(&self, c: &Claimed) -> bool {
+        let remote = c
+            .to
+            .agent()
+            .and_then(|id| self.registry.get(id).ok())
+            .and_then(|agent| self.elsewhere(agent))
+            .is_some();
+        !remote || self.methods.get(MethodName::Cluster).is_some()
+    }
+
+    /// The agent's machine, when it is not this one.
+    fn elsewhere<'a>(&self, agent: &'a Agent) -> Option<&'a NodeName> {
+        match (&self.local_node, &agent.node) {
+            (Some((me, _)), Some(node)) if me != node => Some(node),
+            _ => None,
+        }
+    }
+
+    /// The machine a target is on, when it is not this one.
+    fn elsewhere_of<'a>(&self, target: Target<'a>) -> Option<&'a NodeName> {
+        match target {
+            Target::Remote(agent, _) => self.elsewhere(agent),
+            _ => None,
+        }
+    }
+
     /// Whether this dispatcher posts to Discord (only `acp run` does).
     fn posts_to_discord(&self) -> bool {
         self.methods.get(MethodName::Discord).is_some()
@@ -245,6 +292,9 @@ impl Dispatcher {
         let (target, methods) = match &c.to {
             Destination::Discord => (Target::Discord, vec![MethodName::Discord]),
             Destination::Agent(id) => match self.registry.get(id) {
+                Ok(agent) if self.elsewhere(agent).is_some() => {
+                    (Target::Remote(agent, c.via), vec![MethodName::Cluster])
+                }
                 Ok(agent) => (Target::Agent(agent), c.via.methods_for(agent)),
                 Err(e) => {
                     return Outcome {
@@ -291,13 +341,21 @@ impl Dispatcher {
                 break;
             }
             if let Some(detail) = ok {
-                return Outcome {
-                    delivery_id: c.delivery_id,
-                    tried,
-                    state: OutcomeState::Delivered {
+                let hub = self.local_node.as_ref().is_some_and(|(_, hub)| *hub);
+                let state = match (target, self.elsewhere_of(target)) {
+                    (Target::Remote(..), Some(node)) if hub => OutcomeState::Forwarded {
+                        node: node.clone(),
+                        detail,
+                    },
+                    _ => OutcomeState::Delivered {
                         method: name,
                         detail,
                     },
+                };
+                return Outcome {
+                    delivery_id: c.delivery_id,
+                    tried,
+                    state,
                 };
             }
         }
@@ -316,9 +374,11 @@ impl Dispatcher {
             .any(|t| matches!(&t.result, Err(e) if e.kind == FailureKind::Transient));
         // A post waits for Discord as long as it takes: an outage or a
         // refused token is fixed sooner or later, and nothing is lost.
-        let max_attempts = match c.to {
-            Destination::Discord => u32::MAX,
-            Destination::Agent(_) => self.config.max_attempts,
+        // So does a machine, or NATS, that is away.
+        let max_attempts = match target {
+            Target::Discord => u32::MAX,
+            Target::Remote(..) => u32::MAX,
+            Target::Agent(_) => self.config.max_attempts,
         };
         let asked = tried
             .iter()
@@ -372,7 +432,7 @@ impl Dispatcher {
             let token = cancel.clone();
             let pumped = tokio::task::spawn_blocking(move || me.pump(None, &token)).await;
             let pause = match pumped {
-                Ok(Ok(stats)) if stats.claimed > 0 => continue,
+                Ok(Ok(stats)) if stats.claimed > stats.released => continue,
                 Ok(Ok(_)) => self.idle_wait().await,
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "dispatch failed; trying again shortly");

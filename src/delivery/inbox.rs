@@ -335,6 +335,7 @@ mod tests {
             delivery: vec![MethodName::Inbox],
             gui: crate::model::gui::GuiSettings::default(),
             tmux: None,
+            node: None,
         }
     }
 

@@ -25,6 +25,9 @@ pub enum Target<'a> {
     Agent(&'a Agent),
     /// The people on Discord.
     Discord,
+    /// An agent of another machine, reached through it (the `cluster`
+    /// method), with the methods the sender allowed.
+    Remote(&'a Agent, crate::model::Via),
 }
 
 impl<'a> Target<'a> {
@@ -37,6 +40,11 @@ impl<'a> Target<'a> {
             Self::Agent(agent) => Ok(agent),
             Self::Discord => Err(DeliveryError::unavailable(format!(
                 "{method} delivers to agents, not to Discord"
+            ))),
+            Self::Remote(agent, _) => Err(DeliveryError::unavailable(format!(
+                "{} runs on another machine ({}): {method} cannot reach it from here",
+                agent.id,
+                agent.node.as_ref().map_or("?", crate::model::NodeName::as_str)
             ))),
         }
     }

@@ -351,6 +351,8 @@ mod tests {
                     finished_at: 0,
                 },
             ],
+            node: None,
+            waiting: None,
         };
         let failed = DeliveryView {
             agent: "Agent-2".into(),
@@ -361,6 +363,29 @@ mod tests {
             detail: Some("inbox: disk full".into()),
             ..delivered.clone()
         };
+        // On several machines the receipt names the one that delivered,
+        // and a machine that is away instead of "delivering".
+        let remote = DeliveryView {
+            agent: "Agent-3".into(),
+            tried: vec![],
+            node: Some("desk-2".into()),
+            ..delivered.clone()
+        };
+        let away = DeliveryView {
+            agent: "Agent-4".into(),
+            state: DeliveryState::Delivering,
+            method: None,
+            tried: vec![],
+            node: Some("desk-3".into()),
+            waiting: Some("node desk-3 offline since 14:02".into()),
+            ..delivered.clone()
+        };
+        let text = receipt(&message, &[remote, away]);
+        assert!(text.contains("✅ Agent-3: delivered by inbox on desk-2"), "{text}");
+        assert!(
+            text.contains("⏳ Agent-4: queued: node desk-3 offline since 14:02"),
+            "{text}"
+        );
         let text = receipt(&message, &[delivered, failed]);
         assert!(
             text.contains("✅ Agent-1: delivered by inbox after gui failed: no display"),

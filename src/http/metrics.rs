@@ -255,6 +255,14 @@ impl Metrics {
                     self.devlog_posts.inc();
                 }
             }
+            Event::Forwarded { .. } => {
+                self.deliveries
+                    .get_or_create(&Outcome {
+                        method: "cluster".into(),
+                        outcome: "forwarded".into(),
+                    })
+                    .inc();
+            }
             Event::Retrying { .. } | Event::Failed { .. } => {
                 let outcome = if matches!(event, Event::Failed { .. }) {
                     "failed"

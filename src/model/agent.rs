@@ -84,6 +84,9 @@ pub struct Agent {
     pub gui: GuiSettings,
     /// Its tmux pane, for tmux delivery.
     pub tmux: Option<super::tmux::TmuxSettings>,
+    /// The machine it runs on, in a swarm of several (`[cluster]`); `None`
+    /// on a single machine.
+    pub node: Option<super::node::NodeName>,
 }
 
 impl Agent {
@@ -205,6 +208,7 @@ mod tests {
             delivery: vec![MethodName::Inbox],
             gui: GuiSettings::default(),
             tmux: None,
+            node: None,
         }]);
         let err = reg.lookup("Agent-9").unwrap_err().to_string();
         assert!(err.contains("Agent-9") && err.contains("Agent-1"), "{err}");

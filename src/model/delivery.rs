@@ -75,6 +75,9 @@ pub enum MethodName {
     Tmux,
     /// A post to Discord (the outbox: replies, reports, devlogs).
     Discord,
+    /// Handed to the machine that runs the agent, through NATS JetStream
+    /// (`[cluster]`); that machine delivers it with its own methods.
+    Cluster,
 }
 
 impl MethodName {
@@ -86,6 +89,7 @@ impl MethodName {
             Self::Inbox => "inbox",
             Self::Tmux => "tmux",
             Self::Discord => "discord",
+            Self::Cluster => "cluster",
         }
     }
 }
@@ -112,6 +116,7 @@ impl FromStr for MethodName {
             "inbox" => Ok(Self::Inbox),
             "tmux" => Ok(Self::Tmux),
             "discord" => Ok(Self::Discord),
+            "cluster" => Ok(Self::Cluster),
             other => Err(UnknownMethod(other.chars().take(32).collect())),
         }
     }

@@ -10,6 +10,7 @@
 //! - [`time`]: times in JSON, RFC 3339 everywhere.
 //! - [`gui`] and [`keys`]: an agent's keyboard-and-mouse settings, as data.
 //! - [`tmux`]: an agent's tmux pane and idle detection, as data.
+//! - [`node`]: the machines of a swarm (node names).
 
 pub mod agent;
 pub mod audit;
@@ -17,6 +18,7 @@ pub mod delivery;
 pub mod gui;
 pub mod keys;
 pub mod message;
+pub mod node;
 pub mod time;
 pub mod tmux;
 
@@ -26,6 +28,7 @@ pub use delivery::{
     AttemptOutcome, DISCORD, DeliveryError, DeliveryState, Destination, FailureKind, MethodName,
     UnknownMethod, UnknownState, Via,
 };
+pub use node::{InvalidNodeName, NodeName};
 pub use message::{
     DEFAULT_MAX_BODY_BYTES, Draft, Kind, MAX_SENDER_CHARS, MAX_TAG_CHARS, MAX_TAGS, MessageError,
     MessageId, Priority, Recipient, UnifiedMessage, check_body,

@@ -6,9 +6,11 @@
 //! block per table family: [`queue`] (messages, deliveries, attempts),
 //! [`views`] (status, inbox listings, acks), [`roles`] (role assignments,
 //! captain, audit log), [`discord`] (the outbox's receipts, threads and
-//! posts), [`devlogs`] (the devlog ledger).
+//! posts), [`devlogs`] (the devlog ledger), [`cluster`] (work handed between
+//! machines, and their heartbeats).
 
 pub mod activity;
+pub mod cluster;
 pub mod devlogs;
 pub mod discord;
 pub mod queue;
@@ -195,6 +197,25 @@ const MIGRATIONS: &[&str] = &[
     // 5: recent activity (the status page) reads deliveries by time.
     r"
     CREATE INDEX deliveries_updated ON deliveries (updated_at);
+    ",
+    // 6: several machines. Which machine delivered (or holds) a delivery;
+    // on a node, the deliveries the hub handed over and whether their
+    // outcome went back; on the hub, each machine's last heartbeat.
+    r"
+    ALTER TABLE deliveries ADD COLUMN node TEXT;
+    CREATE TABLE cluster_inbound (
+        message_id   TEXT NOT NULL REFERENCES messages(id),
+        agent        TEXT NOT NULL,
+        received_at  INTEGER NOT NULL,
+        reported_at  INTEGER,
+        PRIMARY KEY (message_id, agent)
+    ) WITHOUT ROWID;
+    CREATE INDEX cluster_inbound_unreported ON cluster_inbound (reported_at);
+    CREATE TABLE cluster_nodes (
+        node       TEXT PRIMARY KEY,
+        last_seen  INTEGER NOT NULL,
+        detail     TEXT NOT NULL
+    ) WITHOUT ROWID;
     ",
 ];
 

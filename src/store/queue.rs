@@ -4,7 +4,7 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use crate::model::{
     AttemptOutcome, DISCORD, DeliveryError, DeliveryState, Destination, MessageId, MethodName,
-    Priority, Recipient, UnifiedMessage, Via,
+    NodeName, Priority, Recipient, UnifiedMessage, Via,
 };
 
 use super::{Store, StoreError};
@@ -45,6 +45,9 @@ pub struct TriedMethod {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutcomeState {
     Delivered { method: MethodName, detail: String },
+    /// Handed to the machine that runs the agent; it stays `delivering`
+    /// until that machine's outcome comes back.
+    Forwarded { node: NodeName, detail: String },
     Retry { next_attempt_at: i64, error: String },
     Failed { error: String },
 }
@@ -256,7 +259,7 @@ impl Store {
             )?;
             let mut update = tx.prepare_cached(
                 "UPDATE deliveries SET state = ?2, method = ?3, detail = ?4, next_attempt_at = ?5, updated_at = ?6,
-                        claimed_by = NULL
+                        claimed_by = ?7, node = COALESCE(?8, node)
                  WHERE id = ?1",
             )?;
             let now = super::now_ms();
@@ -273,10 +276,17 @@ impl Store {
                 }
                 let (state, method, detail, next) = match &o.state {
                     OutcomeState::Delivered { method, detail } => (DeliveryState::Delivered, Some(*method), detail.as_str(), now),
+                    OutcomeState::Forwarded { detail, .. } => (DeliveryState::Delivering, None, detail.as_str(), now),
                     OutcomeState::Retry { next_attempt_at, error } => (DeliveryState::Queued, None, error.as_str(), *next_attempt_at),
                     OutcomeState::Failed { error } => (DeliveryState::Failed, None, error.as_str(), now),
                 };
-                update.execute(params![o.delivery_id, state, method, detail, next, now])?;
+                // A forwarded delivery is held by its machine until the
+                // outcome comes back; no dispatcher lease stands for it.
+                let (holder, node) = match &o.state {
+                    OutcomeState::Forwarded { node, .. } => (Some(format!("{}{node}", super::cluster::NODE_HOLDER)), Some(node.as_str())),
+                    _ => (None, None),
+                };
+                update.execute(params![o.delivery_id, state, method, detail, next, now, holder, node])?;
             }
             Ok(())
         })
@@ -290,7 +300,7 @@ impl Store {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(
                 "SELECT DISTINCT claimed_by FROM deliveries WHERE state = 'delivering' AND \
-                 claimed_by IS NOT NULL AND claimed_by != ?1",
+                 claimed_by IS NOT NULL AND claimed_by != ?1 AND claimed_by NOT LIKE 'node:%'",
             )?;
             let owners = stmt
                 .query_map([me], |r| r.get(0))?

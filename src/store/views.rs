@@ -39,6 +39,13 @@ pub struct DeliveryView {
     #[serde(with = "crate::model::time::opt_ms")]
     pub acked_at: Option<i64>,
     pub tried: Vec<AttemptView>,
+    /// The machine that delivered it, or holds it (several machines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Why it is still waiting, when the core knows better than the store
+    /// ("node desk-2 offline since 14:02").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 impl DeliveryView {
@@ -72,8 +79,13 @@ impl DeliveryView {
                     .iter()
                     .filter(|t| t.attempt == last_attempt && t.outcome != AttemptOutcome::Ok)
                     .collect();
+                let on = self
+                    .node
+                    .as_deref()
+                    .map(|n| format!(" on {n}"))
+                    .unwrap_or_default();
                 if fell_back.is_empty() {
-                    format!("delivered by {method}")
+                    format!("delivered by {method}{on}")
                 } else {
                     let why: Vec<String> = fell_back
                         .iter()
@@ -85,7 +97,7 @@ impl DeliveryView {
                             )
                         })
                         .collect();
-                    format!("delivered by {method} after {}", why.join("; "))
+                    format!("delivered by {method}{on} after {}", why.join("; "))
                 }
             }
             DeliveryState::Failed => format!(
@@ -96,6 +108,13 @@ impl DeliveryView {
                     .cloned()
                     .or_else(|| self.detail.clone())
                     .unwrap_or_default()
+            ),
+            _ if self.waiting.is_some() => {
+                format!("queued: {}", self.waiting.as_deref().unwrap_or_default())
+            }
+            DeliveryState::Delivering if self.node.is_some() => format!(
+                "delivering on {}",
+                self.node.as_deref().unwrap_or_default()
             ),
             DeliveryState::Queued if self.attempts > 0 => format!(
                 "queued for retry after {} attempt(s): {}",
@@ -179,7 +198,7 @@ impl Store {
     pub(crate) fn deliveries_of(&self, id: MessageId) -> Result<Vec<DeliveryView>, StoreError> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(
-                "SELECT d.id, d.agent, d.state, d.method, d.detail, d.attempts, d.updated_at, a.acked_by, a.acked_at
+                "SELECT d.id, d.agent, d.state, d.method, d.detail, d.attempts, d.updated_at, a.acked_by, a.acked_at, d.node
                  FROM deliveries d LEFT JOIN acks a ON a.message_id = d.message_id AND a.agent = d.agent
                  WHERE d.message_id = ?1 ORDER BY d.id",
             )?;
@@ -197,6 +216,8 @@ impl Store {
                             acked_by: r.get(7)?,
                             acked_at: r.get(8)?,
                             tried: Vec::new(),
+                            node: r.get(9)?,
+                            waiting: None,
                         },
                     ))
                 })?

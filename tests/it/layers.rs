@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("store", 1),
     ("delivery", 2),
     ("backup", 2),
+    ("cluster", 2),
     ("app", 3),
     ("service", 4),
     ("discord", 4),

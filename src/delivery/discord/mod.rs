@@ -448,7 +448,7 @@ impl DeliveryMethod for DiscordMethod {
     }
 
     fn deliver(&self, to: Target<'_>, message: &UnifiedMessage) -> Result<String, DeliveryError> {
-        if let Target::Agent(agent) = to {
+        if let Target::Agent(agent) | Target::Remote(agent, _) = to {
             return Err(DeliveryError::unavailable(format!(
                 "discord posts to people, not to agents ({})",
                 agent.id

@@ -1,0 +1,363 @@
+//! The hub's side: set up the streams, the nodes' consumers and the
+//! presence bucket; record what the nodes send back (outcomes, messages
+//! sent there) and their heartbeats; hand again what JetStream dropped.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use async_nats::jetstream::{kv, stream};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{Event, EventBus};
+use crate::model::{DeliveryState, Destination, NodeName, Registry};
+use crate::store::cluster::{Handed, RemoteOutcome};
+use crate::store::{Store, now_ms};
+
+use super::intake::{Item, Verdict, consume};
+use super::node::blocking;
+use super::{ClusterError, Envelope, Link, Names};
+
+/// How often the hub looks for work JetStream dropped past its age limit.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How long a node may leave a message unacknowledged before JetStream
+/// hands it out again.
+const ACK_WAIT: Duration = Duration::from_secs(30);
+
+/// Every machine the config names: the hub and each agent's node.
+#[must_use]
+pub fn nodes(registry: &Registry, hub: &NodeName) -> Vec<NodeName> {
+    let mut all: Vec<NodeName> = registry
+        .all()
+        .iter()
+        .filter_map(|a| a.node.clone())
+        .chain(std::iter::once(hub.clone()))
+        .collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+fn stream_config(link: &Link, name: String, subject: String) -> stream::Config {
+    let c = link.config();
+    stream::Config {
+        name,
+        subjects: vec![subject],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        max_age: c.max_age,
+        max_bytes: c.max_bytes,
+        // Full: new work waits on the hub (its store) rather than old work
+        // being dropped.
+        discard: stream::DiscardPolicy::New,
+        duplicate_window: c.duplicate_window,
+        ..stream::Config::default()
+    }
+}
+
+fn consumer_config(name: String, filter: String) -> pull::Config {
+    pull::Config {
+        durable_name: Some(name),
+        filter_subject: filter,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: ACK_WAIT,
+        deliver_policy: DeliverPolicy::All,
+        max_deliver: -1,
+        ..pull::Config::default()
+    }
+}
+
+/// Creates (or brings up to date) the swarm's streams, one durable
+/// consumer per node and the hub's, and the presence bucket.
+///
+/// # Errors
+/// [`ClusterError`] if JetStream refuses (not enabled, not permitted).
+pub async fn setup(link: &Link, nodes: &[NodeName]) -> Result<(), ClusterError> {
+    let names = link.names();
+    let swarm = names.swarm().to_owned();
+    let node_stream = link
+        .js
+        .create_or_update_stream(stream_config(
+            link,
+            names.node_stream(),
+            format!("acp.{swarm}.node.*"),
+        ))
+        .await
+        .map_err(|e| link.explain("creating the node stream", &e))?;
+    let hub_stream = link
+        .js
+        .create_or_update_stream(stream_config(
+            link,
+            names.hub_stream(),
+            format!("acp.{swarm}.hub.*"),
+        ))
+        .await
+        .map_err(|e| link.explain("creating the hub stream", &e))?;
+    drop((node_stream, hub_stream));
+    let nodes_stream = link
+        .js
+        .get_stream(names.node_stream())
+        .await
+        .map_err(|e| link.explain("reading the node stream", &e))?;
+    for node in nodes.iter().filter(|n| *n != link.node()) {
+        nodes_stream
+            .get_or_create_consumer(
+                &Names::node_consumer(node),
+                consumer_config(Names::node_consumer(node), names.to_node(node)),
+            )
+            .await
+            .map_err(|e| link.explain(&format!("creating node {node}'s consumer"), &e))?;
+    }
+    link.js
+        .get_stream(names.hub_stream())
+        .await
+        .map_err(|e| link.explain("reading the hub stream", &e))?
+        .get_or_create_consumer(
+            Names::HUB_CONSUMER,
+            consumer_config(Names::HUB_CONSUMER.into(), String::new()),
+        )
+        .await
+        .map_err(|e| link.explain("creating the hub's consumer", &e))?;
+    let bucket = kv::Config {
+        bucket: names.presence_bucket(),
+        description: "acp heartbeats: one key per machine, gone when it stops beating".into(),
+        history: 1,
+        max_age: link.config().presence_ttl,
+        storage: stream::StorageType::File,
+        ..kv::Config::default()
+    };
+    if link.js.get_key_value(names.presence_bucket()).await.is_err() {
+        link.js
+            .create_key_value(bucket)
+            .await
+            .map_err(|e| link.explain("creating the presence bucket", &e))?;
+    }
+    Ok(())
+}
+
+/// What the hub needs from its process.
+pub struct HubParts {
+    pub store: Arc<Store>,
+    pub registry: Arc<Registry>,
+    pub events: EventBus,
+    /// Wakes the dispatcher when messages arrive from nodes, or dropped
+    /// work is queued again.
+    pub wake: Arc<Notify>,
+}
+
+/// Runs the hub's side until `cancel`.
+pub async fn run(link: Link, parts: HubParts, cancel: CancellationToken) {
+    tokio::join!(
+        take_reports(&link, &parts, &cancel),
+        watch_presence(&link, &parts, &cancel),
+        super::node::beat(&link, &parts.registry, &cancel),
+        sweep(&link, &parts, &cancel),
+    );
+}
+
+async fn take_reports(link: &Link, parts: &HubParts, cancel: &CancellationToken) {
+    let stream = link.names().hub_stream();
+    consume(link, &stream, Names::HUB_CONSUMER, cancel, |items| {
+        handle_reports(parts, items)
+    })
+    .await;
+}
+
+/// The node a hub subject (`acp.SWARM.hub.NODE`) comes from.
+fn sender(subject: &str) -> Option<NodeName> {
+    subject.rsplit('.').next()?.parse().ok()
+}
+
+async fn handle_reports(parts: &HubParts, items: Vec<Item>) -> Vec<Verdict> {
+    let mut verdicts = Vec::with_capacity(items.len());
+    let mut submitted: Vec<(usize, Handed)> = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let Some(node) = sender(&item.subject) else {
+            verdicts.push(Verdict::Refused);
+            continue;
+        };
+        let verdict = match serde_json::from_slice::<Envelope>(&item.payload) {
+            Ok(Envelope::Outcome(o)) => record(parts, &node, o).await,
+            Ok(Envelope::Submitted {
+                message,
+                via,
+                agent,
+            }) => {
+                if parts.registry.get(&agent).is_ok() {
+                    submitted.push((
+                        i,
+                        Handed {
+                            message,
+                            via,
+                            agent,
+                        },
+                    ));
+                    Verdict::Done
+                } else {
+                    tracing::warn!(%node, %agent, "refused a message from a node for an agent the hub does not know");
+                    Verdict::Refused
+                }
+            }
+            Ok(Envelope::Handed(_)) | Err(_) => {
+                tracing::warn!(%node, subject = item.subject, "refused a malformed report");
+                Verdict::Refused
+            }
+        };
+        verdicts.push(verdict);
+    }
+    if !submitted.is_empty() {
+        let store = Arc::clone(&parts.store);
+        let items: Vec<Handed> = submitted.iter().map(|(_, h)| h.clone()).collect();
+        let stored = blocking(move || store.accept_submitted(&items, now_ms())).await;
+        match stored {
+            Ok(_) => {
+                for (_, h) in &submitted {
+                    parts.events.publish(Event::Accepted {
+                        message_id: h.message.id,
+                        from: h.message.from.clone(),
+                        to: h.message.to.clone(),
+                        kind: h.message.kind,
+                        priority: h.message.priority,
+                        deliveries: 1,
+                    });
+                }
+                parts.wake.notify_one();
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot store messages from nodes; JetStream redelivers them");
+                for (i, _) in &submitted {
+                    verdicts[*i] = Verdict::Later;
+                }
+            }
+        }
+    }
+    verdicts
+}
+
+/// Records one outcome, from the machine that runs the agent only.
+async fn record(parts: &HubParts, node: &NodeName, o: RemoteOutcome) -> Verdict {
+    let owner = parts.registry.get(&o.agent).ok().and_then(|a| a.node.clone());
+    if owner.as_ref() != Some(node) {
+        tracing::warn!(%node, agent = %o.agent, "refused an outcome from a machine that does not run the agent");
+        return Verdict::Refused;
+    }
+    let store = Arc::clone(&parts.store);
+    let (n, outcome) = (node.to_string(), o.clone());
+    match blocking(move || store.record_remote(&n, &outcome, now_ms())).await {
+        Ok(Some(recorded)) => {
+            let agent = Destination::Agent(o.agent.clone());
+            let event = match (o.state, o.method) {
+                (DeliveryState::Delivered, Some(method)) => {
+                    tracing::info!(message_id = %o.message_id, %agent, %method, %node, "delivered on its machine");
+                    Event::Delivered {
+                        message_id: o.message_id,
+                        agent,
+                        kind: recorded.kind,
+                        method,
+                        detail: o.detail.unwrap_or_default(),
+                        fell_back: o
+                            .attempts
+                            .iter()
+                            .filter_map(|a| a.error.clone().map(|e| (a.method, e)))
+                            .collect(),
+                    }
+                }
+                _ => {
+                    tracing::error!(message_id = %o.message_id, %agent, %node, "delivery failed on its machine");
+                    Event::Failed {
+                        message_id: o.message_id,
+                        agent,
+                        attempts: recorded.attempts,
+                        error: o.detail.unwrap_or_default(),
+                    }
+                }
+            };
+            parts.events.publish(event);
+            Verdict::Done
+        }
+        Ok(None) => Verdict::Done,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record an outcome; JetStream redelivers it");
+            Verdict::Later
+        }
+    }
+}
+
+/// Reads each machine's heartbeat and records when the hub saw it change
+/// (by the hub's clock, so machines' clocks need not agree).
+async fn watch_presence(link: &Link, parts: &HubParts, cancel: &CancellationToken) {
+    let hub = link.config().hub.clone();
+    let all = nodes(&parts.registry, &hub);
+    let mut revisions: HashMap<NodeName, u64> = HashMap::new();
+    let mut bucket = None;
+    loop {
+        if bucket.is_none() {
+            bucket = link
+                .js
+                .get_key_value(link.names().presence_bucket())
+                .await
+                .ok();
+        }
+        let now = now_ms();
+        let mut seen: Vec<(String, String)> = vec![(hub.to_string(), "{}".into())];
+        if let Some(kv) = &bucket {
+            for node in all.iter().filter(|n| **n != hub) {
+                if let Ok(Some(entry)) = kv.entry(node.as_str()).await
+                    && entry.operation == kv::Operation::Put
+                    && revisions.insert(node.clone(), entry.revision) != Some(entry.revision)
+                {
+                    seen.push((
+                        node.to_string(),
+                        String::from_utf8_lossy(&entry.value).into_owned(),
+                    ));
+                }
+            }
+        }
+        let store = Arc::clone(&parts.store);
+        let recorded = blocking(move || {
+            for (node, detail) in &seen {
+                store.node_seen(node, now, detail)?;
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "cannot record heartbeats");
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(link.config().heartbeat) => {}
+        }
+    }
+}
+
+/// Queues again what a machine has held longer than JetStream keeps work:
+/// JetStream dropped it, so it is handed over again (a machine that did
+/// get it stores it once all the same).
+async fn sweep(link: &Link, parts: &HubParts, cancel: &CancellationToken) {
+    let max_age = i64::try_from(link.config().max_age.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(SWEEP_EVERY) => {}
+        }
+        let store = Arc::clone(&parts.store);
+        match blocking(move || store.requeue_stale_forwards(now_ms() - max_age)).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(requeued = n, "handing over again work JetStream dropped past [cluster] max_age_hours");
+                parts.wake.notify_one();
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot look for dropped work"),
+        }
+    }
+}
+
+/// Whether `ClusterError` is worth waiting out (NATS away) rather than
+/// stopping for.
+#[must_use]
+pub fn transient(e: &ClusterError) -> bool {
+    matches!(e, ClusterError::Unreachable { .. } | ClusterError::JetStream(_))
+}
