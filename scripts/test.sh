@@ -33,6 +33,7 @@ fi
 need chromium chromium
 need w3m w3m   # a browser that runs no JavaScript
 need tmux tmux # terminal agents' panes
+need /usr/sbin/nats-server nats-server # several machines: NATS with JetStream
 if ! /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1; then
     need /nonexistent-prometheus-client python3-prometheus-client
 fi

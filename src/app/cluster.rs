@@ -37,7 +37,8 @@ impl NodeView {
     #[must_use]
     pub fn presence(&self) -> String {
         match (self.online, self.last_heartbeat) {
-            (true, _) => "online".into(),
+            (true, Some(at)) => format!("online, last heartbeat {}", clock(at)),
+            (true, None) => "online".into(),
             (false, Some(at)) => format!("offline since {}", clock(at)),
             (false, None) => "offline (never seen)".into(),
         }

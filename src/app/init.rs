@@ -257,6 +257,21 @@ keep_weekly = 4
 # `acp doctor` warns when the newest backup is older than this.
 rpo_minutes = 120
 
+# Several machines, one swarm (see the README's "Several machines"). Without
+# this table acp runs on one machine and needs no NATS. Every machine keeps
+# the same file; each names itself with ACP_NODE in its .env (or `acp run
+# --node NAME`). NATS's address and credentials are ACP_NATS_* in .env,
+# never here.
+# [cluster]
+# hub = "desk-1"               # required: runs the Discord bot and the HTTP
+#                              # server, and holds the store of record
+# swarm = "acp"                # namespaces subjects, streams and the bucket
+# max_age_hours = 168          # how long work waits for a machine that is away
+# max_stream_mb = 1024         # per stream; when full, new work waits on the hub
+# duplicate_window_secs = 600  # JetStream drops a second copy within this time
+# heartbeat_ms = 2000          # how often each machine says it is alive
+# presence_ttl_ms = 10000      # unheard of this long: offline (>= 2 heartbeats)
+
 "#;
 
 const AGENTS_HELP: &str = r#"# One [[agents]] table per agent.
@@ -281,6 +296,8 @@ const AGENTS_HELP: &str = r#"# One [[agents]] table per agent.
 #   tmux       for an agent in a terminal: { target = "session:window.pane",
 #              command = "^claude$", idle_pattern = "^>" } (see the README;
 #              `acp tmux attach AGENT PANE --save` writes it)
+#   node       with [cluster]: the machine that runs this agent and
+#              delivers to it (default: the hub), e.g. "desk-2"
 "#;
 
 fn config_template(names: &[String], tmux_session: Option<&str>) -> String {

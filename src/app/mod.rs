@@ -44,10 +44,10 @@ use crate::events::EventBus;
 use crate::model::{Registry, Via};
 use crate::store::{Store, StoreError, Submission};
 
-pub use backups::{Backups, Listing, Pick, Reporter, scope as backup_scope};
-pub use devlogs::{DEVLOG_MAX_BYTES, DevlogPost};
-pub use cluster::{ClusterError, NodeView};
 pub use crate::cluster::Link as ClusterLink;
+pub use backups::{Backups, Listing, Pick, Reporter, scope as backup_scope};
+pub use cluster::{ClusterError, NodeView};
+pub use devlogs::{DEVLOG_MAX_BYTES, DevlogPost};
 pub use messages::Follow;
 pub use observe::{DiscordLink, TmuxProbe};
 pub use outbox::HookOutcome;
@@ -106,6 +106,13 @@ pub struct AgentView {
     /// For an agent in tmux: `idle`, `busy`, or why its pane cannot be
     /// used, from the probe tmux delivery uses.
     pub terminal: Option<String>,
+    /// The machine it runs on, in a swarm of several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// That machine as the hub last heard of it: "online, last heartbeat
+    /// 14:02:05" or "offline since 14:02".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_presence: Option<String>,
 }
 
 impl AgentView {

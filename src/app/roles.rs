@@ -20,6 +20,7 @@ impl App {
             blocking(move || Ok::<_, StoreError>((store.roles()?, store.captain()?))).await?;
         let captain = captain.or_else(|| self.config.captain.as_ref().map(ToString::to_string));
         let terminals = self.terminals().await;
+        let nodes = self.nodes().await.unwrap_or_default();
         Ok(self
             .registry
             .all()
@@ -45,6 +46,13 @@ impl App {
                     last_delivery_at: s.last_delivery_at,
                     unacked: s.unacked,
                     terminal,
+                    node: a.node.as_ref().map(ToString::to_string),
+                    node_presence: a.node.as_ref().and_then(|n| {
+                        nodes
+                            .iter()
+                            .find(|v| v.node == n.as_str())
+                            .map(super::NodeView::presence)
+                    }),
                 }
             })
             .collect())

@@ -180,7 +180,16 @@ pub(crate) async fn agents(app: &App, json_out: bool) -> Result<ExitCode> {
         if let Some(t) = &v.terminal {
             outln!("  tmux:     {t}");
         }
-        outln!("  inbox:    {}/inbox", v.workspace);
+        match (&v.node, &v.node_presence) {
+            (Some(node), presence) => {
+                outln!(
+                    "  node:     {node} ({})",
+                    presence.as_deref().unwrap_or("not heard from")
+                );
+                outln!("  inbox:    {}/inbox on {node}", v.workspace);
+            }
+            (None, _) => outln!("  inbox:    {}/inbox", v.workspace),
+        }
         outln!(
             "  last:     {} at {}; {} unacknowledged",
             v.last_delivery().as_deref().unwrap_or("-"),

@@ -41,11 +41,19 @@ pub(crate) async fn publish(
     let sent = async {
         let ack = link
             .js
-            .send_publish(subject, Publish::build().payload(payload.into()).message_id(id))
+            .send_publish(
+                subject,
+                Publish::build().payload(payload.into()).message_id(id),
+            )
             .await
-            .map_err(|e| classify(&e.to_string(), e.kind() == async_nats::jetstream::context::PublishErrorKind::MaxPayloadExceeded))?;
-        ack.await
-            .map_err(|e| classify(&e.to_string(), false))
+            .map_err(|e| {
+                classify(
+                    &e.to_string(),
+                    e.kind()
+                        == async_nats::jetstream::context::PublishErrorKind::MaxPayloadExceeded,
+                )
+            })?;
+        ack.await.map_err(|e| classify(&e.to_string(), false))
     };
     match tokio::time::timeout(Duration::from_secs(10), sent).await {
         Ok(Ok(ack)) => Ok(ack.duplicate),

@@ -120,20 +120,28 @@ pub async fn setup(link: &Link, nodes: &[NodeName]) -> Result<(), ClusterError> 
         )
         .await
         .map_err(|e| link.explain("creating the hub's consumer", &e))?;
-    let bucket = kv::Config {
-        bucket: names.presence_bucket(),
-        description: "acp heartbeats: one key per machine, gone when it stops beating".into(),
-        history: 1,
-        max_age: link.config().presence_ttl,
-        storage: stream::StorageType::File,
-        ..kv::Config::default()
-    };
-    if link.js.get_key_value(names.presence_bucket()).await.is_err() {
-        link.js
-            .create_key_value(bucket)
-            .await
-            .map_err(|e| link.explain("creating the presence bucket", &e))?;
-    }
+    // The bucket's stream is made the way a key-value bucket is laid out
+    // (nats-server 2.9, Debian's, answers the client's own bucket request
+    // in a form the client does not read).
+    let bucket = names.presence_bucket();
+    link.js
+        .create_or_update_stream(stream::Config {
+            name: format!("KV_{bucket}"),
+            description: Some(
+                "acp heartbeats: one key per machine, gone when it stops beating".into(),
+            ),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
+            max_age: link.config().presence_ttl,
+            storage: stream::StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            ..stream::Config::default()
+        })
+        .await
+        .map_err(|e| link.explain("creating the presence bucket", &e))?;
     Ok(())
 }
 
@@ -238,7 +246,11 @@ async fn handle_reports(parts: &HubParts, items: Vec<Item>) -> Vec<Verdict> {
 
 /// Records one outcome, from the machine that runs the agent only.
 async fn record(parts: &HubParts, node: &NodeName, o: RemoteOutcome) -> Verdict {
-    let owner = parts.registry.get(&o.agent).ok().and_then(|a| a.node.clone());
+    let owner = parts
+        .registry
+        .get(&o.agent)
+        .ok()
+        .and_then(|a| a.node.clone());
     if owner.as_ref() != Some(node) {
         tracing::warn!(%node, agent = %o.agent, "refused an outcome from a machine that does not run the agent");
         return Verdict::Refused;
@@ -347,7 +359,10 @@ async fn sweep(link: &Link, parts: &HubParts, cancel: &CancellationToken) {
         match blocking(move || store.requeue_stale_forwards(now_ms() - max_age)).await {
             Ok(0) => {}
             Ok(n) => {
-                tracing::warn!(requeued = n, "handing over again work JetStream dropped past [cluster] max_age_hours");
+                tracing::warn!(
+                    requeued = n,
+                    "handing over again work JetStream dropped past [cluster] max_age_hours"
+                );
                 parts.wake.notify_one();
             }
             Err(e) => tracing::warn!(error = %e, "cannot look for dropped work"),
@@ -359,5 +374,8 @@ async fn sweep(link: &Link, parts: &HubParts, cancel: &CancellationToken) {
 /// stopping for.
 #[must_use]
 pub fn transient(e: &ClusterError) -> bool {
-    matches!(e, ClusterError::Unreachable { .. } | ClusterError::JetStream(_))
+    matches!(
+        e,
+        ClusterError::Unreachable { .. } | ClusterError::JetStream(_)
+    )
 }

@@ -183,8 +183,9 @@ impl Link {
                             if e.to_ascii_lowercase().contains("permissions violation") =>
                         {
                             tracing::error!(error = %e, "NATS refused an operation");
-                            *seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                                Some(e);
+                            *seen
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
                         }
                         async_nats::Event::Disconnected => {
                             tracing::warn!("lost the NATS connection; reconnecting");

@@ -18,8 +18,8 @@
 //!   heartbeats, hand again what JetStream dropped.
 
 pub mod forward;
-pub(crate) mod intake;
 pub mod hub;
+pub(crate) mod intake;
 pub mod link;
 pub mod node;
 

@@ -132,7 +132,10 @@ async fn handle_work(link: &Link, parts: &NodeParts, items: Vec<Item>) -> Vec<Ve
                 }
             },
             Ok(_) | Err(_) => {
-                tracing::warn!(subject = item.subject, "refused a malformed message from JetStream");
+                tracing::warn!(
+                    subject = item.subject,
+                    "refused a malformed message from JetStream"
+                );
             }
         }
     }

@@ -145,7 +145,13 @@ pub(super) fn cluster_from(
             .transpose()
             .map(|v| v.unwrap_or(default))
     };
-    let heartbeat = Duration::from_millis(ms("cluster.heartbeat_ms", raw.heartbeat_ms, 100, 60_000, 2_000)?);
+    let heartbeat = Duration::from_millis(ms(
+        "cluster.heartbeat_ms",
+        raw.heartbeat_ms,
+        100,
+        60_000,
+        2_000,
+    )?);
     let presence_ttl = Duration::from_millis(ms(
         "cluster.presence_ttl_ms",
         raw.presence_ttl_ms,
@@ -161,7 +167,13 @@ pub(super) fn cluster_from(
         ));
     }
     let max_age = Duration::from_secs(
-        3600 * ms("cluster.max_age_hours", raw.max_age_hours, 1, 24 * 365, 24 * 7)?,
+        3600 * ms(
+            "cluster.max_age_hours",
+            raw.max_age_hours,
+            1,
+            24 * 365,
+            24 * 7,
+        )?,
     );
     let duplicate_window = Duration::from_secs(ms(
         "cluster.duplicate_window_secs",

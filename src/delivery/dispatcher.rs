@@ -256,12 +256,11 @@ impl Dispatcher {
     /// machine needs the `cluster` method (`acp run` has it; a command
     /// delivering its own message leaves it to `acp run`).
     fn can_try(&self, c: &Claimed) -> bool {
-        let remote = c
-            .to
-            .agent()
-            .and_then(|id| self.registry.get(id).ok())
-            .and_then(|agent| self.elsewhere(agent))
-            .is_some();
+        let remote =
+            c.to.agent()
+                .and_then(|id| self.registry.get(id).ok())
+                .and_then(|agent| self.elsewhere(agent))
+                .is_some();
         !remote || self.methods.get(MethodName::Cluster).is_some()
     }
 

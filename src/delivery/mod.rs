@@ -44,7 +44,10 @@ impl<'a> Target<'a> {
             Self::Remote(agent, _) => Err(DeliveryError::unavailable(format!(
                 "{} runs on another machine ({}): {method} cannot reach it from here",
                 agent.id,
-                agent.node.as_ref().map_or("?", crate::model::NodeName::as_str)
+                agent
+                    .node
+                    .as_ref()
+                    .map_or("?", crate::model::NodeName::as_str)
             ))),
         }
     }

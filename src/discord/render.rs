@@ -235,8 +235,13 @@ pub(crate) fn agents(views: &[AgentView]) -> CreateEmbed {
             .as_deref()
             .map(|t| format!(" · tmux: {t}"))
             .unwrap_or_default();
+        let node = match (&v.node, &v.node_presence) {
+            (Some(node), Some(presence)) => format!("\non {node}: {presence}"),
+            (Some(node), None) => format!("\non {node}: not heard from"),
+            _ => String::new(),
+        };
         let value = format!(
-            "{role}\nlast: {} · unacked: {}{terminal}",
+            "{role}\nlast: {} · unacked: {}{terminal}{node}",
             v.last_delivery().as_deref().unwrap_or("-"),
             v.unacked
         );
@@ -296,13 +301,16 @@ mod tests {
             last_delivery_at: None,
             unacked: 2,
             terminal: Some("busy".into()),
+            node: Some("desk-2".into()),
+            node_presence: Some("offline since 14:02".into()),
         };
         let json = serde_json::to_value(agents(&[view])).unwrap();
         assert_eq!(json["title"], "Agents");
         assert_eq!(json["fields"][0]["name"], "Agent-3 ⭐ captain");
         assert_eq!(
             json["fields"][0]["value"],
-            "Database specialist\nlast: delivered by inbox · unacked: 2 · tmux: busy"
+            "Database specialist\nlast: delivered by inbox · unacked: 2 · tmux: busy\non desk-2: \
+             offline since 14:02"
         );
         let empty = serde_json::to_value(agents(&[])).unwrap();
         assert!(
@@ -381,7 +389,10 @@ mod tests {
             ..delivered.clone()
         };
         let text = receipt(&message, &[remote, away]);
-        assert!(text.contains("✅ Agent-3: delivered by inbox on desk-2"), "{text}");
+        assert!(
+            text.contains("✅ Agent-3: delivered by inbox on desk-2"),
+            "{text}"
+        );
         assert!(
             text.contains("⏳ Agent-4: queued: node desk-3 offline since 14:02"),
             "{text}"

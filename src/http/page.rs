@@ -135,7 +135,9 @@ fn body(http: &Http, v: &View) -> Markup {
                              @if let Some(at) = a.last_delivery_at { " " span.muted { (time(at)) } } }
                         td.n { (a.unacked) }
                         td { (a.delivery.join(" → "))
-                             @if let Some(t) = &a.terminal { " " span class=(if t == "idle" { "pill ok" } else { "pill warn" }) { "tmux: " (t) } } }
+                             @if let Some(t) = &a.terminal { " " span class=(if t == "idle" { "pill ok" } else { "pill warn" }) { "tmux: " (t) } }
+                             @if let Some(n) = &a.node { " " span class=(if a.node_presence.as_deref().is_some_and(|p| p.starts_with("online")) { "pill ok" } else { "pill warn" })
+                                 title=(a.node_presence.as_deref().unwrap_or("not heard from")) { "on " (n) ": " (a.node_presence.as_deref().unwrap_or("not heard from")) } } }
                     }
                 }
             } }

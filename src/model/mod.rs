@@ -28,8 +28,8 @@ pub use delivery::{
     AttemptOutcome, DISCORD, DeliveryError, DeliveryState, Destination, FailureKind, MethodName,
     UnknownMethod, UnknownState, Via,
 };
-pub use node::{InvalidNodeName, NodeName};
 pub use message::{
     DEFAULT_MAX_BODY_BYTES, Draft, Kind, MAX_SENDER_CHARS, MAX_TAG_CHARS, MAX_TAGS, MessageError,
     MessageId, Priority, Recipient, UnifiedMessage, check_body,
 };
+pub use node::{InvalidNodeName, NodeName};

@@ -125,7 +125,8 @@ impl Store {
                     m.reply_to.map(|r| r.to_string()),
                     h.via.as_str(),
                 ])?;
-                let new = delivery.execute(params![id, h.agent.as_str(), m.priority.rank(), now])?;
+                let new =
+                    delivery.execute(params![id, h.agent.as_str(), m.priority.rank(), now])?;
                 if !inbound {
                     fresh += new;
                 } else if inbound_row.execute(params![id, h.agent.as_str(), now])? == 1 {
@@ -152,9 +153,23 @@ impl Store {
                  WHERE c.reported_at IS NULL AND d.state IN ('delivered', 'failed')
                  ORDER BY c.received_at, c.message_id LIMIT ?1",
             )?;
-            let rows: Vec<(i64, String, String, DeliveryState, Option<MethodName>, Option<String>)> =
-                stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            let rows: Vec<(
+                i64,
+                String,
+                String,
+                DeliveryState,
+                Option<MethodName>,
+                Option<String>,
+            )> = stmt
+                .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
                 })?
                 .collect::<Result<_, _>>()?;
             let mut attempts = tx.prepare_cached(
@@ -194,11 +209,7 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub fn mark_reported(
-        &self,
-        done: &[(MessageId, AgentId)],
-        now: i64,
-    ) -> Result<(), StoreError> {
+    pub fn mark_reported(&self, done: &[(MessageId, AgentId)], now: i64) -> Result<(), StoreError> {
         self.write(|tx| {
             let mut stmt = tx.prepare_cached(
                 "UPDATE cluster_inbound SET reported_at = ?3 WHERE message_id = ?1 AND agent = ?2",
@@ -449,8 +460,18 @@ mod tests {
                 error: None,
             }],
         };
-        assert!(store.record_remote("desk-2", &outcome, 5).unwrap().is_some());
-        assert!(store.record_remote("desk-2", &outcome, 6).unwrap().is_none());
+        assert!(
+            store
+                .record_remote("desk-2", &outcome, 5)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .record_remote("desk-2", &outcome, 6)
+                .unwrap()
+                .is_none()
+        );
         let d = &store.deliveries_of(m.id).unwrap()[0];
         assert_eq!(d.summary(), "delivered by inbox on desk-2");
         assert_eq!(d.tried.len(), 1);

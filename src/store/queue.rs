@@ -44,12 +44,23 @@ pub struct TriedMethod {
 /// Where a delivery goes after an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutcomeState {
-    Delivered { method: MethodName, detail: String },
+    Delivered {
+        method: MethodName,
+        detail: String,
+    },
     /// Handed to the machine that runs the agent; it stays `delivering`
     /// until that machine's outcome comes back.
-    Forwarded { node: NodeName, detail: String },
-    Retry { next_attempt_at: i64, error: String },
-    Failed { error: String },
+    Forwarded {
+        node: NodeName,
+        detail: String,
+    },
+    Retry {
+        next_attempt_at: i64,
+        error: String,
+    },
+    Failed {
+        error: String,
+    },
 }
 
 /// The result of one attempt at one delivery.

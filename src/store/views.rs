@@ -112,10 +112,9 @@ impl DeliveryView {
             _ if self.waiting.is_some() => {
                 format!("queued: {}", self.waiting.as_deref().unwrap_or_default())
             }
-            DeliveryState::Delivering if self.node.is_some() => format!(
-                "delivering on {}",
-                self.node.as_deref().unwrap_or_default()
-            ),
+            DeliveryState::Delivering if self.node.is_some() => {
+                format!("delivering on {}", self.node.as_deref().unwrap_or_default())
+            }
             DeliveryState::Queued if self.attempts > 0 => format!(
                 "queued for retry after {} attempt(s): {}",
                 self.attempts,

@@ -9,6 +9,7 @@
 
 mod backup;
 mod cli;
+mod cluster;
 mod crash;
 mod desktop;
 mod devlogs;
