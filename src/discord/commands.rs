@@ -263,9 +263,10 @@ async fn send_and_receipt(
         via: Via::Auto,
     };
     let message = quick(ctx, app.send(request)).await?;
+    let waiting = app.waiting_for(&message).await;
     say_and_owe_receipt(
         ctx,
-        render::accepted(&message, app.delivering()),
+        render::accepted(&message, app.delivering(), waiting.as_deref()),
         message.id,
         asked_at,
     )

@@ -11,13 +11,16 @@ use crate::app::{Created, DeliveryView, InboxEntry, RestoreReport, Status, Summa
 use crate::model::{DeliveryState, Priority, UnifiedMessage};
 
 /// The first reply to `/message`: stored, with its id, and whether anything
-/// is delivering.
+/// is delivering (or what it waits for: a machine that is away).
 #[must_use]
-pub(crate) fn accepted(message: &UnifiedMessage, delivering: bool) -> String {
-    let next = if delivering {
-        "delivering…"
-    } else {
-        "queued: no `acp run` is delivering for this root; it goes out once one starts"
+pub(crate) fn accepted(message: &UnifiedMessage, delivering: bool, waiting: Option<&str>) -> String {
+    let next = match (delivering, waiting) {
+        (true, Some(away)) => format!("queued: {away}; it goes out when it is back"),
+        (true, None) => "delivering…".to_owned(),
+        (false, _) => {
+            "queued: no `acp run` is delivering for this root; it goes out once one starts"
+                .to_owned()
+        }
     };
     format!(
         "📨 Accepted `{}` for **{}** ({} priority): {next}",

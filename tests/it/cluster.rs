@@ -466,3 +466,52 @@ fn wrong_credentials_or_a_forbidden_subject_stop_a_node_clearly() {
     });
     assert_eq!(d2.inbox_ids("Agent-2").len(), 1);
 }
+
+#[test]
+fn a_discord_message_to_an_agent_on_another_machine_gets_its_true_receipt() {
+    use crate::discord::{OPERATOR, assert_edit_says, command, original_edit, registered, spawn};
+    use crate::standin::StandIn;
+    use serde_json::json;
+
+    let nats = Nats::start(None);
+    let swarm = Swarm::new(&nats.url());
+    let standin = StandIn::start();
+    // The hub runs the bot; desk-2 runs, desk-3 is away.
+    let _hub = spawn(&swarm.hub, &standin, "standin-token", "run");
+    registered(&standin);
+    let _d2 = start(swarm.node("desk-2"));
+    let limit = Duration::from_secs(30);
+
+    let id = 400_000_000_000_000_501;
+    let from = standin.requests().len();
+    command(
+        &standin,
+        id,
+        "message",
+        &json!([{"name": "agent", "type": 3, "value": "Agent-2"}, {"name": "text", "type": 3, "value": "to the laptop"}]),
+        &[OPERATOR],
+    );
+    let edit = original_edit(&standin, from, id, limit);
+    assert_edit_says(&edit, "✅ Agent-2: delivered by inbox on desk-2");
+    assert_eq!(swarm.node("desk-2").inbox_ids("Agent-2").len(), 1);
+
+    // desk-3 is away: the first reply says so instead of "delivering…",
+    // and the receipt follows once it is back.
+    let id = 400_000_000_000_000_502;
+    let from = standin.requests().len();
+    let reply = command(
+        &standin,
+        id,
+        "message",
+        &json!([{"name": "agent", "type": 3, "value": "Agent-4"}, {"name": "text", "type": 3, "value": "to the cloud box"}]),
+        &[OPERATOR],
+    );
+    let first = reply["data"]["content"].as_str().unwrap_or_default();
+    assert!(first.contains("queued: node desk-3 offline"), "{reply}");
+    let _d3 = start(swarm.node("desk-3"));
+    let edit = original_edit(&standin, from, id, limit);
+    assert_edit_says(&edit, "✅ Agent-4: delivered by inbox on desk-3");
+    assert_eq!(swarm.node("desk-3").inbox_ids("Agent-4").len(), 1);
+    assert!(swarm.hub.inbox_ids("Agent-4").is_empty());
+    standin.assert_no_violations();
+}
