@@ -244,6 +244,11 @@ impl App {
         wait: bool,
         timeout: Duration,
     ) -> Result<Vec<DeliveryView>, AppError> {
+        // In a swarm only `acp run` delivers: a command run with the wrong
+        // node name must not put a message in this machine's inboxes.
+        if self.config.cluster.is_some() {
+            return Ok(self.read(id).await?.1);
+        }
         let dispatcher = Arc::new(self.dispatcher(self.methods())?);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {

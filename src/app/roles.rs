@@ -61,7 +61,17 @@ impl App {
     /// Each agent's tmux pane as tmux delivery would find it: idle, busy,
     /// or why not usable (none for agents not in tmux).
     async fn terminals(&self) -> Vec<Option<String>> {
-        let agents: Vec<_> = self.registry.all().iter().map(|a| a.tmux.clone()).collect();
+        // An agent of another machine has its pane there, not here.
+        let here = self.config.cluster.as_ref().map(|c| c.node.clone());
+        let agents: Vec<_> = self
+            .registry
+            .all()
+            .iter()
+            .map(|a| match (&here, &a.node) {
+                (Some(me), Some(node)) if me != node => None,
+                _ => a.tmux.clone(),
+            })
+            .collect();
         tokio::task::spawn_blocking(move || {
             agents
                 .into_iter()

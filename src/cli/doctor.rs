@@ -22,8 +22,9 @@ pub(crate) fn config_failed(error: &ConfigError, json_out: bool) -> Result<ExitC
 ///
 /// # Errors
 /// Only output errors.
-pub(crate) fn run(config: &Config, json_out: bool) -> Result<ExitCode> {
-    let all = doctor::checks(config);
+pub(crate) async fn run(config: &Config, json_out: bool) -> Result<ExitCode> {
+    let mut all = tokio::task::block_in_place(|| doctor::checks(config));
+    all.extend(doctor::cluster_checks(config).await);
     let failed = all.iter().any(|c| c.level == Level::Fail);
     print(&all, failed, json_out)?;
     Ok(if failed {

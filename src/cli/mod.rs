@@ -342,7 +342,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             backup::run(config, root, &cmd, *progress, cli.json).await
         }
         Command::Doctor => match load_config(&cli) {
-            Ok(config) => tokio::task::block_in_place(|| doctor::run(&config, cli.json)),
+            Ok(config) => doctor::run(&config, cli.json).await,
             Err(e) => match e.downcast_ref::<acp::app::ConfigError>() {
                 // A broken config is the doctor's first finding, not a crash.
                 Some(config_error) => doctor::config_failed(config_error, cli.json),

@@ -379,3 +379,52 @@ pub fn transient(e: &ClusterError) -> bool {
         ClusterError::Unreachable { .. } | ClusterError::JetStream(_)
     )
 }
+
+/// How far behind one consumer is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lag {
+    /// `hub`, or the node's name.
+    pub reader: String,
+    /// Messages not yet handed to it.
+    pub pending: u64,
+    /// Handed to it, not yet acknowledged.
+    pub unacked: u64,
+    /// Whether anyone is reading it now.
+    pub reading: bool,
+}
+
+/// Each consumer's lag: the hub's and every node's.
+///
+/// # Errors
+/// [`ClusterError`] when a stream or consumer cannot be read.
+pub async fn lag(link: &Link, nodes: &[NodeName]) -> Result<Vec<Lag>, ClusterError> {
+    let names = link.names();
+    let mut readers: Vec<(String, String, String)> = nodes
+        .iter()
+        .filter(|n| *n != &link.config().hub)
+        .map(|n| (n.to_string(), names.node_stream(), Names::node_consumer(n)))
+        .collect();
+    readers.insert(
+        0,
+        ("hub".into(), names.hub_stream(), Names::HUB_CONSUMER.into()),
+    );
+    let mut out = Vec::new();
+    for (reader, stream, consumer) in readers {
+        let mut c = link
+            .js
+            .get_consumer_from_stream::<pull::Config, _, _>(&consumer, &stream)
+            .await
+            .map_err(|e| link.explain(&format!("reading consumer {consumer} on {stream}"), &e))?;
+        let info = c
+            .info()
+            .await
+            .map_err(|e| link.explain(&format!("reading consumer {consumer}"), &e))?;
+        out.push(Lag {
+            reader,
+            pending: info.num_pending,
+            unacked: info.num_ack_pending as u64,
+            reading: info.num_waiting > 0,
+        });
+    }
+    Ok(out)
+}

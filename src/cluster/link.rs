@@ -170,6 +170,9 @@ impl Link {
         let node = config.node.to_string();
         options = options
             .name(format!("acp {node}"))
+            // Replies to this machine only, so a node's NATS user can be
+            // allowed its own inbox subjects and no one else's.
+            .custom_inbox_prefix(format!("_INBOX_{node}"))
             .connection_timeout(Duration::from_secs(5))
             .request_timeout(Some(REQUEST_TIMEOUT))
             // Never give up on the server once connected: work waits in

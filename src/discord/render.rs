@@ -13,7 +13,11 @@ use crate::model::{DeliveryState, Priority, UnifiedMessage};
 /// The first reply to `/message`: stored, with its id, and whether anything
 /// is delivering (or what it waits for: a machine that is away).
 #[must_use]
-pub(crate) fn accepted(message: &UnifiedMessage, delivering: bool, waiting: Option<&str>) -> String {
+pub(crate) fn accepted(
+    message: &UnifiedMessage,
+    delivering: bool,
+    waiting: Option<&str>,
+) -> String {
     let next = match (delivering, waiting) {
         (true, Some(away)) => format!("queued: {away}; it goes out when it is back"),
         (true, None) => "delivering…".to_owned(),

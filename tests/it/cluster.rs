@@ -298,7 +298,21 @@ fn a_burst_reaches_agents_on_both_nodes_once() {
     let _hub = start(&swarm.hub);
     let _d2 = start(swarm.node("desk-2"));
     let _d3 = start(swarm.node("desk-3"));
-    let sent = burst(&swarm, 0, 60);
+    let mut sent = burst(&swarm, 0, 60);
+    // An agent on desk-2 writes to agents on desk-3 and the hub: through
+    // the hub, which routes each to its machine.
+    for to in ["Agent-4", "Agent-1"] {
+        let out = swarm
+            .node("desk-2")
+            .acp()
+            .env("ACP_AGENT", "Agent-2")
+            .args(["--json", "send", "--to", to, "from the laptop"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        sent.push((v["id"].as_str().unwrap().to_owned(), to.to_owned()));
+    }
     swarm.assert_all_delivered_once(&sent, Duration::from_secs(60));
     // The hub's receipt names the machine.
     let (id, agent) = &sent[1];
@@ -371,6 +385,27 @@ fn a_node_offline_for_the_whole_burst_gets_it_when_it_starts_and_the_hub_restart
         stdout(&out)
     );
     assert!(swarm.node("desk-3").inbox_ids("Agent-4").is_empty());
+    // acp doctor says how much waits for desk-3, and that nobody reads it.
+    let out = swarm.hub.run(&["--json", "doctor"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = |name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} check: {report}"))
+    };
+    assert_eq!(check("nats")["level"], "ok", "{report}");
+    let lag = check("consumer lag");
+    assert_eq!(lag["level"], "warn", "{report}");
+    let detail = lag["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("desk-3: {} waiting", away.len()))
+            && detail.contains("nobody reading"),
+        "{detail}"
+    );
     // The hub restarts while desk-3 is still away.
     let (status, log) = hub.terminate();
     assert!(status.success(), "{log}");
@@ -395,20 +430,22 @@ fn a_node_offline_for_the_whole_burst_gets_it_when_it_starts_and_the_hub_restart
     );
 }
 
-/// nats-server's authorization: the hub may do anything; each node may
-/// read only its own subjects (the README's permissions block).
+/// nats-server's authorization: the README's permissions block. The hub
+/// manages JetStream; each node may read only its own subjects.
 fn auth_conf() -> String {
+    let hub = r#""acp.acp.>", "$JS.>", "$KV.acp_acp_presence.>", "_INBOX_desk-1.>""#;
     let node = |name: &str| {
         format!(
             r#"{{ user: "{name}", password: "{name}-secret", permissions: {{
                 publish: {{ allow: ["acp.acp.hub.{name}", "$JS.API.CONSUMER.INFO.ACP_acp_NODES.node-{name}",
                     "$JS.API.CONSUMER.MSG.NEXT.ACP_acp_NODES.node-{name}", "$JS.ACK.ACP_acp_NODES.node-{name}.>",
                     "$JS.API.STREAM.INFO.KV_acp_acp_presence", "$KV.acp_acp_presence.{name}"] }},
-                subscribe: {{ allow: ["_INBOX.>"] }} }} }}"#
+                subscribe: {{ allow: ["_INBOX_{name}.>"] }} }} }}"#
         )
     };
     format!(
-        "authorization {{ users = [ {{ user: \"hub\", password: \"hub-secret\" }}, {}, {} ] }}\n",
+        "authorization {{ users = [ {{ user: \"hub\", password: \"hub-secret\", permissions: {{ \
+         publish: {{ allow: [{hub}] }}, subscribe: {{ allow: [{hub}] }} }} }}, {}, {} ] }}\n",
         node("desk-2"),
         node("desk-3")
     )
