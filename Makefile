@@ -1,5 +1,5 @@
 # The two set-up commands (see README): `make run` and `make test`.
-.PHONY: run test bench bench-gui bench-backup bench-tmux
+.PHONY: run test bench bench-gui bench-backup bench-tmux bench-cluster
 run:
 	./scripts/run.sh
 test:
@@ -14,3 +14,5 @@ bench-backup:
 	./scripts/bench-backup.sh
 bench-tmux:
 	cargo bench --locked --bench tmux
+bench-cluster:
+	cargo bench --locked --bench cluster

@@ -190,9 +190,7 @@ impl App {
     /// machine that is away: the first reply says so instead of
     /// "delivering…".
     pub async fn waiting_for(&self, message: &UnifiedMessage) -> Option<String> {
-        if self.config.cluster.is_none() {
-            return None;
-        }
+        self.config.cluster.as_ref()?;
         let nodes = self.nodes().await.ok()?;
         let agents: Vec<&crate::model::Agent> = match &message.to {
             Recipient::Agent(id) => self.registry.get(id).ok().into_iter().collect(),

@@ -154,6 +154,18 @@ fn open_app(cli: &Cli) -> Result<Arc<App>> {
     Ok(Arc::new(App::open(config)?))
 }
 
+/// Opens the core for `acp run`, as machine `node` of a swarm if given.
+fn open_service(cli: &Cli, node: Option<&str>) -> Result<Arc<App>> {
+    let Some(node) = node else {
+        return open_app(cli);
+    };
+    let root = root_of(cli)?;
+    let env = collect_env(&root)?;
+    let mut config = Config::load(&root, &env)?;
+    config.set_node(node)?;
+    Ok(Arc::new(App::open(config)?))
+}
+
 /// Reads a message argument: the text, or standard input for `-`.
 fn read_body(arg: &str) -> Result<String> {
     if arg != "-" {
@@ -350,16 +362,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             },
         },
         Command::Run { node } => {
-            let app = match node {
-                None => open_app(&cli)?,
-                Some(node) => {
-                    let root = root_of(&cli)?;
-                    let env = collect_env(&root)?;
-                    let mut config = Config::load(&root, &env)?;
-                    config.set_node(node)?;
-                    Arc::new(App::open(config)?)
-                }
-            };
+            let app = open_service(&cli, node.as_deref())?;
             acp::service::run(app, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }

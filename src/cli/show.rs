@@ -180,15 +180,14 @@ pub(crate) async fn agents(app: &App, json_out: bool) -> Result<ExitCode> {
         if let Some(t) = &v.terminal {
             outln!("  tmux:     {t}");
         }
-        match (&v.node, &v.node_presence) {
-            (Some(node), presence) => {
-                outln!(
-                    "  node:     {node} ({})",
-                    presence.as_deref().unwrap_or("not heard from")
-                );
-                outln!("  inbox:    {}/inbox on {node}", v.workspace);
-            }
-            (None, _) => outln!("  inbox:    {}/inbox", v.workspace),
+        if let Some(node) = &v.node {
+            outln!(
+                "  node:     {node} ({})",
+                v.node_presence.as_deref().unwrap_or("not heard from")
+            );
+            outln!("  inbox:    {}/inbox on {node}", v.workspace);
+        } else {
+            outln!("  inbox:    {}/inbox", v.workspace);
         }
         outln!(
             "  last:     {} at {}; {} unacknowledged",

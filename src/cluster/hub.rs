@@ -96,19 +96,18 @@ pub async fn setup(link: &Link, nodes: &[NodeName]) -> Result<(), ClusterError> 
         .await
         .map_err(|e| link.explain("creating the hub stream", &e))?;
     drop((node_stream, hub_stream));
-    let nodes_stream = link
+    let work = link
         .js
         .get_stream(names.node_stream())
         .await
         .map_err(|e| link.explain("reading the node stream", &e))?;
     for node in nodes.iter().filter(|n| *n != link.node()) {
-        nodes_stream
-            .get_or_create_consumer(
-                &Names::node_consumer(node),
-                consumer_config(Names::node_consumer(node), names.to_node(node)),
-            )
-            .await
-            .map_err(|e| link.explain(&format!("creating node {node}'s consumer"), &e))?;
+        work.get_or_create_consumer(
+            &Names::node_consumer(node),
+            consumer_config(Names::node_consumer(node), names.to_node(node)),
+        )
+        .await
+        .map_err(|e| link.explain(&format!("creating node {node}'s consumer"), &e))?;
     }
     link.js
         .get_stream(names.hub_stream())
@@ -260,30 +259,27 @@ async fn record(parts: &HubParts, node: &NodeName, o: RemoteOutcome) -> Verdict 
     match blocking(move || store.record_remote(&n, &outcome, now_ms())).await {
         Ok(Some(recorded)) => {
             let agent = Destination::Agent(o.agent.clone());
-            let event = match (o.state, o.method) {
-                (DeliveryState::Delivered, Some(method)) => {
-                    tracing::info!(message_id = %o.message_id, %agent, %method, %node, "delivered on its machine");
-                    Event::Delivered {
-                        message_id: o.message_id,
-                        agent,
-                        kind: recorded.kind,
-                        method,
-                        detail: o.detail.unwrap_or_default(),
-                        fell_back: o
-                            .attempts
-                            .iter()
-                            .filter_map(|a| a.error.clone().map(|e| (a.method, e)))
-                            .collect(),
-                    }
+            let event = if let (DeliveryState::Delivered, Some(method)) = (o.state, o.method) {
+                tracing::info!(message_id = %o.message_id, %agent, %method, %node, "delivered on its machine");
+                Event::Delivered {
+                    message_id: o.message_id,
+                    agent,
+                    kind: recorded.kind,
+                    method,
+                    detail: o.detail.unwrap_or_default(),
+                    fell_back: o
+                        .attempts
+                        .iter()
+                        .filter_map(|a| a.error.clone().map(|e| (a.method, e)))
+                        .collect(),
                 }
-                _ => {
-                    tracing::error!(message_id = %o.message_id, %agent, %node, "delivery failed on its machine");
-                    Event::Failed {
-                        message_id: o.message_id,
-                        agent,
-                        attempts: recorded.attempts,
-                        error: o.detail.unwrap_or_default(),
-                    }
+            } else {
+                tracing::error!(message_id = %o.message_id, %agent, %node, "delivery failed on its machine");
+                Event::Failed {
+                    message_id: o.message_id,
+                    agent,
+                    attempts: recorded.attempts,
+                    error: o.detail.unwrap_or_default(),
                 }
             };
             parts.events.publish(event);

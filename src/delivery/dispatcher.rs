@@ -285,29 +285,35 @@ impl Dispatcher {
         self.methods.get(MethodName::Discord).is_some()
     }
 
+    /// Who a delivery is for and the methods to try, in order; the error
+    /// when its agent is no longer configured.
+    fn plan<'a>(&'a self, c: &Claimed) -> Result<(Target<'a>, Vec<MethodName>), String> {
+        match &c.to {
+            Destination::Discord => Ok((Target::Discord, vec![MethodName::Discord])),
+            Destination::Agent(id) => match self.registry.get(id) {
+                Ok(agent) if self.elsewhere(agent).is_some() => {
+                    Ok((Target::Remote(agent, c.via), vec![MethodName::Cluster]))
+                }
+                Ok(agent) => Ok((Target::Agent(agent), c.via.methods_for(agent))),
+                Err(e) => Err(format!(
+                    "{e}; it was removed from config/acp.toml after the message was queued"
+                )),
+            },
+        }
+    }
+
     /// One attempt at one delivery: every method in order until one works.
     fn deliver_one(&self, c: &Claimed) -> Outcome {
         let attempt = c.attempts + 1;
-        let (target, methods) = match &c.to {
-            Destination::Discord => (Target::Discord, vec![MethodName::Discord]),
-            Destination::Agent(id) => match self.registry.get(id) {
-                Ok(agent) if self.elsewhere(agent).is_some() => {
-                    (Target::Remote(agent, c.via), vec![MethodName::Cluster])
-                }
-                Ok(agent) => (Target::Agent(agent), c.via.methods_for(agent)),
-                Err(e) => {
-                    return Outcome {
-                        delivery_id: c.delivery_id,
-                        tried: Vec::new(),
-                        state: OutcomeState::Failed {
-                            error: format!(
-                                "{e}; it was removed from config/acp.toml after the message was \
-                                 queued"
-                            ),
-                        },
-                    };
-                }
-            },
+        let (target, methods) = match self.plan(c) {
+            Ok(plan) => plan,
+            Err(error) => {
+                return Outcome {
+                    delivery_id: c.delivery_id,
+                    tried: Vec::new(),
+                    state: OutcomeState::Failed { error },
+                };
+            }
         };
         let mut tried = Vec::new();
         for name in methods {
@@ -375,8 +381,7 @@ impl Dispatcher {
         // refused token is fixed sooner or later, and nothing is lost.
         // So does a machine, or NATS, that is away.
         let max_attempts = match target {
-            Target::Discord => u32::MAX,
-            Target::Remote(..) => u32::MAX,
+            Target::Discord | Target::Remote(..) => u32::MAX,
             Target::Agent(_) => self.config.max_attempts,
         };
         let asked = tried

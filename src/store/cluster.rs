@@ -64,6 +64,17 @@ pub struct NodeSeen {
     pub detail: String,
 }
 
+/// A handed delivery that ended: its id, message, agent, state, method
+/// and detail.
+type EndedRow = (
+    i64,
+    String,
+    String,
+    DeliveryState,
+    Option<MethodName>,
+    Option<String>,
+);
+
 impl Store {
     /// Stores deliveries handed over by the hub, in one transaction. A
     /// delivery already here (JetStream redelivered it) is not stored
@@ -153,14 +164,7 @@ impl Store {
                  WHERE c.reported_at IS NULL AND d.state IN ('delivered', 'failed')
                  ORDER BY c.received_at, c.message_id LIMIT ?1",
             )?;
-            let rows: Vec<(
-                i64,
-                String,
-                String,
-                DeliveryState,
-                Option<MethodName>,
-                Option<String>,
-            )> = stmt
+            let rows: Vec<EndedRow> = stmt
                 .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
                     Ok((
                         r.get(0)?,
@@ -387,8 +391,8 @@ mod tests {
             via: Via::Auto,
             agent: "Agent-2".parse().unwrap(),
         };
-        assert_eq!(store.accept_handed(&[h.clone()], 1).unwrap(), 1);
-        assert_eq!(store.accept_handed(&[h.clone()], 2).unwrap(), 0);
+        assert_eq!(store.accept_handed(std::slice::from_ref(&h), 1).unwrap(), 1);
+        assert_eq!(store.accept_handed(std::slice::from_ref(&h), 2).unwrap(), 0);
         let claimed = store.claim("me", now_ms(), 10, None, false).unwrap();
         assert_eq!(claimed.len(), 1, "one delivery, however often handed");
         store

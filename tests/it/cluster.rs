@@ -121,6 +121,9 @@ impl Drop for Nats {
     }
 }
 
+/// A delivery as the hub's store records it: state, method, machine.
+type Recorded = (String, Option<String>, Option<String>);
+
 /// Three roots standing for three machines, one config between them.
 pub struct Swarm {
     pub hub: Root,
@@ -180,9 +183,7 @@ impl Swarm {
     }
 
     /// The hub's deliveries: (message, agent) -> (state, method, node).
-    pub fn hub_deliveries(
-        &self,
-    ) -> BTreeMap<(String, String), (String, Option<String>, Option<String>)> {
+    pub fn hub_deliveries(&self) -> BTreeMap<(String, String), Recorded> {
         let db = rusqlite::Connection::open(self.hub.path().join("data/acp.db")).unwrap();
         db.busy_timeout(Duration::from_secs(10)).unwrap();
         let mut stmt = db
@@ -497,7 +498,7 @@ fn wrong_credentials_or_a_forbidden_subject_stop_a_node_clearly() {
     // With its own user it runs and delivers.
     creds(d2, "desk-2", "desk-2", "desk-2-secret");
     let _d2 = start(d2);
-    let sent = vec![(swarm.send("Agent-2", "hello desk-2"), "Agent-2".to_owned())];
+    let sent = [(swarm.send("Agent-2", "hello desk-2"), "Agent-2".to_owned())];
     wait_until(Duration::from_secs(30), || {
         swarm.hub_deliveries()[&(sent[0].0.clone(), sent[0].1.clone())].0 == "delivered"
     });
