@@ -77,7 +77,22 @@ impl App {
         if config.is_hub() {
             hub::setup(&link, &hub::nodes(&self.registry, &config.hub)).await?;
         } else {
-            let waiting = node::check(&link).await?;
+            // Machines start in any order: a node started before the hub
+            // has set up JetStream waits for it. Refused credentials or
+            // subjects stop it at once.
+            let mut said = false;
+            let waiting = loop {
+                match node::check(&link).await {
+                    Err(ClusterError::NotSetUp { what }) => {
+                        if !said {
+                            tracing::warn!(hub = %config.hub, "JetStream has no {what} yet: waiting for the hub's acp run to set it up");
+                            said = true;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    }
+                    other => break other?,
+                }
+            };
             tracing::info!(node = %config.node, hub = %config.hub, waiting, "reading this node's work from JetStream");
         }
         Ok(Some(link))

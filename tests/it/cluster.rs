@@ -296,9 +296,11 @@ fn burst(swarm: &Swarm, from: usize, n: usize) -> Vec<(String, String)> {
 fn a_burst_reaches_agents_on_both_nodes_once() {
     let nats = Nats::start(None);
     let swarm = Swarm::new(&nats.url());
-    let _hub = start(&swarm.hub);
+    // Machines start in any order: nodes started before the hub wait for
+    // it to set up JetStream.
     let _d2 = start(swarm.node("desk-2"));
     let _d3 = start(swarm.node("desk-3"));
+    let _hub = start(&swarm.hub);
     let mut sent = burst(&swarm, 0, 60);
     // An agent on desk-2 writes to agents on desk-3 and the hub: through
     // the hub, which routes each to its machine.
