@@ -179,6 +179,7 @@ fn sender(subject: &str) -> Option<NodeName> {
 
 async fn handle_reports(parts: &HubParts, items: Vec<Item>) -> Vec<Verdict> {
     let mut verdicts = Vec::with_capacity(items.len());
+    let mut outcomes: Vec<(usize, NodeName, RemoteOutcome)> = Vec::new();
     let mut submitted: Vec<(usize, Handed)> = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let Some(node) = sender(&item.subject) else {
@@ -186,7 +187,21 @@ async fn handle_reports(parts: &HubParts, items: Vec<Item>) -> Vec<Verdict> {
             continue;
         };
         let verdict = match serde_json::from_slice::<Envelope>(&item.payload) {
-            Ok(Envelope::Outcome(o)) => record(parts, &node, o).await,
+            // Only from the machine that runs the agent.
+            Ok(Envelope::Outcome(o)) => {
+                let owner = parts
+                    .registry
+                    .get(&o.agent)
+                    .ok()
+                    .and_then(|a| a.node.as_ref());
+                if owner == Some(&node) {
+                    outcomes.push((i, node, o));
+                    Verdict::Done
+                } else {
+                    tracing::warn!(%node, agent = %o.agent, "refused an outcome from a machine that does not run the agent");
+                    Verdict::Refused
+                }
+            }
             Ok(Envelope::Submitted {
                 message,
                 via,
@@ -213,6 +228,11 @@ async fn handle_reports(parts: &HubParts, items: Vec<Item>) -> Vec<Verdict> {
             }
         };
         verdicts.push(verdict);
+    }
+    if !outcomes.is_empty() && !record(parts, &outcomes).await {
+        for (i, ..) in &outcomes {
+            verdicts[*i] = Verdict::Later;
+        }
     }
     if !submitted.is_empty() {
         let store = Arc::clone(&parts.store);
@@ -243,54 +263,57 @@ async fn handle_reports(parts: &HubParts, items: Vec<Item>) -> Vec<Verdict> {
     verdicts
 }
 
-/// Records one outcome, from the machine that runs the agent only.
-async fn record(parts: &HubParts, node: &NodeName, o: RemoteOutcome) -> Verdict {
-    let owner = parts
-        .registry
-        .get(&o.agent)
-        .ok()
-        .and_then(|a| a.node.clone());
-    if owner.as_ref() != Some(node) {
-        tracing::warn!(%node, agent = %o.agent, "refused an outcome from a machine that does not run the agent");
-        return Verdict::Refused;
-    }
+/// Records a group of outcomes in one transaction and announces each
+/// recorded one. Returns whether they are stored.
+async fn record(parts: &HubParts, outcomes: &[(usize, NodeName, RemoteOutcome)]) -> bool {
     let store = Arc::clone(&parts.store);
-    let (n, outcome) = (node.to_string(), o.clone());
-    match blocking(move || store.record_remote(&n, &outcome, now_ms())).await {
-        Ok(Some(recorded)) => {
-            let agent = Destination::Agent(o.agent.clone());
-            let event = if let (DeliveryState::Delivered, Some(method)) = (o.state, o.method) {
-                tracing::info!(message_id = %o.message_id, %agent, %method, %node, "delivered on its machine");
-                Event::Delivered {
-                    message_id: o.message_id,
-                    agent,
-                    kind: recorded.kind,
-                    method,
-                    detail: o.detail.unwrap_or_default(),
-                    fell_back: o
-                        .attempts
-                        .iter()
-                        .filter_map(|a| a.error.clone().map(|e| (a.method, e)))
-                        .collect(),
-                }
-            } else {
-                tracing::error!(message_id = %o.message_id, %agent, %node, "delivery failed on its machine");
-                Event::Failed {
-                    message_id: o.message_id,
-                    agent,
-                    attempts: recorded.attempts,
-                    error: o.detail.unwrap_or_default(),
-                }
-            };
-            parts.events.publish(event);
-            Verdict::Done
-        }
-        Ok(None) => Verdict::Done,
+    let owned: Vec<(String, RemoteOutcome)> = outcomes
+        .iter()
+        .map(|(_, n, o)| (n.to_string(), o.clone()))
+        .collect();
+    let recorded = blocking(move || {
+        let refs: Vec<(&str, &RemoteOutcome)> =
+            owned.iter().map(|(n, o)| (n.as_str(), o)).collect();
+        store.record_remote(&refs, now_ms())
+    })
+    .await;
+    let recorded = match recorded {
+        Ok(recorded) => recorded,
         Err(e) => {
-            tracing::error!(error = %e, "cannot record an outcome; JetStream redelivers it");
-            Verdict::Later
+            tracing::error!(error = %e, "cannot record outcomes; JetStream redelivers them");
+            return false;
         }
+    };
+    for ((_, node, o), recorded) in outcomes.iter().zip(recorded) {
+        // Already final (reported twice), or unknown here: nothing to say.
+        let Some(recorded) = recorded else { continue };
+        let agent = Destination::Agent(o.agent.clone());
+        let event = if let (DeliveryState::Delivered, Some(method)) = (o.state, o.method) {
+            tracing::info!(message_id = %o.message_id, %agent, %method, %node, "delivered on its machine");
+            Event::Delivered {
+                message_id: o.message_id,
+                agent,
+                kind: recorded.kind,
+                method,
+                detail: o.detail.clone().unwrap_or_default(),
+                fell_back: o
+                    .attempts
+                    .iter()
+                    .filter_map(|a| a.error.clone().map(|e| (a.method, e)))
+                    .collect(),
+            }
+        } else {
+            tracing::error!(message_id = %o.message_id, %agent, %node, "delivery failed on its machine");
+            Event::Failed {
+                message_id: o.message_id,
+                agent,
+                attempts: recorded.attempts,
+                error: o.detail.clone().unwrap_or_default(),
+            }
+        };
+        parts.events.publish(event);
     }
+    true
 }
 
 /// Reads each machine's heartbeat and records when the hub saw it change
@@ -364,16 +387,6 @@ async fn sweep(link: &Link, parts: &HubParts, cancel: &CancellationToken) {
             Err(e) => tracing::warn!(error = %e, "cannot look for dropped work"),
         }
     }
-}
-
-/// Whether `ClusterError` is worth waiting out (NATS away) rather than
-/// stopping for.
-#[must_use]
-pub fn transient(e: &ClusterError) -> bool {
-    matches!(
-        e,
-        ClusterError::Unreachable { .. } | ClusterError::JetStream(_)
-    )
 }
 
 /// How far behind one consumer is.

@@ -152,7 +152,7 @@ impl Dispatcher {
                         let mut done = Vec::new();
                         let mut left = Vec::new();
                         for c in queue {
-                            if cancel.is_cancelled() || !self.can_try(&c) {
+                            if cancel.is_cancelled() {
                                 left.push(c.delivery_id);
                             } else {
                                 let outcome = self.deliver_one(&c);
@@ -252,30 +252,10 @@ impl Dispatcher {
         }
     }
 
-    /// Whether this process can make the delivery: one for another
-    /// machine needs the `cluster` method (`acp run` has it; a command
-    /// delivering its own message leaves it to `acp run`).
-    fn can_try(&self, c: &Claimed) -> bool {
-        let remote =
-            c.to.agent()
-                .and_then(|id| self.registry.get(id).ok())
-                .and_then(|agent| self.elsewhere(agent))
-                .is_some();
-        !remote || self.methods.get(MethodName::Cluster).is_some()
-    }
-
     /// The agent's machine, when it is not this one.
     fn elsewhere<'a>(&self, agent: &'a Agent) -> Option<&'a NodeName> {
         match (&self.local_node, &agent.node) {
             (Some((me, _)), Some(node)) if me != node => Some(node),
-            _ => None,
-        }
-    }
-
-    /// The machine a target is on, when it is not this one.
-    fn elsewhere_of<'a>(&self, target: Target<'a>) -> Option<&'a NodeName> {
-        match target {
-            Target::Remote(agent, _) => self.elsewhere(agent),
             _ => None,
         }
     }
@@ -299,6 +279,23 @@ impl Dispatcher {
                     "{e}; it was removed from config/acp.toml after the message was queued"
                 )),
             },
+        }
+    }
+
+    /// Where a delivery stands once a method took it: delivered, or, on the
+    /// hub, held by the agent's machine until it reports.
+    fn succeeded(&self, target: Target<'_>, method: MethodName, detail: String) -> OutcomeState {
+        let hub = self.local_node.as_ref().is_some_and(|(_, hub)| *hub);
+        let held_by = match target {
+            Target::Remote(agent, _) if hub => self.elsewhere(agent),
+            _ => None,
+        };
+        match held_by {
+            Some(node) => OutcomeState::Forwarded {
+                node: node.clone(),
+                detail,
+            },
+            None => OutcomeState::Delivered { method, detail },
         }
     }
 
@@ -346,17 +343,7 @@ impl Dispatcher {
                 break;
             }
             if let Some(detail) = ok {
-                let hub = self.local_node.as_ref().is_some_and(|(_, hub)| *hub);
-                let state = match (target, self.elsewhere_of(target)) {
-                    (Target::Remote(..), Some(node)) if hub => OutcomeState::Forwarded {
-                        node: node.clone(),
-                        detail,
-                    },
-                    _ => OutcomeState::Delivered {
-                        method: name,
-                        detail,
-                    },
-                };
+                let state = self.succeeded(target, name, detail);
                 return Outcome {
                     delivery_id: c.delivery_id,
                     tried,
@@ -436,7 +423,7 @@ impl Dispatcher {
             let token = cancel.clone();
             let pumped = tokio::task::spawn_blocking(move || me.pump(None, &token)).await;
             let pause = match pumped {
-                Ok(Ok(stats)) if stats.claimed > stats.released => continue,
+                Ok(Ok(stats)) if stats.claimed > 0 => continue,
                 Ok(Ok(_)) => self.idle_wait().await,
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "dispatch failed; trying again shortly");

@@ -104,10 +104,10 @@ impl Store {
         inbound: bool,
     ) -> Result<usize, StoreError> {
         self.write(|tx| {
-            let mut message = tx.prepare_cached(
-                "INSERT OR IGNORE INTO messages (id, sender, recipient, kind, priority, body, \
-                 tags, created_at, reply_to, via) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?;
+            let mut message = tx.prepare_cached(&format!(
+                "INSERT OR IGNORE INTO messages {}",
+                super::queue::MESSAGE_ROW
+            ))?;
             let mut delivery = tx.prepare_cached(
                 "INSERT OR IGNORE INTO deliveries (message_id, agent, priority, state, \
                  next_attempt_at, updated_at) VALUES (?1, ?2, ?3, 'queued', ?4, ?4)",
@@ -124,18 +124,7 @@ impl Store {
             for h in items {
                 let m = &h.message;
                 let id = m.id.to_string();
-                message.execute(params![
-                    id,
-                    m.from,
-                    m.to.to_string(),
-                    m.kind.as_str(),
-                    m.priority.rank(),
-                    m.body,
-                    serde_json::to_string(&m.tags).unwrap_or_else(|_| "[]".into()),
-                    m.created_at,
-                    m.reply_to.map(|r| r.to_string()),
-                    h.via.as_str(),
-                ])?;
+                super::queue::insert_message(&mut message, m, h.via)?;
                 let new =
                     delivery.execute(params![id, h.agent.as_str(), m.priority.rank(), now])?;
                 if !inbound {
@@ -225,65 +214,69 @@ impl Store {
         })
     }
 
-    /// On the hub: records how a forwarded delivery ended on `node`, with
-    /// the attempts made there. A delivery already final, or unknown (the
-    /// store was restored to before it), is left alone: `None`.
+    /// On the hub: records how forwarded deliveries ended on their
+    /// machines (each `(node, outcome)`), with the attempts made there, in
+    /// one transaction. A delivery already final, or unknown (the store was
+    /// restored to before it), is left alone: `None` in its place.
     ///
     /// # Errors
-    /// [`StoreError`].
+    /// [`StoreError`]; then none of them was recorded.
     pub fn record_remote(
         &self,
-        node: &str,
-        o: &RemoteOutcome,
+        outcomes: &[(&str, &RemoteOutcome)],
         now: i64,
-    ) -> Result<Option<Recorded>, StoreError> {
-        if !o.state.is_final() {
-            return Ok(None);
-        }
+    ) -> Result<Vec<Option<Recorded>>, StoreError> {
         self.write(|tx| {
-            let found: Option<(i64, DeliveryState, u32, String)> = tx
-                .query_row(
-                    "SELECT d.id, d.state, d.attempts, m.kind FROM deliveries d JOIN messages m ON \
-                     m.id = d.message_id WHERE d.message_id = ?1 AND d.agent = ?2",
-                    params![o.message_id.to_string(), o.agent.as_str()],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )
-                .optional()?;
-            let Some((id, state, before, kind)) = found else {
-                return Ok(None);
-            };
-            if state.is_final() {
-                return Ok(None);
-            }
+            let mut find = tx.prepare_cached(
+                "SELECT d.id, d.state, d.attempts, m.kind FROM deliveries d JOIN messages m ON \
+                 m.id = d.message_id WHERE d.message_id = ?1 AND d.agent = ?2",
+            )?;
             let mut attempt = tx.prepare_cached(
                 "INSERT INTO attempts (delivery_id, attempt, method, started_at, finished_at, \
                  outcome, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
-            let mut last = 0;
-            for a in &o.attempts {
-                attempt.execute(params![
-                    id,
-                    before + a.attempt,
-                    a.method,
-                    a.started_at,
-                    a.finished_at,
-                    a.outcome,
-                    a.error
-                ])?;
-                last = last.max(a.attempt);
-            }
-            let attempts = before + last;
-            tx.execute(
+            let mut update = tx.prepare_cached(
                 "UPDATE deliveries SET state = ?2, method = ?3, detail = ?4, attempts = ?5, \
                  node = ?6, claimed_by = NULL, updated_at = ?7 WHERE id = ?1",
-                params![id, o.state, o.method, o.detail, attempts, node, now],
             )?;
-            Ok(Some(Recorded {
-                kind: kind
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt(format!("kind {kind:?}")))?,
-                attempts,
-            }))
+            let mut out = Vec::with_capacity(outcomes.len());
+            for (node, o) in outcomes {
+                let found: Option<(i64, DeliveryState, u32, String)> = find
+                    .query_row(params![o.message_id.to_string(), o.agent.as_str()], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .optional()?;
+                let Some((id, _, before, kind)) =
+                    found.filter(|(_, state, ..)| !state.is_final() && o.state.is_final())
+                else {
+                    out.push(None);
+                    continue;
+                };
+                let mut last = 0;
+                for a in &o.attempts {
+                    attempt.execute(params![
+                        id,
+                        before + a.attempt,
+                        a.method,
+                        a.started_at,
+                        a.finished_at,
+                        a.outcome,
+                        a.error
+                    ])?;
+                    last = last.max(a.attempt);
+                }
+                let attempts = before + last;
+                update.execute(params![
+                    id, o.state, o.method, o.detail, attempts, node, now
+                ])?;
+                out.push(Some(Recorded {
+                    kind: kind
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt(format!("kind {kind:?}")))?,
+                    attempts,
+                }));
+            }
+            Ok(out)
         })
     }
 
@@ -464,18 +457,10 @@ mod tests {
                 error: None,
             }],
         };
-        assert!(
-            store
-                .record_remote("desk-2", &outcome, 5)
-                .unwrap()
-                .is_some()
-        );
-        assert!(
-            store
-                .record_remote("desk-2", &outcome, 6)
-                .unwrap()
-                .is_none()
-        );
+        let recorded = store.record_remote(&[("desk-2", &outcome)], 5).unwrap();
+        assert!(recorded[0].is_some());
+        // Reported twice: recorded once.
+        assert!(store.record_remote(&[("desk-2", &outcome)], 6).unwrap()[0].is_none());
         let d = &store.deliveries_of(m.id).unwrap()[0];
         assert_eq!(d.summary(), "delivered by inbox on desk-2");
         assert_eq!(d.tried.len(), 1);

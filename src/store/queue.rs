@@ -104,15 +104,39 @@ pub(crate) fn message_from_row(row: &Row<'_>, at: usize) -> Result<UnifiedMessag
     })
 }
 
+/// A message row's columns and values, after `INSERT [OR IGNORE] INTO
+/// messages`; [`insert_message`] binds them.
+pub(crate) const MESSAGE_ROW: &str = "(id, sender, recipient, kind, priority, body, tags, \
+                                      created_at, reply_to, via) VALUES (?1, ?2, ?3, ?4, ?5, \
+                                      ?6, ?7, ?8, ?9, ?10)";
+
+/// Runs a message insert prepared with [`MESSAGE_ROW`]. Returns how many
+/// rows it wrote.
+pub(crate) fn insert_message(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    m: &UnifiedMessage,
+    via: Via,
+) -> Result<usize, rusqlite::Error> {
+    stmt.execute(params![
+        m.id.to_string(),
+        m.from,
+        m.to.to_string(),
+        m.kind.as_str(),
+        m.priority.rank(),
+        m.body,
+        serde_json::to_string(&m.tags).unwrap_or_else(|_| "[]".into()),
+        m.created_at,
+        m.reply_to.map(|r| r.to_string()),
+        via.as_str(),
+    ])
+}
+
 /// Inserts messages and their deliveries inside a write transaction.
 pub(crate) fn insert_submissions(
     tx: &rusqlite::Transaction<'_>,
     items: &[&Submission],
 ) -> Result<(), StoreError> {
-    let mut insert_message = tx.prepare_cached(
-        "INSERT INTO messages (id, sender, recipient, kind, priority, body, tags, created_at, \
-         reply_to, via) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?;
+    let mut message = tx.prepare_cached(&format!("INSERT INTO messages {MESSAGE_ROW}"))?;
     let mut insert_delivery = tx.prepare_cached(
         "INSERT INTO deliveries (message_id, agent, priority, state, next_attempt_at, \
          updated_at) VALUES (?1, ?2, ?3, 'queued', ?4, ?4)",
@@ -125,18 +149,7 @@ pub(crate) fn insert_submissions(
     } in items.iter().copied()
     {
         let id = m.id.to_string();
-        insert_message.execute(params![
-            id,
-            m.from,
-            m.to.to_string(),
-            m.kind.as_str(),
-            m.priority.rank(),
-            m.body,
-            serde_json::to_string(&m.tags).unwrap_or_else(|_| "[]".into()),
-            m.created_at,
-            m.reply_to.map(|r| r.to_string()),
-            via.as_str(),
-        ])?;
+        insert_message(&mut message, m, *via)?;
         for destination in to {
             insert_delivery.execute(params![
                 id,
