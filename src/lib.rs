@@ -24,6 +24,8 @@
 //! - The **engines** get their own settings, never the whole config:
 //!   - [`lockfile`]: OS file locks with a deadline, the one way acp locks
 //!     a file.
+//!   - [`untrusted`]: reading files an agent can write (devlogs, `--file`):
+//!     open without following links, then check what was opened, bounded.
 //!   - [`config`]: the one typed configuration (defaults < file < env), and
 //!     each engine's settings struct.
 //!   - [`coords`]: `config/coordinates.json` and its validation.
@@ -69,3 +71,4 @@ pub mod mcp;
 pub mod model;
 pub mod service;
 pub mod store;
+pub mod untrusted;

@@ -43,6 +43,13 @@ pub struct DevlogPost {
     pub update: bool,
 }
 
+/// A devlog file as listed (by the link itself, not followed).
+struct Listed {
+    rel: String,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
 /// One devlog file as read.
 struct Devlog {
     rel: String,
@@ -72,6 +79,18 @@ fn is_devlog(path: &Path) -> bool {
             .is_some_and(|e| e.eq_ignore_ascii_case("md"))
 }
 
+/// Devlogs refused by a scan, by path, with the size and time they had:
+/// each is reported once, and not read again until it changes.
+pub(crate) type Refusals = std::collections::HashMap<String, (u64, Option<SystemTime>)>;
+
+/// `rel` (below `devlogs/`) as a devlog path: plain components only, a
+/// markdown name.
+fn plain_devlog(rel: &Path) -> Option<String> {
+    let plain =
+        rel.components().count() > 0 && rel.components().all(|c| matches!(c, Component::Normal(_)));
+    (plain && is_devlog(rel)).then(|| rel.to_string_lossy().replace('\\', "/"))
+}
+
 impl App {
     /// The devlog folder.
     #[must_use]
@@ -79,60 +98,81 @@ impl App {
         self.config.root.join("devlogs")
     }
 
-    /// `path` as a devlog: inside `devlogs/` (relative paths are taken
-    /// from there first), a regular markdown file, not a link out.
-    fn devlog_path(&self, path: &Path) -> Result<(PathBuf, String), AppError> {
+    /// `path` as a devlog's name below `devlogs/` (relative paths are taken
+    /// from there first). Only the name is worked out here, by its text:
+    /// the file is opened later without following any link.
+    fn devlog_path(&self, path: &Path) -> Result<String, AppError> {
         let dir = self.devlogs_dir();
-        let candidate = if path.is_absolute() || path.exists() {
-            path.to_path_buf()
-        } else {
-            dir.join(path)
-        };
-        // Named from the root, so a reply on Discord shows no local paths.
-        let shown = candidate
-            .strip_prefix(&self.config.root)
-            .unwrap_or(path)
-            .display()
-            .to_string();
+        let shown = path.display().to_string();
         let refuse = |why: &str| {
             AppError::from(Refused(format!(
                 "{shown} {why}: a devlog is a .md file under devlogs/"
             )))
         };
-        let file = candidate
-            .canonicalize()
-            .map_err(|e| refuse(&format!("cannot be read ({e})")))?;
-        let base = dir
-            .canonicalize()
-            .map_err(|e| refuse(&format!("has no devlogs folder to be in ({e})")))?;
-        let rel = file
-            .strip_prefix(&base)
-            .map_err(|_| refuse("is outside devlogs/"))?;
-        if !file.is_file() || !is_devlog(&file) {
-            return Err(refuse("is not a markdown file"));
-        }
+        let absolute = if path.is_absolute() {
+            Some(path.to_path_buf())
+        } else if !dir.join(path).exists() && path.exists() {
+            std::env::current_dir().ok().map(|cwd| cwd.join(path))
+        } else {
+            None
+        };
+        let rel = match absolute {
+            None => path.to_path_buf(),
+            Some(abs) => {
+                let canonical = dir.canonicalize().ok();
+                let rel = abs
+                    .strip_prefix(&dir)
+                    .ok()
+                    .or_else(|| canonical.as_ref().and_then(|c| abs.strip_prefix(c).ok()))
+                    .ok_or_else(|| refuse("is outside devlogs/"))?;
+                rel.to_path_buf()
+            }
+        };
         if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-            return Err(refuse("is not a plain path"));
+            return Err(refuse("is outside devlogs/"));
         }
-        let rel = rel.to_string_lossy().replace('\\', "/");
-        Ok((file, rel))
+        plain_devlog(&rel).ok_or_else(|| refuse("is not a markdown file"))
     }
 
-    fn read_devlog(&self, file: &Path, rel: String) -> Result<Devlog, AppError> {
+    /// Reads the devlog at `rel` below `devlogs/`, off the runtime: opened
+    /// without following links, checked as opened, at most
+    /// [`DEVLOG_MAX_BYTES`] read. Posted as the agent whose folder it is
+    /// in; front matter naming another agent (or any agent, outside an
+    /// agent's folder) is refused, so no agent writes as another.
+    async fn read_devlog(&self, rel: String) -> Result<Devlog, AppError> {
+        let dir = self.devlogs_dir();
+        let at = rel.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            crate::untrusted::read_beneath(&dir, Path::new(&at), DEVLOG_MAX_BYTES)
+        })
+        .await
+        .map_err(|_| AppError::Store(crate::store::StoreError::Interrupted))?;
         let refuse = |why: String| AppError::from(Refused(format!("devlogs/{rel}: {why}")));
-        let bytes = std::fs::read(file).map_err(|e| refuse(format!("cannot be read: {e}")))?;
-        if bytes.len() > DEVLOG_MAX_BYTES {
-            return Err(refuse(format!(
-                "is {} bytes, over the {DEVLOG_MAX_BYTES}-byte limit for a devlog: split it",
-                bytes.len()
-            )));
-        }
+        let bytes = read.map_err(|e| match e {
+            crate::untrusted::ReadError::TooBig { len, max } => refuse(format!(
+                "is {len} bytes or more, over the {max}-byte limit for a devlog: split it"
+            )),
+            e => refuse(format!(
+                "{e}: a devlog is a regular .md file under devlogs/"
+            )),
+        })?;
         let content = String::from_utf8(bytes)
             .map_err(|_| refuse("is not UTF-8 text".into()))?
             .replace("\r\n", "\n");
-        let folder = rel.split('/').next().filter(|_| rel.contains('/'));
-        let named = folder.or_else(|| front_matter_agent(&content));
-        let agent = named.and_then(|n| self.registry.lookup(n).ok().map(|a| a.id.clone()));
+        let folder = rel.split_once('/').map(|(f, _)| f);
+        let agent = folder.and_then(|f| self.registry.lookup(f).ok().map(|a| a.id.clone()));
+        if let Some(claim) = front_matter_agent(&content) {
+            let claimed = self.registry.lookup(claim).ok().map(|a| a.id.clone());
+            if claimed.is_none() || claimed != agent {
+                return Err(refuse(format!(
+                    "its front matter says `agent: {claim}`, but a devlog is posted as the agent \
+                     whose folder it is in ({}): move it to devlogs/{claim}/ or drop the line",
+                    agent
+                        .as_ref()
+                        .map_or_else(|| "none here".to_owned(), |a| format!("devlogs/{a}/"))
+                )));
+            }
+        }
         Ok(Devlog {
             hash: blake3::hash(content.as_bytes()).to_hex().to_string(),
             rel,
@@ -197,21 +237,41 @@ impl App {
     }
 
     /// Posts the devlog at `path` (under `devlogs/`) now, unless this
-    /// content was posted before.
+    /// content was posted before. `by`: the agent asking (MCP), which may
+    /// post only devlogs in its own folder; none for a person.
     ///
     /// # Errors
-    /// [`AppError`] saying what to fix: a path outside `devlogs/`, a file
-    /// too big or not text, Discord not set up.
-    pub async fn post_devlog(&self, path: &Path) -> Result<DevlogPost, AppError> {
-        let (file, rel) = self.devlog_path(path)?;
-        let log = self.read_devlog(&file, rel)?;
+    /// [`AppError`] saying what to fix: a path outside `devlogs/`, a link,
+    /// a file too big or not text, another agent's devlog, Discord not set
+    /// up.
+    pub async fn post_devlog(
+        &self,
+        path: &Path,
+        by: Option<&AgentId>,
+    ) -> Result<DevlogPost, AppError> {
+        let rel = self.devlog_path(path)?;
+        let log = self.read_devlog(rel).await?;
+        if let Some(by) = by
+            && log.agent.as_ref() != Some(by)
+        {
+            return Err(Refused(format!(
+                "devlogs/{} is not {by}'s devlog: an agent posts only its own, from \
+                 devlogs/{by}/",
+                log.rel
+            ))
+            .into());
+        }
         self.store_devlog(log).await
     }
 
-    /// Every devlog file, with whether it has settled (unchanged for
-    /// `settle`) and, if not, how long until it has.
-    fn devlog_files(&self, settle: Duration) -> (Vec<(PathBuf, String)>, Option<Duration>) {
+    /// Every devlog file (its name below `devlogs/`, size and time), with
+    /// whether it has settled (unchanged for `settle`) and, if not, how
+    /// long until it has. Nothing if `devlogs/` itself is a link.
+    fn devlog_files(&self, settle: Duration) -> (Vec<Listed>, Option<Duration>) {
         let dir = self.devlogs_dir();
+        if std::fs::symlink_metadata(&dir).is_ok_and(|m| !m.is_dir()) {
+            return (Vec::new(), None);
+        }
         let mut settled = Vec::new();
         let mut soonest: Option<Duration> = None;
         let mut stack = vec![dir.clone()];
@@ -234,34 +294,58 @@ impl App {
                     if age < settle {
                         let wait = settle.saturating_sub(age);
                         soonest = Some(soonest.map_or(wait, |s| s.min(wait)));
-                    } else if let Ok(rel) = path.strip_prefix(&dir) {
-                        let rel = rel.to_string_lossy().replace('\\', "/");
-                        settled.push((path, rel));
+                    } else if let Some(rel) = path.strip_prefix(&dir).ok().and_then(plain_devlog) {
+                        settled.push(Listed {
+                            rel,
+                            len: meta.len(),
+                            modified: meta.modified().ok(),
+                        });
                     }
                 }
             }
         }
-        settled.sort_by(|a, b| a.1.cmp(&b.1));
+        settled.sort_by(|a, b| a.rel.cmp(&b.rel));
         (settled, soonest)
     }
 
     /// One scan: posts every settled devlog version the ledger does not
     /// know. Returns how many were stored, and when an unsettled file is
-    /// due for another look.
+    /// due for another look. A file refused (too big, a link, not text...)
+    /// is reported once in `refused` and not read again until its size or
+    /// time changes.
     ///
     /// # Errors
     /// [`AppError::Store`]; a file that cannot be posted is logged and
     /// skipped.
-    pub async fn scan_devlogs(&self) -> Result<(usize, Option<Duration>), AppError> {
+    pub(crate) async fn scan_devlogs(
+        &self,
+        refused: &mut Refusals,
+    ) -> Result<(usize, Option<Duration>), AppError> {
+        self.devlogs_folder_is_plain()?;
         let (files, soonest) = self.devlog_files(self.config.discord.devlog_settle);
+        refused.retain(|rel, _| files.iter().any(|f| f.rel == *rel));
         let mut stored = 0;
-        for (file, rel) in files {
-            let log = match self.read_devlog(&file, rel.clone()) {
+        for file in files {
+            let seen = (file.len, file.modified);
+            if refused.get(&file.rel) == Some(&seen) {
+                continue;
+            }
+            let read = if file.len > DEVLOG_MAX_BYTES as u64 {
+                Err(AppError::from(Refused(format!(
+                    "devlogs/{}: is {} bytes, over the {DEVLOG_MAX_BYTES}-byte limit for a \
+                     devlog: split it",
+                    file.rel, file.len
+                ))))
+            } else {
+                self.read_devlog(file.rel.clone()).await
+            };
+            let log = match read {
                 // An empty file is a devlog being started, not one to post.
                 Ok(log) if log.content.trim().is_empty() => continue,
                 Ok(log) => log,
                 Err(e) => {
-                    tracing::warn!(devlog = %rel, error = %e, "devlog not posted");
+                    tracing::warn!(devlog = %file.rel, error = %e, "devlog not posted (said once, until the file changes)");
+                    refused.insert(file.rel, seen);
                     continue;
                 }
             };
@@ -279,14 +363,40 @@ impl App {
             match self.store_devlog(log).await {
                 Ok(post) if post.new => {
                     stored += 1;
-                    tracing::info!(devlog = %rel, message = ?post.message_id, update = post.update, "devlog queued for Discord");
+                    tracing::info!(devlog = %file.rel, message = ?post.message_id, update = post.update, "devlog queued for Discord");
                 }
                 Ok(_) => {}
                 Err(AppError::Store(e)) => return Err(AppError::Store(e)),
-                Err(e) => tracing::warn!(devlog = %rel, error = %e, "devlog not posted"),
+                Err(e) => {
+                    tracing::warn!(devlog = %file.rel, error = %e, "devlog not posted (said once, until the file changes)");
+                    refused.insert(file.rel, seen);
+                }
             }
         }
         Ok((stored, soonest))
+    }
+
+    /// `devlogs/` must be a folder of the root, not a link to elsewhere.
+    ///
+    /// # Errors
+    /// [`AppError::Refused`] saying what is there and what to do.
+    pub(crate) fn devlogs_folder_is_plain(&self) -> Result<(), AppError> {
+        let dir = self.devlogs_dir();
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.file_type().is_symlink() => Err(Refused(format!(
+                "{} is a symbolic link (to {}): acp posts devlogs only from a real folder in \
+                 the root; make it a real directory",
+                dir.display(),
+                std::fs::read_link(&dir).map_or_else(|_| "?".into(), |t| t.display().to_string())
+            ))
+            .into()),
+            Ok(m) if !m.is_dir() => Err(Refused(format!(
+                "{} is not a folder: move it away so acp can create devlogs/",
+                dir.display()
+            ))
+            .into()),
+            _ => Ok(()),
+        }
     }
 
     /// The first time devlogs are watched for this root, the devlogs
@@ -299,8 +409,11 @@ impl App {
         }
         let (files, _) = self.devlog_files(Duration::ZERO);
         let mut versions = Vec::new();
-        for (file, rel) in files {
-            if let Ok(log) = self.read_devlog(&file, rel) {
+        for file in files {
+            if file.len > DEVLOG_MAX_BYTES as u64 {
+                continue;
+            }
+            if let Ok(log) = self.read_devlog(file.rel).await {
                 let agent = log.agent.map(|a| a.to_string()).unwrap_or_default();
                 versions.push((agent, log.hash, log.rel));
             }
@@ -354,9 +467,21 @@ impl App {
             }
         };
         tracing::info!(dir = %dir.display(), "watching devlogs");
+        let mut refused = Refusals::new();
+        let mut folder_refused = false;
         loop {
-            let pause = match self.scan_devlogs().await {
+            let scanned = self.scan_devlogs(&mut refused).await;
+            if let Err(AppError::Refused(why)) = &scanned {
+                if !folder_refused {
+                    tracing::error!(error = %why, "devlogs are not posted");
+                }
+                folder_refused = true;
+            } else {
+                folder_refused = false;
+            }
+            let pause = match scanned {
                 Ok((_, soonest)) => soonest.map_or(RESCAN, |s| s.min(RESCAN)),
+                Err(AppError::Refused(_)) => RESCAN,
                 Err(e) => {
                     tracing::error!(error = %e, "devlog scan failed; trying again");
                     RESCAN

@@ -145,9 +145,15 @@ fn inboxes(config: &Config) -> Check {
     let mut missing = 0;
     for agent in config.agents.all() {
         let dir = agent.inbox_dir();
+        // The workspace, the inbox and where Discord files go: a link at
+        // any of them would take acp's writes elsewhere.
+        let link = [agent.workspace.clone(), dir.clone(), dir.join("files")]
+            .into_iter()
+            .find(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()));
         match std::fs::symlink_metadata(&dir) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                linked.push(format!("{} ({})", agent.id, dir.display()));
+            _ if link.is_some() => {
+                let link = link.unwrap_or_default();
+                linked.push(format!("{} ({})", agent.id, link.display()));
             }
             Ok(_) => {
                 let writable = tempfile::Builder::new()
@@ -190,6 +196,34 @@ fn inboxes(config: &Config) -> Check {
         format!(" ({missing} not created yet: the first delivery creates them)")
     };
     ok("inboxes", format!("{total} inbox(es) writable{created}"))
+}
+
+fn devlogs(config: &Config) -> Check {
+    let dir = config.root.join("devlogs");
+    match std::fs::symlink_metadata(&dir) {
+        Ok(m) if m.file_type().is_symlink() => bad(
+            "devlogs",
+            Level::Fail,
+            format!(
+                "{} is a symbolic link (to {}): acp posts no devlog from it",
+                dir.display(),
+                std::fs::read_link(&dir).map_or_else(|_| "?".into(), |t| t.display().to_string())
+            ),
+            "make devlogs/ a real directory in the root (move what the link points to in its \
+             place)",
+        ),
+        Ok(m) if !m.is_dir() => bad(
+            "devlogs",
+            Level::Fail,
+            format!("{} is not a folder", dir.display()),
+            "move it away: acp run creates devlogs/",
+        ),
+        Ok(_) => ok(
+            "devlogs",
+            "a folder of the root; links in it are not followed",
+        ),
+        Err(_) => ok("devlogs", "not created yet (acp run creates it)"),
+    }
 }
 
 fn store(config: &Config) -> Check {
@@ -426,6 +460,7 @@ pub fn checks(config: &Config) -> Vec<Check> {
         ),
         coordinates(config),
         inboxes(config),
+        devlogs(config),
         store(config),
         discord,
         backups(config),

@@ -317,7 +317,9 @@ fn config_template(names: &[String], tmux_session: Option<&str>) -> String {
         if let Some(session) = tmux_session {
             let _ = write!(
                 s,
-                "delivery = [\"tmux\", \"inbox\"]\ntmux = {{ target = \"{session}:{name}.0\" }}\n"
+                "delivery = [\"tmux\", \"inbox\"]\n# command: the agent's program in the pane (a shell is never pasted \
+                 into)\ntmux = {{ target = \"{session}:{name}.0\", command = {} }}\n",
+                toml::Value::String(crate::model::tmux::AGENT_PROGRAMS.into())
             );
         }
     }

@@ -179,6 +179,7 @@ impl App {
             when_busy: WhenBusy::Wait,
             pre_submit_delay: std::time::Duration::from_millis(200),
             submit_key: "Enter".into(),
+            paste_into_shell: false,
         });
         target.clone_into(&mut settings.target);
         if let Some(s) = socket {
@@ -198,13 +199,21 @@ impl App {
                 .as_ref()
                 .and_then(|(id, _)| crate::delivery::tmux::is_idle(&settings, id).ok())
                 .filter(|_| settings.idle_pattern.is_some());
-            let command = settings.command.as_ref().map_or_else(
-                || {
-                    pane.as_ref()
-                        .map_or(String::new(), |(_, c)| format!(", command = \"^{c}$\""))
-                },
-                |c| format!(", command = \"{c}\""),
-            );
+            // A real guard: the configured one, else the program seen
+            // there, else (no pane, or a shell) the agents' own programs.
+            // Never a shell.
+            let seen = pane
+                .as_ref()
+                .map(|(_, c)| c)
+                .filter(|c| !c.is_empty() && !crate::model::tmux::is_shell(c));
+            let guard = match (&settings.command, seen) {
+                (Some(c), _) if !crate::model::tmux::SHELLS.iter().any(|s| c.is_match(s)) => {
+                    c.to_string()
+                }
+                (_, Some(c)) => format!("^{}$", regex::escape(c)),
+                _ => crate::model::tmux::AGENT_PROGRAMS.to_owned(),
+            };
+            let command = format!(", command = {}", toml::Value::String(guard));
             let socket = settings
                 .socket
                 .as_ref()

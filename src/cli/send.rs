@@ -167,7 +167,7 @@ pub(crate) async fn devlog(
             wait,
             timeout,
         } => {
-            let post = app.post_devlog(file).await?;
+            let post = app.post_devlog(file, None).await?;
             let Some(id) = post.message_id else {
                 if json_out {
                     outln!("{}", serde_json::to_string_pretty(&post)?);

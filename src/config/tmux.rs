@@ -21,6 +21,7 @@ pub(super) struct RawTmux {
     when_busy: Option<String>,
     pre_submit_delay_ms: Option<i64>,
     submit_key: Option<String>,
+    paste_into_shell_runs_messages: Option<bool>,
 }
 
 fn pattern(src: &Source<'_>, key: &str, text: &str) -> Result<WindowPattern, ConfigError> {
@@ -109,5 +110,6 @@ pub(super) fn agent_tmux(
                 .unwrap_or(200),
         ),
         submit_key,
+        paste_into_shell: raw.paste_into_shell_runs_messages.unwrap_or(false),
     }))
 }

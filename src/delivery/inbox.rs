@@ -120,7 +120,13 @@ fn holds(path: &Path, meta: &fs::Metadata, contents: &[u8]) -> io::Result<bool> 
     if !meta.file_type().is_file() || meta.len() != contents.len() as u64 {
         return Ok(false);
     }
-    Ok(fs::read(path)? == contents)
+    // Opened without following a link, and never blocking on a FIFO: the
+    // agent may have swapped the file since it was looked at.
+    match crate::untrusted::read_unlinked(path, contents.len()) {
+        Ok(bytes) => Ok(bytes == contents),
+        Err(crate::untrusted::ReadError::Io(e)) => Err(e),
+        Err(_) => Ok(false),
+    }
 }
 
 /// Creates `dir` (and its parents) readable by its owner only.
@@ -262,34 +268,118 @@ pub(crate) fn write_attachment(
     name: &str,
     bytes: &[u8],
 ) -> Result<PathBuf, DeliveryError> {
-    refuse_link(&agent.inbox_dir())?;
+    let files = Confined::open(&agent.workspace, &["inbox", "files"])?;
     let dir = agent.inbox_dir().join("files");
     let name = format!(
         "{}_{}",
         crate::model::MessageId::generate(),
         safe_name(name)
     );
-    write_once(&dir, &name, bytes)
-        .map(|w| w.path().to_owned())
+    write_once(&files.path(), &name, bytes)
+        .map(|w| files.said(w).path().to_owned())
         .map_err(|e| {
             DeliveryError::transient(format!("cannot save {name} in {}: {e}", dir.display()))
         })
 }
 
-/// Refuses an inbox that is a symbolic link.
-fn refuse_link(dir: &Path) -> Result<(), DeliveryError> {
-    if let Ok(meta) = fs::symlink_metadata(dir)
-        && meta.file_type().is_symlink()
-    {
-        let to = fs::read_link(dir).map_or_else(|_| "?".into(), |t| t.display().to_string());
-        return Err(DeliveryError::permanent(format!(
-            "inbox {} is a symbolic link (to {to}): acp does not write through links, since a \
-             backup would hold only the link and the message could land outside the workspace; \
-             make it a real directory",
-            dir.display()
-        )));
+/// A folder of an agent's workspace, opened one component at a time from
+/// the workspace's parent without following a link (the workspace itself
+/// included): an agent can write its workspace, so a check of the path
+/// followed by a write to it would lose a race against a swap for a link.
+/// The writes go through [`Confined::path`], which names the opened folder
+/// itself on Linux (`/proc/self/fd/N`), whatever is swapped in meanwhile.
+pub(crate) struct Confined {
+    fd: std::os::fd::OwnedFd,
+    /// The folder's path, as said to people.
+    real: PathBuf,
+}
+
+impl Confined {
+    /// Opens (creating each missing folder, owner only) `sub` below the
+    /// workspace.
+    ///
+    /// # Errors
+    /// Permanent for a link (or anything not a folder) on the way, naming
+    /// it; transient for I/O.
+    pub(crate) fn open(workspace: &Path, sub: &[&str]) -> Result<Self, DeliveryError> {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let parent = workspace.parent().unwrap_or(Path::new("/"));
+        let io_err = |at: &Path, e: io::Error| {
+            DeliveryError::transient(format!(
+                "cannot write to inbox {}: {e} (check that the directory exists, is writable and \
+                 the disk has room)",
+                at.display()
+            ))
+        };
+        create_private_dir(parent).map_err(|e| io_err(parent, e))?;
+        let mut fd = rustix::fs::openat(
+            rustix::fs::CWD,
+            parent,
+            flags & !OFlags::NOFOLLOW,
+            Mode::empty(),
+        )
+        .map_err(|e| io_err(parent, e.into()))?;
+        let mut real = parent.to_path_buf();
+        let names = workspace
+            .file_name()
+            .into_iter()
+            .chain(sub.iter().map(std::ffi::OsStr::new));
+        for name in names {
+            real.push(name);
+            match rustix::fs::mkdirat(&fd, name, Mode::from_raw_mode(0o700)) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(io_err(&real, e.into())),
+            }
+            fd = match rustix::fs::openat(&fd, name, flags, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(rustix::io::Errno::LOOP) => return Err(refused_link(&real)),
+                Err(rustix::io::Errno::NOTDIR)
+                    if fs::symlink_metadata(&real).is_ok_and(|m| m.file_type().is_symlink()) =>
+                {
+                    return Err(refused_link(&real));
+                }
+                Err(e) => return Err(io_err(&real, e.into())),
+            };
+        }
+        Ok(Self { fd, real })
     }
-    Ok(())
+
+    /// The path the writes use: the opened folder itself.
+    fn path(&self) -> PathBuf {
+        let by_fd = PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&self.fd)
+        ));
+        if cfg!(target_os = "linux") && by_fd.is_dir() {
+            by_fd
+        } else {
+            self.real.clone()
+        }
+    }
+
+    /// `written`'s path as said to people (in the real folder).
+    fn said(&self, written: Written) -> Written {
+        let real = |p: PathBuf| p.file_name().map_or(p.clone(), |n| self.real.join(n));
+        match written {
+            Written::New(p) => Written::New(real(p)),
+            Written::Already(p) => Written::Already(real(p)),
+            Written::Beside { path, kept } => Written::Beside {
+                path: real(path),
+                kept: real(kept),
+            },
+        }
+    }
+}
+
+/// The refusal of a link where a workspace folder goes.
+fn refused_link(at: &Path) -> DeliveryError {
+    let to = fs::read_link(at).map_or_else(|_| "?".into(), |t| t.display().to_string());
+    DeliveryError::permanent(format!(
+        "{} is a symbolic link (to {to}): acp does not write through links, since a backup would hold only the link \
+         and the message could land outside the workspace; make it a real directory",
+        at.display()
+    ))
 }
 
 /// Writes a message into an agent's inbox, once. An inbox that is a
@@ -302,12 +392,13 @@ pub(crate) fn write_message(
     message: &UnifiedMessage,
 ) -> Result<Written, DeliveryError> {
     let dir = agent.inbox_dir();
-    refuse_link(&dir)?;
+    let inbox = Confined::open(&agent.workspace, &["inbox"])?;
     let written = write_once(
-        &dir,
+        &inbox.path(),
         &file_name(message),
         render_for(message, agent).as_bytes(),
     )
+    .map(|w| inbox.said(w))
     .map_err(|e| {
         DeliveryError::transient(format!(
             "cannot write to inbox {}: {e} (check that the directory exists, is writable and \

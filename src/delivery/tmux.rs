@@ -1,9 +1,11 @@
 //! The `tmux` delivery method: a bracketed paste into the agent's pane.
 //!
-//! 1. **Guard.** The pane must exist and its running command
-//!    (`#{pane_current_command}`) must match the agent's `tmux.command`;
-//!    otherwise nothing is sent and the next method is tried, with the
-//!    reason in the attempt.
+//! 1. **Guard.** The pane must exist, its running command
+//!    (`#{pane_current_command}`) must not be a shell (a shell would run the
+//!    message as commands; only `paste_into_shell_runs_messages = true`
+//!    allows it) and must match the agent's `tmux.command`; otherwise
+//!    nothing is sent and the next method is tried, with the reason in the
+//!    attempt.
 //! 2. **One at a time per pane**, across processes: an OS lock on
 //!    `data/tmux/<socket>_<pane>.lock`. Different panes run in parallel.
 //! 3. **Idle gating.** With `tmux.idle_pattern`, a pane whose last lines do
@@ -138,6 +140,16 @@ pub fn inspect(s: &TmuxSettings) -> Result<Pane, DeliveryError> {
             field(2),
             field(4),
             field(5)
+        )));
+    }
+    // A shell runs what is pasted into it: never, whatever tmux.command
+    // says, unless the person said so in words that leave no doubt.
+    if crate::model::tmux::is_shell(&pane.command) && !s.paste_into_shell {
+        return Err(DeliveryError::permanent(format!(
+            "tmux pane {} ({}) runs {:?}, a shell: a message pasted there would run as commands, \
+             so nothing was typed. The agent may have exited: start it again in that pane (e.g. \
+             `claude`), or fix tmux.target",
+            s.target, pane.id, pane.command
         )));
     }
     if let Some(want) = &s.command

@@ -485,7 +485,11 @@ async fn devlog_post(
         ))
         .into());
     }
-    let post = quick(ctx, app.post_devlog(&app.devlogs_dir().join(relative))).await?;
+    let post = quick(
+        ctx,
+        app.post_devlog(&app.devlogs_dir().join(relative), None),
+    )
+    .await?;
     let Some(id) = post.message_id else {
         ctx.send(CreateReply::default().ephemeral(true).content(format!(
             "📝 `devlogs/{}` was posted before with this content: nothing new to post (`acp \

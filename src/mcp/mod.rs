@@ -271,7 +271,10 @@ impl AcpMcp {
     )]
     async fn post_devlog(&self, Parameters(p): Parameters<PostDevlog>) -> CallToolResult {
         let result = async {
-            let post = self.app.post_devlog(std::path::Path::new(&p.path)).await?;
+            let post = self
+                .app
+                .post_devlog(std::path::Path::new(&p.path), Some(&self.agent))
+                .await?;
             Ok(serde_json::to_value(post).unwrap_or_default())
         };
         answer(result.await)

@@ -39,6 +39,60 @@ pub struct TmuxSettings {
     pub pre_submit_delay: Duration,
     /// The key that submits, as tmux names it (`Enter`, `C-m`).
     pub submit_key: String,
+    /// `paste_into_shell_runs_messages = true`: the person accepts that a
+    /// shell in this pane runs every message as commands. Without it a
+    /// pane whose program is a shell is never pasted into.
+    pub paste_into_shell: bool,
+}
+
+/// Programs that run what is typed into them as commands. A message pasted
+/// into one of these is executed, so tmux delivery never pastes into them
+/// unless the agent's table says `paste_into_shell_runs_messages = true`.
+pub const SHELLS: &[&str] = &[
+    "sh",
+    "ash",
+    "bash",
+    "dash",
+    "zsh",
+    "fish",
+    "ksh",
+    "mksh",
+    "oksh",
+    "pdksh",
+    "loksh",
+    "csh",
+    "tcsh",
+    "yash",
+    "nu",
+    "nush",
+    "pwsh",
+    "powershell",
+    "elvish",
+    "xonsh",
+    "ion",
+    "rc",
+    "es",
+    "oil",
+    "osh",
+    "ysh",
+    "murex",
+    "busybox",
+];
+
+/// The guard `acp init --tmux` writes, and `acp tmux attach` offers where
+/// it sees no agent yet: the terminal coding agents' own programs.
+pub const AGENT_PROGRAMS: &str =
+    "^(claude|codex|gemini|aider|cursor-agent|opencode|goose|amp|qwen|crush)$";
+
+/// Whether a pane's program (`#{pane_current_command}`) is a shell: its
+/// name without a path, a login `-` or a version suffix (`bash5.2`).
+#[must_use]
+pub fn is_shell(command: &str) -> bool {
+    let name = command.trim().trim_start_matches('-');
+    let name = name.rsplit('/').next().unwrap_or(name).to_ascii_lowercase();
+    let name = name.strip_suffix(".exe").unwrap_or(&name);
+    let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
+    SHELLS.contains(&name) || SHELLS.contains(&base)
 }
 
 /// Whether `target` is a tmux target acp accepts: `session:window.pane`
@@ -62,4 +116,29 @@ pub fn valid_socket(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shells_are_known_by_any_name() {
+        for shell in [
+            "bash", "-bash", "/bin/zsh", "sh", "dash", "fish", "bash5.2", "PWSH.EXE", "nu",
+        ] {
+            assert!(is_shell(shell), "{shell}");
+        }
+        for agent in [
+            "claude",
+            "codex",
+            "python3",
+            "node",
+            "aider",
+            "vim",
+            "shellcheck",
+        ] {
+            assert!(!is_shell(agent), "{agent}");
+        }
+    }
 }

@@ -14,7 +14,7 @@ use crate::support::{Root, stderr, stdout, wait_until};
 const DEVLOG_CHANNEL: &str = "500000000000000077";
 
 /// A root whose devlogs go to [`DEVLOG_CHANNEL`], settling fast.
-fn devlog_root(agents: u32) -> Root {
+pub(crate) fn devlog_root(agents: u32) -> Root {
     let root = Root::new(agents);
     root.fast();
     token_in_dotenv(&root);
@@ -28,7 +28,7 @@ fn devlog_root(agents: u32) -> Root {
 }
 
 /// How many times the service log says it started watching `devlogs/`.
-fn watch_starts(root: &Root) -> usize {
+pub(crate) fn watch_starts(root: &Root) -> usize {
     fs::read_to_string(root.path().join("service.log"))
         .unwrap_or_default()
         .matches("watching devlogs")
@@ -36,7 +36,7 @@ fn watch_starts(root: &Root) -> usize {
 }
 
 /// Starts `acp run` and waits until it watches `devlogs/`.
-fn run_watching(root: &Root, standin: &StandIn) -> Bot {
+pub(crate) fn run_watching(root: &Root, standin: &StandIn) -> Bot {
     let before = watch_starts(root);
     let bot = spawn(root, standin, "standin-token", "run");
     wait_until(LIMIT, || watch_starts(root) > before);
@@ -44,20 +44,20 @@ fn run_watching(root: &Root, standin: &StandIn) -> Bot {
 }
 
 /// Writes a devlog file (parents made).
-fn write(root: &Root, rel: &str, text: &str) {
+pub(crate) fn write(root: &Root, rel: &str, text: &str) {
     let path = root.path().join("devlogs").join(rel);
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(path, text).unwrap();
 }
 
 /// Posts in the devlog channel.
-fn devlog_posts(standin: &StandIn) -> Vec<Post> {
+pub(crate) fn devlog_posts(standin: &StandIn) -> Vec<Post> {
     standin.posts_in(DEVLOG_CHANNEL)
 }
 
 /// Waits until a post in the devlog channel contains `text`; returns the
 /// channel's posts.
-fn wait_post(standin: &StandIn, text: &str) -> Vec<Post> {
+pub(crate) fn wait_post(standin: &StandIn, text: &str) -> Vec<Post> {
     standin.wait_posts(LIMIT, |posts| {
         posts
             .iter()
@@ -101,17 +101,26 @@ fn each_devlog_version_is_posted_once_through_edits_renames_restarts_and_rescans
     fs::rename(dir.join("day1.md"), dir.join("day1-final.md")).unwrap();
     let same = fs::read_to_string(dir.join("day1-final.md")).unwrap();
     fs::write(dir.join("day1-final.md"), &same).unwrap();
+    // Front matter may not claim an agent outside its folder (any agent
+    // can write there): refused. In the agent's own folder it is posted.
     write(
         &root,
         "notes.md",
+        "---\nagent: Agent-2\n---\nSomeone claims to be Agent-2.",
+    );
+    write(
+        &root,
+        "Agent-2/notes.md",
         "---\nagent: Agent-2\n---\nAgent-2 took the API.",
     );
     let posts = wait_post(&standin, "Agent-2 took the API.");
     assert_eq!(posts.len(), 3, "{posts:#?}");
+    assert!(!posts.iter().any(|p| p.content.contains("Someone claims")));
     assert!(
         posts[2]
             .content
-            .starts_with("**Agent-2** 📝 devlog `notes.md`")
+            .starts_with("**Agent-2** 📝 devlog `Agent-2/notes.md`"),
+        "{posts:#?}"
     );
 
     // A delete posts nothing; neither does a restart, which rescans all.

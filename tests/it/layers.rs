@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u8)] = &[
     ("model", 0),
     ("lockfile", 1),
+    ("untrusted", 1),
     ("config", 1),
     ("coords", 1),
     ("events", 1),

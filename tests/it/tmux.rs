@@ -14,15 +14,38 @@ use crate::support::{Root, stderr, stdout, wait_until};
 const LIMIT: Duration = Duration::from_secs(30);
 
 /// A private tmux server with one window per agent.
-struct Tmux {
-    socket: String,
+pub(crate) struct Tmux {
+    pub(crate) socket: String,
     dir: tempfile::TempDir,
 }
 
 impl Tmux {
     /// Starts the server and a pane per name, each running the prompt;
     /// waits until every prompt shows.
-    fn start(names: &[&str]) -> Self {
+    pub(crate) fn start(names: &[&str]) -> Self {
+        let tmux = Self::new();
+        let panes: Vec<(&str, String)> = names
+            .iter()
+            .map(|name| (*name, tmux.prompt_command(name)))
+            .collect();
+        tmux.open(&panes);
+        for name in names {
+            // capture-pane drops trailing spaces: the empty prompt is ">".
+            wait_until(LIMIT, || {
+                tmux.screen(name).lines().any(|l| l.starts_with('>'))
+            });
+        }
+        tmux
+    }
+
+    /// The command line of the recording prompt for `name`.
+    pub(crate) fn prompt_command(&self, name: &str) -> String {
+        let prompt = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/prompt.py");
+        format!("/usr/bin/python3 {prompt} {}", self.record(name).display())
+    }
+
+    /// A server with no panes yet.
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let socket = format!(
             "acp-test-{}",
@@ -32,10 +55,12 @@ impl Tmux {
                 .to_string_lossy()
                 .replace('.', "")
         );
-        let tmux = Self { socket, dir };
-        for (i, name) in names.iter().enumerate() {
-            let prompt = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/prompt.py");
-            let cmd = format!("/usr/bin/python3 {prompt} {}", tmux.record(name).display());
+        Self { socket, dir }
+    }
+
+    /// Opens a window per (name, command line) in session `agents`.
+    pub(crate) fn open(&self, panes: &[(&str, String)]) {
+        for (i, (name, cmd)) in panes.iter().enumerate() {
             let args: Vec<&str> = if i == 0 {
                 vec![
                     "new-session",
@@ -48,39 +73,32 @@ impl Tmux {
                     "200",
                     "-y",
                     "40",
-                    &cmd,
+                    cmd,
                 ]
             } else {
-                vec!["new-window", "-t", "agents", "-n", name, &cmd]
+                vec!["new-window", "-t", "agents", "-n", name, cmd]
             };
-            assert!(tmux.cmd(&args).status().unwrap().success());
+            assert!(self.cmd(&args).status().unwrap().success());
         }
-        for name in names {
-            // capture-pane drops trailing spaces: the empty prompt is ">".
-            wait_until(LIMIT, || {
-                tmux.screen(name).lines().any(|l| l.starts_with('>'))
-            });
-        }
-        tmux
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new("tmux");
         c.args(["-L", &self.socket, "-f", "/dev/null"]).args(args);
         c
     }
 
     /// The target of an agent's pane.
-    fn target(name: &str) -> String {
+    pub(crate) fn target(name: &str) -> String {
         format!("agents:{name}.0")
     }
 
-    fn record(&self, name: &str) -> PathBuf {
+    pub(crate) fn record(&self, name: &str) -> PathBuf {
         self.dir.path().join(format!("{name}.jsonl"))
     }
 
     /// What the agent's prompt recorded: each submission.
-    fn submitted(&self, name: &str) -> Vec<Value> {
+    pub(crate) fn submitted(&self, name: &str) -> Vec<Value> {
         std::fs::read_to_string(self.record(name))
             .unwrap_or_default()
             .lines()
@@ -88,7 +106,7 @@ impl Tmux {
             .collect()
     }
 
-    fn screen(&self, name: &str) -> String {
+    pub(crate) fn screen(&self, name: &str) -> String {
         let out = self
             .cmd(&["capture-pane", "-p", "-t", &Self::target(name)])
             .output()
@@ -101,7 +119,7 @@ impl Tmux {
     }
 
     /// The agent's config line: tmux first, then the inbox.
-    fn agent_config(&self, name: &str, extra: &str) -> String {
+    pub(crate) fn agent_config(&self, name: &str, extra: &str) -> String {
         format!(
             "delivery = [\"tmux\", \"inbox\"]\ntmux = {{ target = \"{}\", socket = \"{}\", \
              command = \"^python\", idle_pattern = \"^>\", pre_submit_delay_ms = 50{extra} }}",
@@ -118,7 +136,7 @@ impl Drop for Tmux {
 }
 
 /// `acp send --to AGENT --wait BODY` (from standard input); the id.
-fn send(root: &Root, agent: &str, body: &str) -> String {
+pub(crate) fn send(root: &Root, agent: &str, body: &str) -> String {
     let mut child = root
         .acp()
         .args(["send", "--to", agent, "--wait", "-"])
@@ -134,7 +152,7 @@ fn send(root: &Root, agent: &str, body: &str) -> String {
     stdout(&out).lines().next().unwrap().to_owned()
 }
 
-fn delivery(root: &Root, id: &str) -> Value {
+pub(crate) fn delivery(root: &Root, id: &str) -> Value {
     let out = root.run(&["--json", "inbox", "read", id]);
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     v["deliveries"][0].clone()
@@ -376,9 +394,16 @@ fn init_can_write_tmux_agents() {
     let config = acp::config::Config::load(dir.path(), &acp::config::Env::new()).unwrap();
     for (n, agent) in config.agents.all().iter().enumerate() {
         assert_eq!(agent.delivery[0], acp::model::MethodName::Tmux);
-        assert_eq!(
-            agent.tmux.as_ref().unwrap().target,
-            format!("swarm:Agent-{}.0", n + 1)
+        let tmux = agent.tmux.as_ref().unwrap();
+        assert_eq!(tmux.target, format!("swarm:Agent-{}.0", n + 1));
+        // A real guard: the agents' programs, never a shell.
+        let guard = tmux.command.as_ref().expect("init writes a command guard");
+        assert!(
+            guard.is_match("claude") && guard.is_match("codex"),
+            "{guard}"
         );
+        for shell in ["bash", "sh", "zsh", "fish"] {
+            assert!(!guard.is_match(shell), "{guard} lets {shell} in");
+        }
     }
 }

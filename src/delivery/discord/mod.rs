@@ -387,20 +387,6 @@ pub fn stage_files(
     }
     let mut out = Vec::new();
     for path in files {
-        let meta =
-            std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        if !meta.is_file() {
-            return Err(format!("{} is not a file", path.display()));
-        }
-        if meta.len() > max as u64 {
-            return Err(format!(
-                "{} is {} bytes, over Discord's upload limit of {max} bytes \
-                 (limits.max_attachment_bytes): nothing was sent. Send a smaller file, or say \
-                 where it is",
-                path.display(),
-                meta.len()
-            ));
-        }
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -424,20 +410,31 @@ pub fn stage_files(
         if out.iter().any(|(n, _)| *n == name) {
             return Err(format!("two files are named {name}: rename one"));
         }
-        out.push((name, meta.len()));
+        out.push((name, 0));
     }
+    // Each file is opened, then checked as opened (a regular file, within
+    // the limit however big it says it is), and copied as read.
     let staging = dir.with_extension("part");
-    let copy = || -> std::io::Result<()> {
+    let cannot = |e: std::io::Error| format!("cannot stage the files in {}: {e}", dir.display());
+    let mut copy = || -> Result<(), String> {
         let _ = std::fs::remove_dir_all(&staging);
-        std::fs::create_dir_all(&staging)?;
-        for (path, (name, _)) in files.iter().zip(&out) {
-            std::fs::copy(path, staging.join(name))?;
+        std::fs::create_dir_all(&staging).map_err(cannot)?;
+        for (path, (name, size)) in files.iter().zip(&mut out) {
+            let mut to = std::fs::File::create(staging.join(&*name)).map_err(cannot)?;
+            *size = crate::untrusted::copy_named(path, max, &mut to).map_err(|e| match e {
+                crate::untrusted::ReadError::TooBig { len, .. } => format!(
+                    "{} is {len} bytes or more, over Discord's upload limit of {max} bytes \
+                     (limits.max_attachment_bytes): nothing was sent. Send a smaller file, or \
+                     say where it is",
+                    path.display()
+                ),
+                e => format!("{} {e}: nothing was sent", path.display()),
+            })?;
         }
-        std::fs::rename(&staging, dir)
+        std::fs::rename(&staging, dir).map_err(cannot)
     };
-    copy().map_err(|e| {
+    copy().inspect_err(|_| {
         let _ = std::fs::remove_dir_all(&staging);
-        format!("cannot stage the files in {}: {e}", dir.display())
     })?;
     Ok(out)
 }
