@@ -105,6 +105,7 @@ impl App {
         cancel: CancellationToken,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let hub = link.config().is_hub();
+        let max_body_bytes = self.config.limits.max_body_bytes;
         let (store, registry, events, wake) = (
             Arc::clone(&self.store),
             Arc::clone(&self.registry),
@@ -118,6 +119,7 @@ impl App {
                     registry,
                     events,
                     wake,
+                    max_body_bytes,
                 };
                 hub::run(link.clone(), parts, cancel).await;
             } else {

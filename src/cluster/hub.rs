@@ -152,6 +152,48 @@ pub struct HubParts {
     /// Wakes the dispatcher when messages arrive from nodes, or dropped
     /// work is queued again.
     pub wake: Arc<Notify>,
+    /// The largest body any door accepts (`limits.max_body_bytes`).
+    pub max_body_bytes: usize,
+}
+
+/// Why the hub refuses what a node submitted: every check a front door
+/// applies, and the node may speak only for its own agents.
+fn vet(
+    parts: &HubParts,
+    node: &NodeName,
+    message: &crate::model::UnifiedMessage,
+    agent: &crate::model::AgentId,
+) -> Result<(), String> {
+    use crate::model::{Kind, Recipient};
+    message
+        .check(parts.max_body_bytes)
+        .map_err(|e| e.to_string())?;
+    let sender = message
+        .from
+        .parse::<crate::model::AgentId>()
+        .ok()
+        .and_then(|id| parts.registry.get(&id).ok());
+    if sender.and_then(|a| a.node.as_ref()) != Some(node) {
+        return Err(format!(
+            "it is from {:?}, who is not an agent of {node}: a machine sends only as its own agents",
+            message.from
+        ));
+    }
+    if matches!(message.kind, Kind::Human | Kind::Devlog) {
+        return Err(format!("an agent does not send {} messages", message.kind));
+    }
+    let addressed = match &message.to {
+        Recipient::Agent(to) => to == agent,
+        Recipient::Broadcast => true,
+        Recipient::Discord => false,
+    };
+    if !addressed || parts.registry.get(agent).is_err() {
+        return Err(format!(
+            "it is for {}, but asks for a delivery to {agent}",
+            message.to
+        ));
+    }
+    Ok(())
 }
 
 /// Runs the hub's side until `cancel`.
@@ -206,8 +248,8 @@ async fn handle_reports(parts: &HubParts, items: Vec<Item>) -> Vec<Verdict> {
                 message,
                 via,
                 agent,
-            }) => {
-                if parts.registry.get(&agent).is_ok() {
+            }) => match vet(parts, &node, &message, &agent) {
+                Ok(()) => {
                     submitted.push((
                         i,
                         Handed {
@@ -217,11 +259,12 @@ async fn handle_reports(parts: &HubParts, items: Vec<Item>) -> Vec<Verdict> {
                         },
                     ));
                     Verdict::Done
-                } else {
-                    tracing::warn!(%node, %agent, "refused a message from a node for an agent the hub does not know");
+                }
+                Err(why) => {
+                    tracing::warn!(%node, message_id = %message.id, %agent, "refused a message from a node: {why}");
                     Verdict::Refused
                 }
-            }
+            },
             Ok(Envelope::Handed(_)) | Err(_) => {
                 tracing::warn!(%node, subject = item.subject, "refused a malformed report");
                 Verdict::Refused
@@ -239,8 +282,13 @@ async fn handle_reports(parts: &HubParts, items: Vec<Item>) -> Vec<Verdict> {
         let items: Vec<Handed> = submitted.iter().map(|(_, h)| h.clone()).collect();
         let stored = blocking(move || store.accept_submitted(&items, now_ms())).await;
         match stored {
-            Ok(_) => {
-                for (_, h) in &submitted {
+            Ok(taken) => {
+                for ((i, h), taken) in submitted.iter().zip(taken) {
+                    if !taken {
+                        tracing::warn!(%h.message.id, agent = %h.agent, "refused a message from a node: its id names another message the hub holds");
+                        verdicts[*i] = Verdict::Refused;
+                        continue;
+                    }
                     parts.events.publish(Event::Accepted {
                         message_id: h.message.id,
                         from: h.message.from.clone(),

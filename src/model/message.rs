@@ -319,19 +319,7 @@ impl Draft {
         }
         check_body(&self.body, max_body_bytes)?;
         check_sender(&self.from)?;
-        if self.tags.len() > MAX_TAGS {
-            return Err(MessageError::TooManyTags);
-        }
-        for tag in &self.tags {
-            let ok = !tag.is_empty()
-                && tag.chars().count() <= MAX_TAG_CHARS
-                && tag
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
-            if !ok {
-                return Err(MessageError::BadTag(tag.chars().take(40).collect()));
-            }
-        }
+        check_tags(&self.tags)?;
         let id = MessageId::generate();
         Ok(UnifiedMessage {
             created_at: i64::try_from(id.timestamp_ms()).unwrap_or(i64::MAX),
@@ -371,6 +359,36 @@ pub fn check_body(body: &str, max_body_bytes: usize) -> Result<(), MessageError>
             code: u32::from(c),
             at,
         });
+    }
+    Ok(())
+}
+
+impl UnifiedMessage {
+    /// Checks a message that arrived whole (from another machine) against
+    /// the rules every door applies to a draft: body, sender, tags.
+    ///
+    /// # Errors
+    /// The first [`MessageError`] found.
+    pub fn check(&self, max_body_bytes: usize) -> Result<(), MessageError> {
+        check_body(&self.body, max_body_bytes)?;
+        check_sender(&self.from)?;
+        check_tags(&self.tags)
+    }
+}
+
+fn check_tags(tags: &[String]) -> Result<(), MessageError> {
+    if tags.len() > MAX_TAGS {
+        return Err(MessageError::TooManyTags);
+    }
+    for tag in tags {
+        let ok = !tag.is_empty()
+            && tag.chars().count() <= MAX_TAG_CHARS
+            && tag
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            return Err(MessageError::BadTag(tag.chars().take(40).collect()));
+        }
     }
     Ok(())
 }

@@ -64,6 +64,19 @@ pub struct NodeSeen {
     pub detail: String,
 }
 
+/// A message as stored: sender, recipient, kind, priority, body, tags,
+/// time, what it answers.
+type StoredMessage = (
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    i64,
+    Option<String>,
+);
+
 /// A handed delivery that ended: its id, message, agent, state, method
 /// and detail.
 type EndedRow = (
@@ -85,16 +98,21 @@ impl Store {
     /// [`StoreError`]; then none of them was stored.
     pub fn accept_handed(&self, items: &[Handed], now: i64) -> Result<usize, StoreError> {
         self.accept_from_elsewhere(items, now, true)
+            .map(|(fresh, _)| fresh)
     }
 
     /// On the hub: stores messages sent on a node (an agent's `acp send`
     /// there), one delivery per item, each once however often it arrives.
-    /// Returns how many deliveries were new.
+    /// A node may not name a message the hub already holds unless it is
+    /// the same message (a redelivery, or another recipient of its own
+    /// broadcast): an item whose id holds another message is not stored.
+    /// Returns, per item, whether it was taken (false: refused).
     ///
     /// # Errors
     /// [`StoreError`]; then none of them was stored.
-    pub fn accept_submitted(&self, items: &[Handed], now: i64) -> Result<usize, StoreError> {
+    pub fn accept_submitted(&self, items: &[Handed], now: i64) -> Result<Vec<bool>, StoreError> {
         self.accept_from_elsewhere(items, now, false)
+            .map(|(_, taken)| taken)
     }
 
     fn accept_from_elsewhere(
@@ -102,12 +120,16 @@ impl Store {
         items: &[Handed],
         now: i64,
         inbound: bool,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<(usize, Vec<bool>), StoreError> {
         self.write(|tx| {
             let mut message = tx.prepare_cached(&format!(
                 "INSERT OR IGNORE INTO messages {}",
                 super::queue::MESSAGE_ROW
             ))?;
+            let mut stored = tx.prepare_cached(
+                "SELECT sender, recipient, kind, priority, body, tags, created_at, reply_to FROM \
+                 messages WHERE id = ?1",
+            )?;
             let mut delivery = tx.prepare_cached(
                 "INSERT OR IGNORE INTO deliveries (message_id, agent, priority, state, \
                  next_attempt_at, updated_at) VALUES (?1, ?2, ?3, 'queued', ?4, ?4)",
@@ -121,9 +143,42 @@ impl Store {
                  ?2",
             )?;
             let mut fresh = 0;
+            let mut taken = Vec::with_capacity(items.len());
             for h in items {
                 let m = &h.message;
                 let id = m.id.to_string();
+                if !inbound {
+                    let held: Option<StoredMessage> = stored
+                        .query_row(params![id], |r| {
+                            Ok((
+                                r.get(0)?,
+                                r.get(1)?,
+                                r.get(2)?,
+                                r.get(3)?,
+                                r.get(4)?,
+                                r.get(5)?,
+                                r.get(6)?,
+                                r.get(7)?,
+                            ))
+                        })
+                        .optional()?;
+                    let same = held.is_none_or(|held| {
+                        held == (
+                            m.from.clone(),
+                            m.to.to_string(),
+                            m.kind.as_str().to_owned(),
+                            m.priority.rank(),
+                            m.body.clone(),
+                            serde_json::to_string(&m.tags).unwrap_or_else(|_| "[]".into()),
+                            m.created_at,
+                            m.reply_to.map(|r| r.to_string()),
+                        )
+                    });
+                    taken.push(same);
+                    if !same {
+                        continue;
+                    }
+                }
                 super::queue::insert_message(&mut message, m, h.via)?;
                 let new =
                     delivery.execute(params![id, h.agent.as_str(), m.priority.rank(), now])?;
@@ -135,7 +190,7 @@ impl Store {
                     owe_again.execute(params![id, h.agent.as_str()])?;
                 }
             }
-            Ok(fresh)
+            Ok((fresh, taken))
         })
     }
 

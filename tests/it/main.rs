@@ -19,6 +19,7 @@ mod layers;
 mod mcp;
 mod outbox;
 mod pipeline;
+mod sec_cluster;
 mod sec_files;
 mod security;
 mod shells;
