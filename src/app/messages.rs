@@ -9,7 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{App, AppError, CommitJob, SendRequest, blocking};
 use crate::events::Event;
-use crate::model::{AgentId, AuditOutcome, Destination, MessageId, Recipient, UnifiedMessage};
+use crate::model::{
+    AgentId, AuditOutcome, Destination, Kind, MessageId, Recipient, UnifiedMessage,
+};
 use crate::store::{AckResult, DeliveryView, InboxEntry, Status, StoreError, Submission, now_ms};
 
 impl App {
@@ -81,6 +83,7 @@ impl App {
         if message.to == Recipient::Discord {
             self.check_discord_route(&message).await?;
         }
+        self.check_node_sender(&message, &to)?;
         let mut message = message;
         let staged = self.stage_files(&mut message, files).await?;
         let deliveries = to.len();
@@ -112,6 +115,42 @@ impl App {
         let message = submission.message;
         self.accepted(&message, deliveries);
         Ok(message)
+    }
+
+    /// On a node of a swarm, a message for another machine's agent goes
+    /// through the hub, which takes messages only from this node's own
+    /// agents: anything else is refused here, where the sender sees it.
+    fn check_node_sender(
+        &self,
+        message: &UnifiedMessage,
+        to: &[Destination],
+    ) -> Result<(), AppError> {
+        let Some(cluster) = self.config.cluster.as_ref().filter(|c| !c.is_hub()) else {
+            return Ok(());
+        };
+        let elsewhere = to.iter().any(|d| match d {
+            Destination::Agent(id) => self
+                .registry
+                .get(id)
+                .is_ok_and(|a| a.node.as_ref().unwrap_or(&cluster.hub) != &cluster.node),
+            Destination::Discord => false,
+        });
+        let ours = message
+            .from
+            .parse::<crate::model::AgentId>()
+            .ok()
+            .and_then(|id| self.registry.get(&id).ok())
+            .is_some_and(|a| a.node.as_ref().unwrap_or(&cluster.hub) == &cluster.node);
+        if elsewhere && (!ours || matches!(message.kind, Kind::Human | Kind::Devlog)) {
+            return Err(super::Refused(format!(
+                "this machine ({}) sends to other machines' agents only as one of its own agents \
+                 (the hub refuses anything else), and {:?} is not one: set ACP_AGENT to your \
+                 agent here, or send from the hub ({})",
+                cluster.node, message.from, cluster.hub
+            ))
+            .into());
+        }
+        Ok(())
     }
 
     /// Copies a post's files into the outbox and names them in its body.

@@ -146,6 +146,23 @@ fn the_hub_takes_from_a_node_only_what_a_front_door_would() {
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(!String::from_utf8_lossy(&out.stdout).contains("201~"));
     }
+    // On desk-2 itself, a person's message for the hub's agent is refused
+    // at once, where they see it, rather than dropped by the hub later.
+    let desk2 = swarm.node("desk-2");
+    let out = desk2.run(&["send", "--to", "Agent-1", "from a person on desk-2"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("only as one of its own agents"),
+        "{}",
+        stderr(&out)
+    );
+    let out = desk2
+        .acp()
+        .env("ACP_AGENT", "Agent-4")
+        .args(["send", "--to", "Agent-1", "as desk-3's agent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let (_, log) = hub.terminate();
     for why in [
         "control character",
