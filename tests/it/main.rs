@@ -19,6 +19,7 @@ mod layers;
 mod mcp;
 mod outbox;
 mod pipeline;
+mod sec_misc;
 mod security;
 mod standin;
 mod support;
