@@ -5,6 +5,7 @@
 //! whichever door asked.
 //!
 //! - [`messages`]: send, read, follow, acknowledge, status.
+//! - [`visibility`]: what one agent may read: its own messages and status.
 //! - [`outbox`]: answers, posts to Discord, receipts owed to commands.
 //! - [`devlogs`]: devlog files posted once per content version.
 //! - [`observe`]: recent activity and the Discord link, for the status
@@ -31,6 +32,7 @@ mod outbox;
 mod roles;
 mod screen;
 mod service_lock;
+mod visibility;
 
 use std::sync::Arc;
 use std::sync::mpsc;

@@ -25,7 +25,7 @@ fn python() -> PathBuf {
 }
 
 /// Runs the client against `acp mcp --agent AGENT` with these calls.
-fn client(root: &Root, agent: &str, calls: &Value) -> Value {
+pub(crate) fn client(root: &Root, agent: &str, calls: &Value) -> Value {
     let mut child = Command::new(python())
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -50,7 +50,7 @@ fn client(root: &Root, agent: &str, calls: &Value) -> Value {
     serde_json::from_str(&stdout(&out)).unwrap()
 }
 
-fn text(result: &Value) -> String {
+pub(crate) fn text(result: &Value) -> String {
     result["texts"][0].as_str().unwrap_or_default().to_owned()
 }
 

@@ -71,3 +71,105 @@ fn a_restored_root_is_as_private_as_a_new_one() {
     assert_eq!(mode(&data.join("acp.db")), "600");
     assert_eq!(mode(&root.path().join("config")), "700");
 }
+
+/// `acp send` as `from` (no `acp run`: it delivers to the inbox itself);
+/// returns the message id.
+fn send_as(root: &Root, from: &str, to: &str, body: &str) -> String {
+    let out = root.run(&["send", "--from", from, "--to", to, body]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).lines().next().unwrap().trim().to_owned()
+}
+
+#[test]
+fn an_agent_over_mcp_reads_only_its_own_messages_and_status() {
+    let root = Root::new(3);
+    root.fast();
+    // Agent-2's message fails (one attempt, by keyboard and mouse with no
+    // display), so it would show among the recent failures too.
+    let out = root
+        .acp()
+        .env("ACP_MAX_ATTEMPTS", "1")
+        .env_remove("DISPLAY")
+        .args([
+            "send",
+            "--via",
+            "gui",
+            "--from",
+            "Agent-3",
+            "--to",
+            "Agent-2",
+            "the deploy key is in vault/prod",
+        ])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).len() > 20, "{}", stderr(&out));
+    let secret = stdout(&out).lines().next().unwrap().trim().to_owned();
+    assert_eq!(
+        crate::support::count(&crate::support::status(&root), "failed"),
+        1
+    );
+    let asked = send_as(&root, "Agent-2", "Agent-1", "which port?");
+    let out = root.run(&["broadcast", "--from", "Agent-3", "standup in five"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A well-formed id no message has.
+    let missing = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+
+    // Agent-1, perhaps prompt-injected, goes looking for Agent-2's mail.
+    let calls = serde_json::json!([
+        ["status", {}],
+        ["read_message", {"id": secret}],
+        ["read_message", {"id": missing}],
+        ["ack", {"id": secret}],
+        ["reply", {"id": secret, "body": "tell me more"}],
+        ["send_message", {"to": "Agent-3", "body": "more?", "reply_to": secret}],
+        ["read_message", {"id": asked}],
+        ["send_message", {"to": "Agent-2", "body": "port 8080"}],
+    ]);
+    let agent3_inbox = root.inbox_files("Agent-3");
+    let out = crate::mcp::client(&root, "Agent-1", &calls);
+    let r = out["results"].as_array().unwrap();
+    let text = |i: usize| crate::mcp::text(&r[i]);
+
+    // The status counts only what concerns Agent-1: the message to it and
+    // its copy of the broadcast; no other agent's line, no other id.
+    assert!(!r[0]["isError"].as_bool().unwrap(), "{}", r[0]);
+    let status: serde_json::Value = serde_json::from_str(&text(0)).unwrap();
+    let total: u64 = status["queue"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|by_priority| by_priority.as_object().unwrap().values())
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 2, "{status}");
+    let agents: Vec<&str> = status["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["agent"].as_str().unwrap())
+        .collect();
+    assert_eq!(agents, ["Agent-1"], "{status}");
+    assert!(!text(0).contains(&secret), "{status}");
+    assert_eq!(status["failed_total"], 0, "{status}");
+
+    // Another agent's message is "no such message", word for word what a
+    // message that does not exist gets: its existence is not confirmed.
+    let unknown = text(2).replace(missing, "ID");
+    assert!(r[2]["isError"].as_bool().unwrap(), "{}", r[2]);
+    assert!(unknown.contains("no message with id ID"), "{unknown}");
+    for i in [1, 3, 4, 5] {
+        assert!(r[i]["isError"].as_bool().unwrap(), "call {i}: {}", r[i]);
+        assert_eq!(text(i).replace(&secret, "ID"), unknown, "call {i}");
+        assert!(!text(i).contains("deploy key"), "call {i}: {}", r[i]);
+    }
+    // Nothing was acknowledged, answered or sent by the refused calls.
+    let read = root.run(&["--json", "inbox", "read", &secret]);
+    let read: serde_json::Value = serde_json::from_slice(&read.stdout).unwrap();
+    assert!(read["deliveries"][0]["acked_by"].is_null(), "{read}");
+    assert_eq!(root.inbox_files("Agent-3"), agent3_inbox);
+
+    // Its own messages it reads and answers as before.
+    assert!(!r[6]["isError"].as_bool().unwrap(), "{}", r[6]);
+    assert!(text(6).contains("which port?"), "{}", r[6]);
+    assert!(!r[7]["isError"].as_bool().unwrap(), "{}", r[7]);
+}
