@@ -52,7 +52,7 @@ pub use cluster::{ClusterError, NodeView};
 pub use devlogs::{DEVLOG_MAX_BYTES, DevlogPost};
 pub use messages::Follow;
 pub use observe::{DiscordLink, TmuxProbe};
-pub use outbox::HookOutcome;
+pub use outbox::{HOOK_REPLAY_WINDOW, HookOutcome};
 pub use screen::{Probe, Validation, Window};
 // What the front doors read, named through the core so that no door
 // reaches into an engine.

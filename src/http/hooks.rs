@@ -5,9 +5,12 @@
 //! (`ACP_HOOK_SECRET_<NAME>` in `.env`). A request without a valid one is
 //! answered 401 and stores nothing. The delivery id (`X-GitHub-Delivery`,
 //! or `X-Delivery-Id`; else the body's hash) is recorded with the message
-//! in one transaction, so a redelivered event is handled once. The
-//! `[[http.hooks]]` table maps (repository, branch) to an agent and a
-//! short template.
+//! in one transaction, so a redelivered event is handled once (200
+//! `duplicate`). The signature covers the body but not the delivery id, so
+//! the body's hash is recorded too: the same body under a new delivery id
+//! within [`HOOK_REPLAY_WINDOW`] is a replay, answered 409 and audited,
+//! and stores nothing. The `[[http.hooks]]` table maps (repository,
+//! branch) to an agent and a short template.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -16,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use hmac::{KeyInit as _, Mac as _};
 use serde_json::Value;
 
-use crate::app::{HookConfig, HookOutcome, HookRoute};
+use crate::app::{HOOK_REPLAY_WINDOW, HookConfig, HookOutcome, HookRoute};
 use crate::model::{AuditOutcome, Draft, Kind, Priority, Recipient};
 
 use super::Http;
@@ -261,12 +264,41 @@ pub(crate) async fn receive(
             reply_to: None,
         })
     });
+    let body_hash = blake3::hash(&body).to_hex().to_string();
     let outcome = app
-        .accept_hook(&source, &delivery, draft.transpose()?)
+        .accept_hook(&source, &delivery, &body_hash, draft.transpose()?)
         .await?;
     let code = match outcome {
         HookOutcome::Sent { .. } => StatusCode::CREATED,
         HookOutcome::Unrouted | HookOutcome::Duplicate { .. } => StatusCode::OK,
+        HookOutcome::Replay { first_received_at } => {
+            let why = format!(
+                "this body came at {} under another delivery id: a replay",
+                crate::model::time::rfc3339(first_received_at)
+            );
+            if let Err(e) = app
+                .audit(
+                    &source,
+                    "hook.receive",
+                    Some(&name),
+                    AuditOutcome::Refused,
+                    Some(&why),
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "cannot audit a replayed webhook");
+            }
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "{why}: nothing was stored. The signature covers the body, not the delivery \
+                     id, so the same body is taken once in {} hours; a sender repeating an event \
+                     on purpose must send a new body (a redelivery with the same delivery id is \
+                     answered 200 duplicate)",
+                    HOOK_REPLAY_WINDOW.as_secs() / 3600
+                ),
+            ));
+        }
     };
     Ok((code, axum::Json(outcome)).into_response())
 }

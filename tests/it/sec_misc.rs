@@ -173,3 +173,134 @@ fn an_agent_over_mcp_reads_only_its_own_messages_and_status() {
     assert!(text(6).contains("which port?"), "{}", r[6]);
     assert!(!r[7]["isError"].as_bool().unwrap(), "{}", r[7]);
 }
+
+/// `acp run` on `root` with `env` in `.env`; returns it and the base URL of
+/// its HTTP door, from the log line that names it.
+fn serve(root: &Root, env: &str) -> (crate::support::Service, String) {
+    fs::write(root.path().join(".env"), env).unwrap();
+    let service = root.service();
+    let mut base = String::new();
+    crate::support::wait_until(LIMIT, || {
+        let log = fs::read_to_string(root.path().join("service.log")).unwrap_or_default();
+        if let Some(at) = log.find("(/metrics) at http://") {
+            let rest = &log[at + "(/metrics) at ".len()..];
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            base = rest[..end].trim_end_matches('/').to_owned();
+        }
+        !base.is_empty()
+    });
+    (service, base)
+}
+
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `sha256=HEX`, the HMAC-SHA256 of `body` under `secret`.
+fn signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{KeyInit as _, Mac as _};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+/// Messages in the store, all states.
+fn messages(root: &Root) -> u64 {
+    let s = crate::support::status(root);
+    ["queued", "delivering", "delivered", "failed"]
+        .iter()
+        .map(|state| crate::support::count(&s, state))
+        .sum()
+}
+
+#[test]
+fn a_signed_webhook_body_replayed_under_a_new_delivery_id_stores_nothing() {
+    let root = Root::new(1);
+    root.fast().edit_config(
+        "# [[http.hooks]]\n# name = \"github\"\n# repository = \"you/project\"\n# branch = \"main\"\n# agent = \"Agent-3\"",
+        "[[http.hooks]]\nname = \"ci\"\nrepository = \"*\"\nbranch = \"*\"\nagent = \"Agent-1\"",
+    );
+    let (_service, base) = serve(&root, "ACP_HOOK_SECRET_CI=ci-hook-secret\n");
+    let client = reqwest::blocking::Client::builder()
+        .timeout(LIMIT)
+        .build()
+        .unwrap();
+    let body = br#"{"repository": "you/project", "branch": "main", "conclusion": "failure", "title": "deploy to prod"}"#;
+    let sig = signature("ci-hook-secret", body);
+    let post = |delivery: &str| {
+        let response = client
+            .post(format!("{base}/hooks/ci"))
+            .header("content-type", "application/json")
+            .header("x-delivery-id", delivery)
+            .header("x-hub-signature-256", &sig)
+            .body(body.to_vec())
+            .send()
+            .unwrap();
+        let code = response.status().as_u16();
+        let kind = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let value: serde_json::Value = response.json().unwrap();
+        (code, kind, value)
+    };
+    let (code, _, first) = post("delivery-1");
+    assert_eq!(code, 201, "{first}");
+    assert_eq!(first["result"], "sent");
+    assert_eq!(messages(&root), 1);
+
+    // The sender's own redelivery (same id) keeps its answer.
+    let (code, _, again) = post("delivery-1");
+    assert_eq!(code, 200, "{again}");
+    assert_eq!(again["result"], "duplicate");
+    assert_eq!(again["message_id"], first["message_id"]);
+
+    // Someone who captured the signed request sends it again with new
+    // delivery ids: refused, said so, nothing stored.
+    for delivery in ["delivery-2", "delivery-3"] {
+        let (code, kind, problem) = post(delivery);
+        assert_eq!(code, 409, "{problem}");
+        assert_eq!(kind, "application/problem+json");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("a replay") && detail.contains("nothing was stored"),
+            "{detail}"
+        );
+    }
+    assert_eq!(messages(&root), 1);
+    assert_eq!(root.inbox_ids("Agent-1").len(), 1);
+    // The person sees the attempts in the audit log.
+    let audit = root.run(&["--json", "audit"]);
+    let audit: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    let refused = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "hook.receive" && a["outcome"] == "refused")
+        .count();
+    assert_eq!(refused, 2, "{audit}");
+
+    // The served description says what a replay gets.
+    let spec: serde_json::Value = client
+        .get(format!("{base}/api/v1/openapi.json"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let hook = &spec["paths"]["/hooks/{name}"]["post"];
+    for code in ["200", "201", "401", "409"] {
+        assert!(!hook["responses"][code].is_null(), "{code}: {hook}");
+    }
+    let outcome = &spec["components"]["schemas"]["HookOutcome"];
+    let mut schema = outcome.clone();
+    schema["components"] = spec["components"].clone();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for answer in [&first, &again] {
+        assert!(validator.is_valid(answer), "{answer}");
+    }
+}
