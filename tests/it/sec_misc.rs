@@ -10,6 +10,11 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use serde_json::json;
+
+use crate::discord::{OPERATOR, assert_ephemeral, command, dispatch, original_edit};
+use crate::outbox::{as_agent, swarm};
+use crate::standin::{APP_ID, StandIn, interaction};
 use crate::support::{Root, stderr, stdout};
 
 /// The permission bits of a path, in octal as `ls -l` users read them.
@@ -115,7 +120,7 @@ fn an_agent_over_mcp_reads_only_its_own_messages_and_status() {
     let missing = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
 
     // Agent-1, perhaps prompt-injected, goes looking for Agent-2's mail.
-    let calls = serde_json::json!([
+    let calls = json!([
         ["status", {}],
         ["read_message", {"id": secret}],
         ["read_message", {"id": missing}],
@@ -303,4 +308,211 @@ fn a_signed_webhook_body_replayed_under_a_new_delivery_id_stores_nothing() {
     for answer in [&first, &again] {
         assert!(validator.is_valid(answer), "{answer}");
     }
+}
+
+/// The `allowed_mentions` of every request that made or edited a message
+/// (channel and webhook posts, interaction replies, follow-ups, edits);
+/// panics on one that has none. Returns how many there were.
+fn assert_nobody_pinged(standin: &StandIn) -> usize {
+    let mut checked = 0;
+    for r in standin.requests() {
+        let makes_message = match r.method.as_str() {
+            "POST" if r.path.ends_with("/callback") => r.body["data"]["content"].is_string(),
+            "POST" => r.path.ends_with("/messages") || r.path.starts_with("/webhooks/"),
+            "PATCH" => r.path.contains("/messages/"),
+            _ => false,
+        };
+        if !makes_message {
+            continue;
+        }
+        let mentions = if r.path.ends_with("/callback") {
+            &r.body["data"]["allowed_mentions"]
+        } else {
+            &r.body["allowed_mentions"]
+        };
+        assert_eq!(
+            mentions["parse"],
+            json!([]),
+            "{} {}: {}",
+            r.method,
+            r.path,
+            r.body
+        );
+        for list in ["users", "roles"] {
+            assert!(
+                mentions[list].as_array().is_none_or(Vec::is_empty),
+                "{} {}: {}",
+                r.method,
+                r.path,
+                r.body
+            );
+        }
+        assert_ne!(mentions["replied_user"], true, "{} {}", r.method, r.path);
+        checked += 1;
+    }
+    checked
+}
+
+const PING: &str = "@everyone look at <@123456789012345678> and <@&223456789012345678>";
+
+#[test]
+fn nothing_acp_posts_pings_anyone_and_other_servers_are_refused() {
+    let standin = StandIn::start();
+    let root = Root::new(2);
+    root.fast()
+        .edit_config("devlog_settle_ms = 1000", "devlog_settle_ms = 50");
+    swarm(&root);
+    fs::write(
+        root.path().join(".env"),
+        format!(
+            "DISCORD_TOKEN=standin-token\nDISCORD_DEVLOG_WEBHOOK={}/api/webhooks/800000000000000009/hook-token\n",
+            standin.base
+        ),
+    )
+    .unwrap();
+    let _bot = crate::discord::start(&root, &standin);
+
+    // An agent (prompt-injected, say) posts to Discord, and writes a
+    // devlog that goes through the webhook.
+    let out = as_agent(&root, "Agent-1", &["send", "--to", "discord", PING]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let devlog = root.path().join("devlogs/Agent-1/ping.md");
+    fs::create_dir_all(devlog.parent().unwrap()).unwrap();
+    fs::write(&devlog, format!("# Done\n\n{PING}")).unwrap();
+    let out = as_agent(&root, "Agent-1", &["devlog", "post", "Agent-1/ping.md"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    standin.wait_for(0, LIMIT, |r| {
+        r.method == "POST" && r.path.starts_with("/webhooks/800000000000000009/")
+    });
+    standin.wait_posts(LIMIT, |posts| {
+        posts.iter().filter(|p| p.content.contains(PING)).count() == 2
+    });
+
+    // An operator sends the same text to Agent-1 (its receipt quotes
+    // nothing, but is edited), then lists Agent-1's inbox, which shows it.
+    let from = standin.requests().len();
+    let reply = command(
+        &standin,
+        400_000_000_000_002_001,
+        "message",
+        &json!([{"name": "agent", "type": 3, "value": "Agent-1"}, {"name": "text", "type": 3, "value": PING}]),
+        &[OPERATOR],
+    );
+    assert!(
+        reply["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Accepted"),
+        "{reply}"
+    );
+    original_edit(&standin, from, 400_000_000_000_002_001, LIMIT);
+    let listing = command(
+        &standin,
+        400_000_000_000_002_002,
+        "inbox",
+        &json!([{"name": "agent", "type": 3, "value": "Agent-1"}]),
+        &[OPERATOR],
+    );
+    assert!(
+        listing["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("@everyone"),
+        "{listing}"
+    );
+
+    // Every message acp made or edited: nobody pinged.
+    assert!(assert_nobody_pinged(&standin) >= 5);
+
+    // A command from a server other than discord.guild_id is refused,
+    // saying why; nothing is stored, and the home server still works.
+    let before = root.inbox_files("Agent-2");
+    let mut elsewhere = interaction(
+        400_000_000_000_002_003,
+        "message",
+        &json!([{"name": "agent", "type": 3, "value": "Agent-2"}, {"name": "text", "type": 3, "value": "from another server"}]),
+        &[OPERATOR],
+    );
+    elsewhere["guild_id"] = json!("200000000000000099");
+    elsewhere["authorizing_integration_owners"] = json!({"0": "200000000000000099"});
+    let refused = dispatch(&standin, 400_000_000_000_002_003, elsewhere);
+    assert_ephemeral(&refused, "only in the server set as `discord.guild_id`");
+    let reply = command(
+        &standin,
+        400_000_000_000_002_004,
+        "message",
+        &json!([{"name": "agent", "type": 3, "value": "Agent-2"}, {"name": "text", "type": 3, "value": "from home"}]),
+        &[OPERATOR],
+    );
+    assert!(
+        reply["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Accepted"),
+        "{reply}"
+    );
+    crate::support::wait_until(LIMIT, || root.inbox_files("Agent-2").len() > before.len());
+    assert_eq!(root.inbox_files("Agent-2").len(), before.len() + 1);
+    let listing = root.run(&["--json", "inbox", "list", "--agent", "Agent-2"]);
+    assert!(!stdout(&listing).contains("from another server"));
+    assert_nobody_pinged(&standin);
+    standin.assert_no_violations();
+
+    // The doctor says the bot is held to one server.
+    let doctor: serde_json::Value =
+        serde_json::from_slice(&root.run(&["doctor", "--json"]).stdout).unwrap();
+    let server = doctor_check(&doctor, "discord server");
+    assert_eq!(server["level"], "ok", "{doctor}");
+}
+
+/// One check of `acp doctor --json`.
+fn doctor_check(doctor: &serde_json::Value, name: &str) -> serde_json::Value {
+    doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no {name} check: {doctor}"))
+        .clone()
+}
+
+#[test]
+fn without_a_guild_id_the_doctor_and_the_bot_say_what_to_set() {
+    let standin = StandIn::start();
+    let root = Root::new(1);
+    fs::write(root.path().join(".env"), "DISCORD_TOKEN=standin-token\n").unwrap();
+    root.edit_config(
+        "api_base = \"\"",
+        &format!("api_base = \"{}\"", standin.base),
+    );
+    let doctor: serde_json::Value =
+        serde_json::from_slice(&root.run(&["doctor", "--json"]).stdout).unwrap();
+    let server = doctor_check(&doctor, "discord server");
+    assert_eq!(server["level"], "warn", "{doctor}");
+    assert!(
+        server["detail"]
+            .as_str()
+            .unwrap()
+            .contains("every server the bot is in"),
+        "{server}"
+    );
+    let fix = server["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("guild_id") && fix.contains("Copy Server ID"),
+        "{fix}"
+    );
+
+    let _bot = crate::discord::spawn(&root, &standin, "standin-token", "run");
+    // Registered for every server (no guild in the path) ...
+    standin.wait_for(0, LIMIT, |r| {
+        r.method == "PUT" && r.path == format!("/applications/{APP_ID}/commands")
+    });
+    // ... and the log says so, with what to set.
+    let log = fs::read_to_string(root.path().join("service.log")).unwrap();
+    assert!(
+        log.contains("WARN")
+            && log.contains("no discord.guild_id")
+            && log.contains("Copy Server ID"),
+        "{log}"
+    );
 }
