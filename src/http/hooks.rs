@@ -173,6 +173,30 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Refuses a request to hook `name`: audited (as done by the hook), and
+/// answered `status` saying `why`, that nothing was stored, and `then`.
+async fn refuse(
+    app: &crate::app::App,
+    name: &str,
+    status: StatusCode,
+    why: &str,
+    then: &str,
+) -> Problem {
+    let refused = app
+        .audit(
+            &format!("hook:{name}"),
+            "hook.receive",
+            Some(name),
+            AuditOutcome::Refused,
+            Some(why),
+        )
+        .await;
+    if let Err(e) = refused {
+        tracing::warn!(error = %e, "cannot audit a refused webhook");
+    }
+    Problem::new(status, format!("{why}: nothing was stored{then}"))
+}
+
 /// `POST /hooks/{name}`.
 pub(crate) async fn receive(
     State(http): State<Http>,
@@ -204,22 +228,7 @@ pub(crate) async fn receive(
             (Some(_), None) => "no X-Hub-Signature-256 header".to_owned(),
             (Some(_), Some(_)) => "the signature does not match the body and the secret".to_owned(),
         };
-        if let Err(e) = app
-            .audit(
-                &source,
-                "hook.receive",
-                Some(&name),
-                AuditOutcome::Refused,
-                Some(&why),
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "cannot audit a refused webhook");
-        }
-        return Err(Problem::new(
-            StatusCode::UNAUTHORIZED,
-            format!("{why}: nothing was stored"),
-        ));
+        return Err(refuse(app, &name, StatusCode::UNAUTHORIZED, &why, "").await);
     }
     let event = header(&headers, "x-github-event")
         .unwrap_or(&name)
@@ -276,28 +285,13 @@ pub(crate) async fn receive(
                 "this body came at {} under another delivery id: a replay",
                 crate::model::time::rfc3339(first_received_at)
             );
-            if let Err(e) = app
-                .audit(
-                    &source,
-                    "hook.receive",
-                    Some(&name),
-                    AuditOutcome::Refused,
-                    Some(&why),
-                )
-                .await
-            {
-                tracing::warn!(error = %e, "cannot audit a replayed webhook");
-            }
-            return Err(Problem::new(
-                StatusCode::CONFLICT,
-                format!(
-                    "{why}: nothing was stored. The signature covers the body, not the delivery \
-                     id, so the same body is taken once in {} hours; a sender repeating an event \
-                     on purpose must send a new body (a redelivery with the same delivery id is \
-                     answered 200 duplicate)",
-                    HOOK_REPLAY_WINDOW.as_secs() / 3600
-                ),
-            ));
+            let then = format!(
+                ". The signature covers the body, not the delivery id, so the same body is \
+                 taken once in {} hours: a sender repeating an event on purpose must send a new \
+                 body (a redelivery under the same delivery id is answered 200 duplicate)",
+                HOOK_REPLAY_WINDOW.as_secs() / 3600
+            );
+            return Err(refuse(app, &name, StatusCode::CONFLICT, &why, &then).await);
         }
     };
     Ok((code, axum::Json(outcome)).into_response())
