@@ -24,8 +24,9 @@
 //! - The **engines** get their own settings, never the whole config:
 //!   - [`lockfile`]: OS file locks with a deadline, the one way acp locks
 //!     a file.
-//!   - [`config`]: the one typed configuration (defaults < file < env), and
-//!     each engine's settings struct.
+//!   - [`config`]: the one typed configuration (defaults < file < env),
+//!     each engine's settings struct, and what counts as a secret in text
+//!     (`config::redact`, for the log and recorded errors).
 //!   - [`coords`]: `config/coordinates.json` and its validation.
 //!   - [`events`]: the in-process event bus that wakes receipts (the store
 //!     stays the record).

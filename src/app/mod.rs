@@ -61,7 +61,7 @@ pub use crate::backup::{
     PruneReport, Quiet, RestoreReport, Summary, VerifyReport, Which,
 };
 pub use crate::config::{
-    ApiToken, CONFIG_FILE, Config, ConfigError, DiscordConfig, Env, HookConfig, HookRoute,
+    ApiToken, CONFIG_FILE, Config, ConfigError, DiscordConfig, Env, HookConfig, HookRoute, Redactor,
 };
 pub use crate::coords::{Finding, Monitor, Point, Severity};
 pub use crate::events::Event;

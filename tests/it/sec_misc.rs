@@ -190,7 +190,7 @@ fn serve(root: &Root, env: &str) -> (crate::support::Service, String) {
         if let Some(at) = log.find("(/metrics) at http://") {
             let rest = &log[at + "(/metrics) at ".len()..];
             let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            base = rest[..end].trim_end_matches('/').to_owned();
+            rest[..end].trim_end_matches('/').clone_into(&mut base);
         }
         !base.is_empty()
     });
@@ -204,12 +204,15 @@ fn signature(secret: &str, body: &[u8]) -> String {
     use hmac::{KeyInit as _, Mac as _};
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
-    let hex: String = mac
+    let hex = mac
         .finalize()
         .into_bytes()
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+        .fold(String::new(), |mut out, b| {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{b:02x}");
+            out
+        });
     format!("sha256={hex}")
 }
 
@@ -515,4 +518,137 @@ fn without_a_guild_id_the_doctor_and_the_bot_say_what_to_set() {
             && log.contains("Copy Server ID"),
         "{log}"
     );
+}
+
+const BOT_TOKEN: &str = "MTAwMDAwMDAwMDAwMDAwMDAx.GhIjKl.b0t-s3cret-abcdefghijklmnopqrstuv";
+const WEBHOOK_TOKEN: &str = "w3bh00k-s3cret-0123456789abcdefghijklmnop";
+const API_TOKEN: &str = "api-s3cret-0123456789abcdef";
+
+/// What `acp run` logged from byte `from` on.
+fn log_since(root: &Root, from: usize) -> String {
+    let log = fs::read(root.path().join("service.log")).unwrap_or_default();
+    String::from_utf8_lossy(&log[from.min(log.len())..]).into_owned()
+}
+
+/// The log holds no secret and no byte array (a body logged with `?`).
+fn assert_no_secrets(log: &str, interaction_token: &str) {
+    for secret in [BOT_TOKEN, WEBHOOK_TOKEN, API_TOKEN, interaction_token] {
+        assert!(!log.contains(secret), "{secret} is in the log:\n{log}");
+    }
+    let bytes = regex::Regex::new(r"(\d{1,3}, ){15,}\d{1,3}").unwrap();
+    assert!(!bytes.is_match(log), "a byte array in the log:\n{log}");
+}
+
+#[test]
+fn no_log_level_shows_a_secret_and_bodies_show_only_at_trace_as_text() {
+    let standin = StandIn::start();
+    let root = Root::new(2);
+    root.fast()
+        .edit_config("devlog_settle_ms = 1000", "devlog_settle_ms = 50");
+    swarm(&root);
+    fs::write(
+        root.path().join(".env"),
+        format!(
+            "DISCORD_TOKEN={BOT_TOKEN}\nDISCORD_DEVLOG_WEBHOOK={}/api/webhooks/800000000000000009/{WEBHOOK_TOKEN}\nACP_API_TOKEN={API_TOKEN}\n",
+            standin.base
+        ),
+    )
+    .unwrap();
+
+    // At trace, the most anyone can ask for: a command, an agent's post, a
+    // devlog through the webhook and an API call.
+    let bot = crate::discord::spawn_logging(&root, &standin.base, BOT_TOKEN, "run", "trace");
+    crate::discord::registered(&standin);
+    let id = 400_000_000_000_003_001;
+    let from = standin.requests().len();
+    command(
+        &standin,
+        id,
+        "message",
+        &json!([{"name": "agent", "type": 3, "value": "Agent-1"}, {"name": "text", "type": 3, "value": "operator says café ✓"}]),
+        &[OPERATOR],
+    );
+    original_edit(&standin, from, id, LIMIT);
+    let out = as_agent(
+        &root,
+        "Agent-1",
+        &["send", "--to", "discord", "agent reports café ✓"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let devlog = root.path().join("devlogs/Agent-1/today.md");
+    fs::create_dir_all(devlog.parent().unwrap()).unwrap();
+    fs::write(&devlog, "# Today\n\ndevlog says café ✓").unwrap();
+    let out = as_agent(&root, "Agent-1", &["devlog", "post", "Agent-1/today.md"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    standin.wait_posts(LIMIT, |posts| {
+        posts
+            .iter()
+            .any(|p| p.content.contains("agent reports café ✓"))
+            && posts
+                .iter()
+                .any(|p| p.content.contains("devlog says café ✓"))
+    });
+    let base = {
+        let log = log_since(&root, 0);
+        let at = log.find("(/metrics) at http://").unwrap() + "(/metrics) at ".len();
+        log[at..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_owned()
+    };
+    let status = reqwest::blocking::Client::new()
+        .get(format!("{base}/api/v1/status"))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(status.status(), 200);
+    // The webhook post's trace line is written before the post is made.
+    crate::support::wait_until(LIMIT, || {
+        log_since(&root, 0).contains("body=\"📝 devlog `Agent-1/today.md`")
+    });
+    drop(bot);
+    let log = log_since(&root, 0);
+    assert!(log.contains(" TRACE "), "not at trace:\n{log}");
+    assert_no_secrets(&log, &format!("token-{id}"));
+    // Each body is there as text, and only on trace lines.
+    for body in ["agent reports café ✓", "devlog says café ✓"] {
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(body)).collect();
+        assert!(!lines.is_empty(), "{body} is not in the log:\n{log}");
+        for line in lines {
+            assert!(line.contains(" TRACE "), "{body} above trace: {line}");
+        }
+    }
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("operator says café ✓"))
+            .all(|l| l.contains(" TRACE ")),
+        "{log}"
+    );
+
+    // At debug, which the README suggests for troubleshooting: no secret,
+    // no body.
+    let from_byte = fs::metadata(root.path().join("service.log")).unwrap().len();
+    let from = standin.requests().len();
+    let bot = crate::discord::spawn_logging(&root, &standin.base, BOT_TOKEN, "run", "debug");
+    standin.wait_for(from, LIMIT, |r| {
+        r.method == "PUT" && r.path.ends_with("/commands")
+    });
+    let out = as_agent(
+        &root,
+        "Agent-2",
+        &["send", "--to", "discord", "debug-time body ✓"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sent = stdout(&out).lines().next().unwrap().trim().to_owned();
+    let from_byte = usize::try_from(from_byte).unwrap();
+    crate::support::wait_until(LIMIT, || {
+        log_since(&root, from_byte).contains(&format!("delivered message_id={sent}"))
+    });
+    drop(bot);
+    let log = log_since(&root, from_byte);
+    assert_no_secrets(&log, &format!("token-{id}"));
+    assert!(!log.contains("debug-time body"), "a body at debug:\n{log}");
+    standin.assert_no_violations();
 }
