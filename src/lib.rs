@@ -26,8 +26,9 @@
 //!     a file.
 //!   - [`untrusted`]: reading files an agent can write (devlogs, `--file`):
 //!     open without following links, then check what was opened, bounded.
-//!   - [`config`]: the one typed configuration (defaults < file < env), and
-//!     each engine's settings struct.
+//!   - [`config`]: the one typed configuration (defaults < file < env),
+//!     each engine's settings struct, and what counts as a secret in text
+//!     (`config::redact`, for the log and recorded errors).
 //!   - [`coords`]: `config/coordinates.json` and its validation.
 //!   - [`events`]: the in-process event bus that wakes receipts (the store
 //!     stays the record).

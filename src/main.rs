@@ -5,7 +5,6 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 mod cli;
 
@@ -25,17 +24,7 @@ fn main() -> ExitCode {
         (0, _) => "error",
         _ => "debug",
     };
-    let filter =
-        EnvFilter::try_from_env("ACP_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
-    // No `log` bridge: enigo and arboard log keymap details through `log`
-    // at warn level, and acp reports their failures itself.
-    // Colours only on a terminal: a log file or a journal gets plain text.
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .finish();
-    let _ = tracing::subscriber::set_global_default(subscriber);
+    cli::logging::init(default_level);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

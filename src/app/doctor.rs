@@ -426,6 +426,27 @@ fn restores(config: &Config) -> Check {
     }
 }
 
+/// Which server the bot takes commands from, when it runs at all.
+fn discord_server(config: &Config) -> Option<Check> {
+    let d = &config.discord;
+    d.token.as_ref()?;
+    Some(match d.guild_id {
+        Some(guild) => ok(
+            "discord server",
+            format!("commands are taken only in server {guild} (discord.guild_id)"),
+        ),
+        None => bad(
+            "discord server",
+            Level::Warn,
+            "no discord.guild_id: slash commands are registered globally and taken from every \
+             server the bot is in, so anyone who adds the bot to theirs can run them",
+            "set guild_id in [discord] in config/acp.toml to your server's id: in Discord turn \
+             on Developer Mode (User Settings → Advanced), right-click the server's icon and \
+             Copy Server ID; then restart acp run",
+        ),
+    })
+}
+
 /// Every check, in the order `acp doctor` prints them.
 #[must_use]
 pub fn checks(config: &Config) -> Vec<Check> {
@@ -449,7 +470,7 @@ pub fn checks(config: &Config) -> Vec<Check> {
             "put DISCORD_TOKEN=... in .env in the root (see .env.example)",
         )
     };
-    vec![
+    let mut all = vec![
         ok(
             "config",
             format!(
@@ -463,12 +484,16 @@ pub fn checks(config: &Config) -> Vec<Check> {
         devlogs(config),
         store(config),
         discord,
+    ];
+    all.extend(discord_server(config));
+    all.extend([
         backups(config),
         disk("disk (root)", &config.root),
         disk("disk (backups)", &config.backup.repository),
         permissions(config),
         restores(config),
-    ]
+    ]);
+    all
 }
 
 /// The swarm's checks (`[cluster]`): NATS reachable with these

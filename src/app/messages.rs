@@ -206,7 +206,7 @@ impl App {
     pub async fn status(&self) -> Result<Status, AppError> {
         let store = Arc::clone(&self.store);
         let ids: Vec<AgentId> = self.registry.all().iter().map(|a| a.id.clone()).collect();
-        Ok(blocking(move || store.status(&ids, 20)).await?)
+        Ok(blocking(move || store.status(&ids, 20, None)).await?)
     }
 
     /// An agent's messages, newest first.

@@ -5,6 +5,7 @@
 //! whichever door asked.
 //!
 //! - [`messages`]: send, read, follow, acknowledge, status.
+//! - [`visibility`]: what one agent may read: its own messages and status.
 //! - [`outbox`]: answers, posts to Discord, receipts owed to commands.
 //! - [`devlogs`]: devlog files posted once per content version.
 //! - [`observe`]: recent activity and the Discord link, for the status
@@ -31,6 +32,7 @@ mod outbox;
 mod roles;
 mod screen;
 mod service_lock;
+mod visibility;
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -50,7 +52,7 @@ pub use cluster::{ClusterError, NodeView};
 pub use devlogs::{DEVLOG_MAX_BYTES, DevlogPost};
 pub use messages::Follow;
 pub use observe::{DiscordLink, TmuxProbe};
-pub use outbox::HookOutcome;
+pub use outbox::{HOOK_REPLAY_WINDOW, HookOutcome};
 pub use screen::{Probe, Validation, Window};
 // What the front doors read, named through the core so that no door
 // reaches into an engine.
@@ -59,7 +61,7 @@ pub use crate::backup::{
     PruneReport, Quiet, RestoreReport, Summary, VerifyReport, Which,
 };
 pub use crate::config::{
-    ApiToken, CONFIG_FILE, Config, ConfigError, DiscordConfig, Env, HookConfig, HookRoute,
+    ApiToken, CONFIG_FILE, Config, ConfigError, DiscordConfig, Env, HookConfig, HookRoute, Redactor,
 };
 pub use crate::coords::{Finding, Monitor, Point, Severity};
 pub use crate::events::Event;

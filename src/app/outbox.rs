@@ -9,6 +9,7 @@ use super::{App, AppError, SendRequest, blocking};
 use crate::events::Event;
 use crate::model::{AgentId, Draft, Kind, MessageId, Priority, Recipient, UnifiedMessage, Via};
 use crate::store::discord::{Receipt, ReceiptState};
+use crate::store::hooks::HookSeen;
 
 /// Who a message came from, for the one who answers it.
 fn came_from_discord(message: &UnifiedMessage) -> bool {
@@ -201,12 +202,23 @@ pub enum HookOutcome {
     Unrouted,
     /// This delivery id came before; it made this message (if any).
     Duplicate { message_id: Option<MessageId> },
+    /// This body came before under another delivery id, within
+    /// [`HOOK_REPLAY_WINDOW`]: a replay, nothing stored.
+    Replay {
+        #[serde(with = "crate::model::time::ms")]
+        first_received_at: i64,
+    },
 }
+
+/// How long a webhook body is remembered: the same signed body sent again
+/// within it, under a new delivery id, is refused as a replay.
+pub const HOOK_REPLAY_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 impl App {
     /// Turns a webhook event into a message (or none, `draft` `None`),
-    /// once per (`source`, `delivery_id`): the record and the message are
-    /// stored in one transaction.
+    /// once per (`source`, `delivery_id`), and once per body (its hash,
+    /// `body_hash`) within [`HOOK_REPLAY_WINDOW`]: the records and the
+    /// message are stored in one transaction.
     ///
     /// # Errors
     /// [`AppError`]: a bad draft or a store failure; nothing is stored.
@@ -214,6 +226,7 @@ impl App {
         &self,
         source: &str,
         delivery_id: &str,
+        body_hash: &str,
         draft: Option<Draft>,
     ) -> Result<HookOutcome, AppError> {
         let submission = match draft {
@@ -233,14 +246,24 @@ impl App {
             None => None,
         };
         let store = Arc::clone(&self.store);
-        let (src, id, sub) = (
+        let (src, id, hash, sub) = (
             source.to_owned(),
             delivery_id.to_owned(),
+            body_hash.to_owned(),
             submission.clone(),
         );
-        let known = blocking(move || store.accept_hook(&src, &id, sub.as_ref())).await?;
-        if let Some(message_id) = known {
-            return Ok(HookOutcome::Duplicate { message_id });
+        let window = i64::try_from(HOOK_REPLAY_WINDOW.as_millis()).unwrap_or(i64::MAX);
+        let since = crate::store::now_ms().saturating_sub(window);
+        let seen =
+            blocking(move || store.accept_hook(&src, &id, &hash, since, sub.as_ref())).await?;
+        match seen {
+            HookSeen::New => {}
+            HookSeen::Duplicate(message_id) => return Ok(HookOutcome::Duplicate { message_id }),
+            HookSeen::Replay { received_at } => {
+                return Ok(HookOutcome::Replay {
+                    first_received_at: received_at,
+                });
+            }
         }
         let Some(s) = submission else {
             return Ok(HookOutcome::Unrouted);

@@ -37,6 +37,31 @@ pub struct RestoreReport {
 /// plant setuid files.
 const MODE_MASK: u32 = 0o777;
 
+/// The bits a restored path may keep. The directories `acp init` makes
+/// private (`config/`, `data/`, `devlogs/`, `backups/`, `agent_workspaces/`
+/// and each inbox) stay the owner's only, and the store is 0600, whatever
+/// the backup recorded: a root made by an older acp, or one someone opened
+/// up, restores as private as `acp init` makes a new one.
+fn mode_cap(rel: &str) -> u32 {
+    if rel == STORE_PATH {
+        return 0o600;
+    }
+    let inbox = rel
+        .strip_prefix("agent_workspaces/")
+        .and_then(|r| r.strip_suffix("/inbox"))
+        .is_some_and(|agent| !agent.is_empty() && !agent.contains('/'));
+    if inbox
+        || matches!(
+            rel,
+            "config" | "data" | "devlogs" | "backups" | "agent_workspaces"
+        )
+    {
+        0o700
+    } else {
+        MODE_MASK
+    }
+}
+
 fn is_empty_dir(dir: &Path) -> Result<bool, BackupError> {
     if fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir()) {
         return Err(BackupError::Usage(format!(
@@ -176,7 +201,7 @@ fn write_all(
                     if outcome.lock().map_or(true, |o| o.failure.is_some()) {
                         break;
                     }
-                    let result = write_file(repo, &dest.join(path), node);
+                    let result = write_file(repo, &dest.join(path), node, mode_cap(path));
                     let Ok(mut o) = outcome.lock() else { break };
                     match result {
                         Ok(None) => {
@@ -215,7 +240,7 @@ fn write_all(
     for (path, node) in state.iter().rev() {
         if let Node::Dir { mode } = node {
             let dir = dest.join(path);
-            fs::set_permissions(&dir, fs::Permissions::from_mode(mode & MODE_MASK))
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode & mode_cap(path)))
                 .map_err(io_err(&dir))?;
         }
     }
@@ -239,9 +264,14 @@ struct Tally {
     failure: Option<BackupError>,
 }
 
-/// Writes one file from its object; `Ok(Some(why))` when the object is
-/// damaged (the partial file is removed).
-fn write_file(repo: &Repo, target: &Path, node: &Node) -> Result<Option<String>, BackupError> {
+/// Writes one file from its object, its mode within `cap`; `Ok(Some(why))`
+/// when the object is damaged (the partial file is removed).
+fn write_file(
+    repo: &Repo,
+    target: &Path,
+    node: &Node,
+    cap: u32,
+) -> Result<Option<String>, BackupError> {
     let Node::File {
         size,
         mode,
@@ -262,7 +292,7 @@ fn write_file(repo: &Repo, target: &Path, node: &Node) -> Result<Option<String>,
             let file = out
                 .into_inner()
                 .map_err(|e| io_err(target)(e.into_error()))?;
-            file.set_permissions(fs::Permissions::from_mode(mode & MODE_MASK))
+            file.set_permissions(fs::Permissions::from_mode(mode & cap))
                 .map_err(io_err(target))?;
             set_mtime(&file, *mtime_ns);
             Ok(None)
@@ -436,6 +466,18 @@ pub fn restore_in_place(
         swapped.push(rel.clone());
     }
     let _ = fs::remove_dir_all(&staging);
+    // The live directories around what was swapped in (`data/` holds the
+    // store but is not itself in a backup) become as private as `acp init`
+    // makes them.
+    for rel in ["config", "data", "devlogs", "backups", "agent_workspaces"] {
+        let dir = scope.root.join(rel);
+        if let Ok(meta) = fs::symlink_metadata(&dir)
+            && meta.is_dir()
+        {
+            let mode = meta.permissions().mode() & mode_cap(rel);
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).map_err(io_err(&dir))?;
+        }
+    }
     Ok(InPlace {
         restore: report,
         replaced_kept_in: aside.display().to_string(),

@@ -279,9 +279,10 @@ fn capture_store(
     let scratch = repo.scratch(&format!("store-{id}.db"));
     snapshot_store(db, &scratch)?;
     let meta = fs::metadata(db).map_err(io_err(db))?;
+    // The store's directory is private, as `acp init` makes it.
     walk.state
         .entry("data".into())
-        .or_insert(Node::Dir { mode: 0o755 });
+        .or_insert(Node::Dir { mode: 0o700 });
     walk.pending_bytes += fs::metadata(&scratch).map_or(0, |m| m.len());
     walk.jobs.push(Job {
         rel: STORE_PATH.into(),

@@ -24,6 +24,7 @@ mod args;
 mod backup;
 mod coords;
 mod doctor;
+pub(crate) mod logging;
 mod progress;
 mod send;
 mod show;
@@ -94,6 +95,7 @@ fn collect_env(root: &std::path::Path) -> Result<Env> {
             env.insert(key, value);
         }
     }
+    logging::hide(&env);
     Ok(env)
 }
 

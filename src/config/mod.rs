@@ -19,11 +19,13 @@ mod backup;
 mod cluster;
 mod gui;
 mod http;
+pub mod redact;
 mod tmux;
 
 pub use backup::BackupConfig;
 pub use cluster::{ClusterConfig, DEFAULT_NATS_URL, NatsAuth, NatsConfig};
 pub use http::{ApiToken, DEFAULT_PORT, HookConfig, HookRoute, HttpConfig};
+pub use redact::Redactor;
 
 use crate::model::DEFAULT_MAX_BODY_BYTES;
 use crate::model::MethodName;

@@ -135,8 +135,9 @@ async fn backup_job<T>(
         }
     };
     if handed_off {
-        let mut message =
-            serenity::CreateMessage::new().content(format!("{title}: finished. {content}"));
+        let mut message = serenity::CreateMessage::new()
+            .content(format!("{title}: finished. {content}"))
+            .allowed_mentions(super::no_mentions());
         if let Some(embed) = embed {
             message = message.embed(embed);
         }

@@ -48,6 +48,13 @@ fn registration(commands: &[poise::Command<Data, Error>]) -> Result<serde_json::
     Ok(body)
 }
 
+/// Who may be pinged by what acp posts: nobody. Agents' text (an answer, a
+/// devlog, an inbox listing) can hold `@everyone` or `<@id>`, and a
+/// prompt-injected agent must not page people through the bot.
+pub(crate) fn no_mentions() -> serenity::CreateAllowedMentions {
+    serenity::CreateAllowedMentions::new()
+}
+
 /// Tells the core how the gateway connection stands, for `/readyz` and
 /// the status page.
 fn link_changed(_ctx: &serenity::Context, event: &serenity::FullEvent, data: &Data) {
@@ -119,12 +126,21 @@ pub async fn run(app: Arc<App>, cancel: CancellationToken) -> Result<(), Discord
     }
     let http = http.build();
     let guild = config.guild_id;
+    if guild.is_none() {
+        tracing::warn!(
+            "no discord.guild_id: slash commands are registered globally and taken from every \
+             server the bot is in. Set discord.guild_id in config/acp.toml to your server's id \
+             (Developer Mode on, then right-click the server → Copy Server ID)"
+        );
+    }
     let setup_app = Arc::clone(&app);
     let link_app = Arc::clone(&app);
     let framework = poise::Framework::builder()
         .options(poise::FrameworkOptions {
             commands: commands::all(),
             on_error: |error| Box::pin(commands::on_error(error)),
+            // Every reply, follow-up and edit made through poise.
+            allowed_mentions: Some(no_mentions()),
             pre_command: |ctx| Box::pin(commands::started(ctx)),
             post_command: |ctx| Box::pin(commands::finished(ctx, true)),
             event_handler: |ctx, event, _framework, data| {

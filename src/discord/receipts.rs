@@ -41,11 +41,15 @@ fn age_of(receipt: &Receipt) -> Duration {
 async fn edit(http: &serenity::Http, r: &Receipt, text: String) -> Result<(), serenity::Error> {
     http.set_application_id(serenity::ApplicationId::new(r.application_id));
     if let (true, Some(id)) = (r.followup, r.reply_id) {
-        let builder = serenity::CreateInteractionResponseFollowup::new().content(text);
+        let builder = serenity::CreateInteractionResponseFollowup::new()
+            .content(text)
+            .allowed_mentions(super::no_mentions());
         http.edit_followup_message(&r.token, serenity::MessageId::new(id), &builder, vec![])
             .await?;
     } else {
-        let builder = serenity::EditInteractionResponse::new().content(text);
+        let builder = serenity::EditInteractionResponse::new()
+            .content(text)
+            .allowed_mentions(super::no_mentions());
         http.edit_original_interaction_response(&r.token, &builder, vec![])
             .await?;
     }
@@ -62,7 +66,7 @@ async fn post(http: &serenity::Http, r: &Receipt, text: String) -> Result<(), se
         .content(text)
         .nonce(serenity::Nonce::String(nonce))
         .enforce_nonce(true)
-        .allowed_mentions(serenity::CreateAllowedMentions::new());
+        .allowed_mentions(super::no_mentions());
     if let Some(reply) = r.reply_id {
         builder = builder.reference_message((channel, serenity::MessageId::new(reply)));
     }

@@ -5,9 +5,12 @@
 //! (`ACP_HOOK_SECRET_<NAME>` in `.env`). A request without a valid one is
 //! answered 401 and stores nothing. The delivery id (`X-GitHub-Delivery`,
 //! or `X-Delivery-Id`; else the body's hash) is recorded with the message
-//! in one transaction, so a redelivered event is handled once. The
-//! `[[http.hooks]]` table maps (repository, branch) to an agent and a
-//! short template.
+//! in one transaction, so a redelivered event is handled once (200
+//! `duplicate`). The signature covers the body but not the delivery id, so
+//! the body's hash is recorded too: the same body under a new delivery id
+//! within [`HOOK_REPLAY_WINDOW`] is a replay, answered 409 and audited,
+//! and stores nothing. The `[[http.hooks]]` table maps (repository,
+//! branch) to an agent and a short template.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -16,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use hmac::{KeyInit as _, Mac as _};
 use serde_json::Value;
 
-use crate::app::{HookConfig, HookOutcome, HookRoute};
+use crate::app::{HOOK_REPLAY_WINDOW, HookConfig, HookOutcome, HookRoute};
 use crate::model::{AuditOutcome, Draft, Kind, Priority, Recipient};
 
 use super::Http;
@@ -170,6 +173,30 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Refuses a request to hook `name`: audited (as done by the hook), and
+/// answered `status` saying `why`, that nothing was stored, and `then`.
+async fn refuse(
+    app: &crate::app::App,
+    name: &str,
+    status: StatusCode,
+    why: &str,
+    then: &str,
+) -> Problem {
+    let refused = app
+        .audit(
+            &format!("hook:{name}"),
+            "hook.receive",
+            Some(name),
+            AuditOutcome::Refused,
+            Some(why),
+        )
+        .await;
+    if let Err(e) = refused {
+        tracing::warn!(error = %e, "cannot audit a refused webhook");
+    }
+    Problem::new(status, format!("{why}: nothing was stored{then}"))
+}
+
 /// `POST /hooks/{name}`.
 pub(crate) async fn receive(
     State(http): State<Http>,
@@ -201,22 +228,7 @@ pub(crate) async fn receive(
             (Some(_), None) => "no X-Hub-Signature-256 header".to_owned(),
             (Some(_), Some(_)) => "the signature does not match the body and the secret".to_owned(),
         };
-        if let Err(e) = app
-            .audit(
-                &source,
-                "hook.receive",
-                Some(&name),
-                AuditOutcome::Refused,
-                Some(&why),
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "cannot audit a refused webhook");
-        }
-        return Err(Problem::new(
-            StatusCode::UNAUTHORIZED,
-            format!("{why}: nothing was stored"),
-        ));
+        return Err(refuse(app, &name, StatusCode::UNAUTHORIZED, &why, "").await);
     }
     let event = header(&headers, "x-github-event")
         .unwrap_or(&name)
@@ -261,12 +273,26 @@ pub(crate) async fn receive(
             reply_to: None,
         })
     });
+    let body_hash = blake3::hash(&body).to_hex().to_string();
     let outcome = app
-        .accept_hook(&source, &delivery, draft.transpose()?)
+        .accept_hook(&source, &delivery, &body_hash, draft.transpose()?)
         .await?;
     let code = match outcome {
         HookOutcome::Sent { .. } => StatusCode::CREATED,
         HookOutcome::Unrouted | HookOutcome::Duplicate { .. } => StatusCode::OK,
+        HookOutcome::Replay { first_received_at } => {
+            let why = format!(
+                "this body came at {} under another delivery id: a replay",
+                crate::model::time::rfc3339(first_received_at)
+            );
+            let then = format!(
+                ". The signature covers the body, not the delivery id, so the same body is \
+                 taken once in {} hours: a sender repeating an event on purpose must send a new \
+                 body (a redelivery under the same delivery id is answered 200 duplicate)",
+                HOOK_REPLAY_WINDOW.as_secs() / 3600
+            );
+            return Err(refuse(app, &name, StatusCode::CONFLICT, &why, &then).await);
+        }
     };
     Ok((code, axum::Json(outcome)).into_response())
 }

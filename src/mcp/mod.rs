@@ -3,6 +3,11 @@
 //! same checks and the same "what to do" texts, returned as MCP tool
 //! errors; what they store is as durable and as deliverable as a message
 //! sent with `acp send`.
+//!
+//! An agent sees only what concerns it: `read_message`, `reply`, `ack` and
+//! a `reply_to` answer "no message with id ..." for another agent's
+//! message, exactly as for one that does not exist, and `status` counts
+//! only its own deliveries and messages.
 
 use std::sync::Arc;
 
@@ -144,6 +149,14 @@ impl AcpMcp {
         }
     }
 
+    /// Message `text`, if it concerns this agent; otherwise the same "no
+    /// message with id" as for one that does not exist.
+    async fn mine(&self, text: &str) -> Result<MessageId, AppError> {
+        let id = id(text)?;
+        self.app.read_as(id, &self.agent).await?;
+        Ok(id)
+    }
+
     /// Stores a message and, when no `acp run` delivers for the root,
     /// makes the first attempt itself (as `acp send` does).
     async fn store(&self, request: SendRequest) -> Result<serde_json::Value, AppError> {
@@ -181,7 +194,10 @@ impl AcpMcp {
                     priority: p.priority.into(),
                     body: p.body,
                     tags: Vec::new(),
-                    reply_to: p.reply_to.as_deref().map(id).transpose()?,
+                    reply_to: match p.reply_to.as_deref() {
+                        Some(text) => Some(self.mine(text).await?),
+                        None => None,
+                    },
                 },
                 via: Via::Auto,
             };
@@ -222,10 +238,12 @@ impl AcpMcp {
         answer(result.await)
     }
 
-    #[tool(description = "Read one message and its delivery history.")]
+    #[tool(
+        description = "Read one message and its delivery history: a message to this agent (or to every agent), or one it sent."
+    )]
     async fn read_message(&self, Parameters(p): Parameters<MessageRef>) -> CallToolResult {
         let result = async {
-            let (message, deliveries) = self.app.read(id(&p.id)?).await?;
+            let (message, deliveries) = self.app.read_as(id(&p.id)?, &self.agent).await?;
             Ok(json!({ "message": message, "deliveries": deliveries }))
         };
         answer(result.await)
@@ -235,7 +253,8 @@ impl AcpMcp {
     async fn ack(&self, Parameters(p): Parameters<MessageRef>) -> CallToolResult {
         let result = async {
             let me = self.agent.to_string();
-            let (agent, result) = self.app.ack(id(&p.id)?, None, Some(&me), None, &me).await?;
+            let id = self.mine(&p.id).await?;
+            let (agent, result) = self.app.ack(id, None, Some(&me), None, &me).await?;
             Ok(json!({ "agent": agent, "ack": result }))
         };
         answer(result.await)
@@ -249,7 +268,7 @@ impl AcpMcp {
             let message = self
                 .app
                 .reply(
-                    id(&p.id)?,
+                    self.mine(&p.id).await?,
                     p.body,
                     Some(self.agent.as_str()),
                     crate::model::Priority::Normal,
@@ -290,11 +309,12 @@ impl AcpMcp {
     }
 
     #[tool(
-        description = "Queue depth by state and priority, each agent's last delivery, recent failures."
+        description = "This agent's deliveries by state and priority (those to it and those of messages it sent), its last delivery, and their recent failures."
     )]
     async fn status(&self, Parameters(_): Parameters<Nothing>) -> CallToolResult {
-        let result =
-            async { Ok(serde_json::to_value(self.app.status().await?).unwrap_or_default()) };
+        let result = async {
+            Ok(serde_json::to_value(self.app.status_as(&self.agent).await?).unwrap_or_default())
+        };
         answer(result.await)
     }
 }

@@ -294,6 +294,21 @@ pub struct UnifiedMessage {
     pub reply_to: Option<MessageId>,
 }
 
+impl UnifiedMessage {
+    /// Whether `agent` may see this message: it was sent to the agent or
+    /// to every agent, or the agent sent it. Anything else is another
+    /// agent's business.
+    #[must_use]
+    pub fn concerns(&self, agent: &AgentId) -> bool {
+        self.from == agent.as_str()
+            || match &self.to {
+                Recipient::Agent(to) => to == agent,
+                Recipient::Broadcast => true,
+                Recipient::Discord => false,
+            }
+    }
+}
+
 /// What a caller supplies; [`Draft::build`] checks it and gives it an id.
 #[derive(Debug, Clone)]
 pub struct Draft {
@@ -415,6 +430,21 @@ mod tests {
             tags: vec!["db".into()],
             reply_to: None,
         }
+    }
+
+    #[test]
+    fn a_message_concerns_its_sender_its_recipient_and_everyone_if_broadcast() {
+        let id = |s: &str| s.parse::<AgentId>().unwrap();
+        let direct = draft("to Agent-2").build(1024).unwrap();
+        assert!(direct.concerns(&id("Agent-1")) && direct.concerns(&id("Agent-2")));
+        assert!(!direct.concerns(&id("Agent-3")));
+        let mut all = draft("to everyone");
+        all.to = Recipient::Broadcast;
+        assert!(all.build(1024).unwrap().concerns(&id("Agent-3")));
+        let mut people = draft("to Discord");
+        people.to = Recipient::Discord;
+        let people = people.build(1024).unwrap();
+        assert!(people.concerns(&id("Agent-1")) && !people.concerns(&id("Agent-2")));
     }
 
     #[test]

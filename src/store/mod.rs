@@ -6,13 +6,15 @@
 //! block per table family: [`queue`] (messages, deliveries, attempts),
 //! [`views`] (status, inbox listings, acks), [`roles`] (role assignments,
 //! captain, audit log), [`discord`] (the outbox's receipts, threads and
-//! posts), [`devlogs`] (the devlog ledger), [`cluster`] (work handed between
+//! posts), [`devlogs`] (the devlog ledger), [`hooks`] (inbound webhooks'
+//! delivery ids and recent bodies), [`cluster`] (work handed between
 //! machines, and their heartbeats).
 
 pub mod activity;
 pub mod cluster;
 pub mod devlogs;
 pub mod discord;
+pub mod hooks;
 pub mod queue;
 pub mod roles;
 mod sql;
@@ -216,6 +218,18 @@ const MIGRATIONS: &[&str] = &[
         last_seen  INTEGER NOT NULL,
         detail     TEXT NOT NULL
     ) WITHOUT ROWID;
+    ",
+    // 7: a hash of each body a webhook sent lately, so the same signed
+    // body sent again under a new delivery id (a replay) is refused.
+    r"
+    CREATE TABLE hook_bodies (
+        source       TEXT NOT NULL,
+        body_hash    TEXT NOT NULL,
+        message_id   TEXT REFERENCES messages(id),
+        received_at  INTEGER NOT NULL,
+        PRIMARY KEY (source, body_hash)
+    ) WITHOUT ROWID;
+    CREATE INDEX hook_bodies_received ON hook_bodies (received_at);
     ",
 ];
 

@@ -323,17 +323,32 @@ impl Store {
     }
 
     /// The status report. `agents` lists the agents to report on, in order.
+    /// With `only`, the queue and the failures count only the deliveries
+    /// that concern that agent: those to it, and those of messages it sent.
     ///
     /// # Errors
     /// [`StoreError`].
-    pub fn status(&self, agents: &[AgentId], failure_limit: usize) -> Result<Status, StoreError> {
+    pub fn status(
+        &self,
+        agents: &[AgentId],
+        failure_limit: usize,
+        only: Option<&AgentId>,
+    ) -> Result<Status, StoreError> {
+        let concerns = if only.is_some() {
+            "(d.agent = :agent OR d.message_id IN (SELECT id FROM messages WHERE sender = :agent))"
+        } else {
+            ":agent IS NULL"
+        };
+        let only = only.map(AgentId::as_str);
         self.read(|tx| {
             let mut queue: BTreeMap<DeliveryState, BTreeMap<Priority, u64>> = DeliveryState::ALL
                 .into_iter()
                 .map(|state| (state, Priority::ALL.into_iter().map(|p| (p, 0)).collect()))
                 .collect();
-            let mut stmt = tx.prepare_cached("SELECT state, priority, COUNT(*) FROM deliveries GROUP BY state, priority")?;
-            let mut rows = stmt.query([])?;
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT state, priority, COUNT(*) FROM deliveries d WHERE {concerns} GROUP BY state, priority"
+            ))?;
+            let mut rows = stmt.query(rusqlite::named_params! {":agent": only})?;
             while let Some(row) = rows.next()? {
                 let state: DeliveryState = row.get(0)?;
                 let rank: i64 = row.get(1)?;
@@ -371,12 +386,13 @@ impl Store {
                     unacked: u64::try_from(unacked.query_row([agent.as_str()], |r| r.get::<_, i64>(0))?).unwrap_or(0),
                 });
             }
-            let mut failures = tx.prepare_cached(
-                "SELECT message_id, agent, attempts, COALESCE(detail, ''), updated_at FROM deliveries WHERE state = 'failed'
-                 ORDER BY updated_at DESC, id DESC LIMIT ?1",
-            )?;
+            let mut failures = tx.prepare_cached(&format!(
+                "SELECT message_id, agent, attempts, COALESCE(detail, ''), updated_at FROM deliveries d
+                 WHERE state = 'failed' AND {concerns} ORDER BY updated_at DESC, id DESC LIMIT :limit"
+            ))?;
+            let limit = i64::try_from(failure_limit).unwrap_or(i64::MAX);
             let recent_failures = failures
-                .query_map([i64::try_from(failure_limit).unwrap_or(i64::MAX)], |r| {
+                .query_map(rusqlite::named_params! {":limit": limit, ":agent": only}, |r| {
                     Ok(FailureView { message_id: r.get(0)?, agent: r.get(1)?, attempts: r.get(2)?, error: r.get(3)?, at: r.get(4)? })
                 })?
                 .collect::<Result<_, _>>()?;

@@ -60,6 +60,17 @@ pub(crate) fn spawn(root: &Root, standin: &StandIn, token: &str, command: &str) 
 /// `acp COMMAND` with the Discord API at `base` (where nothing may listen
 /// yet).
 pub(crate) fn spawn_at(root: &Root, base: &str, token: &str, command: &str) -> Bot {
+    spawn_logging(root, base, token, command, "info,serenity=warn,poise=warn")
+}
+
+/// [`spawn_at`], logging at `acp_log` (`ACP_LOG`).
+pub(crate) fn spawn_logging(
+    root: &Root,
+    base: &str,
+    token: &str,
+    command: &str,
+    acp_log: &str,
+) -> Bot {
     // The first start points the config at the stand-in; a restart finds
     // it done.
     let config = std::fs::read_to_string(root.path().join("config/acp.toml")).unwrap();
@@ -82,7 +93,7 @@ pub(crate) fn spawn_at(root: &Root, base: &str, token: &str, command: &str) -> B
     let child = root
         .acp()
         .env("DISCORD_TOKEN", token)
-        .env("ACP_LOG", "info,serenity=warn,poise=warn")
+        .env("ACP_LOG", acp_log)
         .arg(command)
         .stdout(Stdio::null())
         .stderr(log)
@@ -132,7 +143,7 @@ pub(crate) fn assert_edit_says(edit: &Recorded, expected: &str) {
 }
 
 /// The reply is ephemeral (flag 64) and says `expected`.
-fn assert_ephemeral(reply: &Value, expected: &str) {
+pub(crate) fn assert_ephemeral(reply: &Value, expected: &str) {
     assert_eq!(reply["data"]["flags"], 64, "{reply}");
     assert!(
         reply["data"]["content"]

@@ -107,7 +107,14 @@ fn classify(e: &dc::Error, channel: u64) -> DeliveryError {
             )),
         };
     }
-    DeliveryError::transient(format!("cannot reach Discord ({e}): the post waits"))
+    // The text is recorded with the attempt and shown to people; a
+    // transport error can name the URL, which holds a webhook's token
+    // (reqwest's does; serenity's wrapper does not show it today).
+    let said = e.to_string();
+    DeliveryError::transient(format!(
+        "cannot reach Discord ({}): the post waits",
+        crate::config::redact::scrub(&said)
+    ))
 }
 
 impl DiscordMethod {
@@ -474,6 +481,9 @@ impl DeliveryMethod for DiscordMethod {
             if done.iter().any(|p| p.part == n) {
                 continue;
             }
+            // The body only at trace, as text on one line (quoted: a body
+            // cannot forge log lines).
+            tracing::trace!(message_id = %message.id, part = i, body = ?part, "posting to Discord");
             let (posted_in, discord_id) = self.post(message, route, i, part, files)?;
             channel = posted_in;
             self.store
