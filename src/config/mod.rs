@@ -20,10 +20,12 @@ mod cluster;
 mod gui;
 mod http;
 mod tmux;
+mod tokens;
 
 pub use backup::BackupConfig;
 pub use cluster::{ClusterConfig, DEFAULT_NATS_URL, NatsAuth, NatsConfig};
-pub use http::{ApiToken, DEFAULT_PORT, HookConfig, HookRoute, HttpConfig};
+pub use http::{DEFAULT_PORT, HookConfig, HookRoute, HttpConfig};
+pub use tokens::{ApiToken, DEFAULT_SCOPES, Scope};
 
 use crate::model::DEFAULT_MAX_BODY_BYTES;
 use crate::model::MethodName;

@@ -19,6 +19,7 @@ mod layers;
 mod mcp;
 mod outbox;
 mod pipeline;
+mod sec_http;
 mod security;
 mod standin;
 mod support;
