@@ -241,9 +241,10 @@ hosts = []
 header_timeout_secs = 10
 body_timeout_secs = 30
 idle_timeout_secs = 60
-# Connections served at once; more wait to be accepted. Keep it well under
-# the open-file limit (ulimit -n): deliveries need files too.
-max_connections = 256
+# Connections served at once; more wait to be accepted. acp run raises its
+# open-file limit (ulimit -n) to the hard one, and warns if this leaves
+# fewer than 128 files for deliveries and the store.
+max_connections = 1024
 # Refused requests are audited as one row per source and reason per this
 # many seconds: the first at once, the rest counted in one row.
 refusal_audit_secs = 60

@@ -79,7 +79,7 @@ impl Default for HttpConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
-            max_connections: 256,
+            max_connections: 1024,
             refusal_audit_every: Duration::from_secs(60),
         }
     }
@@ -259,4 +259,55 @@ pub(super) fn apply_http_env(
             .map(|v| Secret(v.trim().to_owned()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::super::{Config, Env};
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, super::ConfigError> {
+        let env: Env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_toml(Path::new("/r"), text, &env)
+    }
+
+    #[test]
+    fn timeouts_cap_and_hosts_have_defaults_and_limits() {
+        let c = load("", &[]).unwrap().http;
+        assert_eq!(c.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.body_timeout, Duration::from_secs(30));
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.max_connections, 1024);
+        assert!(c.hosts.is_empty());
+        let c = load(
+            "[http]\nhosts = [\"ACP.example.com\", \"ci.example.com:8443\"]\nmax_connections = 8\n",
+            &[],
+        )
+        .unwrap()
+        .http;
+        assert_eq!(c.hosts, ["acp.example.com", "ci.example.com:8443"]);
+        assert_eq!(c.max_connections, 8);
+        let env = load("", &[("ACP_HTTP_HOSTS", "a.example, b.example")]).unwrap();
+        assert_eq!(env.http.hosts, ["a.example", "b.example"]);
+        for (text, says) in [
+            ("[http]\nheader_timeout_secs = 0\n", "out of range"),
+            ("[http]\nmax_connections = 0\n", "out of range"),
+            (
+                "[http]\nhosts = [\"http://acp.example.com\"]\n",
+                "not a host name",
+            ),
+            (
+                "[http]\nhosts = [\"acp.example.com:x\"]\n",
+                "not a host name",
+            ),
+        ] {
+            let e = load(text, &[]).unwrap_err().to_string();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+    }
 }

@@ -82,7 +82,7 @@ pub async fn bind(app: Arc<App>) -> Result<Server, AppError> {
         })?;
     let tokens = Arc::new(auth::Tokens::new(&config.tokens, app.agents())?);
     let hosts = Arc::new(guard::Hosts::new(config.bind, &config.hosts));
-    warn_if_near_file_limit(config.max_connections);
+    make_room_for_connections(config.max_connections);
     let metrics = Arc::new(Metrics::new(&app).await);
     let refusals = Arc::new(refusals::Refusals::new(Arc::clone(&app)));
     Ok(Server {
@@ -101,15 +101,36 @@ pub async fn bind(app: Arc<App>) -> Result<Server, AppError> {
 /// inbox writes, backups).
 const FILES_BESIDES_CONNECTIONS: u64 = 128;
 
-/// Warns when the connection cap leaves too few open files for the rest:
-/// out of them, deliveries wait (they are retried, not failed) and no
-/// connection is accepted.
-fn warn_if_near_file_limit(max_connections: usize) {
-    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+/// Makes room for `max_connections`: raises this process's soft limit on
+/// open files to its hard limit (as Go programs do; the soft limit is
+/// often 1024 while the hard one is far higher), and warns when the cap
+/// still leaves too few files for the rest. Out of them, no connection is
+/// accepted and deliveries wait (they are retried, not failed).
+fn make_room_for_connections(max_connections: usize) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if let Some(soft) = limit.current {
+        // An unlimited hard limit is not one every kernel takes as the
+        // soft one (macOS): fall back to smaller ones.
+        let targets = [limit.maximum.unwrap_or(u64::MAX), 1 << 20, 65_536, 10_240];
+        for target in targets {
+            if target <= soft {
+                break;
+            }
+            let raised = Rlimit {
+                current: Some(target),
+                maximum: limit.maximum,
+            };
+            if setrlimit(Resource::Nofile, raised).is_ok() {
+                tracing::debug!(from = soft, to = target, "raised the open-file limit");
+                break;
+            }
+        }
+    }
     let wanted = u64::try_from(max_connections)
         .unwrap_or(u64::MAX)
         .saturating_add(FILES_BESIDES_CONNECTIONS);
-    if let Some(limit) = limit
+    if let Some(limit) = getrlimit(Resource::Nofile).current
         && wanted > limit
     {
         tracing::warn!(

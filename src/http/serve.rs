@@ -151,14 +151,20 @@ impl Guarded {
         }
     }
 
+    /// What a poll came to: bytes moved end the wait (`moved`); not
+    /// ready is a stall. A flush with nothing to flush moves nothing, so
+    /// it neither ends the wait nor starts one.
     fn after<T>(
         &mut self,
         cx: &mut Context<'_>,
         polled: Poll<io::Result<T>>,
+        moved: impl FnOnce(&io::Result<T>) -> bool,
     ) -> Poll<io::Result<T>> {
         match polled {
             Poll::Ready(result) => {
-                self.waiting = false;
+                if moved(&result) {
+                    self.waiting = false;
+                }
                 Poll::Ready(result)
             }
             Poll::Pending => self.stalled(cx).map(Err),
@@ -174,7 +180,8 @@ impl AsyncRead for Guarded {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
-        this.after(cx, polled)
+        // Ready is data, the end, or an error: each ends the wait.
+        this.after(cx, polled, |_| true)
     }
 }
 
@@ -186,7 +193,7 @@ impl AsyncWrite for Guarded {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
-        this.after(cx, polled)
+        this.after(cx, polled, |r| r.as_ref().map_or(true, |n| *n > 0))
     }
 
     fn poll_write_vectored(
@@ -196,7 +203,7 @@ impl AsyncWrite for Guarded {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
-        this.after(cx, polled)
+        this.after(cx, polled, |r| r.as_ref().map_or(true, |n| *n > 0))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -206,10 +213,30 @@ impl AsyncWrite for Guarded {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.stream).poll_flush(cx);
-        this.after(cx, polled)
+        this.after(cx, polled, |_| false)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt as _;
+
+    #[tokio::test]
+    async fn a_socket_where_no_byte_moves_errs_at_the_idle_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let place = Arc::new(Semaphore::new(1)).acquire_owned().await.unwrap();
+        let mut guarded = Guarded::new(stream, Duration::from_millis(100), place);
+        let mut buf = [0u8; 8];
+        let read = tokio::time::timeout(Duration::from_secs(10), guarded.read(&mut buf)).await;
+        let err = read.expect("no error within 10 s").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     }
 }

@@ -1,3 +1,6 @@
+// Over 400 lines: the whole delivery vocabulary, each word with its names, parsing and how an
+// I/O failure is classed, beside their tests.
+
 //! The delivery vocabulary: method names, what a sender allows (`--via`),
 //! and how an attempt failed.
 

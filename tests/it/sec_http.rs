@@ -206,7 +206,10 @@ fn slow_clients_are_cut_off_and_the_connection_cap_holds_while_healthz_answers()
     let root = Root::new(1);
     no_backups(&root)
         .edit_config("header_timeout_secs = 10", "header_timeout_secs = 1")
-        .edit_config("max_connections = 256", &format!("max_connections = {CAP}"));
+        .edit_config(
+            "max_connections = 1024",
+            &format!("max_connections = {CAP}"),
+        );
     let web = serve(&root, "");
     let pid = web.service.child.id();
     wait_until(LIMIT, || {
@@ -268,6 +271,29 @@ fn slow_clients_are_cut_off_and_the_connection_cap_holds_while_healthz_answers()
     );
 }
 
+#[test]
+fn a_connection_that_moves_no_byte_is_closed_at_the_idle_timeout() {
+    let root = Root::new(1);
+    root.edit_config("header_timeout_secs = 10", "header_timeout_secs = 600")
+        .edit_config("idle_timeout_secs = 60", "idle_timeout_secs = 1");
+    let web = serve(&root, "");
+    // Half a head, then silence: the header timeout is far off, the idle
+    // one is not.
+    let mut stream = TcpStream::connect(addr(&web.base)).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHo").unwrap();
+    let mut byte = [0u8; 1];
+    let closed = match stream.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+    };
+    assert!(
+        closed,
+        "the server kept a silent connection open for {LIMIT:?}"
+    );
+}
+
 /// `acp run` for `root` under an open-file limit of `files`, logging to
 /// `service.log`; killed on drop.
 struct Limited(std::process::Child);
@@ -321,7 +347,7 @@ fn a_delivery_short_of_open_files_is_retried_not_failed_and_arrives_once_they_fr
     let root = Root::new(1);
     no_backups(root.fast())
         .edit_config("max_attempts = 5", "max_attempts = 2")
-        .edit_config("max_connections = 256", "max_connections = 4096")
+        .edit_config("max_connections = 1024", "max_connections = 4096")
         .edit_config("header_timeout_secs = 10", "header_timeout_secs = 600")
         .edit_config("idle_timeout_secs = 60", "idle_timeout_secs = 600");
     std::fs::write(
