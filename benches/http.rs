@@ -25,7 +25,7 @@ fn root() -> (tempfile::TempDir, Config) {
     let dir = tempfile::tempdir().unwrap();
     acp::app::init(dir.path(), u32::try_from(AGENTS).unwrap()).unwrap();
     let mut env = Env::new();
-    env.insert("ACP_API_TOKEN".into(), TOKEN.into());
+    env.insert("ACP_API_TOKENS".into(), format!("api:read+send={TOKEN}"));
     env.insert("ACP_HTTP_BIND".into(), "127.0.0.1:0".into());
     let config = Config::load(dir.path(), &env).unwrap();
     (dir, config)

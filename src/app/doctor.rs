@@ -447,6 +447,65 @@ fn discord_server(config: &Config) -> Option<Check> {
     })
 }
 
+/// The HTTP API's tokens and what each may do; a token with no scopes
+/// written may only read.
+fn api_tokens(config: &Config) -> Check {
+    const CHECK: &str = "api tokens";
+    let tokens = &config.http.tokens;
+    if tokens.is_empty() {
+        return ok(
+            CHECK,
+            "none set: the API refuses every call (set ACP_API_TOKENS in .env to use it)",
+        );
+    }
+    let list: Vec<String> = tokens
+        .iter()
+        .map(|t| {
+            let unwritten = if t.scopes_written {
+                ""
+            } else {
+                " (no scopes written: read only)"
+            };
+            format!("{} may {}{unwritten}", t.name, t.grants())
+        })
+        .collect();
+    let detail = list.join("; ");
+    if let Some(t) = tokens.iter().find(|t| {
+        t.agent
+            .as_ref()
+            .is_some_and(|a| config.agents.lookup(a.as_str()).is_err())
+    }) {
+        return bad(
+            CHECK,
+            Level::Fail,
+            format!(
+                "{detail}. The token {} is bound to an agent that is not configured",
+                t.name
+            ),
+            "fix its @AGENT in ACP_API_TOKENS in .env (acp run refuses to start)",
+        );
+    }
+    let unwritten: Vec<&str> = tokens
+        .iter()
+        .filter(|t| !t.scopes_written)
+        .map(|t| t.name.as_str())
+        .collect();
+    if unwritten.is_empty() {
+        ok(CHECK, detail)
+    } else {
+        bad(
+            CHECK,
+            Level::Warn,
+            detail,
+            format!(
+                "{} may only read until you write scopes: NAME:read+send=SECRET (or admin, or \
+                 @AGENT to bind one to an agent) in ACP_API_TOKENS in .env",
+                unwritten.join(", ")
+            ),
+        )
+    }
+}
+
 /// Every check, in the order `acp doctor` prints them.
 #[must_use]
 pub fn checks(config: &Config) -> Vec<Check> {
@@ -484,6 +543,7 @@ pub fn checks(config: &Config) -> Vec<Check> {
         devlogs(config),
         store(config),
         discord,
+        api_tokens(config),
     ];
     all.extend(discord_server(config));
     all.extend([

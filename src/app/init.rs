@@ -222,12 +222,32 @@ devlog_settle_ms = 1000
 "#;
 
 const SERVICE_SECTIONS: &str = r#"[http]
-# acp run serves a status page (/), a JSON API (/api/v1/, needs ACP_API_TOKEN
-# in .env), Prometheus metrics (/metrics), /healthz, /readyz and signed
-# webhooks (/hooks/NAME). Beyond 127.0.0.1 it needs an API token.
+# acp run serves a status page (/), a JSON API (/api/v1/, needs a token from
+# ACP_API_TOKENS in .env, with its scopes: see .env.example), Prometheus
+# metrics (/metrics), /healthz, /readyz and signed webhooks (/hooks/NAME).
+# Beyond 127.0.0.1 it needs an API token.
 enabled = true
 bind = "127.0.0.1:7420"
 max_body_bytes = 1048576
+# Names requests may carry in Host besides IP addresses (and localhost, on a
+# loopback or any-address bind): what a reverse proxy or tunnel forwards,
+# e.g. ["acp.example.com"]. Any other is refused (421), so a web page cannot
+# reach acp through DNS rebinding. ACP_HTTP_HOSTS overrides it.
+hosts = []
+# Slow clients are cut off: a request's head must arrive within
+# header_timeout_secs (also how long a kept-alive connection may sit idle),
+# its body within body_timeout_secs, and a connection that moves no byte for
+# idle_timeout_secs is closed.
+header_timeout_secs = 10
+body_timeout_secs = 30
+idle_timeout_secs = 60
+# Connections served at once; more wait to be accepted. acp run raises its
+# open-file limit (ulimit -n) to the hard one, and warns if this leaves
+# fewer than 128 files for deliveries and the store.
+max_connections = 1024
+# Refused requests are audited as one row per source and reason per this
+# many seconds: the first at once, the rest counted in one row.
+refusal_audit_secs = 60
 # Webhooks: events whose repository and branch match become a message to the
 # agent ("*" matches any). The secret is ACP_HOOK_SECRET_<NAME> in .env.
 # [[http.hooks]]

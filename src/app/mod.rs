@@ -61,7 +61,8 @@ pub use crate::backup::{
     PruneReport, Quiet, RestoreReport, Summary, VerifyReport, Which,
 };
 pub use crate::config::{
-    ApiToken, CONFIG_FILE, Config, ConfigError, DiscordConfig, Env, HookConfig, HookRoute, Redactor,
+    ApiToken, CONFIG_FILE, Config, ConfigError, DEFAULT_SCOPES, DiscordConfig, Env, HookConfig,
+    HookRoute, Redactor, Scope,
 };
 pub use crate::coords::{Finding, Monitor, Point, Severity};
 pub use crate::events::Event;

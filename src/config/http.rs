@@ -1,20 +1,15 @@
 //! `[http]`: the status page, API, metrics and webhooks `acp run` serves.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::tokens::{ApiToken, tokens_from_env};
 use super::{ConfigError, Env, Secret, Source};
 
 /// The port `acp run` listens on by default (on 127.0.0.1).
 pub const DEFAULT_PORT: u16 = 7420;
-
-/// A bearer token for the API, with the name audits record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiToken {
-    pub name: String,
-    pub secret: Secret,
-}
 
 /// A webhook source: its secret and how its events map to agents.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,11 +41,30 @@ pub struct HttpConfig {
     pub enabled: bool,
     pub bind: SocketAddr,
     /// API tokens, from `ACP_API_TOKEN` (named `api`) and `ACP_API_TOKENS`
-    /// (`name=secret,...`).
+    /// (`name[:scope+scope][@agent]=secret,...`).
     pub tokens: Vec<ApiToken>,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
     pub hooks: Vec<HookConfig>,
+    /// Names besides the bind address (and localhost, for a loopback or
+    /// any-address bind) that requests may carry in `Host`: what a reverse
+    /// proxy or a tunnel forwards (`acp.example.com`, or with a port).
+    /// Lower case.
+    pub hosts: Vec<String>,
+    /// How long a request's head may take to arrive, from the connection's
+    /// start or the previous answer (so also how long a kept-alive
+    /// connection may wait idle).
+    pub header_timeout: Duration,
+    /// How long a request's body may take to arrive once its head has.
+    pub body_timeout: Duration,
+    /// A connection that moves no byte either way for this long is closed
+    /// (a client that stops reading its answer, say).
+    pub idle_timeout: Duration,
+    /// Most connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// Refused requests are audited as one row per source and reason per
+    /// this interval (the first at once, the rest counted).
+    pub refusal_audit_every: Duration,
 }
 
 impl Default for HttpConfig {
@@ -61,6 +75,12 @@ impl Default for HttpConfig {
             tokens: Vec::new(),
             max_body_bytes: 1 << 20,
             hooks: Vec::new(),
+            hosts: Vec::new(),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            refusal_audit_every: Duration::from_secs(60),
         }
     }
 }
@@ -71,6 +91,12 @@ pub(super) struct RawHttp {
     enabled: Option<bool>,
     bind: Option<String>,
     max_body_bytes: Option<i64>,
+    hosts: Option<Vec<String>>,
+    header_timeout_secs: Option<i64>,
+    body_timeout_secs: Option<i64>,
+    idle_timeout_secs: Option<i64>,
+    max_connections: Option<i64>,
+    refusal_audit_secs: Option<i64>,
     #[serde(default)]
     hooks: Vec<RawHook>,
 }
@@ -97,6 +123,42 @@ fn hook_name_ok(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
+/// `http.hosts`: DNS names, each with or without a port, lower-cased.
+fn host_names<'a>(
+    src: &Source<'_>,
+    key: &str,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for name in names {
+        let name = name.trim().to_ascii_lowercase();
+        let (host, port) = match name.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (name.as_str(), None),
+        };
+        let host_ok = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .split('.')
+                .all(|label| !label.is_empty() && label.len() <= 63)
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        if !host_ok || port.is_some_and(|p| p.parse::<u16>().is_err()) {
+            return Err(src.invalid(
+                key,
+                format!(
+                    "{:?} is not a host name: write names such as acp.example.com or \
+                     acp.example.com:8443 (IP addresses need no entry)",
+                    name.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+        out.push(name);
+    }
+    Ok(out)
+}
+
 pub(super) fn apply_http(
     src: &Source<'_>,
     raw: RawHttp,
@@ -117,6 +179,29 @@ pub(super) fn apply_http(
         out.max_body_bytes =
             usize::try_from(src.int_in("http.max_body_bytes", v, 1024, 64 << 20)?)
                 .unwrap_or(usize::MAX);
+    }
+    if let Some(hosts) = raw.hosts {
+        out.hosts = host_names(src, "http.hosts", hosts.iter().map(String::as_str))?;
+    }
+    let secs = |key: &str, v: Option<i64>, max: i64| -> Result<Option<Duration>, ConfigError> {
+        v.map(|v| src.int_in(key, v, 1, max).map(Duration::from_secs))
+            .transpose()
+    };
+    if let Some(d) = secs("http.header_timeout_secs", raw.header_timeout_secs, 3600)? {
+        out.header_timeout = d;
+    }
+    if let Some(d) = secs("http.body_timeout_secs", raw.body_timeout_secs, 3600)? {
+        out.body_timeout = d;
+    }
+    if let Some(d) = secs("http.idle_timeout_secs", raw.idle_timeout_secs, 86_400)? {
+        out.idle_timeout = d;
+    }
+    if let Some(d) = secs("http.refusal_audit_secs", raw.refusal_audit_secs, 86_400)? {
+        out.refusal_audit_every = d;
+    }
+    if let Some(v) = raw.max_connections {
+        out.max_connections = usize::try_from(src.int_in("http.max_connections", v, 1, 65_536)?)
+            .unwrap_or(usize::MAX);
     }
     for (i, hook) in raw.hooks.into_iter().enumerate() {
         let key = format!("http.hooks[{i}]");
@@ -155,36 +240,14 @@ pub(super) fn apply_http_env(
             .parse()
             .map_err(|_| src.invalid("ACP_HTTP_BIND", "is not an address: use IP:PORT"))?;
     }
-    let mut tokens = Vec::new();
-    if let Some(t) = env.get("ACP_API_TOKEN").filter(|v| !v.trim().is_empty()) {
-        tokens.push(("api".to_owned(), t.trim().to_owned()));
+    if let Some(hosts) = env.get("ACP_HTTP_HOSTS").filter(|v| !v.trim().is_empty()) {
+        out.hosts = host_names(
+            src,
+            "ACP_HTTP_HOSTS",
+            hosts.split(',').filter(|h| !h.trim().is_empty()),
+        )?;
     }
-    if let Some(list) = env.get("ACP_API_TOKENS") {
-        for item in list.split(',').filter(|i| !i.trim().is_empty()) {
-            let (name, secret) = item.trim().split_once('=').ok_or_else(|| {
-                src.invalid(
-                    "ACP_API_TOKENS",
-                    "write name=token pairs, separated by commas",
-                )
-            })?;
-            tokens.push((name.trim().to_owned(), secret.trim().to_owned()));
-        }
-    }
-    for (name, secret) in tokens {
-        if secret.len() < 16 {
-            return Err(src.invalid(
-                "ACP_API_TOKEN",
-                format!(
-                    "the token named {name} is shorter than 16 characters: make a long random one \
-                     (for example `openssl rand -hex 32`)"
-                ),
-            ));
-        }
-        out.tokens.push(ApiToken {
-            name,
-            secret: Secret(secret),
-        });
-    }
+    out.tokens = tokens_from_env(src, env)?;
     for hook in &mut out.hooks {
         let key = format!(
             "ACP_HOOK_SECRET_{}",
@@ -196,4 +259,55 @@ pub(super) fn apply_http_env(
             .map(|v| Secret(v.trim().to_owned()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::super::{Config, Env};
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, super::ConfigError> {
+        let env: Env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_toml(Path::new("/r"), text, &env)
+    }
+
+    #[test]
+    fn timeouts_cap_and_hosts_have_defaults_and_limits() {
+        let c = load("", &[]).unwrap().http;
+        assert_eq!(c.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.body_timeout, Duration::from_secs(30));
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.max_connections, 1024);
+        assert!(c.hosts.is_empty());
+        let c = load(
+            "[http]\nhosts = [\"ACP.example.com\", \"ci.example.com:8443\"]\nmax_connections = 8\n",
+            &[],
+        )
+        .unwrap()
+        .http;
+        assert_eq!(c.hosts, ["acp.example.com", "ci.example.com:8443"]);
+        assert_eq!(c.max_connections, 8);
+        let env = load("", &[("ACP_HTTP_HOSTS", "a.example, b.example")]).unwrap();
+        assert_eq!(env.http.hosts, ["a.example", "b.example"]);
+        for (text, says) in [
+            ("[http]\nheader_timeout_secs = 0\n", "out of range"),
+            ("[http]\nmax_connections = 0\n", "out of range"),
+            (
+                "[http]\nhosts = [\"http://acp.example.com\"]\n",
+                "not a host name",
+            ),
+            (
+                "[http]\nhosts = [\"acp.example.com:x\"]\n",
+                "not a host name",
+            ),
+        ] {
+            let e = load(text, &[]).unwrap_err().to_string();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+    }
 }

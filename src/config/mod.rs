@@ -21,11 +21,13 @@ mod gui;
 mod http;
 pub mod redact;
 mod tmux;
+mod tokens;
 
 pub use backup::BackupConfig;
 pub use cluster::{ClusterConfig, DEFAULT_NATS_URL, NatsAuth, NatsConfig};
-pub use http::{ApiToken, DEFAULT_PORT, HookConfig, HookRoute, HttpConfig};
+pub use http::{DEFAULT_PORT, HookConfig, HookRoute, HttpConfig};
 pub use redact::Redactor;
+pub use tokens::{ApiToken, DEFAULT_SCOPES, Scope};
 
 use crate::model::DEFAULT_MAX_BODY_BYTES;
 use crate::model::MethodName;

@@ -378,7 +378,12 @@ impl Dispatcher {
         let busy = tried
             .iter()
             .any(|t| matches!(&t.result, Err(e) if e.kind == FailureKind::Busy));
-        let state = if busy || (retryable && attempt < max_attempts) {
+        // Out of open files or disk space: the machine recovers, and the
+        // message is not to blame, so no attempt counts against it.
+        let exhausted = tried
+            .iter()
+            .any(|t| matches!(&t.result, Err(e) if e.kind == FailureKind::Exhausted));
+        let state = if busy || exhausted || (retryable && attempt < max_attempts) {
             let delay = asked.unwrap_or_else(|| backoff(&self.config, attempt));
             OutcomeState::Retry {
                 next_attempt_at: now_ms()

@@ -279,6 +279,7 @@ pub(crate) fn write_attachment(
         .map(|w| files.said(w).path().to_owned())
         .map_err(|e| {
             DeliveryError::transient(format!("cannot save {name} in {}: {e}", dir.display()))
+                .or_exhausted(&e)
         })
 }
 
@@ -405,6 +406,7 @@ pub(crate) fn write_message(
                  the disk has room)",
             dir.display()
         ))
+        .or_exhausted(&e)
     })?;
     if let Written::Beside { path, kept } = &written {
         tracing::warn!(kept = %kept.display(), written = %path.display(), "a different file had this message's inbox name; it was kept");

@@ -80,7 +80,7 @@ fn run(mut c: Command, input: Option<&[u8]>) -> Result<String, DeliveryError> {
         if e.kind() == std::io::ErrorKind::NotFound {
             DeliveryError::unavailable("tmux is not installed (apt install tmux)")
         } else {
-            DeliveryError::transient(format!("cannot run tmux: {e}"))
+            DeliveryError::transient(format!("cannot run tmux: {e}")).or_exhausted(&e)
         }
     })?;
     if let Some(bytes) = input

@@ -9,9 +9,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::{AppError, SendRequest};
-use crate::model::{Draft, Kind, MessageId, Priority, Recipient, Via};
+use crate::app::{AppError, Scope, SendRequest};
+use crate::model::{AgentId, Draft, Kind, MessageId, Priority, Recipient, Via};
 
+use super::guard::BodyTimedOut;
 use super::problem::Problem;
 use super::{Caller, Http};
 
@@ -30,7 +31,22 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> 
     }
 }
 
+/// Whether reading the body failed on its deadline.
+fn timed_out(rejection: &JsonRejection) -> Option<&BodyTimedOut> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(e) = next {
+        if let Some(t) = e.downcast_ref::<BodyTimedOut>() {
+            return Some(t);
+        }
+        next = e.source();
+    }
+    None
+}
+
 fn body_problem(rejection: &JsonRejection) -> Problem {
+    if let Some(t) = timed_out(rejection) {
+        return Problem::new(StatusCode::REQUEST_TIMEOUT, t.to_string());
+    }
     match rejection {
         JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             Problem::new(
@@ -71,7 +87,8 @@ pub(crate) struct SendBody {
     priority: Option<String>,
     #[serde(default)]
     kind: Option<String>,
-    /// Who sends it (default: `http:<token name>`).
+    /// Who sends it (default: `http:<token name>`, or the token's agent).
+    /// Another name needs the admin scope.
     #[serde(default)]
     from: Option<String>,
     #[serde(default)]
@@ -107,12 +124,32 @@ fn message_id(text: &str) -> Result<MessageId, Problem> {
     text.parse().map_err(bad)
 }
 
+/// Whether `text` names `agent` (as the registry reads names).
+fn names(http: &Http, text: &str, agent: &AgentId) -> bool {
+    http.app.agents().lookup(text).is_ok_and(|a| a.id == *agent)
+}
+
+/// Who a message is from: the token's agent for a token bound to one;
+/// else the token itself (`http:NAME`) unless it has admin, which may name
+/// anyone (an agent, `discord:...`).
+fn sender(http: &Http, caller: &Caller, from: Option<String>) -> Result<String, Problem> {
+    match (caller.agent(), from) {
+        (Some(agent), None) => Ok(agent.to_string()),
+        (Some(agent), Some(f)) if names(http, &f, agent) => Ok(agent.to_string()),
+        (Some(_), Some(_)) => Err(caller.not_its_agent("send")),
+        (None, None) => Ok(caller.actor()),
+        (None, Some(f)) if f == caller.actor() || caller.allows(Scope::Admin) => Ok(f),
+        (None, Some(_)) => Err(caller.lacks(Scope::Admin, "sending as someone else (`from`)")),
+    }
+}
+
 /// Stores a message, audits it under the token's name, answers 201.
 async fn store(http: &Http, caller: &Caller, request: SendRequest) -> Result<Response, Problem> {
     let app = &http.app;
     // Audited in the message's own transaction.
-    let actor = format!("http:{}", caller.0);
-    let message = app.send_audited(request, &actor, "api.send").await?;
+    let message = app
+        .send_audited(request, &caller.actor(), "api.send")
+        .await?;
     let body = json!({
         "id": message.id,
         "message": message,
@@ -139,7 +176,7 @@ pub(crate) async fn send(
                 .clone(),
         )
     };
-    let from = b.from.unwrap_or_else(|| format!("http:{}", caller.0));
+    let from = sender(&http, &caller, b.from)?;
     let kind = match b.kind.as_deref() {
         Some(k) => k.parse().map_err(bad)?,
         None if to == Recipient::Discord => Kind::Report,
@@ -172,7 +209,7 @@ pub(crate) async fn broadcast(
 ) -> Result<Response, Problem> {
     let request = SendRequest {
         draft: Draft {
-            from: b.from.unwrap_or_else(|| format!("http:{}", caller.0)),
+            from: sender(&http, &caller, b.from)?,
             to: Recipient::Broadcast,
             kind: Kind::Broadcast,
             priority: priority(b.priority.as_deref())?,
@@ -186,11 +223,20 @@ pub(crate) async fn broadcast(
 }
 
 /// `GET /messages/{id}`: a message and its deliveries, with every attempt.
+/// A token bound to an agent reads only what that agent sent or was sent.
 pub(crate) async fn message(
     State(http): State<Http>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let (message, deliveries) = http.app.read(message_id(&id)?).await?;
+    if let Some(agent) = caller.agent() {
+        let its = message.from.eq_ignore_ascii_case(agent.as_str())
+            || deliveries.iter().any(|d| d.agent == agent.as_str());
+        if !its {
+            return Err(caller.not_its_agent("read messages"));
+        }
+    }
     Ok(axum::Json(json!({ "message": message, "deliveries": deliveries })).into_response())
 }
 
@@ -205,25 +251,30 @@ pub(crate) struct AckBody {
     by: Option<String>,
 }
 
-/// `POST /messages/{id}/ack`: a person acknowledges for an agent.
+/// `POST /messages/{id}/ack`: a person acknowledges for an agent, or a
+/// token bound to an agent for that agent (its own messages only).
 pub(crate) async fn ack(
     State(http): State<Http>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Body(b): Body<AckBody>,
 ) -> Result<Response, Problem> {
-    let actor = format!("http:{}", caller.0);
-    let by = b.by.unwrap_or_else(|| actor.clone());
-    let (agent, result) = http
-        .app
-        .ack(
-            message_id(&id)?,
-            b.agent.as_deref(),
-            None,
-            Some(&by),
-            &actor,
-        )
-        .await?;
+    let actor = caller.actor();
+    let id = message_id(&id)?;
+    let (agent, result) = if let Some(me) = caller.agent() {
+        if b.by.is_some() || b.agent.as_deref().is_some_and(|a| !names(&http, a, me)) {
+            return Err(caller.not_its_agent("acknowledge messages"));
+        }
+        // The core refuses (403) a message that is not this agent's.
+        http.app
+            .ack(id, None, Some(me.as_str()), None, &actor)
+            .await?
+    } else {
+        let by = b.by.unwrap_or_else(|| actor.clone());
+        http.app
+            .ack(id, b.agent.as_deref(), None, Some(&by), &actor)
+            .await?
+    };
     Ok(axum::Json(json!({ "agent": agent, "ack": result })).into_response())
 }
 
@@ -257,12 +308,18 @@ fn default_limit() -> usize {
     50
 }
 
-/// `GET /agents/{agent}/inbox`.
+/// `GET /agents/{agent}/inbox` (a token bound to an agent: its own only).
 pub(crate) async fn inbox(
     State(http): State<Http>,
+    Extension(caller): Extension<Caller>,
     Path(agent): Path<String>,
     query: Result<Query<InboxQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
+    if let Some(me) = caller.agent()
+        && !names(&http, &agent, me)
+    {
+        return Err(caller.not_its_agent("read inboxes"));
+    }
     let Query(q) = query.map_err(|e| query_problem(&e))?;
     let entries = http.app.inbox(&agent, q.unread, q.limit.min(500)).await?;
     Ok(axum::Json(entries).into_response())
@@ -282,10 +339,7 @@ pub(crate) async fn set_role(
     Path(agent): Path<String>,
     Body(b): Body<RoleBody>,
 ) -> Result<Response, Problem> {
-    let id = http
-        .app
-        .set_role(&agent, &b.role, &format!("http:{}", caller.0))
-        .await?;
+    let id = http.app.set_role(&agent, &b.role, &caller.actor()).await?;
     Ok(axum::Json(json!({ "agent": id, "role": b.role.trim() })).into_response())
 }
 
@@ -302,10 +356,7 @@ pub(crate) async fn set_captain(
     Extension(caller): Extension<Caller>,
     Body(b): Body<CaptainBody>,
 ) -> Result<Response, Problem> {
-    let id = http
-        .app
-        .set_captain(&b.agent, &format!("http:{}", caller.0))
-        .await?;
+    let id = http.app.set_captain(&b.agent, &caller.actor()).await?;
     Ok(axum::Json(json!({ "captain": id })).into_response())
 }
 

@@ -5,37 +5,48 @@
 //! Thin like the other doors: each handler parses, checks, calls one
 //! method of [`App`] and renders. It listens on 127.0.0.1 by default;
 //! binding beyond loopback requires an API token, or acp refuses to start.
+//!
+//! What a stranger on the network or a page in a browser meets first:
+//! - [`serve`]: the accept loop: a cap on connections, header and idle
+//!   timeouts.
+//! - [`guard`]: the `Host` check, the body's deadline, security headers.
+//! - [`auth`]: bearer tokens and their scopes (read, send, admin; bound to
+//!   an agent or not).
+//! - [`refusals`]: refused requests, audited in bounded form.
 
 mod api;
+mod auth;
+mod guard;
 mod hooks;
 mod metrics;
 mod page;
 mod problem;
+mod refusals;
+mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::Next;
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use subtle::ConstantTimeEq as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{ApiToken, App, AppError, Refused};
-use crate::model::AuditOutcome;
+use crate::app::{App, AppError, Refused};
 
+pub(crate) use auth::Caller;
 pub(crate) use metrics::Metrics;
-use problem::Problem;
 
 /// What every handler reaches.
 #[derive(Clone)]
 pub(crate) struct Http {
     pub(crate) app: Arc<App>,
     pub(crate) metrics: Arc<Metrics>,
+    tokens: Arc<auth::Tokens>,
+    refusals: Arc<refusals::Refusals>,
+    hosts: Arc<guard::Hosts>,
 }
 
 /// The server, bound and ready to run.
@@ -54,8 +65,8 @@ pub async fn bind(app: Arc<App>) -> Result<Server, AppError> {
     if !config.bind.ip().is_loopback() && config.tokens.is_empty() {
         return Err(Refused(format!(
             "http.bind is {}, beyond this machine, and no API token is set: anyone who can \
-             reach it could send messages. Set ACP_API_TOKEN in .env (a long random string), or \
-             bind 127.0.0.1",
+             reach it could read the swarm. Set ACP_API_TOKEN or ACP_API_TOKENS in .env (a \
+             long random string; see .env.example for scopes), or bind 127.0.0.1",
             config.bind
         ))
         .into());
@@ -69,11 +80,67 @@ pub async fn bind(app: Arc<App>) -> Result<Server, AppError> {
                 config.bind
             ))
         })?;
+    let tokens = Arc::new(auth::Tokens::new(&config.tokens, app.agents())?);
+    let hosts = Arc::new(guard::Hosts::new(config.bind, &config.hosts));
+    make_room_for_connections(config.max_connections);
     let metrics = Arc::new(Metrics::new(&app).await);
+    let refusals = Arc::new(refusals::Refusals::new(Arc::clone(&app)));
     Ok(Server {
         listener,
-        state: Http { app, metrics },
+        state: Http {
+            app,
+            metrics,
+            tokens,
+            refusals,
+            hosts,
+        },
     })
+}
+
+/// Open files a process needs besides its connections (the store, logs,
+/// inbox writes, backups).
+const FILES_BESIDES_CONNECTIONS: u64 = 128;
+
+/// Makes room for `max_connections`: raises this process's soft limit on
+/// open files to its hard limit (as Go programs do; the soft limit is
+/// often 1024 while the hard one is far higher), and warns when the cap
+/// still leaves too few files for the rest. Out of them, no connection is
+/// accepted and deliveries wait (they are retried, not failed).
+fn make_room_for_connections(max_connections: usize) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if let Some(soft) = limit.current {
+        // An unlimited hard limit is not one every kernel takes as the
+        // soft one (macOS): fall back to smaller ones.
+        let targets = [limit.maximum.unwrap_or(u64::MAX), 1 << 20, 65_536, 10_240];
+        for target in targets {
+            if target <= soft {
+                break;
+            }
+            let raised = Rlimit {
+                current: Some(target),
+                maximum: limit.maximum,
+            };
+            if setrlimit(Resource::Nofile, raised).is_ok() {
+                tracing::debug!(from = soft, to = target, "raised the open-file limit");
+                break;
+            }
+        }
+    }
+    let wanted = u64::try_from(max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_add(FILES_BESIDES_CONNECTIONS);
+    if let Some(limit) = getrlimit(Resource::Nofile).current
+        && wanted > limit
+    {
+        tracing::warn!(
+            max_connections,
+            open_file_limit = limit,
+            "http.max_connections leaves fewer than {FILES_BESIDES_CONNECTIONS} open files for \
+             the rest of acp run: lower it in config/acp.toml, or raise the limit (ulimit -n, \
+             LimitNOFILE= in a systemd unit)"
+        );
+    }
 }
 
 impl Server {
@@ -85,23 +152,25 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Serves until `cancel`; the metrics follow the event bus meanwhile.
+    /// Serves until `cancel`; the metrics follow the event bus meanwhile,
+    /// and counted refusals are written to the audit log as their
+    /// intervals end.
     pub async fn run(self, cancel: CancellationToken) {
         let state = self.state.clone();
         let follow = state
             .metrics
             .clone()
             .follow(state.app.clone(), cancel.clone());
+        let refusals = Arc::clone(&state.refusals).follow(cancel.clone());
+        let config = &state.app.config().http;
+        let limits = serve::Limits {
+            header: config.header_timeout,
+            idle: config.idle_timeout,
+            max_connections: config.max_connections,
+        };
         let app = router(state);
-        let serve = axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(cancel.clone().cancelled_owned());
-        let (served, ()) = tokio::join!(serve, follow);
-        if let Err(e) = served {
-            tracing::error!(error = %e, "the HTTP server stopped");
-        }
+        let serve = serve::serve(self.listener, app, limits, cancel.clone());
+        tokio::join!(serve, follow, refusals);
     }
 }
 
@@ -121,7 +190,7 @@ fn router(state: Http) -> Router {
         .route("/audit", get(api::audit))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            authorize,
+            auth::authorize,
         ))
         .route("/openapi.json", get(api::openapi))
         .fallback(api::not_found);
@@ -133,16 +202,29 @@ fn router(state: Http) -> Router {
     if !state.app.config().http.bind.ip().is_loopback() {
         views = views.route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            authorize,
+            auth::authorize,
         ));
     }
+    // Layers run bottom-up: headers on every answer, then the Host check,
+    // then the body's deadline and size.
     Router::new()
         .merge(views)
+        .route("/status.css", get(page::style))
+        .route("/status.js", get(page::script))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/hooks/{name}", post(hooks::receive))
         .nest("/api/v1", api)
         .layer(axum::extract::DefaultBodyLimit::max(max))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::body_deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::check_host,
+        ))
+        .layer(axum::middleware::from_fn(guard::security_headers))
         .with_state(state)
 }
 
@@ -174,104 +256,4 @@ async fn readyz(State(http): State<Http>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, axum::Json(body)).into_response()
-}
-
-/// The API token a request carries, if it is one of the configured ones.
-fn token_of<'a>(headers: &HeaderMap, tokens: &'a [ApiToken]) -> Result<&'a ApiToken, &'static str> {
-    let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
-        return Err("no Authorization header");
-    };
-    let Some(given) = value.strip_prefix("Bearer ") else {
-        return Err("the Authorization header is not `Bearer TOKEN`");
-    };
-    // Every token is compared, in constant time, so the answer's timing
-    // does not tell which one nearly matched.
-    let mut found = None;
-    for token in tokens {
-        if bool::from(
-            token
-                .secret
-                .expose()
-                .as_bytes()
-                .ct_eq(given.trim().as_bytes()),
-        ) {
-            found = Some(token);
-        }
-    }
-    found.ok_or("the token is not one of this root's API tokens")
-}
-
-/// The name of the token that authorized a request.
-#[derive(Debug, Clone)]
-pub(crate) struct Caller(pub(crate) String);
-
-/// Lets a request through with a valid bearer token; answers 401 (and
-/// audits the refusal) otherwise.
-async fn authorize(State(http): State<Http>, mut request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let tokens = &http.app.config().http.tokens;
-    // The full path: inside /api/v1 the router sees it without the prefix.
-    let path = request
-        .extensions()
-        .get::<axum::extract::OriginalUri>()
-        .map_or_else(|| request.uri().path(), |u| u.0.path())
-        .to_owned();
-    match token_of(request.headers(), tokens) {
-        Ok(token) => {
-            request.extensions_mut().insert(Caller(token.name.clone()));
-            let name = format!("{} {}", request.method(), route_name(&path));
-            let response = next.run(request).await;
-            http.app.record_command(
-                "http",
-                &name,
-                response.status().is_success(),
-                started.elapsed(),
-            );
-            response
-        }
-        Err(why) => {
-            let peer = request
-                .extensions()
-                .get::<axum::extract::ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.to_string())
-                .unwrap_or_default();
-            let detail = format!("{why} (from {peer})");
-            if let Err(e) = http
-                .app
-                .audit(
-                    "http:unauthenticated",
-                    "http.auth",
-                    Some(&path),
-                    AuditOutcome::Refused,
-                    Some(&detail),
-                )
-                .await
-            {
-                tracing::warn!(error = %e, "cannot audit a refused API call");
-            }
-            let hint = if tokens.is_empty() {
-                "no API token is set for this root: set ACP_API_TOKEN in .env and restart acp run"
-            } else {
-                "send `Authorization: Bearer TOKEN` with one of the tokens in ACP_API_TOKEN / \
-                 ACP_API_TOKENS"
-            };
-            Problem::new(StatusCode::UNAUTHORIZED, format!("{why}: {hint}")).into_response()
-        }
-    }
-}
-
-/// A path with its ids replaced, for metrics labels: `/messages/{id}`.
-fn route_name(path: &str) -> String {
-    path.split('/')
-        .map(|part| {
-            if part.parse::<crate::model::MessageId>().is_ok()
-                || part.parse::<crate::model::AgentId>().is_ok() && part.contains('-')
-            {
-                "{id}"
-            } else {
-                part
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
 }

@@ -1,7 +1,9 @@
 //! `/`: the status page. Server-rendered (maud, escaped), no CDN and no
 //! script needed: it works offline and with JavaScript off. With
 //! JavaScript on, a few lines re-fetch the page every 5 seconds and swap
-//! its `<main>` in place.
+//! its `<main>` in place. Its style and script are served beside it
+//! (`/status.css`, `/status.js`), so the content security policy allows
+//! no inline script or style at all.
 
 use std::fmt::Write as _;
 
@@ -202,7 +204,7 @@ pub(crate) async fn index(State(http): State<Http>) -> Result<Response, Problem>
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { "acp status" }
-                style { (PreEscaped(STYLE)) }
+                link rel="stylesheet" href="/status.css";
             }
             body {
                 header {
@@ -211,9 +213,30 @@ pub(crate) async fn index(State(http): State<Http>) -> Result<Response, Problem>
                     noscript { span.muted { "Reload the page to update it." } }
                 }
                 (body(&http, &view))
-                script { (PreEscaped(REFRESH)) }
+                script src="/status.js" {}
             }
         }
     };
     Ok(Html(page.into_string()).into_response())
+}
+
+/// `GET /status.css`.
+pub(crate) async fn style() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        STYLE,
+    )
+        .into_response()
+}
+
+/// `GET /status.js`.
+pub(crate) async fn script() -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/javascript; charset=utf-8",
+        )],
+        REFRESH,
+    )
+        .into_response()
 }

@@ -7,6 +7,11 @@ use axum::response::{IntoResponse, Response};
 use crate::app::{AppError, is_user_error};
 use crate::model::{AgentError, MessageId};
 
+/// Set on a 403 answer, with its detail, so that the door audits the
+/// refusal (in bounded form) whichever handler refused.
+#[derive(Debug, Clone)]
+pub(crate) struct Denied(pub(crate) String);
+
 /// One problem, as the API answers it.
 #[derive(Debug)]
 pub(crate) struct Problem {
@@ -32,6 +37,9 @@ impl IntoResponse for Problem {
             "detail": self.detail,
         });
         let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::FORBIDDEN {
+            response.extensions_mut().insert(Denied(self.detail));
+        }
         response.headers_mut().insert(
             axum::http::header::CONTENT_TYPE,
             axum::http::HeaderValue::from_static("application/problem+json"),

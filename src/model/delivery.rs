@@ -1,3 +1,6 @@
+// Over 400 lines: the whole delivery vocabulary, each word with its names, parsing and how an
+// I/O failure is classed, beside their tests.
+
 //! The delivery vocabulary: method names, what a sender allows (`--via`),
 //! and how an attempt failed.
 
@@ -182,6 +185,11 @@ pub enum FailureKind {
     /// method is tried, and the delivery waits and tries again, however
     /// long that takes.
     Busy,
+    /// The machine is short of something every delivery needs (open
+    /// files, disk space, memory): nothing is wrong with the message, so
+    /// it is retried at the usual backoff however many attempts that
+    /// takes, and never failed on this account.
+    Exhausted,
 }
 
 impl FailureKind {
@@ -193,6 +201,7 @@ impl FailureKind {
             Self::Permanent => "permanent",
             Self::Unavailable => "unavailable",
             Self::Busy => "busy",
+            Self::Exhausted => "exhausted",
         }
     }
 }
@@ -239,6 +248,17 @@ impl DeliveryError {
         }
     }
 
+    /// The same failure, as [`FailureKind::Exhausted`] when the I/O error
+    /// behind it says the machine ran out of open files, disk space or
+    /// memory (that passes; the message is not to blame).
+    #[must_use]
+    pub fn or_exhausted(mut self, error: &std::io::Error) -> Self {
+        if resource_exhausted(error) {
+            self.kind = FailureKind::Exhausted;
+        }
+        self
+    }
+
     /// The method cannot run here.
     #[must_use]
     pub fn unavailable(reason: impl Into<String>) -> Self {
@@ -248,6 +268,44 @@ impl DeliveryError {
             retry_after: None,
         }
     }
+}
+
+/// Whether an I/O error says the machine is short of a resource rather
+/// than that something is wrong: too many open files (in the process or
+/// the system), no space or quota left, no memory or buffers.
+fn resource_exhausted(error: &std::io::Error) -> bool {
+    use rustix::io::Errno;
+    use std::io::ErrorKind;
+    let short = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::OutOfMemory
+        ) || Errno::from_io_error(e).is_some_and(|e| {
+            [
+                Errno::MFILE,
+                Errno::NFILE,
+                Errno::NOSPC,
+                Errno::DQUOT,
+                Errno::NOMEM,
+                Errno::NOBUFS,
+            ]
+            .contains(&e)
+        })
+    };
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = next {
+        if e.downcast_ref::<std::io::Error>().is_some_and(short) {
+            return true;
+        }
+        next = e.source();
+    }
+    // A wrapper that adds the path (tempfile's) keeps only the OS error's
+    // text, which ends in "(os error N)".
+    let text = error.to_string();
+    text.rsplit_once("(os error ")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .and_then(|(code, _)| code.parse::<i32>().ok())
+        .is_some_and(|code| short(&std::io::Error::from_raw_os_error(code)))
 }
 
 /// Where one delivery (one message to one agent) stands. Ordered by name,
@@ -344,6 +402,7 @@ impl FromStr for AttemptOutcome {
             "permanent" => Ok(Self::Failed(FailureKind::Permanent)),
             "unavailable" => Ok(Self::Failed(FailureKind::Unavailable)),
             "busy" => Ok(Self::Failed(FailureKind::Busy)),
+            "exhausted" => Ok(Self::Failed(FailureKind::Exhausted)),
             other => Err(UnknownState(other.chars().take(32).collect())),
         }
     }
@@ -363,7 +422,14 @@ mod tests {
             );
         }
         assert!("Delivered".parse::<DeliveryState>().is_err());
-        for name in ["ok", "transient", "permanent", "unavailable"] {
+        for name in [
+            "ok",
+            "transient",
+            "permanent",
+            "unavailable",
+            "busy",
+            "exhausted",
+        ] {
             let outcome: AttemptOutcome = name.parse().unwrap();
             assert_eq!(outcome.as_str(), name);
             assert_eq!(
@@ -371,5 +437,33 @@ mod tests {
                 serde_json::json!(name)
             );
         }
+    }
+
+    #[derive(Debug)]
+    struct WithPath(std::io::Error);
+
+    impl fmt::Display for WithPath {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{} at /some/path", self.0)
+        }
+    }
+
+    impl std::error::Error for WithPath {}
+
+    #[test]
+    fn a_machine_short_of_files_or_space_is_waited_out() {
+        for errno in [24, 23, 28] {
+            // EMFILE, ENFILE, ENOSPC on Linux.
+            let e = std::io::Error::from_raw_os_error(errno);
+            let failure = DeliveryError::transient("x").or_exhausted(&e);
+            assert_eq!(failure.kind, FailureKind::Exhausted, "{e}");
+        }
+        // As tempfile reports it: the OS error's text, with the path.
+        let wrapped = std::io::Error::other(WithPath(std::io::Error::from_raw_os_error(24)));
+        let failure = DeliveryError::transient("x").or_exhausted(&wrapped);
+        assert_eq!(failure.kind, FailureKind::Exhausted);
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let failure = DeliveryError::transient("x").or_exhausted(&denied);
+        assert_eq!(failure.kind, FailureKind::Transient);
     }
 }

@@ -21,6 +21,7 @@ mod outbox;
 mod pipeline;
 mod sec_cluster;
 mod sec_files;
+mod sec_http;
 mod sec_misc;
 mod security;
 mod shells;

@@ -16,26 +16,41 @@ use serde_json::{Value, json};
 
 use crate::support::{Root, Service, count, status, wait_until};
 
-const TOKEN: &str = "test-token-0123456789abcdef";
+/// The main token: `api`, with every scope.
+pub(crate) const TOKEN: &str = "test-token-0123456789abcdef";
 const CI_TOKEN: &str = "ci-token-0123456789abcdef";
-const LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const LIMIT: Duration = Duration::from_secs(30);
 
 /// A running `acp run` with its HTTP address.
-struct Web {
-    _service: Service,
-    base: String,
-    client: Client,
+pub(crate) struct Web {
+    pub(crate) service: Service,
+    pub(crate) base: String,
+    pub(crate) client: Client,
 }
 
-/// `acp run` on `root` with API tokens in `.env`; waits for the log line
-/// naming the status page's address.
-fn serve(root: &Root, extra_env: &str) -> Web {
-    std::fs::write(
-        root.path().join(".env"),
-        format!("ACP_API_TOKEN={TOKEN}\nACP_API_TOKENS=ci={CI_TOKEN}\n{extra_env}"),
+/// `acp run` on `root` with API tokens in `.env` (`api`, an admin, and
+/// `ci`, which may send); waits for the log line naming the status page's
+/// address.
+pub(crate) fn serve(root: &Root, extra_env: &str) -> Web {
+    serve_env(
+        root,
+        &format!("ACP_API_TOKENS=api:admin={TOKEN},ci:send={CI_TOKEN}\n{extra_env}"),
     )
-    .unwrap();
+}
+
+/// `acp run` on `root` with exactly this `.env`.
+pub(crate) fn serve_env(root: &Root, env: &str) -> Web {
+    std::fs::write(root.path().join(".env"), env).unwrap();
     let service = root.service();
+    Web {
+        base: address(root),
+        service,
+        client: Client::builder().timeout(LIMIT).build().unwrap(),
+    }
+}
+
+/// The HTTP address `acp run` logs (`http://127.0.0.1:PORT`).
+pub(crate) fn address(root: &Root) -> String {
     let log = root.path().join("service.log");
     let mut base = String::new();
     wait_until(LIMIT, || {
@@ -47,40 +62,47 @@ fn serve(root: &Root, extra_env: &str) -> Web {
         }
         !base.is_empty()
     });
-    Web {
-        _service: service,
-        base,
-        client: Client::builder().timeout(LIMIT).build().unwrap(),
-    }
+    base
 }
 
 impl Web {
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     /// A request with the main token.
     fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+        self.call_as(TOKEN, method, path, body)
+    }
+
+    /// A request with `token`.
+    pub(crate) fn call_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .client
             .request(method, self.url(path))
-            .bearer_auth(TOKEN);
+            .bearer_auth(token);
         if let Some(b) = body {
             request = request.json(b);
         }
         answer(request.send().unwrap())
     }
 
-    fn get(&self, path: &str) -> (u16, Value) {
+    pub(crate) fn get(&self, path: &str) -> (u16, Value) {
         self.call(reqwest::Method::GET, path, None)
     }
 
-    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+    pub(crate) fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         self.call(reqwest::Method::POST, path, Some(body))
     }
 }
 
-fn answer(response: reqwest::blocking::Response) -> (u16, Value) {
+pub(crate) fn answer(response: reqwest::blocking::Response) -> (u16, Value) {
     let code = response.status().as_u16();
     let text = response.text().unwrap();
     (
@@ -90,11 +112,23 @@ fn answer(response: reqwest::blocking::Response) -> (u16, Value) {
 }
 
 /// Validates `value` against a schema of the API's OpenAPI description.
-struct Spec(Value);
+pub(crate) struct Spec(pub(crate) Value);
 
 impl Spec {
+    /// The description as `acp run` serves it.
+    pub(crate) fn of(web: &Web) -> Self {
+        let (code, doc) = answer(
+            web.client
+                .get(web.url("/api/v1/openapi.json"))
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(code, 200);
+        Self(doc)
+    }
+
     /// The response schema for `method path` with `code`, resolved.
-    fn check(&self, method: &str, path: &str, code: u16, value: &Value) {
+    pub(crate) fn check(&self, method: &str, path: &str, code: u16, value: &Value) {
         let op = &self.0["paths"][path][method];
         assert!(!op.is_null(), "{method} {path} is not in the description");
         let mut response = op["responses"][code.to_string()].clone();
@@ -130,7 +164,7 @@ impl Spec {
 }
 
 /// Messages in the store, from `acp status`.
-fn stored(root: &Root) -> u64 {
+pub(crate) fn stored(root: &Root) -> u64 {
     let s = status(root);
     ["queued", "delivering", "delivered", "failed"]
         .iter()
@@ -370,7 +404,7 @@ fn the_api_answers_like_the_command_line_and_audits_by_token() {
 
 /// The samples of `/metrics` as Prometheus's Python client parses them
 /// (OpenMetrics): `name{labels} value` lines.
-fn parse_metrics(text: &str) -> Vec<(String, Value, f64)> {
+pub(crate) fn parse_metrics(text: &str) -> Vec<(String, Value, f64)> {
     let script = "import json,sys\n\
         from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
         out=[]\n\
@@ -396,7 +430,11 @@ fn parse_metrics(text: &str) -> Vec<(String, Value, f64)> {
     rows
 }
 
-fn sample(rows: &[(String, Value, f64)], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(
+    rows: &[(String, Value, f64)],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
     rows.iter()
         .find(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l[*k] == *v))
         .map(|r| r.2)
