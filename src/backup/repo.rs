@@ -111,12 +111,28 @@ impl Repo {
         let cipher = cipher_of(config)?;
         let marker = root.join(MARKER_FILE);
         if !marker.exists() {
+            // Two processes may create it at once (`acp run`'s first
+            // scheduled backup and `acp backup create`): one creates, under
+            // a lock in `tmp/`, and the other then finds it made.
+            let tmp = root.join("tmp");
+            fs::create_dir_all(&tmp).map_err(io_err(root))?;
+            let _creating = lockfile::acquire(
+                &tmp.join("create.lock"),
+                lockfile::Mode::Exclusive,
+                std::time::Duration::from_secs(60),
+            )
+            .map_err(|e| BackupError::Usage(format!("cannot create the repository: {e}")))?;
+            if marker.exists() {
+                return Self::open(config);
+            }
             let empty = match fs::read_dir(root) {
-                Ok(mut d) => d.next().is_none(),
+                Ok(d) => d.flatten().all(|e| e.file_name() == "tmp"),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => true,
                 Err(e) => return Err(io_err(root)(e)),
             };
             if !empty {
+                let _ = fs::remove_file(tmp.join("create.lock"));
+                let _ = fs::remove_dir(&tmp);
                 return Err(BackupError::Usage(format!(
                     "{} is not empty and is not an acp backup repository (no {MARKER_FILE}): set \
                      backup.repository to an empty or new directory",
@@ -783,4 +799,33 @@ fn open_sealed(
         hasher: Rc::clone(&hasher),
     };
     Ok((reader, SealCheck { expected, hasher }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_processes_creating_one_repository_both_get_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = BackupConfig::defaults(tmp.path());
+        std::thread::scope(|s| {
+            let made: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| Repo::open_or_create(&config).map(|_| ())))
+                .collect();
+            for m in made {
+                m.join().unwrap().unwrap();
+            }
+        });
+        // A directory holding something else is still refused.
+        let other = tempfile::tempdir().unwrap();
+        fs::write(other.path().join("notes.txt"), "mine").unwrap();
+        let mut config = BackupConfig::defaults(other.path());
+        config.repository = other.path().to_path_buf();
+        assert!(matches!(
+            Repo::open_or_create(&config),
+            Err(BackupError::Usage(_))
+        ));
+        assert!(!other.path().join("tmp").exists());
+    }
 }

@@ -312,6 +312,7 @@ impl Confined {
                  the disk has room)",
                 at.display()
             ))
+            .or_exhausted(&e)
         };
         create_private_dir(parent).map_err(|e| io_err(parent, e))?;
         let mut fd = rustix::fs::openat(

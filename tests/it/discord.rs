@@ -426,7 +426,7 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
         &json!([{"name": "post", "type": 1, "options": [{"name": "file", "type": 3, "value": "day-1.md"}]}]),
         &[OPERATOR],
     );
-    assert_ephemeral(&reply, "devlogs/day-1.md cannot be read");
+    assert_ephemeral(&reply, "devlogs/day-1.md: is not there");
     let reply = command(
         &standin,
         400_000_000_000_000_035,
