@@ -74,6 +74,22 @@ pub enum Event {
     },
     /// A backup could not be taken.
     BackupFailed { kind: String, error: String },
+    /// An agent's state changed.
+    AgentState {
+        agent: AgentId,
+        state: crate::model::AgentState,
+    },
+    /// An agent asks a person (a permission, a question).
+    PromptRaised {
+        id: crate::model::PromptId,
+        agent: AgentId,
+    },
+    /// A prompt was decided (the first decision; later ones are refused).
+    PromptDecided {
+        id: crate::model::PromptId,
+        decision: crate::model::Decision,
+        by: String,
+    },
     /// A front door finished a command (a Discord slash command, an API
     /// call): its name, whether it went well, how long it took.
     Command {
@@ -96,7 +112,12 @@ impl Event {
             | Self::Failed { message_id, .. }
             | Self::Acked { message_id, .. }
             | Self::ReceiptOwed { message_id } => Some(*message_id),
-            Self::BackupTaken { .. } | Self::BackupFailed { .. } | Self::Command { .. } => None,
+            Self::BackupTaken { .. }
+            | Self::BackupFailed { .. }
+            | Self::Command { .. }
+            | Self::AgentState { .. }
+            | Self::PromptRaised { .. }
+            | Self::PromptDecided { .. } => None,
         }
     }
 }

@@ -50,6 +50,8 @@
 //!   - [`discord`]: the poise slash commands and the receipts they owe
 //!     (serenity's gateway; besides it only `delivery::discord` uses
 //!     serenity, for its REST client).
+//!   - [`hook`]: `acp hook`, the command Claude Code and Codex run as a
+//!     hook: agents' states, prompts and their decisions.
 //!   - [`http`]: the status page, the JSON API, Prometheus metrics,
 //!     health checks and signed webhooks (axum).
 //!   - [`mcp`]: `acp mcp`, a stdio MCP server speaking for one agent.
@@ -66,6 +68,7 @@ pub mod coords;
 pub mod delivery;
 pub mod discord;
 pub mod events;
+pub mod hook;
 pub mod http;
 pub mod lockfile;
 pub mod mcp;

@@ -161,6 +161,12 @@ max_body_bytes = 16384
 # workspace (inbox/files/) and named in the message.
 max_attachment_bytes = 10485760
 
+[approval]
+# How long a permission prompt waits for a decision from Discord or `acp
+# approve` (seconds); then it ends unanswered and the agent's own dialog
+# stays up. Give the agent's hook a longer timeout than this.
+timeout_secs = 600
+
 [coords]
 # Two agents' input points closer than this (pixels) are reported as a clash.
 near_radius_px = 10

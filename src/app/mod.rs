@@ -20,6 +20,7 @@
 //! - [`error`]: [`AppError`] and its user-or-system decision.
 //! - [`service_lock`]: whether `acp run` owns the root.
 
+mod attention;
 mod backups;
 mod cluster;
 mod devlogs;
@@ -47,6 +48,7 @@ use crate::model::{Registry, Via};
 use crate::store::{Store, StoreError, Submission};
 
 pub use crate::cluster::Link as ClusterLink;
+pub use attention::{Ask, Decide, PROMPT_DETAIL_MAX, StateRow};
 pub use backups::{Backups, Listing, Pick, Reporter, scope as backup_scope};
 pub use cluster::{ClusterError, NodeView};
 pub use devlogs::{DEVLOG_MAX_BYTES, DevlogPost};

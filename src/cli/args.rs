@@ -107,6 +107,28 @@ pub(crate) enum Command {
     Backup(BackupArgs),
     /// Check everything acp depends on and say what to fix.
     Doctor,
+    /// The hook Claude Code and Codex run (JSON event on standard input):
+    /// tells acp the agent's state, and asks Discord about permission
+    /// requests, printing the decision. See the README for the settings.
+    Hook,
+    /// Allow a prompt an agent waits on (`acp prompts` lists them).
+    Approve {
+        /// The prompt's id.
+        id: String,
+        /// Allow it for the rest of the agent's session, where it can.
+        #[arg(long)]
+        session: bool,
+    },
+    /// Deny a prompt an agent waits on, telling it why.
+    Deny {
+        /// The prompt's id.
+        id: String,
+        /// Told to the agent.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Prompts agents wait on, and every agent's state.
+    Prompts,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -26,6 +26,7 @@ mod coords;
 mod doctor;
 pub(crate) mod logging;
 mod progress;
+mod prompts;
 mod send;
 mod show;
 
@@ -355,6 +356,26 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             }
             backup::run(config, root, &cmd, *progress, cli.json).await
         }
+        Command::Hook => prompts::hook(&open_app(&cli)?).await,
+        Command::Approve { id, session } => {
+            let decision = if *session {
+                acp::model::Decision::AllowSession
+            } else {
+                acp::model::Decision::Allow
+            };
+            prompts::decide(&open_app(&cli)?, id, decision, None, cli.json).await
+        }
+        Command::Deny { id, reason } => {
+            prompts::decide(
+                &open_app(&cli)?,
+                id,
+                acp::model::Decision::Deny,
+                reason.as_deref(),
+                cli.json,
+            )
+            .await
+        }
+        Command::Prompts => prompts::list(&open_app(&cli)?, cli.json).await,
         Command::Doctor => match load_config(&cli) {
             Ok(config) => doctor::run(&config, cli.json).await,
             Err(e) => match e.downcast_ref::<acp::app::ConfigError>() {

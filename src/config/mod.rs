@@ -122,6 +122,14 @@ pub struct Limits {
     pub max_attachment_bytes: usize,
 }
 
+/// `[approval]`: prompts agents raise for a person.
+#[derive(Debug, Clone)]
+pub struct ApprovalConfig {
+    /// How long a prompt waits for a decision before it ends unanswered
+    /// (the agent's own dialog stays up).
+    pub timeout: std::time::Duration,
+}
+
 /// Coordinate validation settings.
 #[derive(Debug, Clone)]
 pub struct CoordsConfig {
@@ -217,6 +225,7 @@ pub struct Config {
     pub captain: Option<AgentId>,
     pub delivery: DeliveryConfig,
     pub limits: Limits,
+    pub approval: ApprovalConfig,
     pub coords: CoordsConfig,
     pub discord: DiscordConfig,
     /// Default sender for `acp send` (`ACP_AGENT`, set in an agent's shell).
@@ -239,6 +248,8 @@ struct RawConfig {
     delivery: RawDelivery,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    approval: RawApproval,
     #[serde(default)]
     coords: RawCoords,
     #[serde(default)]
@@ -263,6 +274,12 @@ struct RawDelivery {
     retry_max_ms: Option<i64>,
     poll_ms: Option<i64>,
     batch_size: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApproval {
+    timeout_secs: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -396,6 +413,9 @@ impl Config {
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
                 max_attachment_bytes: 10 << 20,
             },
+            approval: ApprovalConfig {
+                timeout: std::time::Duration::from_secs(600),
+            },
             coords: CoordsConfig { near_radius_px: 10 },
             discord: DiscordConfig::default(),
             default_sender: None,
@@ -493,6 +513,12 @@ impl Config {
             self.limits.max_attachment_bytes =
                 usize::try_from(src.int_in("limits.max_attachment_bytes", v, 1, 500 << 20)?)
                     .unwrap_or(usize::MAX);
+        }
+        if let Some(v) = raw.approval.timeout_secs {
+            self.approval.timeout = std::time::Duration::from_secs(
+                u64::try_from(src.int_in("approval.timeout_secs", v, 1, 7 * 24 * 3600)?)
+                    .unwrap_or(600),
+            );
         }
         if let Some(v) = raw.limits.max_body_bytes {
             self.limits.max_body_bytes =

@@ -313,7 +313,11 @@ impl Metrics {
                     })
                     .inc();
             }
-            Event::Acked { .. } | Event::ReceiptOwed { .. } => {}
+            Event::Acked { .. }
+            | Event::ReceiptOwed { .. }
+            | Event::AgentState { .. }
+            | Event::PromptRaised { .. }
+            | Event::PromptDecided { .. } => {}
         }
     }
 

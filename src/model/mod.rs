@@ -3,6 +3,8 @@
 //! door can all use it without a cycle.
 //!
 //! - [`agent`]: agent ids (a strict pattern), agents and the registry.
+//! - [`attention`]: an agent's state, the prompts it raises for a person,
+//!   and the decisions on them.
 //! - [`message`]: `UnifiedMessage`, `Draft`, ids, kinds, priorities, body
 //!   limits.
 //! - [`audit`]: how an audited action ended.
@@ -13,6 +15,7 @@
 //! - [`node`]: the machines of a swarm (node names).
 
 pub mod agent;
+pub mod attention;
 pub mod audit;
 pub mod delivery;
 pub mod gui;
@@ -23,6 +26,7 @@ pub mod time;
 pub mod tmux;
 
 pub use agent::{Agent, AgentError, AgentId, MAX_AGENT_ID_LEN, Registry};
+pub use attention::{AgentState, Decided, Decision, Prompt, PromptId, PromptSource};
 pub use audit::AuditOutcome;
 pub use delivery::{
     AttemptOutcome, DISCORD, DeliveryError, DeliveryState, Destination, FailureKind, MethodName,

@@ -11,6 +11,7 @@
 //! machines, and their heartbeats).
 
 pub mod activity;
+pub mod attention;
 pub mod cluster;
 pub mod devlogs;
 pub mod discord;
@@ -230,6 +231,48 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (source, body_hash)
     ) WITHOUT ROWID;
     CREATE INDEX hook_bodies_received ON hook_bodies (received_at);
+    ",
+    // 8: what agents are doing and what they ask of a person: each agent's
+    // state and its transitions, the prompts (permissions, questions) with
+    // the one decision each gets, and when an agent took a delivered
+    // message (its own hook saw it in a prompt).
+    r"
+    CREATE TABLE agent_states (
+        agent     TEXT PRIMARY KEY,
+        state     TEXT NOT NULL,
+        since     INTEGER NOT NULL,
+        evidence  TEXT NOT NULL,
+        detail    TEXT
+    ) WITHOUT ROWID;
+    CREATE TABLE agent_transitions (
+        id        INTEGER PRIMARY KEY,
+        agent     TEXT NOT NULL,
+        state     TEXT NOT NULL,
+        at        INTEGER NOT NULL,
+        evidence  TEXT NOT NULL,
+        detail    TEXT
+    );
+    CREATE INDEX agent_transitions_agent ON agent_transitions (agent, at);
+    CREATE TABLE prompts (
+        id               TEXT PRIMARY KEY,
+        agent            TEXT NOT NULL,
+        source           TEXT NOT NULL,
+        tool             TEXT,
+        summary          TEXT NOT NULL,
+        detail           TEXT NOT NULL,
+        allow_session    INTEGER NOT NULL,
+        session          TEXT,
+        created_at       INTEGER NOT NULL,
+        post_id          TEXT REFERENCES messages(id),
+        decision         TEXT,
+        reason           TEXT,
+        decided_by       TEXT,
+        decided_at       INTEGER,
+        post_updated_at  INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX prompts_open ON prompts (decided_at, agent);
+    CREATE INDEX prompts_post ON prompts (post_id);
+    ALTER TABLE deliveries ADD COLUMN seen_at INTEGER;
     ",
 ];
 

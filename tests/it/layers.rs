@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("discord", 4),
     ("http", 4),
     ("mcp", 4),
+    ("hook", 4),
 ];
 
 /// What a front door may name besides itself: the core and the model (and
