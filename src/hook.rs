@@ -39,10 +39,17 @@ fn text<'a>(event: &'a Value, key: &str) -> Option<&'a str> {
 
 /// What a tool wants to do, in one line, and all of it.
 fn describe(tool: &str, input: &Value) -> (String, String) {
-    let main = ["command", "file_path", "path", "url", "pattern", "description"]
-        .iter()
-        .find_map(|k| input.get(*k).and_then(Value::as_str))
-        .unwrap_or("");
+    let main = [
+        "command",
+        "file_path",
+        "path",
+        "url",
+        "pattern",
+        "description",
+    ]
+    .iter()
+    .find_map(|k| input.get(*k).and_then(Value::as_str))
+    .unwrap_or("");
     let first = main.lines().next().unwrap_or("").trim();
     let summary = if first.is_empty() {
         tool.to_owned()
@@ -96,6 +103,51 @@ fn answer(decided: &Decided, event: &Value, tool: &str) -> Option<Value> {
     }))
 }
 
+/// A permission request: raised as a prompt, held until decided (or the
+/// deadline), answered in the agent's format. Questions and plans pass.
+async fn permission(
+    app: &App,
+    event: &Value,
+    agent: AgentId,
+    session: Option<String>,
+    evidence: &str,
+) -> Result<Option<String>, HookError> {
+    let tool = text(event, "tool_name").unwrap_or("a tool").to_owned();
+    let input = event.get("tool_input").cloned().unwrap_or(Value::Null);
+    // Questions and plans have their own dialogs: shown, not held.
+    if matches!(tool.as_str(), "AskUserQuestion" | "ExitPlanMode") {
+        let (summary, _) = describe(&tool, &input);
+        app.record_state(&agent, AgentState::Asking, evidence, Some(&summary))
+            .await?;
+        return Ok(None);
+    }
+    if text(event, "permission_mode") == Some("bypassPermissions") {
+        return Ok(None);
+    }
+    // A new request of the same session: any earlier one was answered at
+    // the terminal.
+    app.answered_at_terminal(&agent, session.as_deref()).await?;
+    let (summary, detail) = describe(&tool, &input);
+    // Codex (its events carry a turn id) refuses a hook's "allow for the
+    // session"; Claude Code takes it.
+    let allow_session = event.get("turn_id").is_none();
+    let prompt = app
+        .raise_prompt(Ask {
+            agent,
+            source: PromptSource::Hook,
+            tool: Some(tool.clone()),
+            summary,
+            detail,
+            allow_session,
+            session,
+        })
+        .await?;
+    let decided = app
+        .wait_decision(prompt.id, app.config().approval.timeout)
+        .await?;
+    Ok(answer(&decided, event, &tool).map(|v| v.to_string()))
+}
+
 /// Handles one hook event for the agent named by `agent` (`ACP_AGENT`),
 /// or the one whose workspace holds the event's (or this process's)
 /// working directory. Returns what to print, if anything.
@@ -113,60 +165,26 @@ pub async fn handle(
     let name = text(&event, "hook_event_name")
         .ok_or_else(|| HookError::BadInput("no hook_event_name".into()))?
         .to_owned();
-    let agent: AgentId = match agent {
-        Some(a) => app.agents().lookup(a).map_err(AppError::from)?.id.clone(),
-        None => {
-            let dir = text(&event, "cwd").map_or_else(|| cwd.to_path_buf(), Into::into);
-            app.agent_at(&dir)
-                .ok_or_else(|| HookError::NoAgent(dir.display().to_string()))?
-        }
+    let agent: AgentId = if let Some(a) = agent {
+        app.agents().lookup(a).map_err(AppError::from)?.id.clone()
+    } else {
+        let dir = text(&event, "cwd").map_or_else(|| cwd.to_path_buf(), Into::into);
+        app.agent_at(&dir)
+            .ok_or_else(|| HookError::NoAgent(dir.display().to_string()))?
     };
     let session = text(&event, "session_id").map(str::to_owned);
     let evidence = format!("hook:{name}");
     match name.as_str() {
-        "PermissionRequest" => {
-            let tool = text(&event, "tool_name").unwrap_or("a tool").to_owned();
-            let input = event.get("tool_input").cloned().unwrap_or(Value::Null);
-            // Questions and plans have their own dialogs: shown, not held.
-            if matches!(tool.as_str(), "AskUserQuestion" | "ExitPlanMode") {
-                let (summary, _) = describe(&tool, &input);
-                app.record_state(&agent, AgentState::Asking, &evidence, Some(&summary))
-                    .await?;
-                return Ok(None);
-            }
-            if text(&event, "permission_mode") == Some("bypassPermissions") {
-                return Ok(None);
-            }
-            // A new request of the same session: any earlier one was
-            // answered at the terminal.
-            app.answered_at_terminal(&agent, session.as_deref()).await?;
-            let (summary, detail) = describe(&tool, &input);
-            // Codex (its events carry a turn id) refuses a hook's "allow
-            // for the session"; Claude Code takes it.
-            let allow_session = event.get("turn_id").is_none();
-            let prompt = app
-                .raise_prompt(Ask {
-                    agent,
-                    source: PromptSource::Hook,
-                    tool: Some(tool.clone()),
-                    summary,
-                    detail,
-                    allow_session,
-                    session,
-                })
-                .await?;
-            let decided = app
-                .wait_decision(prompt.id, app.config().approval.timeout)
-                .await?;
-            Ok(answer(&decided, &event, &tool).map(|v| v.to_string()))
-        }
+        "PermissionRequest" => permission(app, &event, agent, session, &evidence).await,
         "Notification" => {
             match text(&event, "notification_type") {
                 Some("idle_prompt") => {
                     app.record_state(&agent, AgentState::Idle, &evidence, None)
                         .await?;
                 }
-                Some("permission_prompt") if app.open_prompts().await?.iter().all(|p| p.agent != agent) => {
+                Some("permission_prompt")
+                    if app.open_prompts().await?.iter().all(|p| p.agent != agent) =>
+                {
                     let message = text(&event, "message");
                     app.record_state(&agent, AgentState::NeedsApproval, &evidence, message)
                         .await?;
@@ -237,9 +255,20 @@ mod tests {
         let session = answer(&decided(Decision::AllowSession, None), &event, "Bash").unwrap();
         let d = &session["hookSpecificOutput"]["decision"];
         assert_eq!(d["updatedPermissions"][0]["destination"], "session");
-        assert_eq!(d["updatedPermissions"][0]["rules"][0]["ruleContent"], "npm test");
-        let deny = answer(&decided(Decision::Deny, Some("not on main")), &event, "Bash").unwrap();
-        assert_eq!(deny["hookSpecificOutput"]["decision"]["message"], "not on main");
+        assert_eq!(
+            d["updatedPermissions"][0]["rules"][0]["ruleContent"],
+            "npm test"
+        );
+        let deny = answer(
+            &decided(Decision::Deny, Some("not on main")),
+            &event,
+            "Bash",
+        )
+        .unwrap();
+        assert_eq!(
+            deny["hookSpecificOutput"]["decision"]["message"],
+            "not on main"
+        );
         assert!(answer(&decided(Decision::Expired, None), &event, "Bash").is_none());
         assert!(answer(&decided(Decision::AtTerminal, None), &event, "Bash").is_none());
         assert_eq!(

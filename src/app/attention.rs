@@ -292,8 +292,14 @@ impl App {
                 return Err(Refused(format!("no prompt {id}: `acp prompts` lists them")).into());
             }
             Decide::Won(kept) => {
-                self.audit(by, &action, Some(&target), AuditOutcome::Ok, kept.reason.as_deref())
-                    .await?;
+                self.audit(
+                    by,
+                    &action,
+                    Some(&target),
+                    AuditOutcome::Ok,
+                    kept.reason.as_deref(),
+                )
+                .await?;
                 self.events.publish(Event::PromptDecided {
                     id,
                     decision,
@@ -302,8 +308,14 @@ impl App {
             }
             Decide::Already(kept) => {
                 let note = format!("already {} by {}", kept.decision.said(), kept.by);
-                self.audit(by, &action, Some(&target), AuditOutcome::Refused, Some(&note))
-                    .await?;
+                self.audit(
+                    by,
+                    &action,
+                    Some(&target),
+                    AuditOutcome::Refused,
+                    Some(&note),
+                )
+                .await?;
             }
         }
         Ok(result)
@@ -346,13 +358,14 @@ impl App {
         let open = blocking(move || store.open_prompts(Some(&who))).await?;
         let mut n = 0;
         for p in open {
-            if session.is_none() || p.session.as_deref() == session {
-                if matches!(
-                    self.decide(p.id, Decision::AtTerminal, "terminal", None).await?,
+            if (session.is_none() || p.session.as_deref() == session)
+                && matches!(
+                    self.decide(p.id, Decision::AtTerminal, "terminal", None)
+                        .await?,
                     Decide::Won(_)
-                ) {
-                    n += 1;
-                }
+                )
+            {
+                n += 1;
             }
         }
         Ok(n)
@@ -400,8 +413,12 @@ impl App {
             .all()
             .iter()
             .filter_map(|a| {
-                let ws = a.workspace.canonicalize().unwrap_or_else(|_| a.workspace.clone());
-                dir.starts_with(&ws).then(|| (ws.components().count(), a.id.clone()))
+                let ws = a
+                    .workspace
+                    .canonicalize()
+                    .unwrap_or_else(|_| a.workspace.clone());
+                dir.starts_with(&ws)
+                    .then(|| (ws.components().count(), a.id.clone()))
             })
             .max_by_key(|(depth, _)| *depth)
             .map(|(_, id)| id)

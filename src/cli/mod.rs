@@ -270,6 +270,24 @@ async fn mcp(app: std::sync::Arc<acp::app::App>, agent: Option<&str>) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
+/// `acp bot`: the Discord bot alone, until a signal.
+async fn bot(cli: &Cli) -> Result<ExitCode> {
+    let app = open_app(cli)?;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let bot = acp::discord::run(app, cancel.clone());
+    tokio::pin!(bot);
+    // The signal stops the bot, which then finishes on its own.
+    let result = tokio::select! {
+        result = &mut bot => result,
+        () = shutdown_signal() => {
+            cancel.cancel();
+            bot.await
+        }
+    };
+    result.map_err(|e| UsageError(e.to_string()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Init { agents, tmux } => {
@@ -308,22 +326,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         }) => coords::test(&*open_app(&cli)?, agent, *onboarding, !*no_move, cli.json),
         Command::Audit { limit } => show::audit(&*open_app(&cli)?, *limit, cli.json).await,
         Command::Mcp { agent } => mcp(open_app(&cli)?, agent.as_deref()).await,
-        Command::Bot => {
-            let app = open_app(&cli)?;
-            let cancel = tokio_util::sync::CancellationToken::new();
-            let bot = acp::discord::run(app, cancel.clone());
-            tokio::pin!(bot);
-            // The signal stops the bot, which then finishes on its own.
-            let result = tokio::select! {
-                result = &mut bot => result,
-                () = shutdown_signal() => {
-                    cancel.cancel();
-                    bot.await
-                }
-            };
-            result.map_err(|e| UsageError(e.to_string()))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Bot => bot(&cli).await,
         Command::Backup(BackupArgs { progress, cmd }) => {
             // Restoring onto a new machine: no config yet, so the defaults
             // and the environment (ACP_BACKUP_REPOSITORY, ACP_BACKUP_KEY).
@@ -358,22 +361,10 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Hook => prompts::hook(&open_app(&cli)?).await,
         Command::Approve { id, session } => {
-            let decision = if *session {
-                acp::model::Decision::AllowSession
-            } else {
-                acp::model::Decision::Allow
-            };
-            prompts::decide(&open_app(&cli)?, id, decision, None, cli.json).await
+            prompts::approve(&open_app(&cli)?, id, *session, cli.json).await
         }
         Command::Deny { id, reason } => {
-            prompts::decide(
-                &open_app(&cli)?,
-                id,
-                acp::model::Decision::Deny,
-                reason.as_deref(),
-                cli.json,
-            )
-            .await
+            prompts::deny(&open_app(&cli)?, id, reason.as_deref(), cli.json).await
         }
         Command::Prompts => prompts::list(&open_app(&cli)?, cli.json).await,
         Command::Doctor => match load_config(&cli) {

@@ -41,9 +41,34 @@ pub(super) async fn hook(app: &Arc<App>) -> Result<ExitCode> {
     }
 }
 
+/// `acp approve ID [--session]`.
+pub(super) async fn approve(
+    app: &Arc<App>,
+    id: &str,
+    session: bool,
+    json_out: bool,
+) -> Result<ExitCode> {
+    let decision = if session {
+        Decision::AllowSession
+    } else {
+        Decision::Allow
+    };
+    decide(app, id, decision, None, json_out).await
+}
+
+/// `acp deny ID [--reason TEXT]`.
+pub(super) async fn deny(
+    app: &Arc<App>,
+    id: &str,
+    reason: Option<&str>,
+    json_out: bool,
+) -> Result<ExitCode> {
+    decide(app, id, Decision::Deny, reason, json_out).await
+}
+
 /// `acp approve` / `acp deny`: the decision the store kept, and whether it
 /// was this one (exit 1 when someone decided first).
-pub(super) async fn decide(
+async fn decide(
     app: &Arc<App>,
     id: &str,
     decision: Decision,
@@ -57,9 +82,9 @@ pub(super) async fn decide(
         ))
         .into());
     }
-    let id: PromptId = id.parse().map_err(|e: acp::model::attention::BadPromptId| {
-        UsageError(e.to_string())
-    })?;
+    let id: PromptId = id
+        .parse()
+        .map_err(|e: acp::model::attention::BadPromptId| UsageError(e.to_string()))?;
     let by = super::show::actor();
     let result = app.decide(id, decision, &by, reason).await?;
     let (won, kept) = match result {

@@ -515,10 +515,12 @@ impl Config {
                     .unwrap_or(usize::MAX);
         }
         if let Some(v) = raw.approval.timeout_secs {
-            self.approval.timeout = std::time::Duration::from_secs(
-                u64::try_from(src.int_in("approval.timeout_secs", v, 1, 7 * 24 * 3600)?)
-                    .unwrap_or(600),
-            );
+            self.approval.timeout = std::time::Duration::from_secs(src.int_in(
+                "approval.timeout_secs",
+                v,
+                1,
+                7 * 24 * 3600,
+            )?);
         }
         if let Some(v) = raw.limits.max_body_bytes {
             self.limits.max_body_bytes =

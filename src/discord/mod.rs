@@ -12,6 +12,7 @@
 mod backups;
 mod commands;
 pub(crate) mod permissions;
+mod prompts;
 mod receipts;
 pub(crate) mod render;
 
@@ -146,6 +147,13 @@ pub async fn run(app: Arc<App>, cancel: CancellationToken) -> Result<(), Discord
             event_handler: |ctx, event, _framework, data| {
                 Box::pin(async move {
                     link_changed(ctx, event, data);
+                    if let serenity::FullEvent::InteractionCreate {
+                        interaction: serenity::Interaction::Component(ci),
+                    } = event
+                        && let Err(e) = prompts::press(ctx, ci, data).await
+                    {
+                        tracing::warn!(error = %e, "cannot answer a button press");
+                    }
                     Ok(())
                 })
             },
@@ -173,6 +181,7 @@ pub async fn run(app: Arc<App>, cancel: CancellationToken) -> Result<(), Discord
     // Receipts are answered over REST, beside the gateway, until the bot
     // stops.
     let receipts_stop = cancel.child_token();
+    let settle = prompts::settle(Arc::clone(&app), client.http.clone(), receipts_stop.clone());
     let receipts = receipts::answer(app, client.http.clone(), receipts_stop.clone());
     let bot = async {
         let result = tokio::select! {
@@ -185,7 +194,7 @@ pub async fn run(app: Arc<App>, cancel: CancellationToken) -> Result<(), Discord
         receipts_stop.cancel();
         result
     };
-    let (result, ()) = tokio::join!(bot, receipts);
+    let (result, (), ()) = tokio::join!(bot, receipts, settle);
     link_app.set_discord_link(crate::app::DiscordLink::Stopped);
     result
 }

@@ -216,6 +216,44 @@ impl FromStr for Decision {
     }
 }
 
+/// What a button on a prompt's post does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Press {
+    Decide(Decision),
+    /// Show the whole command or input, to the presser alone.
+    More,
+}
+
+impl PromptId {
+    /// The `custom_id` of one of this prompt's buttons (at most 100
+    /// characters, as Discord requires: this is 45 at most).
+    #[must_use]
+    pub fn button(self, press: Press) -> String {
+        let what = match press {
+            Press::Decide(Decision::Allow) => "allow",
+            Press::Decide(Decision::AllowSession) => "session",
+            Press::Decide(Decision::Deny) => "deny",
+            Press::Decide(Decision::AtTerminal | Decision::Expired) | Press::More => "more",
+        };
+        format!("acp:prompt:{self}:{what}")
+    }
+
+    /// The prompt and the press a button's `custom_id` names.
+    #[must_use]
+    pub fn parse_button(custom_id: &str) -> Option<(Self, Press)> {
+        let rest = custom_id.strip_prefix("acp:prompt:")?;
+        let (id, what) = rest.split_once(':')?;
+        let press = match what {
+            "allow" => Press::Decide(Decision::Allow),
+            "session" => Press::Decide(Decision::AllowSession),
+            "deny" => Press::Decide(Decision::Deny),
+            "more" => Press::More,
+            _ => return None,
+        };
+        Some((id.parse().ok()?, press))
+    }
+}
+
 /// A prompt: what an agent asks a person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Prompt {
@@ -264,6 +302,17 @@ mod tests {
         }
         let id = PromptId::generate();
         assert_eq!(id.to_string().parse::<PromptId>().unwrap(), id);
+        for press in [
+            Press::Decide(Decision::Allow),
+            Press::Decide(Decision::AllowSession),
+            Press::Decide(Decision::Deny),
+            Press::More,
+        ] {
+            let button = id.button(press);
+            assert!(button.len() <= 100);
+            assert_eq!(PromptId::parse_button(&button), Some((id, press)));
+        }
+        assert_eq!(PromptId::parse_button("acp:prompt:../x:allow"), None);
         assert!("../x".parse::<PromptId>().is_err());
         assert!(AgentState::NeedsApproval.wants_a_person());
         assert!(!AgentState::Working.wants_a_person());

@@ -79,7 +79,9 @@ impl PromptRow {
     fn into_prompt(self) -> Result<Prompt, StoreError> {
         let decided = match (self.decision, self.decided_at) {
             (Some(d), Some(at)) => Some(Decided {
-                decision: d.parse::<Decision>().map_err(|e| corrupt("decision")(e.0))?,
+                decision: d
+                    .parse::<Decision>()
+                    .map_err(|e| corrupt("decision")(e.0))?,
                 by: self.decided_by.unwrap_or_default(),
                 at,
                 reason: self.reason,
@@ -87,8 +89,14 @@ impl PromptRow {
             _ => None,
         };
         Ok(Prompt {
-            id: self.id.parse().map_err(|_| corrupt("prompt id")(self.id.clone()))?,
-            agent: self.agent.parse().map_err(|_| corrupt("agent")(self.agent.clone()))?,
+            id: self
+                .id
+                .parse()
+                .map_err(|_| corrupt("prompt id")(self.id.clone()))?,
+            agent: self
+                .agent
+                .parse()
+                .map_err(|_| corrupt("agent")(self.agent.clone()))?,
             source: self
                 .source
                 .parse::<PromptSource>()
@@ -172,16 +180,22 @@ impl Store {
             )?;
             let rows = stmt
                 .query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                    ))
                 })?
                 .collect::<Result<Vec<(String, String, i64, String, Option<String>)>, _>>()?;
             rows.into_iter()
                 .map(|(agent, state, since, evidence, detail)| {
                     Ok(StateRow {
                         agent,
-                        state: state.parse().map_err(|e: crate::model::attention::UnknownName| {
-                            corrupt("agent state")(e.0)
-                        })?,
+                        state: state.parse().map_err(
+                            |e: crate::model::attention::UnknownName| corrupt("agent state")(e.0),
+                        )?,
                         since,
                         evidence,
                         detail,
@@ -203,6 +217,10 @@ impl Store {
         post: Option<&Submission>,
     ) -> Result<(), StoreError> {
         self.write(|tx| {
+            // The post first: the prompt refers to it.
+            if let Some(post) = post {
+                insert_submissions(tx, &[post])?;
+            }
             tx.execute(
                 "INSERT INTO prompts (id, agent, source, tool, summary, detail, allow_session, \
                  session, created_at, post_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -232,9 +250,6 @@ impl Store {
                 Some(&prompt.summary),
                 prompt.created_at,
             )?;
-            if let Some(post) = post {
-                insert_submissions(tx, &[post])?;
-            }
             Ok(())
         })
     }
@@ -396,7 +411,12 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`].
-    pub fn mark_seen(&self, agent: &str, text: &str, now: i64) -> Result<Vec<MessageId>, StoreError> {
+    pub fn mark_seen(
+        &self,
+        agent: &str,
+        text: &str,
+        now: i64,
+    ) -> Result<Vec<MessageId>, StoreError> {
         self.write(|tx| {
             let mut stmt = tx.prepare_cached(
                 "SELECT d.id, m.id, m.body FROM deliveries d JOIN messages m ON m.id = d.message_id \
@@ -460,11 +480,18 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(&tmp.path().join("acp.db")).unwrap();
         let p = prompt("Agent-1");
-        store.raise_prompt(&p, AgentState::NeedsApproval, None).unwrap();
-        assert_eq!(store.agent_states().unwrap()[0].state, AgentState::NeedsApproval);
+        store
+            .raise_prompt(&p, AgentState::NeedsApproval, None)
+            .unwrap();
+        assert_eq!(
+            store.agent_states().unwrap()[0].state,
+            AgentState::NeedsApproval
+        );
         let first = decided(Decision::Deny, "discord:1", 5);
         assert_eq!(
-            store.decide(p.id, &first, Some(AgentState::Working)).unwrap(),
+            store
+                .decide(p.id, &first, Some(AgentState::Working))
+                .unwrap(),
             Decide::Won(first.clone())
         );
         assert_eq!(
@@ -477,12 +504,24 @@ mod tests {
         assert!(store.open_prompts(None).unwrap().is_empty());
         assert_eq!(
             store
-                .decide(PromptId::generate(), &decided(Decision::Allow, "x", 1), None)
+                .decide(
+                    PromptId::generate(),
+                    &decided(Decision::Allow, "x", 1),
+                    None
+                )
                 .unwrap(),
             Decide::NotFound
         );
         // The same state again is no transition.
-        assert!(!store.set_state("Agent-1", AgentState::Working, "hook", None, None, 7).unwrap());
-        assert!(store.set_state("Agent-1", AgentState::Done, "hook", None, None, 8).unwrap());
+        assert!(
+            !store
+                .set_state("Agent-1", AgentState::Working, "hook", None, None, 7)
+                .unwrap()
+        );
+        assert!(
+            store
+                .set_state("Agent-1", AgentState::Done, "hook", None, None, 8)
+                .unwrap()
+        );
     }
 }

@@ -7,6 +7,7 @@
     reason = "an end-to-end test reads best as one story, from set-up to the user's checks"
 )]
 
+mod approvals;
 mod backup;
 mod cli;
 mod cluster;

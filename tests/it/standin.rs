@@ -90,6 +90,8 @@ pub struct Post {
     pub username: Option<String>,
     /// Attached files: (name, size in bytes).
     pub files: Vec<(String, usize)>,
+    /// Its message components (buttons) as last posted or edited.
+    pub components: Value,
 }
 
 /// A request body: JSON, or multipart (its JSON and its files).
@@ -362,6 +364,9 @@ async fn rest(State(state): State<AppState>, request: Request) -> Response {
                 .push(((*channel).to_owned(), id.clone(), name.clone()));
             axum::Json(thread_json(&id, channel, &name)).into_response()
         }
+        (Method::PATCH, ["channels", channel, "messages", id]) => {
+            edit_message(&mut shared, channel, id, &body)
+        }
         (Method::GET | Method::PATCH, ["webhooks", _, _, "messages", "@original"]) => {
             axum::Json(message_json(ORIGINAL_ID, CHANNEL_ID, &body["content"])).into_response()
         }
@@ -382,6 +387,30 @@ async fn rest(State(state): State<AppState>, request: Request) -> Response {
             StatusCode::NOT_FOUND.into_response()
         }
     }
+}
+
+/// `PATCH /channels/{channel}/messages/{id}`: the post's content and
+/// components as edited.
+fn edit_message(shared: &mut Shared, channel: &str, id: &str, body: &Value) -> Response {
+    let Some(post) = shared
+        .posts
+        .iter_mut()
+        .find(|p| p.id.to_string() == id && p.channel == channel)
+    else {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"message": "Unknown Message", "code": 10008})),
+        )
+            .into_response();
+    };
+    if let Some(content) = body["content"].as_str() {
+        content.clone_into(&mut post.content);
+    }
+    if let Some(components) = body.get("components") {
+        post.components = components.clone();
+    }
+    let content = Value::from(post.content.clone());
+    axum::Json(message_json(post.id, channel, &content)).into_response()
 }
 
 /// A thread channel as Discord returns it.
@@ -443,6 +472,7 @@ async fn post_message(
                     .map(str::to_owned),
                 username: body["username"].as_str().map(str::to_owned),
                 files,
+                components: body.get("components").cloned().unwrap_or(Value::Null),
             });
             id
         }
@@ -802,6 +832,25 @@ pub fn with_attachment(
         "id": id, "filename": filename, "size": size, "url": url, "proxy_url": url,
         "content_type": "application/octet-stream"
     }}});
+    payload
+}
+
+/// A button press (`MESSAGE_COMPONENT`, type 3) on the stand-in's post
+/// `post` in `channel`, by a member with `roles`; `user` tells people
+/// apart.
+pub fn button_press(
+    id: u64,
+    custom_id: &str,
+    post: u64,
+    channel: &str,
+    roles: &[&str],
+    user: u64,
+) -> Value {
+    let mut payload = interaction_in(id, "", &json!([]), roles, channel);
+    payload["type"] = json!(3);
+    payload["data"] = json!({"custom_id": custom_id, "component_type": 2});
+    payload["member"]["user"]["id"] = json!(user.to_string());
+    payload["message"] = message_json(post, channel, &json!(""));
     payload
 }
 

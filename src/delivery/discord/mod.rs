@@ -324,6 +324,15 @@ impl DiscordMethod {
         body["nonce"] = nonce(message.id, i).into();
         body["enforce_nonce"] = true.into();
         if i == 0
+            && let Some(prompt) = self
+                .store
+                .prompt_of_post(message.id)
+                .map_err(|e| Self::store_err(&e))?
+                .filter(|p| p.decided.is_none())
+        {
+            body["components"] = prompt_buttons(&prompt);
+        }
+        if i == 0
             && let Some(reply) = route.reference
         {
             body["message_reference"] = serde_json::json!({
@@ -347,6 +356,28 @@ impl DiscordMethod {
 struct Attached {
     name: String,
     bytes: Vec<u8>,
+}
+
+/// The buttons of a prompt's post: Allow, Allow for the session (where
+/// the agent takes it), Deny, Show more.
+fn prompt_buttons(prompt: &crate::model::Prompt) -> serde_json::Value {
+    use crate::model::{Decision, Press};
+    let button = |press, label: &str, style: u8| {
+        serde_json::json!({
+            "type": 2, "style": style, "label": label, "custom_id": prompt.id.button(press),
+        })
+    };
+    let mut row = vec![button(Press::Decide(Decision::Allow), "Allow", 3)];
+    if prompt.allow_session {
+        row.push(button(
+            Press::Decide(Decision::AllowSession),
+            "Allow for this session",
+            1,
+        ));
+    }
+    row.push(button(Press::Decide(Decision::Deny), "Deny", 4));
+    row.push(button(Press::More, "Show more", 2));
+    serde_json::json!([{"type": 1, "components": row}])
 }
 
 /// Most files one post carries (Discord's limit).
