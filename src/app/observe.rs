@@ -180,6 +180,8 @@ impl App {
             pre_submit_delay: std::time::Duration::from_millis(200),
             submit_key: "Enter".into(),
             paste_into_shell: false,
+            profile: None,
+            profiles: self.config.profiles.clone(),
         });
         target.clone_into(&mut settings.target);
         if let Some(s) = socket {

@@ -226,6 +226,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub limits: Limits,
     pub approval: ApprovalConfig,
+    /// Pane profiles: the built-in ones and `[profiles.NAME]`.
+    pub profiles: crate::model::pane::Profiles,
     pub coords: CoordsConfig,
     pub discord: DiscordConfig,
     /// Default sender for `acp send` (`ACP_AGENT`, set in an agent's shell).
@@ -261,6 +263,8 @@ struct RawConfig {
     #[serde(default)]
     http: http::RawHttp,
     cluster: Option<cluster::RawCluster>,
+    #[serde(default)]
+    profiles: std::collections::BTreeMap<String, tmux::RawProfile>,
     #[serde(default)]
     agents: Vec<RawAgent>,
 }
@@ -416,6 +420,11 @@ impl Config {
             approval: ApprovalConfig {
                 timeout: std::time::Duration::from_secs(600),
             },
+            profiles: tmux::profiles(
+                &Source { file: CONFIG_FILE },
+                std::collections::BTreeMap::new(),
+            )
+            .unwrap_or_default(),
             coords: CoordsConfig { near_radius_px: 10 },
             discord: DiscordConfig::default(),
             default_sender: None,
@@ -541,6 +550,7 @@ impl Config {
             .map(|c| cluster::cluster_from(&src, c))
             .transpose()?;
 
+        self.profiles = tmux::profiles(&src, raw.profiles)?;
         let agents = self.agents_from(&src, raw.agents)?;
         let seen: HashSet<AgentId> = agents.iter().map(|a| a.id.clone()).collect();
         if let Some(captain) = raw.captain {
@@ -705,7 +715,13 @@ impl Config {
                     src.invalid(&format!("agents[{i}]"), e.message().to_owned())
                 })?;
         let gui = gui::agent_gui(src, &format!("agents[{i}]"), &raw_gui, &self.gui.defaults)?;
-        let tmux = tmux::agent_tmux(src, &format!("agents[{i}]"), a.tmux, &delivery)?;
+        let tmux = tmux::agent_tmux(
+            src,
+            &format!("agents[{i}]"),
+            a.tmux,
+            &delivery,
+            &self.profiles,
+        )?;
         let node = match (a.node, &self.cluster) {
             (None, None) => None,
             (Some(_), None) => {

@@ -13,6 +13,7 @@
 //! - [`gui`] and [`keys`]: an agent's keyboard-and-mouse settings, as data.
 //! - [`tmux`]: an agent's tmux pane and idle detection, as data.
 //! - [`node`]: the machines of a swarm (node names).
+//! - [`pane`]: terminal agents' screens read by per-program profiles.
 
 pub mod agent;
 pub mod attention;
@@ -22,6 +23,7 @@ pub mod gui;
 pub mod keys;
 pub mod message;
 pub mod node;
+pub mod pane;
 pub mod time;
 pub mod tmux;
 

@@ -39,6 +39,12 @@ pub struct TmuxSettings {
     pub pre_submit_delay: Duration,
     /// The key that submits, as tmux names it (`Enter`, `C-m`).
     pub submit_key: String,
+    /// The pane profile the agent's table names (default: by the program
+    /// in the pane).
+    pub profile: Option<String>,
+    /// Every profile known, to read the pane with.
+    #[serde(skip)]
+    pub profiles: super::pane::Profiles,
     /// `paste_into_shell_runs_messages = true`: the person accepts that a
     /// shell in this pane runs every message as commands. Without it a
     /// pane whose program is a shell is never pasted into.
@@ -88,6 +94,19 @@ pub const AGENT_PROGRAMS: &str =
 /// name without a path, a login `-` or a version suffix (`bash5.2`).
 #[must_use]
 pub fn is_shell(command: &str) -> bool {
+    is_shell_name(command)
+}
+
+impl TmuxSettings {
+    /// The profile to read this agent's pane with, given the program
+    /// running there.
+    #[must_use]
+    pub fn profile_for(&self, command: &str) -> Option<&super::pane::PaneProfile> {
+        self.profiles.for_pane(self.profile.as_deref(), command)
+    }
+}
+
+fn is_shell_name(command: &str) -> bool {
     let name = command.trim().trim_start_matches('-');
     let name = name.rsplit('/').next().unwrap_or(name).to_ascii_lowercase();
     let name = name.strip_suffix(".exe").unwrap_or(&name);
