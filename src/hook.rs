@@ -140,6 +140,8 @@ async fn permission(
             detail,
             allow_session,
             session,
+            choices: Vec::new(),
+            fingerprint: None,
         })
         .await?;
     let decided = app

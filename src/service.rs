@@ -58,6 +58,8 @@ pub async fn run(app: Arc<App>, shutdown: impl Future<Output = ()>) -> Result<()
         });
     }
     let discord = &app.config().discord;
+    // This machine's tmux agents: their state, dialogs and answers.
+    tasks.spawn(Arc::clone(&app).watch_panes(cancel.clone()));
     if discord.token.is_some()
         && !node_only
         && (discord.devlog_channel.is_some()

@@ -30,6 +30,9 @@ pub struct Ask {
     pub detail: String,
     pub allow_session: bool,
     pub session: Option<String>,
+    /// A pane's dialog: its choices and fingerprint.
+    pub choices: Vec<crate::model::pane::Choice>,
+    pub fingerprint: Option<String>,
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary.
@@ -183,6 +186,9 @@ impl App {
             detail: cut(&ask.detail, PROMPT_DETAIL_MAX),
             allow_session: ask.allow_session,
             session: ask.session.map(|s| clean(&s, 200)),
+            choices: ask.choices,
+            fingerprint: ask.fingerprint,
+            answered: None,
             created_at: crate::store::now_ms(),
             decided: None,
         };

@@ -166,6 +166,9 @@ max_attachment_bytes = 10485760
 # approve` (seconds); then it ends unanswered and the agent's own dialog
 # stays up. Give the agent's hook a longer timeout than this.
 timeout_secs = 600
+# How often acp run reads tmux agents' panes for their state and dialogs
+# (milliseconds).
+pane_probe_ms = 500
 
 [coords]
 # Two agents' input points closer than this (pixels) are reported as a clash.

@@ -30,6 +30,7 @@ mod init;
 mod messages;
 mod observe;
 mod outbox;
+mod panes;
 mod roles;
 mod screen;
 mod service_lock;

@@ -128,6 +128,9 @@ pub struct ApprovalConfig {
     /// How long a prompt waits for a decision before it ends unanswered
     /// (the agent's own dialog stays up).
     pub timeout: std::time::Duration,
+    /// How often `acp run` reads the panes of tmux agents for their state
+    /// and dialogs.
+    pub pane_probe: std::time::Duration,
 }
 
 /// Coordinate validation settings.
@@ -284,6 +287,7 @@ struct RawDelivery {
 #[serde(deny_unknown_fields)]
 struct RawApproval {
     timeout_secs: Option<i64>,
+    pane_probe_ms: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -419,6 +423,7 @@ impl Config {
             },
             approval: ApprovalConfig {
                 timeout: std::time::Duration::from_secs(600),
+                pane_probe: std::time::Duration::from_millis(500),
             },
             profiles: tmux::profiles(
                 &Source { file: CONFIG_FILE },
@@ -530,6 +535,10 @@ impl Config {
                 1,
                 7 * 24 * 3600,
             )?);
+        }
+        if let Some(v) = raw.approval.pane_probe_ms {
+            self.approval.pane_probe =
+                Duration::from_millis(src.int_in("approval.pane_probe_ms", v, 50, 60_000)?);
         }
         if let Some(v) = raw.limits.max_body_bytes {
             self.limits.max_body_bytes =

@@ -56,7 +56,7 @@ fn regex(src: &Source<'_>, key: &str, text: &str) -> Result<regex::Regex, Config
         .map_err(|e| src.invalid(key, format!("not a valid regular expression: {e}")))
 }
 
-fn profile(src: &Source<'_>, name: &str, raw: RawProfile) -> Result<PaneProfile, ConfigError> {
+fn profile(src: &Source<'_>, name: &str, raw: &RawProfile) -> Result<PaneProfile, ConfigError> {
     let key = |k: &str| format!("profiles.{name}.{k}");
     let many = |k: &str, list: &[String]| -> Result<Vec<regex::Regex>, ConfigError> {
         list.iter().map(|p| regex(src, &key(k), p)).collect()
@@ -100,7 +100,7 @@ pub(super) fn profiles(
     let mut all = Vec::new();
     for (name, raw) in built_in {
         if !configured.contains_key(&name) {
-            all.push(profile(&built_in_src, &name, raw)?);
+            all.push(profile(&built_in_src, &name, &raw)?);
         }
     }
     for (name, raw) in configured {
@@ -114,7 +114,7 @@ pub(super) fn profiles(
                 "name profiles with letters, digits, '-' or '_'",
             ));
         }
-        all.push(profile(src, &name, raw)?);
+        all.push(profile(src, &name, &raw)?);
     }
     // Programs named by several profiles: the configured ones first.
     all.sort_by_key(|p| p.name == "generic");
@@ -166,7 +166,10 @@ pub(super) fn agent_tmux(
         let names: Vec<&str> = profiles.0.iter().map(|p| p.name.as_str()).collect();
         return Err(src.invalid(
             &key("profile"),
-            format!("no profile {p:?}: use one of {}, or add [profiles.{p}]", names.join(", ")),
+            format!(
+                "no profile {p:?}: use one of {}, or add [profiles.{p}]",
+                names.join(", ")
+            ),
         ));
     }
     let submit_key = raw.submit_key.unwrap_or_else(|| "Enter".into());
@@ -252,10 +255,19 @@ mod tests {
         assert_eq!(choices.len(), 3);
         assert_eq!(choices[0].key, "1");
         assert_eq!(claude.meaning(&choices[0].label), Some(Meaning::Allow));
-        assert_eq!(claude.meaning(&choices[1].label), Some(Meaning::AllowSession));
+        assert_eq!(
+            claude.meaning(&choices[1].label),
+            Some(Meaning::AllowSession)
+        );
         assert_eq!(claude.meaning(&choices[2].label), Some(Meaning::Deny));
-        assert_eq!(claude.read("✻ Cogitating… (3s · esc to interrupt)"), Screen::Working);
-        assert_eq!(claude.read("──────\n❯\n──────\n  ? for shortcuts"), Screen::Idle);
+        assert_eq!(
+            claude.read("✻ Cogitating… (3s · esc to interrupt)"),
+            Screen::Working
+        );
+        assert_eq!(
+            claude.read("──────\n❯\n──────\n  ? for shortcuts"),
+            Screen::Idle
+        );
 
         let codex = all.named("codex").unwrap();
         let screen = "  Would you like to run the following command?\n\n  $ echo hello\n\n› 1. \
@@ -276,6 +288,9 @@ mod tests {
         };
         assert_eq!(aider.meaning(&choices[0].label), Some(Meaning::Allow));
         assert_eq!(aider.meaning(&choices[1].label), Some(Meaning::Deny));
-        assert_eq!(aider.meaning(&choices[2].label), Some(Meaning::AllowSession));
+        assert_eq!(
+            aider.meaning(&choices[2].label),
+            Some(Meaning::AllowSession)
+        );
     }
 }

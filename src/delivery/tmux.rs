@@ -29,6 +29,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::lockfile;
+use crate::model::pane::Screen;
 use crate::model::tmux::{TmuxSettings, WhenBusy};
 use crate::model::{DeliveryError, MethodName, UnifiedMessage};
 
@@ -197,6 +198,43 @@ fn tail(s: &TmuxSettings, pane: &str) -> Result<Vec<String>, DeliveryError> {
     Ok(lines.split_off(keep))
 }
 
+/// The pane's visible screen, as `capture-pane -p` shows it.
+///
+/// # Errors
+/// [`DeliveryError`] if the pane cannot be read.
+pub fn screen(s: &TmuxSettings, pane: &str) -> Result<String, DeliveryError> {
+    let mut c = tmux(s);
+    c.args(["capture-pane", "-p", "-t", pane]);
+    run(c, None)
+}
+
+/// What the agent's profile reads on its pane's screen now.
+///
+/// # Errors
+/// [`DeliveryError`] if the pane cannot be read.
+pub fn read_pane(s: &TmuxSettings, pane: &Pane) -> Result<Screen, DeliveryError> {
+    let Some(profile) = s.profile_for(&pane.command) else {
+        return Ok(Screen::Unknown);
+    };
+    Ok(profile.read(&screen(s, &pane.id)?))
+}
+
+/// Presses `key` in the pane (then Enter, for a prompt that reads a line).
+///
+/// # Errors
+/// [`DeliveryError`] if tmux refuses.
+pub fn press(s: &TmuxSettings, pane: &str, key: &str, enter: bool) -> Result<(), DeliveryError> {
+    let mut c = tmux(s);
+    c.args(["send-keys", "-t", pane, key]);
+    run(c, None)?;
+    if enter {
+        let mut c = tmux(s);
+        c.args(["send-keys", "-t", pane, "Enter"]);
+        run(c, None)?;
+    }
+    Ok(())
+}
+
 /// Whether the agent waits for input, by the idle pattern on the pane's
 /// last lines (always, without a pattern).
 ///
@@ -270,6 +308,23 @@ impl DeliveryMethod for TmuxMethod {
         let waited = Duration::from_millis(
             u64::try_from(crate::store::now_ms() - message.created_at).unwrap_or(0),
         );
+        // A dialog or a question on the screen would take the message as
+        // its answer ("1" is "Yes"): never pasted, however long it waits.
+        let shown = read_pane(s, &pane)?;
+        if shown.takes_answers() {
+            let what = if matches!(shown, Screen::Dialog { .. }) {
+                "a permission dialog"
+            } else {
+                "a question"
+            };
+            let mut e = DeliveryError::busy(format!(
+                "{} shows {what}: a message pasted now would answer it, so it waits until the \
+                 dialog is answered (from Discord, acp approve, or the terminal)",
+                agent.id
+            ));
+            e.retry_after = Some(BUSY_RETRY);
+            return Err(e);
+        }
         let busy = !is_idle(s, &pane.id)?;
         if busy && (waited < s.busy_max_wait || s.when_busy == WhenBusy::Wait) {
             let mut e = DeliveryError::busy(format!(

@@ -62,6 +62,9 @@ pub(crate) fn settled(prompt: &Prompt, decided: &Decided) -> String {
     if decided.decision == Decision::Expired {
         text.push_str(" (its dialog stays up at the terminal)");
     }
+    if let Some(answered) = &prompt.answered {
+        let _ = write!(text, "\n{answered}");
+    }
     text
 }
 
@@ -143,7 +146,11 @@ pub(crate) async fn press(
             },
         }
     };
-    let updated = matches!(reply, serenity::CreateInteractionResponse::UpdateMessage(_));
+    // A pane's prompt is settled once its key is sent (the post then says
+    // what was done at the pane).
+    let pane =
+        matches!(app.prompt(id).await, Ok(p) if p.source == crate::model::PromptSource::Pane);
+    let updated = !pane && matches!(reply, serenity::CreateInteractionResponse::UpdateMessage(_));
     let answered = ci.create_response(&ctx.http, reply).await;
     if answered.is_ok() && updated {
         // The post shows the decision: nothing left for the settling task.

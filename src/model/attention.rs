@@ -271,6 +271,13 @@ pub struct Prompt {
     /// The agent's session, when the hook says (a later event of the same
     /// session means the prompt was answered at the terminal).
     pub session: Option<String>,
+    /// A pane's dialog: its choices and a fingerprint of its text (the
+    /// answer's key goes only to the same dialog).
+    pub choices: Vec<super::pane::Choice>,
+    pub fingerprint: Option<String>,
+    /// For a pane's dialog, once decided: what was done at the pane (the
+    /// key sent, or why none was).
+    pub answered: Option<String>,
     #[serde(with = "super::time::ms")]
     pub created_at: i64,
     pub decided: Option<Decided>,

@@ -97,7 +97,10 @@ pub enum Screen {
         fingerprint: String,
     },
     /// A question with choices.
-    Question { text: String, choices: Vec<Choice> },
+    Question {
+        text: String,
+        choices: Vec<Choice>,
+    },
     /// Nothing the profile knows.
     Unknown,
 }
@@ -185,7 +188,12 @@ impl PaneProfile {
                     .filter(|l| !l.chars().all(|c| "─╭╮╰╯│ ".contains(c)))
                     .collect();
                 let question = lines[at].trim_matches(|c: char| c == '│' || c.is_whitespace());
-                let what = context.iter().rev().find(|l| !l.is_empty()).copied().unwrap_or("");
+                let what = context
+                    .iter()
+                    .rev()
+                    .find(|l| !l.is_empty())
+                    .copied()
+                    .unwrap_or("");
                 let summary = if what.is_empty() {
                     question.to_owned()
                 } else {
@@ -202,7 +210,10 @@ impl PaneProfile {
             }
         }
         let tail = &lines[lines.len().saturating_sub(TAIL)..];
-        if tail.iter().any(|l| self.question.iter().any(|q| q.is_match(l))) {
+        if tail
+            .iter()
+            .any(|l| self.question.iter().any(|q| q.is_match(l)))
+        {
             let choices = self.choices(&lines);
             if choices.len() >= 2 {
                 let text = lines
@@ -213,7 +224,10 @@ impl PaneProfile {
                 return Screen::Question { text, choices };
             }
         }
-        if tail.iter().any(|l| self.working.iter().any(|w| w.is_match(l))) {
+        if tail
+            .iter()
+            .any(|l| self.working.iter().any(|w| w.is_match(l)))
+        {
             return Screen::Working;
         }
         if tail.iter().any(|l| self.idle.iter().any(|i| i.is_match(l))) {

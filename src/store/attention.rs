@@ -35,7 +35,8 @@ pub enum Decide {
 }
 
 const PROMPT_COLUMNS: &str = "id, agent, source, tool, summary, detail, allow_session, session, \
-                              created_at, decision, decided_by, decided_at, reason";
+                              created_at, decision, decided_by, decided_at, reason, choices, \
+                              fingerprint, answered";
 
 fn corrupt(what: &str) -> impl Fn(String) -> StoreError + '_ {
     move |v| StoreError::Corrupt(format!("{what} {v:?}"))
@@ -56,6 +57,9 @@ fn prompt_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PromptRow> {
         decided_by: r.get(10)?,
         decided_at: r.get(11)?,
         reason: r.get(12)?,
+        choices: r.get(13)?,
+        fingerprint: r.get(14)?,
+        answered: r.get(15)?,
     })
 }
 
@@ -73,6 +77,9 @@ struct PromptRow {
     decided_by: Option<String>,
     decided_at: Option<i64>,
     reason: Option<String>,
+    choices: String,
+    fingerprint: Option<String>,
+    answered: Option<String>,
 }
 
 impl PromptRow {
@@ -106,6 +113,10 @@ impl PromptRow {
             detail: self.detail,
             allow_session: self.allow_session,
             session: self.session,
+            choices: serde_json::from_str(&self.choices)
+                .map_err(|e| corrupt("prompt choices")(e.to_string()))?,
+            fingerprint: self.fingerprint,
+            answered: self.answered,
             created_at: self.created_at,
             decided,
         })
@@ -223,7 +234,8 @@ impl Store {
             }
             tx.execute(
                 "INSERT INTO prompts (id, agent, source, tool, summary, detail, allow_session, \
-                 session, created_at, post_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 session, created_at, post_id, choices, fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, \
+                 ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     prompt.id.to_string(),
                     prompt.agent.as_str(),
@@ -235,6 +247,8 @@ impl Store {
                     prompt.session,
                     prompt.created_at,
                     post.map(|p| p.message.id.to_string()),
+                    serde_json::to_string(&prompt.choices).unwrap_or_else(|_| "[]".into()),
+                    prompt.fingerprint,
                 ],
             )?;
             // A new prompt is news even if the agent already waits on one.
@@ -369,7 +383,8 @@ impl Store {
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT {}, d.channel_id, d.discord_id FROM prompts p JOIN discord_posts d ON \
                  d.message_id = p.post_id AND d.part = 0 WHERE p.decided_at IS NOT NULL AND \
-                 p.post_updated_at IS NULL ORDER BY p.decided_at LIMIT 50",
+                 p.post_updated_at IS NULL AND (p.source <> 'pane' OR p.answered IS NOT NULL OR \
+                 p.decision IN ('at_terminal', 'expired')) ORDER BY p.decided_at LIMIT 50",
                 PROMPT_COLUMNS
                     .split(", ")
                     .map(|c| format!("p.{c}"))
@@ -377,7 +392,7 @@ impl Store {
                     .join(", ")
             ))?;
             let rows = stmt
-                .query_map([], |r| Ok((prompt_row(r)?, r.get(13)?, r.get(14)?)))?
+                .query_map([], |r| Ok((prompt_row(r)?, r.get(16)?, r.get(17)?)))?
                 .collect::<Result<Vec<(PromptRow, i64, i64)>, _>>()?;
             rows.into_iter()
                 .map(|(p, channel, id)| {
@@ -388,6 +403,39 @@ impl Store {
                     ))
                 })
                 .collect()
+        })
+    }
+
+    /// Pane prompts decided by a person whose answer is not yet given at
+    /// the pane.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn pane_answers_owed(&self) -> Result<Vec<Prompt>, StoreError> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {PROMPT_COLUMNS} FROM prompts WHERE source = 'pane' AND decided_at IS NOT \
+                 NULL AND answered IS NULL AND decision IN ('allow', 'allow_session', 'deny') \
+                 ORDER BY decided_at"
+            ))?;
+            let rows = stmt
+                .query_map([], prompt_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(PromptRow::into_prompt).collect()
+        })
+    }
+
+    /// Records what was done at the pane for a decided prompt.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn pane_answered(&self, id: PromptId, what: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE prompts SET answered = ?2 WHERE id = ?1 AND answered IS NULL",
+                params![id.to_string(), what],
+            )?;
+            Ok(())
         })
     }
 
@@ -461,6 +509,9 @@ mod tests {
             detail: "rm -rf build".into(),
             allow_session: true,
             session: Some("s1".into()),
+            choices: Vec::new(),
+            fingerprint: None,
+            answered: None,
             created_at: 1,
             decided: None,
         }

@@ -267,6 +267,7 @@ const MIGRATIONS: &[&str] = &[
         fingerprint      TEXT,
         choices          TEXT NOT NULL DEFAULT '[]',
         mentioned_at     INTEGER,
+        answered         TEXT,
         decision         TEXT,
         reason           TEXT,
         decided_by       TEXT,

@@ -79,7 +79,7 @@ fn hook_answer(child: Child) -> Option<Value> {
 }
 
 /// The prompt's post in the swarm channel, once posted.
-fn prompt_post(standin: &StandIn, says: &str) -> Post {
+pub(crate) fn prompt_post(standin: &StandIn, says: &str) -> Post {
     let posts = standin.wait_posts(LIMIT, |posts| {
         posts
             .iter()
@@ -106,7 +106,7 @@ fn buttons(post: &Post) -> Vec<(String, String)> {
         .collect()
 }
 
-fn button(post: &Post, label: &str) -> String {
+pub(crate) fn button(post: &Post, label: &str) -> String {
     buttons(post)
         .into_iter()
         .find(|(l, _)| l == label)
@@ -114,7 +114,7 @@ fn button(post: &Post, label: &str) -> String {
         .1
 }
 
-fn prompt_id(post: &Post) -> String {
+pub(crate) fn prompt_id(post: &Post) -> String {
     button(post, "Allow").split(':').nth(2).unwrap().to_owned()
 }
 

@@ -19,6 +19,7 @@ mod gui;
 mod layers;
 mod mcp;
 mod outbox;
+mod panes;
 mod pipeline;
 mod sec_cluster;
 mod sec_files;

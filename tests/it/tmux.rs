@@ -114,7 +114,7 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn flag(&self, name: &str, flag: &str) -> PathBuf {
+    pub(crate) fn flag(&self, name: &str, flag: &str) -> PathBuf {
         PathBuf::from(format!("{}.{flag}", self.record(name).display()))
     }
 

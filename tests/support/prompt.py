@@ -9,6 +9,12 @@ Switches, as files beside OUT:
   with "busy": true.
 - OUT.drop-enter: the next Enter is swallowed (a submit lost the way
   terminal agents lose one right after a paste), and the file removed.
+- OUT.dialog: while it exists, a Claude-Code-like permission dialog for
+  the command the file holds is drawn (a box, "Do you want to proceed?",
+  numbered choices). A key 1-3 or Esc answers it: recorded as
+  {"dialog_key": KEY, "dialog": COMMAND}, the file removed, the prompt
+  back. Anything else typed meanwhile is recorded as
+  {"typed_into_dialog": TEXT}. A new command in the file redraws it.
 
 usage: prompt.py OUT
 """
@@ -20,7 +26,7 @@ import termios
 import tty
 
 out = sys.argv[1]
-busy_flag, drop_flag = out + ".busy", out + ".drop-enter"
+busy_flag, drop_flag, dialog_flag = out + ".busy", out + ".drop-enter", out + ".dialog"
 fd = sys.stdin.fileno()
 tty.setraw(fd)
 w = sys.stdout
@@ -38,6 +44,35 @@ def record(text, busy):
         os.fsync(f.fileno())
 
 
+def record_json(obj):
+    with open(out, "a", encoding="utf-8") as f:
+        f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def dialog_text():
+    try:
+        with open(dialog_flag, encoding="utf-8") as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return None
+
+
+def draw_dialog(command):
+    show("\x1b[2J\x1b[H")
+    show("╭──────────────────────────────────────────────╮\r\n")
+    show("│ Bash command                                 │\r\n")
+    show("│   " + command + "\r\n")
+    show("│   Run the command                            │\r\n")
+    show("│                                              │\r\n")
+    show("│ Do you want to proceed?                      │\r\n")
+    show("│ ❯ 1. Yes                                     │\r\n")
+    show("│   2. Yes, and don't ask again for this session│\r\n")
+    show("│   3. No, and tell Claude what to do differently (esc)\r\n")
+    show("╰──────────────────────────────────────────────╯\r\n")
+
+
 def prompt_line(buf):
     # The input line shows the end of what is typed, like a chat input.
     last = buf.split("\n")[-1]
@@ -46,9 +81,28 @@ def prompt_line(buf):
 
 show("\x1b[?2004h")
 show("> ")
-buf, raw, pasting, busy = "", b"", False, False
+buf, raw, pasting, busy, shown_dialog = "", b"", False, False, None
 while True:
     ready, _, _ = select.select([fd], [], [], 0.05)
+    wanted = dialog_text()
+    if wanted != shown_dialog:
+        shown_dialog = wanted
+        if wanted is None:
+            show("\x1b[2J\x1b[H> ")
+        else:
+            draw_dialog(wanted)
+    if shown_dialog is not None:
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            text = chunk.decode("utf-8", "replace")
+            if text in ("1", "2", "3", "\x1b"):
+                record_json({"dialog_key": "esc" if text == "\x1b" else text, "dialog": shown_dialog})
+                os.remove(dialog_flag)
+            else:
+                record_json({"typed_into_dialog": text})
+        continue
     now_busy = os.path.exists(busy_flag)
     if now_busy != busy:
         busy = now_busy
