@@ -46,6 +46,13 @@ pub struct DeliveryView {
     /// ("node desk-2 offline since 14:02").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// When the agent took it: its own hook saw it in what it was given
+    /// to read (not only keys pressed).
+    #[serde(
+        with = "crate::model::time::opt_ms",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub seen_at: Option<i64>,
 }
 
 impl DeliveryView {
@@ -84,8 +91,13 @@ impl DeliveryView {
                     .as_deref()
                     .map(|n| format!(" on {n}"))
                     .unwrap_or_default();
+                let seen = self
+                    .seen_at
+                    .and_then(|t| jiff::Timestamp::from_millisecond(t).ok())
+                    .map(|t| format!(", seen by the agent at {t:.0}"))
+                    .unwrap_or_default();
                 if fell_back.is_empty() {
-                    format!("delivered by {method}{on}")
+                    format!("delivered by {method}{on}{seen}")
                 } else {
                     let why: Vec<String> = fell_back
                         .iter()
@@ -97,7 +109,7 @@ impl DeliveryView {
                             )
                         })
                         .collect();
-                    format!("delivered by {method}{on} after {}", why.join("; "))
+                    format!("delivered by {method}{on}{seen} after {}", why.join("; "))
                 }
             }
             DeliveryState::Failed => format!(
@@ -197,7 +209,7 @@ impl Store {
     pub(crate) fn deliveries_of(&self, id: MessageId) -> Result<Vec<DeliveryView>, StoreError> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(
-                "SELECT d.id, d.agent, d.state, d.method, d.detail, d.attempts, d.updated_at, a.acked_by, a.acked_at, d.node
+                "SELECT d.id, d.agent, d.state, d.method, d.detail, d.attempts, d.updated_at, a.acked_by, a.acked_at, d.node, d.seen_at
                  FROM deliveries d LEFT JOIN acks a ON a.message_id = d.message_id AND a.agent = d.agent
                  WHERE d.message_id = ?1 ORDER BY d.id",
             )?;
@@ -217,6 +229,7 @@ impl Store {
                             tried: Vec::new(),
                             node: r.get(9)?,
                             waiting: None,
+                            seen_at: r.get(10)?,
                         },
                     ))
                 })?

@@ -411,3 +411,40 @@ fn bad_hook_input_is_refused_and_prints_nothing() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_message_the_agent_takes_is_marked_seen_by_it() {
+    let root = Root::new(2);
+    root.fast();
+    let send = |body: &str| {
+        let out = root.run(&["send", "--to", "Agent-1", "--wait", body]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).lines().next().unwrap().to_owned()
+    };
+    let by_id = send("run the migrations");
+    let by_text = send("then restart the API");
+    let untaken = send("and tell me when it is done");
+    // Claude Code's UserPromptSubmit: one prompt names a message's id (as
+    // acp's inbox file does), another carries a body whole.
+    let submit = |prompt: String| json!({"session_id": "s", "hook_event_name": "UserPromptSubmit", "prompt": prompt});
+    hook_now(
+        &root,
+        "Agent-1",
+        &submit(format!("read the inbox: {by_id}")),
+    );
+    hook_now(&root, "Agent-1", &submit("then restart the API".into()));
+    let read = |id: &str| {
+        let out = root.run(&["--json", "inbox", "read", id]);
+        serde_json::from_str::<Value>(&stdout(&out)).unwrap()["deliveries"][0].clone()
+    };
+    assert!(read(&by_id)["seen_at"].is_string(), "{}", read(&by_id));
+    assert!(read(&by_text)["seen_at"].is_string(), "{}", read(&by_text));
+    assert!(
+        read(&untaken).get("seen_at").is_none(),
+        "{}",
+        read(&untaken)
+    );
+    let text = stdout(&root.run(&["inbox", "read", &by_id]));
+    assert!(text.contains("seen by the agent at"), "{text}");
+    assert_eq!(state_of(&root, "Agent-1"), "working");
+}
