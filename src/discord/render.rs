@@ -368,6 +368,7 @@ mod tests {
             ],
             node: None,
             waiting: None,
+            seen_at: None,
         };
         let failed = DeliveryView {
             agent: "Agent-2".into(),
