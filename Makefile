@@ -1,5 +1,5 @@
 # The two set-up commands (see README): `make run` and `make test`.
-.PHONY: run test bench bench-gui bench-backup bench-tmux bench-cluster
+.PHONY: run test bench bench-gui bench-backup bench-tmux bench-cluster bench-approvals
 run:
 	./scripts/run.sh
 test:
@@ -16,3 +16,5 @@ bench-tmux:
 	cargo bench --locked --bench tmux
 bench-cluster:
 	cargo bench --locked --bench cluster
+bench-approvals:
+	cargo bench --locked --bench approvals
