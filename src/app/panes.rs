@@ -267,10 +267,89 @@ impl App {
         Ok(())
     }
 
-    /// Watches this machine's tmux agents' panes until `cancel`: a probe
-    /// every `approval.pane_probe_ms`, and at once when a prompt is decided.
+    /// This machine's keyboard-and-mouse agents (not in tmux).
+    fn local_gui_agents(&self) -> Vec<AgentId> {
+        let tmux: Vec<AgentId> = self
+            .local_tmux_agents()
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect();
+        let here = self
+            .config
+            .cluster
+            .as_ref()
+            .map(|c| (c.node.clone(), c.hub.clone()));
+        self.registry
+            .all()
+            .iter()
+            .filter(|a| match (&here, &a.node) {
+                (Some((me, _)), Some(node)) => me == node,
+                (Some((me, hub)), None) => me == hub,
+                (None, _) => true,
+            })
+            .filter(|a| {
+                a.delivery.contains(&crate::model::MethodName::Gui) && !tmux.contains(&a.id)
+            })
+            .map(|a| a.id.clone())
+            .collect()
+    }
+
+    /// What acp can know of a window agent: whether a window is at its
+    /// point (its title), nothing more. No window there: `exited`; a
+    /// window back after that: `unknown` again (the window cannot say
+    /// whether its agent works or waits).
+    async fn probe_windows(self: &Arc<Self>) -> Result<(), AppError> {
+        let agents = self.local_gui_agents();
+        if agents.is_empty() || self.config.gui.display.is_none() {
+            return Ok(());
+        }
+        let me = Arc::clone(self);
+        let looked = tokio::task::spawn_blocking(move || {
+            agents
+                .into_iter()
+                .map(|a| {
+                    let probe = me.probe(a.as_str(), false, false);
+                    (a, probe)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|_| AppError::Store(crate::store::StoreError::Interrupted))?;
+        let states = self.agent_states().await?;
+        for (agent, probe) in looked {
+            // No coordinates, no display: nothing to conclude.
+            let Ok(probe) = probe else { continue };
+            let now = states.iter().find(|s| s.agent == agent.as_str());
+            match probe.window {
+                None => {
+                    self.record_state(
+                        &agent,
+                        AgentState::Exited,
+                        "window",
+                        Some("no window at its point"),
+                    )
+                    .await?;
+                }
+                Some(w)
+                    if now.is_some_and(|s| {
+                        s.state == AgentState::Exited && s.evidence == "window"
+                    }) =>
+                {
+                    let title = format!("window back: {}", w.title);
+                    self.record_state(&agent, AgentState::Unknown, "window", Some(&title))
+                        .await?;
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Watches this machine's tmux agents' panes (and window agents'
+    /// windows) until `cancel`: a probe every `approval.pane_probe_ms`, and
+    /// at once when a prompt is decided.
     pub async fn watch_panes(self: Arc<Self>, cancel: CancellationToken) {
-        if self.local_tmux_agents().is_empty() {
+        if self.local_tmux_agents().is_empty() && self.local_gui_agents().is_empty() {
             return;
         }
         let mut events = self.events.subscribe();
@@ -282,6 +361,9 @@ impl App {
         loop {
             if let Err(e) = self.probe_panes().await {
                 tracing::warn!(error = %e, "a pane probe failed; trying again");
+            }
+            if let Err(e) = self.probe_windows().await {
+                tracing::warn!(error = %e, "a window probe failed; trying again");
             }
             // The next probe: after `every`, or at once on a decision.
             let next = tokio::time::Instant::now() + every;

@@ -213,3 +213,42 @@ fn a_screen_that_changed_before_the_press_gets_no_key() {
     );
     assert!(tmux.screen("Agent-1").contains("make deploy-production"));
 }
+
+#[test]
+fn a_window_agent_whose_window_closes_is_exited_and_back_is_unknown() {
+    use crate::desktop::{ChatBox, Xvfb, write_coordinates};
+    let x11 = Xvfb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new(1);
+    root.fast()
+        .edit_config("order = [\"inbox\"]", "order = [\"gui\", \"inbox\"]")
+        .edit_config("pane_probe_ms = 500", "pane_probe_ms = 100");
+    let window = ChatBox::open(&x11, dir.path(), "Agent-1 chat", 100, 100);
+    write_coordinates(root.path(), &[("Agent-1", window.center(), None)]);
+    let log = std::fs::File::create(root.path().join("service.log")).unwrap();
+    let mut run = root
+        .acp()
+        .env("DISPLAY", &x11.display)
+        .arg("run")
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let evidence = |root: &Root| {
+        let v: Value = serde_json::from_str(&stdout(&root.run(&["--json", "prompts"]))).unwrap();
+        (
+            v["agents"][0]["state"].as_str().unwrap().to_owned(),
+            v["agents"][0]["detail"].as_str().unwrap_or("").to_owned(),
+        )
+    };
+    // The window is there: acp does not pretend to know more.
+    assert_eq!(evidence(&root).0, "unknown");
+    drop(window);
+    wait_until(LIMIT, || evidence(&root).0 == "exited");
+    assert_eq!(evidence(&root).1, "no window at its point");
+    let _again = ChatBox::open(&x11, dir.path(), "Agent-1 chat again", 100, 100);
+    wait_until(LIMIT, || {
+        evidence(&root) == ("unknown".into(), "window back: Agent-1 chat again".into())
+    });
+    let _ = run.kill();
+    let _ = run.wait();
+}
