@@ -28,6 +28,10 @@ impl Default for AttentionConfig {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[expect(
+    clippy::struct_field_names,
+    reason = "the keys people write under [attention]"
+)]
 pub(super) struct RawAttention {
     mention_after_secs: Option<i64>,
     mention_roles: Option<Vec<i64>>,

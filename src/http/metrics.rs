@@ -197,27 +197,7 @@ impl Metrics {
             "Devlogs posted to Discord",
             m.devlog_posts.clone(),
         );
-        registry.register(
-            "acp_prompts",
-            "Prompts agents raised for a person (outcome raised), and how each ended: allow, \
-             allow_session, deny, at_terminal (answered at the agent's terminal), expired",
-            m.prompts.clone(),
-        );
-        registry.register(
-            "acp_prompt_answer_seconds",
-            "From a prompt's raising to its answer (allow, allow_session, deny, at_terminal; an \
-             expired prompt got none)",
-            m.prompt_seconds.clone(),
-        );
-        // Every outcome from zero, so a rate over them starts at the first
-        // prompt.
-        for outcome in std::iter::once("raised").chain(Decision::ALL.map(Decision::as_str)) {
-            m.prompts
-                .get_or_create(&OutcomeLabel {
-                    outcome: outcome.into(),
-                })
-                .inc_by(0);
-        }
+        m.register_prompts(&mut registry);
         registry.register(
             "process_resident_memory_bytes",
             "Resident memory of acp run",
@@ -233,16 +213,7 @@ impl Metrics {
             "How long acp run has been up",
             m.uptime.clone(),
         );
-        if let Ok(Some(last)) = app.backups().last().await {
-            if let Ok(at) = last.created_at.parse::<jiff::Timestamp>() {
-                m.last_backup_ms
-                    .store(at.as_millisecond(), Ordering::Relaxed);
-            }
-            m.backup_bytes
-                .set(i64::try_from(last.stats.total_bytes).unwrap_or(i64::MAX));
-            m.backup_seconds
-                .set(Duration::from_millis(last.stats.duration_ms).as_secs_f64());
-        }
+        m.read_last_backup(app).await;
         m.refresh_queue(app).await;
         m.refresh_prompts(app).await;
         Self { registry, ..m }
@@ -252,7 +223,7 @@ impl Metrics {
     /// store (every one in it on the first look).
     async fn refresh_prompts(&self, app: &App) {
         let mut seen = self.prompts_seen.lock().await;
-        let now = crate::store::now_ms();
+        let now = jiff::Timestamp::now().as_millisecond();
         let times = match app.prompt_times(seen.since).await {
             Ok(times) => times,
             Err(e) => {
@@ -289,6 +260,45 @@ impl Metrics {
         seen.raised.retain(|_, at| *at >= next);
         seen.decided.retain(|_, at| *at >= next);
         seen.since = next.max(since);
+    }
+
+    /// The newest backup's time, size and duration, from the repository.
+    async fn read_last_backup(&self, app: &App) {
+        if let Ok(Some(last)) = app.backups().last().await {
+            if let Ok(at) = last.created_at.parse::<jiff::Timestamp>() {
+                self.last_backup_ms
+                    .store(at.as_millisecond(), Ordering::Relaxed);
+            }
+            self.backup_bytes
+                .set(i64::try_from(last.stats.total_bytes).unwrap_or(i64::MAX));
+            self.backup_seconds
+                .set(Duration::from_millis(last.stats.duration_ms).as_secs_f64());
+        }
+    }
+
+    /// `acp_prompts_total` and `acp_prompt_answer_seconds`.
+    fn register_prompts(&self, registry: &mut Registry) {
+        registry.register(
+            "acp_prompts",
+            "Prompts agents raised for a person (outcome raised), and how each ended: allow, \
+             allow_session, deny, at_terminal (answered at the agent's terminal), expired",
+            self.prompts.clone(),
+        );
+        registry.register(
+            "acp_prompt_answer_seconds",
+            "From a prompt's raising to its answer (allow, allow_session, deny, at_terminal; an \
+             expired prompt got none)",
+            self.prompt_seconds.clone(),
+        );
+        // Every outcome from zero, so a rate over them starts at the first
+        // prompt.
+        for outcome in std::iter::once("raised").chain(Decision::ALL.map(Decision::as_str)) {
+            self.prompts
+                .get_or_create(&OutcomeLabel {
+                    outcome: outcome.into(),
+                })
+                .inc_by(0);
+        }
     }
 
     async fn refresh_queue(&self, app: &App) {
