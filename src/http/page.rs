@@ -1,5 +1,7 @@
 //! `/`: the status page. Server-rendered (maud, escaped), no CDN and no
-//! script needed: it works offline and with JavaScript off. With
+//! script needed: it works offline and with JavaScript off. Agents waiting
+//! for a person come first, above the rest; each agent's row shows its
+//! state. With
 //! JavaScript on, a few lines re-fetch the page every 5 seconds and swap
 //! its `<main>` in place. Its style and script are served beside it
 //! (`/status.css`, `/status.js`), so the content security policy allows
