@@ -1,7 +1,8 @@
 //! `acp run`: the long-running service, a front door of its own. It holds
 //! the service lock and runs the dispatcher, the Discord bot, the devlog
-//! watcher, the HTTP server and the backup schedule as tasks started here,
-//! once, and stopped by one cancellation.
+//! watcher, the reminders of waiting prompts, the HTTP server and the
+//! backup schedule as tasks started here, once, and stopped by one
+//! cancellation.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -56,6 +57,12 @@ pub async fn run(app: Arc<App>, shutdown: impl Future<Output = ()>) -> Result<()
                 tracing::error!(error = %e, "the Discord bot stopped; messages are still delivered");
             }
         });
+    }
+    if app.config().discord.token.is_some()
+        && !node_only
+        && app.config().attention.mention_after.is_some()
+    {
+        tasks.spawn(Arc::clone(&app).watch_waiting(cancel.clone()));
     }
     let discord = &app.config().discord;
     // This machine's tmux agents: their state, dialogs and answers.

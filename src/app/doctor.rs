@@ -447,6 +447,37 @@ fn discord_server(config: &Config) -> Option<Check> {
     })
 }
 
+/// Whom a prompt left waiting pings, when the bot runs and reminders are
+/// on: nobody to ping is a warning.
+fn reminders(config: &Config) -> Option<Check> {
+    const CHECK: &str = "reminders";
+    config.discord.token.as_ref()?;
+    let after = config.attention.mention_after?;
+    let to = &config.attention.mentions;
+    let waited =
+        crate::model::attention::waited(i64::try_from(after.as_millis()).unwrap_or(i64::MAX));
+    Some(if to.is_empty() {
+        bad(
+            CHECK,
+            Level::Warn,
+            format!("a prompt waiting {waited} would ping nobody: no role or user to mention"),
+            "set discord.operator_roles (pinged by default) or attention.mention_roles / \
+             attention.mention_users in config/acp.toml; or attention.mention_after_secs = 0 \
+             for no reminder",
+        )
+    } else {
+        ok(
+            CHECK,
+            format!(
+                "a prompt waiting {waited} pings {} role(s) and {} user(s) once \
+                 (attention.mention_roles, attention.mention_users)",
+                to.roles.len(),
+                to.users.len()
+            ),
+        )
+    })
+}
+
 /// The HTTP API's tokens and what each may do; a token with no scopes
 /// written may only read.
 fn api_tokens(config: &Config) -> Check {
@@ -546,6 +577,7 @@ pub fn checks(config: &Config) -> Vec<Check> {
         api_tokens(config),
     ];
     all.extend(discord_server(config));
+    all.extend(reminders(config));
     all.extend([
         backups(config),
         disk("disk (root)", &config.root),
@@ -653,4 +685,37 @@ pub fn config_failed(error: &crate::config::ConfigError) -> Check {
         "fix the key named above (config/acp.example.toml documents every key), then run `acp \
          doctor` again",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Env;
+
+    fn reminder_check(toml: &str) -> Option<Check> {
+        let mut env = Env::new();
+        env.insert("DISCORD_TOKEN".into(), "t".into());
+        reminders(&Config::from_toml(std::path::Path::new("/r"), toml, &env).unwrap())
+    }
+
+    #[test]
+    fn reminders_that_would_ping_nobody_are_a_warning() {
+        let nobody = reminder_check("").unwrap();
+        assert_eq!(nobody.level, Level::Warn);
+        assert!(
+            nobody.detail.contains("5 min would ping nobody"),
+            "{}",
+            nobody.detail
+        );
+        let operators = reminder_check("[discord]\noperator_roles = [5]\n").unwrap();
+        assert_eq!(operators.level, Level::Ok);
+        assert!(
+            operators.detail.contains("1 role(s) and 0 user(s)"),
+            "{}",
+            operators.detail
+        );
+        assert!(reminder_check("[attention]\nmention_after_secs = 0\n").is_none());
+        let c = Config::from_toml(std::path::Path::new("/r"), "", &Env::new()).unwrap();
+        assert!(reminders(&c).is_none(), "no bot, no reminders");
+    }
 }

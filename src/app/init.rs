@@ -170,6 +170,16 @@ timeout_secs = 600
 # (milliseconds).
 pane_probe_ms = 500
 
+[attention]
+# A prompt still undecided this long (seconds) after it was raised gets one
+# reminder on Discord, in reply to its post, that pings mention_roles and
+# mention_users: the only post of acp that pings anyone. 0 = never.
+mention_after_secs = 300
+# Role ids the reminder pings; left out = discord.operator_roles.
+# mention_roles = []
+# User ids the reminder pings.
+mention_users = []
+
 [coords]
 # Two agents' input points closer than this (pixels) are reported as a clash.
 near_radius_px = 10

@@ -10,6 +10,9 @@
 //! - [`devlogs`]: devlog files posted once per content version.
 //! - [`observe`]: recent activity and the Discord link, for the status
 //!   page and the metrics.
+//! - [`attention`]: agents' states, prompts and their decisions;
+//!   [`waiting`]: who waits for a person, and a waiting prompt's one
+//!   reminder.
 //! - [`roles`]: agents, roles, the captain, the audit log.
 //! - [`cluster`]: several machines: joining the swarm as the hub or a
 //!   node, the machines' heartbeats, what waits for a machine away.
@@ -35,6 +38,7 @@ mod roles;
 mod screen;
 mod service_lock;
 mod visibility;
+mod waiting;
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -78,6 +82,7 @@ pub use crate::store::{AckResult, DeliveryView, InboxEntry, Status};
 pub use error::{AppError, Refused, is_user_error};
 pub use init::{InitReport, init, init_with};
 pub use service_lock::ServiceLock;
+pub use waiting::{PromptTimes, Waiting};
 
 /// Longest role description accepted.
 pub const MAX_ROLE_CHARS: usize = 200;

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod attention;
 mod backup;
 mod cluster;
 mod gui;
@@ -23,6 +24,7 @@ pub mod redact;
 mod tmux;
 mod tokens;
 
+pub use attention::AttentionConfig;
 pub use backup::BackupConfig;
 pub use cluster::{ClusterConfig, DEFAULT_NATS_URL, NatsAuth, NatsConfig};
 pub use http::{DEFAULT_PORT, HookConfig, HookRoute, HttpConfig};
@@ -231,6 +233,8 @@ pub struct Config {
     pub approval: ApprovalConfig,
     /// Pane profiles: the built-in ones and `[profiles.NAME]`.
     pub profiles: crate::model::pane::Profiles,
+    /// Who is pinged when a prompt waits too long.
+    pub attention: AttentionConfig,
     pub coords: CoordsConfig,
     pub discord: DiscordConfig,
     /// Default sender for `acp send` (`ACP_AGENT`, set in an agent's shell).
@@ -255,6 +259,8 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     approval: RawApproval,
+    #[serde(default)]
+    attention: attention::RawAttention,
     #[serde(default)]
     coords: RawCoords,
     #[serde(default)]
@@ -430,6 +436,7 @@ impl Config {
                 std::collections::BTreeMap::new(),
             )
             .unwrap_or_default(),
+            attention: AttentionConfig::default(),
             coords: CoordsConfig { near_radius_px: 10 },
             discord: DiscordConfig::default(),
             default_sender: None,
@@ -551,6 +558,12 @@ impl Config {
                     .unwrap_or(u32::MAX);
         }
         self.apply_discord(&src, raw.discord)?;
+        attention::apply_attention(
+            &src,
+            raw.attention,
+            &self.discord.operator_roles,
+            &mut self.attention,
+        )?;
         gui::apply_gui(&src, &raw.gui, &mut self.gui)?;
         backup::apply_backup(&src, &self.root, raw.backup, &mut self.backup)?;
         http::apply_http(&src, raw.http, &mut self.http)?;

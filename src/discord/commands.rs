@@ -41,6 +41,7 @@ where
 pub(crate) fn all() -> Vec<poise::Command<Data, Error>> {
     vec![
         status(),
+        waiting(),
         agents(),
         inbox(),
         message(),
@@ -228,6 +229,19 @@ async fn status(ctx: Context<'_>) -> Result<(), Error> {
         app.uptime(),
         last_backup.as_ref(),
     )))
+    .await?;
+    Ok(())
+}
+
+/// Every agent waiting for a person (a prompt, a question, done, exited), and for how long.
+#[poise::command(slash_command, guild_only, check = "user")]
+async fn waiting(ctx: Context<'_>) -> Result<(), Error> {
+    let app = &ctx.data().app;
+    let waiting = quick(ctx, app.waiting()).await?;
+    ctx.say(render::waiting(
+        &waiting,
+        jiff::Timestamp::now().as_millisecond(),
+    ))
     .await?;
     Ok(())
 }

@@ -6,9 +6,10 @@ use poise::serenity_prelude::CreateEmbed;
 
 use std::time::Duration;
 
-use crate::app::{AgentView, Listing};
+use crate::app::{AgentView, Listing, Waiting};
 use crate::app::{Created, DeliveryView, InboxEntry, RestoreReport, Status, Summary, VerifyReport};
-use crate::model::{DeliveryState, Priority, UnifiedMessage};
+use crate::model::attention::waited;
+use crate::model::{AgentState, DeliveryState, Priority, UnifiedMessage};
 
 /// The first reply to `/message`: stored, with its id, and whether anything
 /// is delivering (or what it waits for: a machine that is away).
@@ -256,6 +257,53 @@ pub(crate) fn agents(views: &[AgentView]) -> CreateEmbed {
     })
 }
 
+/// `/waiting`: every agent waiting for a person, the longest first, for
+/// how long, with its open prompts (summary and id) or its last words.
+#[must_use]
+pub(crate) fn waiting(waiting: &[Waiting], now: i64) -> String {
+    if waiting.is_empty() {
+        return "✅ nobody is waiting".to_owned();
+    }
+    let mut out = format!(
+        "**{} waiting for a person**, longest first\n",
+        waiting.len()
+    );
+    for w in waiting {
+        let (icon, words) = match w.state {
+            AgentState::NeedsApproval => ("🔐", "needs approval"),
+            AgentState::Asking => ("❓", "asks"),
+            AgentState::Done => ("✅", "done"),
+            AgentState::Exited => ("⏹️", "exited"),
+            AgentState::Working | AgentState::Idle | AgentState::Unknown => {
+                ("⏳", "has a prompt open")
+            }
+        };
+        let _ = write!(
+            out,
+            "{icon} **{}** {words}, waiting {}",
+            w.agent,
+            waited(now - w.since)
+        );
+        match (&w.prompts[..], &w.detail) {
+            ([], Some(detail)) if !detail.is_empty() => {
+                let first = detail.lines().next().unwrap_or("");
+                let _ = writeln!(out, ": {}", clip(first, 200));
+            }
+            _ => out.push('\n'),
+        }
+        for p in &w.prompts {
+            let _ = writeln!(
+                out,
+                "  • {} (prompt `{}`, {} ago)",
+                clip(&p.summary, 200),
+                p.id,
+                waited(now - p.created_at)
+            );
+        }
+    }
+    clip(out.trim_end(), CONTENT_MAX)
+}
+
 /// `/inbox`.
 #[must_use]
 pub(crate) fn inbox(agent: &str, entries: &[InboxEntry]) -> String {
@@ -292,6 +340,55 @@ mod tests {
     use super::*;
     use crate::app::AttemptView;
     use crate::model::{AttemptOutcome, MethodName};
+
+    #[test]
+    fn waiting_lists_the_longest_first_with_prompts_and_last_words() {
+        use crate::model::{Prompt, PromptId, PromptSource};
+        assert_eq!(waiting(&[], 0), "✅ nobody is waiting");
+        let prompt = Prompt {
+            id: PromptId::generate(),
+            agent: "Agent-1".parse().unwrap(),
+            source: PromptSource::Hook,
+            tool: Some("Bash".into()),
+            summary: "Bash: rm -rf build".into(),
+            detail: "rm -rf build".into(),
+            allow_session: true,
+            choices: Vec::new(),
+            fingerprint: None,
+            answered: None,
+            session: None,
+            created_at: 60_000,
+            decided: None,
+        };
+        let text = waiting(
+            &[
+                Waiting {
+                    agent: "Agent-1".into(),
+                    state: AgentState::NeedsApproval,
+                    since: 60_000,
+                    detail: Some("Bash: rm -rf build".into()),
+                    prompts: vec![prompt.clone()],
+                },
+                Waiting {
+                    agent: "Agent-2".into(),
+                    state: AgentState::Done,
+                    since: 300_000,
+                    detail: Some("Deployed to staging.\nAll green.".into()),
+                    prompts: vec![],
+                },
+            ],
+            420_000,
+        );
+        assert_eq!(
+            text,
+            format!(
+                "**2 waiting for a person**, longest first\n🔐 **Agent-1** needs approval, \
+                 waiting 6 min\n  • Bash: rm -rf build (prompt `{}`, 6 min ago)\n✅ **Agent-2** \
+                 done, waiting 2 min: Deployed to staging.",
+                prompt.id
+            )
+        );
+    }
 
     #[test]
     fn agents_render_as_an_embed_field_each() {

@@ -3,9 +3,12 @@
 //! Counters and histograms follow the event bus: a task of the server
 //! reads every event and counts it. The queue depth is read from the store
 //! every few seconds by that task (deliveries by other processes send no
-//! events here), never on a scrape; process memory and CPU are read from
+//! events here), never on a scrape; so are prompts, which `acp hook` and
+//! `acp approve` raise and decide in processes of their own (an event here
+//! only makes the task look sooner). Process memory and CPU are read from
 //! `/proc` when scraped.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,7 +24,7 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{App, Event};
-use crate::model::{DeliveryState, Destination, Kind};
+use crate::model::{Decision, DeliveryState, Destination, Kind, PromptId};
 
 use super::Http;
 
@@ -64,8 +67,23 @@ struct CommandName {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct BackupOutcome {
+struct OutcomeLabel {
     outcome: String,
+}
+
+/// How far back each look at the prompts reaches past the last one: a
+/// decision's time is taken before its write waits for the store's lock
+/// (at most 30 s), so it can be committed with a time already passed.
+const PROMPTS_SLACK_MS: i64 = 60_000;
+
+/// The prompts already counted, by the time that counted them: those
+/// older than the look-back window are forgotten.
+#[derive(Default)]
+struct PromptsSeen {
+    /// Look at prompts raised or decided from here on (0: every one).
+    since: i64,
+    raised: HashMap<PromptId, i64>,
+    decided: HashMap<PromptId, i64>,
 }
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -84,11 +102,14 @@ pub(crate) struct Metrics {
     queue: Family<State_, Gauge>,
     commands: Family<CommandOutcome, Counter>,
     command_seconds: Histograms<CommandName>,
-    backups: Family<BackupOutcome, Counter>,
+    backups: Family<OutcomeLabel, Counter>,
     backup_age: Gauge<f64, AtomicU64>,
     backup_bytes: Gauge,
     backup_seconds: Gauge<f64, AtomicU64>,
     devlog_posts: Counter,
+    prompts: Family<OutcomeLabel, Counter>,
+    prompt_seconds: Histogram,
+    prompts_seen: tokio::sync::Mutex<PromptsSeen>,
     rss: Gauge,
     cpu: Counter<f64, AtomicU64>,
     cpu_seen: std::sync::Mutex<f64>,
@@ -114,6 +135,10 @@ impl Metrics {
             backup_bytes: Gauge::default(),
             backup_seconds: Gauge::default(),
             devlog_posts: Counter::default(),
+            prompts: Family::default(),
+            // 1 s to about 4.5 h.
+            prompt_seconds: Histogram::new(exponential_buckets(1.0, 2.0, 15)),
+            prompts_seen: tokio::sync::Mutex::new(PromptsSeen::default()),
             rss: Gauge::default(),
             cpu: Counter::default(),
             cpu_seen: std::sync::Mutex::new(0.0),
@@ -172,6 +197,7 @@ impl Metrics {
             "Devlogs posted to Discord",
             m.devlog_posts.clone(),
         );
+        m.register_prompts(&mut registry);
         registry.register(
             "process_resident_memory_bytes",
             "Resident memory of acp run",
@@ -187,18 +213,92 @@ impl Metrics {
             "How long acp run has been up",
             m.uptime.clone(),
         );
+        m.read_last_backup(app).await;
+        m.refresh_queue(app).await;
+        m.refresh_prompts(app).await;
+        Self { registry, ..m }
+    }
+
+    /// Counts prompts raised and decided since the last look, from the
+    /// store (every one in it on the first look).
+    async fn refresh_prompts(&self, app: &App) {
+        let mut seen = self.prompts_seen.lock().await;
+        let now = jiff::Timestamp::now().as_millisecond();
+        let times = match app.prompt_times(seen.since).await {
+            Ok(times) => times,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read prompts for the metrics; trying again");
+                return;
+            }
+        };
+        let since = seen.since;
+        for p in times {
+            if p.created_at >= since && seen.raised.insert(p.id, p.created_at).is_none() {
+                self.prompts
+                    .get_or_create(&OutcomeLabel {
+                        outcome: "raised".into(),
+                    })
+                    .inc();
+            }
+            if let Some((decision, at)) = p.decided
+                && at >= since
+                && seen.decided.insert(p.id, at).is_none()
+            {
+                self.prompts
+                    .get_or_create(&OutcomeLabel {
+                        outcome: decision.as_str().into(),
+                    })
+                    .inc();
+                if decision != Decision::Expired {
+                    let ms = u64::try_from(at - p.created_at).unwrap_or(0);
+                    self.prompt_seconds
+                        .observe(Duration::from_millis(ms).as_secs_f64());
+                }
+            }
+        }
+        let next = now - PROMPTS_SLACK_MS;
+        seen.raised.retain(|_, at| *at >= next);
+        seen.decided.retain(|_, at| *at >= next);
+        seen.since = next.max(since);
+    }
+
+    /// The newest backup's time, size and duration, from the repository.
+    async fn read_last_backup(&self, app: &App) {
         if let Ok(Some(last)) = app.backups().last().await {
             if let Ok(at) = last.created_at.parse::<jiff::Timestamp>() {
-                m.last_backup_ms
+                self.last_backup_ms
                     .store(at.as_millisecond(), Ordering::Relaxed);
             }
-            m.backup_bytes
+            self.backup_bytes
                 .set(i64::try_from(last.stats.total_bytes).unwrap_or(i64::MAX));
-            m.backup_seconds
+            self.backup_seconds
                 .set(Duration::from_millis(last.stats.duration_ms).as_secs_f64());
         }
-        m.refresh_queue(app).await;
-        Self { registry, ..m }
+    }
+
+    /// `acp_prompts_total` and `acp_prompt_answer_seconds`.
+    fn register_prompts(&self, registry: &mut Registry) {
+        registry.register(
+            "acp_prompts",
+            "Prompts agents raised for a person (outcome raised), and how each ended: allow, \
+             allow_session, deny, at_terminal (answered at the agent's terminal), expired",
+            self.prompts.clone(),
+        );
+        registry.register(
+            "acp_prompt_answer_seconds",
+            "From a prompt's raising to its answer (allow, allow_session, deny, at_terminal; an \
+             expired prompt got none)",
+            self.prompt_seconds.clone(),
+        );
+        // Every outcome from zero, so a rate over them starts at the first
+        // prompt.
+        for outcome in std::iter::once("raised").chain(Decision::ALL.map(Decision::as_str)) {
+            self.prompts
+                .get_or_create(&OutcomeLabel {
+                    outcome: outcome.into(),
+                })
+                .inc_by(0);
+        }
     }
 
     async fn refresh_queue(&self, app: &App) {
@@ -295,7 +395,7 @@ impl Metrics {
                 bytes, duration_ms, ..
             } => {
                 self.backups
-                    .get_or_create(&BackupOutcome {
+                    .get_or_create(&OutcomeLabel {
                         outcome: "ok".into(),
                     })
                     .inc();
@@ -308,11 +408,12 @@ impl Metrics {
             }
             Event::BackupFailed { .. } => {
                 self.backups
-                    .get_or_create(&BackupOutcome {
+                    .get_or_create(&OutcomeLabel {
                         outcome: "failed".into(),
                     })
                     .inc();
             }
+            // Prompts are counted from the store (see refresh_prompts).
             Event::Acked { .. }
             | Event::ReceiptOwed { .. }
             | Event::AgentState { .. }
@@ -330,13 +431,20 @@ impl Metrics {
             tokio::select! {
                 () = cancel.cancelled() => return,
                 event = events.recv() => match event {
+                    Ok(event @ (Event::PromptRaised { .. } | Event::PromptDecided { .. })) => {
+                        self.count(&event);
+                        self.refresh_prompts(&app).await;
+                    }
                     Ok(event) => self.count(&event),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "the metrics fell behind the event bus; counts are low by that many");
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
-                _ = tick.tick() => self.refresh_queue(&app).await,
+                _ = tick.tick() => {
+                    self.refresh_queue(&app).await;
+                    self.refresh_prompts(&app).await;
+                }
             }
         }
     }

@@ -1,5 +1,7 @@
 //! `/`: the status page. Server-rendered (maud, escaped), no CDN and no
-//! script needed: it works offline and with JavaScript off. With
+//! script needed: it works offline and with JavaScript off. Agents waiting
+//! for a person come first, above the rest; each agent's row shows its
+//! state. With
 //! JavaScript on, a few lines re-fetch the page every 5 seconds and swap
 //! its `<main>` in place. Its style and script are served beside it
 //! (`/status.css`, `/status.js`), so the content security policy allows
@@ -11,8 +13,9 @@ use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use crate::app::{AgentView, RecentDelivery, Status, Summary};
-use crate::model::{DeliveryState, Priority};
+use crate::app::{AgentView, RecentDelivery, StateRow, Status, Summary, Waiting};
+use crate::model::attention::waited;
+use crate::model::{AgentState, DeliveryState, Priority};
 
 use super::Http;
 use super::problem::Problem;
@@ -54,6 +57,41 @@ fn state_class(state: Option<DeliveryState>) -> &'static str {
     }
 }
 
+fn agent_state_class(state: AgentState) -> &'static str {
+    match state {
+        AgentState::Working | AgentState::Idle => "pill ok",
+        AgentState::Unknown => "pill",
+        AgentState::NeedsApproval | AgentState::Asking | AgentState::Done | AgentState::Exited => {
+            "pill warn"
+        }
+    }
+}
+
+/// Agents waiting for a person, the longest waiting first: what the page
+/// shows before anything else.
+fn waiting(now: i64, waiting: &[Waiting]) -> Markup {
+    html! {
+        h2 { "Waiting for a person (" (waiting.len()) ")" }
+        @if waiting.is_empty() { p.muted { "Nobody is waiting." } }
+        @else {
+            div.scroll { table id="waiting" {
+                tr { th { "agent" } th { "state" } th { "since" } th { "what" } }
+                @for w in waiting {
+                    tr {
+                        td { b { (w.agent) } }
+                        td { span class=(agent_state_class(w.state)) { (w.state) } }
+                        td { (waited(now - w.since)) " " span.muted { "(" (time(w.since)) ")" } }
+                        td {
+                            @for p in &w.prompts { (p.summary) " " span.muted { "prompt " code { (p.id) } } br; }
+                            @if w.prompts.is_empty() { (w.detail.as_deref().unwrap_or("")) }
+                        }
+                    }
+                }
+            } }
+        }
+    }
+}
+
 /// Deliveries per minute as bars, newest on the right.
 fn chart(per_minute: &[(i64, u64)]) -> Markup {
     let max = per_minute.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
@@ -85,6 +123,9 @@ fn chart(per_minute: &[(i64, u64)]) -> Markup {
 }
 
 struct View {
+    now: i64,
+    waiting: Vec<Waiting>,
+    states: Vec<StateRow>,
     status: Status,
     agents: Vec<AgentView>,
     recent: Vec<RecentDelivery>,
@@ -126,12 +167,20 @@ fn body(http: &Http, v: &View) -> Markup {
                 }
                 " " (backup_line(http, v.backup.as_ref()))
             }
+            (waiting(v.now, &v.waiting))
             h2 { "Agents" }
             div.scroll { table id="agents" {
-                tr { th { "agent" } th { "role" } th { "last delivery" } th.n { "unacked" } th { "delivery" } }
+                tr { th { "agent" } th { "state" } th { "role" } th { "last delivery" } th.n { "unacked" } th { "delivery" } }
                 @for a in &v.agents {
+                    @let state = v.states.iter().find(|s| s.agent == a.id);
                     tr {
                         td { @if a.captain { "⭐ " } b { (a.id) } @if a.name != a.id { " " span.muted { (a.name) } } }
+                        td { @match state {
+                            Some(s) if s.state != AgentState::Unknown => {
+                                span class=(agent_state_class(s.state)) { (s.state) } " " span.muted { (waited(v.now - s.since)) }
+                            }
+                            _ => { span.pill { "unknown" } }
+                        } }
                         td { (a.role) }
                         td { span class=(state_class(a.last_state)) { (a.last_delivery().unwrap_or_else(|| "none yet".into())) }
                              @if let Some(at) = a.last_delivery_at { " " span.muted { (time(at)) } } }
@@ -188,6 +237,9 @@ fn body(http: &Http, v: &View) -> Markup {
 pub(crate) async fn index(State(http): State<Http>) -> Result<Response, Problem> {
     let app = &http.app;
     let view = View {
+        now: jiff::Timestamp::now().as_millisecond(),
+        waiting: app.waiting().await?,
+        states: app.agent_states().await?,
         status: app.status().await?,
         agents: app.agent_views().await?,
         recent: app.recent_deliveries(20).await?,

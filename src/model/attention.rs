@@ -295,6 +295,54 @@ pub struct Decided {
     pub reason: Option<String>,
 }
 
+/// Who a prompt's reminder pings on Discord: role and user ids (Discord
+/// takes at most 100 of each in `allowed_mentions`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mentions {
+    pub roles: Vec<u64>,
+    pub users: Vec<u64>,
+}
+
+impl Mentions {
+    /// Most ids of each kind one post may ping.
+    pub const MAX_EACH: usize = 100;
+
+    /// Nobody to ping.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.roles.is_empty() && self.users.is_empty()
+    }
+
+    /// The mentions as Discord writes them: `<@&ROLE> <@USER>`.
+    #[must_use]
+    pub fn markup(&self) -> String {
+        self.roles
+            .iter()
+            .map(|r| format!("<@&{r}>"))
+            .chain(self.users.iter().map(|u| format!("<@{u}>")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// A span of time for people: `42 s`, `5 min`, `2 h 5 min`, `3 d 4 h`.
+#[must_use]
+pub fn waited(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86_400 => match (s % 3600) / 60 {
+            0 => format!("{} h", s / 3600),
+            m => format!("{} h {m} min", s / 3600),
+        },
+        _ => match (s % 86_400) / 3600 {
+            0 => format!("{} d", s / 86_400),
+            h => format!("{} d {h} h", s / 86_400),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,5 +371,21 @@ mod tests {
         assert!("../x".parse::<PromptId>().is_err());
         assert!(AgentState::NeedsApproval.wants_a_person());
         assert!(!AgentState::Working.wants_a_person());
+    }
+
+    #[test]
+    fn mentions_and_waits_read_as_discord_and_people_write_them() {
+        let m = Mentions {
+            roles: vec![7],
+            users: vec![8, 9],
+        };
+        assert_eq!(m.markup(), "<@&7> <@8> <@9>");
+        assert!(!m.is_empty() && Mentions::default().is_empty());
+        assert_eq!(waited(-5), "0 s");
+        assert_eq!(waited(42_999), "42 s");
+        assert_eq!(waited(300_000), "5 min");
+        assert_eq!(waited(3_600_000), "1 h");
+        assert_eq!(waited(7_500_000), "2 h 5 min");
+        assert_eq!(waited(86_400_000 * 3 + 3_600_000 * 4), "3 d 4 h");
     }
 }

@@ -28,7 +28,9 @@ pub mod time;
 pub mod tmux;
 
 pub use agent::{Agent, AgentError, AgentId, MAX_AGENT_ID_LEN, Registry};
-pub use attention::{AgentState, Decided, Decision, Press, Prompt, PromptId, PromptSource};
+pub use attention::{
+    AgentState, Decided, Decision, Mentions, Press, Prompt, PromptId, PromptSource,
+};
 pub use audit::AuditOutcome;
 pub use delivery::{
     AttemptOutcome, DISCORD, DeliveryError, DeliveryState, Destination, FailureKind, MethodName,

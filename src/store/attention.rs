@@ -34,15 +34,15 @@ pub enum Decide {
     NotFound,
 }
 
-const PROMPT_COLUMNS: &str = "id, agent, source, tool, summary, detail, allow_session, session, \
-                              created_at, decision, decided_by, decided_at, reason, choices, \
-                              fingerprint, answered";
+pub(super) const PROMPT_COLUMNS: &str = "id, agent, source, tool, summary, detail, allow_session, \
+                                         session, created_at, decision, decided_by, decided_at, \
+                                         reason, choices, fingerprint, answered";
 
 fn corrupt(what: &str) -> impl Fn(String) -> StoreError + '_ {
     move |v| StoreError::Corrupt(format!("{what} {v:?}"))
 }
 
-fn prompt_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PromptRow> {
+pub(super) fn prompt_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PromptRow> {
     Ok(PromptRow {
         id: r.get(0)?,
         agent: r.get(1)?,
@@ -63,7 +63,7 @@ fn prompt_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PromptRow> {
     })
 }
 
-struct PromptRow {
+pub(super) struct PromptRow {
     id: String,
     agent: String,
     source: String,
@@ -83,7 +83,7 @@ struct PromptRow {
 }
 
 impl PromptRow {
-    fn into_prompt(self) -> Result<Prompt, StoreError> {
+    pub(super) fn into_prompt(self) -> Result<Prompt, StoreError> {
         let decided = match (self.decision, self.decided_at) {
             (Some(d), Some(at)) => Some(Decided {
                 decision: d

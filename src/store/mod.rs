@@ -8,7 +8,9 @@
 //! captain, audit log), [`discord`] (the outbox's receipts, threads and
 //! posts), [`devlogs`] (the devlog ledger), [`hooks`] (inbound webhooks'
 //! delivery ids and recent bodies), [`cluster`] (work handed between
-//! machines, and their heartbeats).
+//! machines, and their heartbeats), [`attention`] (agents' states, prompts
+//! and their decisions), [`waiting`] (a waiting prompt's one reminder, and
+//! prompts' times for the metrics).
 
 pub mod activity;
 pub mod attention;
@@ -20,6 +22,7 @@ pub mod queue;
 pub mod roles;
 mod sql;
 pub mod views;
+pub mod waiting;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -234,8 +237,9 @@ const MIGRATIONS: &[&str] = &[
     ",
     // 8: what agents are doing and what they ask of a person: each agent's
     // state and its transitions, the prompts (permissions, questions) with
-    // the one decision each gets, and when an agent took a delivered
-    // message (its own hook saw it in a prompt).
+    // the one decision each gets and the one reminder that pings people
+    // (the message, and whom it may ping), and when an agent took a
+    // delivered message (its own hook saw it in a prompt).
     r"
     CREATE TABLE agent_states (
         agent     TEXT PRIMARY KEY,
@@ -268,6 +272,8 @@ const MIGRATIONS: &[&str] = &[
         choices          TEXT NOT NULL DEFAULT '[]',
         mentioned_at     INTEGER,
         answered         TEXT,
+        mention_id       TEXT REFERENCES messages(id),
+        mention_to       TEXT,
         decision         TEXT,
         reason           TEXT,
         decided_by       TEXT,
@@ -276,6 +282,7 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX prompts_open ON prompts (decided_at, agent);
     CREATE INDEX prompts_post ON prompts (post_id);
+    CREATE INDEX prompts_mention ON prompts (mention_id);
     ALTER TABLE deliveries ADD COLUMN seen_at INTEGER;
     ",
 ];

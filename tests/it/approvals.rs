@@ -2,7 +2,9 @@
 //! runs `acp hook` with Claude Code's and Codex's documented JSON, the real
 //! bot posts the prompt with buttons to the stand-in Discord, people press
 //! them (as `MESSAGE_COMPONENT` interactions checked against Discord's
-//! OpenAPI description), and the hook prints what the store decided.
+//! OpenAPI description), and the hook prints what the store decided. A
+//! prompt left waiting pings the operators once; `/waiting`, the status
+//! page and the metrics show who waits.
 
 use std::io::Write as _;
 use std::process::{Child, Command, Stdio};
@@ -10,18 +12,28 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::discord::{Bot, OPERATOR, assert_ephemeral, dispatch, start};
+use crate::discord::{Bot, OPERATOR, assert_ephemeral, command, dispatch, start};
 use crate::outbox::{LIMIT, swarm, token_in_dotenv};
-use crate::standin::{CHANNEL_ID, GatewayCmd, Post, StandIn, button_press};
-use crate::support::{Root, stderr, stdout};
+use crate::sec_misc::assert_nobody_pinged_but;
+use crate::standin::{CHANNEL_ID, GatewayCmd, Post, Recorded, StandIn, button_press};
+use crate::support::{Root, stderr, stdout, wait_until};
+use crate::web::{address, parse_metrics, sample};
 
 /// A root whose prompts wait `timeout` seconds, with the bot running.
 fn approval_root(standin: &StandIn, timeout: u32) -> (Root, Bot) {
+    approval_root_with(standin, timeout, &[])
+}
+
+/// [`approval_root`], with these lines of the config replaced first.
+fn approval_root_with(standin: &StandIn, timeout: u32, edits: &[(&str, &str)]) -> (Root, Bot) {
     let root = Root::new(2);
     root.fast();
     token_in_dotenv(&root);
     swarm(&root);
     root.edit_config("timeout_secs = 600", &format!("timeout_secs = {timeout}"));
+    for (from, to) in edits {
+        root.edit_config(from, to);
+    }
     let bot = start(&root, standin);
     (root, bot)
 }
@@ -447,4 +459,249 @@ fn a_message_the_agent_takes_is_marked_seen_by_it() {
     let text = stdout(&root.run(&["inbox", "read", &by_id]));
     assert!(text.contains("seen by the agent at"), "{text}");
     assert_eq!(state_of(&root, "Agent-1"), "working");
+}
+
+/// Someone the reminders ping besides the operator role.
+const PINGED_USER: &str = "650000000000000009";
+
+/// Whether `r` posted in the swarm channel in reply to Discord message
+/// `post`.
+fn replies_to(r: &Recorded, post: u64) -> bool {
+    r.method == "POST"
+        && r.path == format!("/channels/{CHANNEL_ID}/messages")
+        && r.body["message_reference"]["message_id"]
+            .as_str()
+            .and_then(|id| id.parse::<u64>().ok())
+            == Some(post)
+}
+
+/// The requests that posted reminders of the prompt posted as `post`.
+fn reminders_of(standin: &StandIn, post: &Post) -> Vec<Recorded> {
+    standin
+        .requests()
+        .into_iter()
+        .filter(|r| replies_to(r, post.id))
+        .collect()
+}
+
+/// Waits for the reminder of the prompt posted as `post`.
+fn reminder(standin: &StandIn, post: &Post) -> Recorded {
+    standin.wait_for(0, LIMIT, |r| replies_to(r, post.id))
+}
+
+#[test]
+fn a_prompt_left_waiting_pings_the_operators_once_and_a_decided_one_pings_nobody() {
+    let standin = StandIn::start();
+    let (root, _bot) = approval_root_with(
+        &standin,
+        60,
+        &[
+            ("mention_after_secs = 300", "mention_after_secs = 4"),
+            (
+                "mention_users = []",
+                &format!("mention_users = [{PINGED_USER}]"),
+            ),
+        ],
+    );
+    // Answered well within the delay: never a reminder.
+    let answered = hook(&root, "Agent-2", &claude_request("git push --force", "s-c"));
+    let answered_post = prompt_post(&standin, "Bash: git push --force");
+    let out = root.run(&["deny", &prompt_id(&answered_post), "--reason", "not now"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(hook_answer(answered).is_some());
+
+    // Left waiting: one reminder, in reply to the prompt's post, that may
+    // ping exactly the operator role and the configured user.
+    let waiting = hook(&root, "Agent-1", &claude_request("rm -rf build", "s-a"));
+    let post = prompt_post(&standin, "Bash: rm -rf build");
+    let id = prompt_id(&post);
+    let first = reminder(&standin, &post);
+    assert_eq!(
+        first.body["allowed_mentions"],
+        json!({"parse": [], "roles": [OPERATOR], "users": [PINGED_USER]}),
+        "{}",
+        first.body
+    );
+    let content = first.body["content"].as_str().unwrap();
+    for want in [
+        format!("<@&{OPERATOR}>"),
+        format!("<@{PINGED_USER}>"),
+        "Agent-1 has waited".to_owned(),
+        "Bash: rm -rf build".to_owned(),
+        id.clone(),
+    ] {
+        assert!(content.contains(&want), "{want} not in {content}");
+    }
+    let landed = standin
+        .posts()
+        .into_iter()
+        .find(|p| p.reference == Some(post.id.to_string()))
+        .unwrap();
+    assert_eq!(landed.channel, CHANNEL_ID);
+
+    // A later prompt's reminder means the reminders went round again
+    // while the first still waited: it was not reminded twice.
+    let later = hook(&root, "Agent-2", &claude_request("make deploy", "s-b"));
+    let later_post = prompt_post(&standin, "Bash: make deploy");
+    reminder(&standin, &later_post);
+    assert_eq!(reminders_of(&standin, &post).len(), 1);
+    assert_eq!(reminders_of(&standin, &later_post).len(), 1);
+    assert!(reminders_of(&standin, &answered_post).is_empty());
+    assert!(
+        standin
+            .posts()
+            .iter()
+            .filter(|p| p.content.contains("has waited"))
+            .count()
+            == 2
+    );
+
+    // Deciding ends it; nothing else acp sent could ping anyone.
+    for (prompt, child) in [(&id, waiting), (&prompt_id(&later_post), later)] {
+        let out = root.run(&["approve", prompt]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(hook_answer(child).is_some());
+    }
+    let reply = command(
+        &standin,
+        410_000_000_000_000_001,
+        "waiting",
+        &json!([]),
+        &[],
+    );
+    assert_eq!(reply["data"]["content"], "✅ nobody is waiting", "{reply}");
+    let checked = assert_nobody_pinged_but(&standin, |r| {
+        replies_to(r, post.id) || replies_to(r, later_post.id)
+    });
+    // The three prompts' posts and /waiting's reply at least.
+    assert!(checked >= 4, "only {checked} messages were checked");
+    standin.assert_no_violations();
+}
+
+#[test]
+fn who_waits_shows_first_on_waiting_the_status_page_and_the_metrics() {
+    let standin = StandIn::start();
+    let (root, _bot) = approval_root_with(
+        &standin,
+        60,
+        &[("mention_after_secs = 300", "mention_after_secs = 0")],
+    );
+    let web = address(&root);
+    let client = reqwest::blocking::Client::builder()
+        .timeout(LIMIT)
+        .build()
+        .unwrap();
+    let get = |path: &str| {
+        client
+            .get(format!("{web}{path}"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+
+    // Agent-1 asks first; Agent-2 is done after it.
+    let waiting = hook(&root, "Agent-1", &claude_request("rm -rf build", "s-1"));
+    let post = prompt_post(&standin, "Bash: rm -rf build");
+    let id = prompt_id(&post);
+    let stop = json!({"session_id": "s-2", "hook_event_name": "Stop", "stop_hook_active": false, "last_assistant_message": "Released 2.1."});
+    hook_now(&root, "Agent-2", &stop);
+
+    // /waiting: both, the longest waiting first, with the prompt.
+    let reply = command(
+        &standin,
+        420_000_000_000_000_001,
+        "waiting",
+        &json!([]),
+        &[],
+    );
+    assert_eq!(reply["type"], 4, "{reply}");
+    let text = reply["data"]["content"].as_str().unwrap();
+    let (one, two) = (text.find("**Agent-1**"), text.find("**Agent-2**"));
+    assert!(one.is_some() && two.is_some() && one < two, "{text}");
+    for want in [
+        "2 waiting for a person",
+        "needs approval",
+        "Bash: rm -rf build",
+        id.as_str(),
+        "done",
+        "Released 2.1.",
+    ] {
+        assert!(text.contains(want), "{want} not in {text}");
+    }
+
+    // The page: who waits, above the rest; each agent's state in its row.
+    let page = get("/");
+    let (waits, agents) = (
+        page.find("id=\"waiting\"").expect("a waiting section"),
+        page.find("id=\"agents\"").unwrap(),
+    );
+    assert!(waits < agents, "{page}");
+    let section = &page[waits..agents];
+    for want in [
+        "<b>Agent-1</b>",
+        "needs_approval",
+        "Bash: rm -rf build",
+        id.as_str(),
+        "<b>Agent-2</b>",
+        "Released 2.1.",
+    ] {
+        assert!(section.contains(want), "{want} not in {section}");
+    }
+    assert!(
+        section.find("Agent-1") < section.find("Agent-2"),
+        "{section}"
+    );
+    let rows = &page[agents..];
+    let row = |agent: &str| {
+        let at = rows.find(&format!("<b>{agent}</b>")).unwrap();
+        rows[at..at + rows[at..].find("</tr>").unwrap()].to_owned()
+    };
+    assert!(row("Agent-1").contains("needs_approval"), "{rows}");
+    assert!(row("Agent-2").contains(">done<"), "{rows}");
+
+    // Metrics: raised, then decided, read from the store (the hook and
+    // acp approve are processes of their own).
+    let mut metrics = Vec::new();
+    wait_until(LIMIT, || {
+        metrics = parse_metrics(&get("/metrics"));
+        sample(&metrics, "acp_prompts_total", &[("outcome", "raised")]) == Some(1.0)
+    });
+    assert_eq!(
+        sample(&metrics, "acp_prompts_total", &[("outcome", "allow")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&metrics, "acp_prompt_answer_seconds_count", &[]),
+        Some(0.0)
+    );
+    let out = root.run(&["approve", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(hook_answer(waiting).is_some());
+    wait_until(LIMIT, || {
+        metrics = parse_metrics(&get("/metrics"));
+        sample(&metrics, "acp_prompts_total", &[("outcome", "allow")]) == Some(1.0)
+            && sample(&metrics, "acp_prompt_answer_seconds_count", &[]) == Some(1.0)
+    });
+    assert_eq!(
+        sample(&metrics, "acp_prompts_total", &[("outcome", "raised")]),
+        Some(1.0)
+    );
+    assert!(sample(&metrics, "acp_prompt_answer_seconds_sum", &[]).unwrap() > 0.0);
+
+    // Decided: Agent-1 no longer waits; Agent-2 still does.
+    let page = get("/");
+    let section = &page[page.find("id=\"waiting\"").unwrap()..page.find("id=\"agents\"").unwrap()];
+    assert!(
+        !section.contains("Agent-1") && section.contains("Agent-2"),
+        "{section}"
+    );
+    // With mention_after_secs = 0, nobody was pinged.
+    assert!(
+        !standin
+            .posts()
+            .iter()
+            .any(|p| p.content.contains("has waited"))
+    );
+    standin.assert_no_violations();
 }

@@ -176,6 +176,7 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
         .collect();
     for name in [
         "status",
+        "waiting",
         "agents",
         "message",
         "broadcast",

@@ -460,6 +460,8 @@ fn metrics_parse_with_prometheus_client_and_follow_the_traffic() {
         "acp_backup_size_bytes",
         "acp_backup_duration_seconds",
         "acp_devlog_posts_total",
+        "acp_prompts_total",
+        "acp_prompt_answer_seconds_count",
         "process_resident_memory_bytes",
         "process_cpu_seconds_total",
         "acp_uptime_seconds",
@@ -470,6 +472,21 @@ fn metrics_parse_with_prometheus_client_and_follow_the_traffic() {
         );
     }
     assert!(sample(&before, "process_resident_memory_bytes", &[]).unwrap() > 1e6);
+    // Prompts' outcomes start at zero, each of them.
+    for outcome in [
+        "raised",
+        "allow",
+        "allow_session",
+        "deny",
+        "at_terminal",
+        "expired",
+    ] {
+        assert_eq!(
+            sample(&before, "acp_prompts_total", &[("outcome", outcome)]),
+            Some(0.0),
+            "{outcome}"
+        );
+    }
     // acp run takes its first scheduled backup at start: seen by the
     // metrics through its event.
     let mut backed = Vec::new();
@@ -650,6 +667,8 @@ fn the_status_page_renders_in_chromium_with_and_without_javascript() {
     for want in [
         "acp status",
         "Discord: not configured",
+        "Waiting for a person (0)",
+        "Nobody is waiting.",
         "within the RPO",
         "Agent-1",
         "Agent-2",

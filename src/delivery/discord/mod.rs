@@ -142,6 +142,28 @@ impl DiscordMethod {
         }
     }
 
+    /// Whom a post may ping: nobody, except a waiting prompt's reminder,
+    /// which may ping exactly the roles and users the store recorded with
+    /// it. Agents' text (an answer, a devlog) can hold `@everyone` or
+    /// `<@id>`, and a prompt-injected agent must not page people.
+    fn allowed_mentions(
+        &self,
+        message: &UnifiedMessage,
+    ) -> Result<serde_json::Value, DeliveryError> {
+        let to = self
+            .store
+            .mentions_of(message.id)
+            .map_err(|e| Self::store_err(&e))?;
+        Ok(match to {
+            Some(to) => serde_json::json!({
+                "parse": [],
+                "roles": to.roles.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "users": to.users.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }),
+            None => serde_json::json!({"parse": []}),
+        })
+    }
+
     fn store_err(e: &crate::store::StoreError) -> DeliveryError {
         DeliveryError::transient(format!("cannot read the outbox's records: {e}"))
     }
@@ -287,7 +309,7 @@ impl DiscordMethod {
         // description types it.
         let mut body = serde_json::json!({
             "content": content,
-            "allowed_mentions": {"parse": []},
+            "allowed_mentions": self.allowed_mentions(message)?,
         });
         if !attached.is_empty() {
             body["attachments"] = attached
