@@ -5,6 +5,7 @@
 //! the terminal, and a person's decision is given as the dialog's own key,
 //! only while the pane still shows that same dialog.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,9 @@ use super::{App, AppError, blocking};
 use crate::model::pane::{Meaning, Screen};
 use crate::model::tmux::TmuxSettings;
 use crate::model::{AgentId, AgentState, Decision, FailureKind, Prompt, PromptSource};
+
+/// How soon a dialog seen once is looked at again, to be sure it is drawn.
+const CONFIRM: Duration = Duration::from_millis(50);
 
 /// What one probe of one pane found.
 enum Seen {
@@ -72,23 +76,46 @@ fn key_for(
 }
 
 impl App {
+    /// Whether `agent` runs on this machine (its node, or the hub by
+    /// default; every agent without a swarm).
+    fn is_local(&self, agent: &crate::model::Agent) -> bool {
+        match (&self.config.cluster, &agent.node) {
+            (Some(c), Some(node)) => &c.node == node,
+            (Some(c), None) => c.node == c.hub,
+            (None, _) => true,
+        }
+    }
+
     /// This machine's tmux agents.
     fn local_tmux_agents(&self) -> Vec<(AgentId, TmuxSettings)> {
-        let here = self
-            .config
-            .cluster
-            .as_ref()
-            .map(|c| (c.node.clone(), c.hub.clone()));
         self.registry
             .all()
             .iter()
-            .filter(|a| match (&here, &a.node) {
-                (Some((me, _)), Some(node)) => me == node,
-                (Some((me, hub)), None) => me == hub,
-                (None, _) => true,
-            })
+            .filter(|a| self.is_local(a))
             .filter_map(|a| a.tmux.clone().map(|t| (a.id.clone(), t)))
             .collect()
+    }
+
+    /// What a pane's screen shows of its agent, recorded ("done" stays
+    /// until the agent works again; a screen the profile cannot read says
+    /// nothing).
+    async fn record_pane_state(
+        &self,
+        agent: &AgentId,
+        screen: &Screen,
+        now: Option<AgentState>,
+    ) -> Result<(), AppError> {
+        let state = screen.state();
+        let keep = now == Some(AgentState::Done) && state == AgentState::Idle;
+        if state != AgentState::Unknown && !keep {
+            let detail = match screen {
+                Screen::Question { text, .. } => Some(text.clone()),
+                _ => None,
+            };
+            self.record_state(agent, state, "pane", detail.as_deref())
+                .await?;
+        }
+        Ok(())
     }
 
     /// A dialog on the pane: raised as a prompt unless it is already, or
@@ -120,10 +147,18 @@ impl App {
     }
 
     /// One probe of every local tmux agent's pane.
-    async fn probe_panes(&self) -> Result<(), AppError> {
+    ///
+    /// `last` holds each agent's dialog fingerprint from the probe before:
+    /// a screen is caught mid-redraw now and then, so a dialog is raised
+    /// only once two probes in a row show it the same, and a prompt is
+    /// taken as answered at the terminal only once two probes in a row
+    /// show it gone.
+    /// Returns whether a dialog was seen only once yet (look again soon).
+    async fn probe_panes(&self, last: &mut HashMap<AgentId, String>) -> Result<bool, AppError> {
+        let mut unsettled = false;
         let agents = self.local_tmux_agents();
         if agents.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let looked = tokio::task::spawn_blocking(move || {
             agents
@@ -149,11 +184,20 @@ impl App {
                 Seen::Shows(Screen::Dialog { fingerprint, .. }) => Some(fingerprint.clone()),
                 _ => None,
             };
+            if matches!(seen, Seen::Unreadable) {
+                continue;
+            }
+            let before = match &fingerprint {
+                Some(f) => last.insert(agent.clone(), f.clone()),
+                None => last.remove(&agent),
+            };
+            let steady = fingerprint.is_some() && before == fingerprint;
+            unsettled |= fingerprint.is_some() && !steady;
             // A pane dialog that is no longer on screen, unanswered here,
             // was answered at the terminal.
-            if !matches!(seen, Seen::Unreadable) {
+            {
                 for p in &pane_prompts {
-                    if p.fingerprint != fingerprint {
+                    if p.fingerprint != fingerprint && p.fingerprint != before {
                         self.decide(p.id, Decision::AtTerminal, "terminal", None)
                             .await?;
                     }
@@ -182,24 +226,16 @@ impl App {
                         choices,
                         fingerprint: Some(fingerprint),
                     };
-                    self.raise_pane_prompt(ask, &mine).await?;
+                    if steady {
+                        self.raise_pane_prompt(ask, &mine).await?;
+                    }
                 }
                 Seen::Shows(screen) => {
-                    let state = screen.state();
                     let now = states
                         .iter()
                         .find(|s| s.agent == agent.as_str())
                         .map(|s| s.state);
-                    // "done" stays until the agent works again.
-                    let keep = now == Some(AgentState::Done) && state == AgentState::Idle;
-                    if state != AgentState::Unknown && !keep {
-                        let detail = match &screen {
-                            Screen::Question { text, .. } => Some(text.clone()),
-                            _ => None,
-                        };
-                        self.record_state(&agent, state, "pane", detail.as_deref())
-                            .await?;
-                    }
+                    self.record_pane_state(&agent, &screen, now).await?;
                 }
             }
         }
@@ -211,7 +247,8 @@ impl App {
                 self.decide(p.id, Decision::Expired, "acp", None).await?;
             }
         }
-        self.answer_panes().await
+        self.answer_panes().await?;
+        Ok(unsettled)
     }
 
     /// Gives each decided pane prompt its answer: the dialog's key, only
@@ -269,26 +306,13 @@ impl App {
 
     /// This machine's keyboard-and-mouse agents (not in tmux).
     fn local_gui_agents(&self) -> Vec<AgentId> {
-        let tmux: Vec<AgentId> = self
-            .local_tmux_agents()
-            .into_iter()
-            .map(|(a, _)| a)
-            .collect();
-        let here = self
-            .config
-            .cluster
-            .as_ref()
-            .map(|c| (c.node.clone(), c.hub.clone()));
         self.registry
             .all()
             .iter()
-            .filter(|a| match (&here, &a.node) {
-                (Some((me, _)), Some(node)) => me == node,
-                (Some((me, hub)), None) => me == hub,
-                (None, _) => true,
-            })
             .filter(|a| {
-                a.delivery.contains(&crate::model::MethodName::Gui) && !tmux.contains(&a.id)
+                self.is_local(a)
+                    && a.tmux.is_none()
+                    && a.delivery.contains(&crate::model::MethodName::Gui)
             })
             .map(|a| a.id.clone())
             .collect()
@@ -353,20 +377,27 @@ impl App {
             return;
         }
         let mut events = self.events.subscribe();
+        let mut last = HashMap::new();
         let every: Duration = self.config.approval.pane_probe;
         tracing::info!(
             every_ms = every.as_millis(),
             "watching the tmux agents' panes"
         );
         loop {
-            if let Err(e) = self.probe_panes().await {
-                tracing::warn!(error = %e, "a pane probe failed; trying again");
-            }
+            let unsettled = match self.probe_panes(&mut last).await {
+                Ok(unsettled) => unsettled,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a pane probe failed; trying again");
+                    false
+                }
+            };
             if let Err(e) = self.probe_windows().await {
                 tracing::warn!(error = %e, "a window probe failed; trying again");
             }
-            // The next probe: after `every`, or at once on a decision.
-            let next = tokio::time::Instant::now() + every;
+            // The next probe: after `every` (soon, to confirm a dialog seen
+            // once), or at once on a decision.
+            let next =
+                tokio::time::Instant::now() + if unsettled { CONFIRM.min(every) } else { every };
             loop {
                 tokio::select! {
                     () = cancel.cancelled() => return,

@@ -51,6 +51,11 @@ fn claude_request(command: &str, session: &str) -> Value {
 
 /// `acp hook` as the agent runs it: the event on standard input.
 fn hook(root: &Root, agent: &str, event: &Value) -> Child {
+    hook_bytes(root, agent, event.to_string().as_bytes())
+}
+
+/// `acp hook` given `input` as it is.
+fn hook_bytes(root: &Root, agent: &str, input: &[u8]) -> Child {
     let mut child = root
         .acp()
         .env("ACP_AGENT", agent)
@@ -60,12 +65,7 @@ fn hook(root: &Root, agent: &str, event: &Value) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(event.to_string().as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
     child
 }
 
@@ -368,21 +368,7 @@ fn bad_hook_input_is_refused_and_prints_nothing() {
         ("not json", "not a JSON object"),
         ("{\"no\": \"event\"}", "no hook_event_name"),
     ] {
-        let mut child = root
-            .acp()
-            .env("ACP_AGENT", "Agent-1")
-            .arg("hook")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        let child = hook_bytes(&root, "Agent-1", input.as_bytes());
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         assert!(stderr(&out).contains(says), "{}", stderr(&out));

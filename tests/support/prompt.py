@@ -60,17 +60,20 @@ def dialog_text():
 
 
 def draw_dialog(command):
-    show("\x1b[2J\x1b[H")
-    show("╭──────────────────────────────────────────────╮\r\n")
-    show("│ Bash command                                 │\r\n")
-    show("│   " + command + "\r\n")
-    show("│   Run the command                            │\r\n")
-    show("│                                              │\r\n")
-    show("│ Do you want to proceed?                      │\r\n")
-    show("│ ❯ 1. Yes                                     │\r\n")
-    show("│   2. Yes, and don't ask again for this session│\r\n")
-    show("│   3. No, and tell Claude what to do differently (esc)\r\n")
-    show("╰──────────────────────────────────────────────╯\r\n")
+    # One write, as a terminal UI draws a frame.
+    show(
+        "\x1b[2J\x1b[H"
+        "╭──────────────────────────────────────────────╮\r\n"
+        "│ Bash command                                 │\r\n"
+        "│   " + command + "\r\n"
+        "│   Run the command                            │\r\n"
+        "│                                              │\r\n"
+        "│ Do you want to proceed?                      │\r\n"
+        "│ ❯ 1. Yes                                     │\r\n"
+        "│   2. Yes, and don't ask again for this session│\r\n"
+        "│   3. No, and tell Claude what to do differently (esc)\r\n"
+        "╰──────────────────────────────────────────────╯\r\n"
+    )
 
 
 def prompt_line(buf):
