@@ -225,7 +225,7 @@ impl App {
         let store = Arc::clone(&self.store);
         blocking(move || store.prompt(id))
             .await?
-            .ok_or_else(|| Refused(format!("no prompt {id}: `acp prompts` lists them")).into())
+            .ok_or(AppError::NoPrompt(id))
     }
 
     /// The prompt a Discord post carries, if any.
@@ -294,9 +294,7 @@ impl App {
         let action = format!("prompt {}", decision.as_str());
         let target = id.to_string();
         match &result {
-            Decide::NotFound => {
-                return Err(Refused(format!("no prompt {id}: `acp prompts` lists them")).into());
-            }
+            Decide::NotFound => return Err(AppError::NoPrompt(id)),
             Decide::Won(kept) => {
                 self.audit(
                     by,
@@ -342,7 +340,7 @@ impl App {
             if tokio::time::Instant::now() >= deadline {
                 return match self.decide(id, Decision::Expired, "acp", None).await? {
                     Decide::Won(d) | Decide::Already(d) => Ok(d),
-                    Decide::NotFound => Err(Refused(format!("no prompt {id}")).into()),
+                    Decide::NotFound => Err(AppError::NoPrompt(id)),
                 };
             }
             tokio::time::sleep(DECISION_POLL).await;

@@ -101,6 +101,8 @@ pub enum AppError {
          messages"
     )]
     NotYoursToAnswer { id: MessageId, caller: AgentId },
+    #[error("no prompt {0}: `acp prompts` lists the prompts waiting")]
+    NoPrompt(crate::model::PromptId),
     #[error(transparent)]
     Refused(#[from] Refused),
     #[error("the MCP connection failed: {0}")]

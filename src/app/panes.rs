@@ -20,6 +20,15 @@ use crate::model::{AgentId, AgentState, Decision, FailureKind, Prompt, PromptSou
 /// How soon a dialog seen once is looked at again, to be sure it is drawn.
 const CONFIRM: Duration = Duration::from_millis(50);
 
+/// What the watcher remembers between probes, per agent: the dialog the
+/// probe before saw, and the dialog it last raised a prompt for while it
+/// stays on screen.
+#[derive(Default)]
+struct Memory {
+    last: HashMap<AgentId, String>,
+    raised: HashMap<AgentId, String>,
+}
+
 /// What one probe of one pane found.
 enum Seen {
     /// The agent program is gone (a shell, or no pane), and why.
@@ -154,7 +163,7 @@ impl App {
     /// taken as answered at the terminal only once two probes in a row
     /// show it gone.
     /// Returns whether a dialog was seen only once yet (look again soon).
-    async fn probe_panes(&self, last: &mut HashMap<AgentId, String>) -> Result<bool, AppError> {
+    async fn probe_panes(&self, memory: &mut Memory) -> Result<bool, AppError> {
         let mut unsettled = false;
         let agents = self.local_tmux_agents();
         if agents.is_empty() {
@@ -188,9 +197,14 @@ impl App {
                 continue;
             }
             let before = match &fingerprint {
-                Some(f) => last.insert(agent.clone(), f.clone()),
-                None => last.remove(&agent),
+                Some(f) => memory.last.insert(agent.clone(), f.clone()),
+                None => memory.last.remove(&agent),
             };
+            // The dialog last raised, while it is still on screen (an
+            // answered dialog stays a moment after its key).
+            if memory.raised.get(&agent) != fingerprint.as_ref() {
+                memory.raised.remove(&agent);
+            }
             let steady = fingerprint.is_some() && before == fingerprint;
             unsettled |= fingerprint.is_some() && !steady;
             // A pane dialog that is no longer on screen, unanswered here,
@@ -226,7 +240,10 @@ impl App {
                         choices,
                         fingerprint: Some(fingerprint),
                     };
-                    if steady {
+                    if steady && !memory.raised.contains_key(&agent) {
+                        memory
+                            .raised
+                            .insert(agent.clone(), ask.fingerprint.clone().unwrap_or_default());
                         self.raise_pane_prompt(ask, &mine).await?;
                     }
                 }
@@ -377,14 +394,14 @@ impl App {
             return;
         }
         let mut events = self.events.subscribe();
-        let mut last = HashMap::new();
+        let mut memory = Memory::default();
         let every: Duration = self.config.approval.pane_probe;
         tracing::info!(
             every_ms = every.as_millis(),
             "watching the tmux agents' panes"
         );
         loop {
-            let unsettled = match self.probe_panes(&mut last).await {
+            let unsettled = match self.probe_panes(&mut memory).await {
                 Ok(unsettled) => unsettled,
                 Err(e) => {
                     tracing::warn!(error = %e, "a pane probe failed; trying again");

@@ -278,6 +278,82 @@ pub(crate) async fn ack(
     Ok(axum::Json(json!({ "agent": agent, "ack": result })).into_response())
 }
 
+/// What `POST /prompts/{id}/decision` takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DecisionBody {
+    /// `allow`, `allow_session` or `deny`.
+    decision: String,
+    /// A deny's reason, told to the agent.
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `GET /prompts`: the prompts waiting for a person and every agent's
+/// state (a token bound to an agent: its own only).
+pub(crate) async fn prompts(
+    State(http): State<Http>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, Problem> {
+    let mut prompts = http.app.open_prompts().await?;
+    let mut agents = http.app.agent_states().await?;
+    if let Some(me) = caller.agent() {
+        prompts.retain(|p| p.agent == *me);
+        agents.retain(|a| a.agent == me.as_str());
+    }
+    Ok(axum::Json(json!({ "prompts": prompts, "agents": agents })).into_response())
+}
+
+/// `POST /prompts/{id}/decision`: decides a prompt as a person would
+/// (audited as the token); 409 when someone decided first, saying who.
+pub(crate) async fn decide(
+    State(http): State<Http>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Body(b): Body<DecisionBody>,
+) -> Result<Response, Problem> {
+    use crate::model::Decision;
+    if let Some(agent) = caller.agent() {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the token {} is bound to {agent}: prompts are answered by a person, not with an \
+                 agent's token. Use a token not bound to an agent, with the send scope",
+                caller.name()
+            ),
+        ));
+    }
+    let id: crate::model::PromptId = id.parse().map_err(bad)?;
+    let decision = match b.decision.as_str() {
+        "allow" => Decision::Allow,
+        "allow_session" => Decision::AllowSession,
+        "deny" => Decision::Deny,
+        other => {
+            return Err(bad(format!(
+                "decision {other:?}: use allow, allow_session or deny"
+            )));
+        }
+    };
+    match http
+        .app
+        .decide(id, decision, &caller.actor(), b.reason.as_deref())
+        .await?
+    {
+        crate::app::Decide::Won(kept) => {
+            Ok(axum::Json(json!({ "prompt": id, "decided": kept })).into_response())
+        }
+        crate::app::Decide::Already(kept) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            format!(
+                "prompt {id} was already {} by {}: this decision was not used",
+                kept.decision.said(),
+                kept.by
+            ),
+        )),
+        crate::app::Decide::NotFound => Err(crate::app::AppError::NoPrompt(id).into()),
+    }
+}
+
 /// `GET /status`.
 pub(crate) async fn status(State(http): State<Http>) -> Result<Response, Problem> {
     let status = http.app.status().await?;

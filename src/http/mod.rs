@@ -188,6 +188,8 @@ fn router(state: Http) -> Router {
         .route("/roles/{agent}", put(api::set_role))
         .route("/captain", put(api::set_captain))
         .route("/audit", get(api::audit))
+        .route("/prompts", get(api::prompts))
+        .route("/prompts/{id}/decision", post(api::decide))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authorize,

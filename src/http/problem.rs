@@ -52,6 +52,7 @@ impl From<AppError> for Problem {
     fn from(e: AppError) -> Self {
         let status = match &e {
             AppError::NotFound(_)
+            | AppError::NoPrompt(_)
             | AppError::Agent(AgentError::Unknown { .. })
             | AppError::NotRecipient { .. } => StatusCode::NOT_FOUND,
             AppError::NotYours { .. } | AppError::NotYoursToAnswer { .. } => StatusCode::FORBIDDEN,

@@ -691,3 +691,68 @@ fn who_waits_shows_first_on_waiting_the_status_page_and_the_metrics() {
     );
     standin.assert_no_violations();
 }
+
+#[test]
+fn the_api_decides_like_any_door_and_a_second_answer_is_a_conflict() {
+    use crate::web::{CI_TOKEN, Spec, TOKEN, serve};
+    let root = Root::new(2);
+    root.fast();
+    root.edit_config("timeout_secs = 600", "timeout_secs = 60");
+    let web = serve(&root, "");
+    let spec = Spec::of(&web);
+    let waiting = hook(&root, "Agent-1", &claude_request("terraform apply", "s-9"));
+    let mut listed = Value::Null;
+    crate::support::wait_until(LIMIT, || {
+        let (code, v) = web.get("/api/v1/prompts");
+        listed = v;
+        code == 200 && listed["prompts"].as_array().is_some_and(|p| !p.is_empty())
+    });
+    spec.check("get", "/prompts", 200, &listed);
+    let id = listed["prompts"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(listed["prompts"][0]["summary"], "Bash: terraform apply");
+    let path = format!("/api/v1/prompts/{id}/decision");
+    // Bad input: said, nothing decided.
+    let (code, v) = web.call_as(
+        CI_TOKEN,
+        reqwest::Method::POST,
+        &path,
+        Some(&json!({"decision": "maybe"})),
+    );
+    assert_eq!(code, 400, "{v}");
+    spec.check("post", "/prompts/{id}/decision", 400, &v);
+    // The ci token (send) decides; the admin's later answer is a conflict.
+    let (code, v) = web.call_as(
+        CI_TOKEN,
+        reqwest::Method::POST,
+        &path,
+        Some(&json!({"decision": "deny", "reason": "plan it first"})),
+    );
+    assert_eq!(code, 200, "{v}");
+    spec.check("post", "/prompts/{id}/decision", 200, &v);
+    assert_eq!(v["decided"]["by"], "http:ci");
+    let (code, v) = web.call_as(
+        TOKEN,
+        reqwest::Method::POST,
+        &path,
+        Some(&json!({"decision": "allow"})),
+    );
+    assert_eq!(code, 409, "{v}");
+    spec.check("post", "/prompts/{id}/decision", 409, &v);
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already denied by http:ci"),
+        "{v}"
+    );
+    let printed = hook_answer(waiting).unwrap();
+    assert_eq!(
+        printed["hookSpecificOutput"]["decision"]["message"],
+        "plan it first"
+    );
+    let (code, v) = web.post(
+        "/api/v1/prompts/01JDQ3Z5X8J6Y4F2K9M0N1P2QR/decision",
+        &json!({"decision": "allow"}),
+    );
+    assert_eq!(code, 404, "{v}");
+}

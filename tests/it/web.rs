@@ -18,7 +18,7 @@ use crate::support::{Root, Service, count, status, wait_until};
 
 /// The main token: `api`, with every scope.
 pub(crate) const TOKEN: &str = "test-token-0123456789abcdef";
-const CI_TOKEN: &str = "ci-token-0123456789abcdef";
+pub(crate) const CI_TOKEN: &str = "ci-token-0123456789abcdef";
 pub(crate) const LIMIT: Duration = Duration::from_secs(30);
 
 /// A running `acp run` with its HTTP address.

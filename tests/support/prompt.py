@@ -101,8 +101,10 @@ while True:
                 break
             text = chunk.decode("utf-8", "replace")
             if text in ("1", "2", "3", "\x1b"):
-                record_json({"dialog_key": "esc" if text == "\x1b" else text, "dialog": shown_dialog})
+                # Gone before it is told, so a new dialog asked for after
+                # the record is not removed with this one.
                 os.remove(dialog_flag)
+                record_json({"dialog_key": "esc" if text == "\x1b" else text, "dialog": shown_dialog})
             else:
                 record_json({"typed_into_dialog": text})
         continue
