@@ -138,6 +138,7 @@ impl App {
         .map_err(|_| AppError::Store(crate::store::StoreError::Interrupted))?;
         let open = self.open_prompts().await?;
         let states = self.agent_states().await?;
+        let here: Vec<AgentId> = looked.iter().map(|(id, ..)| id.clone()).collect();
         for (agent, _s, seen) in looked {
             let mine: Vec<&Prompt> = open.iter().filter(|p| p.agent == agent).collect();
             let pane_prompts: Vec<&Prompt> = mine
@@ -203,10 +204,14 @@ impl App {
                 }
             }
         }
-        // Pane prompts left too long end unanswered, like a hook's.
+        // Pane prompts left too long end unanswered, like a hook's (this
+        // machine's: another machine's pane times out there).
         let limit = i64::try_from(self.config.approval.timeout.as_millis()).unwrap_or(i64::MAX);
         let now = crate::store::now_ms();
-        for p in open.iter().filter(|p| p.source == PromptSource::Pane) {
+        for p in open
+            .iter()
+            .filter(|p| p.source == PromptSource::Pane && here.contains(&p.agent))
+        {
             if now - p.created_at > limit {
                 self.decide(p.id, Decision::Expired, "acp", None).await?;
             }
