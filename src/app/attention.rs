@@ -61,7 +61,11 @@ pub(super) const STATE_DETAIL_MAX: usize = 1500;
 
 /// What tells a person of a move into `state`, for the states that want
 /// one.
-pub(super) fn state_body(state: AgentState, evidence: &str, detail: Option<&str>) -> Option<String> {
+pub(super) fn state_body(
+    state: AgentState,
+    evidence: &str,
+    detail: Option<&str>,
+) -> Option<String> {
     match state {
         AgentState::Done => Some(match detail {
             Some(words) if !words.is_empty() => format!("✅ done:\n>>> {words}"),
@@ -138,11 +142,7 @@ impl App {
 
     /// The message that tells the people on Discord, when Discord is set
     /// up to hear it: from the agent, into its thread or the swarm channel.
-    pub(super) async fn attention_post(
-        &self,
-        agent: &AgentId,
-        body: String,
-    ) -> Option<Submission> {
+    pub(super) async fn attention_post(&self, agent: &AgentId, body: String) -> Option<Submission> {
         let message = Draft {
             from: agent.to_string(),
             to: Recipient::Discord,

@@ -139,7 +139,7 @@ impl App {
         let post = self
             .attention_post(&prompt.agent, prompt_body(&prompt))
             .await;
-        let note = prompt.decided.as_ref().map_or_else(String::new, |d| {
+        let instead = prompt.decided.as_ref().map_or_else(String::new, |d| {
             format!(
                 "⚠️ the agent got another answer on {node} first: {} by `{}`",
                 d.decision.said(),
@@ -152,10 +152,9 @@ impl App {
             post.clone(),
             node.to_string(),
         );
-        let taken = blocking(move || {
-            store.take_remote_prompt(&at, &p, post_owned.as_ref(), &note, now)
-        })
-        .await?;
+        let taken =
+            blocking(move || store.take_remote_prompt(&at, &p, post_owned.as_ref(), &instead, now))
+                .await?;
         let RemoteTaken::Taken { new, answer } = taken else {
             return Err(Refused(format!(
                 "its id ({}) names another prompt the hub holds",

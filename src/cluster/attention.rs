@@ -121,7 +121,9 @@ pub(crate) async fn report(link: &Link, parts: &NodeParts, cancel: &Cancellation
                 }
             }
             Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "cannot read agents' states and prompts owed to the hub"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read agents' states and prompts owed to the hub");
+            }
         }
         tokio::select! {
             () = cancel.cancelled() => return,
@@ -258,7 +260,9 @@ pub(crate) async fn send_decisions(link: &Link, parts: &HubParts, cancel: &Cance
                 }
             }
             Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "cannot read the decisions owed to nodes"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the decisions owed to nodes");
+            }
         }
         tokio::select! {
             () = cancel.cancelled() => return,

@@ -110,6 +110,131 @@ fn limit_of(limit: usize) -> i64 {
 /// A transition row: id, agent, state, at, evidence, detail.
 type TransitionRow = (i64, String, String, i64, String, Option<String>);
 
+/// Stores a new prompt from `node`, its post, and its agent's move to
+/// `needs_approval`.
+fn insert_remote(
+    tx: &rusqlite::Transaction<'_>,
+    node: &str,
+    prompt: &Prompt,
+    post: Option<&Submission>,
+    now: i64,
+) -> Result<(), StoreError> {
+    if let Some(post) = post {
+        insert_submissions(tx, &[post])?;
+    }
+    tx.execute(
+        "INSERT INTO prompts (id, agent, source, tool, summary, detail, allow_session, session, \
+         created_at, post_id, choices, fingerprint, node) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
+         ?9, ?10, ?11, ?12, ?13)",
+        params![
+            prompt.id.to_string(),
+            prompt.agent.as_str(),
+            prompt.source.as_str(),
+            prompt.tool,
+            prompt.summary,
+            prompt.detail,
+            prompt.allow_session,
+            prompt.session,
+            prompt.created_at,
+            post.map(|p| p.message.id.to_string()),
+            serde_json::to_string(&prompt.choices).unwrap_or_else(|_| "[]".into()),
+            prompt.fingerprint,
+            node,
+        ],
+    )?;
+    // A new prompt is news even if the agent already waits on one.
+    tx.execute(
+        "DELETE FROM agent_states WHERE agent = ?1",
+        params![prompt.agent.as_str()],
+    )?;
+    transition(
+        tx,
+        prompt.agent.as_str(),
+        AgentState::NeedsApproval,
+        &format!("{node} {}:prompt", prompt.source.as_str()),
+        Some(&prompt.summary),
+        now,
+    )?;
+    Ok(())
+}
+
+/// The node's decision on a prompt the hub holds: recorded (as the
+/// node's) if the hub has none; else the hub keeps its own, and notes
+/// `instead` when the node's differs.
+fn answer_remote(
+    tx: &rusqlite::Transaction<'_>,
+    node: &str,
+    prompt: &Prompt,
+    reported: &Decided,
+    instead: &str,
+    now: i64,
+) -> Result<RemoteAnswer, StoreError> {
+    let id = prompt.id.to_string();
+    let agent = prompt.agent.as_str();
+    let recorded = Decided {
+        by: format!("{node}:{}", reported.by),
+        ..reported.clone()
+    };
+    let changed = tx.execute(
+        "UPDATE prompts SET decision = ?2, decided_by = ?3, decided_at = ?4, reason = ?5, answered \
+         = ?6, decision_sent_at = ?7 WHERE id = ?1 AND decided_at IS NULL",
+        params![
+            id,
+            recorded.decision.as_str(),
+            recorded.by,
+            recorded.at,
+            recorded.reason,
+            prompt.answered,
+            now
+        ],
+    )?;
+    let evidence = format!("{node} decision");
+    let said = Some(reported.decision.said());
+    if changed == 1 {
+        transition(tx, agent, after(reported.decision), &evidence, said, now)?;
+        return Ok(RemoteAnswer::Recorded(recorded));
+    }
+    let kept: Decided = tx.query_row(
+        "SELECT decision, decided_by, decided_at, reason FROM prompts WHERE id = ?1",
+        params![id],
+        |r| {
+            let decision: String = r.get(0)?;
+            Ok(Decided {
+                decision: decision.parse().unwrap_or(Decision::Expired),
+                by: r.get(1)?,
+                at: r.get(2)?,
+                reason: r.get(3)?,
+            })
+        },
+    )?;
+    let hubs_own =
+        kept.decision == reported.decision && kept.by == reported.by && kept.at == reported.at;
+    if hubs_own || kept == recorded {
+        // The hub's own decision came back with what was done at the
+        // pane: the post can say it now.
+        if let Some(answered) = &prompt.answered {
+            tx.execute(
+                "UPDATE prompts SET answered = ?2 WHERE id = ?1 AND answered IS NULL",
+                params![id, answered],
+            )?;
+        }
+        return Ok(RemoteAnswer::Same);
+    }
+    let noted = tx.execute(
+        "UPDATE prompts SET answered = ?2, post_updated_at = NULL WHERE id = ?1 AND answered IS \
+         NULL",
+        params![id, instead],
+    )?;
+    if noted == 1 {
+        transition(tx, agent, after(reported.decision), &evidence, said, now)?;
+    }
+    Ok(RemoteAnswer::Differs(kept))
+}
+
+/// A decision owed to a node: its node, prompt, agent, decision, by, at,
+/// reason.
+type DecisionRow = (String, String, String, String, String, i64, Option<String>);
+
 impl Store {
     /// On a node: what the hub has not been told yet about `agents` (this
     /// machine's), oldest first, at most `limit` of each kind.
@@ -189,8 +314,8 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         self.write(|tx| {
-            let mut state = tx
-                .prepare_cached("UPDATE agent_transitions SET reported_at = ?2 WHERE id = ?1")?;
+            let mut state =
+                tx.prepare_cached("UPDATE agent_transitions SET reported_at = ?2 WHERE id = ?1")?;
             for id in states {
                 state.execute(params![id, now])?;
             }
@@ -251,8 +376,8 @@ impl Store {
     /// On the hub: takes a prompt `node` sent, under its own id, with its
     /// post (stored only the first time), in one transaction. If it comes
     /// with the node's decision, the hub records it unless it decided
-    /// first; then it keeps its own and `note` (what the agent got
-    /// instead) goes on the post, which is edited again.
+    /// first; then it keeps its own and `instead` (what the agent got)
+    /// goes on the post, which is edited again.
     ///
     /// # Errors
     /// [`StoreError`]; nothing is stored then.
@@ -261,128 +386,28 @@ impl Store {
         node: &str,
         prompt: &Prompt,
         post: Option<&Submission>,
-        note: &str,
+        instead: &str,
         now: i64,
     ) -> Result<RemoteTaken, StoreError> {
         self.write(|tx| {
-            let id = prompt.id.to_string();
-            let agent = prompt.agent.as_str();
             let held: Option<(String, Option<String>)> = tx
                 .query_row(
                     "SELECT agent, node FROM prompts WHERE id = ?1",
-                    params![id],
+                    params![prompt.id.to_string()],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
             let new = match held {
-                Some((a, n)) if a == agent && n.as_deref() == Some(node) => false,
+                Some((a, n)) if a == prompt.agent.as_str() && n.as_deref() == Some(node) => false,
                 Some(_) => return Ok(RemoteTaken::Clash),
                 None => {
-                    if let Some(post) = post {
-                        insert_submissions(tx, &[post])?;
-                    }
-                    tx.execute(
-                        "INSERT INTO prompts (id, agent, source, tool, summary, detail, \
-                         allow_session, session, created_at, post_id, choices, fingerprint, node) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                        params![
-                            id,
-                            agent,
-                            prompt.source.as_str(),
-                            prompt.tool,
-                            prompt.summary,
-                            prompt.detail,
-                            prompt.allow_session,
-                            prompt.session,
-                            prompt.created_at,
-                            post.map(|p| p.message.id.to_string()),
-                            serde_json::to_string(&prompt.choices).unwrap_or_else(|_| "[]".into()),
-                            prompt.fingerprint,
-                            node,
-                        ],
-                    )?;
-                    // A new prompt is news even if the agent already waits
-                    // on one.
-                    tx.execute("DELETE FROM agent_states WHERE agent = ?1", params![agent])?;
-                    transition(
-                        tx,
-                        agent,
-                        AgentState::NeedsApproval,
-                        &format!("{node} {}:prompt", prompt.source.as_str()),
-                        Some(&prompt.summary),
-                        now,
-                    )?;
+                    insert_remote(tx, node, prompt, post, now)?;
                     true
                 }
             };
-            let Some(reported) = &prompt.decided else {
-                return Ok(RemoteTaken::Taken {
-                    new,
-                    answer: RemoteAnswer::None,
-                });
-            };
-            let recorded = Decided {
-                by: format!("{node}:{}", reported.by),
-                ..reported.clone()
-            };
-            let changed = tx.execute(
-                "UPDATE prompts SET decision = ?2, decided_by = ?3, decided_at = ?4, reason = ?5, \
-                 answered = ?6, decision_sent_at = ?7 WHERE id = ?1 AND decided_at IS NULL",
-                params![
-                    id,
-                    recorded.decision.as_str(),
-                    recorded.by,
-                    recorded.at,
-                    recorded.reason,
-                    prompt.answered,
-                    now
-                ],
-            )?;
-            let evidence = format!("{node} decision");
-            let said = Some(reported.decision.said());
-            if changed == 1 {
-                transition(tx, agent, after(reported.decision), &evidence, said, now)?;
-                return Ok(RemoteTaken::Taken {
-                    new,
-                    answer: RemoteAnswer::Recorded(recorded),
-                });
-            }
-            let kept: Decided = tx.query_row(
-                "SELECT decision, decided_by, decided_at, reason FROM prompts WHERE id = ?1",
-                params![id],
-                |r| {
-                    let decision: String = r.get(0)?;
-                    Ok(Decided {
-                        decision: decision.parse().unwrap_or(Decision::Expired),
-                        by: r.get(1)?,
-                        at: r.get(2)?,
-                        reason: r.get(3)?,
-                    })
-                },
-            )?;
-            let hubs_own = kept.decision == reported.decision
-                && kept.by == reported.by
-                && kept.at == reported.at;
-            let answer = if hubs_own || kept == recorded {
-                // The hub's own decision came back with what was done at
-                // the pane: the post can say it now.
-                if let Some(answered) = &prompt.answered {
-                    tx.execute(
-                        "UPDATE prompts SET answered = ?2 WHERE id = ?1 AND answered IS NULL",
-                        params![id, answered],
-                    )?;
-                }
-                RemoteAnswer::Same
-            } else {
-                let noted = tx.execute(
-                    "UPDATE prompts SET answered = ?2, post_updated_at = NULL WHERE id = ?1 AND \
-                     answered IS NULL",
-                    params![id, note],
-                )?;
-                if noted == 1 {
-                    transition(tx, agent, after(reported.decision), &evidence, said, now)?;
-                }
-                RemoteAnswer::Differs(kept)
+            let answer = match &prompt.decided {
+                Some(reported) => answer_remote(tx, node, prompt, reported, instead, now)?,
+                None => RemoteAnswer::None,
             };
             Ok(RemoteTaken::Taken { new, answer })
         })
@@ -403,7 +428,6 @@ impl Store {
                  WHERE node IS NOT NULL AND decision_sent_at IS NULL AND decided_at IS NOT NULL \
                  ORDER BY decided_at LIMIT ?1",
             )?;
-            type Row = (String, String, String, String, String, i64, Option<String>);
             let rows = stmt
                 .query_map([limit_of(limit)], |r| {
                     Ok((
@@ -416,7 +440,7 @@ impl Store {
                         r.get(6)?,
                     ))
                 })?
-                .collect::<Result<Vec<Row>, _>>()?;
+                .collect::<Result<Vec<DecisionRow>, _>>()?;
             let corrupt = |what: &str, v: &str| StoreError::Corrupt(format!("{what} {v:?}"));
             rows.into_iter()
                 .map(|(node, id, agent, decision, by, at, reason)| {
@@ -562,7 +586,8 @@ mod tests {
                 Owed::Prompt { .. } => None,
             })
             .collect();
-        node.attention_reported(&seqs, &[(p.id, false)], 30).unwrap();
+        node.attention_reported(&seqs, &[(p.id, false)], 30)
+            .unwrap();
         assert!(node.attention_owed(&mine, 10).unwrap().is_empty());
         // Decided: owed again, final, with its decision.
         node.decide(p.id, &decided(Decision::AtTerminal, "terminal", 40), None)
@@ -571,7 +596,10 @@ mod tests {
         let [Owed::Prompt { prompt, last: true }] = owed.as_slice() else {
             panic!("{owed:?}")
         };
-        assert_eq!(prompt.decided.as_ref().unwrap().decision, Decision::AtTerminal);
+        assert_eq!(
+            prompt.decided.as_ref().unwrap().decision,
+            Decision::AtTerminal
+        );
         node.attention_reported(&[], &[(p.id, true)], 50).unwrap();
         assert!(node.attention_owed(&mine, 10).unwrap().is_empty());
     }
@@ -584,7 +612,10 @@ mod tests {
         let p = prompt("Agent-2");
         node.raise_prompt(&p, AgentState::NeedsApproval, None)
             .unwrap();
-        let taken = |p: &Prompt| hub.take_remote_prompt("desk-2", p, None, "note", 100).unwrap();
+        let taken = |p: &Prompt| {
+            hub.take_remote_prompt("desk-2", p, None, "note", 100)
+                .unwrap()
+        };
         assert_eq!(
             taken(&p),
             RemoteTaken::Taken {
@@ -612,7 +643,10 @@ mod tests {
         let press = decided(Decision::Allow, "discord:1:alice", 200);
         hub.decide(p.id, &press, Some(AgentState::Working)).unwrap();
         let owed = hub.decisions_owed(10).unwrap();
-        assert_eq!(owed, [("desk-2".into(), p.id, p.agent.clone(), press.clone())]);
+        assert_eq!(
+            owed,
+            [("desk-2".into(), p.id, p.agent.clone(), press.clone())]
+        );
         hub.decisions_sent(&[p.id], 210).unwrap();
         assert!(hub.decisions_owed(10).unwrap().is_empty());
 
@@ -659,9 +693,19 @@ mod tests {
                 answer: RemoteAnswer::Same
             }
         );
+    }
 
-        // A third: the hub decided first, the node timed out first: the
-        // hub keeps its own, and the post is to say what the agent got.
+    #[test]
+    fn the_hub_keeps_its_own_decision_over_a_nodes_later_report_and_notes_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let hub = open(&tmp, "hub.db");
+        let node = open(&tmp, "node.db");
+        let taken = |p: &Prompt| {
+            hub.take_remote_prompt("desk-2", p, None, "note", 100)
+                .unwrap()
+        };
+        // The hub decided first, the node timed out first: the hub keeps
+        // its own, and the post is to say what the agent got.
         let r = prompt("Agent-2");
         taken(&r);
         let deny = decided(Decision::Deny, "cli:bob", 400);
@@ -678,11 +722,12 @@ mod tests {
             }
         );
         let held = hub.prompt(r.id).unwrap().unwrap();
-        assert_eq!(held.decided, Some(deny));
+        assert_eq!(held.decided.as_ref(), Some(&deny));
         assert_eq!(held.answered.as_deref(), Some("the agent got: expired"));
         // A node's decision on a prompt it never raised: not applied.
+        let agent = r.agent.clone();
         assert_eq!(
-            node.apply_hub_decision(PromptId::generate(), &agent, &press, 500)
+            node.apply_hub_decision(PromptId::generate(), &agent, &deny, 500)
                 .unwrap(),
             Decide::NotFound
         );

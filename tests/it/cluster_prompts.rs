@@ -205,7 +205,10 @@ fn a_prompt_on_a_node_is_answered_once_from_the_hubs_discord() {
     );
     let late = press(&standin, &post, "Allow", 4003, 73);
     assert_ephemeral(&late, "already answered at the terminal");
-    assert_eq!(stored(d2, &prompt_id(&post)).0.as_deref(), Some("at_terminal"));
+    assert_eq!(
+        stored(d2, &prompt_id(&post)).0.as_deref(),
+        Some("at_terminal")
+    );
 
     // States travel too: done, posted once by the hub, with its words.
     let stop = json!({"session_id": "s-1", "hook_event_name": "Stop", "stop_hook_active": false, "last_assistant_message": "Published 0.2.0."});

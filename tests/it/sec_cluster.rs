@@ -277,7 +277,10 @@ fn a_node_raises_prompts_and_states_only_for_its_own_agents() {
     assert_eq!(held["agent"], "Agent-2", "the clash replaced it: {held}");
     // Bounded as a local hook's prompt is: one safe line, a bounded detail.
     let summary = held["summary"].as_str().unwrap();
-    assert!(!summary.contains('\u{1b}') && !summary.contains('\r'), "{summary:?}");
+    assert!(
+        !summary.contains('\u{1b}') && !summary.contains('\r'),
+        "{summary:?}"
+    );
     assert!(
         held["detail"].as_str().unwrap().len() <= acp::app::PROMPT_DETAIL_MAX + 3,
         "the detail is not bounded"
@@ -323,7 +326,10 @@ fn a_node_raises_prompts_and_states_only_for_its_own_agents() {
             Err(e) => Err(e.to_string()),
         }
     });
-    assert!(forged_decision.is_err(), "NATS took desk-2's word for the hub's");
+    assert!(
+        forged_decision.is_err(),
+        "NATS took desk-2's word for the hub's"
+    );
 
     let (_, log) = hub.terminate();
     for why in [
