@@ -142,7 +142,12 @@ impl App {
 
     /// The message that tells the people on Discord, when Discord is set
     /// up to hear it: from the agent, into its thread or the swarm channel.
+    /// None on a node of a swarm: the hub, told of it, posts it (with
+    /// buttons its bot answers).
     pub(super) async fn attention_post(&self, agent: &AgentId, body: String) -> Option<Submission> {
+        if self.config.cluster.as_ref().is_some_and(|c| !c.is_hub()) {
+            return None;
+        }
         let message = Draft {
             from: agent.to_string(),
             to: Recipient::Discord,

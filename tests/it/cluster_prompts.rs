@@ -48,6 +48,15 @@ impl Desk {
             .unwrap();
         }
         swarm_channel(&swarm.hub);
+        // desk-2 has the same Discord settings, and even the token (a
+        // copied .env): it still posts nothing itself, the hub does.
+        let d2 = swarm.node("desk-2");
+        swarm_channel(d2);
+        d2.edit_config("api_base = \"\"", &format!("api_base = \"{}\"", standin.base));
+        let env = d2.path().join(".env");
+        let mut text = std::fs::read_to_string(&env).unwrap();
+        text.push_str("DISCORD_TOKEN=standin-token\n");
+        std::fs::write(&env, text).unwrap();
         let bot = spawn(&swarm.hub, standin, "standin-token", "run");
         registered(standin);
         let desk2 = Some(start(swarm.node("desk-2")));
