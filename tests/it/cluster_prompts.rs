@@ -18,6 +18,7 @@ use crate::discord::{Bot, OPERATOR, assert_ephemeral, dispatch, registered, spaw
 use crate::outbox::swarm as swarm_channel;
 use crate::standin::{CHANNEL_ID, Post, StandIn, button_press};
 use crate::support::{Root, Service, stderr, stdout, wait_until};
+use crate::tmux::Tmux;
 
 /// Long enough for NATS clients to reconnect after a restart.
 const LIMIT: Duration = Duration::from_secs(90);
@@ -32,6 +33,11 @@ struct Desk {
 
 impl Desk {
     fn start(nats: &Nats, standin: &StandIn) -> Self {
+        Self::start_with(nats, standin, |_| {})
+    }
+
+    /// [`Desk::start`], with desk-2's root set up by `desk2` first.
+    fn start_with(nats: &Nats, standin: &StandIn, desk2: impl FnOnce(&Root)) -> Self {
         let swarm = Swarm::new(&nats.url());
         for (root, node, user) in [
             (&swarm.hub, "desk-1", "hub"),
@@ -52,11 +58,15 @@ impl Desk {
         // copied .env): it still posts nothing itself, the hub does.
         let d2 = swarm.node("desk-2");
         swarm_channel(d2);
-        d2.edit_config("api_base = \"\"", &format!("api_base = \"{}\"", standin.base));
+        d2.edit_config(
+            "api_base = \"\"",
+            &format!("api_base = \"{}\"", standin.base),
+        );
         let env = d2.path().join(".env");
         let mut text = std::fs::read_to_string(&env).unwrap();
         text.push_str("DISCORD_TOKEN=standin-token\n");
         std::fs::write(&env, text).unwrap();
+        desk2(d2);
         let bot = spawn(&swarm.hub, standin, "standin-token", "run");
         registered(standin);
         let desk2 = Some(start(swarm.node("desk-2")));
@@ -303,5 +313,41 @@ fn nats_restarted_mid_way_loses_no_prompt_or_decision() {
     }
     assert!(open_prompts(d2).is_empty());
     assert!(open_prompts(desk.hub()).is_empty());
+    standin.assert_no_violations();
+}
+
+#[test]
+fn a_dialog_in_a_nodes_pane_gets_its_key_from_a_press_on_the_hub() {
+    let tmux = Tmux::start(&["Agent-2"]);
+    let nats = Nats::start(Some(&auth_conf()));
+    let standin = StandIn::start();
+    let desk = Desk::start_with(&nats, &standin, |d2| {
+        d2.edit_config("pane_probe_ms = 500", "pane_probe_ms = 100");
+        d2.agent_config(
+            "Agent-2",
+            &tmux.agent_config("Agent-2", ", profile = \"claude\""),
+        );
+    });
+    // The fake agent on desk-2 draws its permission dialog.
+    std::fs::write(tmux.flag("Agent-2", "dialog"), "rm -rf dist").unwrap();
+    let post = posted(&standin, "rm -rf dist");
+    assert!(post.content.starts_with("**Agent-2**"), "{post:?}");
+    assert_eq!(press(&standin, &post, "Allow", 6001, 91)["type"], 7);
+    // desk-2 gives the dialog its own key, once; the hub's post says so.
+    let keys = || -> Vec<Value> {
+        std::fs::read_to_string(tmux.record("Agent-2"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|r| r.get("dialog_key").is_some())
+            .collect()
+    };
+    wait_until(LIMIT, || !keys().is_empty());
+    edited(&standin, post.id, "key 1 (Yes) sent to pane");
+    assert_eq!(keys().len(), 1, "{:?}", keys());
+    assert_eq!(keys()[0]["dialog_key"], "1");
+    let (decision, _, answered, _) = stored(desk.hub(), &prompt_id(&post));
+    assert_eq!(decision.as_deref(), Some("allow"));
+    assert!(answered.unwrap().starts_with("key 1 (Yes) sent"));
     standin.assert_no_violations();
 }
