@@ -40,7 +40,8 @@
 //!     point-in-time restore, verification, retention and drills.
 //!   - [`cluster`]: several machines through NATS JetStream: the
 //!     `cluster` delivery method, a node's intake and reports, the hub's
-//!     streams, outcomes and heartbeats.
+//!     streams, outcomes and heartbeats, and agents' states, prompts and
+//!     decisions carried between a node and the hub's bot.
 //! - The **core**, the only API the front doors use:
 //!   - [`app`]: messages (send, reply, follow, ack), devlogs, receipts
 //!     owed to Discord commands, roles and the audit log,

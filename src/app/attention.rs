@@ -36,7 +36,7 @@ pub struct Ask {
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary.
-fn cut(text: &str, max: usize) -> String {
+pub(super) fn cut(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
     }
@@ -48,7 +48,7 @@ fn cut(text: &str, max: usize) -> String {
 }
 
 /// Text from an agent, as one safe line: control characters out.
-fn clean(text: &str, max: usize) -> String {
+pub(super) fn clean(text: &str, max: usize) -> String {
     let text: String = text
         .chars()
         .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
@@ -56,7 +56,63 @@ fn clean(text: &str, max: usize) -> String {
     cut(text.trim(), max)
 }
 
+/// The longest detail a state keeps (an agent's last words).
+pub(super) const STATE_DETAIL_MAX: usize = 1500;
+
+/// What tells a person of a move into `state`, for the states that want
+/// one.
+pub(super) fn state_body(
+    state: AgentState,
+    evidence: &str,
+    detail: Option<&str>,
+) -> Option<String> {
+    match state {
+        AgentState::Done => Some(match detail {
+            Some(words) if !words.is_empty() => format!("✅ done:\n>>> {words}"),
+            _ => "✅ done, waiting for what is next".to_owned(),
+        }),
+        AgentState::Exited => Some(format!(
+            "⏹️ exited ({evidence}): messages go to its inbox until it is back"
+        )),
+        AgentState::Asking => Some(format!(
+            "❓ asks: {}",
+            detail.unwrap_or("(see its terminal)")
+        )),
+        _ => None,
+    }
+}
+
+/// A prompt's post: what it asks, the start of its detail, its id.
+pub(super) fn prompt_body(prompt: &Prompt) -> String {
+    let shown = cut(&prompt.detail, 1200);
+    format!(
+        "🔐 needs approval: {}\n```\n{}\n```\n(prompt {})",
+        prompt.summary,
+        shown.replace("```", "`\u{200b}``"),
+        prompt.id
+    )
+}
+
 impl App {
+    /// The agent, if it runs on this machine: another machine's agent
+    /// raises its prompts and states there, where they can be answered
+    /// (the hub takes them from that machine).
+    fn agent_here(&self, agent: &AgentId) -> Result<AgentId, AppError> {
+        let found = self.registry.get(agent)?;
+        if let Some(c) = &self.config.cluster {
+            let runs_on = found.node.as_ref().unwrap_or(&c.hub);
+            if runs_on != &c.node {
+                return Err(Refused(format!(
+                    "{agent} runs on {runs_on}, not on this machine ({}): run its hook there \
+                     (acp hook with that machine's root), whose acp run tells the hub",
+                    c.node
+                ))
+                .into());
+            }
+        }
+        Ok(found.id.clone())
+    }
+
     /// Every agent's state (`unknown` for one never seen).
     ///
     /// # Errors
@@ -86,7 +142,12 @@ impl App {
 
     /// The message that tells the people on Discord, when Discord is set
     /// up to hear it: from the agent, into its thread or the swarm channel.
-    async fn attention_post(&self, agent: &AgentId, body: String) -> Option<Submission> {
+    /// None on a node of a swarm: the hub, told of it, posts it (with
+    /// buttons its bot answers).
+    pub(super) async fn attention_post(&self, agent: &AgentId, body: String) -> Option<Submission> {
+        if self.config.cluster.as_ref().is_some_and(|c| !c.is_hub()) {
+            return None;
+        }
         let message = Draft {
             from: agent.to_string(),
             to: Recipient::Discord,
@@ -120,23 +181,9 @@ impl App {
         evidence: &str,
         detail: Option<&str>,
     ) -> Result<bool, AppError> {
-        let agent = self.registry.get(agent)?.id.clone();
-        let detail = detail.map(|d| clean(d, 1500));
-        let body = match state {
-            AgentState::Done => Some(match &detail {
-                Some(words) if !words.is_empty() => format!("✅ done:\n>>> {words}"),
-                _ => "✅ done, waiting for what is next".to_owned(),
-            }),
-            AgentState::Exited => Some(format!(
-                "⏹️ exited ({evidence}): messages go to its inbox until it is back"
-            )),
-            AgentState::Asking => Some(format!(
-                "❓ asks: {}",
-                detail.as_deref().unwrap_or("(see its terminal)")
-            )),
-            _ => None,
-        };
-        let post = match body {
+        let agent = self.agent_here(agent)?;
+        let detail = detail.map(|d| clean(d, STATE_DETAIL_MAX));
+        let post = match state_body(state, evidence, detail.as_deref()) {
             Some(body) => self.attention_post(&agent, body).await,
             None => None,
         };
@@ -176,7 +223,7 @@ impl App {
     /// # Errors
     /// [`AppError`].
     pub async fn raise_prompt(&self, ask: Ask) -> Result<Prompt, AppError> {
-        let agent = self.registry.get(&ask.agent)?.id.clone();
+        let agent = self.agent_here(&ask.agent)?;
         let prompt = Prompt {
             id: PromptId::generate(),
             agent: agent.clone(),
@@ -192,14 +239,7 @@ impl App {
             created_at: crate::store::now_ms(),
             decided: None,
         };
-        let shown = cut(&prompt.detail, 1200);
-        let body = format!(
-            "🔐 needs approval: {}\n```\n{}\n```\n(prompt {})",
-            prompt.summary,
-            shown.replace("```", "`\u{200b}``"),
-            prompt.id
-        );
-        let post = self.attention_post(&agent, body).await;
+        let post = self.attention_post(&agent, prompt_body(&prompt)).await;
         let (store, p, post_owned) = (Arc::clone(&self.store), prompt.clone(), post.clone());
         blocking(move || store.raise_prompt(&p, AgentState::NeedsApproval, post_owned.as_ref()))
             .await?;

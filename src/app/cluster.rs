@@ -100,12 +100,14 @@ impl App {
 
     /// The swarm's side of `acp run` on this machine, until `cancel`.
     pub fn run_cluster(
-        &self,
+        self: &Arc<Self>,
         link: Link,
         cancel: CancellationToken,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let hub = link.config().is_hub();
         let max_body_bytes = self.config.limits.max_body_bytes;
+        let attention: Arc<dyn crate::cluster::Attention> =
+            Arc::new(super::relay::HubAttention(Arc::clone(self)));
         let (store, registry, events, wake) = (
             Arc::clone(&self.store),
             Arc::clone(&self.registry),
@@ -120,6 +122,7 @@ impl App {
                     events,
                     wake,
                     max_body_bytes,
+                    attention,
                 };
                 hub::run(link.clone(), parts, cancel).await;
             } else {

@@ -16,6 +16,9 @@
 //! - [`roles`]: agents, roles, the captain, the audit log.
 //! - [`cluster`]: several machines: joining the swarm as the hub or a
 //!   node, the machines' heartbeats, what waits for a machine away.
+//! - [`attention`]: agents' states and prompts, decided once whichever
+//!   door decides; [`panes`]: the tmux agents' screens; [`relay`]: on the
+//!   hub, the states and prompts of other machines' agents.
 //! - [`backups`]: create, list, verify, restore, prune, drill, schedule.
 //! - [`doctor`]: the health checks of `acp doctor`.
 //! - [`init`]: `acp init`, a new root.
@@ -34,6 +37,7 @@ mod messages;
 mod observe;
 mod outbox;
 mod panes;
+mod relay;
 mod roles;
 mod screen;
 mod service_lock;

@@ -172,17 +172,15 @@ impl App {
         let looked = tokio::task::spawn_blocking(move || {
             agents
                 .into_iter()
-                .map(|(id, s)| {
-                    let seen = look(&s);
-                    (id, s, seen)
-                })
+                .map(|(id, s)| (id, look(&s)))
                 .collect::<Vec<_>>()
         })
         .await
         .map_err(|_| AppError::Store(crate::store::StoreError::Interrupted))?;
         let open = self.open_prompts().await?;
         let states = self.agent_states().await?;
-        for (agent, _s, seen) in looked {
+        let here: Vec<AgentId> = looked.iter().map(|(id, ..)| id.clone()).collect();
+        for (agent, seen) in looked {
             let mine: Vec<&Prompt> = open.iter().filter(|p| p.agent == agent).collect();
             let pane_prompts: Vec<&Prompt> = mine
                 .iter()
@@ -256,16 +254,25 @@ impl App {
                 }
             }
         }
-        // Pane prompts left too long end unanswered, like a hook's.
+        self.expire_pane_prompts(&open, &here).await?;
+        self.answer_panes().await?;
+        Ok(unsettled)
+    }
+
+    /// Pane prompts left too long end unanswered, like a hook's (this
+    /// machine's: another machine's pane times out there).
+    async fn expire_pane_prompts(&self, open: &[Prompt], here: &[AgentId]) -> Result<(), AppError> {
         let limit = i64::try_from(self.config.approval.timeout.as_millis()).unwrap_or(i64::MAX);
         let now = crate::store::now_ms();
-        for p in open.iter().filter(|p| p.source == PromptSource::Pane) {
+        for p in open
+            .iter()
+            .filter(|p| p.source == PromptSource::Pane && here.contains(&p.agent))
+        {
             if now - p.created_at > limit {
                 self.decide(p.id, Decision::Expired, "acp", None).await?;
             }
         }
-        self.answer_panes().await?;
-        Ok(unsettled)
+        Ok(())
     }
 
     /// Gives each decided pane prompt its answer: the dialog's key, only

@@ -1,6 +1,7 @@
 //! The hub's side: set up the streams, the nodes' consumers and the
 //! presence bucket; record what the nodes send back (outcomes, messages
-//! sent there) and their heartbeats; hand again what JetStream dropped.
+//! sent there, their agents' states and prompts) and their heartbeats;
+//! hand again what JetStream dropped; send decisions back.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -154,6 +155,8 @@ pub struct HubParts {
     pub wake: Arc<Notify>,
     /// The largest body any door accepts (`limits.max_body_bytes`).
     pub max_body_bytes: usize,
+    /// What the core does with nodes' agents' states and prompts.
+    pub attention: Arc<dyn super::Attention>,
 }
 
 /// Why the hub refuses what a node submitted: every check a front door
@@ -203,6 +206,7 @@ pub async fn run(link: Link, parts: HubParts, cancel: CancellationToken) {
         watch_presence(&link, &parts, &cancel),
         super::node::beat(&link, &parts.registry, &cancel),
         sweep(&link, &parts, &cancel),
+        super::attention::send_decisions(&link, &parts, &cancel),
     );
 }
 
@@ -265,7 +269,10 @@ async fn handle_reports(parts: &HubParts, items: Vec<Item>) -> Vec<Verdict> {
                     Verdict::Refused
                 }
             },
-            Ok(Envelope::Handed(_)) | Err(_) => {
+            Ok(envelope @ (Envelope::State(_) | Envelope::Prompted(_))) => {
+                super::attention::take(parts, &node, envelope).await
+            }
+            Ok(Envelope::Handed(_) | Envelope::Decision { .. }) | Err(_) => {
                 tracing::warn!(%node, subject = item.subject, "refused a malformed report");
                 Verdict::Refused
             }

@@ -16,18 +16,22 @@
 //! - [`node`]: a node's side: take handed work, report outcomes, beat.
 //! - [`hub`]: the hub's side: set up the streams, record outcomes and
 //!   heartbeats, hand again what JetStream dropped.
+//! - [`attention`]: agents' states and prompts, from a node to the hub's
+//!   bot, and the hub's decisions back, on the same subjects.
 
+pub mod attention;
 pub mod forward;
 pub mod hub;
 pub(crate) mod intake;
 pub mod link;
 pub mod node;
 
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::model::UnifiedMessage;
-use crate::model::Via;
+use crate::model::{AgentId, Decided, NodeName, Prompt, PromptId, UnifiedMessage, Via};
 use crate::store::cluster::{Handed, RemoteOutcome};
+use crate::store::relay::StateReport;
 
 pub use link::{ClusterError, Link, Names};
 
@@ -46,6 +50,40 @@ pub enum Envelope {
         via: Via,
         agent: crate::model::AgentId,
     },
+    /// Node to hub: one of its agents' state changed.
+    State(StateReport),
+    /// Node to hub: one of its agents asks a person (undecided), and
+    /// again once the prompt is final there, with the decision the agent
+    /// got (and, for a pane, what was done there). The hub keeps the id.
+    Prompted(Prompt),
+    /// Hub to node: the decision the hub kept on one of the node's
+    /// prompts.
+    Decision {
+        prompt: PromptId,
+        agent: AgentId,
+        decided: Decided,
+    },
+}
+
+/// What the hub made of a node's report on one of its agents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    /// Stored (or already here).
+    Stored,
+    /// Refused for good, and why.
+    Refused(String),
+    /// Not stored now (the store failed): JetStream redelivers it.
+    Later(String),
+}
+
+/// The hub's work on agents' states and prompts from nodes: the core's
+/// (it writes their Discord posts and checks them as a door would),
+/// handed to the hub by `acp run`.
+pub trait Attention: Send + Sync {
+    /// A node's agent changed state.
+    fn state(&self, node: NodeName, report: StateReport) -> BoxFuture<'_, Taken>;
+    /// A node's agent asks a person, or its prompt is final there.
+    fn prompt(&self, node: NodeName, prompt: Prompt) -> BoxFuture<'_, Taken>;
 }
 
 /// What a heartbeat says, in the presence bucket.

@@ -1,5 +1,6 @@
 //! A node's side: take the work the hub hands over (stored once, then
-//! acked), report each outcome back until the hub has it, and beat.
+//! acked) and the hub's decisions on its prompts, report each outcome
+//! back until the hub has it, and beat.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +84,7 @@ pub async fn run(link: Link, parts: NodeParts, cancel: CancellationToken) {
     tokio::join!(
         take_work(&link, &parts, &cancel),
         report(&link, &parts, &cancel),
+        super::attention::report(&link, &parts, &cancel),
         beat(&link, &parts.registry, &cancel),
     );
 }
@@ -131,6 +133,13 @@ async fn handle_work(link: &Link, parts: &NodeParts, items: Vec<Item>) -> Vec<Ve
                     ));
                 }
             },
+            Ok(Envelope::Decision {
+                prompt,
+                agent,
+                decided,
+            }) => {
+                verdicts[i] = super::attention::apply(link, parts, prompt, agent, decided).await;
+            }
             Ok(_) | Err(_) => {
                 tracing::warn!(
                     subject = item.subject,

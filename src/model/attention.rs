@@ -254,8 +254,9 @@ impl PromptId {
     }
 }
 
-/// A prompt: what an agent asks a person.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A prompt: what an agent asks a person. It travels between machines as
+/// JSON (a node's agent asks; the hub's bot shows it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prompt {
     pub id: PromptId,
     pub agent: AgentId,
@@ -284,7 +285,7 @@ pub struct Prompt {
 }
 
 /// A decision as the store recorded it: the first one, whoever else tried.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decided {
     pub decision: Decision,
     /// Who: `discord:ID`, `cli:USER`, `http:TOKEN`, `terminal`, `acp`.

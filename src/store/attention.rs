@@ -124,7 +124,7 @@ impl PromptRow {
 }
 
 /// Moves `agent` to `state` unless it is there; returns whether it moved.
-fn transition(
+pub(super) fn transition(
     tx: &rusqlite::Transaction<'_>,
     agent: &str,
     state: AgentState,
@@ -153,6 +153,53 @@ fn transition(
         params![agent, state.as_str(), now, evidence, detail],
     )?;
     Ok(true)
+}
+
+/// [`Store::decide`] inside a transaction.
+pub(super) fn decide_in(
+    tx: &rusqlite::Transaction<'_>,
+    id: PromptId,
+    decided: &Decided,
+    then: Option<AgentState>,
+) -> Result<Decide, StoreError> {
+    let changed = tx.execute(
+        "UPDATE prompts SET decision = ?2, decided_by = ?3, decided_at = ?4, reason = ?5 WHERE id \
+         = ?1 AND decided_at IS NULL",
+        params![
+            id.to_string(),
+            decided.decision.as_str(),
+            decided.by,
+            decided.at,
+            decided.reason
+        ],
+    )?;
+    let row = tx
+        .query_row(
+            &format!("SELECT {PROMPT_COLUMNS} FROM prompts WHERE id = ?1"),
+            params![id.to_string()],
+            prompt_row,
+        )
+        .optional()?;
+    let Some(prompt) = row.map(PromptRow::into_prompt).transpose()? else {
+        return Ok(Decide::NotFound);
+    };
+    let kept = prompt
+        .decided
+        .ok_or_else(|| StoreError::Corrupt(format!("prompt {id} has no decision")))?;
+    if changed == 0 {
+        return Ok(Decide::Already(kept));
+    }
+    if let Some(state) = then {
+        transition(
+            tx,
+            prompt.agent.as_str(),
+            state,
+            "decision",
+            Some(decided.decision.said()),
+            decided.at,
+        )?;
+    }
+    Ok(Decide::Won(kept))
 }
 
 impl Store {
@@ -280,46 +327,7 @@ impl Store {
         decided: &Decided,
         then: Option<AgentState>,
     ) -> Result<Decide, StoreError> {
-        self.write(|tx| {
-            let changed = tx.execute(
-                "UPDATE prompts SET decision = ?2, decided_by = ?3, decided_at = ?4, reason = ?5 \
-                 WHERE id = ?1 AND decided_at IS NULL",
-                params![
-                    id.to_string(),
-                    decided.decision.as_str(),
-                    decided.by,
-                    decided.at,
-                    decided.reason
-                ],
-            )?;
-            let row = tx
-                .query_row(
-                    &format!("SELECT {PROMPT_COLUMNS} FROM prompts WHERE id = ?1"),
-                    params![id.to_string()],
-                    prompt_row,
-                )
-                .optional()?;
-            let Some(prompt) = row.map(PromptRow::into_prompt).transpose()? else {
-                return Ok(Decide::NotFound);
-            };
-            let kept = prompt
-                .decided
-                .ok_or_else(|| StoreError::Corrupt(format!("prompt {id} has no decision")))?;
-            if changed == 0 {
-                return Ok(Decide::Already(kept));
-            }
-            if let Some(state) = then {
-                transition(
-                    tx,
-                    prompt.agent.as_str(),
-                    state,
-                    "decision",
-                    Some(decided.decision.said()),
-                    decided.at,
-                )?;
-            }
-            Ok(Decide::Won(kept))
-        })
+        self.write(|tx| decide_in(tx, id, decided, then))
     }
 
     /// One prompt.
@@ -406,17 +414,18 @@ impl Store {
         })
     }
 
-    /// Pane prompts decided by a person whose answer is not yet given at
-    /// the pane.
+    /// Pane prompts raised on this machine, decided by a person, whose
+    /// answer is not yet given at the pane (another machine's pane prompt
+    /// is answered there).
     ///
     /// # Errors
     /// [`StoreError`].
     pub fn pane_answers_owed(&self) -> Result<Vec<Prompt>, StoreError> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {PROMPT_COLUMNS} FROM prompts WHERE source = 'pane' AND decided_at IS NOT \
-                 NULL AND answered IS NULL AND decision IN ('allow', 'allow_session', 'deny') \
-                 ORDER BY decided_at"
+                "SELECT {PROMPT_COLUMNS} FROM prompts WHERE source = 'pane' AND node IS NULL AND \
+                 decided_at IS NOT NULL AND answered IS NULL AND decision IN ('allow', \
+                 'allow_session', 'deny') ORDER BY decided_at"
             ))?;
             let rows = stmt
                 .query_map([], prompt_row)?

@@ -10,7 +10,8 @@
 //! delivery ids and recent bodies), [`cluster`] (work handed between
 //! machines, and their heartbeats), [`attention`] (agents' states, prompts
 //! and their decisions), [`waiting`] (a waiting prompt's one reminder, and
-//! prompts' times for the metrics).
+//! prompts' times for the metrics), [`relay`] (those states, prompts and
+//! decisions carried between machines).
 
 pub mod activity;
 pub mod attention;
@@ -19,6 +20,7 @@ pub mod devlogs;
 pub mod discord;
 pub mod hooks;
 pub mod queue;
+pub mod relay;
 pub mod roles;
 mod sql;
 pub mod views;
@@ -284,6 +286,31 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX prompts_post ON prompts (post_id);
     CREATE INDEX prompts_mention ON prompts (mention_id);
     ALTER TABLE deliveries ADD COLUMN seen_at INTEGER;
+    ",
+    // 9: agents' states and prompts between machines. On a node: whether
+    // the hub has each state change, each prompt and what its agent got.
+    // On the hub: the machine a prompt came from, whether that machine has
+    // the hub's decision, and the node's own order of its state changes
+    // (a late redelivery never undoes a newer one). What happened before
+    // counts as told.
+    r"
+    ALTER TABLE prompts ADD COLUMN node TEXT;
+    ALTER TABLE prompts ADD COLUMN reported_at INTEGER;
+    ALTER TABLE prompts ADD COLUMN outcome_reported_at INTEGER;
+    ALTER TABLE prompts ADD COLUMN decision_sent_at INTEGER;
+    ALTER TABLE agent_transitions ADD COLUMN reported_at INTEGER;
+    ALTER TABLE agent_transitions ADD COLUMN node_seq INTEGER;
+    UPDATE prompts SET reported_at = created_at, outcome_reported_at = decided_at
+        WHERE decided_at IS NOT NULL;
+    UPDATE agent_transitions SET reported_at = at;
+    CREATE INDEX prompts_unreported ON prompts (created_at)
+        WHERE outcome_reported_at IS NULL AND node IS NULL;
+    CREATE INDEX prompts_decisions_owed ON prompts (decided_at)
+        WHERE node IS NOT NULL AND decision_sent_at IS NULL AND decided_at IS NOT NULL;
+    CREATE INDEX agent_transitions_unreported ON agent_transitions (id)
+        WHERE reported_at IS NULL;
+    CREATE INDEX agent_transitions_node_seq ON agent_transitions (agent, node_seq)
+        WHERE node_seq IS NOT NULL;
     ",
 ];
 

@@ -39,7 +39,7 @@ fn approval_root_with(standin: &StandIn, timeout: u32, edits: &[(&str, &str)]) -
 }
 
 /// Claude Code's `PermissionRequest` for a Bash command.
-fn claude_request(command: &str, session: &str) -> Value {
+pub(crate) fn claude_request(command: &str, session: &str) -> Value {
     json!({
         "session_id": session, "transcript_path": "/tmp/t.jsonl", "cwd": "/tmp",
         "permission_mode": "default", "hook_event_name": "PermissionRequest",
@@ -50,7 +50,7 @@ fn claude_request(command: &str, session: &str) -> Value {
 }
 
 /// `acp hook` as the agent runs it: the event on standard input.
-fn hook(root: &Root, agent: &str, event: &Value) -> Child {
+pub(crate) fn hook(root: &Root, agent: &str, event: &Value) -> Child {
     hook_bytes(root, agent, event.to_string().as_bytes())
 }
 
@@ -70,14 +70,14 @@ fn hook_bytes(root: &Root, agent: &str, input: &[u8]) -> Child {
 }
 
 /// A hook event that answers at once; its standard output.
-fn hook_now(root: &Root, agent: &str, event: &Value) -> String {
+pub(crate) fn hook_now(root: &Root, agent: &str, event: &Value) -> String {
     let out = hook(root, agent, event).wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     stdout(&out)
 }
 
 /// What a waiting hook printed once it ended (it must end by itself).
-fn hook_answer(child: Child) -> Option<Value> {
+pub(crate) fn hook_answer(child: Child) -> Option<Value> {
     let started = Instant::now();
     let mut child = child;
     while child.try_wait().unwrap().is_none() {
@@ -104,7 +104,7 @@ pub(crate) fn prompt_post(standin: &StandIn, says: &str) -> Post {
 }
 
 /// The buttons' custom ids on a post, by label.
-fn buttons(post: &Post) -> Vec<(String, String)> {
+pub(crate) fn buttons(post: &Post) -> Vec<(String, String)> {
     post.components[0]["components"]
         .as_array()
         .unwrap()
@@ -130,14 +130,14 @@ pub(crate) fn prompt_id(post: &Post) -> String {
     button(post, "Allow").split(':').nth(2).unwrap().to_owned()
 }
 
-fn open_prompts(root: &Root) -> Vec<Value> {
+pub(crate) fn open_prompts(root: &Root) -> Vec<Value> {
     let out = root.run(&["--json", "prompts"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     v["prompts"].as_array().unwrap().clone()
 }
 
-fn state_of(root: &Root, agent: &str) -> String {
+pub(crate) fn state_of(root: &Root, agent: &str) -> String {
     let out = root.run(&["--json", "prompts"]);
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     v["agents"]
@@ -150,7 +150,7 @@ fn state_of(root: &Root, agent: &str) -> String {
 }
 
 /// Waits for the edit of post `id` in the swarm channel that says `says`.
-fn edited(standin: &StandIn, id: u64, says: &str) -> Value {
+pub(crate) fn edited(standin: &StandIn, id: u64, says: &str) -> Value {
     let path = format!("/channels/{CHANNEL_ID}/messages/{id}");
     standin
         .wait_for(0, LIMIT, |r| {

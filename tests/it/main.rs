@@ -11,6 +11,7 @@ mod approvals;
 mod backup;
 mod cli;
 mod cluster;
+mod cluster_prompts;
 mod crash;
 mod desktop;
 mod devlogs;
