@@ -123,6 +123,37 @@ impl PromptRow {
     }
 }
 
+/// Inserts a prompt (with its post's message id, and the machine it came
+/// from when another one raised it).
+pub(super) fn insert_prompt(
+    tx: &rusqlite::Transaction<'_>,
+    prompt: &Prompt,
+    post: Option<&Submission>,
+    node: Option<&str>,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO prompts (id, agent, source, tool, summary, detail, allow_session, session, \
+         created_at, post_id, choices, fingerprint, node) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
+         ?9, ?10, ?11, ?12, ?13)",
+        params![
+            prompt.id.to_string(),
+            prompt.agent.as_str(),
+            prompt.source.as_str(),
+            prompt.tool,
+            prompt.summary,
+            prompt.detail,
+            prompt.allow_session,
+            prompt.session,
+            prompt.created_at,
+            post.map(|p| p.message.id.to_string()),
+            serde_json::to_string(&prompt.choices).unwrap_or_else(|_| "[]".into()),
+            prompt.fingerprint,
+            node,
+        ],
+    )?;
+    Ok(())
+}
+
 /// Moves `agent` to `state` unless it is there; returns whether it moved.
 pub(super) fn transition(
     tx: &rusqlite::Transaction<'_>,
@@ -279,25 +310,7 @@ impl Store {
             if let Some(post) = post {
                 insert_submissions(tx, &[post])?;
             }
-            tx.execute(
-                "INSERT INTO prompts (id, agent, source, tool, summary, detail, allow_session, \
-                 session, created_at, post_id, choices, fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, \
-                 ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
-                    prompt.id.to_string(),
-                    prompt.agent.as_str(),
-                    prompt.source.as_str(),
-                    prompt.tool,
-                    prompt.summary,
-                    prompt.detail,
-                    prompt.allow_session,
-                    prompt.session,
-                    prompt.created_at,
-                    post.map(|p| p.message.id.to_string()),
-                    serde_json::to_string(&prompt.choices).unwrap_or_else(|_| "[]".into()),
-                    prompt.fingerprint,
-                ],
-            )?;
+            insert_prompt(tx, prompt, post, None)?;
             // A new prompt is news even if the agent already waits on one.
             tx.execute(
                 "DELETE FROM agent_states WHERE agent = ?1",

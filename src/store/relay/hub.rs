@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::model::{AgentId, AgentState, Decided, Decision, Prompt, PromptId};
 
-use super::super::attention::transition;
+use super::super::attention::{insert_prompt, transition};
 use super::super::queue::{Submission, insert_submissions};
 use super::super::{Store, StoreError};
 use super::{RemoteAnswer, RemoteTaken, after, limit_of};
@@ -23,26 +23,7 @@ fn insert_remote(
     if let Some(post) = post {
         insert_submissions(tx, &[post])?;
     }
-    tx.execute(
-        "INSERT INTO prompts (id, agent, source, tool, summary, detail, allow_session, session, \
-         created_at, post_id, choices, fingerprint, node) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
-         ?9, ?10, ?11, ?12, ?13)",
-        params![
-            prompt.id.to_string(),
-            prompt.agent.as_str(),
-            prompt.source.as_str(),
-            prompt.tool,
-            prompt.summary,
-            prompt.detail,
-            prompt.allow_session,
-            prompt.session,
-            prompt.created_at,
-            post.map(|p| p.message.id.to_string()),
-            serde_json::to_string(&prompt.choices).unwrap_or_else(|_| "[]".into()),
-            prompt.fingerprint,
-            node,
-        ],
-    )?;
+    insert_prompt(tx, prompt, post, Some(node))?;
     // A new prompt is news even if the agent already waits on one.
     tx.execute(
         "DELETE FROM agent_states WHERE agent = ?1",
