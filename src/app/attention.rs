@@ -68,7 +68,10 @@ pub(super) fn state_body(
 ) -> Option<String> {
     match state {
         AgentState::Done => Some(match detail {
-            Some(words) if !words.is_empty() => format!("✅ done:\n>>> {words}"),
+            Some(words) if !words.is_empty() => {
+                let quoted: Vec<String> = words.lines().map(|l| format!("> {l}")).collect();
+                format!("✅ done:\n{}", quoted.join("\n"))
+            }
             _ => "✅ done, waiting for what is next".to_owned(),
         }),
         AgentState::Exited => Some(format!(
@@ -194,8 +197,8 @@ impl App {
             detail.clone(),
             post.clone(),
         );
-        let moved = blocking(move || {
-            store.set_state(
+        let (moved, posted) = blocking(move || {
+            store.set_state_told(
                 &who,
                 state,
                 &evidence_owned,
@@ -210,7 +213,9 @@ impl App {
                 agent: agent.clone(),
                 state,
             });
-            if let Some(post) = post {
+            // Within a burst, the agent's last state post is edited
+            // instead (the event wakes the bot's editor).
+            if let (Some(post), true) = (post, posted) {
                 self.accepted(&post.message, 1);
             }
         }
@@ -438,6 +443,26 @@ impl App {
     pub async fn posts_to_settle(&self) -> Result<Vec<(Prompt, u64, u64)>, AppError> {
         let store = Arc::clone(&self.store);
         Ok(blocking(move || store.posts_to_settle()).await?)
+    }
+
+    /// State posts whose text changed after they were posted (a burst of
+    /// changes): (agent, text, channel, Discord message id).
+    ///
+    /// # Errors
+    /// [`AppError::Store`].
+    pub async fn state_posts_to_edit(&self) -> Result<Vec<(String, String, u64, u64)>, AppError> {
+        let store = Arc::clone(&self.store);
+        Ok(blocking(move || store.state_posts_to_edit()).await?)
+    }
+
+    /// An agent's state post now shows `text`.
+    ///
+    /// # Errors
+    /// [`AppError::Store`].
+    pub async fn state_post_edited(&self, agent: &str, text: &str) -> Result<(), AppError> {
+        let store = Arc::clone(&self.store);
+        let (agent, text) = (agent.to_owned(), text.to_owned());
+        Ok(blocking(move || store.state_post_edited(&agent, &text)).await?)
     }
 
     /// The prompt's post now shows its decision.

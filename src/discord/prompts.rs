@@ -167,6 +167,38 @@ pub(crate) async fn press(
     answered.map(|()| true)
 }
 
+/// Edits each agent's state post that a burst of changes updated.
+async fn edit_state_posts(app: &App, http: &serenity::Http) {
+    let posts = match app.state_posts_to_edit().await {
+        Ok(posts) => posts,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the state posts to edit; trying again");
+            return;
+        }
+    };
+    for (agent, body, channel, message) in posts {
+        let who = app
+            .agents()
+            .lookup(&agent)
+            .map_or_else(|_| agent.clone(), |a| a.name.clone());
+        let content: String = format!("**{who}**: {body}").chars().take(2000).collect();
+        let edit = serenity::EditMessage::new()
+            .content(content)
+            .allowed_mentions(no_mentions());
+        match serenity::ChannelId::new(channel)
+            .edit_message(http, serenity::MessageId::new(message), edit)
+            .await
+        {
+            Ok(_) => {
+                if let Err(e) = app.state_post_edited(&agent, &body).await {
+                    tracing::warn!(error = %e, "cannot record an edited state post");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, %agent, "cannot edit a state post; trying again"),
+        }
+    }
+}
+
 /// Edits each decided prompt's post to say what became of it, until
 /// `cancel`: woken by decisions, and once a second for decisions made by
 /// other processes.
@@ -200,6 +232,7 @@ pub(crate) async fn settle(app: Arc<App>, http: Arc<serenity::Http>, cancel: Can
             }
             Err(e) => tracing::warn!(error = %e, "cannot read decided prompts; trying again"),
         }
+        edit_state_posts(&app, &http).await;
         tokio::select! {
             () = cancel.cancelled() => return,
             _ = events.recv() => {}

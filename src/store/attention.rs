@@ -123,6 +123,62 @@ impl PromptRow {
     }
 }
 
+/// Changes closer together than this are told in one post, edited.
+pub const STATE_BURST_MS: i64 = 60_000;
+/// The most earlier states one post keeps below its latest.
+const BURST_TRAIL: usize = 5;
+
+/// Tells a person of an agent's new state: a new post, or, within
+/// [`STATE_BURST_MS`] of the agent's last state post, that post edited to
+/// show the new state over the ones before (a burst of changes is one
+/// message, not many).
+fn announce(
+    tx: &rusqlite::Transaction<'_>,
+    agent: &str,
+    post: &Submission,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let last: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT first_at, body FROM state_posts WHERE agent = ?1",
+            params![agent],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let body = &post.message.body;
+    if let Some((first_at, before)) = last
+        && now - first_at < STATE_BURST_MS
+    {
+        let time = jiff::Timestamp::from_millisecond(now)
+            .map_or_else(|_| now.to_string(), |t| t.strftime("%H:%M:%S").to_string());
+        let mut lines: Vec<String> = before.lines().map(str::to_owned).collect();
+        let head = lines.iter().take_while(|l| !l.starts_with("-# ")).count();
+        let mut trail: Vec<String> = lines.split_off(head);
+        trail.insert(
+            0,
+            format!(
+                "-# before {time}: {}",
+                lines.first().map_or("", String::as_str)
+            ),
+        );
+        trail.truncate(BURST_TRAIL);
+        let text = format!("{body}\n{}", trail.join("\n"));
+        tx.execute(
+            "UPDATE state_posts SET body = ?2, edit_owed = 1 WHERE agent = ?1",
+            params![agent, text],
+        )?;
+        return Ok(false);
+    }
+    insert_submissions(tx, &[post])?;
+    tx.execute(
+        "INSERT INTO state_posts (agent, message_id, first_at, body, edit_owed) VALUES (?1, ?2, \
+         ?3, ?4, 0) ON CONFLICT (agent) DO UPDATE SET message_id = ?2, first_at = ?3, body = ?4, \
+         edit_owed = 0",
+        params![agent, post.message.id.to_string(), now, body],
+    )?;
+    Ok(true)
+}
+
 /// Inserts a prompt (with its post's message id, and the machine it came
 /// from when another one raised it).
 pub(super) fn insert_prompt(
@@ -249,12 +305,72 @@ impl Store {
         post: Option<&Submission>,
         now: i64,
     ) -> Result<bool, StoreError> {
+        self.set_state_told(agent, state, evidence, detail, post, now)
+            .map(|(moved, _)| moved)
+    }
+
+    /// [`Store::set_state`], saying also whether `post` was stored as a
+    /// new message (false within a burst: the last state post is edited).
+    ///
+    /// # Errors
+    /// [`StoreError`]; nothing is stored then.
+    pub fn set_state_told(
+        &self,
+        agent: &str,
+        state: AgentState,
+        evidence: &str,
+        detail: Option<&str>,
+        post: Option<&Submission>,
+        now: i64,
+    ) -> Result<(bool, bool), StoreError> {
         self.write(|tx| {
             let moved = transition(tx, agent, state, evidence, detail, now)?;
-            if moved && let Some(post) = post {
-                insert_submissions(tx, &[post])?;
-            }
-            Ok(moved)
+            let posted = match post {
+                Some(post) if moved => announce(tx, agent, post, now)?,
+                _ => false,
+            };
+            Ok((moved, posted))
+        })
+    }
+
+    /// State posts whose text changed after they were posted: (agent, the
+    /// text, channel, Discord message id).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn state_posts_to_edit(&self) -> Result<Vec<(String, String, u64, u64)>, StoreError> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT s.agent, s.body, d.channel_id, d.discord_id FROM state_posts s JOIN \
+                 discord_posts d ON d.message_id = s.message_id AND d.part = 0 WHERE \
+                 s.edit_owed = 1",
+            )?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                        u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// The state post of `agent` now shows `body` (unless it changed again
+    /// meanwhile: then it is still owed).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn state_post_edited(&self, agent: &str, body: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE state_posts SET edit_owed = 0 WHERE agent = ?1 AND body = ?2",
+                params![agent, body],
+            )?;
+            Ok(())
         })
     }
 

@@ -259,6 +259,13 @@ const MIGRATIONS: &[&str] = &[
         detail    TEXT
     );
     CREATE INDEX agent_transitions_agent ON agent_transitions (agent, at);
+    CREATE TABLE state_posts (
+        agent       TEXT PRIMARY KEY,
+        message_id  TEXT NOT NULL REFERENCES messages(id),
+        first_at    INTEGER NOT NULL,
+        body        TEXT NOT NULL,
+        edit_owed   INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
     CREATE TABLE prompts (
         id               TEXT PRIMARY KEY,
         agent            TEXT NOT NULL,

@@ -756,3 +756,56 @@ fn the_api_decides_like_any_door_and_a_second_answer_is_a_conflict() {
     );
     assert_eq!(code, 404, "{v}");
 }
+
+#[test]
+fn a_burst_of_changes_is_one_post_edited() {
+    let standin = StandIn::start();
+    let (root, _bot) = approval_root(&standin, 60);
+    let event = |name: &str, extra: Value| {
+        let mut e = json!({"session_id": "s-b", "hook_event_name": name});
+        e.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        e
+    };
+    hook_now(
+        &root,
+        "Agent-2",
+        &event("Stop", json!({"last_assistant_message": "All green."})),
+    );
+    let posts = standin.wait_posts(LIMIT, |posts| {
+        posts.iter().any(|p| p.content.contains("All green."))
+    });
+    let done = posts
+        .iter()
+        .find(|p| p.content.contains("All green."))
+        .unwrap()
+        .clone();
+    assert!(
+        done.content.starts_with("**Agent-2**: ✅ done:"),
+        "{done:?}"
+    );
+    // Moments later the session ends: the same post says so.
+    hook_now(
+        &root,
+        "Agent-2",
+        &event("SessionEnd", json!({"reason": "logout"})),
+    );
+    let path = format!("/channels/{CHANNEL_ID}/messages/{}", done.id);
+    let edit = standin.wait_for(0, LIMIT, |r| r.method == "PATCH" && r.path == path);
+    let content = edit.body["content"].as_str().unwrap();
+    assert!(content.starts_with("**Agent-2**: ⏹️ exited"), "{content}");
+    assert!(
+        content.contains("-# before") && content.contains("✅ done:"),
+        "{content}"
+    );
+    assert_eq!(state_of(&root, "Agent-2"), "exited");
+    // One post for the burst.
+    let agent2: Vec<_> = standin
+        .posts()
+        .into_iter()
+        .filter(|p| p.content.starts_with("**Agent-2**"))
+        .collect();
+    assert_eq!(agent2.len(), 1, "{agent2:#?}");
+    standin.assert_no_violations();
+}
