@@ -370,6 +370,61 @@ impl App {
         Ok(result)
     }
 
+    /// Decides a prompt for the captain agent `by` (over MCP), when
+    /// `approval.captain_decides` lets it: never its own prompts.
+    ///
+    /// # Errors
+    /// [`AppError::Refused`] saying why not; as [`App::decide`].
+    pub async fn decide_as_captain(
+        &self,
+        by: &AgentId,
+        id: PromptId,
+        decision: Decision,
+        reason: Option<&str>,
+    ) -> Result<Decide, AppError> {
+        self.captain_may_decide(by).await?;
+        let prompt = self.prompt(id).await?;
+        if prompt.agent == *by {
+            return Err(Refused(format!(
+                "prompt {id} is {by}'s own: an agent does not answer its own prompts; a person \
+                 does"
+            ))
+            .into());
+        }
+        self.decide(id, decision, &format!("mcp:{by} (captain)"), reason)
+            .await
+    }
+
+    /// Whether `agent` may answer other agents' prompts: the captain, with
+    /// `approval.captain_decides`.
+    ///
+    /// # Errors
+    /// [`AppError::Refused`] saying what would allow it.
+    pub async fn captain_may_decide(&self, agent: &AgentId) -> Result<(), AppError> {
+        if !self.config.approval.captain_decides {
+            return Err(Refused(
+                "prompts are answered by a person here: set approval.captain_decides = true in \
+                 config/acp.toml to let the captain agent answer them"
+                    .into(),
+            )
+            .into());
+        }
+        let captain = self
+            .agent_views()
+            .await?
+            .into_iter()
+            .find(|a| a.captain)
+            .map(|a| a.id);
+        if captain.as_deref() != Some(agent.as_str()) {
+            return Err(Refused(format!(
+                "only the captain ({}) answers prompts, and {agent} is not it",
+                captain.as_deref().unwrap_or("none set")
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
     /// Waits until the prompt is decided, or `limit` has passed: then it
     /// ends as expired (unless a decision came meanwhile). Returns the
     /// decision the store kept.

@@ -169,6 +169,9 @@ timeout_secs = 600
 # How often acp run reads tmux agents' panes for their state and dialogs
 # (milliseconds).
 pane_probe_ms = 500
+# true: the captain agent may answer other agents' prompts over MCP
+# (decide_prompt); its own prompts stay a person's.
+captain_decides = false
 
 [attention]
 # A prompt still undecided this long (seconds) after it was raised gets one

@@ -133,6 +133,8 @@ pub struct ApprovalConfig {
     /// How often `acp run` reads the panes of tmux agents for their state
     /// and dialogs.
     pub pane_probe: std::time::Duration,
+    /// Whether the captain agent may answer other agents' prompts over MCP.
+    pub captain_decides: bool,
 }
 
 /// Coordinate validation settings.
@@ -294,6 +296,7 @@ struct RawDelivery {
 struct RawApproval {
     timeout_secs: Option<i64>,
     pane_probe_ms: Option<i64>,
+    captain_decides: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -430,6 +433,7 @@ impl Config {
             approval: ApprovalConfig {
                 timeout: std::time::Duration::from_secs(600),
                 pane_probe: std::time::Duration::from_millis(500),
+                captain_decides: false,
             },
             profiles: tmux::profiles(
                 &Source { file: CONFIG_FILE },
@@ -542,6 +546,9 @@ impl Config {
                 1,
                 7 * 24 * 3600,
             )?);
+        }
+        if let Some(v) = raw.approval.captain_decides {
+            self.approval.captain_decides = v;
         }
         if let Some(v) = raw.approval.pane_probe_ms {
             self.approval.pane_probe =

@@ -107,6 +107,27 @@ struct PostDevlog {
 #[serde(deny_unknown_fields)]
 struct Nothing {}
 
+/// How the captain answers a prompt.
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum Answer {
+    Allow,
+    AllowSession,
+    Deny,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct DecidePrompt {
+    /// The prompt's id (26 characters), from list_prompts.
+    #[schemars(length(equal = 26))]
+    id: String,
+    decision: Answer,
+    /// A deny's reason, told to the agent.
+    #[schemars(length(max = 500))]
+    reason: Option<String>,
+}
+
 /// The server, speaking for one agent.
 #[derive(Clone)]
 pub struct AcpMcp {
@@ -295,6 +316,58 @@ impl AcpMcp {
                 .post_devlog(std::path::Path::new(&p.path), Some(&self.agent))
                 .await?;
             Ok(serde_json::to_value(post).unwrap_or_default())
+        };
+        answer(result.await)
+    }
+
+    #[tool(
+        description = "For the captain, when approval.captain_decides is set: the other agents' prompts waiting for an answer."
+    )]
+    async fn list_prompts(&self, Parameters(_): Parameters<Nothing>) -> CallToolResult {
+        let result = async {
+            self.app.captain_may_decide(&self.agent).await?;
+            let prompts: Vec<_> = self
+                .app
+                .open_prompts()
+                .await?
+                .into_iter()
+                .filter(|p| p.agent != self.agent)
+                .collect();
+            Ok(serde_json::to_value(prompts).unwrap_or_default())
+        };
+        answer(result.await)
+    }
+
+    #[tool(
+        description = "For the captain, when approval.captain_decides is set: answer another agent's prompt (allow, allow_session or deny). The first answer wins, whoever gives it."
+    )]
+    async fn decide_prompt(&self, Parameters(p): Parameters<DecidePrompt>) -> CallToolResult {
+        let result = async {
+            let id: crate::model::PromptId =
+                p.id.parse()
+                    .map_err(|e: crate::model::attention::BadPromptId| {
+                        AppError::from(crate::app::Refused(e.to_string()))
+                    })?;
+            let decision = match p.decision {
+                Answer::Allow => crate::model::Decision::Allow,
+                Answer::AllowSession => crate::model::Decision::AllowSession,
+                Answer::Deny => crate::model::Decision::Deny,
+            };
+            match self
+                .app
+                .decide_as_captain(&self.agent, id, decision, p.reason.as_deref())
+                .await?
+            {
+                crate::app::Decide::Won(kept) => Ok(json!({ "prompt": id, "decided": kept })),
+                crate::app::Decide::Already(kept) => {
+                    Err(AppError::from(crate::app::Refused(format!(
+                        "prompt {id} was already {} by {}: this answer was not used",
+                        kept.decision.said(),
+                        kept.by
+                    ))))
+                }
+                crate::app::Decide::NotFound => Err(AppError::NoPrompt(id)),
+            }
         };
         answer(result.await)
     }

@@ -809,3 +809,69 @@ fn a_burst_of_changes_is_one_post_edited() {
     assert_eq!(agent2.len(), 1, "{agent2:#?}");
     standin.assert_no_violations();
 }
+
+#[test]
+fn the_captain_answers_other_agents_prompts_over_mcp_when_allowed() {
+    let root = Root::new(3);
+    root.fast();
+    root.edit_config("timeout_secs = 600", "timeout_secs = 60");
+    let waiting = hook(&root, "Agent-2", &claude_request("cargo fmt", "s-c"));
+    let mut listed = Vec::new();
+    crate::support::wait_until(LIMIT, || {
+        listed = open_prompts(&root);
+        !listed.is_empty()
+    });
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    let decide = json!(["decide_prompt", {"id": id, "decision": "allow"}]);
+    // Off by default: refused, saying what would allow it.
+    let out = crate::mcp::client(&root, "Agent-1", &json!([decide.clone()]));
+    assert_eq!(out["results"][0]["isError"], true, "{out}");
+    assert!(
+        crate::mcp::text(&out["results"][0]).contains("approval.captain_decides"),
+        "{out}"
+    );
+    root.edit_config("captain_decides = false", "captain_decides = true");
+    // Another agent than the captain: refused.
+    let out = crate::mcp::client(&root, "Agent-3", &json!([decide.clone()]));
+    assert!(
+        crate::mcp::text(&out["results"][0]).contains("only the captain (Agent-1)"),
+        "{out}"
+    );
+    // The captain lists and answers; the agent gets it; again is "already".
+    let out = crate::mcp::client(
+        &root,
+        "Agent-1",
+        &json!([["list_prompts", {}], decide.clone(), decide]),
+    );
+    let results = out["results"].as_array().unwrap();
+    assert!(crate::mcp::text(&results[0]).contains("cargo fmt"), "{out}");
+    assert_ne!(results[1]["isError"], true, "{out}");
+    assert!(
+        crate::mcp::text(&results[1]).contains("mcp:Agent-1 (captain)"),
+        "{out}"
+    );
+    assert!(
+        crate::mcp::text(&results[2]).contains("already allowed by mcp:Agent-1"),
+        "{out}"
+    );
+    let printed = hook_answer(waiting).unwrap();
+    assert_eq!(
+        printed["hookSpecificOutput"]["decision"]["behavior"],
+        "allow"
+    );
+    // Its own prompt stays a person's.
+    let own = hook(&root, "Agent-1", &claude_request("rm -rf target", "s-d"));
+    crate::support::wait_until(LIMIT, || !open_prompts(&root).is_empty());
+    let id = open_prompts(&root)[0]["id"].as_str().unwrap().to_owned();
+    let out = crate::mcp::client(
+        &root,
+        "Agent-1",
+        &json!([["decide_prompt", {"id": id, "decision": "allow"}]]),
+    );
+    assert!(
+        crate::mcp::text(&out["results"][0]).contains("its own prompts"),
+        "{out}"
+    );
+    assert!(root.run(&["deny", &id]).status.success());
+    assert!(hook_answer(own).is_some());
+}
