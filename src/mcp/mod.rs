@@ -119,7 +119,7 @@ enum Answer {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct DecidePrompt {
-    /// The prompt's id (26 characters), from list_prompts.
+    /// The prompt's id (26 characters), from `list_prompts`.
     #[schemars(length(equal = 26))]
     id: String,
     decision: Answer,
