@@ -1,9 +1,11 @@
 # The two set-up commands (see README): `make run` and `make test`.
-.PHONY: run test bench bench-gui bench-backup bench-tmux bench-cluster bench-approvals
+.PHONY: run test install bench bench-gui bench-backup bench-tmux bench-cluster bench-approvals
 run:
 	./scripts/run.sh
 test:
 	./scripts/test.sh
+install:
+	./scripts/install.sh
 bench:
 	cargo bench --locked --bench pipeline
 	cargo bench --locked --bench discord

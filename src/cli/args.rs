@@ -129,6 +129,16 @@ pub(crate) enum Command {
     },
     /// Prompts agents wait on, and every agent's state.
     Prompts,
+    /// Print the shell completion script for SHELL (`make install` puts it
+    /// where the shell finds it), e.g. `acp completions bash >
+    /// ~/.local/share/bash-completion/completions/acp`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), from the same definitions as --help:
+    /// `acp man | man -l -`.
+    Man,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -367,6 +367,21 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             prompts::deny(&open_app(&cli)?, id, reason.as_deref(), cli.json).await
         }
         Command::Prompts => prompts::list(&open_app(&cli)?, cli.json).await,
+        Command::Completions { shell } => {
+            // Into memory first: clap_complete panics on a closed pipe.
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut command, "acp", &mut script);
+            io::Write::write_all(&mut io::stdout().lock(), &script)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command).render(&mut page)?;
+            io::Write::write_all(&mut io::stdout().lock(), &page)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Doctor => match load_config(&cli) {
             Ok(config) => doctor::run(&config, cli.json).await,
             Err(e) => match e.downcast_ref::<acp::app::ConfigError>() {

@@ -566,3 +566,52 @@ fn coordinates_are_validated_against_monitors_and_each_other() {
         stderr(&out)
     );
 }
+
+#[test]
+fn completions_load_in_a_real_bash_and_the_manual_names_every_command() {
+    let root = Root::new(1);
+    let out = root.run(&["completions", "bash"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("acp.bash");
+    fs::write(&script, &out.stdout).unwrap();
+    // An interactive bash sources it as bash-completion would, then asks
+    // it what `acp se<TAB>` and `acp backup <TAB>` complete to.
+    let complete = |line: &str| {
+        let words: Vec<&str> = line.split(' ').collect();
+        let probe = format!(
+            "source {}; complete -p acp >/dev/null || exit 3; COMP_WORDS=({}); COMP_CWORD={}; \
+             COMP_LINE='{line}'; COMP_POINT={}; _acp acp '{}' '{}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display(),
+            words
+                .iter()
+                .map(|w| format!("'{w}'"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            words.len() - 1,
+            line.len(),
+            words[words.len() - 1],
+            words[words.len() - 2],
+        );
+        let out = std::process::Command::new("bash")
+            .args(["--norc", "--noprofile", "-i", "-c", &probe])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let got = complete("acp se");
+    assert!(got.lines().any(|l| l == "send"), "{got}");
+    let got = complete("acp backup ");
+    assert!(got.lines().any(|l| l == "restore"), "{got}");
+    // The manual page, from the same definitions as --help.
+    let man = stdout(&root.run(&["man"]));
+    assert!(man.starts_with(".ie") || man.contains(".TH acp 1"), "{man}");
+    for command in ["send", "hook", "approve", "backup", "completions"] {
+        assert!(
+            man.contains(&format!("acp\\-{command}")),
+            "{command} missing"
+        );
+    }
+}
