@@ -270,6 +270,25 @@ async fn mcp(app: std::sync::Arc<acp::app::App>, agent: Option<&str>) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
+/// `acp completions SHELL`: the script, written whole (`clap_complete`
+/// panics on a closed pipe when it writes itself).
+fn completions(shell: clap_complete::Shell) -> Result<ExitCode> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "acp", &mut script);
+    io::Write::write_all(&mut io::stdout().lock(), &script)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `acp man`: the manual page, from the same definitions as `--help`.
+fn man() -> Result<ExitCode> {
+    let command = <Cli as clap::CommandFactory>::command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command).render(&mut page)?;
+    io::Write::write_all(&mut io::stdout().lock(), &page)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `acp bot`: the Discord bot alone, until a signal.
 async fn bot(cli: &Cli) -> Result<ExitCode> {
     let app = open_app(cli)?;
@@ -367,21 +386,8 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             prompts::deny(&open_app(&cli)?, id, reason.as_deref(), cli.json).await
         }
         Command::Prompts => prompts::list(&open_app(&cli)?, cli.json).await,
-        Command::Completions { shell } => {
-            // Into memory first: clap_complete panics on a closed pipe.
-            let mut command = <Cli as clap::CommandFactory>::command();
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut command, "acp", &mut script);
-            io::Write::write_all(&mut io::stdout().lock(), &script)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Man => {
-            let command = <Cli as clap::CommandFactory>::command();
-            let mut page = Vec::new();
-            clap_mangen::Man::new(command).render(&mut page)?;
-            io::Write::write_all(&mut io::stdout().lock(), &page)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Completions { shell } => completions(*shell),
+        Command::Man => man(),
         Command::Doctor => match load_config(&cli) {
             Ok(config) => doctor::run(&config, cli.json).await,
             Err(e) => match e.downcast_ref::<acp::app::ConfigError>() {
