@@ -210,6 +210,22 @@ pub(super) fn insert_prompt(
     Ok(())
 }
 
+/// The prompt whose `column` (`id` or `post_id`) is `value`, if any.
+fn prompt_by(
+    tx: &rusqlite::Transaction<'_>,
+    column: &'static str,
+    value: &str,
+) -> Result<Option<Prompt>, StoreError> {
+    tx.query_row(
+        &format!("SELECT {PROMPT_COLUMNS} FROM prompts WHERE {column} = ?1"),
+        params![value],
+        prompt_row,
+    )
+    .optional()?
+    .map(PromptRow::into_prompt)
+    .transpose()
+}
+
 /// Moves `agent` to `state` unless it is there; returns whether it moved.
 pub(super) fn transition(
     tx: &rusqlite::Transaction<'_>,
@@ -260,14 +276,7 @@ pub(super) fn decide_in(
             decided.reason
         ],
     )?;
-    let row = tx
-        .query_row(
-            &format!("SELECT {PROMPT_COLUMNS} FROM prompts WHERE id = ?1"),
-            params![id.to_string()],
-            prompt_row,
-        )
-        .optional()?;
-    let Some(prompt) = row.map(PromptRow::into_prompt).transpose()? else {
+    let Some(prompt) = prompt_by(tx, "id", &id.to_string())? else {
         return Ok(Decide::NotFound);
     };
     let kept = prompt
@@ -464,16 +473,7 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub fn prompt(&self, id: PromptId) -> Result<Option<Prompt>, StoreError> {
-        self.read(|tx| {
-            tx.query_row(
-                &format!("SELECT {PROMPT_COLUMNS} FROM prompts WHERE id = ?1"),
-                params![id.to_string()],
-                prompt_row,
-            )
-            .optional()?
-            .map(PromptRow::into_prompt)
-            .transpose()
-        })
+        self.read(|tx| prompt_by(tx, "id", &id.to_string()))
     }
 
     /// The prompt whose post is `message`, if any.
@@ -481,16 +481,7 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub fn prompt_of_post(&self, message: MessageId) -> Result<Option<Prompt>, StoreError> {
-        self.read(|tx| {
-            tx.query_row(
-                &format!("SELECT {PROMPT_COLUMNS} FROM prompts WHERE post_id = ?1"),
-                params![message.to_string()],
-                prompt_row,
-            )
-            .optional()?
-            .map(PromptRow::into_prompt)
-            .transpose()
-        })
+        self.read(|tx| prompt_by(tx, "post_id", &message.to_string()))
     }
 
     /// Prompts not decided yet (of one agent, or all), oldest first.
