@@ -22,6 +22,7 @@ mod mcp;
 mod outbox;
 mod panes;
 mod pipeline;
+mod reload;
 mod sec_cluster;
 mod sec_files;
 mod sec_http;
