@@ -132,3 +132,36 @@ fn a_new_address_waits_for_a_restart_and_sighup_reloads_nothing_when_nothing_cha
     let (exit, log) = service.terminate();
     assert!(exit.success(), "{log}");
 }
+
+#[test]
+fn the_bot_comes_back_on_the_new_config_after_a_reload() {
+    use crate::discord::{OPERATOR, command, start};
+    use crate::standin::StandIn;
+    let standin = StandIn::start();
+    let root = Root::new(2);
+    root.fast();
+    let _bot = start(&root, &standin);
+    wait_until(LIMIT, || !service_config(&root).is_null());
+    let from = standin.requests().len();
+    let path = root.path().join("config/acp.toml");
+    let mut text = fs::read_to_string(&path).unwrap();
+    text.push_str("\n[[agents]]\nid = \"Agent-3\"\nname = \"Agent-3\"\nrole = \"New\"\n");
+    fs::write(&path, text).unwrap();
+    wait_until(LIMIT, || reloads(&root) == 1);
+    // The bot of the new core registers its commands again, then takes
+    // a message for the agent the file just added.
+    standin.wait_for(from, LIMIT, |r| {
+        r.method == "PUT" && r.path.ends_with("/commands")
+    });
+    let reply = command(
+        &standin,
+        400_000_000_000_000_901,
+        "message",
+        &serde_json::json!([{"name": "agent", "type": 3, "value": "Agent-3"}, {"name": "text", "type": 3, "value": "from the phone"}]),
+        &[OPERATOR],
+    );
+    let accepted = reply["data"]["content"].as_str().unwrap_or_default();
+    assert!(accepted.contains("Accepted"), "{reply}");
+    wait_until(LIMIT, || !root.inbox_files("Agent-3").is_empty());
+    standin.assert_no_violations();
+}
