@@ -903,3 +903,84 @@ fn binding_beyond_loopback_without_a_token_refuses_to_start() {
     let health = web.client.get(format!("{local}/healthz")).send().unwrap();
     assert_eq!(health.status(), 200);
 }
+
+/// Every element of the page that sticks out of a `width`-pixel screen
+/// (the document itself, or anything inside a box that scrolls sideways).
+const OVERFLOW: &str = "(() => {
+    const width = window.innerWidth;
+    const wide = [...document.querySelectorAll('body *')].flatMap(e => {
+        const r = e.getBoundingClientRect();
+        return r.width > 0 && (r.right > width + 1 || r.left < -1)
+            ? [`${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''} ${Math.round(r.left)}..${Math.round(r.right)}: ${e.textContent.slice(0, 40)}`]
+            : [];
+    });
+    return {width, scrollWidth: document.documentElement.scrollWidth, wide: wide.slice(0, 12)};
+})()";
+
+/// The name of an agent that is one long word.
+const LONG_NAME: &str = "TheReleaseEngineeringAndQualityAssuranceCoordinatorOfTheSwarm";
+
+#[test]
+fn the_status_page_fits_a_390px_phone_without_sideways_scrolling() {
+    let root = Root::new(3);
+    // The longest id acp takes, with a display name of one long word.
+    let long_id = "Agent-3_with_the_longest_id_okay";
+    assert_eq!(long_id.len(), 32);
+    root.fast().edit_config(
+        "id = \"Agent-3\"\nname = \"Agent-3\"\nrole = \"General engineer\"",
+        &format!(
+            "id = \"{long_id}\"\nname = \"{LONG_NAME}\"\nrole = \"Reviews every change before it ships, and keeps the release notes\""
+        ),
+    );
+    let web = serve(&root, "");
+    // Bodies from untrusted hands: markup, and 10 kB without a space.
+    let word = "W".repeat(10_000);
+    let mut ids = Vec::new();
+    for (to, body, via) in [
+        ("Agent-1", "ship it\nand then\ttell me", None),
+        (
+            "Agent-2",
+            "<script>alert('owned')</script> & <b>bold</b>",
+            None,
+        ),
+        (long_id, word.as_str(), None),
+        ("Agent-2", "type it", Some("gui")),
+    ] {
+        let mut send = json!({"to": to, "body": body});
+        if let Some(via) = via {
+            send["via"] = json!(via);
+        }
+        let (code, accepted) = web.post("/api/v1/messages", &send);
+        assert_eq!(code, 201, "{accepted}");
+        ids.push(accepted["id"].as_str().unwrap().to_owned());
+    }
+    wait_until(LIMIT, || {
+        ids.iter().all(|id| {
+            let state =
+                web.get(&format!("/api/v1/messages/{id}")).1["deliveries"][0]["state"].clone();
+            state == "delivered" || state == "failed"
+        })
+    });
+
+    let url = web.url("/");
+    let mut phone = crate::browser::Browser::phone(390, 844, &[]);
+    phone.open(&url);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, whole) in [("status-phone.png", false), ("status-phone-full.png", true)] {
+        let png = phone.screenshot(whole);
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "{name}: {} bytes",
+            png.len()
+        );
+        std::fs::write(dir.join(name), png).unwrap();
+    }
+    let fit = phone.eval(OVERFLOW);
+    assert_eq!(fit["width"], 390, "{fit}");
+    assert!(
+        fit["scrollWidth"].as_u64().unwrap() <= 390 && fit["wide"] == json!([]),
+        "the page scrolls sideways on a 390 px screen (screenshots in {}): {fit:#}",
+        dir.display()
+    );
+}
