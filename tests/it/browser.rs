@@ -1,4 +1,4 @@
-//! Headless Chromium driven over its DevTools protocol, for what a
+//! Headless Chromium driven over its remote debugging protocol, for what a
 //! `--dump-dom` cannot tell: how wide the laid-out page is on a phone's
 //! screen, what a script left in the page, a screenshot of a given size.
 //! The page under test is untouched: the expressions run in Chromium's
@@ -92,22 +92,25 @@ impl Browser {
             stderr,
             _profile: profile,
         };
-        let target = browser.call("Target.createTarget", json!({"url": "about:blank"}));
+        let target = browser.call("Target.createTarget", &json!({"url": "about:blank"}));
         let attached = browser.call(
             "Target.attachToTarget",
-            json!({"targetId": target["targetId"], "flatten": true}),
+            &json!({"targetId": target["targetId"], "flatten": true}),
         );
-        browser.session = attached["sessionId"].as_str().unwrap().to_owned();
+        attached["sessionId"]
+            .as_str()
+            .unwrap()
+            .clone_into(&mut browser.session);
         browser.call(
             "Emulation.setDeviceMetricsOverride",
-            json!({"width": width, "height": height, "deviceScaleFactor": 2, "mobile": true}),
+            &json!({"width": width, "height": height, "deviceScaleFactor": 2, "mobile": true}),
         );
         browser
     }
 
     /// Sends one command (to the tab, once attached) and returns its result;
     /// events in between are passed over.
-    pub(crate) fn call(&mut self, method: &str, params: Value) -> Value {
+    pub(crate) fn call(&mut self, method: &str, params: &Value) -> Value {
         self.next += 1;
         let id = self.next;
         let mut command = json!({"id": id, "method": method, "params": params});
@@ -140,7 +143,7 @@ impl Browser {
 
     /// Opens `url` and waits until it has loaded (its scripts have run).
     pub(crate) fn open(&mut self, url: &str) {
-        let navigated = self.call("Page.navigate", json!({"url": url}));
+        let navigated = self.call("Page.navigate", &json!({"url": url}));
         assert!(
             navigated["errorText"].is_null(),
             "cannot open {url}: {navigated}"
@@ -157,7 +160,7 @@ impl Browser {
     pub(crate) fn eval(&mut self, expression: &str) -> Value {
         let result = self.call(
             "Runtime.evaluate",
-            json!({"expression": expression, "returnByValue": true}),
+            &json!({"expression": expression, "returnByValue": true}),
         );
         assert!(
             result["exceptionDetails"].is_null(),
@@ -170,12 +173,12 @@ impl Browser {
     pub(crate) fn screenshot(&mut self, whole: bool) -> Vec<u8> {
         let mut params = json!({"format": "png"});
         if whole {
-            let size = &self.call("Page.getLayoutMetrics", json!({}))["cssContentSize"];
+            let size = &self.call("Page.getLayoutMetrics", &json!({}))["cssContentSize"];
             params["captureBeyondViewport"] = json!(true);
             params["clip"] = json!({"x": 0, "y": 0, "width": size["width"],
                 "height": size["height"], "scale": 1});
         }
-        let shot = self.call("Page.captureScreenshot", params);
+        let shot = self.call("Page.captureScreenshot", &params);
         base64::engine::general_purpose::STANDARD
             .decode(shot["data"].as_str().unwrap())
             .unwrap()
