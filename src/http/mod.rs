@@ -16,6 +16,7 @@
 
 mod api;
 mod auth;
+mod chart;
 mod guard;
 mod hooks;
 mod metrics;

@@ -9,6 +9,7 @@
 
 mod approvals;
 mod backup;
+mod browser;
 mod cli;
 mod cluster;
 mod cluster_prompts;
