@@ -182,6 +182,28 @@ fn failures(status: &Status) -> Markup {
     }
 }
 
+/// What the running service made of the config files on disk: refused
+/// (it keeps the one before), or parts waiting for a restart.
+fn config_line(http: &Http) -> Markup {
+    let Some(state) = http.app.config_state() else {
+        return html! {};
+    };
+    html! {
+        @if let Some(refused) = &state.refused {
+            p id="config-refused" {
+                span.pill.bad { "Config refused" } " at " (at(refused.at)) ": " (refused.error)
+                ". acp run keeps the one it loaded at " (at(state.loaded_at))
+                "; fix the file and it is read again when saved."
+            }
+        }
+        @if !state.restart_needed.is_empty() {
+            p id="config-restart" {
+                span.pill.warn { "Restart needed" } " for: " (state.restart_needed.join("; "))
+            }
+        }
+    }
+}
+
 fn body(http: &Http, v: &View) -> Markup {
     let link = http.app.discord_link();
     html! {
@@ -194,6 +216,7 @@ fn body(http: &Http, v: &View) -> Markup {
                 }
                 " " (backup_line(http, v.backup.as_ref()))
             }
+            (config_line(http))
             (waiting(v.now, &v.waiting))
             h2 { "Agents" }
             (agents(v))

@@ -22,6 +22,21 @@ fn started(root: &Root) -> Service {
     service
 }
 
+/// The status page's HTML, from the address the service's log names.
+fn page(root: &Root) -> String {
+    let log = fs::read_to_string(root.path().join("service.log")).unwrap();
+    let addr = log
+        .split("at http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("the log names the page's address")
+        .to_owned();
+    reqwest::blocking::get(format!("http://{addr}/"))
+        .unwrap()
+        .text()
+        .unwrap()
+}
+
 fn reloads(root: &Root) -> u64 {
     service_config(root)["reloads"].as_u64().unwrap_or(0)
 }
@@ -99,6 +114,11 @@ fn a_bad_config_is_refused_and_the_running_one_kept() {
         "{}",
         stdout(&doctor)
     );
+    let page = page(&root);
+    assert!(
+        page.contains("Config refused") && page.contains("coordinates.json"),
+        "{page}"
+    );
     let id = send(&root, "Agent-1", "coordinates aside");
     wait_until(LIMIT, || root.inbox_ids("Agent-1").contains_key(&id));
     drop(service);
@@ -129,6 +149,12 @@ fn a_new_address_waits_for_a_restart_and_sighup_reloads_nothing_when_nothing_cha
     assert!(text.contains("restart needed for: [http] bind"), "{text}");
     let doctor = stdout(&root.run(&["doctor"]));
     assert!(doctor.contains("waits for a restart"), "{doctor}");
+    // The page is still served where it was bound, and says it.
+    let page = page(&root);
+    assert!(
+        page.contains("Restart needed") && page.contains("127.0.0.1:1"),
+        "{page}"
+    );
     let (exit, log) = service.terminate();
     assert!(exit.success(), "{log}");
 }
