@@ -214,10 +214,13 @@ The id is in the inbox file's name and header.")]
   acp doctor
   acp --json doctor")]
     Doctor,
-    /// The hook Claude Code and Codex run (JSON event on standard input):
-    /// tells acp the agent's state, and asks Discord about permission
-    /// requests, printing the decision. See docs/prompts.md for the
-    /// agents' settings.
+    /// The hook Claude Code and Codex run: the agent's state, and its
+    /// permission requests decided from Discord.
+    ///
+    /// Reads the agent's event as JSON on standard input. A permission
+    /// request becomes a prompt with buttons on Discord; the hook waits for
+    /// the decision and prints it in the agent's format. Other events tell
+    /// acp the agent's state. docs/prompts.md has the agents' settings.
     #[command(after_help = "Examples:
   ACP_AGENT=Agent-3 acp hook < event.json
 
