@@ -2,7 +2,7 @@
 //! the service lock and runs the dispatcher, the Discord bot, the devlog
 //! watcher, the reminders of waiting prompts, the HTTP server and the
 //! backup schedule as tasks started here, once, and stopped by one
-//! cancellation.
+//! cancellation. [`unit`] is the systemd unit that runs it.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,6 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::{App, AppError, ServiceLock};
+
+pub mod unit;
 
 /// Runs the service until `shutdown` resolves, then stops taking work,
 /// finishes the deliveries in flight (unstarted ones go back to the queue)

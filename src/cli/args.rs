@@ -24,9 +24,14 @@ pub(crate) struct Cli {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
-    /// More log output on stderr (-v info, -vv debug). ACP_LOG overrides.
+    /// More log output on stderr (-v info, -vv debug). ACP_LOG overrides;
+    /// ACP_LOG_FORMAT=json writes one JSON object per line.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Append the log to this file (created 0600) instead of stderr, e.g.
+    /// for `acp run` without systemd.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -96,6 +101,10 @@ pub(crate) enum Command {
     },
     /// Run only the Discord bot (deliveries stay with `acp run`).
     Bot,
+    /// `acp run` on this root as a systemd service: install, status,
+    /// uninstall.
+    #[command(subcommand)]
+    Service(ServiceCommand),
     /// Serve MCP on standard input and output for one agent (add it to
     /// Claude Code, Codex or Cursor as a stdio server).
     Mcp {
@@ -139,6 +148,44 @@ pub(crate) enum Command {
     /// Print the manual page (roff), from the same definitions as --help:
     /// `acp man | man -l -`.
     Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServiceCommand {
+    /// Write a systemd unit that runs `acp run` on this root, then enable
+    /// and start it (systemctl); where systemd does not answer, say what to
+    /// run. The user's manager by default: it starts with your session,
+    /// which has the display.
+    Install {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// Print the unit on standard output; install nothing.
+        #[arg(long)]
+        print: bool,
+    },
+    /// The unit's file, what systemd says of it, and whether `acp run`
+    /// runs on this root (exit 1 if not).
+    Status {
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
+    /// Stop and disable the service, and remove its unit.
+    Uninstall {
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
+}
+
+/// Which systemd manager runs the service.
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct ScopeArgs {
+    /// Your own service manager (systemctl --user): the default.
+    #[arg(long, conflicts_with = "system")]
+    pub user: bool,
+    /// The system's manager (/etc/systemd/system, needs root), running acp
+    /// as the account that owns the root.
+    #[arg(long)]
+    pub system: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
