@@ -391,15 +391,21 @@ fn status_and_uninstall_say_what_to_do_without_systemctl() {
             .output()
             .unwrap()
     };
-    let out = no_systemctl(&["service", "install"]);
+    let out = no_systemctl(&["--json", "service", "install"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("(systemctl is not installed)"),
-        "{}",
-        stdout(&out)
-    );
     let unit = the_unit(home.path());
     let name = unit.file_name().unwrap().to_str().unwrap().to_owned();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["unit"], name.as_str());
+    assert_eq!(report["file"], unit.to_str().unwrap());
+    assert_eq!(report["systemd_error"], "systemctl is not installed");
+    assert_eq!(
+        report["to_run"],
+        serde_json::json!([
+            "systemctl --user daemon-reload",
+            format!("systemctl --user enable --now {name}")
+        ])
+    );
 
     // Not running: exit 1, and what to run.
     let out = no_systemctl(&["service", "status"]);
@@ -440,7 +446,7 @@ fn status_and_uninstall_say_what_to_do_without_systemctl() {
     let said = stdout(&out);
     assert!(!unit.exists() && !wants.join(&name).exists(), "{said}");
     assert!(
-        said.contains("systemd could not be asked to stop it (systemctl is not installed)")
+        said.contains("systemctl could not be used here (systemctl is not installed)")
             && said.contains(&format!("systemctl --user stop {name}")),
         "{said}"
     );
