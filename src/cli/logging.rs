@@ -160,13 +160,17 @@ impl Drop for Line {
             Format::Json => redact_json(&redactor, &text),
         };
         let text = match self.priority {
-            // Every line of a message that holds newlines keeps its level.
-            Some(prefix) => text.lines().fold(String::new(), |mut out, line| {
-                out.push_str(prefix);
-                out.push_str(line);
-                out.push('\n');
+            // Every line of a message that holds newlines keeps its level;
+            // the level's padding goes (the prefix says it).
+            Some(prefix) => {
+                let mut out = String::with_capacity(text.len() + 8);
+                for (i, line) in text.lines().enumerate() {
+                    out.push_str(prefix);
+                    out.push_str(if i == 0 { line.trim_start() } else { line });
+                    out.push('\n');
+                }
                 out
-            }),
+            }
             None => text,
         };
         match &*self.sink {

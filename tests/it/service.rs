@@ -615,12 +615,12 @@ fn the_journal_gets_priorities_and_no_times_of_ours() {
     let journal = run(format!("{}:{}", meta.dev(), meta.ino()));
     for line in lines(&journal) {
         assert!(
-            line.starts_with("<6> INFO ") || line.starts_with("<4> WARN "),
+            line.starts_with("<6>INFO ") || line.starts_with("<4>WARN "),
             "{line}"
         );
     }
     assert!(
-        journal.contains("<6> INFO acp::service: stopped cleanly"),
+        journal.contains("<6>INFO acp::service: stopped cleanly"),
         "{journal}"
     );
     let elsewhere = run(format!("{}:{}", meta.dev(), meta.ino() + 1));
