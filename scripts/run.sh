@@ -1,21 +1,28 @@
 #!/usr/bin/env bash
-# Builds acp, creates a demo root (./demo, or $ACP_ROOT) if there is none, and
-# runs the service on it until Ctrl-C. `make run` runs this.
+# Creates a demo root (./demo, or $ACP_ROOT) if there is none, and runs the
+# service on it until Ctrl-C. `make run` runs this. The acp it runs:
+# $ACP_BIN, else an acp on PATH (`make install`), else one built here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v cargo >/dev/null 2>&1; then
-    echo "cargo is missing: install Rust from https://rustup.rs (or your distribution), then run this again" >&2
-    exit 1
+if [ -n "${ACP_BIN:-}" ]; then
+    acp=$ACP_BIN
+elif command -v acp >/dev/null 2>&1; then
+    acp=$(command -v acp)
+else
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "no acp on PATH and no cargo to build one: install Rust from https://rustup.rs (or your distribution), or set ACP_BIN to an acp binary" >&2
+        exit 1
+    fi
+    if ! command -v cc >/dev/null 2>&1; then
+        echo "installing gcc (SQLite is built from source)"
+        if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+        $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq gcc >/dev/null
+    fi
+    cargo build --release --locked
+    acp=target/release/acp
 fi
-if ! command -v cc >/dev/null 2>&1; then
-    echo "installing gcc (SQLite is built from source)"
-    if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
-    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq gcc >/dev/null
-fi
-
-cargo build --release --locked
-acp=target/release/acp
+echo "using $acp ($("$acp" --version); set ACP_BIN to run another)"
 root=${ACP_ROOT:-demo}
 
 if [ ! -f "$root/config/acp.toml" ]; then

@@ -34,6 +34,8 @@ need chromium chromium
 need w3m w3m   # a browser that runs no JavaScript
 need tmux tmux # terminal agents' panes
 need /usr/sbin/nats-server nats-server # several machines: NATS with JetStream
+# The service's unit, checked by systemd's own parser (no systemd need run).
+need systemd-analyze systemd
 if ! /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1; then
     need /nonexistent-prometheus-client python3-prometheus-client
 fi

@@ -56,7 +56,8 @@
 //!   - [`http`]: the status page, the JSON API, Prometheus metrics,
 //!     health checks and signed webhooks (axum).
 //!   - [`mcp`]: `acp mcp`, a stdio MCP server speaking for one agent.
-//!   - [`service`]: `acp run`, the long-running service.
+//!   - [`service`]: `acp run`, the long-running service, and the systemd
+//!     unit that runs it.
 //!   - the `acp` command line lives in the binary (`src/main.rs` and
 //!     `src/cli/`), the only place using `anyhow` besides poise's error
 //!     type.

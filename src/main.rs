@@ -24,7 +24,10 @@ fn main() -> ExitCode {
         (0, _) => "error",
         _ => "debug",
     };
-    cli::logging::init(default_level);
+    if let Err(why) = cli::logging::init(default_level, cli.log_file.as_deref()) {
+        eprintln!("error: {why}");
+        return ExitCode::from(cli::EXIT_USAGE);
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

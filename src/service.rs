@@ -12,7 +12,7 @@
 //! configuration that does not load is refused and the running one kept;
 //! either way it is said in the log and in `data/service/config.json`,
 //! which `acp status`, `acp doctor`, the page and the commands that save
-//! the config read.
+//! the config read. [`unit`] is the systemd unit that runs it.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::{App, AppError, Config, ConfigState, ServiceLock, config_digest};
+
+pub mod unit;
 
 /// Loads the configuration again from the files (and the environment as
 /// `acp run` started with), for a reload; the error says what is wrong.

@@ -61,4 +61,14 @@ impl ServiceLock {
     pub fn is_held(root: &Path) -> bool {
         lockfile::is_held(&lock_path(root), lockfile::Mode::Shared)
     }
+
+    /// The pid of the service that runs for this root, if one does.
+    #[must_use]
+    pub fn holder(root: &Path) -> Option<String> {
+        if !Self::is_held(root) {
+            return None;
+        }
+        let pid = fs::read_to_string(lock_path(root)).unwrap_or_default();
+        Some(pid.trim().to_owned())
+    }
 }

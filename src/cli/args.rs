@@ -49,9 +49,14 @@ pub(crate) struct Cli {
     /// Print JSON instead of text (errors too, on stdout).
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
-    /// More log output on stderr (-v info, -vv debug). ACP_LOG overrides.
+    /// More log output on stderr (-v info, -vv debug). ACP_LOG overrides;
+    /// ACP_LOG_FORMAT=json writes one JSON object per line.
     #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
+    /// Append the log to this file (created 0600) instead of stderr, e.g.
+    /// for `acp run` without systemd.
+    #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL)]
+    pub log_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -188,6 +193,10 @@ The id is in the inbox file's name and header.")]
     #[command(after_help = "Examples:
   acp bot")]
     Bot,
+    /// `acp run` on this root as a systemd service: install, status,
+    /// uninstall.
+    #[command(subcommand)]
+    Service(ServiceCommand),
     /// Serve MCP on standard input and output for one agent (add it to
     /// Claude Code, Codex or Cursor as a stdio server).
     #[command(after_help = "Examples:
@@ -266,6 +275,54 @@ Claude Code and Codex run it themselves, from their hook settings.")]
     #[command(after_help = "Examples:
   acp man | man -l -")]
     Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServiceCommand {
+    /// Write a systemd unit that runs `acp run` on this root, then enable
+    /// and start it (systemctl); where systemd does not answer, say what to
+    /// run. The user's manager by default: it starts with your session,
+    /// which has the display.
+    #[command(after_help = "Examples:
+  acp service install
+  acp service install --print
+  sudo acp service install --system")]
+    Install {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// Print the unit on standard output; install nothing.
+        #[arg(long)]
+        print: bool,
+    },
+    /// The unit's file, what systemd says of it, and whether `acp run`
+    /// runs on this root (exit 1 if not).
+    #[command(after_help = "Examples:
+  acp service status
+  acp --json service status")]
+    Status {
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
+    /// Stop and disable the service, and remove its unit.
+    #[command(after_help = "Examples:
+  acp service uninstall
+  acp service uninstall --system")]
+    Uninstall {
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
+}
+
+/// Which systemd manager runs the service.
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct ScopeArgs {
+    /// Your own service manager (systemctl --user): the default.
+    #[arg(long, conflicts_with = "system")]
+    pub user: bool,
+    /// The system's manager (/etc/systemd/system, needs root), running acp
+    /// as the account that owns the root.
+    #[arg(long)]
+    pub system: bool,
 }
 
 /// `--progress`, for the backup commands that run long.

@@ -30,6 +30,7 @@ pub(crate) mod logging;
 mod progress;
 mod prompts;
 mod send;
+mod service;
 mod show;
 
 use std::io::{self, IsTerminal, Read};
@@ -51,7 +52,7 @@ pub(crate) const EXIT_FAILURE: u8 = 1;
 pub(crate) use acp::app::Refused as UsageError;
 pub(crate) use args::{
     BackupCommand, Cli, Command, CoordsCommand, DevlogCommand, InboxCommand, ReplyArgs,
-    RolesCommand, SendOpts, TmuxCommand,
+    RolesCommand, ScopeArgs, SendOpts, ServiceCommand, TmuxCommand,
 };
 
 /// The root: `--root`, else `ACP_ROOT` (both handled by clap), else the
@@ -346,6 +347,7 @@ fn man() -> Result<ExitCode> {
 
 /// `acp bot`: the Discord bot alone, until a signal.
 async fn bot(cli: &Cli) -> Result<ExitCode> {
+    let stop = shutdown_signal();
     let app = open_app(cli)?;
     let cancel = tokio_util::sync::CancellationToken::new();
     let bot = acp::discord::run(app, cancel.clone());
@@ -353,7 +355,7 @@ async fn bot(cli: &Cli) -> Result<ExitCode> {
     // The signal stops the bot, which then finishes on its own.
     let result = tokio::select! {
         result = &mut bot => result,
-        () = shutdown_signal() => {
+        () = stop => {
             cancel.cancel();
             bot.await
         }
@@ -448,6 +450,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Prompts => prompts::list(&open_app(&cli)?, cli.json).await,
         Command::Completions { shell } => completions(*shell),
         Command::Man => man(),
+        Command::Service(cmd) => service::run(&cli, cmd),
         Command::Doctor => match load_config(&cli) {
             Ok(config) => doctor::run(&config, cli.json).await,
             Err(e) => match e.downcast_ref::<acp::app::ConfigError>() {
@@ -457,35 +460,45 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             },
         },
         Command::Run { node } => {
+            let stop = shutdown_signal();
             let app = open_service(&cli, node.as_deref())?;
             let load = reloader(app.config().root.clone(), node.clone());
-            acp::service::run(app, load, shutdown_signal()).await?;
+            acp::service::run(app, load, stop).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are in place once this
+/// returns, not once the future is first polled: a service stopped while
+/// it starts (`systemctl stop` at once) finishes starting and stops
+/// cleanly instead of dying of the signal.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let int = signal(SignalKind::interrupt());
+        let term = signal(SignalKind::terminate());
+        async move {
+            match (int, term) {
+                (Ok(mut int), Ok(mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; stop with Ctrl-C");
-                let _ = ctrl_c.await;
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGINT and SIGTERM; stop with Ctrl-C");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -29,6 +29,7 @@ mod sec_files;
 mod sec_http;
 mod sec_misc;
 mod security;
+mod service;
 mod shells;
 mod standin;
 mod support;
