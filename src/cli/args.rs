@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use acp::model::{Kind, MessageId, Priority, Via};
+use acp::model::{Kind, Priority, Via};
 
 use super::backup;
 
@@ -56,6 +56,10 @@ pub(crate) enum Command {
     /// Answer a message where it came from: its Discord channel (as a reply
     /// to the command's receipt), or the inbox of the agent that sent it.
     Reply(ReplyArgs),
+    /// Queue a failed delivery again: message ID's, or with --failed every
+    /// failed one. The attempts made stay in its history; `acp run` (or
+    /// this command, when none runs) delivers it as any message.
+    Retry(RetryArgs),
     /// Devlogs: post one now, list what was posted where.
     #[command(subcommand)]
     Devlog(DevlogCommand),
@@ -107,13 +111,16 @@ pub(crate) enum Command {
     Backup(BackupArgs),
     /// Check everything acp depends on and say what to fix.
     Doctor,
+    /// The configuration in effect.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// The hook Claude Code and Codex run (JSON event on standard input):
     /// tells acp the agent's state, and asks Discord about permission
     /// requests, printing the decision. See the README for the settings.
     Hook,
     /// Allow a prompt an agent waits on (`acp prompts` lists them).
     Approve {
-        /// The prompt's id.
+        /// The prompt's id, or a unique prefix of 8 or more characters.
         id: String,
         /// Allow it for the rest of the agent's session, where it can.
         #[arg(long)]
@@ -121,7 +128,7 @@ pub(crate) enum Command {
     },
     /// Deny a prompt an agent waits on, telling it why.
     Deny {
-        /// The prompt's id.
+        /// The prompt's id, or a unique prefix of 8 or more characters.
         id: String,
         /// Told to the agent.
         #[arg(long)]
@@ -206,11 +213,45 @@ pub(crate) enum BackupCommand {
     Keygen,
 }
 
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Every setting in effect and where it came from (default, the file
+    /// config/acp.toml with its line, an environment variable, a flag);
+    /// secrets are masked.
+    Show,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RetryArgs {
+    /// The message: its id, or a unique prefix of 8 or more characters.
+    #[arg(
+        required_unless_present = "failed",
+        conflicts_with_all = ["failed", "since"]
+    )]
+    pub id: Option<String>,
+    /// Every failed delivery (at most 1000 at once).
+    #[arg(long)]
+    pub failed: bool,
+    /// Only the delivery to this agent (of ID, or with --failed).
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// With --failed: only deliveries that failed in the last DURATION
+    /// (90s, 30m, 2h, 1d).
+    #[arg(long, requires = "failed", value_parser = parse_since, value_name = "DURATION")]
+    pub since: Option<std::time::Duration>,
+    /// Wait for the new outcome and print it (exit 1 if it failed again).
+    #[arg(long, conflicts_with = "failed")]
+    pub wait: bool,
+    /// With --wait: give up waiting after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct ReplyArgs {
-    /// The message to answer.
-    #[arg(value_parser = parse_id)]
-    pub id: MessageId,
+    /// The message to answer: its id, or a unique prefix of 8 or more
+    /// characters.
+    pub id: String,
     /// Who answers (default: $ACP_AGENT, else the message's only
     /// recipient).
     #[arg(long)]
@@ -247,9 +288,10 @@ pub(crate) struct SendOpts {
     /// A tag (repeatable).
     #[arg(long = "tag")]
     pub tags: Vec<String>,
-    /// The id of the message this answers.
-    #[arg(long, value_parser = parse_id)]
-    pub reply_to: Option<MessageId>,
+    /// The id of the message this answers (or a unique prefix of 8 or
+    /// more characters).
+    #[arg(long)]
+    pub reply_to: Option<String>,
     /// A file to post with it (repeatable; with --to discord only).
     #[arg(long = "file", value_name = "PATH")]
     pub files: Vec<PathBuf>,
@@ -319,9 +361,10 @@ pub(crate) enum RolesCommand {
 pub(crate) enum InboxCommand {
     /// An agent's messages, newest first.
     List {
-        /// The agent whose messages to list, e.g. Agent-2.
+        /// The agent whose messages to list, e.g. Agent-2 (default:
+        /// $ACP_AGENT).
         #[arg(long)]
-        agent: String,
+        agent: Option<String>,
         /// Only delivered messages not yet acknowledged.
         #[arg(long)]
         unread: bool,
@@ -330,13 +373,13 @@ pub(crate) enum InboxCommand {
     },
     /// Show a message and its delivery history (does not acknowledge it).
     Read {
-        #[arg(value_parser = parse_id)]
-        id: MessageId,
+        /// The message: its id, or a unique prefix of 8 or more characters.
+        id: String,
     },
     /// Acknowledge a message: the agent has read and acted on it.
     Ack {
-        #[arg(value_parser = parse_id)]
-        id: MessageId,
+        /// The message: its id, or a unique prefix of 8 or more characters.
+        id: String,
         /// The recipient acknowledging (for a broadcast, unless ACP_AGENT
         /// names one of its recipients).
         #[arg(long)]
@@ -390,7 +433,23 @@ fn parse_via(s: &str) -> Result<Via, String> {
     s.parse()
         .map_err(|_| format!("unknown method {s:?}: use auto, inbox or gui"))
 }
-fn parse_id(s: &str) -> Result<MessageId, String> {
-    s.parse()
-        .map_err(|e: acp::model::MessageError| e.to_string())
+/// A duration such as 90s, 30m, 2h or 1d (also 1h30m).
+fn parse_since(s: &str) -> Result<std::time::Duration, String> {
+    let text = s.trim();
+    let bad = || format!("{s:?} is not a duration: write it as 90s, 30m, 2h or 1d");
+    let days = text
+        .strip_suffix('d')
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    let duration = match days {
+        Some(n) => std::time::Duration::from_secs(n.checked_mul(86_400).ok_or_else(bad)?),
+        None => text
+            .parse::<jiff::SignedDuration>()
+            .ok()
+            .and_then(|d| std::time::Duration::try_from(d).ok())
+            .ok_or_else(bad)?,
+    };
+    if duration.is_zero() {
+        return Err(bad());
+    }
+    Ok(duration)
 }

@@ -28,6 +28,7 @@ pub(crate) mod logging;
 mod progress;
 mod prompts;
 mod send;
+mod settings;
 mod show;
 
 use std::io::{self, IsTerminal, Read};
@@ -48,8 +49,8 @@ pub(crate) const EXIT_FAILURE: u8 = 1;
 /// Bad input found by the CLI itself: the core's [`Refused`](acp::app::Refused).
 pub(crate) use acp::app::Refused as UsageError;
 pub(crate) use args::{
-    BackupArgs, BackupCommand, Cli, Command, CoordsCommand, DevlogCommand, InboxCommand, ReplyArgs,
-    RolesCommand, SendOpts, TmuxCommand,
+    BackupArgs, BackupCommand, Cli, Command, ConfigCommand, CoordsCommand, DevlogCommand,
+    InboxCommand, ReplyArgs, RetryArgs, RolesCommand, SendOpts, TmuxCommand,
 };
 
 /// The root: `--root`, else `ACP_ROOT` (both handled by clap), else the
@@ -315,6 +316,8 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Send { to, opts } => send::send(&open_app(&cli)?, Some(to), opts, cli.json).await,
         Command::Broadcast { opts } => send::send(&open_app(&cli)?, None, opts, cli.json).await,
         Command::Reply(reply) => send::reply(&open_app(&cli)?, reply, cli.json).await,
+        Command::Retry(retry) => send::retry(&open_app(&cli)?, retry, cli.json).await,
+        Command::Config(ConfigCommand::Show) => settings::show(&cli),
         Command::Devlog(cmd) => send::devlog(&open_app(&cli)?, cmd, cli.json).await,
         Command::Tmux(cmd) => tmux(&cli, cmd).await,
         Command::Status => show::status(&*open_app(&cli)?, cli.json).await,

@@ -266,7 +266,16 @@ pub(crate) async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Resu
             unread,
             limit,
         } => {
-            let entries = app.inbox(agent, *unread, *limit).await?;
+            // An agent's shell names it in ACP_AGENT, as for `acp send`.
+            let agent = agent
+                .clone()
+                .or_else(|| app.config().default_sender.clone())
+                .ok_or_else(|| {
+                    super::UsageError(
+                        "say whose messages to list: --agent AGENT, or set ACP_AGENT".into(),
+                    )
+                })?;
+            let entries = app.inbox(&agent, *unread, *limit).await?;
             if json_out {
                 print_json(&entries)?;
             } else if entries.is_empty() {
@@ -302,7 +311,8 @@ pub(crate) async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Resu
             }
         }
         InboxCommand::Read { id } => {
-            let (message, deliveries) = app.read(*id).await?;
+            let id = app.resolve_message(id).await?;
+            let (message, deliveries) = app.read(id).await?;
             if json_out {
                 print_json(&json!({ "message": message, "deliveries": deliveries }))?;
             } else {
@@ -338,7 +348,8 @@ pub(crate) async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Resu
             }
         }
         InboxCommand::Ack { id, agent, by } => {
-            ack(app, *id, agent.as_deref(), by.as_deref(), json_out).await?;
+            let id = app.resolve_message(id).await?;
+            ack(app, id, agent.as_deref(), by.as_deref(), json_out).await?;
         }
     }
     Ok(ExitCode::SUCCESS)
