@@ -55,7 +55,10 @@ impl App {
             return None;
         };
         let Ok(found) = self.registry.get(&agent_id) else {
-            return Some(AppError::AgentGone { id, agent: agent_id });
+            return Some(AppError::AgentGone {
+                id,
+                agent: agent_id,
+            });
         };
         let cluster = self.config.cluster.as_ref()?;
         let node = found.node.as_ref().unwrap_or(&cluster.hub);

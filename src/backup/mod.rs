@@ -193,16 +193,11 @@ impl Catalog {
                 "backup {key} is refused: {file} is damaged: {why}"
             )));
         }
-        struct Id<'a>(&'a Manifest);
-        impl std::fmt::Display for Id<'_> {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(&self.0.id)
-            }
-        }
-        prefix
-            .pick(matches.into_iter().map(Id).collect())
-            .map(|id| id.0)
-            .map_err(usage)
+        let id = prefix
+            .pick(matches.iter().map(|m| m.id.clone()).collect())
+            .map_err(usage)?;
+        self.get(&id)
+            .ok_or_else(|| BackupError::Usage(format!("no backup {id}")))
     }
 
     /// The newest backup taken at or before `at`.

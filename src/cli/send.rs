@@ -227,7 +227,8 @@ async fn retry_failed(
             .iter()
             .map(|(id, d)| Ok((id.to_string(), serde_json::to_value(d)?)))
             .collect::<Result<_>>()?;
-        let out = json!({ "queued": report.queued, "skipped": report.skipped, "deliveries": deliveries });
+        let out =
+            json!({ "queued": report.queued, "skipped": report.skipped, "deliveries": deliveries });
         outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         if report.queued.is_empty() && report.skipped.is_empty() {

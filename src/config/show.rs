@@ -146,7 +146,10 @@ impl Config {
     /// The config in the file's words.
     fn project(&self) -> Doc {
         let mut doc = Doc::default();
-        doc.put("captain", opt(self.captain.as_ref().map(ToString::to_string)));
+        doc.put(
+            "captain",
+            opt(self.captain.as_ref().map(ToString::to_string)),
+        );
         doc.env("agent", opt(self.default_sender.clone()), &["ACP_AGENT"]);
         self.project_delivery(&mut doc);
         self.project_discord(&mut doc);
@@ -200,11 +203,7 @@ impl Config {
             masked(d.token.is_some()),
             &["DISCORD_TOKEN"],
         );
-        doc.env(
-            "discord.guild_id",
-            opt(d.guild_id),
-            &["DISCORD_GUILD_ID"],
-        );
+        doc.env("discord.guild_id", opt(d.guild_id), &["DISCORD_GUILD_ID"]);
         doc.env(
             "discord.api_base",
             opt(d.api_base.clone()),
@@ -408,7 +407,9 @@ impl Config {
 fn scrub(value: Value, redactor: &Redactor) -> Value {
     match value {
         Value::String(s) => Value::String(redactor.redact(&s).into_owned()),
-        Value::Array(items) => Value::Array(items.into_iter().map(|v| scrub(v, redactor)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(|v| scrub(v, redactor)).collect())
+        }
         other => other,
     }
 }
@@ -508,14 +509,20 @@ mod tests {
         let settings = config.settings_with(text, &env);
         let get = |key: &str| settings.iter().find(|s| s.key == key).unwrap().clone();
         assert_eq!(get("delivery.max_attempts").value, json!(3));
-        assert_eq!(get("delivery.max_attempts").origin, Origin::File { line: 2 });
+        assert_eq!(
+            get("delivery.max_attempts").origin,
+            Origin::File { line: 2 }
+        );
         assert_eq!(get("delivery.poll_ms").value, json!(70));
         assert_eq!(
             get("delivery.poll_ms").origin.to_string(),
             "environment (ACP_POLL_MS)"
         );
         assert_eq!(get("delivery.retry_base_ms").origin, Origin::Default);
-        assert_eq!(get("limits.max_body_bytes").origin, Origin::File { line: 5 });
+        assert_eq!(
+            get("limits.max_body_bytes").origin,
+            Origin::File { line: 5 }
+        );
         assert_eq!(get("discord.token").value, json!(REDACTED));
         assert_eq!(get("backup.key").value, Value::Null);
         let all = serde_json::to_string(&settings).unwrap();

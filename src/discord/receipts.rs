@@ -114,7 +114,13 @@ async fn settle(
             };
         if !edited {
             let attempts = deliveries.iter().map(|d| d.attempts).sum();
-            post(http, r, attempts, render::late_receipt(&message, &deliveries)).await?;
+            post(
+                http,
+                r,
+                attempts,
+                render::late_receipt(&message, &deliveries),
+            )
+            .await?;
         }
         app.settle_receipt(r.message_id, ReceiptState::Done).await?;
         return Ok(None);

@@ -170,7 +170,11 @@ mod tests {
         assert_eq!(p.as_str(), "01JDQ3Z5");
         assert!(!p.is_whole());
         let (from, to) = p.range();
-        for id in ["01JDQ3Z5", "01JDQ3Z50000000000000000000", "01JDQ3Z5ZZZZZZZZZZZZZZZZZZ"] {
+        for id in [
+            "01JDQ3Z5",
+            "01JDQ3Z50000000000000000000",
+            "01JDQ3Z5ZZZZZZZZZZZZZZZZZZ",
+        ] {
             assert!(from.as_str() <= id && id < to.as_str(), "{id}");
         }
         for id in ["01JDQ3Z4ZZZZZZZZZZZZZZZZZZ", "01JDQ3Z600000000000000000"] {
@@ -203,7 +207,10 @@ mod tests {
         assert_eq!(p.pick(vec!["A"]).unwrap(), "A");
         let none = p.pick(Vec::<String>::new()).unwrap_err();
         assert!(none.is_not_found());
-        assert!(none.to_string().contains("no prompt id starts with"), "{none}");
+        assert!(
+            none.to_string().contains("no prompt id starts with"),
+            "{none}"
+        );
         let two = p.pick(vec!["01JDQ3Z5A", "01JDQ3Z5B"]).unwrap_err();
         assert_eq!(
             two.to_string(),
@@ -211,7 +218,10 @@ mod tests {
         );
         let many: Vec<String> = (0..=LISTED).map(|i| format!("01JDQ3Z5{i:02}")).collect();
         let err = p.pick(many).unwrap_err().to_string();
-        assert!(err.contains("more than 10") && err.ends_with(", ...)"), "{err}");
+        assert!(
+            err.contains("more than 10") && err.ends_with(", ...)"),
+            "{err}"
+        );
         assert!(!err.contains("01JDQ3Z510"), "{err}");
     }
 }

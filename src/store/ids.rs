@@ -18,8 +18,12 @@ pub enum IdTable {
 impl IdTable {
     fn sql(self) -> &'static str {
         match self {
-            Self::Messages => "SELECT id FROM messages WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3",
-            Self::Prompts => "SELECT id FROM prompts WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3",
+            Self::Messages => {
+                "SELECT id FROM messages WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3"
+            }
+            Self::Prompts => {
+                "SELECT id FROM prompts WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3"
+            }
         }
     }
 }
