@@ -150,6 +150,9 @@ pub(crate) async fn status(app: &App, json_out: bool) -> Result<ExitCode> {
                 f.error
             );
         }
+        out.push_str(
+            "once the cause is fixed: `acp retry ID` queues one again, `acp retry --failed` all\n",
+        );
     }
     out!("{out}");
     Ok(ExitCode::SUCCESS)

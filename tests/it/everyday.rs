@@ -11,7 +11,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::{Root, stderr, stdout, wait_until};
-use crate::web::{CI_TOKEN, Spec, serve};
+use crate::web::{CI_TOKEN, Spec, serve_env};
+
+/// An API token bound to Agent-2, which may send.
+const AGENT2_TOKEN: &str = "agent-2-token-0123456789abcdef";
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -98,12 +101,32 @@ fn a_failed_delivery_is_retried_through_acp_run_by_the_command_line_and_the_api(
     root.fast()
         .edit_config("max_attempts = 5", "max_attempts = 2");
     block(&root, "Agent-1");
-    let web = serve(&root, "");
+    let web = serve_env(
+        &root,
+        &format!("ACP_API_TOKENS=ci:send={CI_TOKEN},two:send@Agent-2={AGENT2_TOKEN}\n"),
+    );
     let spec = Spec::of(&web);
     let first = send(&root, "Agent-1", "first, lost at first");
     let second = send(&root, "Agent-1", "second, lost at first");
     wait_for_state(&root, &first, "failed", 2);
     wait_for_state(&root, &second, "failed", 2);
+    let out = root.run(&["status"]);
+    assert!(
+        stdout(&out).contains("`acp retry ID` queues one again"),
+        "{}",
+        stdout(&out)
+    );
+
+    // An agent's token retries only what its agent sent.
+    let (code, problem) = web.call_as(
+        AGENT2_TOKEN,
+        reqwest::Method::POST,
+        &format!("/api/v1/messages/{second}/retry"),
+        Some(&json!({})),
+    );
+    assert_eq!(code, 403, "{problem}");
+    spec.check("post", "/messages/{id}/retry", 403, &problem);
+    assert_eq!(deliveries(&root, &second)[0]["state"], "failed");
 
     // Retried while the cause stands: two more attempts (the budget counts
     // from the retry), then failed again, the old attempts kept.
@@ -518,4 +541,76 @@ fn inbox_list_is_for_the_agent_in_acp_agent_unless_told_otherwise() {
     assert!(stdout(&out).contains("for two"), "{}", stdout(&out));
     let out = list(None, &[]);
     fails_saying(&out, 2, &["--agent AGENT, or set ACP_AGENT"]);
+}
+
+#[test]
+fn a_retried_message_from_discord_gets_its_new_receipt_in_the_channel() {
+    use crate::discord::{OPERATOR, command, original_edit, start};
+    let standin = crate::standin::StandIn::start();
+    let root = Root::new(1);
+    root.fast()
+        .edit_config("max_attempts = 5", "max_attempts = 1");
+    block(&root, "Agent-1");
+    let _bot = start(&root, &standin);
+    let from = standin.requests().len();
+    let reply = command(
+        &standin,
+        400_000_000_000_000_090,
+        "message",
+        &json!([{"name": "agent", "type": 3, "value": "Agent-1"}, {"name": "text", "type": 3, "value": "lost, then found"}]),
+        &[OPERATOR],
+    );
+    let id = reply["data"]["content"]
+        .as_str()
+        .unwrap()
+        .split('`')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let edit = original_edit(&standin, from, 400_000_000_000_000_090, LIMIT);
+    let text = edit.body["content"].as_str().unwrap();
+    assert!(text.contains("Agent-1: failed"), "{text}");
+
+    unblock(&root, "Agent-1");
+    let from = standin.requests().len();
+    let out = root.run(&["retry", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let late = standin.wait_for(from, LIMIT, |r| {
+        r.method == "POST" && r.path == format!("/channels/{}/messages", crate::standin::CHANNEL_ID)
+    });
+    let text = late.body["content"].as_str().unwrap();
+    assert!(
+        text.starts_with("Final receipt") && text.contains("✅ Agent-1: delivered by inbox"),
+        "{text}"
+    );
+    assert_eq!(root.inbox_ids("Agent-1").get(&id), Some(&1));
+    standin.assert_no_violations();
+}
+
+#[test]
+fn prompts_are_answered_by_a_prefix_of_their_id() {
+    use crate::approvals::{claude_request, hook, hook_answer, prompt_id, prompt_post};
+    let standin = crate::standin::StandIn::start();
+    let root = Root::new(1);
+    root.fast();
+    crate::outbox::token_in_dotenv(&root);
+    crate::outbox::swarm(&root);
+    let _bot = crate::discord::start(&root, &standin);
+    let waiting = hook(&root, "Agent-1", &claude_request("cargo test", "s-9"));
+    let id = prompt_id(&prompt_post(&standin, "Bash: cargo test"));
+    let out = root.run(&["approve", &id[..7]]);
+    fails_saying(&out, 2, &["too short to name a prompt", "at least 8"]);
+    let out = root.run(&["approve", &id[..12].to_lowercase()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with(&format!("prompt {id}: allowed by cli:")),
+        "{}",
+        stdout(&out)
+    );
+    let printed = hook_answer(waiting).unwrap();
+    assert_eq!(
+        printed["hookSpecificOutput"]["decision"]["behavior"],
+        "allow"
+    );
+    standin.assert_no_violations();
 }
