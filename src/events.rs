@@ -56,6 +56,13 @@ pub enum Event {
         attempts: u32,
         error: String,
     },
+    /// A person queued a failed delivery again (`acp retry`); its
+    /// outcome follows as for any delivery.
+    Retried {
+        message_id: MessageId,
+        agent: Destination,
+        by: String,
+    },
     /// An agent acknowledged a message.
     Acked {
         message_id: MessageId,
@@ -111,6 +118,7 @@ impl Event {
             | Self::Forwarded { message_id, .. }
             | Self::Failed { message_id, .. }
             | Self::Acked { message_id, .. }
+            | Self::Retried { message_id, .. }
             | Self::ReceiptOwed { message_id } => Some(*message_id),
             Self::BackupTaken { .. }
             | Self::BackupFailed { .. }

@@ -27,12 +27,14 @@
 //!   - [`untrusted`]: reading files an agent can write (devlogs, `--file`):
 //!     open without following links, then check what was opened, bounded.
 //!   - [`config`]: the one typed configuration (defaults < file < env),
-//!     each engine's settings struct, and what counts as a secret in text
-//!     (`config::redact`, for the log and recorded errors).
+//!     each engine's settings struct, what counts as a secret in text
+//!     (`config::redact`, for the log and recorded errors), and each
+//!     setting in effect with its origin (`acp config show`).
 //!   - [`coords`]: `config/coordinates.json` and its validation.
 //!   - [`events`]: the in-process event bus that wakes receipts (the store
 //!     stays the record).
-//!   - [`store`]: the SQLite store (queue, typed views, roles, audit log).
+//!   - [`store`]: the SQLite store (queue, typed views, roles, audit log,
+//!     retries, ids by prefix).
 //!   - [`delivery`]: the delivery-method trait, the inbox,
 //!     keyboard-and-mouse and Discord (the outbox: replies, reports,
 //!     devlogs) methods, and the dispatcher.
@@ -43,7 +45,8 @@
 //!     streams, outcomes and heartbeats, and agents' states, prompts and
 //!     decisions carried between a node and the hub's bot.
 //! - The **core**, the only API the front doors use:
-//!   - [`app`]: messages (send, reply, follow, ack), devlogs, receipts
+//!   - [`app`]: messages (send, reply, follow, ack, retry; ids whole or by a
+//!     unique prefix), devlogs, receipts
 //!     owed to Discord commands, roles and the audit log,
 //!     backups (each audited and announced whichever door asks), the
 //!     doctor's checks, `acp init`, and the one error type.

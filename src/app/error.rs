@@ -44,6 +44,27 @@ pub enum AppError {
         agent: AgentId,
         state: DeliveryState,
     },
+    #[error(transparent)]
+    Prefix(#[from] crate::model::PrefixError),
+    #[error(
+        "message {id} has no failed delivery to retry ({states}): only a failed delivery is \
+         queued again"
+    )]
+    NothingToRetry { id: MessageId, states: String },
+    #[error(
+        "message {id} was for {agent}, who is no longer in config/acp.toml: it cannot be \
+         delivered. Add {agent} back to retry it, or send the text again to another agent"
+    )]
+    AgentGone { id: MessageId, agent: AgentId },
+    #[error(
+        "message {id} is for {agent}, who runs on {node}: a delivery is retried on the machine \
+         that holds it; run `acp retry {id}` there"
+    )]
+    RetryElsewhere {
+        id: MessageId,
+        agent: AgentId,
+        node: String,
+    },
     #[error("a role is 1 to 200 printable characters")]
     BadRole,
     #[error("the store writer has stopped (see the log above); the message was not accepted")]
@@ -177,6 +198,7 @@ pub fn is_user_error(err: &(dyn std::error::Error + 'static)) -> bool {
             || e.is::<CoordsError>()
             || e.is::<MessageError>()
             || e.is::<AgentError>()
+            || e.is::<crate::model::PrefixError>()
         {
             return true;
         }

@@ -5,6 +5,8 @@
 //! whichever door asked.
 //!
 //! - [`messages`]: send, read, follow, acknowledge, status.
+//! - [`retry`]: failed deliveries queued again by a person, once.
+//! - [`ids`]: message and prompt ids given whole or by a unique prefix.
 //! - [`visibility`]: what one agent may read: its own messages and status.
 //! - [`outbox`]: answers, posts to Discord, receipts owed to commands.
 //! - [`devlogs`]: devlog files posted once per content version.
@@ -33,6 +35,7 @@ mod cluster;
 mod devlogs;
 pub mod doctor;
 mod error;
+mod ids;
 mod init;
 mod messages;
 mod observe;
@@ -40,6 +43,7 @@ mod outbox;
 mod panes;
 mod relay;
 mod reload;
+mod retry;
 mod roles;
 mod screen;
 mod service_lock;
@@ -67,6 +71,7 @@ pub use messages::Follow;
 pub use observe::{DiscordLink, TmuxProbe};
 pub use outbox::{HOOK_REPLAY_WINDOW, HookOutcome};
 pub use reload::{ConfigState, Pickup, RefusedConfig, WATCHED as CONFIG_FILES, config_digest};
+pub use retry::{RETRY_MAX, Requeued, RetryReport, Skipped};
 pub use screen::{Probe, Validation, Window};
 // What the front doors read, named through the core so that no door
 // reaches into an engine.
@@ -76,7 +81,7 @@ pub use crate::backup::{
 };
 pub use crate::config::{
     ApiToken, CONFIG_FILE, Config, ConfigError, DEFAULT_SCOPES, DiscordConfig, Env, HookConfig,
-    HookRoute, HttpConfig, Redactor, Scope,
+    HookRoute, HttpConfig, Origin, Redactor, Scope, Setting,
 };
 pub use crate::coords::{Finding, Monitor, Point, Severity};
 pub use crate::events::Event;

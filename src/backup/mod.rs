@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::BackupConfig;
+use crate::model::prefix::{IdKind, IdPrefix, PrefixError};
 
 pub use crypt::Cipher;
 pub use manifest::{Entry, Kind, Manifest, Node, State, Stats, Summary};
@@ -106,6 +107,14 @@ pub trait Progress: Sync {
 pub struct Quiet;
 impl Progress for Quiet {}
 
+/// A backup id, as people give it: 6 characters are enough (about 17
+/// minutes of ids), backups being minutes apart.
+const BACKUP: IdKind = IdKind {
+    name: "backup",
+    hint: "`acp backup list` shows them, or use latest",
+    min: 6,
+};
+
 /// The usable manifests of a repository, by id, and the damaged ones.
 #[derive(Debug)]
 pub struct Catalog {
@@ -147,7 +156,8 @@ impl Catalog {
     }
 
     /// Finds a backup by id, unique id prefix (at least 6 characters) or
-    /// `latest`.
+    /// `latest`: the same resolver as message and prompt ids
+    /// ([`crate::model::prefix`]), over the catalog's sorted ids.
     ///
     /// # Errors
     /// [`BackupError::Usage`] saying what exists.
@@ -161,40 +171,33 @@ impl Catalog {
         if let Some(m) = self.get(&key.to_ascii_uppercase()) {
             return Ok(m);
         }
-        let upper = key.to_ascii_uppercase();
-        let matches: Vec<&Manifest> = self
+        let usage = |e: PrefixError| BackupError::Usage(e.to_string());
+        let prefix = IdPrefix::parse(key, BACKUP).map_err(usage)?;
+        // The manifests are sorted by id: the prefix's ids are one run.
+        let (from, to) = prefix.range();
+        let first = self
             .manifests
+            .partition_point(|m| m.id.as_str() < from.as_str());
+        let matches: Vec<&Manifest> = self.manifests[first..]
             .iter()
-            .filter(|m| !upper.is_empty() && m.id.starts_with(&upper))
+            .take_while(|m| m.id.as_str() < to.as_str())
+            .take(crate::model::prefix::LISTED + 1)
             .collect();
-        // Ids start with their time: a short prefix names a stretch of time,
-        // not a backup.
-        if upper.len() < 6 && !matches.is_empty() {
-            return Err(BackupError::Usage(format!(
-                "{key:?} is too short to name a backup ({} start with it): give at least 6 \
-                 characters of the id (`acp backup list` shows them)",
-                matches.len()
-            )));
-        }
         if matches.is_empty()
-            && let Some((file, why)) = self.damaged.iter().find(|(file, _)| {
-                upper.len() >= 6 && file.starts_with(&format!("snapshots/{upper}"))
-            })
+            && let Some((file, why)) = self
+                .damaged
+                .iter()
+                .find(|(file, _)| file.starts_with(&format!("snapshots/{}", prefix.as_str())))
         {
             return Err(BackupError::Corrupt(format!(
                 "backup {key} is refused: {file} is damaged: {why}"
             )));
         }
-        match matches.as_slice() {
-            [one] => Ok(one),
-            [] => Err(BackupError::Usage(format!(
-                "no backup {key:?}: `acp backup list` shows the ids (or use latest)"
-            ))),
-            _ => Err(BackupError::Usage(format!(
-                "{key:?} matches {} backups: give more of the id",
-                matches.len()
-            ))),
-        }
+        let id = prefix
+            .pick(matches.iter().map(|m| m.id.clone()).collect())
+            .map_err(usage)?;
+        self.get(&id)
+            .ok_or_else(|| BackupError::Usage(format!("no backup {id}")))
     }
 
     /// The newest backup taken at or before `at`.

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
-use acp::model::{Kind, MessageId, Priority, Via};
+use acp::model::{Kind, Priority, Via};
 
 use super::backup;
 use super::progress::ProgressMode;
@@ -105,6 +105,14 @@ pub(crate) enum Command {
 
 The id is in the inbox file's name and header.")]
     Reply(ReplyArgs),
+    /// Queue a failed delivery again: message ID's, or with --failed every
+    /// failed one. The attempts made stay in its history; `acp run` (or
+    /// this command, when none runs) delivers it as any message.
+    #[command(after_help = "Examples:
+  acp retry 01JDQ3Z5X8J6
+  acp retry 01JDQ3Z5X8J6 --agent Agent-2 --wait
+  acp retry --failed --agent Agent-2 --since 2h")]
+    Retry(RetryArgs),
     /// Devlogs: post one now, list what was posted where.
     #[command(
         subcommand,
@@ -195,7 +203,12 @@ The id is in the inbox file's name and header.")]
     Bot,
     /// `acp run` on this root as a systemd service: install, status,
     /// uninstall.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  acp service install
+  acp service status"
+    )]
     Service(ServiceCommand),
     /// Serve MCP on standard input and output for one agent (add it to
     /// Claude Code, Codex or Cursor as a stdio server).
@@ -223,6 +236,13 @@ The id is in the inbox file's name and header.")]
   acp doctor
   acp --json doctor")]
     Doctor,
+    /// The configuration in effect.
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  acp config show"
+    )]
+    Config(ConfigCommand),
     /// The hook Claude Code and Codex run: the agent's state, and its
     /// permission requests decided from Discord.
     ///
@@ -240,7 +260,8 @@ Claude Code and Codex run it themselves, from their hook settings.")]
   acp approve 01JE4M8Q2W6Y0A3C5E7G9J1K3M
   acp approve 01JE4M8Q2W6Y0A3C5E7G9J1K3M --session")]
     Approve {
-        /// The prompt's id.
+        /// The prompt's id, or a unique prefix of 8 or more characters.
+        #[arg(value_name = "ID", value_parser = prompt_ref)]
         id: String,
         /// Allow it for the rest of the agent's session, where it can.
         #[arg(long)]
@@ -250,7 +271,8 @@ Claude Code and Codex run it themselves, from their hook settings.")]
     #[command(after_help = "Examples:
   acp deny 01JE4M8Q2W6Y0A3C5E7G9J1K3M --reason \"not on main: use a branch\"")]
     Deny {
-        /// The prompt's id.
+        /// The prompt's id, or a unique prefix of 8 or more characters.
+        #[arg(value_name = "ID", value_parser = prompt_ref)]
         id: String,
         /// Told to the agent.
         #[arg(long, value_name = "TEXT")]
@@ -435,11 +457,51 @@ impl BackupCommand {
     }
 }
 
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Every setting in effect and where it came from (default, the file
+    /// config/acp.toml with its line, an environment variable, a flag);
+    /// secrets are masked.
+    #[command(after_help = "Examples:
+  acp config show
+  acp --json config show")]
+    Show,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RetryArgs {
+    /// The message: its id, or a unique prefix of 8 or more characters.
+    #[arg(
+        value_name = "ID",
+        value_parser = message_ref,
+        required_unless_present = "failed",
+        conflicts_with_all = ["failed", "since"]
+    )]
+    pub id: Option<String>,
+    /// Every failed delivery (at most 1000 at once).
+    #[arg(long)]
+    pub failed: bool,
+    /// Only the delivery to this agent (of ID, or with --failed).
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// With --failed: only deliveries that failed in the last DURATION
+    /// (90s, 30m, 2h, 1d).
+    #[arg(long, requires = "failed", value_parser = parse_since, value_name = "DURATION")]
+    pub since: Option<std::time::Duration>,
+    /// Wait for the new outcome and print it (exit 1 if it failed again).
+    #[arg(long, conflicts_with = "failed")]
+    pub wait: bool,
+    /// With --wait: give up waiting after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct ReplyArgs {
-    /// The message to answer.
-    #[arg(value_name = "ID", value_parser = parse_id)]
-    pub id: MessageId,
+    /// The message to answer: its id, or a unique prefix of 8 or more
+    /// characters.
+    #[arg(value_name = "ID", value_parser = message_ref)]
+    pub id: String,
     /// Who answers (default: $ACP_AGENT, else the message's only
     /// recipient).
     #[arg(long, value_name = "AGENT")]
@@ -479,9 +541,10 @@ pub(crate) struct SendOpts {
     /// A tag (repeatable).
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
-    /// The id of the message this answers.
-    #[arg(long, value_name = "ID", value_parser = parse_id)]
-    pub reply_to: Option<MessageId>,
+    /// The id of the message this answers (or a unique prefix of 8 or
+    /// more characters).
+    #[arg(long, value_name = "ID", value_parser = message_ref)]
+    pub reply_to: Option<String>,
     /// Wait for the delivery outcome and print it (exit 1 if it failed).
     #[arg(long)]
     pub wait: bool,
@@ -580,11 +643,12 @@ pub(crate) enum InboxCommand {
     /// An agent's messages, newest first.
     #[command(after_help = "Examples:
   acp inbox list --agent Agent-2
-  acp inbox list --agent Agent-2 --unread --limit 10")]
+  ACP_AGENT=Agent-2 acp inbox list --unread --limit 10")]
     List {
-        /// The agent whose messages to list, e.g. Agent-2.
+        /// The agent whose messages to list, e.g. Agent-2 (default:
+        /// $ACP_AGENT).
         #[arg(long, value_name = "AGENT")]
-        agent: String,
+        agent: Option<String>,
         /// Only delivered messages not yet acknowledged.
         #[arg(long)]
         unread: bool,
@@ -596,18 +660,18 @@ pub(crate) enum InboxCommand {
     #[command(after_help = "Examples:
   acp inbox read 01JDQ3Z5X8J6Y4F2K9M0N1P2Q3")]
     Read {
-        /// The message's id (in the inbox file's name and header).
-        #[arg(value_name = "ID", value_parser = parse_id)]
-        id: MessageId,
+        /// The message: its id, or a unique prefix of 8 or more characters.
+        #[arg(value_name = "ID", value_parser = message_ref)]
+        id: String,
     },
     /// Acknowledge a message: the agent has read and acted on it.
     #[command(after_help = "Examples:
   ACP_AGENT=Agent-2 acp inbox ack 01JDQ3Z5X8J6Y4F2K9M0N1P2Q3
   acp inbox ack 01JDQ3Z5X8J6Y4F2K9M0N1P2Q3 --agent Agent-2 --by alice")]
     Ack {
-        /// The message's id (in the inbox file's name and header).
-        #[arg(value_name = "ID", value_parser = parse_id)]
-        id: MessageId,
+        /// The message: its id, or a unique prefix of 8 or more characters.
+        #[arg(value_name = "ID", value_parser = message_ref)]
+        id: String,
         /// The recipient acknowledging (for a broadcast, unless ACP_AGENT
         /// names one of its recipients).
         #[arg(long, value_name = "AGENT")]
@@ -707,7 +771,38 @@ fn backup_kind() -> impl TypedValueParser<Value = acp::app::BackupKind> {
     .try_map(|s| backup::parse_kind(&s))
 }
 
-fn parse_id(s: &str) -> Result<MessageId, String> {
-    s.parse()
-        .map_err(|e: acp::model::MessageError| e.to_string())
+/// A message's id or a prefix of one, checked for its shape here (the
+/// core resolves it).
+fn message_ref(s: &str) -> Result<String, String> {
+    acp::model::IdPrefix::parse(s, acp::model::prefix::MESSAGE)
+        .map(|_| s.trim().to_owned())
+        .map_err(|e| e.to_string())
+}
+
+/// A prompt's id or a prefix of one.
+fn prompt_ref(s: &str) -> Result<String, String> {
+    acp::model::IdPrefix::parse(s, acp::model::prefix::PROMPT)
+        .map(|_| s.trim().to_owned())
+        .map_err(|e| e.to_string())
+}
+
+/// A duration such as 90s, 30m, 2h or 1d (also 1h30m).
+fn parse_since(s: &str) -> Result<std::time::Duration, String> {
+    let text = s.trim();
+    let bad = || format!("{s:?} is not a duration: write it as 90s, 30m, 2h or 1d");
+    let days = text
+        .strip_suffix('d')
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    let duration = match days {
+        Some(n) => std::time::Duration::from_secs(n.checked_mul(86_400).ok_or_else(bad)?),
+        None => text
+            .parse::<jiff::SignedDuration>()
+            .ok()
+            .and_then(|d| std::time::Duration::try_from(d).ok())
+            .ok_or_else(bad)?,
+    };
+    if duration.is_zero() {
+        return Err(bad());
+    }
+    Ok(duration)
 }

@@ -31,6 +31,7 @@ mod progress;
 mod prompts;
 mod send;
 mod service;
+mod settings;
 mod show;
 
 use std::io::{self, IsTerminal, Read};
@@ -51,8 +52,8 @@ pub(crate) const EXIT_FAILURE: u8 = 1;
 /// Bad input found by the CLI itself: the core's [`Refused`](acp::app::Refused).
 pub(crate) use acp::app::Refused as UsageError;
 pub(crate) use args::{
-    BackupCommand, Cli, Command, CoordsCommand, DevlogCommand, InboxCommand, ReplyArgs,
-    RolesCommand, ScopeArgs, SendOpts, ServiceCommand, TmuxCommand,
+    BackupCommand, Cli, Command, ConfigCommand, CoordsCommand, DevlogCommand, InboxCommand,
+    ReplyArgs, RetryArgs, RolesCommand, ScopeArgs, SendOpts, ServiceCommand, TmuxCommand,
 };
 
 /// The root: `--root`, else `ACP_ROOT` (both handled by clap), else the
@@ -376,6 +377,8 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             send::send(&open_app(&cli)?, None, &[], opts, cli.json).await
         }
         Command::Reply(reply) => send::reply(&open_app(&cli)?, reply, cli.json).await,
+        Command::Retry(retry) => send::retry(&open_app(&cli)?, retry, cli.json).await,
+        Command::Config(ConfigCommand::Show) => settings::show(&cli),
         Command::Devlog(cmd) => send::devlog(&open_app(&cli)?, cmd, cli.json).await,
         Command::Tmux(cmd) => tmux(&cli, cmd).await,
         Command::Status => show::status(&*open_app(&cli)?, cli.json).await,
@@ -407,39 +410,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit { limit } => show::audit(&*open_app(&cli)?, *limit, cli.json).await,
         Command::Mcp { agent } => mcp(open_app(&cli)?, agent.as_deref()).await,
         Command::Bot => bot(&cli).await,
-        Command::Backup(cmd) => {
-            // Restoring onto a new machine: no config yet, so the defaults
-            // and the environment (ACP_BACKUP_REPOSITORY, ACP_BACKUP_KEY).
-            let needs_root = !matches!(
-                cmd,
-                BackupCommand::List
-                    | BackupCommand::Verify { .. }
-                    | BackupCommand::Keygen
-                    | BackupCommand::Restore {
-                        in_place: false,
-                        ..
-                    }
-            );
-            let (config, root) = match load_config(&cli) {
-                Err(e)
-                    if !needs_root
-                        && matches!(
-                            e.downcast_ref::<acp::app::ConfigError>(),
-                            Some(acp::app::ConfigError::Missing { .. })
-                        ) =>
-                {
-                    let root = root_of(&cli)?;
-                    (Config::from_env_only(&root, &collect_env(&root)?)?, false)
-                }
-                other => (other?, true),
-            };
-            let mut cmd = cmd.clone();
-            if let BackupCommand::Restore { to: Some(dir), .. } = &mut cmd {
-                *dir = backup::absolute(dir)?;
-            }
-            let progress = cmd.progress();
-            backup::run(config, root, &cmd, progress, cli.json).await
-        }
+        Command::Backup(cmd) => backup_command(&cli, cmd).await,
         Command::Hook => prompts::hook(&open_app(&cli)?).await,
         Command::Approve { id, session } => {
             prompts::approve(&open_app(&cli)?, id, *session, cli.json).await
@@ -453,7 +424,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Service(cmd) => service::run(&cli, cmd),
         Command::Doctor => match load_config(&cli) {
             Ok(config) => doctor::run(&config, cli.json).await,
-            Err(e) => match e.downcast_ref::<acp::app::ConfigError>() {
+            Err(e) => match config_error(&e) {
                 // A broken config is the doctor's first finding, not a crash.
                 Some(config_error) => doctor::config_failed(config_error, cli.json),
                 None => Err(e),
@@ -467,6 +438,47 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `acp backup ...`.
+async fn backup_command(cli: &Cli, cmd: &BackupCommand) -> Result<ExitCode> {
+    // Restoring onto a new machine: no config yet, so the defaults and the
+    // environment (ACP_BACKUP_REPOSITORY, ACP_BACKUP_KEY).
+    let needs_root = !matches!(
+        cmd,
+        BackupCommand::List
+            | BackupCommand::Verify { .. }
+            | BackupCommand::Keygen
+            | BackupCommand::Restore {
+                in_place: false,
+                ..
+            }
+    );
+    let (config, root) = match load_config(cli) {
+        Err(e)
+            if !needs_root
+                && matches!(
+                    config_error(&e),
+                    Some(acp::app::ConfigError::Missing { .. })
+                ) =>
+        {
+            let root = root_of(cli)?;
+            (Config::from_env_only(&root, &collect_env(&root)?)?, false)
+        }
+        other => (other?, true),
+    };
+    let mut cmd = cmd.clone();
+    if let BackupCommand::Restore { to: Some(dir), .. } = &mut cmd {
+        *dir = backup::absolute(dir)?;
+    }
+    let progress = cmd.progress();
+    backup::run(config, root, &cmd, progress, cli.json).await
+}
+
+/// The config error behind `e`, if that is what it is.
+fn config_error(e: &anyhow::Error) -> Option<&acp::app::ConfigError> {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<acp::app::ConfigError>())
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are in place once this

@@ -82,9 +82,7 @@ async fn decide(
         ))
         .into());
     }
-    let id: PromptId = id
-        .parse()
-        .map_err(|e: acp::model::attention::BadPromptId| UsageError(e.to_string()))?;
+    let id: PromptId = app.resolve_prompt(id).await?;
     let by = super::show::actor();
     let result = app.decide(id, decision, &by, reason).await?;
     let (won, kept) = match result {

@@ -10,7 +10,7 @@ use serde_json::json;
 use acp::app::{App, DeliveryView, SendRequest, ServiceLock};
 use acp::model::{DeliveryState, Kind, MessageId, Recipient};
 
-use super::{DevlogCommand, ReplyArgs, SendOpts, read_body};
+use super::{DevlogCommand, ReplyArgs, RetryArgs, SendOpts, read_body};
 
 /// Sends to `to`, or to everyone when `to` is `None`.
 pub(crate) async fn send(
@@ -46,7 +46,10 @@ pub(crate) async fn send(
             priority: opts.priority,
             body: read_body(&opts.message)?,
             tags: opts.tags.clone(),
-            reply_to: opts.reply_to,
+            reply_to: match &opts.reply_to {
+                Some(text) => Some(app.resolve_message(text).await?),
+                None => None,
+            },
         },
         via: opts.via,
     };
@@ -61,8 +64,9 @@ pub(crate) async fn reply(app: &Arc<App>, r: &ReplyArgs, json_out: bool) -> Resu
         .clone()
         .or_else(|| app.config().default_sender.clone());
     let body = read_body(&r.message)?;
+    let id = app.resolve_message(&r.id).await?;
     let message = app
-        .reply(r.id, body, caller.as_deref(), r.priority, &r.files)
+        .reply(id, body, caller.as_deref(), r.priority, &r.files)
         .await?;
     follow_up(app, &message, r.wait, r.timeout, json_out).await
 }
@@ -82,6 +86,21 @@ async fn follow_up(
         // The id first, alone, so scripts can take it: it is durable now.
         outln!("{id}");
     }
+    outcome(app, message, wait, timeout, json_out, None).await
+}
+
+/// Delivers a stored (or queued again) message here when no `acp run`
+/// does (posts to Discord always wait for `acp run`), or waits for the
+/// outcome if asked; prints it. `extra` goes into the JSON answer.
+async fn outcome(
+    app: &Arc<App>,
+    message: &acp::model::UnifiedMessage,
+    wait: bool,
+    timeout: u64,
+    json_out: bool,
+    extra: Option<(&str, serde_json::Value)>,
+) -> Result<ExitCode> {
+    let id = message.id;
     let service = ServiceLock::is_held(&app.config().root);
     let timeout = Duration::from_secs(timeout);
     let deliveries = if service || message.to == Recipient::Discord {
@@ -94,12 +113,12 @@ async fn follow_up(
             if service && !json_out {
                 eprintln!("queued for the running `acp run` service");
             }
-            return finish(app, id, None, json_out, false).await;
+            return finish(app, id, None, json_out, false, extra).await;
         }
     } else {
         app.deliver_here(id, wait, timeout).await?
     };
-    finish(app, id, Some(deliveries), json_out, wait).await
+    finish(app, id, Some(deliveries), json_out, wait, extra).await
 }
 
 async fn finish(
@@ -108,6 +127,7 @@ async fn finish(
     deliveries: Option<Vec<DeliveryView>>,
     json_out: bool,
     wait: bool,
+    extra: Option<(&str, serde_json::Value)>,
 ) -> Result<ExitCode> {
     let deliveries = match deliveries {
         Some(d) => d,
@@ -116,7 +136,10 @@ async fn finish(
     let failed = deliveries.iter().any(|d| d.state == DeliveryState::Failed);
     let pending = deliveries.iter().any(|d| !d.is_final());
     if json_out {
-        let out = json!({ "id": id, "deliveries": deliveries });
+        let mut out = json!({ "id": id, "deliveries": deliveries });
+        if let Some((key, value)) = extra {
+            out[key] = value;
+        }
         outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         let (out_is_stdout, lines): (bool, Vec<String>) = (
@@ -154,6 +177,85 @@ pub(super) fn detail_suffix(d: &DeliveryView) -> String {
         (DeliveryState::Delivered, Some(detail)) => format!(" ({detail})"),
         _ => String::new(),
     }
+}
+
+/// `acp retry ID` and `acp retry --failed`.
+pub(crate) async fn retry(app: &Arc<App>, r: &RetryArgs, json_out: bool) -> Result<ExitCode> {
+    let actor = super::show::actor();
+    let Some(text) = r.id.as_deref().filter(|_| !r.failed) else {
+        return retry_failed(app, r, &actor, json_out).await;
+    };
+    let id = app.resolve_message(text).await?;
+    let queued = app.retry(id, r.agent.as_deref(), &actor).await?;
+    if !json_out {
+        for q in &queued {
+            eprintln!(
+                "{id}: queued again for {} (its {} attempt(s) stay in its history)",
+                q.agent, q.attempts
+            );
+        }
+    }
+    let message = app.read(id).await?.0;
+    let extra = ("queued", serde_json::to_value(&queued)?);
+    outcome(app, &message, r.wait, r.timeout, json_out, Some(extra)).await
+}
+
+/// `acp retry --failed [--agent A] [--since D]`: each one queued again
+/// (and delivered here when no `acp run` does), each one skipped with its
+/// reason. Exit 1 if any was skipped.
+async fn retry_failed(
+    app: &Arc<App>,
+    r: &RetryArgs,
+    actor: &str,
+    json_out: bool,
+) -> Result<ExitCode> {
+    let report = app.retry_failed(r.agent.as_deref(), r.since, actor).await?;
+    let service = ServiceLock::is_held(&app.config().root);
+    let mut ids: Vec<MessageId> = report.queued.iter().map(|q| q.message_id).collect();
+    ids.dedup();
+    let mut outcomes = Vec::new();
+    for id in ids {
+        let deliveries = if service {
+            app.read(id).await?.1
+        } else {
+            app.deliver_here(id, false, Duration::from_secs(r.timeout))
+                .await?
+        };
+        outcomes.push((id, deliveries));
+    }
+    if json_out {
+        let deliveries: serde_json::Map<String, serde_json::Value> = outcomes
+            .iter()
+            .map(|(id, d)| Ok((id.to_string(), serde_json::to_value(d)?)))
+            .collect::<Result<_>>()?;
+        let out =
+            json!({ "queued": report.queued, "skipped": report.skipped, "deliveries": deliveries });
+        outln!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        if report.queued.is_empty() && report.skipped.is_empty() {
+            outln!("no failed deliveries to retry");
+        }
+        for q in &report.queued {
+            outln!(
+                "{} -> {}: queued again (after {} attempt(s))",
+                q.message_id,
+                q.agent,
+                q.attempts
+            );
+        }
+        for s in &report.skipped {
+            outln!("{} -> {}: skipped: {}", s.message_id, s.agent, s.why);
+        }
+        for (id, deliveries) in &outcomes {
+            for d in deliveries.iter().filter(|d| !service || d.is_final()) {
+                outln!("{id} -> {}: {}{}", d.agent, d.summary(), detail_suffix(d));
+            }
+        }
+        if service && !report.queued.is_empty() {
+            eprintln!("queued for the running `acp run` service");
+        }
+    }
+    Ok(super::success_if(report.skipped.is_empty()))
 }
 
 /// `acp devlog post FILE` and `acp devlog list`.

@@ -182,6 +182,9 @@ pub(crate) async fn status(app: &App, json_out: bool) -> Result<ExitCode> {
                 f.error
             );
         }
+        out.push_str(
+            "once the cause is fixed: `acp retry ID` queues one again, `acp retry --failed` all\n",
+        );
     }
     out!("{out}");
     Ok(ExitCode::SUCCESS)
@@ -298,7 +301,16 @@ pub(crate) async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Resu
             unread,
             limit,
         } => {
-            let entries = app.inbox(agent, *unread, *limit).await?;
+            // An agent's shell names it in ACP_AGENT, as for `acp send`.
+            let agent = agent
+                .clone()
+                .or_else(|| app.config().default_sender.clone())
+                .ok_or_else(|| {
+                    super::UsageError(
+                        "say whose messages to list: --agent AGENT, or set ACP_AGENT".into(),
+                    )
+                })?;
+            let entries = app.inbox(&agent, *unread, *limit).await?;
             if json_out {
                 print_json(&entries)?;
             } else if entries.is_empty() {
@@ -334,7 +346,8 @@ pub(crate) async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Resu
             }
         }
         InboxCommand::Read { id } => {
-            let (message, deliveries) = app.read(*id).await?;
+            let id = app.resolve_message(id).await?;
+            let (message, deliveries) = app.read(id).await?;
             if json_out {
                 print_json(&json!({ "message": message, "deliveries": deliveries }))?;
             } else {
@@ -370,7 +383,8 @@ pub(crate) async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Resu
             }
         }
         InboxCommand::Ack { id, agent, by } => {
-            ack(app, *id, agent.as_deref(), by.as_deref(), json_out).await?;
+            let id = app.resolve_message(id).await?;
+            ack(app, id, agent.as_deref(), by.as_deref(), json_out).await?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -21,6 +21,7 @@ mod cluster;
 mod gui;
 mod http;
 pub mod redact;
+mod show;
 mod tmux;
 mod tokens;
 
@@ -29,6 +30,7 @@ pub use backup::BackupConfig;
 pub use cluster::{ClusterConfig, DEFAULT_NATS_URL, NatsAuth, NatsConfig};
 pub use http::{DEFAULT_PORT, HookConfig, HookRoute, HttpConfig};
 pub use redact::Redactor;
+pub use show::{Origin, Setting};
 pub use tokens::{ApiToken, DEFAULT_SCOPES, Scope};
 
 use crate::model::DEFAULT_MAX_BODY_BYTES;

@@ -301,7 +301,8 @@ impl Dispatcher {
 
     /// One attempt at one delivery: every method in order until one works.
     fn deliver_one(&self, c: &Claimed) -> Outcome {
-        let attempt = c.attempts + 1;
+        // The budget and the backoff start again when a person retries it.
+        let attempt = c.since_retry + 1;
         let (target, methods) = match self.plan(c) {
             Ok(plan) => plan,
             Err(error) => {

@@ -58,10 +58,18 @@ async fn edit(http: &serenity::Http, r: &Receipt, text: String) -> Result<(), se
 
 /// Posts the final receipt in the channel, as a reply to the command's
 /// reply, with a nonce so a retry after a crash does not post it twice.
-async fn post(http: &serenity::Http, r: &Receipt, text: String) -> Result<(), serenity::Error> {
+/// The nonce counts the attempts made: a delivery a person queued again
+/// (`acp retry`) ends with more, and its new receipt is posted too.
+async fn post(
+    http: &serenity::Http,
+    r: &Receipt,
+    attempts: u32,
+    text: String,
+) -> Result<(), serenity::Error> {
     let channel = serenity::ChannelId::new(r.channel_id);
-    let nonce =
-        blake3::hash(format!("receipt/{}", r.message_id).as_bytes()).to_hex()[..25].to_owned();
+    let nonce = blake3::hash(format!("receipt/{}/{attempts}", r.message_id).as_bytes()).to_hex()
+        [..25]
+        .to_owned();
     let mut builder = serenity::CreateMessage::new()
         .content(text)
         .nonce(serenity::Nonce::String(nonce))
@@ -105,7 +113,14 @@ async fn settle(
                 }
             };
         if !edited {
-            post(http, r, render::late_receipt(&message, &deliveries)).await?;
+            let attempts = deliveries.iter().map(|d| d.attempts).sum();
+            post(
+                http,
+                r,
+                attempts,
+                render::late_receipt(&message, &deliveries),
+            )
+            .await?;
         }
         app.settle_receipt(r.message_id, ReceiptState::Done).await?;
         return Ok(None);

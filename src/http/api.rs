@@ -278,6 +278,44 @@ pub(crate) async fn ack(
     Ok(axum::Json(json!({ "agent": agent, "ack": result })).into_response())
 }
 
+/// What `POST /messages/{id}/retry` takes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RetryBody {
+    /// Only the delivery to this agent.
+    #[serde(default)]
+    agent: Option<String>,
+}
+
+/// `POST /messages/{id}/retry`: queues the message's failed deliveries
+/// again (the store takes each from failed to queued once; 409 saying
+/// each one's state when none is failed), audited as the token. A token
+/// bound to an agent retries only what that agent sent.
+pub(crate) async fn retry(
+    State(http): State<Http>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Body(b): Body<RetryBody>,
+) -> Result<Response, Problem> {
+    let id = message_id(&id)?;
+    if let Some(me) = caller.agent() {
+        let (message, _) = http.app.read(id).await?;
+        if !message.from.eq_ignore_ascii_case(me.as_str()) {
+            return Err(caller.not_its_agent("retry messages"));
+        }
+    }
+    let queued = http
+        .app
+        .retry(id, b.agent.as_deref(), &caller.actor())
+        .await?;
+    Ok(axum::Json(json!({
+        "id": id,
+        "queued": queued,
+        "delivering": http.app.delivering(),
+    }))
+    .into_response())
+}
+
 /// What `POST /prompts/{id}/decision` takes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

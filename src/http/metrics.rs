@@ -419,6 +419,7 @@ impl Metrics {
             }
             // Prompts are counted from the store (see refresh_prompts).
             Event::Acked { .. }
+            | Event::Retried { .. }
             | Event::ReceiptOwed { .. }
             | Event::AgentState { .. }
             | Event::PromptRaised { .. }

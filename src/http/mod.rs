@@ -212,6 +212,7 @@ fn router(state: Http) -> Router {
         .route("/messages", post(api::send))
         .route("/messages/{id}", get(api::message))
         .route("/messages/{id}/ack", post(api::ack))
+        .route("/messages/{id}/retry", post(api::retry))
         .route("/broadcast", post(api::broadcast))
         .route("/status", get(api::status))
         .route("/agents", get(api::agents))

@@ -56,7 +56,11 @@ impl From<AppError> for Problem {
             | AppError::Agent(AgentError::Unknown { .. })
             | AppError::NotRecipient { .. } => StatusCode::NOT_FOUND,
             AppError::NotYours { .. } | AppError::NotYoursToAnswer { .. } => StatusCode::FORBIDDEN,
-            AppError::NotDelivered { .. } => StatusCode::CONFLICT,
+            AppError::Prefix(e) if e.is_not_found() => StatusCode::NOT_FOUND,
+            AppError::NotDelivered { .. }
+            | AppError::NothingToRetry { .. }
+            | AppError::AgentGone { .. }
+            | AppError::RetryElsewhere { .. } => StatusCode::CONFLICT,
             AppError::Message(crate::model::MessageError::BodyTooLarge { .. })
             | AppError::AttachmentTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             e if is_user_error(e) => StatusCode::BAD_REQUEST,

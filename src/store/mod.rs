@@ -11,7 +11,8 @@
 //! machines, and their heartbeats), [`attention`] (agents' states, prompts
 //! and their decisions), [`waiting`] (a waiting prompt's one reminder, and
 //! prompts' times for the metrics), [`relay`] (those states, prompts and
-//! decisions carried between machines).
+//! decisions carried between machines), [`retry`] (failed deliveries
+//! queued again by a person), [`ids`] (ids given by a prefix).
 
 pub mod activity;
 pub mod attention;
@@ -19,8 +20,10 @@ pub mod cluster;
 pub mod devlogs;
 pub mod discord;
 pub mod hooks;
+pub mod ids;
 pub mod queue;
 pub mod relay;
+pub mod retry;
 pub mod roles;
 mod sql;
 pub mod views;
@@ -318,6 +321,12 @@ const MIGRATIONS: &[&str] = &[
         WHERE reported_at IS NULL;
     CREATE INDEX agent_transitions_node_seq ON agent_transitions (agent, node_seq)
         WHERE node_seq IS NOT NULL;
+    ",
+    // 10: failed deliveries queued again by a person (`acp retry`): the
+    // attempts made before the last retry, so the retry budget and the
+    // backoff count from it while the history keeps every attempt.
+    r"
+    ALTER TABLE deliveries ADD COLUMN retry_from INTEGER NOT NULL DEFAULT 0;
     ",
 ];
 

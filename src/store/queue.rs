@@ -26,6 +26,9 @@ pub struct Claimed {
     pub delivery_id: i64,
     /// Attempts already made before this one.
     pub attempts: u32,
+    /// Of those, the ones made since a person last queued it again
+    /// (`acp retry`): what the retry budget and the backoff count.
+    pub since_retry: u32,
     pub to: Destination,
     pub via: Via,
     pub message: UnifiedMessage,
@@ -204,7 +207,7 @@ impl Store {
         });
         self.write(|tx| {
             let sql = format!(
-                "SELECT d.id, d.attempts, d.agent, m.via, {MESSAGE_COLUMNS}
+                "SELECT d.id, d.attempts, d.agent, m.via, d.attempts - d.retry_from, {MESSAGE_COLUMNS}
                  FROM deliveries d JOIN messages m ON m.id = d.message_id
                  WHERE d.state = 'queued' AND d.next_attempt_at <= ?1
                    AND (?3 IS NULL OR d.message_id IN (SELECT value FROM json_each(?3)))
@@ -232,7 +235,8 @@ impl Store {
                     via: via
                         .parse()
                         .map_err(|_| StoreError::Corrupt(format!("via {via:?}")))?,
-                    message: message_from_row(row, 4)?,
+                    since_retry: row.get(4)?,
+                    message: message_from_row(row, 5)?,
                 });
             }
             drop(rows);

@@ -770,7 +770,10 @@ fn backup_commands_are_deferred_and_answer_with_result_embeds() {
         b["content"].as_str().is_some_and(|c| c.starts_with("⚠️"))
     });
     assert!(
-        answer["content"].as_str().unwrap().contains("no backup"),
+        answer["content"]
+            .as_str()
+            .unwrap()
+            .contains("\"../../etc\" is not a backup id"),
         "{answer}"
     );
 
