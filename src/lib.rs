@@ -26,6 +26,8 @@
 //!     a file.
 //!   - [`untrusted`]: reading files an agent can write (devlogs, `--file`):
 //!     open without following links, then check what was opened, bounded.
+//!   - [`watch`]: file changes (not reads) under folders, for the devlog
+//!     watcher and the config reload.
 //!   - [`config`]: the one typed configuration (defaults < file < env),
 //!     each engine's settings struct, what counts as a secret in text
 //!     (`config::redact`, for the log and recorded errors), and each
@@ -81,3 +83,4 @@ pub mod model;
 pub mod service;
 pub mod store;
 pub mod untrusted;
+pub mod watch;

@@ -15,11 +15,10 @@
 //! the config read. [`unit`] is the systemd unit that runs it.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -62,11 +61,17 @@ pub async fn run(
     say_started(&app);
 
     tokio::pin!(shutdown);
+    // A ticker, not a sleep in the loop: reloads must not put the check off.
+    let mut store_check = tokio::time::interval(STORE_CHECK);
     let lost = loop {
         tokio::select! {
             () = &mut shutdown => break None,
-            lost = watch_store(&app) => break Some(lost),
+            _ = store_check.tick() => match app.store_is_intact() {
+                Ok(()) => {}
+                Err(lost) => break Some(lost),
+            },
             why = reloads.next() => {
+                tracing::debug!(?why, "asked to reload");
                 let Some((next, digest, restart_needed)) = prepare(&app, &load, &mut state, why) else {
                     continue;
                 };
@@ -276,14 +281,13 @@ enum Why {
     Hangup,
 }
 
-/// How long file events are gathered into one reload (an editor's save
-/// is several events).
+/// How long file changes are gathered into one reload (an editor's save
+/// is several).
 const SETTLE: Duration = Duration::from_millis(200);
 
-/// The prompts to reload: file events under the root and SIGHUP.
+/// The prompts to reload: changes to the files and SIGHUP.
 struct Reloads {
-    changed: mpsc::UnboundedReceiver<()>,
-    _watcher: Option<notify_debouncer_mini::Debouncer<notify::RecommendedWatcher>>,
+    changed: Option<(crate::app::Watch, crate::app::Wakes)>,
     #[cfg(unix)]
     hangup: Option<tokio::signal::unix::Signal>,
 }
@@ -292,32 +296,8 @@ impl Reloads {
     /// Watches `config/` and the root itself (for `.env`), not their
     /// subfolders; without a watcher, SIGHUP still works.
     fn watch(root: &Path) -> Self {
-        let (tx, changed) = mpsc::unbounded_channel();
-        let files: Vec<PathBuf> = crate::app::CONFIG_FILES
-            .iter()
-            .map(|name| root.join(name))
-            .collect();
-        let debouncer = notify_debouncer_mini::new_debouncer(
-            SETTLE,
-            move |events: notify_debouncer_mini::DebounceEventResult| {
-                // An error from the watcher: reload to be sure.
-                let ours = events.map_or(true, |events| {
-                    events.iter().any(|e| files.contains(&e.path))
-                });
-                if ours {
-                    let _ = tx.send(());
-                }
-            },
-        );
-        let watcher = debouncer.and_then(|mut d| {
-            for dir in [root.join("config"), root.to_path_buf()] {
-                d.watcher()
-                    .watch(&dir, notify::RecursiveMode::NonRecursive)?;
-            }
-            Ok(d)
-        });
-        let watcher = match watcher {
-            Ok(d) => Some(d),
+        let changed = match crate::app::watch_config(root) {
+            Ok(watch) => Some(watch),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot watch the config files: reload with SIGHUP");
                 None
@@ -325,7 +305,6 @@ impl Reloads {
         };
         Self {
             changed,
-            _watcher: watcher,
             #[cfg(unix)]
             hangup: match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
                 Ok(signal) => Some(signal),
@@ -337,14 +316,22 @@ impl Reloads {
         }
     }
 
-    /// The next prompt; pending for ever when there is no source.
+    /// The next prompt, a burst of changes gathered into one; pending for
+    /// ever when there is no source.
     async fn next(&mut self) -> Why {
-        let changed = &mut self.changed;
-        #[cfg(unix)]
-        let signal = self.hangup.as_mut();
+        let changed = async {
+            match self.changed.as_mut() {
+                Some((_, wakes)) => {
+                    let woke = wakes.recv().await;
+                    crate::app::settle_changes(wakes, SETTLE).await;
+                    woke
+                }
+                None => std::future::pending().await,
+            }
+        };
         #[cfg(unix)]
         let hangup = async {
-            match signal {
+            match self.hangup.as_mut() {
                 Some(signal) => signal.recv().await,
                 None => std::future::pending().await,
             }
@@ -352,7 +339,7 @@ impl Reloads {
         #[cfg(not(unix))]
         let hangup = std::future::pending::<Option<()>>();
         tokio::select! {
-            Some(()) = changed.recv() => Why::Changed,
+            Some(()) = changed => Why::Changed,
             Some(()) = hangup => Why::Hangup,
             else => std::future::pending().await,
         }
@@ -362,16 +349,6 @@ impl Reloads {
 /// How often the service checks that its store file is still the one it
 /// opened.
 const STORE_CHECK: Duration = Duration::from_secs(1);
-
-/// Resolves when the store file is deleted or replaced under the service.
-async fn watch_store(app: &App) -> AppError {
-    loop {
-        tokio::time::sleep(STORE_CHECK).await;
-        if let Err(lost) = app.store_is_intact() {
-            return lost;
-        }
-    }
-}
 
 /// How often the schedule looks whether a backup is due.
 const SCHEDULE_TICK: Duration = Duration::from_secs(30);

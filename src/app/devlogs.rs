@@ -446,21 +446,8 @@ impl App {
             tracing::error!(error = %e, "cannot read the devlog ledger; devlogs are not posted");
             return;
         }
-        let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-        let debouncer = notify_debouncer_mini::new_debouncer(
-            DEBOUNCE,
-            move |_: notify_debouncer_mini::DebounceEventResult| {
-                let _ = tx.send(());
-            },
-        );
-        let _debouncer = match debouncer {
-            Ok(mut d) => match d.watcher().watch(&dir, notify::RecursiveMode::Recursive) {
-                Ok(()) => Some(d),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot watch devlogs/; scanning it every 30 s");
-                    None
-                }
-            },
+        let mut watch = match crate::watch::changes(&[(dir.clone(), true)], |_| true) {
+            Ok(watch) => Some(watch),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot watch devlogs/; scanning it every 30 s");
                 None
@@ -487,9 +474,18 @@ impl App {
                     RESCAN
                 }
             };
+            let changed = async {
+                match watch.as_mut() {
+                    Some((_, wakes)) => {
+                        wakes.recv().await;
+                        crate::watch::settle(wakes, DEBOUNCE).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = cancel.cancelled() => return,
-                _ = events.recv() => {}
+                () = changed => {}
                 () = tokio::time::sleep(pause) => {}
             }
         }

@@ -63,6 +63,7 @@ use crate::model::{Registry, Via};
 use crate::store::{Store, StoreError, Submission};
 
 pub use crate::cluster::Link as ClusterLink;
+pub use crate::watch::{Wakes, Watch, settle as settle_changes};
 pub use attention::{Ask, Decide, PROMPT_DETAIL_MAX, StateRow};
 pub use backups::{Backups, Listing, Pick, Reporter, scope as backup_scope};
 pub use cluster::{ClusterError, NodeView};
@@ -70,7 +71,9 @@ pub use devlogs::{DEVLOG_MAX_BYTES, DevlogPost};
 pub use messages::Follow;
 pub use observe::{DiscordLink, TmuxProbe};
 pub use outbox::{HOOK_REPLAY_WINDOW, HookOutcome};
-pub use reload::{ConfigState, Pickup, RefusedConfig, WATCHED as CONFIG_FILES, config_digest};
+pub use reload::{
+    ConfigState, Pickup, RefusedConfig, WATCHED as CONFIG_FILES, config_digest, watch_config,
+};
 pub use retry::{RETRY_MAX, Requeued, RetryReport, Skipped};
 pub use screen::{Probe, Validation, Window};
 // What the front doors read, named through the core so that no door

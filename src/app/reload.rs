@@ -137,6 +137,19 @@ pub fn config_digest(root: &Path) -> String {
         })
 }
 
+/// Watches the configuration files under `root` (`config/` and the root
+/// itself, not their subfolders): a wake for each change to one of them.
+///
+/// # Errors
+/// The watcher cannot start or a folder cannot be watched.
+pub fn watch_config(
+    root: &Path,
+) -> Result<(crate::watch::Watch, crate::watch::Wakes), notify::Error> {
+    let files: Vec<PathBuf> = WATCHED.iter().map(|name| root.join(name)).collect();
+    let dirs = [(root.join("config"), false), (root.to_path_buf(), false)];
+    crate::watch::changes(&dirs, move |p| files.iter().any(|f| f == p))
+}
+
 fn state_path(root: &Path) -> PathBuf {
     root.join("data").join("service").join("config.json")
 }

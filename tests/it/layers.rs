@@ -10,6 +10,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("model", 0),
     ("lockfile", 1),
     ("untrusted", 1),
+    ("watch", 1),
     ("config", 1),
     ("coords", 1),
     ("events", 1),

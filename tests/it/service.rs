@@ -256,8 +256,15 @@ fn a_user_unit_systemd_accepts_runs_acp_on_a_root_with_spaces_and_stops_on_sigte
     assert_eq!(get(&parsed, "TimeoutStopSec"), ["1min 10s"]);
     assert_eq!(get(&parsed, "PrivateTmp"), ["no"]);
     assert_eq!(get(&parsed, "ProtectHome"), ["no"]);
+    // ExecStart=, then ExecReload= (SIGHUP: acp run reloads its config).
     let exec = get(&parsed, "Command Line");
-    assert_eq!(exec.len(), 1, "{parsed:?}");
+    assert_eq!(exec.len(), 2, "{parsed:?}");
+    assert_eq!(
+        words(exec[1]),
+        ["/bin/kill", "-HUP", "$MAINPID"],
+        "{}",
+        exec[1]
+    );
     let argv = words(exec[0]);
     assert_eq!(
         argv,
