@@ -56,10 +56,10 @@ pub enum Event {
         attempts: u32,
         error: String,
     },
-    /// An agent acknowledged a message.
+    /// A recipient (an agent, a person's inbox) acknowledged a message.
     Acked {
         message_id: MessageId,
-        agent: AgentId,
+        agent: Destination,
         by: String,
     },
     /// A Discord command now owes a receipt for this message.

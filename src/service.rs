@@ -65,6 +65,7 @@ pub async fn run(app: Arc<App>, shutdown: impl Future<Output = ()>) -> Result<()
         tasks.spawn(Arc::clone(&app).watch_waiting(cancel.clone()));
     }
     let discord = &app.config().discord;
+    tasks.spawn(Arc::clone(&app).prune_activity(cancel.clone()));
     // This machine's tmux agents: their state, dialogs and answers.
     tasks.spawn(Arc::clone(&app).watch_panes(cancel.clone()));
     if discord.token.is_some()

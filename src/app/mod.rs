@@ -7,6 +7,8 @@
 //! - [`messages`]: send, read, follow, acknowledge, status.
 //! - [`visibility`]: what one agent may read: its own messages and status.
 //! - [`outbox`]: answers, posts to Discord, receipts owed to commands.
+//! - [`people`]: what the person at a shell may sign, people's inboxes,
+//!   and the activity feed `acp watch` follows.
 //! - [`devlogs`]: devlog files posted once per content version.
 //! - [`observe`]: recent activity and the Discord link, for the status
 //!   page and the metrics.
@@ -37,6 +39,7 @@ mod messages;
 mod observe;
 mod outbox;
 mod panes;
+mod people;
 mod relay;
 mod roles;
 mod screen;
@@ -63,7 +66,8 @@ pub use cluster::{ClusterError, NodeView};
 pub use devlogs::{DEVLOG_MAX_BYTES, DevlogPost};
 pub use messages::Follow;
 pub use observe::{DiscordLink, TmuxProbe};
-pub use outbox::{HOOK_REPLAY_WINDOW, HookOutcome};
+pub use outbox::{HOOK_REPLAY_WINDOW, HookOutcome, Replier};
+pub use people::PersonInbox;
 pub use screen::{Probe, Validation, Window};
 // What the front doors read, named through the core so that no door
 // reaches into an engine.
@@ -80,6 +84,7 @@ pub use crate::events::Event;
 pub use crate::store::activity::RecentDelivery;
 pub use crate::store::devlogs::DevlogVersion;
 pub use crate::store::discord::{Receipt, ReceiptState};
+pub use crate::store::feed::{Activity, FEED_KEEP_MS, FeedEntry};
 pub use crate::store::roles::AuditEntry;
 pub use crate::store::views::{AgentStatus, AttemptView, FailureView};
 pub use crate::store::{AckResult, DeliveryView, InboxEntry, Status};
@@ -269,6 +274,7 @@ impl App {
             self.config.coords_path(),
             self.config.root.join("data").join("gui.lock"),
             self.config.root.join("data").join("tmux"),
+            self.people_dir(),
         )
     }
 
@@ -321,6 +327,12 @@ impl App {
         }
         let dispatcher = Arc::new(self.dispatcher(methods)?);
         Ok(dispatcher.run(self.wake(), cancel, Arc::clone(&self.dispatcher_beat)))
+    }
+
+    /// `data/people/`: people's inboxes, one folder per person.
+    #[must_use]
+    pub fn people_dir(&self) -> std::path::PathBuf {
+        self.config.root.join("data").join("people")
     }
 
     /// `data/outbox/`: files sent with posts to Discord, one folder per

@@ -66,6 +66,16 @@ pub(crate) enum Command {
     },
     /// Queue depth by state and priority, each agent's last delivery, failures.
     Status,
+    /// Follow the swarm live: messages sent and answered, deliveries,
+    /// failures, acknowledgements, agents' states and prompts, one line
+    /// each (--json: one object per line), until Ctrl-C. Works beside `acp
+    /// run`, from any shell.
+    Watch {
+        /// Replay what happened in this last stretch first (e.g. 10m, 2h,
+        /// 1d; at most a week back), then follow.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        since: Option<std::time::Duration>,
+    },
     /// List the configured agents with roles and delivery state.
     Agents,
     /// Agent roles and the captain.
@@ -211,8 +221,8 @@ pub(crate) struct ReplyArgs {
     /// The message to answer.
     #[arg(value_parser = parse_id)]
     pub id: MessageId,
-    /// Who answers (default: $ACP_AGENT, else the message's only
-    /// recipient).
+    /// Who answers (default: $ACP_AGENT; else you, for a message in your
+    /// inbox, or the message's only recipient).
     #[arg(long)]
     pub from: Option<String>,
     #[arg(long, default_value = "normal", value_parser = parse_priority)]
@@ -232,7 +242,9 @@ pub(crate) struct ReplyArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct SendOpts {
-    /// Who sends it (default: $ACP_AGENT, else "operator").
+    /// Who sends it (default: $ACP_AGENT; else you, as person:NAME with
+    /// NAME from $ACP_OPERATOR or your login name). Without ACP_AGENT:
+    /// an agent, or a person (alice or person:alice).
     #[arg(long)]
     pub from: Option<String>,
     #[arg(long, default_value = "normal", value_parser = parse_priority)]
@@ -317,11 +329,16 @@ pub(crate) enum RolesCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum InboxCommand {
-    /// An agent's messages, newest first.
+    /// Messages, newest first: an agent's (--agent, or $ACP_AGENT), or a
+    /// person's (--person; by default yours: answers to what you sent).
     List {
         /// The agent whose messages to list, e.g. Agent-2.
-        #[arg(long)]
-        agent: String,
+        #[arg(long, conflicts_with = "person")]
+        agent: Option<String>,
+        /// The person whose inbox to list (default: you, that is
+        /// $ACP_OPERATOR or your login name).
+        #[arg(long, value_name = "NAME")]
+        person: Option<String>,
         /// Only delivered messages not yet acknowledged.
         #[arg(long)]
         unread: bool,
@@ -333,14 +350,19 @@ pub(crate) enum InboxCommand {
         #[arg(value_parser = parse_id)]
         id: MessageId,
     },
-    /// Acknowledge a message: the agent has read and acted on it.
+    /// Acknowledge a message: the agent has read and acted on it, or the
+    /// person has read the answer in their inbox.
     Ack {
         #[arg(value_parser = parse_id)]
         id: MessageId,
         /// The recipient acknowledging (for a broadcast, unless ACP_AGENT
         /// names one of its recipients).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "person")]
         agent: Option<String>,
+        /// The person whose inbox holds it (default: the message's only
+        /// recipient).
+        #[arg(long, value_name = "NAME")]
+        person: Option<String>,
         /// A person acknowledging for the agent (recorded in the audit log
         /// as done by you).
         #[arg(long)]
@@ -389,6 +411,15 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
 fn parse_via(s: &str) -> Result<Via, String> {
     s.parse()
         .map_err(|_| format!("unknown method {s:?}: use auto, inbox or gui"))
+}
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{s:?} is not a duration: write how far back, like 30s, 10m, 2h or 1d");
+    // A Span, for days: a day here is 24 hours.
+    let span: jiff::Span = s.trim().parse().map_err(|_| bad())?;
+    let span = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|_| bad())?;
+    std::time::Duration::try_from(span).map_err(|_| bad())
 }
 fn parse_id(s: &str) -> Result<MessageId, String> {
     s.parse()

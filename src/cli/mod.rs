@@ -25,10 +25,12 @@ mod backup;
 mod coords;
 mod doctor;
 pub(crate) mod logging;
+mod people;
 mod progress;
 mod prompts;
 mod send;
 mod show;
+mod watch;
 
 use std::io::{self, IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -318,6 +320,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Devlog(cmd) => send::devlog(&open_app(&cli)?, cmd, cli.json).await,
         Command::Tmux(cmd) => tmux(&cli, cmd).await,
         Command::Status => show::status(&*open_app(&cli)?, cli.json).await,
+        Command::Watch { since } => watch::watch(&*open_app(&cli)?, *since, cli.json).await,
         Command::Agents => show::agents(&*open_app(&cli)?, cli.json).await,
         Command::Roles(cmd) => show::roles(&*open_app(&cli)?, cmd, cli.json).await,
         Command::Inbox(cmd) => show::inbox(&*open_app(&cli)?, cmd, cli.json).await,

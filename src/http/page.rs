@@ -131,6 +131,7 @@ struct View {
     recent: Vec<RecentDelivery>,
     per_minute: Vec<(i64, u64)>,
     backup: Option<Summary>,
+    people: Vec<crate::app::PersonInbox>,
 }
 
 fn backup_line(http: &Http, backup: Option<&Summary>) -> Markup {
@@ -168,6 +169,7 @@ fn body(http: &Http, v: &View) -> Markup {
                 " " (backup_line(http, v.backup.as_ref()))
             }
             (waiting(v.now, &v.waiting))
+            (super::people::section(&v.people, time))
             h2 { "Agents" }
             div.scroll { table id="agents" {
                 tr { th { "agent" } th { "state" } th { "role" } th { "last delivery" } th.n { "unacked" } th { "delivery" } }
@@ -247,6 +249,7 @@ pub(crate) async fn index(State(http): State<Http>) -> Result<Response, Problem>
         // A repository that cannot be read shows as no backup; `acp
         // doctor` says why.
         backup: app.backups().last().await.unwrap_or(None),
+        people: app.people_inboxes(20).await?,
     };
     let root = app.config().root.display().to_string();
     let page = html! {

@@ -14,6 +14,8 @@
 //! - [`tmux`]: an agent's tmux pane and idle detection, as data.
 //! - [`node`]: the machines of a swarm (node names).
 //! - [`pane`]: terminal agents' screens read by per-program profiles.
+//! - [`person`]: people (`person:NAME`), who send from the command line
+//!   or the API and get answers in their inbox.
 
 pub mod agent;
 pub mod attention;
@@ -24,6 +26,7 @@ pub mod keys;
 pub mod message;
 pub mod node;
 pub mod pane;
+pub mod person;
 pub mod time;
 pub mod tmux;
 
@@ -41,3 +44,4 @@ pub use message::{
     MessageId, Priority, Recipient, UnifiedMessage, check_body,
 };
 pub use node::{InvalidNodeName, NodeName};
+pub use person::{InvalidPersonName, PERSON_PREFIX, PersonName};

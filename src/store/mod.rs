@@ -11,14 +11,18 @@
 //! machines, and their heartbeats), [`attention`] (agents' states, prompts
 //! and their decisions), [`waiting`] (a waiting prompt's one reminder, and
 //! prompts' times for the metrics), [`relay`] (those states, prompts and
-//! decisions carried between machines).
+//! decisions carried between machines), [`feed`] (the activity feed, in
+//! commit order, that `acp watch` follows), [`people`] (people's
+//! inboxes).
 
 pub mod activity;
 pub mod attention;
 pub mod cluster;
 pub mod devlogs;
 pub mod discord;
+pub mod feed;
 pub mod hooks;
+pub mod people;
 pub mod queue;
 pub mod relay;
 pub mod roles;
@@ -318,6 +322,18 @@ const MIGRATIONS: &[&str] = &[
         WHERE reported_at IS NULL;
     CREATE INDEX agent_transitions_node_seq ON agent_transitions (agent, node_seq)
         WHERE node_seq IS NOT NULL;
+    ",
+    // 10: the activity feed `acp watch` follows from any process: one row
+    // per message stored, delivery outcome, ack, agent state and prompt,
+    // numbered in commit order and never reused.
+    r"
+    CREATE TABLE activity (
+        seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+        at     INTEGER NOT NULL,
+        event  TEXT NOT NULL,
+        data   TEXT NOT NULL
+    );
+    CREATE INDEX activity_at ON activity (at);
     ",
 ];
 
