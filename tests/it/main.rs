@@ -19,6 +19,7 @@ mod discord;
 mod gui;
 mod layers;
 mod mcp;
+mod operator;
 mod outbox;
 mod panes;
 mod pipeline;
