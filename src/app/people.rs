@@ -80,7 +80,7 @@ impl App {
         }
         name.parse::<PersonName>()
             .map(|p| p.sender())
-            .map_err(|e| Refused(format!("--from {from:?}: {e}")).into())
+            .map_err(|e| Refused(format!("--from {from:?} is not a valid sender: {e}")).into())
     }
 
     /// A person's messages (answers to what they sent), newest first.

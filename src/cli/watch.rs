@@ -3,7 +3,8 @@
 //! other shells, the bot) from where it stood when the command started, or
 //! from `--since` ago, looking for new rows every 200 ms. Each row is
 //! printed once: the feed's numbers are never reused, and the next look
-//! starts after the last number printed.
+//! starts after the last number printed. It ends on SIGINT or SIGTERM,
+//! and when whoever reads its output goes away.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -55,7 +56,26 @@ pub(crate) async fn watch(app: &App, since: Option<Duration>, json_out: bool) ->
             () = &mut stop => return Ok(ExitCode::SUCCESS),
             () = tokio::time::sleep(POLL) => {}
         }
+        if reader_gone() {
+            return Ok(ExitCode::SUCCESS);
+        }
     }
+}
+
+/// Whether whoever read the output has gone (the reading end of a pipe
+/// closed, as when `| head` has its lines): looked at between looks at the
+/// feed, so a quiet swarm does not keep the command waiting for a line to
+/// fail on.
+fn reader_gone() -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let out = std::io::stdout();
+    let mut fds = [PollFd::new(&out, PollFlags::empty())];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&now)).is_ok_and(|n| n > 0)
+        && fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP)
 }
 
 /// One row as a line a person reads: local time, what, then the details.
