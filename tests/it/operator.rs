@@ -341,11 +341,11 @@ fn a_persons_inbox_over_the_api_and_on_the_page_with_bodies_escaped() {
     assert!(html.contains(&answer));
 
     // alice reads it: acknowledged as by her, nothing unread.
-    let (code, acked) = post(ALICE, &format!("/api/v1/inbox/{answer}/ack"), &json!({}));
-    assert_eq!(code, 200, "{acked}");
-    spec.check("post", "/inbox/{id}/ack", 200, &acked);
-    assert_eq!(acked["recipient"], "person:alice");
-    assert_eq!(acked["ack"]["result"], "acked");
+    let (code, receipt) = post(ALICE, &format!("/api/v1/inbox/{answer}/ack"), &json!({}));
+    assert_eq!(code, 200, "{receipt}");
+    spec.check("post", "/inbox/{id}/ack", 200, &receipt);
+    assert_eq!(receipt["recipient"], "person:alice");
+    assert_eq!(receipt["ack"]["result"], "acked");
     let (_, again) = post(ALICE, &format!("/api/v1/inbox/{answer}/ack"), &json!({}));
     assert_eq!(again["ack"]["result"], "already_acked", "{again}");
     let (code, unread) = get(ALICE, "/api/v1/inbox?unread=true");
@@ -642,14 +642,14 @@ fn acp_watch_follows_the_swarm_from_another_process_once_per_event() {
     assert_eq!(watch.interrupt(), Some(0));
 
     // --since replays, as lines a person reads; a closed pipe ends it.
-    let mut replay = root
+    let mut replaying = root
         .acp()
         .args(["watch", "--since", "1h"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut out = BufReader::new(replay.stdout.take().unwrap());
+    let mut out = BufReader::new(replaying.stdout.take().unwrap());
     let mut shown = String::new();
     // The failure came last of these.
     while !shown.contains(&format!("FAILED    {failing}")) {
@@ -675,7 +675,7 @@ fn acp_watch_follows_the_swarm_from_another_process_once_per_event() {
     drop(out);
     let mut code = None;
     wait_until(LIMIT, || {
-        code = replay.try_wait().unwrap().map(|s| s.code());
+        code = replaying.try_wait().unwrap().map(|s| s.code());
         code.is_some()
     });
     assert_eq!(code.flatten(), Some(0));
