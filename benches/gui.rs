@@ -163,7 +163,7 @@ fn main() {
     desktop::write_coordinates(dir.path(), &[("Agent-1", (x, y), None)]);
     let method = GuiMethod::start(
         &config.gui,
-        config.coords_path(),
+        acp::delivery::gui::Points::file(config.coords_path()),
         dir.path().join("data/gui.lock"),
     );
 

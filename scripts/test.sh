@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # System packages the tests use, installed with apt-get when missing:
 # Xvfb (a virtual X server) and Tk for the keyboard-and-mouse tests' windows,
-# Chromium, w3m and Prometheus's Python client for the HTTP tests.
+# Chromium, w3m, Prometheus's Python client and promtool for the HTTP tests.
 if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
 updated=""
 need() {
@@ -36,6 +36,15 @@ need tmux tmux # terminal agents' panes
 need /usr/sbin/nats-server nats-server # several machines: NATS with JetStream
 if ! /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1; then
     need /nonexistent-prometheus-client python3-prometheus-client
+fi
+# promtool checks /metrics in the Prometheus text format. Debian ships it
+# in the prometheus package, which also starts a Prometheus server where
+# systemd runs: the tests want only promtool, so that server is stopped.
+if ! command -v promtool >/dev/null 2>&1; then
+    need promtool prometheus
+    if [ -d /run/systemd/system ]; then
+        $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+    fi
 fi
 
 # Python's MCP SDK (the official client, from PyPI) for the MCP tests, in

@@ -1,95 +1,112 @@
 //! `acp run`: the long-running service, a front door of its own. It holds
-//! the service lock and runs the dispatcher, the Discord bot, the devlog
-//! watcher, the reminders of waiting prompts, the HTTP server and the
-//! backup schedule as tasks started here, once, and stopped by one
-//! cancellation.
+//! the service lock and the HTTP socket for its whole life, and runs one
+//! generation of tasks at a time on one core: the dispatcher, the Discord
+//! bot, the devlog watcher, the reminders of waiting prompts, the pane
+//! watcher, the HTTP server and the backup schedule, started together and
+//! stopped by one cancellation.
+//!
+//! It watches `config/acp.toml`, `config/coordinates.json` and `.env` (and
+//! takes SIGHUP): a new configuration is loaded and checked first (a core
+//! opened on it), and only then does the running generation stop, finish
+//! its deliveries in flight and give way to one on the new core. A
+//! configuration that does not load is refused and the running one kept;
+//! either way it is said in the log and in `data/service/config.json`,
+//! which `acp status`, `acp doctor`, the page and the commands that save
+//! the config read.
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::{App, AppError, ServiceLock};
+use crate::app::{App, AppError, Config, ConfigState, ServiceLock, config_digest};
 
-/// Runs the service until `shutdown` resolves, then stops taking work,
-/// finishes the deliveries in flight (unstarted ones go back to the queue)
-/// and returns.
+/// Loads the configuration again from the files (and the environment as
+/// `acp run` started with), for a reload; the error says what is wrong.
+pub type Loader = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
+/// Runs the service until `shutdown` resolves, reloading its configuration
+/// through `load` when the files change; then stops taking work, finishes
+/// the deliveries in flight (unstarted ones go back to the queue) and
+/// returns.
 ///
 /// # Errors
 /// [`AppError`] if it cannot start (another service holds the root, or the
-/// dispatcher cannot take its lease).
-pub async fn run(app: Arc<App>, shutdown: impl Future<Output = ()>) -> Result<(), AppError> {
-    let _lock = ServiceLock::acquire(&app.config().root)?;
-    let cancel = CancellationToken::new();
-    let tasks = TaskTracker::new();
-    // Several machines: joined first, so wrong credentials or a forbidden
-    // subject stop the start with a clear error. A node (not the hub)
-    // runs neither the bot nor the HTTP server: the hub speaks for all.
-    let cluster = app.connect_cluster().await?;
-    let node_only = app.config().cluster.as_ref().is_some_and(|c| !c.is_hub());
+/// dispatcher cannot take its lease), or when its store file is lost.
+pub async fn run(
+    app: Arc<App>,
+    load: Loader,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AppError> {
+    let root = app.config().root.clone();
+    let _lock = ServiceLock::acquire(&root)?;
     // Bound first: a port in use or an unsafe address stops the start.
-    let http = if app.config().http.enabled && !node_only {
-        Some(crate::http::bind(Arc::clone(&app)).await?)
+    // A node (not the hub) runs neither the bot nor the HTTP server: the
+    // hub speaks for all.
+    let listener = if app.config().http.enabled && !node_only(app.config()) {
+        Some(crate::http::listen(&app.config().http).await?)
     } else {
         None
     };
-    tasks.spawn(app.start_delivering(cancel.clone(), cluster.as_ref())?);
-    if let Some(link) = cluster {
-        tasks.spawn(app.run_cluster(link, cancel.clone()));
-    }
-    if let Some(server) = http {
-        match server.addr() {
-            Ok(addr) => tracing::info!(
-                "status page, API (/api/v1/) and metrics (/metrics) at http://{addr}/"
-            ),
-            Err(e) => tracing::warn!(error = %e, "cannot read the HTTP address"),
-        }
-        tasks.spawn(server.run(cancel.clone()));
-    }
-    if app.config().discord.token.is_some() && !node_only {
-        // Started once, here, not from the Ready event (which fires again
-        // on every reconnect).
-        let (bot_app, bot_cancel) = (Arc::clone(&app), cancel.clone());
-        tasks.spawn(async move {
-            if let Err(e) = crate::discord::run(bot_app, bot_cancel).await {
-                tracing::error!(error = %e, "the Discord bot stopped; messages are still delivered");
+    let mut reloads = Reloads::watch(&root);
+    let mut state = ConfigState::starting(&root);
+    app.record_config_state(&state);
+    let mut app = app;
+    let mut generation = Generation::start(&app, listener.as_ref()).await?;
+    say_started(&app);
+
+    tokio::pin!(shutdown);
+    let lost = loop {
+        tokio::select! {
+            () = &mut shutdown => break None,
+            lost = watch_store(&app) => break Some(lost),
+            why = reloads.next() => {
+                let Some((next, digest, restart_needed)) = prepare(&app, &load, &mut state, why) else {
+                    continue;
+                };
+                tracing::info!("reloading the config: finishing the deliveries in flight first");
+                generation.stop().await;
+                match Generation::start(&next, listener.as_ref()).await {
+                    Ok(started) => {
+                        generation = started;
+                        app = next;
+                        loaded(&app, &mut state, digest, restart_needed);
+                    }
+                    Err(e) => {
+                        refuse(&mut state, digest, &e.to_string());
+                        generation = Generation::start(&app, listener.as_ref()).await?;
+                    }
+                }
+                app.record_config_state(&state);
             }
-        });
-    }
-    if app.config().discord.token.is_some()
-        && !node_only
-        && app.config().attention.mention_after.is_some()
-    {
-        tasks.spawn(Arc::clone(&app).watch_waiting(cancel.clone()));
-    }
-    let discord = &app.config().discord;
-    tasks.spawn(Arc::clone(&app).prune_activity(cancel.clone()));
-    // This machine's tmux agents: their state, dialogs and answers.
-    tasks.spawn(Arc::clone(&app).watch_panes(cancel.clone()));
-    if discord.token.is_some()
-        && !node_only
-        && (discord.devlog_channel.is_some()
-            || discord.swarm_channel.is_some()
-            || discord.devlog_webhook.is_some())
-    {
-        tasks.spawn(Arc::clone(&app).watch_devlogs(cancel.clone()));
-    } else if discord.token.is_some() && !node_only {
-        tracing::info!(
-            "devlogs are not posted: set discord.devlog_channel or discord.swarm_channel in \
-             config/acp.toml"
+        }
+    };
+    if let Some(lost) = &lost {
+        tracing::error!(
+            "{lost}: acp run stops taking work now. Restore the store with `acp backup restore \
+             latest --in-place`, then start acp run again"
         );
     }
-    let schedule = &app.config().backup;
-    if schedule.full_every.is_some()
-        || schedule.differential_every.is_some()
-        || schedule.incremental_every.is_some()
-    {
-        tasks.spawn(backup_schedule(Arc::clone(&app), cancel.clone()));
+    tracing::info!("shutting down: finishing deliveries in flight");
+    generation.stop().await;
+    match lost {
+        None => {
+            tracing::info!("stopped cleanly");
+            Ok(())
+        }
+        Some(lost) => Err(lost),
     }
-    tasks.close();
+}
 
+fn node_only(config: &Config) -> bool {
+    config.cluster.as_ref().is_some_and(|c| !c.is_hub())
+}
+
+fn say_started(app: &App) {
     tracing::info!(
         root = %app.config().root.display(),
         agents = app.agents().all().len(),
@@ -100,26 +117,245 @@ pub async fn run(app: Arc<App>, shutdown: impl Future<Output = ()>) -> Result<()
     } else if app.config().discord.token.is_none() {
         tracing::info!("no DISCORD_TOKEN configured: running without the Discord bot");
     }
+}
 
-    let lost = tokio::select! {
-        () = shutdown => None,
-        lost = watch_store(&app) => Some(lost),
-    };
-    if let Some(lost) = &lost {
-        tracing::error!(
-            "{lost}: acp run stops taking work now. Restore the store with `acp backup restore \
-             latest --in-place`, then start acp run again"
+/// A new configuration loaded and checked, with its digest and what of it
+/// waits for a restart.
+type Prepared = (Arc<App>, String, Vec<String>);
+
+/// Loads the configuration on disk for a reload and opens a core on it;
+/// `None` when there is nothing to do or it is refused (said in `state`).
+fn prepare(app: &App, load: &Loader, state: &mut ConfigState, why: Why) -> Option<Prepared> {
+    let digest = config_digest(&app.config().root);
+    if digest == state.running {
+        if state.refused.take().is_some() {
+            tracing::info!("the config is back to the one acp run uses");
+            app.record_config_state(state);
+        } else if why == Why::Hangup {
+            tracing::info!("SIGHUP: the config files have not changed");
+        }
+        return None;
+    }
+    if state.refused.as_ref().is_some_and(|r| r.digest == digest) && why != Why::Hangup {
+        return None;
+    }
+    let opened = load().and_then(|mut config| {
+        let restart_needed = app.config().keep_what_needs_restart(&mut config);
+        let next = App::open(config)
+            .map_err(|e| e.to_string())?
+            .with_points_loaded();
+        match next.points_problem() {
+            Some(problem) => Err(problem),
+            None => Ok((Arc::new(next), restart_needed)),
+        }
+    });
+    match opened {
+        Ok((next, restart_needed)) => Some((next, digest, restart_needed)),
+        Err(error) => {
+            refuse(state, digest, &error);
+            app.record_config_state(state);
+            None
+        }
+    }
+}
+
+fn refuse(state: &mut ConfigState, digest: String, error: &str) {
+    tracing::error!(
+        error,
+        "the new config is refused: acp run keeps the one it loaded before; fix the file and it \
+         is read again when saved"
+    );
+    state.refuse(digest, error);
+}
+
+fn loaded(app: &App, state: &mut ConfigState, digest: String, restart_needed: Vec<String>) {
+    state.loaded(digest, restart_needed);
+    tracing::info!(agents = app.agents().all().len(), "reloaded the config");
+    if !state.restart_needed.is_empty() {
+        tracing::warn!(
+            "restart needed: acp run keeps running without {} until it is restarted",
+            state.restart_needed.join("; ")
         );
     }
-    tracing::info!("shutting down: finishing deliveries in flight");
-    cancel.cancel();
-    tasks.wait().await;
-    match lost {
-        None => {
-            tracing::info!("stopped cleanly");
-            Ok(())
+}
+
+/// The tasks of one core, stopped together.
+struct Generation {
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Generation {
+    /// Starts every task of `app`; serves HTTP on `listener`.
+    async fn start(
+        app: &Arc<App>,
+        listener: Option<&crate::http::Listener>,
+    ) -> Result<Self, AppError> {
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        // Several machines: joined first, so wrong credentials or a
+        // forbidden subject stop the start with a clear error.
+        let cluster = app.connect_cluster().await?;
+        let http = match listener {
+            Some(listener) => Some(crate::http::serve_on(Arc::clone(app), listener.clone()).await?),
+            None => None,
+        };
+        tasks.spawn(app.start_delivering(cancel.clone(), cluster.as_ref())?);
+        if let Some(link) = cluster {
+            tasks.spawn(app.run_cluster(link, cancel.clone()));
         }
-        Some(lost) => Err(lost),
+        if let Some(server) = http {
+            match server.addr() {
+                Ok(addr) => tracing::info!(
+                    "status page, API (/api/v1/) and metrics (/metrics) at http://{addr}/"
+                ),
+                Err(e) => tracing::warn!(error = %e, "cannot read the HTTP address"),
+            }
+            tasks.spawn(server.run(cancel.clone()));
+        }
+        start_discord(app, &tasks, &cancel);
+        // This machine's tmux agents: their state, dialogs and answers.
+        tasks.spawn(Arc::clone(app).watch_panes(cancel.clone()));
+        // The activity feed keeps a week.
+        tasks.spawn(Arc::clone(app).prune_activity(cancel.clone()));
+        let schedule = &app.config().backup;
+        if schedule.full_every.is_some()
+            || schedule.differential_every.is_some()
+            || schedule.incremental_every.is_some()
+        {
+            tasks.spawn(backup_schedule(Arc::clone(app), cancel.clone()));
+        }
+        tasks.close();
+        Ok(Self { cancel, tasks })
+    }
+
+    /// Stops its tasks and waits for them (deliveries in flight finish).
+    async fn stop(self) {
+        self.cancel.cancel();
+        self.tasks.wait().await;
+    }
+}
+
+/// The bot, the reminders of waiting prompts and the devlog watcher, on
+/// the machine that speaks to Discord.
+fn start_discord(app: &Arc<App>, tasks: &TaskTracker, cancel: &CancellationToken) {
+    let discord = &app.config().discord;
+    if discord.token.is_none() || node_only(app.config()) {
+        return;
+    }
+    // Started once per core, here, not from the Ready event (which fires
+    // again on every reconnect).
+    let (bot_app, bot_cancel) = (Arc::clone(app), cancel.clone());
+    tasks.spawn(async move {
+        if let Err(e) = crate::discord::run(bot_app, bot_cancel).await {
+            tracing::error!(error = %e, "the Discord bot stopped; messages are still delivered");
+        }
+    });
+    if app.config().attention.mention_after.is_some() {
+        tasks.spawn(Arc::clone(app).watch_waiting(cancel.clone()));
+    }
+    if discord.devlog_channel.is_some()
+        || discord.swarm_channel.is_some()
+        || discord.devlog_webhook.is_some()
+    {
+        tasks.spawn(Arc::clone(app).watch_devlogs(cancel.clone()));
+    } else {
+        tracing::info!(
+            "devlogs are not posted: set discord.devlog_channel or discord.swarm_channel in \
+             config/acp.toml"
+        );
+    }
+}
+
+/// What asked for a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    /// One of the files changed.
+    Changed,
+    /// SIGHUP (`systemctl reload`).
+    Hangup,
+}
+
+/// How long file events are gathered into one reload (an editor's save
+/// is several events).
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// The prompts to reload: file events under the root and SIGHUP.
+struct Reloads {
+    changed: mpsc::UnboundedReceiver<()>,
+    _watcher: Option<notify_debouncer_mini::Debouncer<notify::RecommendedWatcher>>,
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Reloads {
+    /// Watches `config/` and the root itself (for `.env`), not their
+    /// subfolders; without a watcher, SIGHUP still works.
+    fn watch(root: &Path) -> Self {
+        let (tx, changed) = mpsc::unbounded_channel();
+        let files: Vec<PathBuf> = crate::app::CONFIG_FILES
+            .iter()
+            .map(|name| root.join(name))
+            .collect();
+        let debouncer = notify_debouncer_mini::new_debouncer(
+            SETTLE,
+            move |events: notify_debouncer_mini::DebounceEventResult| {
+                // An error from the watcher: reload to be sure.
+                let ours = events.map_or(true, |events| {
+                    events.iter().any(|e| files.contains(&e.path))
+                });
+                if ours {
+                    let _ = tx.send(());
+                }
+            },
+        );
+        let watcher = debouncer.and_then(|mut d| {
+            for dir in [root.join("config"), root.to_path_buf()] {
+                d.watcher()
+                    .watch(&dir, notify::RecursiveMode::NonRecursive)?;
+            }
+            Ok(d)
+        });
+        let watcher = match watcher {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the config files: reload with SIGHUP");
+                None
+            }
+        };
+        Self {
+            changed,
+            _watcher: watcher,
+            #[cfg(unix)]
+            hangup: match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(signal) => Some(signal),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGHUP");
+                    None
+                }
+            },
+        }
+    }
+
+    /// The next prompt; pending for ever when there is no source.
+    async fn next(&mut self) -> Why {
+        let changed = &mut self.changed;
+        #[cfg(unix)]
+        let signal = self.hangup.as_mut();
+        #[cfg(unix)]
+        let hangup = async {
+            match signal {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup = std::future::pending::<Option<()>>();
+        tokio::select! {
+            Some(()) = changed.recv() => Why::Changed,
+            Some(()) = hangup => Why::Hangup,
+            else => std::future::pending().await,
+        }
     }
 }
 

@@ -561,14 +561,7 @@ pub fn checks(config: &Config) -> Vec<Check> {
         )
     };
     let mut all = vec![
-        ok(
-            "config",
-            format!(
-                "{} valid, {} agent(s)",
-                crate::config::CONFIG_FILE,
-                config.agents.all().len()
-            ),
-        ),
+        config_check(config),
         coordinates(config),
         inboxes(config),
         devlogs(config),
@@ -672,6 +665,48 @@ pub async fn cluster_checks(config: &Config) -> Vec<Check> {
     }
     link.close().await;
     out
+}
+
+/// The config loads; and what the running `acp run` made of it: refused
+/// (it keeps the one before), or parts of it waiting for a restart.
+fn config_check(config: &Config) -> Check {
+    let valid = format!(
+        "{} valid, {} agent(s)",
+        crate::config::CONFIG_FILE,
+        config.agents.all().len()
+    );
+    let Some(state) = super::reload::read_state(&config.root) else {
+        return ok("config", valid);
+    };
+    let digest = super::reload::config_digest(&config.root);
+    match state.pickup(&digest) {
+        super::Pickup::Refused { error } => bad(
+            "config",
+            Level::Fail,
+            format!(
+                "{valid}, but the running acp run refused the files on disk and keeps the ones \
+                 it loaded before: {error}"
+            ),
+            "fix what the error names; acp run reads the files again when they are saved",
+        ),
+        super::Pickup::Loaded { restart_needed } if !restart_needed.is_empty() => bad(
+            "config",
+            Level::Warn,
+            format!(
+                "{valid}; the running acp run waits for a restart to apply: {}",
+                restart_needed.join("; ")
+            ),
+            "restart acp run (systemctl --user restart, or stop it and start it again)",
+        ),
+        super::Pickup::Loaded { .. } => ok(
+            "config",
+            format!("{valid}, the one the running acp run uses"),
+        ),
+        super::Pickup::NotYet | super::Pickup::NotRunning => ok(
+            "config",
+            format!("{valid}; the running acp run has not read this version yet"),
+        ),
+    }
 }
 
 /// The finding when the config cannot be loaded: nothing else can be

@@ -26,7 +26,8 @@
 //! - [`init`]: `acp init`, a new root.
 //! - [`screen`]: the agents' points and read-only looks at the desktop.
 //! - [`error`]: [`AppError`] and its user-or-system decision.
-//! - [`service_lock`]: whether `acp run` owns the root.
+//! - [`service_lock`]: whether `acp run` owns the root; [`reload`]: which
+//!   configuration it runs, as it tells everyone else.
 
 mod attention;
 mod backups;
@@ -41,6 +42,7 @@ mod outbox;
 mod panes;
 mod people;
 mod relay;
+mod reload;
 mod roles;
 mod screen;
 mod service_lock;
@@ -68,6 +70,7 @@ pub use messages::Follow;
 pub use observe::{DiscordLink, TmuxProbe};
 pub use outbox::{HOOK_REPLAY_WINDOW, HookOutcome, Replier};
 pub use people::PersonInbox;
+pub use reload::{ConfigState, Pickup, RefusedConfig, WATCHED as CONFIG_FILES, config_digest};
 pub use screen::{Probe, Validation, Window};
 // What the front doors read, named through the core so that no door
 // reaches into an engine.
@@ -77,7 +80,7 @@ pub use crate::backup::{
 };
 pub use crate::config::{
     ApiToken, CONFIG_FILE, Config, ConfigError, DEFAULT_SCOPES, DiscordConfig, Env, HookConfig,
-    HookRoute, Redactor, Scope,
+    HookRoute, HttpConfig, Redactor, Scope,
 };
 pub use crate::coords::{Finding, Monitor, Point, Severity};
 pub use crate::events::Event;
@@ -163,6 +166,9 @@ pub struct App {
     backups: Backups,
     /// The store file as opened (device, inode), to notice it replaced.
     store_file: Option<(u64, u64)>,
+    /// The agents' points for keyboard-and-mouse delivery: read at each
+    /// delivery, or once by `acp run` as it loads its configuration.
+    points: crate::delivery::gui::Points,
     /// The Discord connection, as the bot reports it.
     discord_link: std::sync::Mutex<DiscordLink>,
     /// When this process's dispatcher last went round its loop (ms since
@@ -190,6 +196,7 @@ impl App {
         Ok(Self {
             registry: Arc::new(config.agents.clone()),
             backups: Backups::new(&config, events.clone(), Arc::clone(&store)),
+            points: crate::delivery::gui::Points::file(config.coords_path()),
             config,
             store,
             events,
@@ -200,6 +207,15 @@ impl App {
             discord_link: std::sync::Mutex::new(DiscordLink::Connecting),
             dispatcher_beat: Arc::new(std::sync::atomic::AtomicI64::new(0)),
         })
+    }
+
+    /// The core as `acp run` uses it: the agents' points read once, now,
+    /// so that an edit reaches deliveries only through a reload that
+    /// checked it.
+    #[must_use]
+    pub fn with_points_loaded(mut self) -> Self {
+        self.points = crate::delivery::gui::Points::load(&self.config.coords_path());
+        self
     }
 
     /// How long this core has been running.
@@ -271,7 +287,7 @@ impl App {
     pub fn methods(&self) -> Methods {
         Methods::all(
             &self.config.gui,
-            self.config.coords_path(),
+            self.points.clone(),
             self.config.root.join("data").join("gui.lock"),
             self.config.root.join("data").join("tmux"),
             self.people_dir(),

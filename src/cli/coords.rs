@@ -68,17 +68,21 @@ pub(crate) async fn capture(
         .as_ref()
         .map_or("(no window)", |w| w.title.as_str())
         .to_owned();
-    if save {
+    let pickup = if save {
         app.save_point(&id, onboarding, point)?;
-    }
+        Some(app.await_pickup(super::PICKUP).await)
+    } else {
+        None
+    };
     if json_out {
         print_json(
             &json!({ "agent": id, "input": what, "x": point.x, "y": point.y, "window": title, "saved": save }),
         )?;
     } else {
         outln!("{id} {what}: {point} over window {title:?}");
-        if save {
+        if let Some(pickup) = pickup {
             outln!("saved to {}", app.coords_path().display());
+            outln!("{}", pickup.describe());
         } else {
             outln!("(add --save to write it to config/coordinates.json)");
         }

@@ -148,27 +148,74 @@ fn dotenv_error(path: &std::path::Path, e: &dotenvy::Error) -> UsageError {
 fn load_config(cli: &Cli) -> Result<Config> {
     let root = root_of(cli)?;
     let env = collect_env(&root)?;
-    Ok(Config::load(&root, &env)?)
+    config_of(&root, &env)
 }
 
 /// Loads the config and opens the core.
 fn open_app(cli: &Cli) -> Result<Arc<App>> {
     let root = root_of(cli)?;
     let env = collect_env(&root)?;
-    let config = Config::load(&root, &env)?;
+    let config = config_of(&root, &env)?;
     Ok(Arc::new(App::open(config)?))
+}
+
+/// How `acp run` reads its config again: as it did at the start (`.env`,
+/// the environment, `--node`).
+fn reloader(root: PathBuf, node: Option<String>) -> acp::service::Loader {
+    Box::new(move || {
+        let env = collect_env(&root).map_err(|e| format!("{e:#}"))?;
+        let mut config = Config::load(&root, &env).map_err(|e| e.to_string())?;
+        if let Some(node) = &node {
+            config.set_node(node).map_err(|e| e.to_string())?;
+        }
+        Ok(config)
+    })
+}
+
+/// Loads `config/acp.toml`; when it does not load while an `acp run` runs
+/// for this root, the error says that the service keeps the config it
+/// loaded before.
+fn config_of(root: &std::path::Path, env: &Env) -> Result<Config> {
+    Config::load(root, env).map_err(|e| {
+        if acp::app::ServiceLock::is_held(root) {
+            KeptByService(e).into()
+        } else {
+            e.into()
+        }
+    })
+}
+
+/// A config that does not load, while the running service keeps the one
+/// it loaded before.
+#[derive(Debug)]
+struct KeptByService(acp::app::ConfigError);
+
+impl std::fmt::Display for KeptByService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (the running acp run keeps the config it loaded before, and reads the file \
+             again when it is saved)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for KeptByService {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
 }
 
 /// Opens the core for `acp run`, as machine `node` of a swarm if given.
 fn open_service(cli: &Cli, node: Option<&str>) -> Result<Arc<App>> {
-    let Some(node) = node else {
-        return open_app(cli);
-    };
     let root = root_of(cli)?;
     let env = collect_env(&root)?;
-    let mut config = Config::load(&root, &env)?;
-    config.set_node(node)?;
-    Ok(Arc::new(App::open(config)?))
+    let mut config = config_of(&root, &env)?;
+    if let Some(node) = node {
+        config.set_node(node)?;
+    }
+    Ok(Arc::new(App::open(config)?.with_points_loaded()))
 }
 
 /// Reads a message argument: the text, or standard input for `-`.
@@ -210,6 +257,10 @@ async fn tmux(cli: &Cli, cmd: &TmuxCommand) -> Result<ExitCode> {
     tmux_attach(&app, agent, pane, socket.as_deref(), *save, cli.json).await
 }
 
+/// How long a command that saved the config waits for the running
+/// service to say it took it.
+pub(crate) const PICKUP: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// `acp tmux attach AGENT PANE`: what the guard sees there, and the line
 /// to put in the agent's table. Exit 1 if the guard refuses the pane.
 async fn tmux_attach(
@@ -223,8 +274,10 @@ async fn tmux_attach(
     let probe = app.probe_tmux(agent, pane, socket).await?;
     if save && probe.verdict.is_ok() {
         let path = app.save_tmux(&probe)?;
+        let pickup = app.await_pickup(PICKUP).await;
         if !json_out {
             outln!("saved in {}: {}", path.display(), probe.config_line);
+            outln!("{}", pickup.describe());
         }
     }
     if json_out {
@@ -401,7 +454,8 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         },
         Command::Run { node } => {
             let app = open_service(&cli, node.as_deref())?;
-            acp::service::run(app, shutdown_signal()).await?;
+            let load = reloader(app.config().root.clone(), node.clone());
+            acp::service::run(app, load, shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -73,6 +73,31 @@ pub(crate) fn init(
     Ok(ExitCode::SUCCESS)
 }
 
+/// What the running service says of its configuration, for `acp status`.
+fn config_lines(c: &acp::app::ConfigState) -> String {
+    let mut out = format!(
+        "config: loaded {} ({} reload(s) since it started)\n",
+        time(c.loaded_at),
+        c.reloads
+    );
+    if let Some(r) = &c.refused {
+        let _ = writeln!(
+            out,
+            "config: the files on disk were REFUSED at {}, acp run keeps the one above: {}",
+            time(r.at),
+            r.error
+        );
+    }
+    if !c.restart_needed.is_empty() {
+        let _ = writeln!(
+            out,
+            "config: restart needed for: {}",
+            c.restart_needed.join("; ")
+        );
+    }
+    out
+}
+
 pub(crate) async fn status(app: &App, json_out: bool) -> Result<ExitCode> {
     let status = app.status().await?;
     let service = acp::app::ServiceLock::is_held(&app.config().root);
@@ -83,9 +108,11 @@ pub(crate) async fn status(app: &App, json_out: bool) -> Result<ExitCode> {
         .into_iter()
         .filter_map(|v| v.terminal.map(|t| (v.id, t)))
         .collect();
+    let config_state = app.config_state();
     if json_out {
         let mut value = serde_json::to_value(&status)?;
         value["service_running"] = service.into();
+        value["service_config"] = serde_json::to_value(&config_state)?;
         value["terminals"] = terminals
             .iter()
             .map(|(a, t)| (a.clone(), serde_json::Value::from(t.as_str())))
@@ -95,7 +122,12 @@ pub(crate) async fn status(app: &App, json_out: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut out = if service {
-        String::from("service: running (acp run)\n\n")
+        let mut line = String::from("service: running (acp run)\n");
+        if let Some(c) = &config_state {
+            line.push_str(&config_lines(c));
+        }
+        line.push('\n');
+        line
     } else {
         String::from(
             "service: not running (each `acp send` delivers its own message; start `acp run` for \

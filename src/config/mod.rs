@@ -884,6 +884,49 @@ impl Config {
     pub fn coords_path(&self) -> PathBuf {
         self.root.join("config").join("coordinates.json")
     }
+
+    /// For a reload: the settings of `new` that a running `acp run` cannot
+    /// take without a restart (the listening address, this machine's
+    /// place in the swarm), each put back to the running value in `new`
+    /// and described ("[http] bind: 127.0.0.1:7420 → 0.0.0.0:7420").
+    pub fn keep_what_needs_restart(&self, new: &mut Config) -> Vec<String> {
+        let mut kept = Vec::new();
+        if new.http.enabled != self.http.enabled {
+            kept.push(format!(
+                "[http] enabled: {} → {}",
+                self.http.enabled, new.http.enabled
+            ));
+            new.http.enabled = self.http.enabled;
+        }
+        if new.http.bind != self.http.bind {
+            kept.push(format!(
+                "[http] bind: {} → {}",
+                self.http.bind, new.http.bind
+            ));
+            new.http.bind = self.http.bind;
+        }
+        let place = |c: &Option<ClusterConfig>| {
+            c.as_ref().map_or_else(
+                || "one machine".to_owned(),
+                |c| {
+                    let role = if c.is_hub() { "the hub" } else { "a node" };
+                    format!(
+                        "{} ({role}) of swarm {} with hub {}",
+                        c.node, c.swarm, c.hub
+                    )
+                },
+            )
+        };
+        if place(&new.cluster) != place(&self.cluster) {
+            kept.push(format!(
+                "[cluster]: {} → {}",
+                place(&self.cluster),
+                place(&new.cluster)
+            ));
+            new.cluster.clone_from(&self.cluster);
+        }
+        kept
+    }
 }
 
 fn node_name_arg(src: &Source<'_>, text: &str) -> Result<crate::model::NodeName, ConfigError> {

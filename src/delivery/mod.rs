@@ -94,14 +94,14 @@ impl Methods {
     #[must_use]
     pub fn all(
         gui: &crate::config::GuiConfig,
-        coords_path: std::path::PathBuf,
+        points: gui::Points,
         gui_lock: std::path::PathBuf,
         tmux_locks: std::path::PathBuf,
         people: std::path::PathBuf,
     ) -> Self {
         let mut methods = Self::standard();
         methods.add(Arc::new(person::PersonMethod::new(people)));
-        methods.add(Arc::new(gui::GuiMethod::start(gui, coords_path, gui_lock)));
+        methods.add(Arc::new(gui::GuiMethod::start(gui, points, gui_lock)));
         methods.add(Arc::new(tmux::TmuxMethod::new(tmux_locks)));
         methods
     }

@@ -1,4 +1,7 @@
-//! `/metrics` in Prometheus text format (the `prometheus-client` crate).
+//! `/metrics` (the `prometheus-client` crate): in OpenMetrics for a
+//! scraper that asks for it in its `Accept` header (Prometheus does), in
+//! the Prometheus text format 0.0.4 for any other (`curl`, `promtool`,
+//! older scrapers).
 //!
 //! Counters and histograms follow the event bus: a task of the server
 //! reads every event and counts it. The queue depth is read from the store
@@ -14,6 +17,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -495,26 +499,107 @@ impl Metrics {
         }
     }
 
-    /// The text exposition.
-    fn encode(&self, app: &App) -> String {
+    /// The exposition, in `format`.
+    fn encode(&self, app: &App, format: Format) -> String {
         self.read_process(app);
         let mut out = String::new();
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+        let encoded = match format {
+            Format::OpenMetrics => {
+                prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            }
+            Format::Prometheus => {
+                prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+            }
+        };
+        if let Err(e) = encoded {
             tracing::error!(error = %e, "cannot encode the metrics");
         }
         out
     }
 }
 
+/// The two expositions `/metrics` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// OpenMetrics 1.0 (`application/openmetrics-text`, ends in `# EOF`).
+    OpenMetrics,
+    /// The Prometheus text format 0.0.4 (`text/plain`).
+    Prometheus,
+}
+
+impl Format {
+    /// OpenMetrics when `accept` asks for it at least as much as for
+    /// plain text; the Prometheus text format otherwise (no header, `*/*`).
+    fn from_accept(accept: Option<&str>) -> Self {
+        let mut openmetrics = 0.0_f32;
+        let mut text = 0.0_f32;
+        for range in accept.unwrap_or("").split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .map_or(Some(1.0), |(_, v)| v.trim().parse::<f32>().ok())
+                .unwrap_or(0.0);
+            match media.as_str() {
+                "application/openmetrics-text" => openmetrics = openmetrics.max(q),
+                "text/plain" => text = text.max(q),
+                _ => {}
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            Self::OpenMetrics
+        } else {
+            Self::Prometheus
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Self::Prometheus => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        }
+    }
+}
+
 /// `GET /metrics`.
-pub(crate) async fn scrape(State(http): State<Http>) -> Response {
-    let body = http.metrics.encode(&http.app);
+pub(crate) async fn scrape(State(http): State<Http>, headers: HeaderMap) -> Response {
+    let format = Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let body = http.metrics.encode(&http.app, format);
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::VARY, "accept"),
+        ],
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Format;
+
+    #[test]
+    fn openmetrics_only_for_a_scraper_that_asks_for_it() {
+        // What Prometheus sends by default.
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+                          version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::from_accept(Some(prometheus)), Format::OpenMetrics);
+        assert_eq!(
+            Format::from_accept(Some("Application/OpenMetrics-Text; version=1.0.0")),
+            Format::OpenMetrics
+        );
+        for plain in [
+            None,
+            Some(""),
+            Some("*/*"),
+            Some("text/plain"),
+            Some("text/plain;version=0.0.4;q=0.9,application/openmetrics-text;q=0.5"),
+            Some("application/openmetrics-text;q=0"),
+            Some("application/json"),
+        ] {
+            assert_eq!(Format::from_accept(plain), Format::Prometheus, "{plain:?}");
+        }
+    }
 }

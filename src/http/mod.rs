@@ -18,6 +18,7 @@
 
 mod api;
 mod auth;
+mod chart;
 mod guard;
 mod hooks;
 mod metrics;
@@ -54,26 +55,28 @@ pub(crate) struct Http {
 
 /// The server, bound and ready to run.
 pub struct Server {
-    listener: tokio::net::TcpListener,
+    listener: Arc<tokio::net::TcpListener>,
     state: Http,
 }
 
-/// Binds the configured address.
+/// Binds the configured address and serves this core on it.
 ///
 /// # Errors
 /// [`AppError::Refused`] for an address beyond loopback without a token,
 /// or when the address cannot be bound (in use, say).
 pub async fn bind(app: Arc<App>) -> Result<Server, AppError> {
-    let config = &app.config().http;
-    if !config.bind.ip().is_loopback() && config.tokens.is_empty() {
-        return Err(Refused(format!(
-            "http.bind is {}, beyond this machine, and no API token is set: anyone who can \
-             reach it could read the swarm. Set ACP_API_TOKEN or ACP_API_TOKENS in .env (a \
-             long random string; see .env.example for scopes), or bind 127.0.0.1",
-            config.bind
-        ))
-        .into());
-    }
+    let listener = listen(&app.config().http).await?;
+    serve_on(app, listener).await
+}
+
+/// Binds the configured address, once for the life of `acp run`: its
+/// reloads serve each new core on the same socket.
+///
+/// # Errors
+/// [`AppError::Refused`] for an address beyond loopback without a token,
+/// or when the address cannot be bound (in use, say).
+pub async fn listen(config: &crate::app::HttpConfig) -> Result<Listener, AppError> {
+    check_exposure(config.bind, config)?;
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| {
@@ -83,13 +86,42 @@ pub async fn bind(app: Arc<App>) -> Result<Server, AppError> {
                 config.bind
             ))
         })?;
+    Ok(Listener(Arc::new(listener)))
+}
+
+/// A bound socket, shared by the cores `acp run` serves in turn.
+#[derive(Debug, Clone)]
+pub struct Listener(Arc<tokio::net::TcpListener>);
+
+/// An address beyond loopback needs a token.
+fn check_exposure(bind: SocketAddr, config: &crate::app::HttpConfig) -> Result<(), AppError> {
+    if !bind.ip().is_loopback() && config.tokens.is_empty() {
+        return Err(Refused(format!(
+            "http.bind is {bind}, beyond this machine, and no API token is set: anyone who can \
+             reach it could read the swarm. Set ACP_API_TOKEN or ACP_API_TOKENS in .env (a \
+             long random string; see .env.example for scopes), or bind 127.0.0.1"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Serves `app` on a socket bound before (by [`listen`]).
+///
+/// # Errors
+/// [`AppError::Refused`] when the socket is beyond loopback and the
+/// configuration has no token, or a token is malformed.
+pub async fn serve_on(app: Arc<App>, listener: Listener) -> Result<Server, AppError> {
+    let config = &app.config().http;
+    let bound = listener.0.local_addr().unwrap_or(config.bind);
+    check_exposure(bound, config)?;
     let tokens = Arc::new(auth::Tokens::new(&config.tokens, app.agents())?);
-    let hosts = Arc::new(guard::Hosts::new(config.bind, &config.hosts));
+    let hosts = Arc::new(guard::Hosts::new(bound, &config.hosts));
     make_room_for_connections(config.max_connections);
     let metrics = Arc::new(Metrics::new(&app).await);
     let refusals = Arc::new(refusals::Refusals::new(Arc::clone(&app)));
     Ok(Server {
-        listener,
+        listener: listener.0,
         state: Http {
             app,
             metrics,

@@ -1,51 +1,40 @@
 //! `/`: the status page. Server-rendered (maud, escaped), no CDN and no
 //! script needed: it works offline and with JavaScript off. Agents waiting
 //! for a person come first, above the rest; each agent's row shows its
-//! state. With
-//! JavaScript on, a few lines re-fetch the page every 5 seconds and swap
-//! its `<main>` in place. Its style and script are served beside it
-//! (`/status.css`, `/status.js`), so the content security policy allows
-//! no inline script or style at all.
-
-use std::fmt::Write as _;
+//! state. Below 600 px wide (a phone) the wide tables become cards, one
+//! per row, and long words wrap: the page never scrolls sideways.
+//!
+//! Times are written in UTC as `<time datetime>`; with JavaScript on, the
+//! page's script shows them in the viewer's zone (UTC stays in each one's
+//! title) and re-fetches the page every 5 seconds, swapping its `<main>`
+//! in place. The style and script are served beside the page
+//! (`/status.css`, `/status.js`, from `assets/`), so the content security
+//! policy allows no inline script or style at all.
 
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, html};
 
 use crate::app::{AgentView, RecentDelivery, StateRow, Status, Summary, Waiting};
 use crate::model::attention::waited;
 use crate::model::{AgentState, DeliveryState, Priority};
 
-use super::Http;
 use super::problem::Problem;
+use super::{Http, chart};
 
-const STYLE: &str = "
-body{font:15px/1.45 system-ui,sans-serif;margin:0;background:#fafafa;color:#1b1b1b}
-header,main{max-width:70rem;margin:0 auto;padding:.6rem 1rem}
-header{display:flex;flex-wrap:wrap;gap:.4rem 1.2rem;align-items:baseline}
-h1{font-size:1.3rem;margin:.2rem 0}h2{font-size:1.05rem;margin:1.2rem 0 .4rem}
-.pill{padding:.1rem .5rem;border-radius:1rem;background:#e8e8e8;font-size:.85rem}
-.ok{background:#d8f3dc}.warn{background:#fff3bf}.bad{background:#ffd6d6}
-.scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;background:#fff}
-th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #eee;vertical-align:top}
-th{font-weight:600;font-size:.85rem;color:#555}td.n{text-align:right}
-code{font-size:.85em;word-break:break-all}.muted{color:#777}
-svg{width:100%;height:7rem;background:#fff}rect{fill:#4c6ef5}
-@media (prefers-color-scheme:dark){body{background:#16181c;color:#e6e6e6}table,svg{background:#1f2228}
-th,td{border-color:#2c3038}.pill{background:#2c3038}.ok{background:#1f4d2b}.warn{background:#5c4b00}
-.bad{background:#5c1f1f}}
-";
+/// The page's style and script, served beside it (`/status.css`,
+/// `/status.js`).
+const STYLE: &str = include_str!("assets/status.css");
+const SCRIPT: &str = include_str!("assets/status.js");
 
-/// Swaps in a fresh `<main>` every 5 seconds; without JavaScript the page
-/// is simply what it was when loaded.
-const REFRESH: &str = "setInterval(async()=>{try{const r=await fetch(location.href,{cache:'no-store'});\
-if(!r.ok)return;const d=new DOMParser().parseFromString(await r.text(),'text/html');\
-const m=d.querySelector('main');if(m)document.querySelector('main').replaceWith(m);\
-document.body.dataset.refreshed=Date.now();}catch(e){}},5000);";
-
-fn time(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| format!("{t:.0}"))
+/// A moment as the page shows it: `<time>` in UTC, which the script shows
+/// in the viewer's zone, with UTC kept in its title for hovering.
+fn at(ms: i64) -> Markup {
+    let Ok(t) = jiff::Timestamp::from_millisecond(ms) else {
+        return html! { (ms) };
+    };
+    let utc = t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string();
+    html! { time datetime=(format!("{t:.0}")) title=(utc) { (utc) } }
 }
 
 fn state_class(state: Option<DeliveryState>) -> &'static str {
@@ -74,50 +63,20 @@ fn waiting(now: i64, waiting: &[Waiting]) -> Markup {
         h2 { "Waiting for a person (" (waiting.len()) ")" }
         @if waiting.is_empty() { p.muted { "Nobody is waiting." } }
         @else {
-            div.scroll { table id="waiting" {
-                tr { th { "agent" } th { "state" } th { "since" } th { "what" } }
-                @for w in waiting {
+            table.cards id="waiting" {
+                thead { tr { th { "agent" } th { "state" } th { "since" } th { "what" } } }
+                tbody { @for w in waiting {
                     tr {
                         td { b { (w.agent) } }
-                        td { span class=(agent_state_class(w.state)) { (w.state) } }
-                        td { (waited(now - w.since)) " " span.muted { "(" (time(w.since)) ")" } }
-                        td {
+                        td data-label="state" { span class=(agent_state_class(w.state)) { (w.state) } }
+                        td data-label="since" { (waited(now - w.since)) " " span.muted { "(" (at(w.since)) ")" } }
+                        td data-label="what" {
                             @for p in &w.prompts { (p.summary) " " span.muted { "prompt " code { (p.id) } } br; }
                             @if w.prompts.is_empty() { (w.detail.as_deref().unwrap_or("")) }
                         }
                     }
-                }
-            } }
-        }
-    }
-}
-
-/// Deliveries per minute as bars, newest on the right.
-fn chart(per_minute: &[(i64, u64)]) -> Markup {
-    let max = per_minute.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
-    let total: u64 = per_minute.iter().map(|(_, n)| n).sum();
-    let mut bars = String::new();
-    for (i, (minute, n)) in per_minute.iter().enumerate() {
-        if *n == 0 {
-            continue;
-        }
-        #[expect(clippy::cast_precision_loss, reason = "counts per minute are small")]
-        let height = (*n as f64 / max as f64) * 95.0;
-        let _ = write!(
-            bars,
-            "<rect x=\"{}\" y=\"{:.1}\" width=\"0.8\" height=\"{height:.1}\"><title>{}: {n}</title></rect>",
-            i,
-            100.0 - height,
-            time(*minute)
-        );
-    }
-    html! {
-        figure id="rate" {
-            svg viewBox=(format!("0 0 {} 100", per_minute.len().max(1))) preserveAspectRatio="none"
-                role="img" aria-label=(format!("{total} deliveries in the last hour")) {
-                (PreEscaped(bars))
+                } }
             }
-            figcaption.muted { (total) " deliveries in the last hour (busiest minute: " (max) ")" }
         }
     }
 }
@@ -139,18 +98,108 @@ fn backup_line(http: &Http, backup: Option<&Summary>) -> Markup {
     match backup {
         None => html! { span.pill.bad { "no backup yet" } },
         Some(b) => {
-            let age = b
-                .created_at
-                .parse::<jiff::Timestamp>()
-                .map_or(i64::MAX, |t| {
-                    jiff::Timestamp::now().as_second() - t.as_second()
-                });
+            let taken = b.created_at.parse::<jiff::Timestamp>().ok();
+            let age = taken.map_or(i64::MAX, |t| {
+                jiff::Timestamp::now().as_second() - t.as_second()
+            });
             let within = u64::try_from(age).is_ok_and(|a| a <= rpo.as_secs());
             html! {
                 span class=(if within { "pill ok" } else { "pill bad" }) {
-                    "last backup " (b.created_at) " (" (b.kind) ")"
+                    "last backup "
+                    @match taken { Some(t) => (at(t.as_millisecond())), None => (b.created_at) }
+                    " (" (b.kind) ")"
                     @if within { ", within the RPO" } @else { ", older than the RPO" }
                 }
+            }
+        }
+    }
+}
+
+/// One card per agent on a phone, a row each on a wider screen.
+fn agents(v: &View) -> Markup {
+    html! {
+        table.cards id="agents" {
+            thead { tr { th { "agent" } th { "state" } th { "role" } th { "last delivery" } th.n { "unacked" } th { "delivery" } } }
+            tbody { @for a in &v.agents {
+                @let state = v.states.iter().find(|s| s.agent == a.id);
+                tr {
+                    td { b { (a.id) } @if a.name != a.id { " " span.muted { (a.name) } }
+                         @if a.captain { " " span.pill { "★ captain" } } }
+                    td data-label="state" { @match state {
+                        Some(s) if s.state != AgentState::Unknown => {
+                            span class=(agent_state_class(s.state)) { (s.state) } " " span.muted { (waited(v.now - s.since)) }
+                        }
+                        _ => { span.pill { "unknown" } }
+                    } }
+                    td data-label="role" { (a.role) }
+                    td data-label="last delivery" {
+                        span class=(state_class(a.last_state)) { (a.last_delivery().unwrap_or_else(|| "none yet".into())) }
+                        @if let Some(t) = a.last_delivery_at { " " span.muted { (at(t)) } } }
+                    td.n data-label="unacked" { (a.unacked) }
+                    td data-label="delivery" { (a.delivery.join(" → "))
+                         @if let Some(t) = &a.terminal { " " span class=(if t == "idle" { "pill ok" } else { "pill warn" }) { "tmux: " (t) } }
+                         @if let Some(n) = &a.node { " " span class=(if a.node_presence.as_deref().is_some_and(|p| p.starts_with("online")) { "pill ok" } else { "pill warn" })
+                             title=(a.node_presence.as_deref().unwrap_or("not heard from")) { "on " (n) ": " (a.node_presence.as_deref().unwrap_or("not heard from")) } } }
+                }
+            } }
+        }
+    }
+}
+
+/// The newest deliveries, each with the start of its message.
+fn recent(recent: &[RecentDelivery]) -> Markup {
+    html! {
+        table.cards id="recent" {
+            thead { tr { th { "when" } th { "message" } th { "from → to" } th { "outcome" } } }
+            tbody { @for d in recent {
+                tr {
+                    td.muted { (at(d.updated_at)) }
+                    td data-label="message" { code { (d.message_id) } " " span.muted { (d.priority) }
+                        div.body { (d.preview) } }
+                    td data-label="from → to" { (d.from) " → " (d.agent) }
+                    td data-label="outcome" {
+                        span class=(state_class(Some(d.state))) { (d.state) @if let Some(m) = d.method { " by " (m) } }
+                        @if let Some(detail) = &d.detail { " " span.muted { (detail) } } }
+                }
+            } }
+        }
+    }
+}
+
+fn failures(status: &Status) -> Markup {
+    html! {
+        h2 { "Failures (" (status.failed_total) ")" }
+        @if status.recent_failures.is_empty() { p.muted { "None." } }
+        @else {
+            table.cards id="failures" {
+                thead { tr { th { "when" } th { "message" } th { "agent" } th { "why" } } }
+                tbody { @for f in &status.recent_failures {
+                    tr { td.muted { (at(f.at)) } td data-label="message" { code { (f.message_id) } }
+                         td data-label="agent" { (f.agent) }
+                         td data-label="why" { (f.error) " " span.muted { "(" (f.attempts) " attempts)" } } }
+                } }
+            }
+        }
+    }
+}
+
+/// What the running service made of the config files on disk: refused
+/// (it keeps the one before), or parts waiting for a restart.
+fn config_line(http: &Http) -> Markup {
+    let Some(state) = http.app.config_state() else {
+        return html! {};
+    };
+    html! {
+        @if let Some(refused) = &state.refused {
+            p id="config-refused" {
+                span.pill.bad { "Config refused" } " at " (at(refused.at)) ": " (refused.error)
+                ". acp run keeps the one it loaded at " (at(state.loaded_at))
+                "; fix the file and it is read again when saved."
+            }
+        }
+        @if !state.restart_needed.is_empty() {
+            p id="config-restart" {
+                span.pill.warn { "Restart needed" } " for: " (state.restart_needed.join("; "))
             }
         }
     }
@@ -160,77 +209,35 @@ fn body(http: &Http, v: &View) -> Markup {
     let link = http.app.discord_link();
     html! {
         main {
-            p.muted { "Updated " (time(jiff::Timestamp::now().as_millisecond())) ". Uptime "
-                (http.app.uptime().as_secs() / 60) " min." }
+            p.muted { "Updated " (at(v.now)) ". Uptime " (http.app.uptime().as_secs() / 60) " min. "
+                "Times are in " span id="zone" { "UTC" } "." }
             p {
                 span class=(if link == crate::app::DiscordLink::Connected { "pill ok" } else { "pill warn" }) {
                     "Discord: " (link.as_str())
                 }
                 " " (backup_line(http, v.backup.as_ref()))
             }
+            (config_line(http))
             (waiting(v.now, &v.waiting))
-            (super::people::section(&v.people, time))
+            (super::people::section(&v.people, at))
             h2 { "Agents" }
-            div.scroll { table id="agents" {
-                tr { th { "agent" } th { "state" } th { "role" } th { "last delivery" } th.n { "unacked" } th { "delivery" } }
-                @for a in &v.agents {
-                    @let state = v.states.iter().find(|s| s.agent == a.id);
-                    tr {
-                        td { @if a.captain { "⭐ " } b { (a.id) } @if a.name != a.id { " " span.muted { (a.name) } } }
-                        td { @match state {
-                            Some(s) if s.state != AgentState::Unknown => {
-                                span class=(agent_state_class(s.state)) { (s.state) } " " span.muted { (waited(v.now - s.since)) }
-                            }
-                            _ => { span.pill { "unknown" } }
-                        } }
-                        td { (a.role) }
-                        td { span class=(state_class(a.last_state)) { (a.last_delivery().unwrap_or_else(|| "none yet".into())) }
-                             @if let Some(at) = a.last_delivery_at { " " span.muted { (time(at)) } } }
-                        td.n { (a.unacked) }
-                        td { (a.delivery.join(" → "))
-                             @if let Some(t) = &a.terminal { " " span class=(if t == "idle" { "pill ok" } else { "pill warn" }) { "tmux: " (t) } }
-                             @if let Some(n) = &a.node { " " span class=(if a.node_presence.as_deref().is_some_and(|p| p.starts_with("online")) { "pill ok" } else { "pill warn" })
-                                 title=(a.node_presence.as_deref().unwrap_or("not heard from")) { "on " (n) ": " (a.node_presence.as_deref().unwrap_or("not heard from")) } } }
-                    }
-                }
-            } }
+            (agents(v))
             h2 { "Queue" }
-            div.scroll { table id="queue" {
-                tr { th { "state" } @for p in Priority::ALL { th.n { (p) } } }
-                @for state in DeliveryState::ALL {
+            table id="queue" {
+                thead { tr { th { "state" } @for p in Priority::ALL { th.n { (p) } } } }
+                tbody { @for state in DeliveryState::ALL {
                     tr { td { (state) }
                         @for p in Priority::ALL {
                             td.n { (v.status.queue.get(&state).and_then(|m| m.get(&p)).copied().unwrap_or(0)) }
                         }
                     }
-                }
-            } }
-            h2 { "Deliveries per minute" }
-            (chart(&v.per_minute))
-            h2 { "Recent deliveries" }
-            div.scroll { table id="recent" {
-                tr { th { "when" } th { "message" } th { "from → to" } th { "outcome" } }
-                @for d in &v.recent {
-                    tr {
-                        td.muted { (time(d.updated_at)) }
-                        td { code { (d.message_id) } " " span.muted { (d.priority) } }
-                        td { (d.from) " → " (d.agent) }
-                        td { span class=(state_class(Some(d.state))) { (d.state) @if let Some(m) = d.method { " by " (m) } }
-                             @if let Some(detail) = &d.detail { " " span.muted { (detail) } } }
-                    }
-                }
-            } }
-            h2 { "Failures (" (v.status.failed_total) ")" }
-            @if v.status.recent_failures.is_empty() { p.muted { "None." } }
-            @else {
-                div.scroll { table id="failures" {
-                    tr { th { "when" } th { "message" } th { "agent" } th { "why" } }
-                    @for f in &v.status.recent_failures {
-                        tr { td.muted { (time(f.at)) } td { code { (f.message_id) } } td { (f.agent) }
-                             td { (f.error) " " span.muted { "(" (f.attempts) " attempts)" } } }
-                    }
                 } }
             }
+            h2 { "Delivery rate" }
+            (chart::deliveries(&v.per_minute))
+            h2 { "Recent deliveries" }
+            (recent(&v.recent))
+            (failures(&v.status))
         }
     }
 }
@@ -265,6 +272,7 @@ pub(crate) async fn index(State(http): State<Http>) -> Result<Response, Problem>
                 header {
                     h1 { "acp status" }
                     span.muted { (root) }
+                    " "
                     noscript { span.muted { "Reload the page to update it." } }
                 }
                 (body(&http, &view))
@@ -291,7 +299,7 @@ pub(crate) async fn script() -> Response {
             axum::http::header::CONTENT_TYPE,
             "text/javascript; charset=utf-8",
         )],
-        REFRESH,
+        SCRIPT,
     )
         .into_response()
 }

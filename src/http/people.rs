@@ -159,36 +159,42 @@ pub(crate) fn may_ack_for(caller: &Caller, recipient: &str) -> Result<(), Proble
     ))
 }
 
+/// The longest part of a body the status page shows, in characters.
+const PAGE_BODY_CHARS: usize = 2000;
+
 /// The status page's section: each person's inbox, the person with the
 /// newest message first, each newest first with its unread count. Bodies
-/// are text (maud escapes them).
-pub(crate) fn section(people: &[PersonInbox], time: impl Fn(i64) -> String) -> Markup {
+/// are text (maud escapes them), their lines kept. A card per message on
+/// a phone, like the page's other tables.
+pub(crate) fn section(people: &[PersonInbox], at: impl Fn(i64) -> Markup) -> Markup {
     html! {
         h2 { "People's inboxes" }
         @if people.is_empty() {
-            p.muted { "No answers to people yet: an agent's `acp reply` to a message a person sent lands here." }
+            p.muted { "No answers to people yet: an agent's acp reply to a message a person sent lands here." }
         }
         @for p in people {
             h3 { (p.person.sender()) " "
                 span class=(if p.unread > 0 { "pill warn" } else { "pill ok" }) { (p.unread) " unread" }
                 " " span.muted { "of " (p.total) } }
-            div.scroll { table class="inbox" data-person=(p.person.as_str()) {
-                tr { th { "when" } th { "from" } th { "message" } th { "state" } }
-                @for e in &p.messages {
+            table.cards.inbox data-person=(p.person.as_str()) {
+                thead { tr { th { "when" } th { "from" } th { "message" } th { "state" } } }
+                tbody { @for e in &p.messages {
                     @let m = &e.message;
+                    @let shown: String = m.body.chars().take(PAGE_BODY_CHARS).collect();
                     tr {
-                        td.muted { (time(m.created_at)) }
-                        td { (m.from) }
-                        td { (m.body) br; span.muted { code { (m.id) }
-                            @if let Some(r) = m.reply_to { " answers " code { (r) } } } }
-                        td { @match (e.acked_at, e.state) {
+                        td.muted { (at(m.created_at)) }
+                        td data-label="from" { (m.from) }
+                        td data-label="message" { code { (m.id) }
+                            @if let Some(r) = m.reply_to { " " span.muted { "answers " code { (r) } } }
+                            div.body { (shown) @if shown.len() < m.body.len() { "…" } } }
+                        td data-label="state" { @match (e.acked_at, e.state) {
                             (Some(_), _) => { span.pill.ok { "read" } }
                             (None, DeliveryState::Delivered) => { span.pill.warn { "unread" } }
                             (None, state) => { span.pill { (state) } }
                         } }
                     }
-                }
-            } }
+                } }
+            }
         }
     }
 }

@@ -38,7 +38,7 @@ pub(crate) struct Limits {
 /// Serves `router` on `listener` until `cancel`, then lets each
 /// connection finish its request and waits for them.
 pub(crate) async fn serve(
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     router: Router,
     limits: Limits,
     cancel: CancellationToken,

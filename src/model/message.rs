@@ -430,6 +430,41 @@ pub fn check_body(body: &str, max_body_bytes: usize) -> Result<(), MessageError>
     Ok(())
 }
 
+/// How many characters of a body [`preview`] keeps.
+pub const PREVIEW_CHARS: usize = 80;
+
+/// The start of a body as one line: every run of whitespace (newlines,
+/// tabs) and control characters becomes one space, and the text is cut to
+/// `max` characters, marked with `…` when cut. `more` says the body goes
+/// on past `start` (when only its start was read).
+#[must_use]
+pub fn preview(start: &str, max: usize, more: bool) -> String {
+    let mut out = String::new();
+    let mut chars = 0;
+    let mut space = false;
+    for c in start.trim().chars() {
+        if c.is_whitespace() || c.is_control() {
+            space = true;
+            continue;
+        }
+        let needed = usize::from(space) + 1;
+        if chars + needed > max {
+            out.push('…');
+            return out;
+        }
+        if space {
+            out.push(' ');
+            space = false;
+        }
+        out.push(c);
+        chars += needed;
+    }
+    if more {
+        out.push('…');
+    }
+    out
+}
+
 impl UnifiedMessage {
     /// Checks a message that arrived whole (from another machine) against
     /// the rules every door applies to a draft: body, sender, tags.
@@ -473,6 +508,20 @@ fn check_sender(from: &str) -> Result<(), MessageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_preview_is_one_line_cut_at_its_length_and_marked_when_cut() {
+        assert_eq!(preview("  ship it\n\n\tnow  ", 80, false), "ship it now");
+        assert_eq!(preview("abc def", 7, false), "abc def");
+        assert_eq!(preview("abc defg", 7, false), "abc def…");
+        assert_eq!(preview("abc def", 4, false), "abc…");
+        assert_eq!(preview("short", 80, true), "short…");
+        let word = "é".repeat(10_000);
+        let cut = preview(&word, PREVIEW_CHARS, false);
+        assert_eq!(cut.chars().count(), PREVIEW_CHARS + 1);
+        assert!(cut.ends_with("é…"));
+        assert_eq!(preview("a\u{7}\u{1b}[31mb", 80, false), "a [31mb");
+    }
 
     fn draft(body: &str) -> Draft {
         Draft {

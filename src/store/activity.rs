@@ -4,6 +4,7 @@
 use rusqlite::params;
 use serde::Serialize;
 
+use crate::model::message::{PREVIEW_CHARS, preview};
 use crate::model::{DeliveryState, MethodName, Priority};
 
 use super::{Store, StoreError};
@@ -15,6 +16,10 @@ pub struct RecentDelivery {
     pub from: String,
     pub agent: String,
     pub priority: Priority,
+    /// The start of the message's body as one line (see
+    /// [`preview`](crate::model::message::preview)): text from anyone, to
+    /// be escaped wherever it is shown.
+    pub preview: String,
     pub state: DeliveryState,
     pub method: Option<MethodName>,
     /// The receipt's detail: the inbox file, the post, or the last error.
@@ -24,8 +29,14 @@ pub struct RecentDelivery {
     pub updated_at: i64,
 }
 
+/// How many characters of a body are read for its preview: enough for
+/// [`PREVIEW_CHARS`] once runs of whitespace are folded, short of a whole
+/// body of 16 KiB.
+const PREVIEW_READ: usize = 4 * PREVIEW_CHARS;
+
 impl Store {
-    /// The `limit` deliveries updated last, newest first.
+    /// The `limit` deliveries updated last, newest first, each with the
+    /// start of its message's body (only the start is read).
     ///
     /// # Errors
     /// [`StoreError`].
@@ -33,10 +44,14 @@ impl Store {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(
                 "SELECT d.message_id, m.sender, d.agent, d.priority, d.state, d.method, d.detail, \
-                 d.attempts, d.updated_at FROM deliveries d JOIN messages m ON m.id = \
-                 d.message_id ORDER BY d.updated_at DESC, d.id DESC LIMIT ?1",
+                 d.attempts, d.updated_at, substr(m.body, 1, ?2), length(m.body) > ?2 FROM \
+                 deliveries d JOIN messages m ON m.id = d.message_id ORDER BY d.updated_at DESC, \
+                 d.id DESC LIMIT ?1",
             )?;
-            let mut rows = stmt.query([i64::try_from(limit).unwrap_or(i64::MAX)])?;
+            let mut rows = stmt.query(params![
+                i64::try_from(limit).unwrap_or(i64::MAX),
+                i64::try_from(PREVIEW_READ).unwrap_or(i64::MAX)
+            ])?;
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
                 let rank: i64 = row.get(3)?;
@@ -46,6 +61,7 @@ impl Store {
                     agent: row.get(2)?,
                     priority: Priority::from_rank(rank)
                         .ok_or_else(|| StoreError::Corrupt(format!("priority {rank}")))?,
+                    preview: preview(&row.get::<_, String>(9)?, PREVIEW_CHARS, row.get(10)?),
                     state: row.get(4)?,
                     method: row.get(5)?,
                     detail: row.get(6)?,

@@ -17,7 +17,7 @@ use crate::outbox::{LIMIT, swarm, token_in_dotenv};
 use crate::sec_misc::assert_nobody_pinged_but;
 use crate::standin::{CHANNEL_ID, GatewayCmd, Post, Recorded, StandIn, button_press};
 use crate::support::{Root, stderr, stdout, wait_until};
-use crate::web::{address, parse_metrics, sample};
+use crate::web::{address, parse_metrics, sample, scrape_openmetrics};
 
 /// A root whose prompts wait `timeout` seconds, with the bot running.
 fn approval_root(standin: &StandIn, timeout: u32) -> (Root, Bot) {
@@ -650,7 +650,7 @@ fn who_waits_shows_first_on_waiting_the_status_page_and_the_metrics() {
     // acp approve are processes of their own).
     let mut metrics = Vec::new();
     wait_until(LIMIT, || {
-        metrics = parse_metrics(&get("/metrics"));
+        metrics = parse_metrics(&scrape_openmetrics(&client, &web));
         sample(&metrics, "acp_prompts_total", &[("outcome", "raised")]) == Some(1.0)
     });
     assert_eq!(
@@ -665,7 +665,7 @@ fn who_waits_shows_first_on_waiting_the_status_page_and_the_metrics() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(hook_answer(waiting).is_some());
     wait_until(LIMIT, || {
-        metrics = parse_metrics(&get("/metrics"));
+        metrics = parse_metrics(&scrape_openmetrics(&client, &web));
         sample(&metrics, "acp_prompts_total", &[("outcome", "allow")]) == Some(1.0)
             && sample(&metrics, "acp_prompt_answer_seconds_count", &[]) == Some(1.0)
     });

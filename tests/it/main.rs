@@ -9,6 +9,7 @@
 
 mod approvals;
 mod backup;
+mod browser;
 mod cli;
 mod cluster;
 mod cluster_prompts;
@@ -23,6 +24,7 @@ mod operator;
 mod outbox;
 mod panes;
 mod pipeline;
+mod reload;
 mod sec_cluster;
 mod sec_files;
 mod sec_http;

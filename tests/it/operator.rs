@@ -339,6 +339,27 @@ fn a_persons_inbox_over_the_api_and_on_the_page_with_bodies_escaped() {
     );
     assert!(!html.contains("<script>alert"), "{html}");
     assert!(html.contains(&answer));
+    // On a phone: a card per message, nothing sticking out, even with an
+    // answer that is one 3000-character word.
+    let word = "W".repeat(3000);
+    let long = sent_id(&as_agent(&root, "Agent-1", &["reply", &asked, &word]));
+    wait_state(&root, &long, "delivered");
+    let mut phone = crate::browser::Browser::phone(390, 844, &[]);
+    phone.open(&web.url("/"));
+    let fit = phone.eval(crate::web::OVERFLOW);
+    assert!(
+        fit["scrollWidth"].as_u64().unwrap() <= 390 && fit["wide"] == json!([]),
+        "{fit:#}"
+    );
+    let cards = phone.eval(
+        "[...document.querySelectorAll('table.inbox tbody tr')].map(r => \
+         [getComputedStyle(r).display, r.innerText])",
+    );
+    assert_eq!(cards.as_array().unwrap().len(), 2, "{cards}");
+    assert_eq!(cards[0][0], "block", "{cards}");
+    // Newest first; the script did not run, the text is shown as text.
+    assert!(cards[0][1].as_str().unwrap().contains(&long), "{cards}");
+    assert!(cards[1][1].as_str().unwrap().contains(hostile), "{cards}");
 
     // alice reads it: acknowledged as by her, nothing unread.
     let (code, receipt) = post(ALICE, &format!("/api/v1/inbox/{answer}/ack"), &json!({}));
@@ -350,13 +371,20 @@ fn a_persons_inbox_over_the_api_and_on_the_page_with_bodies_escaped() {
     assert_eq!(again["ack"]["result"], "already_acked", "{again}");
     let (code, unread) = get(ALICE, "/api/v1/inbox?unread=true");
     assert_eq!(code, 200);
-    assert_eq!(
-        (unread["unread"].clone(), unread["messages"].clone()),
-        (json!(0), json!([]))
-    );
+    assert_eq!(unread["unread"], 1, "{unread}");
+    assert_eq!(unread["messages"].as_array().unwrap().len(), 1, "{unread}");
+    assert_eq!(unread["messages"][0]["message"]["id"], long.as_str());
     assert_eq!(
         read(&root, &answer)["deliveries"][0]["acked_by"],
         "person:alice"
+    );
+    // The other one from her shell: the same inbox, nothing unread.
+    let out = as_person(&root, "alice", &["inbox", "ack", &long]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (_, unread) = get(ALICE, "/api/v1/inbox?unread=true");
+    assert_eq!(
+        (unread["unread"].clone(), unread["messages"].clone()),
+        (json!(0), json!([]))
     );
     assert!(page(&web).contains("0 unread"));
     // A message that is not in her inbox is not hers to acknowledge.

@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 
 use crate::support::{Root, stdout, wait_until};
 use crate::web::{
-    LIMIT, Spec, TOKEN, address, answer, parse_metrics, sample, serve, serve_env, stored,
+    LIMIT, Spec, TOKEN, address, answer, parse_metrics, sample, scrape_openmetrics, serve,
+    serve_env, stored,
 };
 
 /// `127.0.0.1:PORT` of a server's `http://127.0.0.1:PORT`.
@@ -507,14 +508,7 @@ fn many_unknown_agent_names_in_paths_leave_one_metric_series() {
     let inbox = "GET /api/v1/agents/{agent}/inbox";
     let mut rows = Vec::new();
     wait_until(LIMIT, || {
-        rows = parse_metrics(
-            &web.client
-                .get(web.url("/metrics"))
-                .send()
-                .unwrap()
-                .text()
-                .unwrap(),
-        );
+        rows = parse_metrics(&scrape_openmetrics(&web.client, &web.base));
         sample(
             &rows,
             "acp_commands_total",

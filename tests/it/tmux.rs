@@ -382,6 +382,37 @@ fn tmux_attach_shows_what_the_guard_sees_and_the_line_to_add() {
 }
 
 #[test]
+fn tmux_attach_save_under_a_running_service_says_it_was_picked_up_and_is_used() {
+    let tmux = Tmux::start(&["Agent-1"]);
+    let root = Root::new(1);
+    root.fast();
+    let _service = root.service();
+    wait_until(Duration::from_secs(20), || {
+        !crate::support::status(&root)["service_config"].is_null()
+    });
+    let pane = Tmux::target("Agent-1");
+    let out = root.run(&[
+        "tmux",
+        "attach",
+        "Agent-1",
+        &pane,
+        "--socket",
+        &tmux.socket,
+        "--save",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("the running acp run picked up the new config"),
+        "{}",
+        stdout(&out)
+    );
+    // Delivered by the service, through the pane it was just told of.
+    let id = send(&root, "Agent-1", "after the reload");
+    assert_eq!(delivery(&root, &id)["method"], "tmux");
+    assert_eq!(tmux.submitted("Agent-1")[0]["text"], "after the reload");
+}
+
+#[test]
 fn init_can_write_tmux_agents() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_acp"))

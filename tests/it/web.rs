@@ -403,6 +403,46 @@ fn the_api_answers_like_the_command_line_and_audits_by_token() {
     assert!(has("http:api", "role.set", "ok") || rows.iter().any(|r| r["actor"] == "http:api" && r["action"].as_str().unwrap().contains("role")), "{audit:#}");
 }
 
+/// What Prometheus asks `/metrics` for (its default scrape protocols).
+pub(crate) const OPENMETRICS: &str = "application/openmetrics-text;version=1.0.0,\
+    application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// `/metrics` at `base` as Prometheus scrapes it: in OpenMetrics.
+pub(crate) fn scrape_openmetrics(client: &Client, base: &str) -> String {
+    let response = client
+        .get(format!("{base}/metrics"))
+        .header("accept", OPENMETRICS)
+        .send()
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    response.text().unwrap()
+}
+
+/// `promtool check metrics` on `text`: its complaints, if any.
+fn promtool(text: &str) -> Result<(), String> {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; scripts/test.sh installs it)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
 /// The samples of `/metrics` as Prometheus's Python client parses them
 /// (OpenMetrics): `name{labels} value` lines.
 pub(crate) fn parse_metrics(text: &str) -> Vec<(String, Value, f64)> {
@@ -446,14 +486,7 @@ fn metrics_parse_with_prometheus_client_and_follow_the_traffic() {
     let root = Root::new(2);
     root.fast();
     let web = serve(&root, "");
-    let scrape = || {
-        web.client
-            .get(web.url("/metrics"))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap()
-    };
+    let scrape = || scrape_openmetrics(&web.client, &web.base);
     let before = parse_metrics(&scrape());
     for name in [
         "acp_queue_depth",
@@ -571,6 +604,28 @@ fn metrics_parse_with_prometheus_client_and_follow_the_traffic() {
             &[("state", "delivered")],
         ) == Some(3.0)
     });
+
+    // A scraper that does not ask for OpenMetrics (curl, promtool, an
+    // older Prometheus) gets the Prometheus text format, which promtool
+    // passes; it refuses the OpenMetrics one, so the check can fail.
+    let plain = web.client.get(web.url("/metrics")).send().unwrap();
+    assert_eq!(
+        plain.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    assert_eq!(plain.headers()["vary"], "accept");
+    let plain = plain.text().unwrap();
+    promtool(&plain).unwrap_or_else(|e| panic!("promtool refused /metrics: {e}\n{plain}"));
+    assert!(!plain.contains("# EOF"), "{plain}");
+    assert!(
+        plain.contains("# TYPE acp_deliveries_total counter\n")
+            && plain.contains("acp_deliveries_total{method=\"inbox\",outcome=\"delivered\"} 3\n"),
+        "{plain}"
+    );
+    assert!(
+        promtool(&scrape()).is_err(),
+        "promtool takes OpenMetrics now: the check above proves less than it says"
+    );
 }
 
 /// `chromium --headless ARGS URL`'s standard output. Each run has a
@@ -678,6 +733,11 @@ fn the_status_page_renders_in_chromium_with_and_without_javascript() {
         bad.as_str(),
         "Failures (1)",
         "1 deliveries in the last hour",
+        // The chart's labels, read as words: its title, counts, times.
+        "Deliveries per minute, last hour: 0 1 ",
+        "time (UTC)",
+        // The start of each message, under its id.
+        "ship it",
     ] {
         assert!(
             text.contains(want),
@@ -903,4 +963,239 @@ fn binding_beyond_loopback_without_a_token_refuses_to_start() {
     }
     let health = web.client.get(format!("{local}/healthz")).send().unwrap();
     assert_eq!(health.status(), 200);
+}
+
+/// Every element of the page that sticks out of a `width`-pixel screen
+/// (the document itself, or anything inside a box that scrolls sideways).
+pub(crate) const OVERFLOW: &str = "(() => {
+    const width = window.innerWidth;
+    const wide = [...document.querySelectorAll('body *')].flatMap(e => {
+        const r = e.getBoundingClientRect();
+        return r.width > 0 && (r.right > width + 1 || r.left < -1)
+            ? [`${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''} ${Math.round(r.left)}..${Math.round(r.right)}: ${e.textContent.slice(0, 40)}`]
+            : [];
+    });
+    return {width, scrollWidth: document.documentElement.scrollWidth, wide: wide.slice(0, 12)};
+})()";
+
+/// The name of an agent that is one long word.
+const LONG_NAME: &str = "TheReleaseEngineeringAndQualityAssuranceCoordinatorOfTheSwarm";
+
+#[test]
+fn the_status_page_fits_a_390px_phone_without_sideways_scrolling() {
+    let root = Root::new(3);
+    // The longest id acp takes, with a display name of one long word.
+    let long_id = "Agent-3_with_the_longest_id_okay";
+    assert_eq!(long_id.len(), 32);
+    root.fast().edit_config(
+        "id = \"Agent-3\"\nname = \"Agent-3\"\nrole = \"General engineer\"",
+        &format!(
+            "id = \"{long_id}\"\nname = \"{LONG_NAME}\"\nrole = \"Reviews every change before it ships, and keeps the release notes\""
+        ),
+    );
+    let web = serve(&root, "");
+    // Bodies from untrusted hands: markup, and 10 kB without a space.
+    let word = "W".repeat(10_000);
+    let mut ids = Vec::new();
+    for (to, body, via) in [
+        ("Agent-1", "ship it\nand then\ttell me", None),
+        (
+            "Agent-2",
+            "<script>alert('owned')</script> & <b>bold</b>",
+            None,
+        ),
+        (long_id, word.as_str(), None),
+        ("Agent-2", "type it", Some("gui")),
+    ] {
+        let mut send = json!({"to": to, "body": body});
+        if let Some(via) = via {
+            send["via"] = json!(via);
+        }
+        let (code, accepted) = web.post("/api/v1/messages", &send);
+        assert_eq!(code, 201, "{accepted}");
+        ids.push(accepted["id"].as_str().unwrap().to_owned());
+    }
+    wait_until(LIMIT, || {
+        ids.iter().all(|id| {
+            let state =
+                web.get(&format!("/api/v1/messages/{id}")).1["deliveries"][0]["state"].clone();
+            state == "delivered" || state == "failed"
+        })
+    });
+
+    let url = web.url("/");
+    let mut phone = crate::browser::Browser::phone(390, 844, &[]);
+    phone.open(&url);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, whole) in [("status-phone.png", false), ("status-phone-full.png", true)] {
+        let png = phone.screenshot(whole);
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "{name}: {} bytes",
+            png.len()
+        );
+        std::fs::write(dir.join(name), png).unwrap();
+    }
+    let fit = phone.eval(OVERFLOW);
+    assert_eq!(fit["width"], 390, "{fit}");
+    assert!(
+        fit["scrollWidth"].as_u64().unwrap() <= 390 && fit["wide"] == json!([]),
+        "the page scrolls sideways on a 390 px screen (screenshots in {}): {fit:#}",
+        dir.display()
+    );
+    // The agents are cards (each row a block of its own, its cells
+    // named), the long name on its card; the chart is drawn with its axes.
+    let cards = phone.eval(
+        "[...document.querySelectorAll('#agents tbody tr')].map(r => [getComputedStyle(r).display, \
+         r.innerText.replace(/\\s+/g, ' '), getComputedStyle(r.cells[2], '::before').content])",
+    );
+    assert_eq!(cards.as_array().unwrap().len(), 3, "{cards}");
+    assert_eq!(cards[2][0], "block", "{cards}");
+    assert!(
+        cards[2][1]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{long_id} {LONG_NAME}"))
+            && cards[2][1]
+                .as_str()
+                .unwrap()
+                .contains("Reviews every change"),
+        "{cards}"
+    );
+    assert_eq!(cards[2][2], "\"role: \"", "{cards}");
+    let chart = phone.eval("document.querySelector('#rate svg').textContent");
+    for want in ["Deliveries per minute, last hour", "time ("] {
+        assert!(chart.as_str().unwrap().contains(want), "{chart}");
+    }
+    // The same in the dark.
+    phone.call(
+        "Emulation.setEmulatedMedia",
+        &json!({"features": [{"name": "prefers-color-scheme", "value": "dark"}]}),
+    );
+    assert_eq!(
+        phone.eval("matchMedia('(prefers-color-scheme: dark)').matches"),
+        true
+    );
+    std::fs::write(dir.join("status-phone-dark.png"), phone.screenshot(true)).unwrap();
+    let fit = phone.eval(OVERFLOW);
+    assert!(fit["wide"] == json!([]), "in the dark: {fit:#}");
+
+    // Each delivery shows the start of its message, as text: markup from
+    // a sender is shown, never run or drawn; a long word is cut.
+    let served = web.client.get(&url).send().unwrap().text().unwrap();
+    let recent = &served[served.find("id=\"recent\"").unwrap()..];
+    assert!(
+        recent
+            .contains("&lt;script&gt;alert('owned')&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;")
+            && !served.contains("<script>alert")
+            && !served.contains("<b>bold"),
+        "{recent}"
+    );
+    assert!(recent.contains(&format!("{}…", "W".repeat(80))), "{recent}");
+    assert!(
+        !served.contains(&"W".repeat(81)),
+        "more than the start of the long body"
+    );
+    assert!(recent.contains("ship it and then tell me"), "{recent}");
+    let shown = phone.eval(
+        "[...document.querySelectorAll('#recent .body')].map(b => [b.textContent, b.children.length])",
+    );
+    assert!(
+        shown
+            .as_array()
+            .unwrap()
+            .contains(&json!(["<script>alert('owned')</script> & <b>bold</b>", 0])),
+        "{shown}"
+    );
+}
+
+#[test]
+fn the_status_page_shows_times_in_the_viewers_zone_with_utc_on_hover() {
+    let root = Root::new(1);
+    root.fast();
+    let web = serve(&root, "");
+    let (code, sent) = web.post(
+        "/api/v1/messages",
+        &json!({"to": "Agent-1", "body": "what time is it?"}),
+    );
+    assert_eq!(code, 201, "{sent}");
+    let id = sent["id"].as_str().unwrap().to_owned();
+    wait_until(LIMIT, || {
+        web.get(&format!("/api/v1/messages/{id}")).1["deliveries"][0]["state"] == "delivered"
+    });
+    let url = web.url("/");
+
+    // As served, and without JavaScript: UTC, said so.
+    let served = web.client.get(&url).send().unwrap().text().unwrap();
+    assert!(
+        served.contains("Times are in <span id=\"zone\">UTC</span>."),
+        "{served}"
+    );
+    let text = String::from_utf8(
+        Command::new("w3m")
+            .args(["-dump", "-cols", "160", &url])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(text.contains("Times are in UTC."), "{text}");
+
+    // In India (+05:30, no summer time), each time reads 5 h 30 min later
+    // than UTC, which its title keeps.
+    let mut browser = crate::browser::Browser::phone(390, 844, &[("TZ", "Asia/Kolkata")]);
+    browser.open(&url);
+    let times = browser.eval(
+        "[...document.querySelectorAll('#recent time')].map(t => [t.dateTime, t.textContent, t.title])",
+    );
+    let [time] = times.as_array().unwrap().as_slice() else {
+        panic!("one delivery's time: {times}");
+    };
+    let utc: jiff::Timestamp = time[0].as_str().unwrap().parse().unwrap();
+    let india = utc + jiff::SignedDuration::from_mins(330);
+    assert_eq!(
+        time[1],
+        india.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+        "{times}"
+    );
+    assert_eq!(
+        time[2],
+        utc.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        "{times}"
+    );
+    assert!(
+        served.contains(&format!(">{}</time>", time[2].as_str().unwrap())),
+        "{served}"
+    );
+    assert_eq!(
+        browser.eval("document.getElementById('zone').textContent"),
+        "your time zone (UTC+05:30); hover over one for UTC"
+    );
+    // The chart's times too: quarter hours of India's clock.
+    let labels = browser.eval(
+        "[...document.querySelectorAll('#rate text[data-datetime]')].map(t => [t.dataset.datetime, t.textContent])",
+    );
+    let labels = labels.as_array().unwrap();
+    assert!(!labels.is_empty());
+    for label in labels {
+        let at: jiff::Timestamp = label[0].as_str().unwrap().parse().unwrap();
+        let local = (at + jiff::SignedDuration::from_mins(330))
+            .strftime("%H:%M")
+            .to_string();
+        assert_eq!(label[1], local, "{labels:?}");
+    }
+    assert_eq!(
+        browser.eval("document.querySelector('#rate .zone').textContent"),
+        "UTC+05:30"
+    );
+    // A refresh keeps them local.
+    browser.eval("document.querySelector('main').dataset.old = 'yes'");
+    wait_until(LIMIT, || {
+        browser.eval("!document.querySelector('main').dataset.old") == true
+    });
+    assert_eq!(
+        browser.eval("document.querySelector('#recent time').textContent"),
+        time[1]
+    );
 }

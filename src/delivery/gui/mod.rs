@@ -20,7 +20,7 @@ pub mod probe;
 pub mod window;
 
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use crate::coords::Coordinates;
@@ -35,17 +35,68 @@ use crate::model::{DeliveryError, MethodName};
 pub struct GuiMethod {
     #[cfg(all(unix, not(target_os = "macos")))]
     jobs: mpsc::SyncSender<actor::Job>,
-    coords_path: PathBuf,
+    points: Points,
     config: GuiConfig,
+}
+
+/// Where the keyboard-and-mouse method finds the agents' points: read
+/// from the file at each delivery (a one-off command), or read once, when
+/// `acp run` loaded its configuration, so that an edit reaches deliveries
+/// only through a reload, which checks it first.
+#[derive(Debug, Clone)]
+pub struct Points(Source);
+
+#[derive(Debug, Clone)]
+enum Source {
+    File(PathBuf),
+    Loaded(Arc<Result<Coordinates, String>>),
+}
+
+impl Points {
+    /// Read from `path` at each delivery.
+    #[must_use]
+    pub fn file(path: PathBuf) -> Self {
+        Self(Source::File(path))
+    }
+
+    /// Read from `path` now, once.
+    #[must_use]
+    pub fn load(path: &std::path::Path) -> Self {
+        Self(Source::Loaded(Arc::new(
+            Coordinates::load(path).map_err(|e| e.to_string()),
+        )))
+    }
+
+    /// Why points read once cannot be used, if they cannot.
+    #[must_use]
+    pub fn problem(&self) -> Option<&str> {
+        match &self.0 {
+            Source::Loaded(loaded) => loaded.as_ref().as_ref().err().map(String::as_str),
+            Source::File(_) => None,
+        }
+    }
+
+    fn get(&self) -> Result<std::borrow::Cow<'_, Coordinates>, String> {
+        match &self.0 {
+            Source::File(path) => Coordinates::load(path)
+                .map(std::borrow::Cow::Owned)
+                .map_err(|e| e.to_string()),
+            Source::Loaded(loaded) => loaded
+                .as_ref()
+                .as_ref()
+                .map(std::borrow::Cow::Borrowed)
+                .map_err(Clone::clone),
+        }
+    }
 }
 
 impl GuiMethod {
     /// Starts the actor thread with the method's settings, the agents'
-    /// points (`coords_path`) and the cross-process keyboard lock
+    /// points and the cross-process keyboard lock
     /// (`lock_path`). Nothing touches the display until the first delivery,
     /// so this works on machines without one.
     #[must_use]
-    pub fn start(config: &GuiConfig, coords_path: PathBuf, lock_path: PathBuf) -> Self {
+    pub fn start(config: &GuiConfig, points: Points, lock_path: PathBuf) -> Self {
         #[cfg(all(unix, not(target_os = "macos")))]
         let jobs = {
             let (tx, rx) = mpsc::sync_channel(64);
@@ -63,7 +114,7 @@ impl GuiMethod {
         Self {
             #[cfg(all(unix, not(target_os = "macos")))]
             jobs,
-            coords_path,
+            points,
             config: config.clone(),
         }
     }
@@ -92,7 +143,7 @@ impl DeliveryMethod for GuiMethod {
                 "no display: DISPLAY is not set, so there are no windows to type into",
             ));
         }
-        let coords = Coordinates::load(&self.coords_path).map_err(|e| {
+        let coords = self.points.get().map_err(|e| {
             DeliveryError::permanent(format!(
                 "{e}: fix it, then check with `acp coords validate`"
             ))
