@@ -20,7 +20,7 @@ pub const MAX_INPUT_BYTES: usize = 1 << 20;
 pub enum HookError {
     #[error(
         "the hook's input is not a JSON object with hook_event_name ({0}): run acp hook from the \
-         agent's hook settings (see the README), which give it the event on standard input"
+         agent's hook settings (see docs/prompts.md), which give it the event on standard input"
     )]
     BadInput(String),
     #[error(

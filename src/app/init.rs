@@ -299,7 +299,7 @@ keep_weekly = 4
 # `acp doctor` warns when the newest backup is older than this.
 rpo_minutes = 120
 
-# Several machines, one swarm (see the README's "Several machines"). Without
+# Several machines, one swarm (see docs/several-machines.md). Without
 # this table acp runs on one machine and needs no NATS. Every machine keeps
 # the same file; each names itself with ACP_NODE in its .env (or `acp run
 # --node NAME`). NATS's address and credentials are ACP_NATS_* in .env,
@@ -336,7 +336,7 @@ const AGENTS_HELP: &str = r#"# One [[agents]] table per agent.
 #   input, submit_key, paste_key, newline_key, clear_keys,
 #   onboarding_keys, pre_submit_delay_ms: as in [gui], for this agent
 #   tmux       for an agent in a terminal: { target = "session:window.pane",
-#              command = "^claude$", idle_pattern = "^>" } (see the README;
+#              command = "^claude$", idle_pattern = "^>" } (see docs/terminal-agents.md;
 #              `acp tmux attach AGENT PANE --save` writes it)
 #   node       with [cluster]: the machine that runs this agent and
 #              delivers to it (default: the hub), e.g. "desk-2"

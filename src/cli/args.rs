@@ -1,4 +1,9 @@
 //! The command line's shape: every command, option and parser (clap).
+//!
+//! Every argument has a help text, every command examples after its help
+//! (`after_help`), and every option with a fixed set of values lists them:
+//! `docs_check` walks the whole tree and fails on a gap, and runs every
+//! example through this parser.
 
 #![expect(
     clippy::doc_markdown,
@@ -7,25 +12,45 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
 use acp::model::{Kind, MessageId, Priority, Via};
 
 use super::backup;
+use super::progress::ProgressMode;
+
+/// The heading of the options every command takes.
+const GLOBAL: &str = "Global options";
 
 /// Agent Cellphone: send messages to a swarm of AI coding agents and deliver
-/// them durably (chat window or file inbox).
+/// them durably (chat window, tmux pane or file inbox).
 #[derive(Debug, Parser)]
-#[command(name = "acp", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "acp",
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples:
+  acp init --agents 4                      # a root in the current directory
+  acp run                                  # the service: deliveries, Discord, HTTP
+  acp send --to Agent-2 --wait \"run the tests\"
+  acp status
+  acp --root ~/swarm inbox list --agent Agent-2
+
+The guide: docs/ beside the README, or `acp COMMAND --help`."
+)]
 pub(crate) struct Cli {
     /// The acp root directory (config/, data/, agent_workspaces/...).
-    #[arg(long, global = true, env = "ACP_ROOT", value_name = "DIR")]
+    /// Default: the nearest directory at or above this one that holds
+    /// config/acp.toml, else this one.
+    #[arg(long, global = true, env = "ACP_ROOT", value_name = "DIR", help_heading = GLOBAL)]
     pub root: Option<PathBuf>,
-    /// Print JSON instead of text.
-    #[arg(long, global = true)]
+    /// Print JSON instead of text (errors too, on stdout).
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
     /// More log output on stderr (-v info, -vv debug). ACP_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
@@ -34,9 +59,13 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Create a working root with commented example config (safe to re-run).
+    #[command(after_help = "Examples:
+  acp init                                 # Agent-1 ... Agent-8 in the current directory
+  acp --root ~/swarm init --agents 4
+  acp init --tmux swarm                    # agents in tmux windows swarm:Agent-1 ...")]
     Init {
         /// How many agents (Agent-1 ... Agent-N) the example config names.
-        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+        #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
         agents: u32,
         /// Agents run in this tmux session, one window each named after
         /// the agent: they get tmux delivery (then the inbox).
@@ -45,31 +74,61 @@ pub(crate) enum Command {
     },
     /// Send a message to one agent, or post it to Discord (--to discord);
     /// prints its id once it is stored.
+    #[command(after_help = "Examples:
+  acp send --to Agent-2 \"migrate the users table\"
+  acp send --to Agent-2 --priority urgent --wait \"CI is red on main\"
+  git log -3 | acp send --to Agent-4 --tag review -
+  acp send --to discord \"blocked on the API key; need a human\"
+  acp send --to discord --file build.log \"the build log\"")]
     Send {
         /// The agent to send to, e.g. Agent-2; or discord: the agent's
         /// thread or the swarm channel.
-        #[arg(long)]
+        #[arg(long, value_name = "AGENT")]
         to: String,
+        /// A file to post with it (repeatable; with --to discord only).
+        #[arg(long = "file", value_name = "PATH")]
+        files: Vec<PathBuf>,
         #[command(flatten)]
         opts: SendOpts,
     },
     /// Answer a message where it came from: its Discord channel (as a reply
     /// to the command's receipt), or the inbox of the agent that sent it.
+    #[command(after_help = "Examples:
+  acp reply 01JDQ3Z5X8J6Y4F2K9M0N1P2Q3 \"done: the table is migrated\"
+  ACP_AGENT=Agent-3 acp reply 01JDQ3Z5X8J6Y4F2K9M0N1P2Q3 --wait \"on it\"
+  acp reply 01JDQ3Z5X8J6Y4F2K9M0N1P2Q3 --file screenshot.png \"here it is\"
+
+The id is in the inbox file's name and header.")]
     Reply(ReplyArgs),
     /// Devlogs: post one now, list what was posted where.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  acp devlog post devlogs/Agent-3/2026-12-01-parser.md
+  acp devlog list --limit 5"
+    )]
     Devlog(DevlogCommand),
     /// Send a message to every agent.
+    #[command(after_help = "Examples:
+  acp broadcast \"stand-up in 5 minutes: post a devlog\"
+  acp broadcast --kind system --priority critical \"stop: main is frozen\"")]
     Broadcast {
         #[command(flatten)]
         opts: SendOpts,
     },
     /// Queue depth by state and priority, each agent's last delivery, failures.
+    #[command(after_help = "Examples:
+  acp status
+  acp --json status")]
     Status,
     /// Follow the swarm live: messages sent and answered, deliveries,
     /// failures, acknowledgements, agents' states and prompts, one line
     /// each (--json: one object per line), until Ctrl-C. Works beside `acp
     /// run`, from any shell.
+    #[command(after_help = "Examples:
+  acp watch
+  acp watch --since 10m
+  acp --json watch | jq -c 'select(.event == \"failed\")'")]
     Watch {
         /// Replay what happened in this last stretch first (e.g. 10m, 2h,
         /// 1d; at most a week back), then follow.
@@ -77,51 +136,114 @@ pub(crate) enum Command {
         since: Option<std::time::Duration>,
     },
     /// List the configured agents with roles and delivery state.
+    #[command(after_help = "Examples:
+  acp agents
+  acp --json agents")]
     Agents,
     /// Agent roles and the captain.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  acp roles list
+  acp roles set Agent-3 \"database migrations\"
+  acp roles clear Agent-3
+  acp roles captain Agent-1"
+    )]
     Roles(RolesCommand),
     /// An agent's messages: list, read, acknowledge.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  acp inbox list --agent Agent-2 --unread
+  acp inbox read 01JDQ3Z5X8J6Y4F2K9M0N1P2Q3
+  ACP_AGENT=Agent-2 acp inbox ack 01JDQ3Z5X8J6Y4F2K9M0N1P2Q3"
+    )]
     Inbox(InboxCommand),
     /// Screen coordinates of the agents' chat inputs.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  acp coords validate
+  acp coords capture Agent-3 --save
+  acp coords test Agent-3"
+    )]
     Coords(CoordsCommand),
     /// Terminal agents in tmux.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  acp tmux attach Agent-5 swarm:Agent-5.0
+  acp tmux attach Agent-5 %3 --save"
+    )]
     Tmux(TmuxCommand),
     /// The audit log of administrative actions, newest first.
+    #[command(after_help = "Examples:
+  acp audit
+  acp --json audit --limit 200")]
     Audit {
-        #[arg(long, default_value_t = 50)]
+        /// How many entries to show.
+        #[arg(long, value_name = "N", default_value_t = 50)]
         limit: usize,
     },
     /// Run the service: deliver queued messages (and run the Discord bot
     /// when DISCORD_TOKEN is set) until SIGINT or SIGTERM.
+    #[command(after_help = "Examples:
+  acp run
+  acp --root ~/swarm run -v
+  acp run --node desk-2                    # a node of a swarm ([cluster])")]
     Run {
         /// This machine's name in a swarm of several ([cluster]): it
         /// delivers to the agents configured with this node (default:
         /// ACP_NODE, or [cluster] node, or the hub).
-        #[arg(long)]
+        #[arg(long, value_name = "NAME")]
         node: Option<String>,
     },
     /// Run only the Discord bot (deliveries stay with `acp run`).
+    #[command(after_help = "Examples:
+  acp bot")]
     Bot,
     /// Serve MCP on standard input and output for one agent (add it to
     /// Claude Code, Codex or Cursor as a stdio server).
+    #[command(after_help = "Examples:
+  acp mcp --agent Agent-3
+  claude mcp add acp -- acp --root /home/me/swarm mcp --agent Agent-3")]
     Mcp {
         /// The agent it speaks for (default: $ACP_AGENT).
-        #[arg(long)]
+        #[arg(long, value_name = "AGENT")]
         agent: Option<String>,
     },
     /// Backups: create, list, verify, restore, prune, drill.
-    Backup(BackupArgs),
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  acp backup create --kind full
+  acp backup list
+  acp backup verify --all
+  acp backup restore latest --to /tmp/acp-restore
+  acp backup drill"
+    )]
+    Backup(BackupCommand),
     /// Check everything acp depends on and say what to fix.
+    #[command(after_help = "Examples:
+  acp doctor
+  acp --json doctor")]
     Doctor,
-    /// The hook Claude Code and Codex run (JSON event on standard input):
-    /// tells acp the agent's state, and asks Discord about permission
-    /// requests, printing the decision. See the README for the settings.
+    /// The hook Claude Code and Codex run: the agent's state, and its
+    /// permission requests decided from Discord.
+    ///
+    /// Reads the agent's event as JSON on standard input. A permission
+    /// request becomes a prompt with buttons on Discord; the hook waits for
+    /// the decision and prints it in the agent's format. Other events tell
+    /// acp the agent's state. docs/prompts.md has the agents' settings.
+    #[command(after_help = "Examples:
+  ACP_AGENT=Agent-3 acp hook < event.json
+
+Claude Code and Codex run it themselves, from their hook settings.")]
     Hook,
     /// Allow a prompt an agent waits on (`acp prompts` lists them).
+    #[command(after_help = "Examples:
+  acp approve 01JE4M8Q2W6Y0A3C5E7G9J1K3M
+  acp approve 01JE4M8Q2W6Y0A3C5E7G9J1K3M --session")]
     Approve {
         /// The prompt's id.
         id: String,
@@ -130,65 +252,92 @@ pub(crate) enum Command {
         session: bool,
     },
     /// Deny a prompt an agent waits on, telling it why.
+    #[command(after_help = "Examples:
+  acp deny 01JE4M8Q2W6Y0A3C5E7G9J1K3M --reason \"not on main: use a branch\"")]
     Deny {
         /// The prompt's id.
         id: String,
         /// Told to the agent.
-        #[arg(long)]
+        #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
     },
     /// Prompts agents wait on, and every agent's state.
+    #[command(after_help = "Examples:
+  acp prompts
+  acp --json prompts")]
     Prompts,
     /// Print the shell completion script for SHELL (`make install` puts it
-    /// where the shell finds it), e.g. `acp completions bash >
-    /// ~/.local/share/bash-completion/completions/acp`.
+    /// where the shell finds it).
+    #[command(after_help = "Examples:
+  acp completions bash > ~/.local/share/bash-completion/completions/acp
+  acp completions zsh > ~/.zfunc/_acp
+  acp completions fish > ~/.config/fish/completions/acp.fish")]
     Completions {
-        /// bash, zsh, fish, elvish or powershell.
+        /// The shell to write the script for.
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff), from the same definitions as --help:
-    /// `acp man | man -l -`.
+    /// Print the manual page (roff), from the same definitions as --help.
+    #[command(after_help = "Examples:
+  acp man | man -l -")]
     Man,
 }
 
-#[derive(Debug, Clone, clap::Args)]
-pub(crate) struct BackupArgs {
+/// `--progress`, for the backup commands that run long.
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct ProgressArg {
     /// How a long run shows its progress: a bar on a terminal (auto), one
     /// JSON object per line on stderr for scripts (json), or nothing.
-    #[arg(long, global = true, value_enum, default_value_t = super::progress::ProgressMode::Auto)]
-    pub progress: super::progress::ProgressMode,
-    #[command(subcommand)]
-    pub cmd: BackupCommand,
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
 }
 
 #[derive(Debug, Clone, Subcommand)]
 pub(crate) enum BackupCommand {
     /// Take a backup now (while `acp run` runs, too).
+    #[command(after_help = "Examples:
+  acp backup create
+  acp backup create --kind full --progress json")]
     Create {
-        /// full, incremental (changes since the last backup) or
-        /// differential (changes since the last full one).
-        #[arg(long, default_value = "incremental", value_parser = backup::parse_kind)]
+        /// What to back up.
+        #[arg(long, default_value = "incremental", value_parser = backup_kind())]
         kind: acp::app::BackupKind,
+        #[command(flatten)]
+        progress: ProgressArg,
     },
     /// Every backup, oldest first.
+    #[command(after_help = "Examples:
+  acp backup list
+  acp --json backup list | head -1")]
     List,
     /// Re-read and re-hash backups; report each damaged or missing file
     /// (exit 1 if any).
+    #[command(after_help = "Examples:
+  acp backup verify
+  acp backup verify latest
+  acp backup verify 01JDQ40M2V7T5R3P1N9K8H6G4F")]
     Verify {
         /// The backup (id, unique prefix or latest); default: all.
+        #[arg(value_name = "ID")]
         id: Option<String>,
         /// Every backup (the default).
         #[arg(long)]
         all: bool,
+        #[command(flatten)]
+        progress: ProgressArg,
     },
     /// Restore a backup, or the state at a point in time.
+    #[command(after_help = "Examples:
+  acp backup restore latest --to /tmp/acp-restore
+  acp backup restore --at \"2026-11-25 14:00\" --to /tmp/acp-restore
+  acp backup restore 01JDQ40M2V7T5R3P1N9K8H6G4F --to /tmp/r --partial
+  acp backup restore latest --in-place     # stop `acp run` first")]
     Restore {
         /// The backup: id, unique prefix, or latest.
-        #[arg(conflicts_with = "at")]
+        #[arg(value_name = "ID", conflicts_with = "at")]
         id: Option<String>,
         /// Restore the newest backup taken at or before this time
         /// (RFC 3339, or local "YYYY-MM-DD HH:MM").
-        #[arg(long, value_parser = backup::parse_at)]
+        #[arg(long, value_name = "TIME", value_parser = backup::parse_at)]
         at: Option<jiff::Timestamp>,
         /// Into this new or empty directory.
         #[arg(long, value_name = "DIR", conflicts_with = "in_place")]
@@ -200,9 +349,14 @@ pub(crate) enum BackupCommand {
         /// With --to: restore the intact files of a damaged backup.
         #[arg(long)]
         partial: bool,
+        #[command(flatten)]
+        progress: ProgressArg,
     },
     /// Delete backups the retention policy ([backup] keep_*) does not keep,
     /// then their unused data. Never breaks a kept backup's chain.
+    #[command(after_help = "Examples:
+  acp backup prune --dry-run
+  acp backup prune")]
     Prune {
         /// Only say what would be removed.
         #[arg(long)]
@@ -210,22 +364,45 @@ pub(crate) enum BackupCommand {
     },
     /// Disaster-recovery drill: restore the latest backup into a temporary
     /// directory, verify it, and report recovery time and data age.
-    Drill,
+    #[command(after_help = "Examples:
+  acp backup drill
+  acp --json backup drill --progress none  # from cron")]
+    Drill {
+        #[command(flatten)]
+        progress: ProgressArg,
+    },
     /// Print a new encryption key for ACP_BACKUP_KEY (keep a copy off this
     /// machine: without it, encrypted backups cannot be read).
+    #[command(after_help = "Examples:
+  acp backup keygen >> .env                # then keep a copy somewhere safe")]
     Keygen,
+}
+
+impl BackupCommand {
+    /// How this command shows its progress (those that run long take
+    /// `--progress`; the others have nothing to show).
+    pub(crate) fn progress(&self) -> ProgressMode {
+        match self {
+            Self::Create { progress, .. }
+            | Self::Verify { progress, .. }
+            | Self::Restore { progress, .. }
+            | Self::Drill { progress } => progress.progress,
+            Self::List | Self::Prune { .. } | Self::Keygen => ProgressMode::None,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct ReplyArgs {
     /// The message to answer.
-    #[arg(value_parser = parse_id)]
+    #[arg(value_name = "ID", value_parser = parse_id)]
     pub id: MessageId,
     /// Who answers (default: $ACP_AGENT; else you, for a message in your
     /// inbox, or the message's only recipient).
-    #[arg(long)]
+    #[arg(long, value_name = "AGENT")]
     pub from: Option<String>,
-    #[arg(long, default_value = "normal", value_parser = parse_priority)]
+    /// Delivery priority: critical before urgent before normal.
+    #[arg(long, default_value = "normal", value_parser = priority())]
     pub priority: Priority,
     /// A file to post with the answer (repeatable; answers on Discord only).
     #[arg(long = "file", value_name = "PATH")]
@@ -234,9 +411,10 @@ pub(crate) struct ReplyArgs {
     #[arg(long)]
     pub wait: bool,
     /// With --wait: give up waiting after this many seconds.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, value_name = "SECS", default_value_t = 60, requires = "wait")]
     pub timeout: u64,
     /// The answer, or - to read it from standard input.
+    #[arg(value_name = "MESSAGE")]
     pub message: String,
 }
 
@@ -245,33 +423,32 @@ pub(crate) struct SendOpts {
     /// Who sends it (default: $ACP_AGENT; else you, as person:NAME with
     /// NAME from $ACP_OPERATOR or your login name). Without ACP_AGENT:
     /// an agent, or a person (alice or person:alice).
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     pub from: Option<String>,
-    #[arg(long, default_value = "normal", value_parser = parse_priority)]
+    /// Delivery priority: critical before urgent before normal.
+    #[arg(long, default_value = "normal", value_parser = priority())]
     pub priority: Priority,
-    /// agent_to_agent, system, onboarding or human (default: agent_to_agent
-    /// from an agent, human otherwise; broadcast for `acp broadcast`).
-    #[arg(long, value_parser = parse_kind)]
+    /// The kind of message (default: agent_to_agent from an agent, human
+    /// otherwise; broadcast for `acp broadcast`; report to Discord).
+    #[arg(long, value_parser = kind())]
     pub kind: Option<Kind>,
-    /// auto (the agent's configured order), inbox or gui (that method only).
-    #[arg(long, default_value = "auto", value_parser = parse_via)]
+    /// Which delivery methods may carry it.
+    #[arg(long, default_value = "auto", value_parser = via())]
     pub via: Via,
     /// A tag (repeatable).
-    #[arg(long = "tag")]
+    #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
     /// The id of the message this answers.
-    #[arg(long, value_parser = parse_id)]
+    #[arg(long, value_name = "ID", value_parser = parse_id)]
     pub reply_to: Option<MessageId>,
-    /// A file to post with it (repeatable; with --to discord only).
-    #[arg(long = "file", value_name = "PATH")]
-    pub files: Vec<PathBuf>,
     /// Wait for the delivery outcome and print it (exit 1 if it failed).
     #[arg(long)]
     pub wait: bool,
     /// With --wait: give up waiting after this many seconds.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, value_name = "SECS", default_value_t = 60, requires = "wait")]
     pub timeout: u64,
     /// The message text, or - to read it from standard input.
+    #[arg(value_name = "MESSAGE")]
     pub message: String,
 }
 
@@ -280,12 +457,16 @@ pub(crate) enum TmuxCommand {
     /// Show what tmux delivery sees in PANE for AGENT (the guard's
     /// verdict, idle or busy) and the line that attaches it in
     /// config/acp.toml.
+    #[command(after_help = "Examples:
+  acp tmux attach Agent-5 swarm:Agent-5.0
+  acp tmux attach Agent-5 %3 --socket agents --save")]
     Attach {
+        /// The agent to attach, e.g. Agent-5.
         agent: String,
         /// session:window.pane, or a pane id such as %3.
         pane: String,
         /// A named tmux server (tmux -L NAME).
-        #[arg(long)]
+        #[arg(long, value_name = "NAME")]
         socket: Option<String>,
         /// Write the line into the agent's table (when the guard accepts
         /// the pane).
@@ -298,6 +479,9 @@ pub(crate) enum TmuxCommand {
 pub(crate) enum DevlogCommand {
     /// Post a devlog file (under devlogs/) to Discord now, unless this
     /// content was posted before; `acp run` sends it.
+    #[command(after_help = "Examples:
+  acp devlog post devlogs/Agent-3/2026-12-01-parser.md
+  acp devlog post Agent-3/2026-12-01-parser.md --wait")]
     Post {
         /// The file: a path, or one relative to devlogs/.
         file: PathBuf,
@@ -305,12 +489,16 @@ pub(crate) enum DevlogCommand {
         #[arg(long)]
         wait: bool,
         /// With --wait: give up waiting after this many seconds.
-        #[arg(long, default_value_t = 60)]
+        #[arg(long, value_name = "SECS", default_value_t = 60, requires = "wait")]
         timeout: u64,
     },
     /// Devlog versions, newest first, and where each was posted.
+    #[command(after_help = "Examples:
+  acp devlog list
+  acp --json devlog list --limit 100")]
     List {
-        #[arg(long, default_value_t = 20)]
+        /// How many versions to show.
+        #[arg(long, value_name = "N", default_value_t = 20)]
         limit: usize,
     },
 }
@@ -318,22 +506,46 @@ pub(crate) enum DevlogCommand {
 #[derive(Debug, Subcommand)]
 pub(crate) enum RolesCommand {
     /// Show each agent's role and the captain.
+    #[command(after_help = "Examples:
+  acp roles list")]
     List,
     /// Assign a role to an agent (overrides config/acp.toml).
-    Set { agent: String, role: String },
+    #[command(after_help = "Examples:
+  acp roles set Agent-3 \"database migrations\"")]
+    Set {
+        /// The agent, e.g. Agent-3.
+        agent: String,
+        /// The role: free text, shown to people and agents.
+        role: String,
+    },
     /// Remove an assigned role (the configured one applies again).
-    Clear { agent: String },
+    #[command(after_help = "Examples:
+  acp roles clear Agent-3")]
+    Clear {
+        /// The agent, e.g. Agent-3.
+        agent: String,
+    },
     /// Designate the captain.
-    Captain { agent: String },
+    #[command(after_help = "Examples:
+  acp roles captain Agent-1")]
+    Captain {
+        /// The agent that coordinates the others.
+        agent: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum InboxCommand {
     /// Messages, newest first: an agent's (--agent, or $ACP_AGENT), or a
     /// person's (--person; by default yours: answers to what you sent).
+    #[command(after_help = "Examples:
+  acp inbox list --agent Agent-2
+  acp inbox list --agent Agent-2 --unread --limit 10
+  acp inbox list                       # yours: agents' answers to you
+  acp inbox list --person alice --unread")]
     List {
         /// The agent whose messages to list, e.g. Agent-2.
-        #[arg(long, conflicts_with = "person")]
+        #[arg(long, value_name = "AGENT", conflicts_with = "person")]
         agent: Option<String>,
         /// The person whose inbox to list (default: you, that is
         /// $ACP_OPERATOR or your login name).
@@ -342,22 +554,31 @@ pub(crate) enum InboxCommand {
         /// Only delivered messages not yet acknowledged.
         #[arg(long)]
         unread: bool,
-        #[arg(long, default_value_t = 50)]
+        /// How many messages to show.
+        #[arg(long, value_name = "N", default_value_t = 50)]
         limit: usize,
     },
     /// Show a message and its delivery history (does not acknowledge it).
+    #[command(after_help = "Examples:
+  acp inbox read 01JDQ3Z5X8J6Y4F2K9M0N1P2Q3")]
     Read {
-        #[arg(value_parser = parse_id)]
+        /// The message's id (in the inbox file's name and header).
+        #[arg(value_name = "ID", value_parser = parse_id)]
         id: MessageId,
     },
     /// Acknowledge a message: the agent has read and acted on it, or the
     /// person has read the answer in their inbox.
+    #[command(after_help = "Examples:
+  ACP_AGENT=Agent-2 acp inbox ack 01JDQ3Z5X8J6Y4F2K9M0N1P2Q3
+  acp inbox ack 01JDQ3Z5X8J6Y4F2K9M0N1P2Q3 --agent Agent-2 --by alice
+  acp inbox ack 01JDQ3Z5X8J6Y4F2K9M0N1P2Q3     # an answer in your inbox")]
     Ack {
-        #[arg(value_parser = parse_id)]
+        /// The message's id (in the inbox file's name and header).
+        #[arg(value_name = "ID", value_parser = parse_id)]
         id: MessageId,
         /// The recipient acknowledging (for a broadcast, unless ACP_AGENT
         /// names one of its recipients).
-        #[arg(long, conflicts_with = "person")]
+        #[arg(long, value_name = "AGENT", conflicts_with = "person")]
         agent: Option<String>,
         /// The person whose inbox holds it (default: the message's only
         /// recipient).
@@ -365,7 +586,7 @@ pub(crate) enum InboxCommand {
         person: Option<String>,
         /// A person acknowledging for the agent (recorded in the audit log
         /// as done by you).
-        #[arg(long)]
+        #[arg(long, value_name = "NAME")]
         by: Option<String>,
     },
 }
@@ -373,12 +594,19 @@ pub(crate) enum InboxCommand {
 #[derive(Debug, Subcommand)]
 pub(crate) enum CoordsCommand {
     /// Check every point against the monitor layout (and the live screen).
+    #[command(after_help = "Examples:
+  acp coords validate
+  acp --json coords validate")]
     Validate,
     /// Print the mouse position after a countdown (to point at an input).
+    #[command(after_help = "Examples:
+  acp coords capture Agent-3 --save
+  acp coords capture Agent-3 --onboarding --countdown 5 --save")]
     Capture {
+        /// The agent whose input to capture, e.g. Agent-3.
         agent: String,
         /// Seconds to move the mouse into place.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, value_name = "SECS", default_value_t = 3)]
         countdown: u64,
         /// Capture the onboarding input instead of the chat input.
         #[arg(long)]
@@ -389,7 +617,11 @@ pub(crate) enum CoordsCommand {
     },
     /// Move the mouse to an agent's point and report the window there,
     /// without clicking or typing.
+    #[command(after_help = "Examples:
+  acp coords test Agent-3
+  acp coords test Agent-3 --onboarding --no-move")]
     Test {
+        /// The agent whose point to test, e.g. Agent-3.
         agent: String,
         /// Test the onboarding input instead of the chat input.
         #[arg(long)]
@@ -400,18 +632,53 @@ pub(crate) enum CoordsCommand {
     },
 }
 
-fn parse_priority(s: &str) -> Result<Priority, String> {
-    s.parse()
-        .map_err(|e: acp::model::MessageError| e.to_string())
+/// `--priority`: the model's priorities, listed in `--help`.
+fn priority() -> impl TypedValueParser<Value = Priority> {
+    PossibleValuesParser::new(Priority::ALL.map(|p| PossibleValue::new(p.as_str())))
+        .try_map(|s| s.parse::<Priority>())
 }
-fn parse_kind(s: &str) -> Result<Kind, String> {
-    s.parse()
-        .map_err(|e: acp::model::MessageError| e.to_string())
+
+/// `--kind`: the kinds a sender may choose (devlogs are posted with `acp
+/// devlog post`).
+fn kind() -> impl TypedValueParser<Value = Kind> {
+    PossibleValuesParser::new([
+        PossibleValue::new("agent_to_agent")
+            .alias("agent-to-agent")
+            .help("from one agent to another"),
+        PossibleValue::new("human").help("from a person"),
+        PossibleValue::new("system").help("from acp or a script"),
+        PossibleValue::new("broadcast").help("to every agent"),
+        PossibleValue::new("onboarding")
+            .help("into the agent's onboarding input (onboarding_keys first)"),
+        PossibleValue::new("report").help("an agent's post to the people on Discord"),
+    ])
+    .try_map(|s| s.parse::<Kind>())
 }
-fn parse_via(s: &str) -> Result<Via, String> {
-    s.parse()
-        .map_err(|_| format!("unknown method {s:?}: use auto, inbox or gui"))
+
+/// `--via`: the methods one message may be limited to.
+fn via() -> impl TypedValueParser<Value = Via> {
+    PossibleValuesParser::new([
+        PossibleValue::new("auto").help("the agent's configured order, with fallback"),
+        PossibleValue::new("gui").help("keyboard and mouse only"),
+        PossibleValue::new("tmux").help("the agent's tmux pane only"),
+        PossibleValue::new("inbox").help("the inbox file only"),
+    ])
+    .try_map(|s| {
+        s.parse::<Via>()
+            .map_err(|_| format!("unknown method {s:?}: use auto, gui, tmux or inbox"))
+    })
 }
+
+/// `acp backup create --kind`.
+fn backup_kind() -> impl TypedValueParser<Value = acp::app::BackupKind> {
+    PossibleValuesParser::new([
+        PossibleValue::new("full").help("everything"),
+        PossibleValue::new("incremental").help("what changed since the last backup of any kind"),
+        PossibleValue::new("differential").help("what changed since the last full backup"),
+    ])
+    .try_map(|s| backup::parse_kind(&s))
+}
+
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let bad = || format!("{s:?} is not a duration: write how far back, like 30s, 10m, 2h or 1d");
     // A Span, for days: a day here is 24 hours.
@@ -421,6 +688,7 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         .map_err(|_| bad())?;
     std::time::Duration::try_from(span).map_err(|_| bad())
 }
+
 fn parse_id(s: &str) -> Result<MessageId, String> {
     s.parse()
         .map_err(|e: acp::model::MessageError| e.to_string())

@@ -92,9 +92,9 @@ pub(crate) async fn run(
     };
     let by = super::show::actor();
     match cmd {
-        BackupCommand::Create { kind } => create_cmd(&backups, *kind, &by, bar, json_out).await,
+        BackupCommand::Create { kind, .. } => create_cmd(&backups, *kind, &by, bar, json_out).await,
         BackupCommand::List => list_cmd(&backups, json_out).await,
-        BackupCommand::Verify { id, all } => {
+        BackupCommand::Verify { id, all, .. } => {
             let which = match (id, all) {
                 (Some(id), false) => Which::One(id.clone()),
                 (None, _) => Which::All,
@@ -110,6 +110,7 @@ pub(crate) async fn run(
             to,
             in_place,
             partial,
+            ..
         } => {
             let pick = match (id, at) {
                 (Some(id), None) => Pick::Id(id.clone()),
@@ -137,7 +138,7 @@ pub(crate) async fn run(
             }
         }
         BackupCommand::Prune { dry_run } => prune_cmd(&backups, *dry_run, &by, json_out).await,
-        BackupCommand::Drill => drill_cmd(&backups, &by, bar, json_out).await,
+        BackupCommand::Drill { .. } => drill_cmd(&backups, &by, bar, json_out).await,
         BackupCommand::Keygen => {
             let (secret, public, advice) = backups.keygen();
             if json_out {

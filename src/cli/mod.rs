@@ -23,6 +23,8 @@ macro_rules! out {
 mod args;
 mod backup;
 mod coords;
+#[cfg(test)]
+mod docs_check;
 mod doctor;
 pub(crate) mod logging;
 mod people;
@@ -50,7 +52,7 @@ pub(crate) const EXIT_FAILURE: u8 = 1;
 /// Bad input found by the CLI itself: the core's [`Refused`](acp::app::Refused).
 pub(crate) use acp::app::Refused as UsageError;
 pub(crate) use args::{
-    BackupArgs, BackupCommand, Cli, Command, CoordsCommand, DevlogCommand, InboxCommand, ReplyArgs,
+    BackupCommand, Cli, Command, CoordsCommand, DevlogCommand, InboxCommand, ReplyArgs,
     RolesCommand, SendOpts, TmuxCommand,
 };
 
@@ -367,8 +369,12 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Init { agents, tmux } => {
             show::init(&here_or_root(&cli)?, *agents, tmux.as_deref(), cli.json)
         }
-        Command::Send { to, opts } => send::send(&open_app(&cli)?, Some(to), opts, cli.json).await,
-        Command::Broadcast { opts } => send::send(&open_app(&cli)?, None, opts, cli.json).await,
+        Command::Send { to, files, opts } => {
+            send::send(&open_app(&cli)?, Some(to), files, opts, cli.json).await
+        }
+        Command::Broadcast { opts } => {
+            send::send(&open_app(&cli)?, None, &[], opts, cli.json).await
+        }
         Command::Reply(reply) => send::reply(&open_app(&cli)?, reply, cli.json).await,
         Command::Devlog(cmd) => send::devlog(&open_app(&cli)?, cmd, cli.json).await,
         Command::Tmux(cmd) => tmux(&cli, cmd).await,
@@ -402,7 +408,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit { limit } => show::audit(&*open_app(&cli)?, *limit, cli.json).await,
         Command::Mcp { agent } => mcp(open_app(&cli)?, agent.as_deref()).await,
         Command::Bot => bot(&cli).await,
-        Command::Backup(BackupArgs { progress, cmd }) => {
+        Command::Backup(cmd) => {
             // Restoring onto a new machine: no config yet, so the defaults
             // and the environment (ACP_BACKUP_REPOSITORY, ACP_BACKUP_KEY).
             let needs_root = !matches!(
@@ -432,7 +438,8 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             if let BackupCommand::Restore { to: Some(dir), .. } = &mut cmd {
                 *dir = backup::absolute(dir)?;
             }
-            backup::run(config, root, &cmd, *progress, cli.json).await
+            let progress = cmd.progress();
+            backup::run(config, root, &cmd, progress, cli.json).await
         }
         Command::Hook => prompts::hook(&open_app(&cli)?).await,
         Command::Approve { id, session } => {

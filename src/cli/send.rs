@@ -16,6 +16,7 @@ use super::{DevlogCommand, ReplyArgs, SendOpts, read_body};
 pub(crate) async fn send(
     app: &Arc<App>,
     to: Option<&String>,
+    files: &[std::path::PathBuf],
     opts: &SendOpts,
     json_out: bool,
 ) -> Result<ExitCode> {
@@ -45,7 +46,7 @@ pub(crate) async fn send(
         },
         via: opts.via,
     };
-    let message = app.send_with_files(request, &opts.files).await?;
+    let message = app.send_with_files(request, files).await?;
     follow_up(app, &message, opts.wait, opts.timeout, json_out).await
 }
 

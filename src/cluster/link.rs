@@ -30,8 +30,8 @@ pub enum ClusterError {
     Refused { url: String, auth: String },
     #[error(
         "NATS refused {what} ({detail}): this machine's NATS user may not use the subjects of \
-         node {node}. Give it the permissions block in the README's \"Several machines\" \
-         (a node reads only acp.{swarm}.node.{node}), or start it with its own --node"
+         node {node}. Give it the permissions block in docs/several-machines.md (a node \
+         reads only acp.{swarm}.node.{node}), or start it with its own --node"
     )]
     Forbidden {
         what: String,

@@ -228,8 +228,8 @@ pub(super) fn apply_cluster_env(
         {
             return Err(src.invalid(
                 key,
-                "is set, but config/acp.toml has no [cluster] table: add one (see the README's \
-                 \"Several machines\") or unset it",
+                "is set, but config/acp.toml has no [cluster] table: add one (see \
+                 docs/several-machines.md) or unset it",
             ));
         }
         return Ok(());

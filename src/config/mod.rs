@@ -865,8 +865,8 @@ impl Config {
         let Some(c) = self.cluster.as_mut() else {
             return Err(src.invalid(
                 "--node",
-                "config/acp.toml has no [cluster] table: add one (see the README's \"Several \
-                 machines\"), or leave --node out on a single machine",
+                "config/acp.toml has no [cluster] table: add one (see \
+                 docs/several-machines.md), or leave --node out on a single machine",
             ));
         };
         c.node = node_name_arg(&src, node)?;

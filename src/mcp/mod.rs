@@ -395,16 +395,20 @@ impl AcpMcp {
 #[tool_handler]
 impl ServerHandler for AcpMcp {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
-            format!(
-                "You are {}. Messages for you arrive in your inbox: list_inbox, read_message, \
-                 then ack once you have acted on one. Answer with reply (it goes where the \
-                 message came from), write to other agents with send_message, and end every \
-                 task with post_devlog.",
-                self.agent
-            ),
-        )
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_instructions(instructions(self.agent.as_str()))
     }
+}
+
+/// What the server tells the agent when it connects (MCP's
+/// `instructions`); docs/mcp.md quotes it, and a test keeps the two equal.
+#[must_use]
+pub fn instructions(agent: &str) -> String {
+    format!(
+        "You are {agent}. Messages for you arrive in your inbox: list_inbox, read_message, then \
+         ack once you have acted on one. Answer with reply (it goes where the message came \
+         from), write to other agents with send_message, and end every task with post_devlog."
+    )
 }
 
 /// Serves MCP on standard input and output for `agent` until the client

@@ -203,11 +203,11 @@ fn hostile_input_is_refused_clearly_and_nothing_is_stored() {
         ),
         (
             vec!["send", "--to", "Agent-1", "--priority", "asap", "hi"],
-            "unknown priority",
+            "[possible values: normal, urgent, critical]",
         ),
         (
             vec!["send", "--to", "Agent-1", "--via", "fax", "hi"],
-            "unknown method",
+            "[possible values: auto, gui, tmux, inbox]",
         ),
         (
             vec!["send", "--to", "Agent-1", "--reply-to", "not-an-id", "hi"],

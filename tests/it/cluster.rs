@@ -433,8 +433,9 @@ fn a_node_offline_for_the_whole_burst_gets_it_when_it_starts_and_the_hub_restart
     );
 }
 
-/// nats-server's authorization: the README's permissions block. The hub
-/// manages JetStream; each node may read only its own subjects.
+/// nats-server's authorization: the permissions block of
+/// docs/several-machines.md. The hub manages JetStream; each node may read
+/// only its own subjects.
 pub(crate) fn auth_conf() -> String {
     let hub = r#""acp.acp.>", "$JS.>", "$KV.acp_acp_presence.>", "_INBOX_desk-1.>""#;
     let node = |name: &str| {

@@ -1,6 +1,6 @@
 //! Prompts and states of agents on another machine, answered from the
 //! hub's Discord, exactly once, through a real `nats-server -js` with the
-//! README's permissions: a fake agent on desk-2 runs `acp hook`, the hub's
+//! permissions of docs/several-machines.md: a fake agent on desk-2 runs `acp hook`, the hub's
 //! real bot posts the prompt to the stand-in Discord with its buttons, a
 //! press on the hub reaches the hook waiting on desk-2, and an answer
 //! desk-2 had first stays there and is what the hub's post says.
@@ -23,7 +23,7 @@ use crate::tmux::Tmux;
 /// Long enough for NATS clients to reconnect after a restart.
 const LIMIT: Duration = Duration::from_secs(90);
 
-/// The swarm with the README's NATS users: the hub (desk-1) runs the bot
+/// The swarm with the NATS users of docs/several-machines.md: the hub (desk-1) runs the bot
 /// against the stand-in; desk-2 runs `acp run`.
 struct Desk {
     swarm: Swarm,

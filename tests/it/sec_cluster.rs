@@ -1,5 +1,5 @@
-//! A compromised node machine: as desk-2's NATS user (the README's
-//! permissions), it submits to the hub what no front door would take. The
+//! A compromised node machine: as desk-2's NATS user (the permissions of
+//! docs/several-machines.md), it submits to the hub what no front door would take. The
 //! hub applies every check a door applies, takes messages, prompts and
 //! states only for the node's own agents, and never lets a node name a
 //! message or a prompt it already holds.

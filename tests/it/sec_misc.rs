@@ -635,7 +635,7 @@ fn no_log_level_shows_a_secret_and_bodies_show_only_at_trace_as_text() {
         "{log}"
     );
 
-    // At debug, which the README suggests for troubleshooting: no secret,
+    // At debug, which docs/troubleshooting.md suggests: no secret,
     // no body.
     let from_byte = fs::metadata(root.path().join("service.log")).unwrap().len();
     let from = standin.requests().len();
