@@ -63,10 +63,10 @@ pub enum Event {
         agent: Destination,
         by: String,
     },
-    /// An agent acknowledged a message.
+    /// A recipient (an agent, a person's inbox) acknowledged a message.
     Acked {
         message_id: MessageId,
-        agent: AgentId,
+        agent: Destination,
         by: String,
     },
     /// A Discord command now owes a receipt for this message.

@@ -223,6 +223,8 @@ impl Generation {
         start_discord(app, &tasks, &cancel);
         // This machine's tmux agents: their state, dialogs and answers.
         tasks.spawn(Arc::clone(app).watch_panes(cancel.clone()));
+        // The activity feed keeps a week.
+        tasks.spawn(Arc::clone(app).prune_activity(cancel.clone()));
         let schedule = &app.config().backup;
         if schedule.full_every.is_some()
             || schedule.differential_every.is_some()

@@ -215,7 +215,7 @@ impl App {
         let agents: Vec<&crate::model::Agent> = match &message.to {
             Recipient::Agent(id) => self.registry.get(id).ok().into_iter().collect(),
             Recipient::Broadcast => self.registry.all().iter().collect(),
-            Recipient::Discord => Vec::new(),
+            Recipient::Discord | Recipient::Person(_) => Vec::new(),
         };
         let away: Vec<String> = nodes
             .iter()

@@ -4,7 +4,7 @@
 use crate::backup::BackupError;
 use crate::config::ConfigError;
 use crate::coords::CoordsError;
-use crate::model::{AgentError, AgentId, DeliveryState, MessageError, MessageId};
+use crate::model::{AgentError, AgentId, DeliveryState, Destination, MessageError, MessageId};
 use crate::store::StoreError;
 
 /// Why a request to the core failed.
@@ -30,18 +30,18 @@ pub enum AppError {
     )]
     NotYours {
         id: MessageId,
-        agent: AgentId,
+        agent: Destination,
         caller: AgentId,
     },
     #[error("message {id} was not sent to {agent}")]
-    NotRecipient { id: MessageId, agent: AgentId },
+    NotRecipient { id: MessageId, agent: Destination },
     #[error(
         "message {id} is {state} for {agent}, not delivered yet: it can be acknowledged once \
          delivered"
     )]
     NotDelivered {
         id: MessageId,
-        agent: AgentId,
+        agent: Destination,
         state: DeliveryState,
     },
     #[error(transparent)]
@@ -113,8 +113,9 @@ pub enum AppError {
     )]
     NoDiscordChannel,
     #[error(
-        "message {id} came from {from}, who is neither an agent nor on Discord: there is nowhere \
-         to send an answer. Tell them another way, or post with `acp send --to discord`"
+        "message {id} came from {from}, who is neither an agent, a person (person:NAME) nor on \
+         Discord: there is nowhere to send an answer. Tell them another way, or post with `acp \
+         send --to discord`"
     )]
     NowhereToReply { id: MessageId, from: String },
     #[error(

@@ -69,6 +69,7 @@ impl App {
                 .map(|a| Destination::Agent(a.id.clone()))
                 .collect(),
             Recipient::Discord => vec![Destination::Discord],
+            Recipient::Person(name) => vec![Destination::Person(name.clone())],
         };
         if to.is_empty() {
             return Err(AppError::NoAgents);
@@ -133,7 +134,7 @@ impl App {
                 .registry
                 .get(id)
                 .is_ok_and(|a| a.node.as_ref().unwrap_or(&cluster.hub) != &cluster.node),
-            Destination::Discord => false,
+            Destination::Discord | Destination::Person(_) => false,
         });
         let ours = message
             .from
@@ -219,7 +220,7 @@ impl App {
         unacked_only: bool,
         limit: usize,
     ) -> Result<Vec<InboxEntry>, AppError> {
-        let id = self.registry.lookup(agent)?.id.clone();
+        let id = self.registry.lookup(agent)?.id.to_string();
         let store = Arc::clone(&self.store);
         Ok(blocking(move || store.inbox(&id, unacked_only, limit)).await?)
     }
@@ -309,14 +310,16 @@ impl App {
         }
     }
 
-    /// Records that an agent acknowledged a message.
+    /// Records that a recipient (an agent, or a person's inbox)
+    /// acknowledged a message.
     ///
-    /// `caller` is the agent running the command (`ACP_AGENT`), if any: an
-    /// agent acknowledges only its own messages, and needs no `agent` for a
-    /// broadcast. `by` is a person acknowledging for the agent (`--by`):
-    /// allowed for any recipient, and written to the audit log as done by
-    /// `actor` (who really ran it). With neither, the one recipient (or
-    /// `agent`) acknowledges.
+    /// `agent` names the recipient: an agent, or `person:NAME`. `caller`
+    /// is the agent running the command (`ACP_AGENT`), if any: an agent
+    /// acknowledges only its own messages (never a person's), and needs
+    /// no `agent` for a broadcast. `by` is a person acknowledging for the
+    /// recipient (`--by`): allowed for any recipient, and written to the
+    /// audit log as done by `actor` (who really ran it). With neither, the
+    /// one recipient (or `agent`) acknowledges.
     ///
     /// # Errors
     /// [`AppError`] saying what to do.
@@ -327,13 +330,13 @@ impl App {
         caller: Option<&str>,
         by: Option<&str>,
         actor: &str,
-    ) -> Result<(AgentId, AckResult), AppError> {
+    ) -> Result<(Destination, AckResult), AppError> {
         let (_, deliveries) = self.read(id).await?;
         let caller = caller.and_then(|c| self.registry.lookup(c).ok().map(|a| a.id.clone()));
         let recipients: Vec<&str> = deliveries.iter().map(|d| d.agent.as_str()).collect();
         let agent = match (agent, &caller) {
-            (Some(text), _) => self.registry.lookup(text)?.id.clone(),
-            (None, Some(me)) if recipients.contains(&me.as_str()) => me.clone(),
+            (Some(text), _) => self.recipient(text)?,
+            (None, Some(me)) if recipients.contains(&me.as_str()) => Destination::Agent(me.clone()),
             (None, _) => match recipients.as_slice() {
                 [one] => one.parse()?,
                 _ => {
@@ -346,7 +349,7 @@ impl App {
         };
         if by.is_none()
             && let Some(me) = &caller
-            && *me != agent
+            && agent.agent() != Some(me)
         {
             return Err(AppError::NotYours {
                 id,
@@ -356,7 +359,7 @@ impl App {
         }
         let acked_by = by.map_or_else(|| agent.to_string(), str::to_owned);
         let store = Arc::clone(&self.store);
-        let (a, b) = (agent.clone(), acked_by.clone());
+        let (a, b) = (agent.to_string(), acked_by.clone());
         let result = blocking(move || store.ack(id, &a, &b, now_ms())).await?;
         match &result {
             AckResult::NoSuchDelivery => return Err(AppError::NotRecipient { id, agent }),
@@ -389,6 +392,22 @@ impl App {
             AckResult::AlreadyAcked { .. } => {}
         }
         Ok((agent, result))
+    }
+
+    /// A recipient as a person names it: `person:NAME`, or an agent.
+    fn recipient(&self, text: &str) -> Result<Destination, AppError> {
+        if text.trim().starts_with(crate::model::PERSON_PREFIX) {
+            return crate::model::PersonName::from_sender(text.trim())
+                .map(Destination::Person)
+                .ok_or_else(|| {
+                    super::Refused(format!(
+                        "{text:?} is not a person's inbox: write person:NAME (for example \
+                         person:alice)"
+                    ))
+                    .into()
+                });
+        }
+        Ok(Destination::Agent(self.registry.lookup(text)?.id.clone()))
     }
 }
 

@@ -9,6 +9,8 @@
 //! - [`ids`]: message and prompt ids given whole or by a unique prefix.
 //! - [`visibility`]: what one agent may read: its own messages and status.
 //! - [`outbox`]: answers, posts to Discord, receipts owed to commands.
+//! - [`people`]: what the person at a shell may sign, people's inboxes,
+//!   and the activity feed `acp watch` follows.
 //! - [`devlogs`]: devlog files posted once per content version.
 //! - [`observe`]: recent activity and the Discord link, for the status
 //!   page and the metrics.
@@ -41,6 +43,7 @@ mod messages;
 mod observe;
 mod outbox;
 mod panes;
+mod people;
 mod relay;
 mod reload;
 mod retry;
@@ -70,7 +73,8 @@ pub use cluster::{ClusterError, NodeView};
 pub use devlogs::{DEVLOG_MAX_BYTES, DevlogPost};
 pub use messages::Follow;
 pub use observe::{DiscordLink, TmuxProbe};
-pub use outbox::{HOOK_REPLAY_WINDOW, HookOutcome};
+pub use outbox::{HOOK_REPLAY_WINDOW, HookOutcome, Replier};
+pub use people::PersonInbox;
 pub use reload::{
     ConfigState, Pickup, RefusedConfig, WATCHED as CONFIG_FILES, config_digest, watch_config,
 };
@@ -91,6 +95,7 @@ pub use crate::events::Event;
 pub use crate::store::activity::RecentDelivery;
 pub use crate::store::devlogs::DevlogVersion;
 pub use crate::store::discord::{Receipt, ReceiptState};
+pub use crate::store::feed::{Activity, FEED_KEEP_MS, FeedEntry};
 pub use crate::store::roles::AuditEntry;
 pub use crate::store::views::{AgentStatus, AttemptView, FailureView};
 pub use crate::store::{AckResult, DeliveryView, InboxEntry, Status};
@@ -293,6 +298,7 @@ impl App {
             self.points.clone(),
             self.config.root.join("data").join("gui.lock"),
             self.config.root.join("data").join("tmux"),
+            self.people_dir(),
         )
     }
 
@@ -345,6 +351,12 @@ impl App {
         }
         let dispatcher = Arc::new(self.dispatcher(methods)?);
         Ok(dispatcher.run(self.wake(), cancel, Arc::clone(&self.dispatcher_beat)))
+    }
+
+    /// `data/people/`: people's inboxes, one folder per person.
+    #[must_use]
+    pub fn people_dir(&self) -> std::path::PathBuf {
+        self.config.root.join("data").join("people")
     }
 
     /// `data/outbox/`: files sent with posts to Discord, one folder per

@@ -7,9 +7,23 @@ use std::sync::Arc;
 
 use super::{App, AppError, SendRequest, blocking};
 use crate::events::Event;
-use crate::model::{AgentId, Draft, Kind, MessageId, Priority, Recipient, UnifiedMessage, Via};
+use crate::model::{
+    AgentId, Draft, Kind, MessageId, PersonName, Priority, Recipient, UnifiedMessage, Via,
+};
 use crate::store::discord::{Receipt, ReceiptState};
 use crate::store::hooks::HookSeen;
+
+/// Who answers a message.
+#[derive(Debug, Clone, Copy)]
+pub enum Replier<'a> {
+    /// An agent (`ACP_AGENT`, `--from AGENT`, an MCP server's agent): it
+    /// answers only messages sent to it.
+    Agent(&'a str),
+    /// The person at a door: a message in their inbox is answered as
+    /// themselves; any other as its only recipient (the person speaks for
+    /// the agent, as `acp reply` always let them).
+    Person(&'a PersonName),
+}
 
 /// Who a message came from, for the one who answers it.
 fn came_from_discord(message: &UnifiedMessage) -> bool {
@@ -47,11 +61,12 @@ impl App {
     /// Answers message `id` with `body`, where the message came from: a
     /// message from Discord gets its answer in that channel (a Discord
     /// reply to the command's receipt); a message from an agent gets it in
-    /// that agent's inbox, with `reply_to` set.
+    /// that agent's inbox, and one from a person (`person:NAME`) in that
+    /// person's inbox, with `reply_to` set.
     ///
-    /// `caller` is the agent answering (`ACP_AGENT` or `--from`); without
-    /// one, the message's only recipient answers. An agent answers only
-    /// messages sent to it.
+    /// `caller` says who answers: an agent answers only messages sent to
+    /// it; a person answers a message in their own inbox as themselves,
+    /// and any other message as its only recipient.
     ///
     /// # Errors
     /// [`AppError`] saying what to do; nothing is stored then.
@@ -59,22 +74,23 @@ impl App {
         &self,
         id: MessageId,
         body: String,
-        caller: Option<&str>,
+        caller: Replier<'_>,
         priority: Priority,
         files: &[std::path::PathBuf],
     ) -> Result<UnifiedMessage, AppError> {
         let (parent, deliveries) = self.read(id).await?;
         let recipients: Vec<&str> = deliveries.iter().map(|d| d.agent.as_str()).collect();
-        let from: AgentId = match caller {
-            Some(text) => {
+        let from: String = match caller {
+            Replier::Agent(text) => {
                 let me = self.registry.lookup(text)?.id.clone();
                 if !recipients.contains(&me.as_str()) {
                     return Err(AppError::NotYoursToAnswer { id, caller: me });
                 }
-                me
+                me.to_string()
             }
-            None => match recipients.as_slice() {
-                [one] => one.parse()?,
+            Replier::Person(me) if recipients.contains(&me.sender().as_str()) => me.sender(),
+            Replier::Person(_) => match recipients.as_slice() {
+                [one] => (*one).to_owned(),
                 _ => {
                     return Err(AppError::AckNeedsAgent {
                         id,
@@ -83,15 +99,24 @@ impl App {
                 }
             },
         };
+        let by_agent = from.parse::<AgentId>().is_ok();
         let (to, kind) = if came_from_discord(&parent) {
             (Recipient::Discord, Kind::Report)
+        } else if let Some(person) = PersonName::from_sender(&parent.from) {
+            let kind = if by_agent { Kind::Report } else { Kind::Human };
+            (Recipient::Person(person), kind)
         } else if let Some(agent) = parent
             .from
             .parse::<AgentId>()
             .ok()
             .filter(|a| self.registry.get(a).is_ok())
         {
-            (Recipient::Agent(agent), Kind::AgentToAgent)
+            let kind = if by_agent {
+                Kind::AgentToAgent
+            } else {
+                Kind::Human
+            };
+            (Recipient::Agent(agent), kind)
         } else {
             return Err(AppError::NowhereToReply {
                 id,
@@ -101,7 +126,7 @@ impl App {
         self.send_with_files(
             SendRequest {
                 draft: Draft {
-                    from: from.to_string(),
+                    from,
                     to,
                     kind,
                     priority,

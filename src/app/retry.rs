@@ -92,7 +92,10 @@ impl App {
                     .filter(|d| d.agent == agent.as_str())
                     .collect();
                 if one.is_empty() {
-                    return Err(AppError::NotRecipient { id, agent });
+                    return Err(AppError::NotRecipient {
+                        id,
+                        agent: crate::model::Destination::Agent(agent),
+                    });
                 }
                 one
             }

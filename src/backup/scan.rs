@@ -51,6 +51,11 @@ pub fn sources(scope: &Scope) -> Vec<Source> {
             rel: "devlogs".into(),
             abs: root.join("devlogs"),
         },
+        // People's inboxes as files (the store holds their record too).
+        Source {
+            rel: "data/people".into(),
+            abs: root.join("data").join("people"),
+        },
     ];
     for (id, inbox) in &scope.inboxes {
         out.push(Source {

@@ -134,6 +134,20 @@ The id is in the inbox file's name and header.")]
   acp status
   acp --json status")]
     Status,
+    /// Follow the swarm live: messages sent and answered, deliveries,
+    /// failures, acknowledgements, agents' states and prompts, one line
+    /// each (--json: one object per line), until Ctrl-C. Works beside `acp
+    /// run`, from any shell.
+    #[command(after_help = "Examples:
+  acp watch
+  acp watch --since 10m
+  acp --json watch | jq -c 'select(.event == \"failed\")'")]
+    Watch {
+        /// Replay what happened in this last stretch first (e.g. 10m, 2h,
+        /// 1d; at most a week back), then follow.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        since: Option<std::time::Duration>,
+    },
     /// List the configured agents with roles and delivery state.
     #[command(after_help = "Examples:
   acp agents
@@ -502,8 +516,8 @@ pub(crate) struct ReplyArgs {
     /// characters.
     #[arg(value_name = "ID", value_parser = message_ref)]
     pub id: String,
-    /// Who answers (default: $ACP_AGENT, else the message's only
-    /// recipient).
+    /// Who answers (default: $ACP_AGENT; else you, for a message in your
+    /// inbox, or the message's only recipient).
     #[arg(long, value_name = "AGENT")]
     pub from: Option<String>,
     /// Delivery priority: critical before urgent before normal.
@@ -525,7 +539,9 @@ pub(crate) struct ReplyArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct SendOpts {
-    /// Who sends it (default: $ACP_AGENT, else "operator").
+    /// Who sends it (default: $ACP_AGENT; else you, as person:NAME with
+    /// NAME from $ACP_OPERATOR or your login name). Without ACP_AGENT:
+    /// an agent, or a person (alice or person:alice).
     #[arg(long, value_name = "NAME")]
     pub from: Option<String>,
     /// Delivery priority: critical before urgent before normal.
@@ -640,15 +656,22 @@ pub(crate) enum RolesCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum InboxCommand {
-    /// An agent's messages, newest first.
+    /// Messages, newest first: an agent's (--agent, or $ACP_AGENT), or a
+    /// person's (--person; by default yours: answers to what you sent).
     #[command(after_help = "Examples:
   acp inbox list --agent Agent-2
-  ACP_AGENT=Agent-2 acp inbox list --unread --limit 10")]
+  ACP_AGENT=Agent-2 acp inbox list --unread --limit 10
+  acp inbox list                       # yours: agents' answers to you
+  acp inbox list --person alice --unread")]
     List {
         /// The agent whose messages to list, e.g. Agent-2 (default:
         /// $ACP_AGENT).
-        #[arg(long, value_name = "AGENT")]
+        #[arg(long, value_name = "AGENT", conflicts_with = "person")]
         agent: Option<String>,
+        /// The person whose inbox to list (default, without --agent and
+        /// $ACP_AGENT: you, that is $ACP_OPERATOR or your login name).
+        #[arg(long, value_name = "NAME")]
+        person: Option<String>,
         /// Only delivered messages not yet acknowledged.
         #[arg(long)]
         unread: bool,
@@ -664,18 +687,24 @@ pub(crate) enum InboxCommand {
         #[arg(value_name = "ID", value_parser = message_ref)]
         id: String,
     },
-    /// Acknowledge a message: the agent has read and acted on it.
+    /// Acknowledge a message: the agent has read and acted on it, or the
+    /// person has read the answer in their inbox.
     #[command(after_help = "Examples:
   ACP_AGENT=Agent-2 acp inbox ack 01JDQ3Z5X8J6Y4F2K9M0N1P2Q3
-  acp inbox ack 01JDQ3Z5X8J6Y4F2K9M0N1P2Q3 --agent Agent-2 --by alice")]
+  acp inbox ack 01JDQ3Z5X8J6Y4F2K9M0N1P2Q3 --agent Agent-2 --by alice
+  acp inbox ack 01JDQ3Z5X8J6Y4F2K9M0N1P2Q3     # an answer in your inbox")]
     Ack {
         /// The message: its id, or a unique prefix of 8 or more characters.
         #[arg(value_name = "ID", value_parser = message_ref)]
         id: String,
         /// The recipient acknowledging (for a broadcast, unless ACP_AGENT
         /// names one of its recipients).
-        #[arg(long, value_name = "AGENT")]
+        #[arg(long, value_name = "AGENT", conflicts_with = "person")]
         agent: Option<String>,
+        /// The person whose inbox holds it (default: the message's only
+        /// recipient).
+        #[arg(long, value_name = "NAME")]
+        person: Option<String>,
         /// A person acknowledging for the agent (recorded in the audit log
         /// as done by you).
         #[arg(long, value_name = "NAME")]
@@ -805,4 +834,14 @@ fn parse_since(s: &str) -> Result<std::time::Duration, String> {
         return Err(bad());
     }
     Ok(duration)
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{s:?} is not a duration: write how far back, like 30s, 10m, 2h or 1d");
+    // A Span, for days: a day here is 24 hours.
+    let span: jiff::Span = s.trim().parse().map_err(|_| bad())?;
+    let span = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|_| bad())?;
+    std::time::Duration::try_from(span).map_err(|_| bad())
 }

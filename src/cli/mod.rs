@@ -27,12 +27,14 @@ mod coords;
 mod docs_check;
 mod doctor;
 pub(crate) mod logging;
+mod people;
 mod progress;
 mod prompts;
 mod send;
 mod service;
 mod settings;
 mod show;
+mod watch;
 
 use std::io::{self, IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -382,6 +384,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Devlog(cmd) => send::devlog(&open_app(&cli)?, cmd, cli.json).await,
         Command::Tmux(cmd) => tmux(&cli, cmd).await,
         Command::Status => show::status(&*open_app(&cli)?, cli.json).await,
+        Command::Watch { since } => watch::watch(&*open_app(&cli)?, *since, cli.json).await,
         Command::Agents => show::agents(&*open_app(&cli)?, cli.json).await,
         Command::Roles(cmd) => show::roles(&*open_app(&cli)?, cmd, cli.json).await,
         Command::Inbox(cmd) => show::inbox(&*open_app(&cli)?, cmd, cli.json).await,

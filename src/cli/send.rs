@@ -25,11 +25,7 @@ pub(crate) async fn send(
         Some(text) => Recipient::Agent(app.agents().lookup(text)?.id.clone()),
         None => Recipient::Broadcast,
     };
-    let from = opts
-        .from
-        .clone()
-        .or_else(|| app.config().default_sender.clone())
-        .unwrap_or_else(|| "operator".to_owned());
+    let from = super::people::sender(app, opts.from.as_deref())?;
     let kind = opts
         .kind
         .unwrap_or(match (&recipient, app.agents().lookup(&from)) {
@@ -59,15 +55,11 @@ pub(crate) async fn send(
 
 /// `acp reply ID TEXT`: the answer goes where message ID came from.
 pub(crate) async fn reply(app: &Arc<App>, r: &ReplyArgs, json_out: bool) -> Result<ExitCode> {
-    let caller = r
-        .from
-        .clone()
-        .or_else(|| app.config().default_sender.clone());
+    let (who, person) = super::people::answerer(app, r.from.as_deref())?;
+    let caller = super::people::replier(&who, person.as_ref());
     let body = read_body(&r.message)?;
     let id = app.resolve_message(&r.id).await?;
-    let message = app
-        .reply(id, body, caller.as_deref(), r.priority, &r.files)
-        .await?;
+    let message = app.reply(id, body, caller, r.priority, &r.files).await?;
     follow_up(app, &message, r.wait, r.timeout, json_out).await
 }
 

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use acp::app::AckResult;
 use acp::app::App;
-use acp::model::{DeliveryState, Priority};
+use acp::model::Priority;
 
 use super::{InboxCommand, RolesCommand};
 
@@ -298,18 +298,21 @@ pub(crate) async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Resu
     match cmd {
         InboxCommand::List {
             agent,
+            person,
             unread,
             limit,
         } => {
-            // An agent's shell names it in ACP_AGENT, as for `acp send`.
-            let agent = agent
-                .clone()
-                .or_else(|| app.config().default_sender.clone())
-                .ok_or_else(|| {
-                    super::UsageError(
-                        "say whose messages to list: --agent AGENT, or set ACP_AGENT".into(),
-                    )
-                })?;
+            // Without --agent: ACP_AGENT's messages, else a person's inbox.
+            let Some(agent) = agent.clone().or_else(|| {
+                person
+                    .is_none()
+                    .then(|| app.config().default_sender.clone())
+                    .flatten()
+            }) else {
+                let who = super::people::inbox_owner(app, person.as_deref())?;
+                super::people::list(app, &who, *unread, *limit, json_out).await?;
+                return Ok(ExitCode::SUCCESS);
+            };
             let entries = app.inbox(&agent, *unread, *limit).await?;
             if json_out {
                 print_json(&entries)?;
@@ -320,28 +323,7 @@ pub(crate) async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Resu
                 );
             } else {
                 for e in entries {
-                    let m = &e.message;
-                    let state = match (&e.acked_at, e.state) {
-                        (Some(_), _) => "acked".to_owned(),
-                        (None, DeliveryState::Delivered) => "unread".to_owned(),
-                        (None, other) => other.to_string(),
-                    };
-                    let first_line: String = m
-                        .body
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .chars()
-                        .take(60)
-                        .collect();
-                    outln!(
-                        "{} {} {:<8} {:<9} from {}: {first_line}",
-                        m.id,
-                        time(m.created_at),
-                        m.priority,
-                        state,
-                        m.from
-                    );
+                    outln!("{}", super::people::entry_line(&e));
                 }
             }
         }
@@ -382,8 +364,17 @@ pub(crate) async fn inbox(app: &App, cmd: &InboxCommand, json_out: bool) -> Resu
                 }
             }
         }
-        InboxCommand::Ack { id, agent, by } => {
+        InboxCommand::Ack {
+            id,
+            agent,
+            person,
+            by,
+        } => {
             let id = app.resolve_message(id).await?;
+            let agent = match person {
+                Some(_) => Some(super::people::inbox_owner(app, person.as_deref())?.sender()),
+                None => agent.clone(),
+            };
             ack(app, id, agent.as_deref(), by.as_deref(), json_out).await?;
         }
     }

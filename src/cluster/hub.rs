@@ -188,7 +188,7 @@ fn vet(
     let addressed = match &message.to {
         Recipient::Agent(to) => to == agent,
         Recipient::Broadcast => true,
-        Recipient::Discord => false,
+        Recipient::Discord | Recipient::Person(_) => false,
     };
     if !addressed || parts.registry.get(agent).is_err() {
         return Err(format!(

@@ -243,6 +243,10 @@ pub struct Config {
     pub discord: DiscordConfig,
     /// Default sender for `acp send` (`ACP_AGENT`, set in an agent's shell).
     pub default_sender: Option<String>,
+    /// The person at the keyboard, when not the OS user's name
+    /// (`ACP_OPERATOR`): the command line signs their messages
+    /// `person:NAME`, and answers land in that person's inbox.
+    pub operator: Option<crate::model::PersonName>,
     /// Keyboard-and-mouse delivery.
     pub gui: GuiConfig,
     /// Backups.
@@ -406,11 +410,13 @@ impl Source<'_> {
                      list the methods that machine uses (gui, tmux, inbox)",
                 ));
             }
-            if method == MethodName::Discord {
+            if matches!(method, MethodName::Discord | MethodName::Person) {
                 return Err(self.invalid(
                     key,
-                    "discord is where agents' answers go, not a way to reach an agent: use gui \
-                     or inbox",
+                    format!(
+                        "{method} is where agents' answers go, not a way to reach an agent: use \
+                         gui, tmux or inbox"
+                    ),
                 ));
             }
             out.push(method);
@@ -446,6 +452,7 @@ impl Config {
             coords: CoordsConfig { near_radius_px: 10 },
             discord: DiscordConfig::default(),
             default_sender: None,
+            operator: None,
             gui: GuiConfig::default(),
             backup: BackupConfig::defaults(root),
             http: HttpConfig::default(),
@@ -815,6 +822,11 @@ impl Config {
         }
         if let Some(sender) = env.get("ACP_AGENT").filter(|v| !v.trim().is_empty()) {
             self.default_sender = Some(sender.trim().to_owned());
+        }
+        if let Some(name) = env.get("ACP_OPERATOR").filter(|v| !v.trim().is_empty()) {
+            self.operator = Some(name.trim().parse().map_err(
+                |e: crate::model::InvalidPersonName| src.invalid("ACP_OPERATOR", e.to_string()),
+            )?);
         }
         if let Some(token) = env.get("DISCORD_TOKEN").filter(|v| !v.trim().is_empty()) {
             self.discord.token = Some(Secret(token.trim().to_owned()));

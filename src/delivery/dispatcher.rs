@@ -267,9 +267,10 @@ impl Dispatcher {
 
     /// Who a delivery is for and the methods to try, in order; the error
     /// when its agent is no longer configured.
-    fn plan<'a>(&'a self, c: &Claimed) -> Result<(Target<'a>, Vec<MethodName>), String> {
+    fn plan<'a>(&'a self, c: &'a Claimed) -> Result<(Target<'a>, Vec<MethodName>), String> {
         match &c.to {
             Destination::Discord => Ok((Target::Discord, vec![MethodName::Discord])),
+            Destination::Person(name) => Ok((Target::Person(name), vec![MethodName::Person])),
             Destination::Agent(id) => match self.registry.get(id) {
                 Ok(agent) if self.elsewhere(agent).is_some() => {
                     Ok((Target::Remote(agent, c.via), vec![MethodName::Cluster]))
@@ -367,9 +368,10 @@ impl Dispatcher {
             .any(|t| matches!(&t.result, Err(e) if e.kind == FailureKind::Transient));
         // A post waits for Discord as long as it takes: an outage or a
         // refused token is fixed sooner or later, and nothing is lost.
-        // So does a machine, or NATS, that is away.
+        // So does a machine, or NATS, that is away, and an answer to a
+        // person whose inbox cannot be written yet.
         let max_attempts = match target {
-            Target::Discord | Target::Remote(..) => u32::MAX,
+            Target::Discord | Target::Remote(..) | Target::Person(_) => u32::MAX,
             Target::Agent(_) => self.config.max_attempts,
         };
         let asked = tried

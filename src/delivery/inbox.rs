@@ -36,7 +36,9 @@ pub fn file_name(message: &UnifiedMessage) -> String {
 #[must_use]
 pub(crate) fn render_for(message: &UnifiedMessage, agent: &Agent) -> String {
     let ack = match message.to {
-        crate::model::Recipient::Agent(_) | crate::model::Recipient::Discord => {
+        crate::model::Recipient::Agent(_)
+        | crate::model::Recipient::Discord
+        | crate::model::Recipient::Person(_) => {
             format!("acp inbox ack {}", message.id)
         }
         crate::model::Recipient::Broadcast => {
@@ -348,7 +350,7 @@ impl Confined {
     }
 
     /// The path the writes use: the opened folder itself.
-    fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         let by_fd = PathBuf::from(format!(
             "/proc/self/fd/{}",
             std::os::fd::AsRawFd::as_raw_fd(&self.fd)
@@ -361,7 +363,7 @@ impl Confined {
     }
 
     /// `written`'s path as said to people (in the real folder).
-    fn said(&self, written: Written) -> Written {
+    pub(crate) fn said(&self, written: Written) -> Written {
         let real = |p: PathBuf| p.file_name().map_or(p.clone(), |n| self.real.join(n));
         match written {
             Written::New(p) => Written::New(real(p)),

@@ -9,6 +9,7 @@ pub mod dispatcher;
 pub mod gui;
 pub mod inbox;
 pub mod lease;
+pub mod person;
 pub mod tmux;
 
 use std::collections::HashMap;
@@ -28,6 +29,8 @@ pub enum Target<'a> {
     /// An agent of another machine, reached through it (the `cluster`
     /// method), with the methods the sender allowed.
     Remote(&'a Agent, crate::model::Via),
+    /// One person's inbox.
+    Person(&'a crate::model::PersonName),
 }
 
 impl<'a> Target<'a> {
@@ -40,6 +43,9 @@ impl<'a> Target<'a> {
             Self::Agent(agent) => Ok(agent),
             Self::Discord => Err(DeliveryError::unavailable(format!(
                 "{method} delivers to agents, not to Discord"
+            ))),
+            Self::Person(name) => Err(DeliveryError::unavailable(format!(
+                "{method} delivers to agents, not to a person's inbox ({name})"
             ))),
             Self::Remote(agent, _) => Err(DeliveryError::unavailable(format!(
                 "{} runs on another machine ({}): {method} cannot reach it from here",
@@ -81,17 +87,20 @@ impl Methods {
         methods
     }
 
-    /// Every method: the inbox, tmux (pane locks under `tmux_locks`), and
-    /// keyboard and mouse with its settings, the agents' points and the
-    /// keyboard lock. This is what `acp run` and `acp send` use.
+    /// Every method: the inbox, people's inboxes (under `people`), tmux
+    /// (pane locks under `tmux_locks`), and keyboard and mouse with its
+    /// settings, the agents' points and the keyboard lock. This is what
+    /// `acp run` and `acp send` use.
     #[must_use]
     pub fn all(
         gui: &crate::config::GuiConfig,
         points: gui::Points,
         gui_lock: std::path::PathBuf,
         tmux_locks: std::path::PathBuf,
+        people: std::path::PathBuf,
     ) -> Self {
         let mut methods = Self::standard();
+        methods.add(Arc::new(person::PersonMethod::new(people)));
         methods.add(Arc::new(gui::GuiMethod::start(gui, points, gui_lock)));
         methods.add(Arc::new(tmux::TmuxMethod::new(tmux_locks)));
         methods

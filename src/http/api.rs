@@ -87,8 +87,8 @@ pub(crate) struct SendBody {
     priority: Option<String>,
     #[serde(default)]
     kind: Option<String>,
-    /// Who sends it (default: `http:<token name>`, or the token's agent).
-    /// Another name needs the admin scope.
+    /// Who sends it (default: `person:<token name>`, or the token's
+    /// agent). Another name needs the admin scope.
     #[serde(default)]
     from: Option<String>,
     #[serde(default)]
@@ -130,15 +130,21 @@ fn names(http: &Http, text: &str, agent: &AgentId) -> bool {
 }
 
 /// Who a message is from: the token's agent for a token bound to one;
-/// else the token itself (`http:NAME`) unless it has admin, which may name
-/// anyone (an agent, `discord:...`).
+/// else the person the token names (`person:NAME`, whose inbox gets the
+/// answers; `http:NAME` for a name no person can have) unless it has
+/// admin, which may name anyone (an agent, a person, `discord:...`).
 fn sender(http: &Http, caller: &Caller, from: Option<String>) -> Result<String, Problem> {
+    let own = caller
+        .person()
+        .map_or_else(|| caller.actor(), |p| p.sender());
     match (caller.agent(), from) {
         (Some(agent), None) => Ok(agent.to_string()),
         (Some(agent), Some(f)) if names(http, &f, agent) => Ok(agent.to_string()),
         (Some(_), Some(_)) => Err(caller.not_its_agent("send")),
-        (None, None) => Ok(caller.actor()),
-        (None, Some(f)) if f == caller.actor() || caller.allows(Scope::Admin) => Ok(f),
+        (None, None) => Ok(own),
+        // `http:NAME`, as tokens signed before people had inboxes.
+        (None, Some(f)) if f == own || f == caller.actor() => Ok(own),
+        (None, Some(f)) if caller.allows(Scope::Admin) => Ok(f),
         (None, Some(_)) => Err(caller.lacks(Scope::Admin, "sending as someone else (`from`)")),
     }
 }
@@ -270,9 +276,28 @@ pub(crate) async fn ack(
             .ack(id, None, Some(me.as_str()), None, &actor)
             .await?
     } else {
-        let by = b.by.unwrap_or_else(|| actor.clone());
+        // A person's inbox is acknowledged by that person's token (or an
+        // admin's); an agent's message by any token that may send.
+        let target = if let Some(agent) = b.agent.clone() {
+            Some(agent)
+        } else {
+            let (_, deliveries) = http.app.read(id).await?;
+            match deliveries.as_slice() {
+                [one] => Some(one.agent.clone()),
+                _ => None,
+            }
+        };
+        if let Some(target) = &target {
+            super::people::may_ack_for(&caller, target)?;
+        }
+        let own = caller.person().map(|p| p.sender());
+        let by = match b.by {
+            Some(by) => Some(by),
+            None if own.is_some() && target == own => None,
+            None => Some(actor.clone()),
+        };
         http.app
-            .ack(id, b.agent.as_deref(), None, Some(&by), &actor)
+            .ack(id, target.as_deref(), None, by.as_deref(), &actor)
             .await?
     };
     Ok(axum::Json(json!({ "agent": agent, "ack": result })).into_response())

@@ -13,6 +13,8 @@
 //! - [`auth`]: bearer tokens and their scopes (read, send, admin; bound to
 //!   an agent or not).
 //! - [`refusals`]: refused requests, audited in bounded form.
+//!
+//! [`people`] holds people's inboxes: a token's holder is a person.
 
 mod api;
 mod auth;
@@ -21,6 +23,7 @@ mod guard;
 mod hooks;
 mod metrics;
 mod page;
+mod people;
 mod problem;
 mod refusals;
 mod serve;
@@ -221,6 +224,9 @@ fn router(state: Http) -> Router {
         .route("/roles/{agent}", put(api::set_role))
         .route("/captain", put(api::set_captain))
         .route("/audit", get(api::audit))
+        .route("/inbox", get(people::own_inbox))
+        .route("/inbox/{id}/ack", post(people::ack))
+        .route("/people/{name}/inbox", get(people::inbox))
         .route("/prompts", get(api::prompts))
         .route("/prompts/{id}/decision", post(api::decide))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -90,6 +90,7 @@ struct View {
     recent: Vec<RecentDelivery>,
     per_minute: Vec<(i64, u64)>,
     backup: Option<Summary>,
+    people: Vec<crate::app::PersonInbox>,
 }
 
 fn backup_line(http: &Http, backup: Option<&Summary>) -> Markup {
@@ -218,6 +219,7 @@ fn body(http: &Http, v: &View) -> Markup {
             }
             (config_line(http))
             (waiting(v.now, &v.waiting))
+            (super::people::section(&v.people, at))
             h2 { "Agents" }
             (agents(v))
             h2 { "Queue" }
@@ -254,6 +256,7 @@ pub(crate) async fn index(State(http): State<Http>) -> Result<Response, Problem>
         // A repository that cannot be read shows as no backup; `acp
         // doctor` says why.
         backup: app.backups().last().await.unwrap_or(None),
+        people: app.people_inboxes(20).await?,
     };
     let root = app.config().root.display().to_string();
     let page = html! {

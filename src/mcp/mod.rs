@@ -282,7 +282,7 @@ impl AcpMcp {
     }
 
     #[tool(
-        description = "Answer a message where it came from: the Discord channel it was sent from, or the inbox of the agent that sent it."
+        description = "Answer a message where it came from: the Discord channel it was sent from, or the inbox of the agent or person that sent it."
     )]
     async fn reply(&self, Parameters(p): Parameters<Reply>) -> CallToolResult {
         let result = async {
@@ -291,7 +291,7 @@ impl AcpMcp {
                 .reply(
                     self.mine(&p.id).await?,
                     p.body,
-                    Some(self.agent.as_str()),
+                    crate::app::Replier::Agent(self.agent.as_str()),
                     crate::model::Priority::Normal,
                     &[],
                 )

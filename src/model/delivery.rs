@@ -10,26 +10,30 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::agent::{Agent, AgentId};
+use super::person::{PERSON_PREFIX, PersonName};
 
 /// How the Discord destination is written in the store: no agent id can
 /// start with `@`.
 pub const DISCORD: &str = "@discord";
 
-/// Where one delivery goes: an agent, or the people on Discord (the
-/// outbox).
+/// Where one delivery goes: an agent, the people on Discord (the
+/// outbox), or one person's inbox.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Destination {
     Agent(AgentId),
     Discord,
+    Person(PersonName),
 }
 
 impl Destination {
-    /// The destination as stored: the agent id, or `@discord`.
+    /// The destination as stored: the agent id, `@discord`, or
+    /// `person:NAME`.
     #[must_use]
-    pub fn as_str(&self) -> &str {
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Self::Agent(id) => id.as_str(),
-            Self::Discord => DISCORD,
+            Self::Agent(id) => id.as_str().into(),
+            Self::Discord => DISCORD.into(),
+            Self::Person(name) => name.sender().into(),
         }
     }
 
@@ -38,14 +42,14 @@ impl Destination {
     pub fn agent(&self) -> Option<&AgentId> {
         match self {
             Self::Agent(id) => Some(id),
-            Self::Discord => None,
+            Self::Discord | Self::Person(_) => None,
         }
     }
 }
 
 impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
+        f.pad(&self.as_str())
     }
 }
 
@@ -54,6 +58,10 @@ impl FromStr for Destination {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == DISCORD {
             Ok(Self::Discord)
+        } else if let Some(name) = s.strip_prefix(PERSON_PREFIX) {
+            name.parse()
+                .map(Self::Person)
+                .map_err(|_| super::agent::AgentError::InvalidId(s.chars().take(64).collect()))
         } else {
             s.parse().map(Self::Agent)
         }
@@ -62,7 +70,7 @@ impl FromStr for Destination {
 
 impl Serialize for Destination {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+        s.serialize_str(&self.as_str())
     }
 }
 
@@ -81,6 +89,9 @@ pub enum MethodName {
     /// Handed to the machine that runs the agent, through NATS JetStream
     /// (`[cluster]`); that machine delivers it with its own methods.
     Cluster,
+    /// Into a person's inbox (`data/people/NAME/inbox/`): an agent's
+    /// answer to a message that person sent.
+    Person,
 }
 
 impl MethodName {
@@ -93,6 +104,7 @@ impl MethodName {
             Self::Tmux => "tmux",
             Self::Discord => "discord",
             Self::Cluster => "cluster",
+            Self::Person => "person",
         }
     }
 }
@@ -106,8 +118,8 @@ impl fmt::Display for MethodName {
 /// A method name that is not known.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown delivery method {0:?}: use gui, tmux or inbox (discord delivers to people, not \
-     agents)"
+    "unknown delivery method {0:?}: use gui, tmux or inbox (discord and person deliver to \
+     people, not agents)"
 )]
 pub struct UnknownMethod(pub String);
 
@@ -120,6 +132,7 @@ impl FromStr for MethodName {
             "tmux" => Ok(Self::Tmux),
             "discord" => Ok(Self::Discord),
             "cluster" => Ok(Self::Cluster),
+            "person" => Ok(Self::Person),
             other => Err(UnknownMethod(other.chars().take(32).collect())),
         }
     }

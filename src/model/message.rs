@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::agent::AgentId;
+use super::person::{PERSON_PREFIX, PersonName};
 
 /// Default limit on a message body, in bytes (16 KiB). Configurable as
 /// `limits.max_body_bytes`.
@@ -38,8 +39,8 @@ pub enum MessageError {
     )]
     ControlCharacter { code: u32, at: usize },
     #[error(
-        "sender {0:?} is not valid: use 1 to 64 printable characters (for example Agent-1 or a \
-         person's name)"
+        "sender {0:?} is not valid: use 1 to 64 printable characters (for example Agent-1, or \
+         person:alice for a person)"
     )]
     BadSender(String),
     #[error("tag {0:?} is not valid: use 1 to 32 letters, digits, '-', '_' or '.'")]
@@ -129,7 +130,7 @@ impl<'de> Deserialize<'de> for MessageId {
 
 /// Who a message is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "type", content = "agent")]
+#[serde(into = "RecipientWire", try_from = "RecipientWire")]
 pub enum Recipient {
     /// One agent.
     Agent(AgentId),
@@ -138,24 +139,74 @@ pub enum Recipient {
     /// The people on Discord: a reply goes where the message it answers
     /// came from, anything else to the agent's thread or the swarm channel.
     Discord,
+    /// One person's inbox (an answer to a message they sent).
+    Person(PersonName),
 }
 
 impl Recipient {
     /// How the recipient is written in the store and in headers: an agent
-    /// id, `*` for everyone, `@discord` (no agent id can start with `@`).
+    /// id, `*` for everyone, `@discord` (no agent id can start with `@`),
+    /// `person:NAME` (no agent id holds a `:`).
     #[must_use]
-    pub fn as_text(&self) -> &str {
+    pub fn as_text(&self) -> String {
         match self {
-            Self::Agent(id) => id.as_str(),
-            Self::Broadcast => "*",
-            Self::Discord => super::delivery::DISCORD,
+            Self::Agent(id) => id.as_str().to_owned(),
+            Self::Broadcast => "*".to_owned(),
+            Self::Discord => super::delivery::DISCORD.to_owned(),
+            Self::Person(name) => name.sender(),
         }
     }
 }
 
 impl fmt::Display for Recipient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_text())
+        f.write_str(&self.as_text())
+    }
+}
+
+/// A recipient in JSON: `{"type": "agent", "agent": "Agent-1"}`,
+/// `{"type": "broadcast"}`, `{"type": "discord"}` or `{"type": "person",
+/// "person": "alice"}`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecipientWire {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    agent: Option<AgentId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    person: Option<PersonName>,
+}
+
+impl From<Recipient> for RecipientWire {
+    fn from(r: Recipient) -> Self {
+        let (kind, agent, person) = match r {
+            Recipient::Agent(id) => ("agent", Some(id), None),
+            Recipient::Broadcast => ("broadcast", None, None),
+            Recipient::Discord => ("discord", None, None),
+            Recipient::Person(name) => ("person", None, Some(name)),
+        };
+        Self {
+            kind: kind.to_owned(),
+            agent,
+            person,
+        }
+    }
+}
+
+impl TryFrom<RecipientWire> for Recipient {
+    type Error = String;
+    fn try_from(w: RecipientWire) -> Result<Self, Self::Error> {
+        match (w.kind.as_str(), w.agent, w.person) {
+            ("agent", Some(id), None) => Ok(Self::Agent(id)),
+            ("broadcast", None, None) => Ok(Self::Broadcast),
+            ("discord", None, None) => Ok(Self::Discord),
+            ("person", None, Some(name)) => Ok(Self::Person(name)),
+            (kind, ..) => Err(format!(
+                "recipient of type {kind:?} is not agent (with \"agent\"), broadcast, discord or \
+                 person (with \"person\")"
+            )),
+        }
     }
 }
 
@@ -279,7 +330,8 @@ impl fmt::Display for Priority {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnifiedMessage {
     pub id: MessageId,
-    /// Who sent it: an agent id, `discord:<user>` or a person's name.
+    /// Who sent it: an agent id, `discord:<user>`, or `person:NAME` (the
+    /// person at the keyboard, an API token's holder).
     pub from: String,
     pub to: Recipient,
     pub kind: Kind,
@@ -304,7 +356,7 @@ impl UnifiedMessage {
             || match &self.to {
                 Recipient::Agent(to) => to == agent,
                 Recipient::Broadcast => true,
-                Recipient::Discord => false,
+                Recipient::Discord | Recipient::Person(_) => false,
             }
     }
 }
@@ -445,7 +497,9 @@ fn check_tags(tags: &[String]) -> Result<(), MessageError> {
 
 fn check_sender(from: &str) -> Result<(), MessageError> {
     let count = from.chars().count();
-    if count == 0 || count > MAX_SENDER_CHARS || from.chars().any(char::is_control) {
+    // `person:` is kept for people, written one way only.
+    let bad_person = from.starts_with(PERSON_PREFIX) && PersonName::from_sender(from).is_none();
+    if count == 0 || count > MAX_SENDER_CHARS || from.chars().any(char::is_control) || bad_person {
         return Err(MessageError::BadSender(from.chars().take(80).collect()));
     }
     Ok(())
@@ -556,6 +610,47 @@ mod tests {
         let mut d = draft("hi");
         d.tags = vec!["a b".into()];
         assert!(matches!(d.build(100), Err(MessageError::BadTag(_))));
+    }
+
+    #[test]
+    fn recipients_read_and_write_as_json_and_person_senders_are_checked() {
+        for (to, json) in [
+            (
+                Recipient::Agent("Agent-2".parse().unwrap()),
+                r#"{"type":"agent","agent":"Agent-2"}"#,
+            ),
+            (Recipient::Broadcast, r#"{"type":"broadcast"}"#),
+            (Recipient::Discord, r#"{"type":"discord"}"#),
+            (
+                Recipient::Person("alice".parse().unwrap()),
+                r#"{"type":"person","person":"alice"}"#,
+            ),
+        ] {
+            assert_eq!(serde_json::to_string(&to).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Recipient>(json).unwrap(), to);
+        }
+        for bad in [
+            r#"{"type":"person","agent":"alice"}"#,
+            r#"{"type":"agent"}"#,
+            r#"{"type":"person","person":"../x"}"#,
+        ] {
+            assert!(serde_json::from_str::<Recipient>(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Recipient::Person("alice".parse().unwrap()).to_string(),
+            "person:alice"
+        );
+        let mut d = draft("hi");
+        d.from = "person:alice".into();
+        assert!(d.build(100).is_ok());
+        for bad in ["person:", "person:../x", "person:a b"] {
+            let mut d = draft("hi");
+            d.from = bad.into();
+            assert!(
+                matches!(d.build(100), Err(MessageError::BadSender(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //! - [`pane`]: terminal agents' screens read by per-program profiles.
 //! - [`prefix`]: ids given by a unique prefix, one resolver for every
 //!   kind of id.
+//! - [`person`]: people (`person:NAME`), who send from the command line
+//!   or the API and get answers in their inbox.
 
 pub mod agent;
 pub mod attention;
@@ -26,6 +28,7 @@ pub mod keys;
 pub mod message;
 pub mod node;
 pub mod pane;
+pub mod person;
 pub mod prefix;
 pub mod time;
 pub mod tmux;
@@ -44,4 +47,5 @@ pub use message::{
     MessageId, Priority, Recipient, UnifiedMessage, check_body,
 };
 pub use node::{InvalidNodeName, NodeName};
+pub use person::{InvalidPersonName, PERSON_PREFIX, PersonName};
 pub use prefix::{IdPrefix, PrefixError};

@@ -207,6 +207,15 @@ pub(super) fn insert_prompt(
             node,
         ],
     )?;
+    super::feed::append(
+        tx,
+        super::now_ms(),
+        &super::feed::Activity::PromptRaised {
+            prompt_id: prompt.id,
+            agent: prompt.agent.to_string(),
+            summary: prompt.summary.clone(),
+        },
+    )?;
     Ok(())
 }
 
@@ -255,7 +264,35 @@ pub(super) fn transition(
          ?4, ?5)",
         params![agent, state.as_str(), now, evidence, detail],
     )?;
+    super::feed::append(
+        tx,
+        now,
+        &super::feed::Activity::AgentState {
+            agent: agent.to_owned(),
+            state,
+            evidence: evidence.to_owned(),
+            detail: detail.map(str::to_owned),
+        },
+    )?;
     Ok(true)
+}
+
+/// Writes a prompt's decision into the activity feed.
+pub(super) fn decided_activity(
+    tx: &rusqlite::Transaction<'_>,
+    prompt: &Prompt,
+    kept: &Decided,
+) -> Result<(), StoreError> {
+    super::feed::append(
+        tx,
+        super::now_ms(),
+        &super::feed::Activity::PromptDecided {
+            prompt_id: prompt.id,
+            agent: prompt.agent.to_string(),
+            decision: kept.decision,
+            by: kept.by.clone(),
+        },
+    )
 }
 
 /// [`Store::decide`] inside a transaction.
@@ -281,10 +318,12 @@ pub(super) fn decide_in(
     };
     let kept = prompt
         .decided
+        .clone()
         .ok_or_else(|| StoreError::Corrupt(format!("prompt {id} has no decision")))?;
     if changed == 0 {
         return Ok(Decide::Already(kept));
     }
+    decided_activity(tx, &prompt, &kept)?;
     if let Some(state) = then {
         transition(
             tx,

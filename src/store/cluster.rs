@@ -10,6 +10,7 @@ use crate::model::{
     AgentId, AttemptOutcome, DeliveryState, Kind, MessageId, MethodName, UnifiedMessage, Via,
 };
 
+use super::feed::{Activity, append};
 use super::{Store, StoreError};
 
 /// How `deliveries.claimed_by` names a machine holding a forwarded
@@ -179,7 +180,9 @@ impl Store {
                         continue;
                     }
                 }
-                super::queue::insert_message(&mut message, m, h.via)?;
+                if super::queue::insert_message(&mut message, m, h.via)? == 1 {
+                    append(tx, now, &Activity::sent(m, 1))?;
+                }
                 let new =
                     delivery.execute(params![id, h.agent.as_str(), m.priority.rank(), now])?;
                 if !inbound {
@@ -324,6 +327,23 @@ impl Store {
                 update.execute(params![
                     id, o.state, o.method, o.detail, attempts, node, now
                 ])?;
+                let (to, detail) = (o.agent.to_string(), o.detail.clone().unwrap_or_default());
+                let activity = match (o.state, o.method) {
+                    (DeliveryState::Delivered, Some(method)) => Activity::Delivered {
+                        message_id: o.message_id,
+                        to,
+                        method,
+                        detail: format!("on {node}: {detail}"),
+                        attempt: attempts,
+                    },
+                    _ => Activity::Failed {
+                        message_id: o.message_id,
+                        to,
+                        attempts,
+                        error: format!("on {node}: {detail}"),
+                    },
+                };
+                append(tx, now, &activity)?;
                 out.push(Some(Recorded {
                     kind: kind
                         .parse()

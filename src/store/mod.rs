@@ -12,15 +12,20 @@
 //! and their decisions), [`waiting`] (a waiting prompt's one reminder, and
 //! prompts' times for the metrics), [`relay`] (those states, prompts and
 //! decisions carried between machines), [`retry`] (failed deliveries
-//! queued again by a person), [`ids`] (ids given by a prefix).
+//! queued again by a person), [`ids`] (ids given by a prefix),
+//! [`feed`] (the activity feed, in
+//! commit order, that `acp watch` follows), [`people`] (people's
+//! inboxes).
 
 pub mod activity;
 pub mod attention;
 pub mod cluster;
 pub mod devlogs;
 pub mod discord;
+pub mod feed;
 pub mod hooks;
 pub mod ids;
+pub mod people;
 pub mod queue;
 pub mod relay;
 pub mod retry;
@@ -327,6 +332,18 @@ const MIGRATIONS: &[&str] = &[
     // backoff count from it while the history keeps every attempt.
     r"
     ALTER TABLE deliveries ADD COLUMN retry_from INTEGER NOT NULL DEFAULT 0;
+    ",
+    // 11: the activity feed `acp watch` follows from any process: one row
+    // per message stored, delivery outcome, ack, agent state and prompt,
+    // numbered in commit order and never reused.
+    r"
+    CREATE TABLE activity (
+        seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+        at     INTEGER NOT NULL,
+        event  TEXT NOT NULL,
+        data   TEXT NOT NULL
+    );
+    CREATE INDEX activity_at ON activity (at);
     ",
 ];
 

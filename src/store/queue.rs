@@ -4,9 +4,10 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use crate::model::{
     AttemptOutcome, DISCORD, DeliveryError, DeliveryState, Destination, MessageId, MethodName,
-    NodeName, Priority, Recipient, UnifiedMessage, Via,
+    NodeName, PERSON_PREFIX, PersonName, Priority, Recipient, UnifiedMessage, Via,
 };
 
+use super::feed::{Activity, append};
 use super::{Store, StoreError};
 
 /// A message to store, with the method choice and its recipients.
@@ -74,6 +75,41 @@ pub struct Outcome {
     pub state: OutcomeState,
 }
 
+/// What the feed says of an attempt's outcome (`attempt` is its number).
+fn outcome_activity(
+    message_id: MessageId,
+    to: String,
+    attempt: u32,
+    state: &OutcomeState,
+) -> Activity {
+    match state {
+        OutcomeState::Delivered { method, detail } => Activity::Delivered {
+            message_id,
+            to,
+            method: *method,
+            detail: detail.clone(),
+            attempt,
+        },
+        OutcomeState::Forwarded { node, .. } => Activity::Forwarded {
+            message_id,
+            to,
+            node: node.to_string(),
+        },
+        OutcomeState::Retry { error, .. } => Activity::Retrying {
+            message_id,
+            to,
+            attempt,
+            error: error.clone(),
+        },
+        OutcomeState::Failed { error } => Activity::Failed {
+            message_id,
+            to,
+            attempts: attempt,
+            error: error.clone(),
+        },
+    }
+}
+
 /// The columns [`message_from_row`] reads, in order.
 pub(crate) const MESSAGE_COLUMNS: &str =
     "m.id, m.sender, m.recipient, m.kind, m.priority, m.body, m.tags, m.created_at, m.reply_to";
@@ -93,6 +129,9 @@ pub(crate) fn message_from_row(row: &Row<'_>, at: usize) -> Result<UnifiedMessag
         to: match recipient.as_str() {
             "*" => Recipient::Broadcast,
             DISCORD => Recipient::Discord,
+            person if person.starts_with(PERSON_PREFIX) => Recipient::Person(
+                PersonName::from_sender(person).ok_or_else(|| corrupt("recipient", person))?,
+            ),
             agent => Recipient::Agent(agent.parse().map_err(|_| corrupt("recipient", agent))?),
         },
         kind: kind.parse().map_err(|_| corrupt("kind", &kind))?,
@@ -161,6 +200,7 @@ pub(crate) fn insert_submissions(
                 m.created_at
             ])?;
         }
+        append(tx, super::now_ms(), &Activity::sent(m, to.len()))?;
         if let Some((actor, action)) = audit {
             super::roles::audit(
                 tx,
@@ -279,7 +319,7 @@ impl Store {
         self.write(|tx| {
             let mut bump = tx.prepare_cached(
                 "UPDATE deliveries SET attempts = attempts + 1 WHERE id = ?1 AND state = 'delivering' AND claimed_by = ?2
-                 RETURNING attempts",
+                 RETURNING attempts, message_id, agent",
             )?;
             let mut attempt = tx.prepare_cached(
                 "INSERT INTO attempts (delivery_id, attempt, method, started_at, finished_at, outcome, error)
@@ -292,7 +332,9 @@ impl Store {
             )?;
             let now = super::now_ms();
             for o in outcomes {
-                let Some(n): Option<i64> = bump.query_row(params![o.delivery_id, owner], |r| r.get(0)).optional()? else {
+                let Some((n, message_id, to)): Option<(u32, String, String)> = bump
+                    .query_row(params![o.delivery_id, owner], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()? else {
                     continue;
                 };
                 for t in &o.tried {
@@ -315,6 +357,10 @@ impl Store {
                     _ => (None, None),
                 };
                 update.execute(params![o.delivery_id, state, method, detail, next, now, holder, node])?;
+                let message_id: MessageId = message_id
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("message id {message_id:?}")))?;
+                append(tx, now, &outcome_activity(message_id, to, n, &o.state))?;
             }
             Ok(())
         })

@@ -255,13 +255,14 @@ impl Store {
         })
     }
 
-    /// An agent's messages, newest first.
+    /// The messages of one recipient (an agent id, or `person:NAME`),
+    /// newest first.
     ///
     /// # Errors
     /// [`StoreError`].
     pub fn inbox(
         &self,
-        agent: &AgentId,
+        recipient: &str,
         unacked_only: bool,
         limit: usize,
     ) -> Result<Vec<InboxEntry>, StoreError> {
@@ -275,7 +276,7 @@ impl Store {
             );
             let mut stmt = tx.prepare_cached(&sql)?;
             let mut rows = stmt.query(params![
-                agent.as_str(),
+                recipient,
                 unacked_only,
                 i64::try_from(limit).unwrap_or(i64::MAX)
             ])?;
@@ -293,14 +294,15 @@ impl Store {
         })
     }
 
-    /// Records that `agent` acknowledged message `id`, by `by`.
+    /// Records that `agent` (an agent id, or `person:NAME`) acknowledged
+    /// message `id`, by `by`.
     ///
     /// # Errors
     /// [`StoreError`].
     pub fn ack(
         &self,
         id: MessageId,
-        agent: &AgentId,
+        agent: &str,
         by: &str,
         now: i64,
     ) -> Result<AckResult, StoreError> {
@@ -308,7 +310,7 @@ impl Store {
             let state: Option<DeliveryState> = tx
                 .query_row(
                     "SELECT state FROM deliveries WHERE message_id = ?1 AND agent = ?2",
-                    params![id.to_string(), agent.as_str()],
+                    params![id.to_string(), agent],
                     |r| r.get(0),
                 )
                 .optional()?;
@@ -320,7 +322,7 @@ impl Store {
             let existing: Option<(String, i64)> = tx
                 .query_row(
                     "SELECT acked_by, acked_at FROM acks WHERE message_id = ?1 AND agent = ?2",
-                    params![id.to_string(), agent.as_str()],
+                    params![id.to_string(), agent],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
@@ -329,7 +331,16 @@ impl Store {
             }
             tx.execute(
                 "INSERT INTO acks (message_id, agent, acked_by, acked_at) VALUES (?1, ?2, ?3, ?4)",
-                params![id.to_string(), agent.as_str(), by, now],
+                params![id.to_string(), agent, by, now],
+            )?;
+            super::feed::append(
+                tx,
+                now,
+                &super::feed::Activity::Acked {
+                    message_id: id,
+                    recipient: agent.to_owned(),
+                    by: by.to_owned(),
+                },
             )?;
             Ok(AckResult::Acked { at: now })
         })

@@ -21,6 +21,7 @@ mod everyday;
 mod gui;
 mod layers;
 mod mcp;
+mod operator;
 mod outbox;
 mod panes;
 mod pipeline;

@@ -581,7 +581,7 @@ fn tokens_are_held_to_their_scopes_and_agents_and_refusals_say_how_to_grant() {
     // need admin.
     let (code, sent) = post(SENDER, "/api/v1/messages", &to2);
     assert_eq!(code, 201, "{sent}");
-    assert_eq!(sent["message"]["from"], "http:sender");
+    assert_eq!(sent["message"]["from"], "person:sender");
     let for2 = sent["id"].as_str().unwrap().to_owned();
     for from in ["Agent-1", "discord:123456"] {
         let (code, problem) = post(

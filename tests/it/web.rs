@@ -251,7 +251,8 @@ fn the_api_answers_like_the_command_line_and_audits_by_token() {
         read["deliveries"][0]["state"] == "delivered"
     });
     spec.check("get", "/messages/{id}", 200, &read);
-    assert_eq!(read["message"]["from"], "http:api");
+    // The token's holder is a person: answers go to their inbox.
+    assert_eq!(read["message"]["from"], "person:api");
     assert!(root.inbox_ids("Agent-1").contains_key(&id));
 
     // Bad input: the CLI's texts, the right codes, nothing stored.
@@ -966,7 +967,7 @@ fn binding_beyond_loopback_without_a_token_refuses_to_start() {
 
 /// Every element of the page that sticks out of a `width`-pixel screen
 /// (the document itself, or anything inside a box that scrolls sideways).
-const OVERFLOW: &str = "(() => {
+pub(crate) const OVERFLOW: &str = "(() => {
     const width = window.innerWidth;
     const wide = [...document.querySelectorAll('body *')].flatMap(e => {
         const r = e.getBoundingClientRect();

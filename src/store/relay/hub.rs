@@ -73,6 +73,7 @@ fn answer_remote(
     let evidence = format!("{node} decision");
     let said = Some(reported.decision.said());
     if changed == 1 {
+        super::super::attention::decided_activity(tx, prompt, &recorded)?;
         transition(tx, agent, after(reported.decision), &evidence, said, now)?;
         return Ok(RemoteAnswer::Recorded(recorded));
     }
