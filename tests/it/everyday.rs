@@ -539,8 +539,15 @@ fn inbox_list_is_for_the_agent_in_acp_agent_unless_told_otherwise() {
     assert_eq!(stdout(&out).trim(), "no messages for Agent-1");
     let out = list(Some("Agent-1"), &["--agent", "Agent-2"]);
     assert!(stdout(&out).contains("for two"), "{}", stdout(&out));
+    // Neither: the person at the keyboard's own inbox (agents' answers).
     let out = list(None, &[]);
-    fails_saying(&out, 2, &["--agent AGENT, or set ACP_AGENT"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("person:") && stdout(&out).contains("unread"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("for two"), "{}", stdout(&out));
 }
 
 #[test]
