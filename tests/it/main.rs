@@ -18,6 +18,7 @@ mod desktop;
 mod devlogs;
 mod discord;
 mod everyday;
+mod doctor;
 mod gui;
 mod layers;
 mod mcp;

@@ -23,6 +23,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+mod guild;
+
+pub use guild::{
+    ADMIN_ROLE_ID, BOT_ROLE_ID, DEVLOG_CHANNEL_ID, Guild, OPERATOR_ROLE_ID, SEND_MESSAGES,
+    text_channel,
+};
+
 pub const APP_ID: &str = "300000000000000001";
 pub const BOT_ID: &str = "100000000000000001";
 pub const GUILD_ID: &str = "200000000000000001";
@@ -76,6 +83,8 @@ struct Shared {
     /// Files the CDN serves (attachments), by name, and the names fetched.
     files: HashMap<String, Vec<u8>>,
     downloads: Vec<String>,
+    /// The server, its roles and channels, as the bot may read them.
+    guild: Guild,
 }
 
 /// A message posted in a channel.
@@ -278,6 +287,33 @@ fn check(method: &str, path: &str, body: &Value) -> Option<String> {
     }
 }
 
+/// Checks an answer the stand-in gives against the response Discord's
+/// OpenAPI description promises for it; returns what is wrong.
+fn check_answer(method: &str, path: &str, status: u16, body: &Value) -> Option<String> {
+    let spec = spec();
+    let route = spec.routes.iter().find(|r| r.pattern.is_match(path))?;
+    let schema = spec.doc["paths"][&route.template][method.to_lowercase()]["responses"]
+        [status.to_string()]["content"]["application/json"]["schema"]
+        .clone();
+    if schema.is_null() {
+        return None;
+    }
+    let mut root = json!({ "allOf": [schema] });
+    root["components"] = spec.doc["components"].clone();
+    let validator = jsonschema::validator_for(&root).expect("the spec's schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .take(3)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    (!errors.is_empty()).then(|| {
+        format!(
+            "the stand-in's answer to {method} {path} is not what Discord answers: {}",
+            errors.join("; ")
+        )
+    })
+}
+
 fn message_json(id: u64, channel: &str, content: &Value) -> Value {
     json!({
         "id": id.to_string(), "channel_id": channel,
@@ -301,6 +337,14 @@ async fn rest(State(state): State<AppState>, request: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    // Discord refuses a bot token it does not know on every route that
+    // takes one (the gateway's URL and interaction and webhook tokens
+    // need none).
+    let refused = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.contains("rejected"));
     let bytes: Bytes = axum::body::to_bytes(request.into_body(), 64 << 20)
         .await
         .unwrap_or_default();
@@ -328,6 +372,22 @@ async fn rest(State(state): State<AppState>, request: Request) -> Response {
         });
     }
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if refused && !matches!(segments.as_slice(), ["gateway"] | ["interactions", ..] | ["webhooks", ..]) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"message": "401: Unauthorized", "code": 0})),
+        )
+            .into_response();
+    }
+    let answer = state.shared.lock().unwrap().guild.answer(&method, &segments);
+    if let Some((status, body)) = answer {
+        if status.is_success()
+            && let Some(problem) = check_answer(method.as_str(), &path, status.as_u16(), &body)
+        {
+            state.shared.lock().unwrap().violations.push(problem);
+        }
+        return (status, axum::Json(body)).into_response();
+    }
     if let (&Method::POST, ["channels", channel, "messages"]) = (&method, segments.as_slice()) {
         return post_message(&state, (*channel).to_owned(), &body, files).await;
     }
@@ -667,6 +727,12 @@ impl StandIn {
     /// Threads made so far: (parent channel, thread id, name).
     pub fn threads(&self) -> Vec<(String, String, String)> {
         self.shared.lock().unwrap().threads.clone()
+    }
+
+    /// Changes the server the bot reads (its roles, channels, whether the
+    /// bot is in it).
+    pub fn with_guild(&self, f: impl FnOnce(&mut Guild)) {
+        f(&mut self.shared.lock().unwrap().guild);
     }
 
     /// While on, posts to channels answer 429 (rate limited).

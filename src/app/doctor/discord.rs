@@ -1,0 +1,457 @@
+//! The Discord checks: the config, then Discord itself through
+//! `discord.api_base`: the token (`GET /users/@me`), the server
+//! (`discord.guild_id`), the bot's permissions in each channel acp posts
+//! to, and whether anyone can hold the operator level. Only the hub (or a
+//! single machine) runs the bot, so a node checks none of it.
+
+use super::{Check, Level, bad, ok};
+use crate::config::{Config, DiscordConfig};
+use crate::delivery::discord::probe::{self, Bot, Look, Probe, ProbeError, Server};
+
+/// Every Discord check, in the order the doctor prints them.
+pub async fn discord_checks(config: &Config) -> Vec<Check> {
+    let d = &config.discord;
+    if let Some(cluster) = config.cluster.as_ref().filter(|c| !c.is_hub()) {
+        let unused = if d.token.is_some() {
+            "; DISCORD_TOKEN is set here but not used"
+        } else {
+            ""
+        };
+        return vec![ok(
+            "discord",
+            format!(
+                "a node: the hub ({}) runs the Discord bot, so this machine needs no \
+                 DISCORD_TOKEN{unused}",
+                cluster.hub
+            ),
+        )];
+    }
+    let Some(token) = &d.token else {
+        return vec![bad(
+            "discord",
+            Level::Warn,
+            "no DISCORD_TOKEN: acp run works without the Discord bot",
+            "put DISCORD_TOKEN=... in .env in the root (see .env.example)",
+        )];
+    };
+    let mut out = vec![channels_set(d)];
+    let probe = Probe::new(token.expose(), d.api_base.as_deref());
+    let bot = match probe.bot().await {
+        Ok(bot) => {
+            out.push(ok(
+                "discord token",
+                format!(
+                    "Discord at {} takes it: the bot is {} ({})",
+                    probe.base(),
+                    bot.name,
+                    bot.id
+                ),
+            ));
+            Some(bot)
+        }
+        Err(e) => {
+            out.push(failed("discord token", &probe, &e));
+            None
+        }
+    };
+    let server = match (&bot, d.guild_id) {
+        (Some(bot), Some(guild)) => {
+            let (check, server) = guild_check(&probe, bot, guild).await;
+            out.push(check);
+            server
+        }
+        (_, None) => {
+            out.push(no_guild_id());
+            None
+        }
+        // Without the bot, the server cannot be asked about.
+        (None, Some(_)) => None,
+    };
+    if let Some(bot) = &bot
+        && server.as_ref().is_some() == d.guild_id.is_some()
+    {
+        out.extend(channel_checks(&probe, bot, d, server.as_ref()).await);
+    }
+    out.push(operators(d, server.as_ref(), bot.is_some()));
+    out.extend(reminders(config));
+    out
+}
+
+/// Where agents post: a token without a channel posts nothing.
+fn channels_set(d: &DiscordConfig) -> Check {
+    if d.swarm_channel.is_none() && d.devlog_channel.is_none() && d.devlog_webhook.is_none() {
+        bad(
+            "discord",
+            Level::Warn,
+            "DISCORD_TOKEN is set, but agents have nowhere to post (`acp send --to discord`, \
+             devlogs)",
+            "set discord.swarm_channel (and discord.devlog_channel) to channel ids in \
+             config/acp.toml",
+        )
+    } else {
+        ok("discord", "DISCORD_TOKEN is set")
+    }
+}
+
+/// A question Discord did not answer, with the fix for its cause.
+fn failed(check: &'static str, probe: &Probe, e: &ProbeError) -> Check {
+    let fix = match e {
+        ProbeError::Unauthorized => "the token is wrong or was reset: on \
+             https://discord.com/developers/applications open the application → Bot → Reset \
+             Token, put it in .env as DISCORD_TOKEN=..., and restart acp run"
+            .to_owned(),
+        ProbeError::Unreachable { .. } => format!(
+            "check this machine's network (DNS, a firewall, a proxy) reaches {}, and \
+             discord.api_base in config/acp.toml (empty for discord.com)",
+            probe.base()
+        ),
+        ProbeError::Status { status, .. } if *status >= 500 => {
+            "Discord is failing: see https://discordstatus.com, then run `acp doctor` again".into()
+        }
+        ProbeError::Status { .. } | ProbeError::Unreadable { .. } => {
+            "run `acp doctor` again; if it says the same, `ACP_LOG=debug acp run` logs what \
+             Discord answers"
+                .into()
+        }
+    };
+    bad(check, Level::Fail, e.to_string(), fix)
+}
+
+/// `discord.guild_id` unset: commands come from every server.
+fn no_guild_id() -> Check {
+    bad(
+        "discord server",
+        Level::Warn,
+        "no discord.guild_id: slash commands are registered globally and taken from every \
+         server the bot is in, so anyone who adds the bot to theirs can run them",
+        "set guild_id in [discord] in config/acp.toml to your server's id: in Discord turn on \
+         Developer Mode (User Settings → Advanced), right-click the server's icon and Copy \
+         Server ID; then restart acp run",
+    )
+}
+
+/// Whether the bot is in the configured server; the server when it is.
+async fn guild_check(probe: &Probe, bot: &Bot, guild: u64) -> (Check, Option<Server>) {
+    const CHECK: &str = "discord server";
+    match probe.server(guild, bot.id).await {
+        Ok(Look::Found(server)) => (
+            ok(
+                CHECK,
+                format!(
+                    "the bot is in {} ({guild}), and commands are taken only there \
+                     (discord.guild_id)",
+                    server.name
+                ),
+            ),
+            Some(server),
+        ),
+        Ok(Look::Unknown | Look::Hidden) => {
+            let invite = match probe.application_id().await {
+                Ok(app) => probe::invite_url(app),
+                Err(_) => probe::invite_url(bot.id),
+            };
+            (
+                bad(
+                    CHECK,
+                    Level::Fail,
+                    format!(
+                        "the bot {} is not in server {guild} (discord.guild_id): it takes \
+                         commands from no one",
+                        bot.name
+                    ),
+                    format!(
+                        "invite it, as someone who may manage that server: {invite} (or correct \
+                         discord.guild_id: right-click the server's icon → Copy Server ID)"
+                    ),
+                ),
+                None,
+            )
+        }
+        Err(e) => (failed(CHECK, probe, &e), None),
+    }
+}
+
+/// Each channel acp posts to, and what the bot lacks there.
+async fn channel_checks(
+    probe: &Probe,
+    bot: &Bot,
+    d: &DiscordConfig,
+    server: Option<&Server>,
+) -> Vec<Check> {
+    let mut wanted = Vec::new();
+    if let Some(id) = d.swarm_channel {
+        wanted.push(("swarm channel", "discord.swarm_channel", id, d.agent_threads));
+    }
+    // Through a webhook, devlogs go where the webhook posts, not as the bot.
+    if let Some(id) = d.devlog_channel.filter(|_| d.devlog_webhook.is_none()) {
+        wanted.push(("devlog channel", "discord.devlog_channel", id, false));
+    }
+    // Channels of another server than the configured one (or of any, with
+    // no guild_id), asked about once each.
+    let mut others: Vec<Server> = Vec::new();
+    let mut out = Vec::new();
+    for (check, key, id, threads) in wanted {
+        let channel = match probe.channel(id).await {
+            Ok(Look::Found(channel)) => channel,
+            Ok(Look::Unknown) => {
+                out.push(bad(
+                    check,
+                    Level::Fail,
+                    format!("Discord has no channel {id} ({key})"),
+                    format!(
+                        "set {key} in config/acp.toml to the channel's id: right-click the \
+                         channel → Copy Channel ID (with Developer Mode on)"
+                    ),
+                ));
+                continue;
+            }
+            Ok(Look::Hidden) => {
+                out.push(bad(
+                    check,
+                    Level::Fail,
+                    format!("the bot may not see channel {id} ({key}): it lacks View Channel"),
+                    format!(
+                        "Edit Channel → Permissions: add the bot's role and allow View Channel, \
+                         Send Messages, Read Message History and Attach Files{}; or check {key}",
+                        if threads {
+                            ", Create Public Threads and Send Messages in Threads"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+                continue;
+            }
+            Err(e) => {
+                out.push(failed(check, probe, &e));
+                continue;
+            }
+        };
+        let home = server.filter(|s| s.id == channel.guild_id);
+        if home.is_none() && !others.iter().any(|s| s.id == channel.guild_id) {
+            match probe.server(channel.guild_id, bot.id).await {
+                Ok(Look::Found(s)) => others.push(s),
+                Ok(_) => {
+                    out.push(bad(
+                        check,
+                        Level::Fail,
+                        format!(
+                            "#{} ({id}) is in server {}, which the bot is not in",
+                            channel.name, channel.guild_id
+                        ),
+                        format!("set {key} to a channel of your server, or invite the bot there"),
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    out.push(failed(check, probe, &e));
+                    continue;
+                }
+            }
+        }
+        let Some(at) = home.or_else(|| others.iter().find(|s| s.id == channel.guild_id)) else {
+            continue;
+        };
+        out.push(channel_access(check, key, d, at, &channel, threads));
+    }
+    out
+}
+
+/// The verdict on one channel the bot is in the server of.
+fn channel_access(
+    check: &'static str,
+    key: &str,
+    d: &DiscordConfig,
+    server: &Server,
+    channel: &probe::Channel,
+    threads: bool,
+) -> Check {
+    let name = format!("#{} ({})", channel.name, channel.id);
+    let elsewhere = d
+        .guild_id
+        .filter(|g| *g != server.id)
+        .map(|g| {
+            format!(
+                "; it is in server {} ({}), not in discord.guild_id {g}",
+                server.name, server.id
+            )
+        })
+        .unwrap_or_default();
+    let lacks = server.lacks(channel, threads);
+    if lacks.is_empty() {
+        let can = if threads {
+            "view, post, reply, attach files, make agent threads and post in them"
+        } else {
+            "view, post, reply and attach files"
+        };
+        let detail = format!("{name}: the bot may {can}{elsewhere}");
+        return if elsewhere.is_empty() {
+            ok(check, detail)
+        } else {
+            bad(
+                check,
+                Level::Warn,
+                detail,
+                format!("use a channel of the server in discord.guild_id for {key}"),
+            )
+        };
+    }
+    let names = |by_channel: bool| -> Vec<&str> {
+        lacks
+            .iter()
+            .filter(|l| l.by_channel == by_channel)
+            .map(|l| l.permission)
+            .collect()
+    };
+    let (denied, ungranted) = (names(true), names(false));
+    let mut why = Vec::new();
+    let mut fix = Vec::new();
+    let roles = server.bot_roles();
+    let role = roles
+        .first()
+        .map_or_else(|| "the bot".to_owned(), |r| format!("the bot's role {r}"));
+    if !denied.is_empty() {
+        why.push(format!(
+            "{} (the channel's permission overwrites deny it)",
+            denied.join(", ")
+        ));
+        fix.push(format!(
+            "Edit Channel #{} → Permissions: allow {} for {role} (or remove the overwrite that \
+             denies it)",
+            channel.name,
+            denied.join(", ")
+        ));
+    }
+    if !ungranted.is_empty() {
+        why.push(format!(
+            "{} (none of its roles grants it)",
+            ungranted.join(", ")
+        ));
+        fix.push(format!(
+            "Server Settings → Roles → {}: allow {}, or allow it for the bot in the channel's \
+             permissions",
+            roles.first().map_or("the bot's role", String::as_str),
+            ungranted.join(", ")
+        ));
+    }
+    bad(
+        check,
+        Level::Fail,
+        format!(
+            "{name}: the bot lacks {}{elsewhere}: posts there fail",
+            why.join("; ")
+        ),
+        fix.join("; "),
+    )
+}
+
+/// Whether anyone can hold the operator level (`/message`, `/broadcast`):
+/// a role in `discord.operator_roles` or `discord.admin_roles` that the
+/// server has and a person can be given. Who holds a role Discord shows a
+/// bot only with the privileged Server Members intent, which acp does not
+/// ask for, so that is left to the server's settings.
+fn operators(d: &DiscordConfig, server: Option<&Server>, asked: bool) -> Check {
+    const CHECK: &str = "operators";
+    let configured: Vec<(u64, &str)> = d
+        .operator_roles
+        .iter()
+        .map(|r| (*r, "discord.operator_roles"))
+        .chain(d.admin_roles.iter().map(|r| (*r, "discord.admin_roles")))
+        .collect();
+    if configured.is_empty() {
+        return bad(
+            CHECK,
+            Level::Warn,
+            "nobody holds the operator level: discord.operator_roles and discord.admin_roles \
+             are empty, so no one may /message or /broadcast agents from Discord",
+            "make a role (Server Settings → Roles), give it to the people who steer the agents, \
+             right-click it → Copy Role ID, put the id in discord.operator_roles in \
+             config/acp.toml, and restart acp run",
+        );
+    }
+    let Some(server) = server else {
+        let why = if asked {
+            "(no server to check them in: set discord.guild_id)"
+        } else {
+            "(not checked in Discord: see the checks above)"
+        };
+        return ok(
+            CHECK,
+            format!("{} role id(s) grant the operator level {why}", configured.len()),
+        );
+    };
+    let mut good = Vec::new();
+    let mut wrong = Vec::new();
+    for (id, key) in &configured {
+        match server.role(*id) {
+            Some(r) if r.managed => wrong.push(format!(
+                "{} ({id}, {key}) belongs to a bot or an integration, so no person can be given it",
+                r.name
+            )),
+            Some(r) if r.id == server.id => good.push("@everyone (every member)".to_owned()),
+            Some(r) => good.push(format!("{} ({key})", r.name)),
+            None => wrong.push(format!("{id} ({key}) is not a role of {}", server.name)),
+        }
+    }
+    let fix = "copy the role's id again (Server Settings → Roles → right-click the role → Copy \
+               Role ID) into config/acp.toml, and restart acp run";
+    if good.is_empty() {
+        bad(
+            CHECK,
+            Level::Warn,
+            format!("nobody holds the operator level: {}", wrong.join("; ")),
+            fix,
+        )
+    } else if wrong.is_empty() {
+        ok(
+            CHECK,
+            format!(
+                "members with {} hold the operator level (who has a role: Server Settings → \
+                 Roles → the role → Manage Members)",
+                good.join(", ")
+            ),
+        )
+    } else {
+        bad(
+            CHECK,
+            Level::Warn,
+            format!(
+                "only {} grant the operator level: {}",
+                good.join(", "),
+                wrong.join("; ")
+            ),
+            fix,
+        )
+    }
+}
+
+/// Whom a prompt left waiting pings, when reminders are on: nobody to
+/// ping is a warning.
+pub(super) fn reminders(config: &Config) -> Option<Check> {
+    const CHECK: &str = "reminders";
+    config.discord.token.as_ref()?;
+    let after = config.attention.mention_after?;
+    let to = &config.attention.mentions;
+    let waited =
+        crate::model::attention::waited(i64::try_from(after.as_millis()).unwrap_or(i64::MAX));
+    Some(if to.is_empty() {
+        bad(
+            CHECK,
+            Level::Warn,
+            format!("a prompt waiting {waited} would ping nobody: no role or user to mention"),
+            "set discord.operator_roles (pinged by default) or attention.mention_roles / \
+             attention.mention_users in config/acp.toml; or attention.mention_after_secs = 0 \
+             for no reminder",
+        )
+    } else {
+        ok(
+            CHECK,
+            format!(
+                "a prompt waiting {waited} pings {} role(s) and {} user(s) once \
+                 (attention.mention_roles, attention.mention_users)",
+                to.roles.len(),
+                to.users.len()
+            ),
+        )
+    })
+}
