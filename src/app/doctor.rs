@@ -666,8 +666,7 @@ pub fn config_failed(error: &crate::config::ConfigError) -> Check {
              (config/acp.example.toml shows every key), then run `acp doctor` again"
             .to_owned(),
         ConfigError::Invalid { file, .. } if file == "environment" => {
-            "fix that variable in .env or the environment, then run `acp doctor` again"
-                .to_owned()
+            "fix that variable in .env or the environment, then run `acp doctor` again".to_owned()
         }
         ConfigError::Invalid { file, .. } if file == "command line" => {
             "fix that flag (`acp --help` lists them)".to_owned()

@@ -156,8 +156,9 @@ impl ClusterError {
             Self::NotSetUp { .. } => "start the hub's acp run first: it creates the streams and \
                  each node's consumer"
                 .into(),
-            Self::JetStream(_) => "see nats-server's log for why, then run `acp doctor` again"
-                .into(),
+            Self::JetStream(_) => {
+                "see nats-server's log for why, then run `acp doctor` again".into()
+            }
         }
     }
 }
@@ -445,7 +446,9 @@ impl Link {
                 hub: self.config.is_hub(),
             },
             // The server said so when the client connected.
-            None if !self.client.server_info().jetstream => ClusterError::NoJetStream { url: url() },
+            None if !self.client.server_info().jetstream => {
+                ClusterError::NoJetStream { url: url() }
+            }
             None if said.contains(&format!(
                 "error code {}",
                 jetstream::ErrorCode::JETSTREAM_NOT_ENABLED_FOR_ACCOUNT.0

@@ -48,11 +48,9 @@ pub async fn check(link: &Link) -> Result<u64, ClusterError> {
             Ok(info) => Ok(info.num_pending + info.num_ack_pending as u64),
             Err(e) => Err(link.explain(&format!("reading consumer {consumer}"), &e)),
         },
-        Err(e) if not_found(&e) => {
-            Err(ClusterError::NotSetUp {
-                what: format!("consumer {consumer} on {}", names.node_stream()),
-            })
-        }
+        Err(e) if not_found(&e) => Err(ClusterError::NotSetUp {
+            what: format!("consumer {consumer} on {}", names.node_stream()),
+        }),
         Err(e) => Err(link.explain(
             &format!(
                 "reading consumer {consumer} (subject {})",

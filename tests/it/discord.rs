@@ -12,8 +12,8 @@ use crate::standin::{GatewayCmd, Recorded, StandIn, interaction};
 use crate::support::{Root, stdout, wait_until};
 
 /// The roles the config names, which the stand-in's server has.
-pub(crate) const OPERATOR: &str = crate::standin::OPERATOR_ROLE_ID;
-const ADMIN: &str = crate::standin::ADMIN_ROLE_ID;
+pub(crate) const OPERATOR: &str = crate::standin::guild::OPERATOR_ROLE_ID;
+const ADMIN: &str = crate::standin::guild::ADMIN_ROLE_ID;
 
 pub(crate) struct Bot {
     child: std::process::Child,

@@ -10,10 +10,10 @@ use std::fs;
 use serde_json::{Value, json};
 
 use crate::cluster::{Nats, free_port};
-use crate::standin::{
-    APP_ID, BOT_ROLE_ID, CHANNEL_ID, DEVLOG_CHANNEL_ID, OPERATOR_ROLE_ID, SEND_MESSAGES, StandIn,
-    text_channel,
+use crate::standin::guild::{
+    BOT_ROLE_ID, DEVLOG_CHANNEL_ID, OPERATOR_ROLE_ID, SEND_MESSAGES, text_channel,
 };
+use crate::standin::{APP_ID, CHANNEL_ID, StandIn};
 use crate::support::{Root, stderr};
 
 /// `acp doctor --json`: its exit code and report.
@@ -70,7 +70,10 @@ fn each_nats_connection_failure_gets_the_fix_for_its_cause() {
         text(&nats, "detail").contains("connection refused"),
         "{nats}"
     );
-    assert!(text(&nats, "fix").starts_with("start nats-server there"), "{nats}");
+    assert!(
+        text(&nats, "fix").starts_with("start nats-server there"),
+        "{nats}"
+    );
 
     let server = Nats::start(Some(&crate::cluster::auth_conf()));
     let url = server.url();
@@ -147,7 +150,10 @@ fn a_server_or_an_account_without_jetstream_says_how_to_enable_it() {
         text(&streams, "detail").contains("runs without JetStream"),
         "{streams}"
     );
-    assert!(text(&streams, "fix").contains("nats-server -js"), "{streams}");
+    assert!(
+        text(&streams, "fix").contains("nats-server -js"),
+        "{streams}"
+    );
 
     // JetStream on the server, but not for this user's account.
     let server = Nats::start(Some(
@@ -168,7 +174,10 @@ fn a_server_or_an_account_without_jetstream_says_how_to_enable_it() {
         "{streams}"
     );
     let fix = text(&streams, "fix");
-    assert!(fix.contains("jetstream: enabled") && !fix.contains("-js"), "{fix}");
+    assert!(
+        fix.contains("jetstream: enabled") && !fix.contains("-js"),
+        "{fix}"
+    );
 }
 
 #[test]
@@ -203,8 +212,15 @@ fn an_untrusted_nats_certificate_says_to_trust_its_ca() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -220,10 +236,7 @@ fn an_untrusted_nats_certificate_says_to_trust_its_ca() {
     let root = swarm_root(&format!("ACP_NATS_URL={}\n", server.url()));
     let nats = check(&doctor(&root).1, "nats");
     assert_eq!(nats["level"], "fail");
-    assert!(
-        text(&nats, "detail").contains("certificate"),
-        "{nats}"
-    );
+    assert!(text(&nats, "detail").contains("certificate"), "{nats}");
     assert!(
         text(&nats, "fix").starts_with("trust the server's certificate: set ACP_NATS_TLS_CA"),
         "{nats}"
@@ -236,13 +249,20 @@ fn discord_root(standin: &StandIn, token: &str) -> Root {
     let root = Root::new(1);
     root.edit_config(
         "api_base = \"\"",
-        &format!("api_base = \"{}\"\nguild_id = {}", standin.base, crate::standin::GUILD_ID),
+        &format!(
+            "api_base = \"{}\"\nguild_id = {}",
+            standin.base,
+            crate::standin::GUILD_ID
+        ),
     )
     .edit_config(
         "operator_roles = []",
         &format!("operator_roles = [{OPERATOR_ROLE_ID}]"),
     )
-    .edit_config("swarm_channel = 0", &format!("swarm_channel = {CHANNEL_ID}"));
+    .edit_config(
+        "swarm_channel = 0",
+        &format!("swarm_channel = {CHANNEL_ID}"),
+    );
     write_env(&root, &format!("DISCORD_TOKEN={token}\n"));
     root
 }
@@ -270,7 +290,10 @@ fn a_good_setup_is_all_ok() {
     assert!(not_ok.is_empty(), "{not_ok:#?}");
     for (name, says) in [
         ("discord token", "the bot is acp (100000000000000001)"),
-        ("discord server", "the bot is in acp test (200000000000000001)"),
+        (
+            "discord server",
+            "the bot is in acp test (200000000000000001)",
+        ),
         ("swarm channel", "make agent threads and post in them"),
         ("devlog channel", "#devlogs"),
         ("operators", "acp operator (discord.operator_roles)"),
@@ -317,7 +340,7 @@ fn a_channel_that_denies_the_bot_send_messages_is_named_with_the_permission() {
             text_channel(
                 CHANNEL_ID,
                 "swarm",
-                json!([{"id": BOT_ROLE_ID, "type": 0, "allow": "0", "deny": SEND_MESSAGES.to_string()}]),
+                &json!([{"id": BOT_ROLE_ID, "type": 0, "allow": "0", "deny": SEND_MESSAGES.to_string()}]),
             ),
         );
     });
@@ -337,8 +360,9 @@ fn a_channel_that_denies_the_bot_send_messages_is_named_with_the_permission() {
         "only what is missing: {detail}"
     );
     assert!(
-        text(&swarm, "fix")
-            .starts_with("Edit Channel #swarm → Permissions: allow Send Messages for the bot's role acp"),
+        text(&swarm, "fix").starts_with(
+            "Edit Channel #swarm → Permissions: allow Send Messages for the bot's role acp"
+        ),
         "{swarm}"
     );
     standin.assert_no_violations();
@@ -353,13 +377,23 @@ fn a_bot_not_in_the_server_gets_its_invite_link() {
     assert_eq!(code, 1, "{report:#}");
     let server = check(&report, "discord server");
     assert_eq!(server["level"], "fail");
-    assert!(text(&server, "detail").contains("is not in server 200000000000000001"), "{server}");
+    assert!(
+        text(&server, "detail").contains("is not in server 200000000000000001"),
+        "{server}"
+    );
     assert!(
         text(&server, "fix").contains(&format!(
             "https://discord.com/oauth2/authorize?client_id={APP_ID}&scope=bot+applications.commands&permissions=309237763072"
         )),
         "{server}"
     );
+    // Nothing is said of its channels or roles there, which it cannot see.
+    let operators = check(&report, "operators");
+    assert!(
+        text(&operators, "detail").contains("not checked: the bot is not in the server"),
+        "{operators}"
+    );
+    assert!(!report.to_string().contains("swarm channel"), "{report:#}");
     standin.assert_no_violations();
 }
 
@@ -378,7 +412,10 @@ fn nobody_at_the_operator_level_is_a_warning() {
         text(&operators, "detail").starts_with("nobody holds the operator level"),
         "{operators}"
     );
-    assert!(text(&operators, "fix").contains("discord.operator_roles"), "{operators}");
+    assert!(
+        text(&operators, "fix").contains("discord.operator_roles"),
+        "{operators}"
+    );
     // A warning alone does not fail the doctor.
     let failed: Vec<&Value> = report["checks"]
         .as_array()
@@ -400,7 +437,8 @@ fn nobody_at_the_operator_level_is_a_warning() {
     let detail = text(&operators, "detail");
     assert!(
         detail.starts_with("nobody holds the operator level")
-            && detail.contains("700000000000000077 (discord.operator_roles) is not a role of acp test")
+            && detail
+                .contains("700000000000000077 (discord.operator_roles) is not a role of acp test")
             && detail.contains("belongs to a bot or an integration"),
         "{detail}"
     );
@@ -444,4 +482,87 @@ fn a_node_needs_no_discord_token() {
         .filter(|c| c["level"] != "ok" && c.to_string().contains("DISCORD_TOKEN"))
         .collect();
     assert!(about_the_token.is_empty(), "{about_the_token:#?}");
+}
+
+#[test]
+fn a_permission_no_role_grants_is_named_in_the_channels_own_server() {
+    let standin = StandIn::start();
+    // The bot's role grants only View Channel and Send Messages, and
+    // @everyone no more than that.
+    standin.with_guild(|g| {
+        let bot_role = g.roles.iter_mut().find(|r| r["id"] == BOT_ROLE_ID).unwrap();
+        bot_role["permissions"] = json!("3072");
+    });
+    let root = discord_root(&standin, "standin-token");
+    // No guild_id: the channel is checked in the server it is in.
+    root.edit_config("guild_id = 200000000000000001", "")
+        .edit_config("agent_threads = false", "agent_threads = true");
+    let (code, report) = doctor(&root);
+    assert_eq!(code, 1, "{report:#}");
+    let swarm = check(&report, "swarm channel");
+    assert_eq!(swarm["level"], "fail");
+    assert!(
+        text(&swarm, "detail").ends_with(
+            "lacks Attach Files, Create Public Threads, Send Messages in Threads (none of its \
+             roles grants them): posts there fail"
+        ),
+        "{swarm}"
+    );
+    assert!(
+        text(&swarm, "fix").starts_with("Server Settings → Roles → acp: allow Attach Files"),
+        "{swarm}"
+    );
+    standin.assert_no_violations();
+}
+
+#[test]
+fn store_coordinates_and_config_findings_each_get_their_own_fix() {
+    let root = Root::new(2);
+    // A store deleted in use leaves its write-ahead log: not "not created
+    // yet", but a restore (an empty store would lose the log).
+    fs::create_dir_all(root.path().join("data")).unwrap();
+    fs::write(root.path().join("data/acp.db-wal"), b"log").unwrap();
+    let (code, report) = doctor(&root);
+    assert_eq!(code, 1, "{report:#}");
+    let store = check(&report, "store");
+    assert!(
+        text(&store, "detail").contains("write-ahead log is still there"),
+        "{store}"
+    );
+    assert!(
+        text(&store, "fix").contains("acp backup restore latest --in-place"),
+        "{store}"
+    );
+    fs::remove_file(root.path().join("data/acp.db-wal")).unwrap();
+
+    // No coordinates file: nothing to fix while no agent uses gui ...
+    fs::remove_file(root.path().join("config/coordinates.json")).unwrap();
+    let coords = check(&doctor(&root).1, "coordinates");
+    assert_eq!(coords["level"], "ok", "{coords}");
+    // ... and the capture, for the agent that does.
+    root.agent_config("Agent-2", "delivery = [\"gui\", \"inbox\"]");
+    let coords = check(&doctor(&root).1, "coordinates");
+    assert_eq!(coords["level"], "warn", "{coords}");
+    assert!(
+        text(&coords, "fix").contains("acp coords capture Agent-2 --save"),
+        "{coords}"
+    );
+    // A file that is not JSON: correct it (or capture again), not "only
+    // needed for gui".
+    fs::write(root.path().join("config/coordinates.json"), "{ nope").unwrap();
+    let coords = check(&doctor(&root).1, "coordinates");
+    assert!(
+        text(&coords, "fix").starts_with("correct the file"),
+        "{coords}"
+    );
+
+    // A TOML error is not a "key named above".
+    fs::write(root.path().join("config/acp.toml"), "[discord\n").unwrap();
+    let (code, report) = doctor(&root);
+    assert_eq!(code, 1);
+    let config = check(&report, "config");
+    assert!(
+        text(&config, "fix").starts_with("correct the TOML at the line and column named above"),
+        "{config}"
+    );
 }

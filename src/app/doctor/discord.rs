@@ -67,12 +67,18 @@ pub async fn discord_checks(config: &Config) -> Vec<Check> {
         // Without the bot, the server cannot be asked about.
         (None, Some(_)) => None,
     };
-    if let Some(bot) = &bot
-        && server.as_ref().is_some() == d.guild_id.is_some()
-    {
+    // Channels are asked about once the bot is known, and is in the
+    // configured server if there is one (else each channel's own server).
+    let in_server = d.guild_id.is_none() || server.is_some();
+    if let Some(bot) = bot.as_ref().filter(|_| in_server) {
         out.extend(channel_checks(&probe, bot, d, server.as_ref()).await);
     }
-    out.push(operators(d, server.as_ref(), bot.is_some()));
+    let unchecked = match (&bot, d.guild_id) {
+        (None, _) => "not checked in Discord: see discord token above",
+        (Some(_), None) => "set discord.guild_id to have them checked in your server",
+        (Some(_), Some(_)) => "not checked: the bot is not in the server",
+    };
+    out.push(operators(d, server.as_ref(), unchecked));
     out.extend(reminders(config));
     out
 }
@@ -180,7 +186,12 @@ async fn channel_checks(
 ) -> Vec<Check> {
     let mut wanted = Vec::new();
     if let Some(id) = d.swarm_channel {
-        wanted.push(("swarm channel", "discord.swarm_channel", id, d.agent_threads));
+        wanted.push((
+            "swarm channel",
+            "discord.swarm_channel",
+            id,
+            d.agent_threads,
+        ));
     }
     // Through a webhook, devlogs go where the webhook posts, not as the bot.
     if let Some(id) = d.devlog_channel.filter(|_| d.devlog_webhook.is_none()) {
@@ -310,28 +321,33 @@ fn channel_access(
     let role = roles
         .first()
         .map_or_else(|| "the bot".to_owned(), |r| format!("the bot's role {r}"));
+    let them = |n: &[&str]| if n.len() == 1 { "it" } else { "them" };
     if !denied.is_empty() {
         why.push(format!(
-            "{} (the channel's permission overwrites deny it)",
-            denied.join(", ")
+            "{} (the channel's permission overwrites deny {})",
+            denied.join(", "),
+            them(&denied)
         ));
         fix.push(format!(
             "Edit Channel #{} → Permissions: allow {} for {role} (or remove the overwrite that \
-             denies it)",
+             denies {})",
             channel.name,
-            denied.join(", ")
+            denied.join(", "),
+            them(&denied)
         ));
     }
     if !ungranted.is_empty() {
         why.push(format!(
-            "{} (none of its roles grants it)",
-            ungranted.join(", ")
+            "{} (none of its roles grants {})",
+            ungranted.join(", "),
+            them(&ungranted)
         ));
         fix.push(format!(
-            "Server Settings → Roles → {}: allow {}, or allow it for the bot in the channel's \
-             permissions",
+            "Server Settings → Roles → {}: allow {} (or allow {} for the bot in the channel's \
+             permissions)",
             roles.first().map_or("the bot's role", String::as_str),
-            ungranted.join(", ")
+            ungranted.join(", "),
+            them(&ungranted)
         ));
     }
     bad(
@@ -350,7 +366,7 @@ fn channel_access(
 /// server has and a person can be given. Who holds a role Discord shows a
 /// bot only with the privileged Server Members intent, which acp does not
 /// ask for, so that is left to the server's settings.
-fn operators(d: &DiscordConfig, server: Option<&Server>, asked: bool) -> Check {
+fn operators(d: &DiscordConfig, server: Option<&Server>, unchecked: &str) -> Check {
     const CHECK: &str = "operators";
     let configured: Vec<(u64, &str)> = d
         .operator_roles
@@ -370,14 +386,12 @@ fn operators(d: &DiscordConfig, server: Option<&Server>, asked: bool) -> Check {
         );
     }
     let Some(server) = server else {
-        let why = if asked {
-            "(no server to check them in: set discord.guild_id)"
-        } else {
-            "(not checked in Discord: see the checks above)"
-        };
         return ok(
             CHECK,
-            format!("{} role id(s) grant the operator level {why}", configured.len()),
+            format!(
+                "{} role id(s) grant the operator level ({unchecked})",
+                configured.len()
+            ),
         );
     };
     let mut good = Vec::new();

@@ -83,7 +83,7 @@ pub struct Channel {
     pub id: u64,
     pub name: String,
     pub guild_id: u64,
-    channel: dc::GuildChannel,
+    inner: dc::GuildChannel,
 }
 
 /// A permission the bot lacks in a channel, and where that comes from.
@@ -125,9 +125,7 @@ impl Server {
     #[must_use]
     pub fn lacks(&self, channel: &Channel, threads: bool) -> Vec<Lack> {
         let needed = if threads { POST | THREADS } else { POST };
-        let here = self
-            .guild
-            .user_permissions_in(&channel.channel, &self.member);
+        let here = self.guild.user_permissions_in(&channel.inner, &self.member);
         let anywhere = self.guild.member_permissions(&self.member);
         needed
             .iter()
@@ -291,10 +289,7 @@ impl Probe {
     pub async fn channel(&self, id: u64) -> Result<Look<Channel>, ProbeError> {
         let what = format!("GET /channels/{id}");
         let found = match self
-            .ask(
-                &what,
-                self.http.get_channel(dc::ChannelId::new(id.max(1))),
-            )
+            .ask(&what, self.http.get_channel(dc::ChannelId::new(id.max(1))))
             .await
         {
             Ok(found) => found,
@@ -305,7 +300,7 @@ impl Probe {
                 id,
                 name: channel.name.clone(),
                 guild_id: channel.guild_id.get(),
-                channel,
+                inner: channel,
             })),
             _ => Err(ProbeError::Unreadable {
                 what,

@@ -56,7 +56,7 @@ fn role(id: &str, name: &str, position: u32, permissions: u64, bot: bool) -> Val
 }
 
 /// A text channel of the server, with these overwrites.
-pub fn text_channel(id: &str, name: &str, overwrites: Value) -> Value {
+pub fn text_channel(id: &str, name: &str, overwrites: &Value) -> Value {
     json!({
         "id": id, "type": 0, "flags": 0, "guild_id": GUILD_ID, "name": name, "position": 0,
         "permission_overwrites": overwrites, "last_message_id": null, "parent_id": null,
@@ -77,10 +77,10 @@ impl Default for Guild {
             ],
             bot_roles: vec![BOT_ROLE_ID.to_owned()],
             channels: [
-                (CHANNEL_ID, text_channel(CHANNEL_ID, "swarm", json!([]))),
+                (CHANNEL_ID, text_channel(CHANNEL_ID, "swarm", &json!([]))),
                 (
                     DEVLOG_CHANNEL_ID,
-                    text_channel(DEVLOG_CHANNEL_ID, "devlogs", json!([])),
+                    text_channel(DEVLOG_CHANNEL_ID, "devlogs", &json!([])),
                 ),
             ]
             .into_iter()
