@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::coords::{Coordinates, Severity};
 use crate::store::Store;
 
+mod channels;
 mod cluster;
 mod discord;
 
