@@ -136,13 +136,13 @@ impl ClusterError {
                 ..
             } => format!(
                 "this machine's NATS user may not use the subjects the hub {node} needs: give it \
-                 the hub's permissions in the README's \"Several machines\" (publish and \
+                 the hub's permissions in docs/several-machines.md (publish and \
                  subscribe $JS.>, acp.{swarm}.>, $KV.acp_{swarm}_presence.> and \
                  _INBOX_{node}.>)"
             ),
             Self::Forbidden { node, swarm, .. } => format!(
                 "this machine's NATS user may not use the subjects of node {node}: give it the \
-                 permissions block in the README's \"Several machines\" (a node reads only \
+                 permissions block in docs/several-machines.md (a node reads only \
                  acp.{swarm}.node.{node}), or start it with its own --node"
             ),
             Self::NotSetUp { .. } => "start the hub's acp run first: it creates the streams and \
