@@ -10,6 +10,13 @@ use crate::config::Config;
 use crate::coords::{Coordinates, Severity};
 use crate::store::Store;
 
+mod channels;
+mod cluster;
+mod discord;
+
+pub use cluster::cluster_checks;
+pub use discord::discord_checks;
+
 /// One check's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -88,11 +95,16 @@ fn disk(check: &'static str, path: &std::path::Path) -> Check {
                 ok(check, text)
             }
         }
+        // The probe exists (it is the nearest existing ancestor): what
+        // failed is reading it.
         Err(e) => bad(
             check,
             Level::Warn,
             format!("cannot read free space of {}: {e}", probe.display()),
-            "check the path exists",
+            format!(
+                "check that this user may reach {} (`ls -ld` it and each folder above)",
+                probe.display()
+            ),
         ),
     }
 }
@@ -130,13 +142,55 @@ fn coordinates(config: &Config) -> Check {
                 )
             }
         }
-        Err(e) => bad(
-            "coordinates",
-            Level::Warn,
-            e.to_string(),
-            "only needed for gui delivery: `acp coords capture Agent-N --save`",
-        ),
+        Err(e) => coordinates_unread(config, &e),
     }
+}
+
+/// `config/coordinates.json` cannot be read: what that means depends on
+/// why, and on whether any agent is delivered to by keyboard and mouse.
+fn coordinates_unread(config: &Config, e: &crate::coords::CoordsError) -> Check {
+    use crate::coords::CoordsError;
+    const CHECK: &str = "coordinates";
+    let gui: Vec<String> = config
+        .agents
+        .all()
+        .iter()
+        .filter(|a| a.delivery.contains(&crate::model::MethodName::Gui))
+        .map(|a| a.id.to_string())
+        .collect();
+    let missing = matches!(e, CoordsError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
+    if gui.is_empty() {
+        return ok(
+            CHECK,
+            if missing {
+                "no config/coordinates.json: no agent is delivered to by keyboard and mouse (gui)"
+                    .to_owned()
+            } else {
+                format!("{e} (no agent is delivered to by keyboard and mouse, so it is not read)")
+            },
+        );
+    }
+    let who = gui.join(", ");
+    let first = gui.first().map_or("Agent-1", String::as_str);
+    let fix = match e {
+        CoordsError::Read { .. } if missing => format!(
+            "capture each gui agent's chat input, its window in front: `acp coords capture \
+             {first} --save` (for {who})"
+        ),
+        CoordsError::Read { file, .. } => {
+            format!("make {file} readable by this user (`ls -l` it), or capture it again")
+        }
+        CoordsError::Parse { .. } => format!(
+            "correct the file as the error says, or capture it again: `acp coords capture \
+             {first} --save` (for {who})"
+        ),
+    };
+    bad(
+        CHECK,
+        Level::Warn,
+        format!("{e}: gui delivery to {who} fails until then (other methods still try)"),
+        fix,
+    )
 }
 
 fn inboxes(config: &Config) -> Check {
@@ -227,18 +281,47 @@ fn devlogs(config: &Config) -> Check {
 }
 
 fn store(config: &Config) -> Check {
+    use crate::store::Integrity;
     let db = config.db_path();
+    let restore = "stop acp run and restore the store: `acp backup restore latest --in-place`";
     if !db.exists() {
+        if db.with_extension("db-wal").exists() {
+            return bad(
+                "store",
+                Level::Fail,
+                format!(
+                    "{} is gone but its write-ahead log is still there: it was deleted while \
+                     in use",
+                    db.display()
+                ),
+                format!("{restore} (starting an empty store would lose the log)"),
+            );
+        }
         return ok("store", "not created yet (the first message creates it)");
     }
-    let fix = "stop acp run and restore the store: `acp backup restore latest --in-place`";
     match Store::integrity(&db) {
-        Ok(v) if v == "ok" => ok(
+        Integrity::Ok => ok(
             "store",
             format!("{} passes PRAGMA integrity_check", db.display()),
         ),
-        Ok(v) => bad("store", Level::Fail, format!("integrity_check: {v}"), fix),
-        Err(e) => bad("store", Level::Fail, e.to_string(), fix),
+        Integrity::Damaged(why) => bad("store", Level::Fail, format!("damaged: {why}"), restore),
+        Integrity::Busy(why) => bad(
+            "store",
+            Level::Warn,
+            format!("{} is locked: {why}", db.display()),
+            "run `acp doctor` again in a moment; if it stays locked, `fuser -v` on the file \
+             names the process holding it",
+        ),
+        Integrity::Unreadable(why) => bad(
+            "store",
+            Level::Fail,
+            format!("cannot read {}: {why}", db.display()),
+            format!(
+                "run acp as the user who owns {} and its folder (`ls -l` them), or give that \
+                 user read and write access",
+                db.display()
+            ),
+        ),
     }
 }
 
@@ -285,15 +368,7 @@ fn backups(config: &Config) -> Check {
     let (repo, catalog) =
         match Repo::open(&config.backup).and_then(|r| Catalog::read(&r).map(|c| (r, c))) {
             Ok(found) => found,
-            Err(e) => {
-                return bad(
-                    "backups",
-                    Level::Fail,
-                    e.to_string(),
-                    "backups cannot be taken or restored until this is fixed (`acp backup verify \
-                 --all` says more)",
-                );
-            }
+            Err(e) => return repository_unread(&e),
         };
     let Some((m, t)) = catalog
         .manifests
@@ -367,6 +442,35 @@ fn backups(config: &Config) -> Check {
     }
 }
 
+/// The repository cannot be opened or its catalog read: the fix for
+/// each cause.
+fn repository_unread(e: &crate::backup::BackupError) -> Check {
+    use crate::backup::BackupError;
+    let (level, fix) = match e {
+        // These say what to do themselves (a key that does not fit).
+        BackupError::Usage(_) => (
+            Level::Fail,
+            "do as the line above says: until then backups can be neither taken nor restored"
+                .to_owned(),
+        ),
+        BackupError::Io { path, .. } => (
+            Level::Fail,
+            format!("run acp as the user who owns {path}, or give that user read and write access"),
+        ),
+        BackupError::Busy(_) => (
+            Level::Warn,
+            "run `acp doctor` again when it has finished".to_owned(),
+        ),
+        BackupError::Corrupt(_) | BackupError::Damaged { .. } | BackupError::Store(_) => (
+            Level::Fail,
+            "start a new repository: set backup.repository to an empty folder and run `acp \
+             backup create --kind full`; keep the damaged one until you have looked at it"
+                .to_owned(),
+        ),
+    };
+    bad("backups", level, e.to_string(), fix)
+}
+
 /// Files that hold secrets or every message, readable by others.
 fn permissions(config: &Config) -> Check {
     use std::os::unix::fs::PermissionsExt;
@@ -424,58 +528,6 @@ fn restores(config: &Config) -> Check {
             "run the restore again, then delete the directory",
         )
     }
-}
-
-/// Which server the bot takes commands from, when it runs at all.
-fn discord_server(config: &Config) -> Option<Check> {
-    let d = &config.discord;
-    d.token.as_ref()?;
-    Some(match d.guild_id {
-        Some(guild) => ok(
-            "discord server",
-            format!("commands are taken only in server {guild} (discord.guild_id)"),
-        ),
-        None => bad(
-            "discord server",
-            Level::Warn,
-            "no discord.guild_id: slash commands are registered globally and taken from every \
-             server the bot is in, so anyone who adds the bot to theirs can run them",
-            "set guild_id in [discord] in config/acp.toml to your server's id: in Discord turn \
-             on Developer Mode (User Settings → Advanced), right-click the server's icon and \
-             Copy Server ID; then restart acp run",
-        ),
-    })
-}
-
-/// Whom a prompt left waiting pings, when the bot runs and reminders are
-/// on: nobody to ping is a warning.
-fn reminders(config: &Config) -> Option<Check> {
-    const CHECK: &str = "reminders";
-    config.discord.token.as_ref()?;
-    let after = config.attention.mention_after?;
-    let to = &config.attention.mentions;
-    let waited =
-        crate::model::attention::waited(i64::try_from(after.as_millis()).unwrap_or(i64::MAX));
-    Some(if to.is_empty() {
-        bad(
-            CHECK,
-            Level::Warn,
-            format!("a prompt waiting {waited} would ping nobody: no role or user to mention"),
-            "set discord.operator_roles (pinged by default) or attention.mention_roles / \
-             attention.mention_users in config/acp.toml; or attention.mention_after_secs = 0 \
-             for no reminder",
-        )
-    } else {
-        ok(
-            CHECK,
-            format!(
-                "a prompt waiting {waited} pings {} role(s) and {} user(s) once \
-                 (attention.mention_roles, attention.mention_users)",
-                to.roles.len(),
-                to.users.len()
-            ),
-        )
-    })
 }
 
 /// The HTTP API's tokens and what each may do; a token with no scopes
@@ -537,134 +589,23 @@ fn api_tokens(config: &Config) -> Check {
     }
 }
 
-/// Every check, in the order `acp doctor` prints them.
+/// The checks of this machine's files and settings, in the order `acp
+/// doctor` prints them (then [`discord_checks`] and [`cluster_checks`]).
 #[must_use]
 pub fn checks(config: &Config) -> Vec<Check> {
-    let d = &config.discord;
-    let discord = if d.token.is_some() && d.swarm_channel.is_none() && d.devlog_channel.is_none() {
-        bad(
-            "discord",
-            Level::Warn,
-            "DISCORD_TOKEN is set, but agents have nowhere to post (`acp send --to discord`, \
-             devlogs)",
-            "set discord.swarm_channel (and discord.devlog_channel) to channel ids in \
-             config/acp.toml",
-        )
-    } else if d.token.is_some() {
-        ok("discord", "DISCORD_TOKEN is set")
-    } else {
-        bad(
-            "discord",
-            Level::Warn,
-            "no DISCORD_TOKEN: acp run works without the Discord bot",
-            "put DISCORD_TOKEN=... in .env in the root (see .env.example)",
-        )
-    };
-    let mut all = vec![
+    vec![
         config_check(config),
         coordinates(config),
         inboxes(config),
         devlogs(config),
         store(config),
-        discord,
         api_tokens(config),
-    ];
-    all.extend(discord_server(config));
-    all.extend(reminders(config));
-    all.extend([
         backups(config),
         disk("disk (root)", &config.root),
         disk("disk (backups)", &config.backup.repository),
         permissions(config),
         restores(config),
-    ]);
-    all
-}
-
-/// The swarm's checks (`[cluster]`): NATS reachable with these
-/// credentials, the streams there, and how far behind each reader is.
-/// None on a single machine.
-pub async fn cluster_checks(config: &Config) -> Vec<Check> {
-    let Some(cluster) = &config.cluster else {
-        return Vec::new();
-    };
-    let link = match crate::cluster::Link::connect(std::sync::Arc::new(cluster.clone())).await {
-        Ok(link) => link,
-        Err(e) => {
-            return vec![bad(
-                "nats",
-                Level::Fail,
-                e.to_string(),
-                "start nats-server with JetStream (nats-server -js), and check ACP_NATS_URL and \
-                 the credentials in .env",
-            )];
-        }
-    };
-    let mut out = vec![ok(
-        "nats",
-        format!(
-            "connected to {} as node {} ({})",
-            cluster.nats.url,
-            cluster.node,
-            if cluster.is_hub() {
-                "the hub"
-            } else {
-                "a node"
-            }
-        ),
-    )];
-    if !cluster.is_hub() {
-        out.push(match crate::cluster::node::check(&link).await {
-            Ok(waiting) => ok(
-                "streams",
-                format!("this node's consumer is there; {waiting} message(s) wait for it"),
-            ),
-            Err(e) => bad("streams", Level::Fail, e.to_string(), "see the error above"),
-        });
-        link.close().await;
-        return out;
-    }
-    let nodes = crate::cluster::hub::nodes(&config.agents, &cluster.hub);
-    match crate::cluster::hub::lag(&link, &nodes).await {
-        Ok(lags) => {
-            out.push(ok(
-                "streams",
-                "the node and hub streams and every consumer are there",
-            ));
-            let behind: Vec<String> = lags
-                .iter()
-                .filter(|l| l.pending + l.unacked > 0)
-                .map(|l| {
-                    format!(
-                        "{}: {} waiting, {} unacknowledged{}",
-                        l.reader,
-                        l.pending,
-                        l.unacked,
-                        if l.reading { "" } else { " (nobody reading)" }
-                    )
-                })
-                .collect();
-            out.push(if behind.is_empty() {
-                ok("consumer lag", "every machine has taken all its work")
-            } else {
-                bad(
-                    "consumer lag",
-                    Level::Warn,
-                    behind.join("; "),
-                    "start acp run on the machines named (acp run --node NAME); their work waits \
-                     in JetStream until then",
-                )
-            });
-        }
-        Err(e) => out.push(bad(
-            "streams",
-            Level::Fail,
-            e.to_string(),
-            "start the hub's acp run once: it creates the streams and consumers",
-        )),
-    }
-    link.close().await;
-    out
+    ]
 }
 
 /// The config loads; and what the running `acp run` made of it: refused
@@ -713,17 +654,34 @@ fn config_check(config: &Config) -> Check {
 /// checked until it is fixed.
 #[must_use]
 pub fn config_failed(error: &crate::config::ConfigError) -> Check {
-    bad(
-        "config",
-        Level::Fail,
-        error.to_string(),
-        "fix the key named above (config/acp.example.toml documents every key), then run `acp \
-         doctor` again",
-    )
+    use crate::config::ConfigError;
+    let fix = match error {
+        ConfigError::Missing { .. } => {
+            "create the root with `acp init`, or point --root (or ACP_ROOT) at an existing one"
+                .to_owned()
+        }
+        ConfigError::Read { file, .. } => {
+            format!("make {file} readable by this user (`ls -l` it), then run `acp doctor` again")
+        }
+        ConfigError::Parse { .. } => "correct the TOML at the line and column named above \
+             (config/acp.example.toml shows every key), then run `acp doctor` again"
+            .to_owned(),
+        ConfigError::Invalid { file, .. } if file == "environment" => {
+            "fix that variable in .env or the environment, then run `acp doctor` again".to_owned()
+        }
+        ConfigError::Invalid { file, .. } if file == "command line" => {
+            "fix that flag (`acp --help` lists them)".to_owned()
+        }
+        ConfigError::Invalid { .. } => "fix the key named above (config/acp.example.toml \
+             documents every key), then run `acp doctor` again"
+            .to_owned(),
+    };
+    bad("config", Level::Fail, error.to_string(), fix)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::discord::reminders;
     use super::*;
     use crate::config::Env;
 

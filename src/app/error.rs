@@ -151,11 +151,13 @@ impl AppError {
     pub fn is_user_error(&self) -> bool {
         match self {
             Self::Backup(e) => e.is_user_error(),
-            // Refused credentials or subjects are the configuration's to
-            // fix; an unreachable server is the system's.
+            // Refused credentials or subjects, TLS and JetStream settings
+            // are the configuration's to fix; a server down or unreachable
+            // is the system's.
             Self::Cluster(e) => !matches!(
                 e,
                 crate::cluster::ClusterError::Unreachable { .. }
+                    | crate::cluster::ClusterError::NotListening { .. }
                     | crate::cluster::ClusterError::JetStream(_)
             ),
             Self::Store(_)

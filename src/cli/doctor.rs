@@ -24,6 +24,7 @@ pub(crate) fn config_failed(error: &ConfigError, json_out: bool) -> Result<ExitC
 /// Only output errors.
 pub(crate) async fn run(config: &Config, json_out: bool) -> Result<ExitCode> {
     let mut all = tokio::task::block_in_place(|| doctor::checks(config));
+    all.extend(doctor::discord_checks(config).await);
     all.extend(doctor::cluster_checks(config).await);
     let failed = all.iter().any(|c| c.level == Level::Fail);
     print(&all, failed, json_out)?;

@@ -474,11 +474,21 @@ pub async fn lag(link: &Link, nodes: &[NodeName]) -> Result<Vec<Lag>, ClusterErr
     );
     let mut out = Vec::new();
     for (reader, stream, consumer) in readers {
-        let mut c = link
+        let mut c = match link
             .js
             .get_consumer_from_stream::<pull::Config, _, _>(&consumer, &stream)
             .await
-            .map_err(|e| link.explain(&format!("reading consumer {consumer} on {stream}"), &e))?;
+        {
+            Ok(c) => c,
+            Err(e) if super::node::not_found(&e) => {
+                return Err(ClusterError::NotSetUp {
+                    what: format!("consumer {consumer} on {stream}"),
+                });
+            }
+            Err(e) => {
+                return Err(link.explain(&format!("reading consumer {consumer} on {stream}"), &e));
+            }
+        };
         let info = c
             .info()
             .await

@@ -8,45 +8,11 @@ use async_nats::jetstream;
 use crate::config::{ClusterConfig, NatsAuth};
 use crate::model::NodeName;
 
+use super::error::ClusterError;
+use super::error::connect_error;
+
 /// How long one JetStream request (a publish's ack, an info) may take.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Why the cluster link failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClusterError {
-    #[error(
-        "cannot connect to NATS at {url} with {auth}: {reason}. Check ACP_NATS_URL and that \
-         nats-server runs with JetStream (-js)"
-    )]
-    Unreachable {
-        url: String,
-        auth: String,
-        reason: String,
-    },
-    #[error(
-        "NATS at {url} refused {auth}: authorization violation. Check ACP_NATS_USER and \
-         ACP_NATS_PASSWORD (or ACP_NATS_TOKEN, ACP_NATS_CREDS, ACP_NATS_NKEY) in .env"
-    )]
-    Refused { url: String, auth: String },
-    #[error(
-        "NATS refused {what} ({detail}): this machine's NATS user may not use the subjects of \
-         node {node}. Give it the permissions block in docs/several-machines.md (a node \
-         reads only acp.{swarm}.node.{node}), or start it with its own --node"
-    )]
-    Forbidden {
-        what: String,
-        detail: String,
-        node: String,
-        swarm: String,
-    },
-    #[error(
-        "JetStream has no {what} yet: start the hub's acp run first (it creates the streams \
-         and each node's consumer), then this node"
-    )]
-    NotSetUp { what: String },
-    #[error("NATS JetStream: {0}")]
-    JetStream(String),
-}
 
 /// The names of subjects, streams, consumers and the bucket of one swarm.
 #[derive(Debug, Clone)]
@@ -137,12 +103,6 @@ impl Link {
     /// [`ClusterError`] saying what to check; no secret is in it.
     pub async fn connect(config: Arc<ClusterConfig>) -> Result<Self, ClusterError> {
         let nats = &config.nats;
-        let auth = nats.auth.describe();
-        let unreachable = |reason: String| ClusterError::Unreachable {
-            url: nats.url.clone(),
-            auth: auth.clone(),
-            reason,
-        };
         let mut options = match &nats.auth {
             NatsAuth::None => async_nats::ConnectOptions::new(),
             NatsAuth::UserPassword { user, password } => {
@@ -157,7 +117,11 @@ impl Link {
             NatsAuth::NKey(seed) => async_nats::ConnectOptions::with_nkey(seed.expose().to_owned()),
             NatsAuth::CredsFile(path) => async_nats::ConnectOptions::with_credentials_file(path)
                 .await
-                .map_err(|e| unreachable(format!("cannot read {}: {e}", path.display())))?,
+                .map_err(|e| ClusterError::Credentials {
+                    url: nats.url.clone(),
+                    auth: nats.auth.describe(),
+                    reason: format!("cannot read {}: {e}", path.display()),
+                })?,
         };
         if nats.tls_required {
             options = options.require_tls(true);
@@ -198,16 +162,10 @@ impl Link {
                     }
                 }
             });
-        let client = match options.connect(nats.url.as_str()).await {
-            Ok(client) => client,
-            Err(e) if e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation => {
-                return Err(ClusterError::Refused {
-                    url: nats.url.clone(),
-                    auth,
-                });
-            }
-            Err(e) => return Err(unreachable(e.to_string())),
-        };
+        let client = options
+            .connect(nats.url.as_str())
+            .await
+            .map_err(|e| connect_error(&e, nats))?;
         let js = jetstream::ContextBuilder::new()
             .timeout(REQUEST_TIMEOUT)
             .build(client.clone());
@@ -245,21 +203,39 @@ impl Link {
     }
 
     /// Turns a failed request into the clearest error: the server's
-    /// permission refusal if it sent one.
+    /// permission refusal if it sent one, a server or an account without
+    /// JetStream, else what the client said.
     pub(crate) fn explain(&self, what: &str, e: &dyn std::fmt::Display) -> ClusterError {
         let refused = self
             .refusals
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
+        let url = || self.config.nats.url.clone();
+        let said = e.to_string();
         match refused {
             Some(detail) => ClusterError::Forbidden {
                 what: what.to_owned(),
                 detail,
                 node: self.config.node.to_string(),
                 swarm: self.names.swarm.clone(),
+                hub: self.config.is_hub(),
             },
-            None => ClusterError::JetStream(format!("{what}: {e}")),
+            // The server said so when the client connected.
+            None if !self.client.server_info().jetstream => {
+                ClusterError::NoJetStream { url: url() }
+            }
+            None if said.contains(&format!(
+                "error code {}",
+                jetstream::ErrorCode::JETSTREAM_NOT_ENABLED_FOR_ACCOUNT.0
+            )) =>
+            {
+                ClusterError::AccountWithoutJetStream {
+                    url: url(),
+                    auth: self.config.nats.auth.describe(),
+                }
+            }
+            None => ClusterError::JetStream(format!("{what}: {said}")),
         }
     }
 

@@ -10,7 +10,8 @@
 //! Heartbeats go to a key-value bucket whose entries expire.
 //!
 //! - [`link`]: the connection, credentials, and the names of subjects,
-//!   streams, consumers and the bucket.
+//!   streams, consumers and the bucket; [`error`]: why it failed, and
+//!   what to do.
 //! - [`forward`]: the `cluster` delivery method (hub to node, and node to
 //!   hub for messages sent on a node).
 //! - [`node`]: a node's side: take handed work, report outcomes, beat.
@@ -20,6 +21,7 @@
 //!   bot, and the hub's decisions back, on the same subjects.
 
 pub mod attention;
+pub mod error;
 pub mod forward;
 pub mod hub;
 pub(crate) mod intake;
@@ -33,7 +35,8 @@ use crate::model::{AgentId, Decided, NodeName, Prompt, PromptId, UnifiedMessage,
 use crate::store::cluster::{Handed, RemoteOutcome};
 use crate::store::relay::StateReport;
 
-pub use link::{ClusterError, Link, Names};
+pub use error::{ClusterError, TlsCause};
+pub use link::{Link, Names};
 
 /// What travels through JetStream, as JSON.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -48,18 +48,9 @@ pub async fn check(link: &Link) -> Result<u64, ClusterError> {
             Ok(info) => Ok(info.num_pending + info.num_ack_pending as u64),
             Err(e) => Err(link.explain(&format!("reading consumer {consumer}"), &e)),
         },
-        Err(e)
-            if matches!(
-                e.kind(),
-                async_nats::jetstream::stream::ConsumerErrorKind::JetStream(ref js)
-                    if js.error_code() == async_nats::jetstream::ErrorCode::CONSUMER_NOT_FOUND
-                        || js.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND
-            ) =>
-        {
-            Err(ClusterError::NotSetUp {
-                what: format!("consumer {consumer} on {}", names.node_stream()),
-            })
-        }
+        Err(e) if not_found(&e) => Err(ClusterError::NotSetUp {
+            what: format!("consumer {consumer} on {}", names.node_stream()),
+        }),
         Err(e) => Err(link.explain(
             &format!(
                 "reading consumer {consumer} (subject {})",
@@ -68,6 +59,17 @@ pub async fn check(link: &Link) -> Result<u64, ClusterError> {
             &e,
         )),
     }
+}
+
+/// Whether JetStream answered that the stream or the consumer is not
+/// there (the hub has not set it up).
+pub(crate) fn not_found(e: &async_nats::jetstream::stream::ConsumerError) -> bool {
+    matches!(
+        e.kind(),
+        async_nats::jetstream::stream::ConsumerErrorKind::JetStream(ref js)
+            if js.error_code() == async_nats::jetstream::ErrorCode::CONSUMER_NOT_FOUND
+                || js.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND
+    )
 }
 
 /// What a node needs from its process.

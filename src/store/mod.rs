@@ -84,6 +84,18 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// What an integrity check of a store file found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integrity {
+    Ok,
+    /// SQLite's report of the damage (or that it is no database at all).
+    Damaged(String),
+    /// Another process holds it locked.
+    Busy(String),
+    /// It cannot be opened or read (permissions, I/O).
+    Unreadable(String),
+}
+
 /// Versioned migrations; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
     // 1: the message queue, acks, roles and the audit log.
@@ -412,14 +424,26 @@ fn set_wal(conn: &Connection) -> Result<(), rusqlite::Error> {
 }
 
 impl Store {
-    /// `PRAGMA integrity_check` on the store file at `path`, opened read
-    /// only: `ok`, or what SQLite found.
-    ///
-    /// # Errors
-    /// [`rusqlite::Error`] if the file cannot be opened or read.
-    pub fn integrity(path: &Path) -> Result<String, rusqlite::Error> {
-        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .and_then(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
+    /// What `PRAGMA integrity_check` finds in the store file at `path`,
+    /// opened read-only (for `acp doctor`).
+    #[must_use]
+    pub fn integrity(path: &Path) -> Integrity {
+        use rusqlite::ErrorCode;
+        let found = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0)));
+        match found {
+            Ok(v) if v == "ok" => Integrity::Ok,
+            Ok(v) => Integrity::Damaged(v),
+            Err(e) => match e.sqlite_error_code() {
+                Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+                    Integrity::Damaged(e.to_string())
+                }
+                Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                    Integrity::Busy(e.to_string())
+                }
+                _ => Integrity::Unreadable(e.to_string()),
+            },
+        }
     }
 
     /// Opens (creating if needed) the store and brings its schema up to date.

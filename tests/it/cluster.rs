@@ -35,7 +35,7 @@ fn nats_server() -> PathBuf {
     panic!("nats-server is missing: scripts/test.sh installs it (apt-get install nats-server)");
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -50,10 +50,21 @@ pub struct Nats {
     port: u16,
     dir: tempfile::TempDir,
     conf: Option<PathBuf>,
+    jetstream: bool,
 }
 
 impl Nats {
     pub fn start(conf: Option<&str>) -> Self {
+        Self::start_with(conf, true)
+    }
+
+    /// A server without JetStream (`-js` left out), as Debian's package
+    /// runs it.
+    pub fn without_jetstream(conf: Option<&str>) -> Self {
+        Self::start_with(conf, false)
+    }
+
+    fn start_with(conf: Option<&str>, jetstream: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let conf = conf.map(|text| {
             let path = dir.path().join("nats.conf");
@@ -65,6 +76,7 @@ impl Nats {
             port: free_port(),
             dir,
             conf,
+            jetstream,
         };
         nats.resume();
         nats
@@ -82,15 +94,10 @@ impl Nats {
             .open(self.dir.path().join("nats.log"))
             .unwrap();
         let mut cmd = Command::new(nats_server());
-        cmd.args([
-            "-js",
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-sd",
-        ])
-        .arg(self.dir.path().join("js"));
+        cmd.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        if self.jetstream {
+            cmd.arg("-js").arg("-sd").arg(self.dir.path().join("js"));
+        }
         if let Some(conf) = &self.conf {
             cmd.arg("-c").arg(conf);
         }

@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use crate::standin::{GatewayCmd, Recorded, StandIn, interaction};
 use crate::support::{Root, stdout, wait_until};
 
-pub(crate) const OPERATOR: &str = "700000000000000001";
-const ADMIN: &str = "700000000000000002";
+/// The roles the config names, which the stand-in's server has.
+pub(crate) const OPERATOR: &str = crate::standin::guild::OPERATOR_ROLE_ID;
+const ADMIN: &str = crate::standin::guild::ADMIN_ROLE_ID;
 
 pub(crate) struct Bot {
     child: std::process::Child,

@@ -17,6 +17,7 @@ mod crash;
 mod desktop;
 mod devlogs;
 mod discord;
+mod doctor;
 mod everyday;
 mod gui;
 mod layers;

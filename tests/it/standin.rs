@@ -23,6 +23,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+// By path: the benches include this file by path too, where `mod` alone
+// would look beside it.
+#[path = "standin/guild.rs"]
+pub mod guild;
+
+use guild::Guild;
+
 pub const APP_ID: &str = "300000000000000001";
 pub const BOT_ID: &str = "100000000000000001";
 pub const GUILD_ID: &str = "200000000000000001";
@@ -76,6 +83,8 @@ struct Shared {
     /// Files the CDN serves (attachments), by name, and the names fetched.
     files: HashMap<String, Vec<u8>>,
     downloads: Vec<String>,
+    /// The server, its roles and channels, as the bot may read them.
+    guild: Guild,
 }
 
 /// A message posted in a channel.
@@ -278,6 +287,33 @@ fn check(method: &str, path: &str, body: &Value) -> Option<String> {
     }
 }
 
+/// Checks an answer the stand-in gives against the response Discord's
+/// OpenAPI description promises for it; returns what is wrong.
+fn check_answer(method: &str, path: &str, status: u16, body: &Value) -> Option<String> {
+    let spec = spec();
+    let route = spec.routes.iter().find(|r| r.pattern.is_match(path))?;
+    let schema = spec.doc["paths"][&route.template][method.to_lowercase()]["responses"]
+        [status.to_string()]["content"]["application/json"]["schema"]
+        .clone();
+    if schema.is_null() {
+        return None;
+    }
+    let mut root = json!({ "allOf": [schema] });
+    root["components"] = spec.doc["components"].clone();
+    let validator = jsonschema::validator_for(&root).expect("the spec's schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .take(3)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    (!errors.is_empty()).then(|| {
+        format!(
+            "the stand-in's answer to {method} {path} is not what Discord answers: {}",
+            errors.join("; ")
+        )
+    })
+}
+
 fn message_json(id: u64, channel: &str, content: &Value) -> Value {
     json!({
         "id": id.to_string(), "channel_id": channel,
@@ -301,6 +337,7 @@ async fn rest(State(state): State<AppState>, request: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    let refused = refused_token(request.headers());
     let bytes: Bytes = axum::body::to_bytes(request.into_body(), 64 << 20)
         .await
         .unwrap_or_default();
@@ -328,6 +365,9 @@ async fn rest(State(state): State<AppState>, request: Request) -> Response {
         });
     }
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if let Some(answer) = read_guild(&state, &method, &path, &segments, refused) {
+        return answer;
+    }
     if let (&Method::POST, ["channels", channel, "messages"]) = (&method, segments.as_slice()) {
         return post_message(&state, (*channel).to_owned(), &body, files).await;
     }
@@ -387,6 +427,48 @@ async fn rest(State(state): State<AppState>, request: Request) -> Response {
             StatusCode::NOT_FOUND.into_response()
         }
     }
+}
+
+/// Whether the request carries a bot token Discord does not know.
+fn refused_token(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.contains("rejected"))
+}
+
+/// A refused token's 401 (Discord refuses it on every route that takes
+/// one: the gateway's URL and interaction and webhook tokens need none),
+/// or the answer about the server, its roles and channels, checked against
+/// what Discord promises to answer; `None` for any other request.
+fn read_guild(
+    state: &AppState,
+    method: &Method,
+    path: &str,
+    segments: &[&str],
+    refused: bool,
+) -> Option<Response> {
+    if refused && !matches!(segments, ["gateway" | "interactions" | "webhooks", ..]) {
+        return Some(
+            (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"message": "401: Unauthorized", "code": 0})),
+            )
+                .into_response(),
+        );
+    }
+    let (status, body) = state
+        .shared
+        .lock()
+        .unwrap()
+        .guild
+        .answer(method, segments)?;
+    if status.is_success()
+        && let Some(problem) = check_answer(method.as_str(), path, status.as_u16(), &body)
+    {
+        state.shared.lock().unwrap().violations.push(problem);
+    }
+    Some((status, axum::Json(body)).into_response())
 }
 
 /// `PATCH /channels/{channel}/messages/{id}`: the post's content and
@@ -667,6 +749,12 @@ impl StandIn {
     /// Threads made so far: (parent channel, thread id, name).
     pub fn threads(&self) -> Vec<(String, String, String)> {
         self.shared.lock().unwrap().threads.clone()
+    }
+
+    /// Changes the server the bot reads (its roles, channels, whether the
+    /// bot is in it).
+    pub fn with_guild(&self, f: impl FnOnce(&mut Guild)) {
+        f(&mut self.shared.lock().unwrap().guild);
     }
 
     /// While on, posts to channels answer 429 (rate limited).

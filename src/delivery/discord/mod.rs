@@ -17,7 +17,12 @@
 //! and recorded in the store as soon as Discord confirms it, so a retry
 //! after a crash or a timeout posts nothing twice. Only this module and
 //! the `discord` front door use serenity.
+//!
+//! - [`split`]: text cut within Discord's limit.
+//! - [`probe`]: what the bot may do on Discord, asked of Discord (for `acp
+//!   doctor`).
 
+pub mod probe;
 pub mod split;
 
 use std::sync::Arc;
