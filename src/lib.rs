@@ -26,6 +26,8 @@
 //!     a file.
 //!   - [`untrusted`]: reading files an agent can write (devlogs, `--file`):
 //!     open without following links, then check what was opened, bounded.
+//!   - [`launch`]: agents' programs started in tmux windows and git
+//!     worktrees, and ended (`acp spawn`, `acp stop`).
 //!   - [`watch`]: file changes (not reads) under folders, for the devlog
 //!     watcher and the config reload.
 //!   - [`config`]: the one typed configuration (defaults < file < env),
@@ -77,6 +79,7 @@ pub mod discord;
 pub mod events;
 pub mod hook;
 pub mod http;
+pub mod launch;
 pub mod lockfile;
 pub mod mcp;
 pub mod model;

@@ -54,7 +54,7 @@ pub async fn run(
         None
     };
     let mut reloads = Reloads::watch(&root);
-    let mut state = ConfigState::starting(&root);
+    let mut state = ConfigState::starting(&root, app.held_agents());
     app.record_config_state(&state);
     let mut app = app;
     let mut generation = Generation::start(&app, listener.as_ref()).await?;
@@ -72,7 +72,8 @@ pub async fn run(
             },
             why = reloads.next() => {
                 tracing::debug!(?why, "asked to reload");
-                let Some((next, digest, restart_needed)) = prepare(&app, &load, &mut state, why) else {
+                let agents = app.stored_agents().await;
+                let Some((next, digest, restart_needed)) = prepare(&app, &load, &mut state, why, &agents) else {
                     continue;
                 };
                 tracing::info!("reloading the config: finishing the deliveries in flight first");
@@ -132,9 +133,15 @@ type Prepared = (Arc<App>, String, Vec<String>);
 
 /// Loads the configuration on disk for a reload and opens a core on it;
 /// `None` when there is nothing to do or it is refused (said in `state`).
-fn prepare(app: &App, load: &Loader, state: &mut ConfigState, why: Why) -> Option<Prepared> {
+fn prepare(
+    app: &App,
+    load: &Loader,
+    state: &mut ConfigState,
+    why: Why,
+    agents: &str,
+) -> Option<Prepared> {
     let digest = config_digest(&app.config().root);
-    if digest == state.running {
+    if digest == state.running && agents == state.agents {
         if state.refused.take().is_some() {
             tracing::info!("the config is back to the one acp run uses");
             app.record_config_state(state);
@@ -176,7 +183,7 @@ fn refuse(state: &mut ConfigState, digest: String, error: &str) {
 }
 
 fn loaded(app: &App, state: &mut ConfigState, digest: String, restart_needed: Vec<String>) {
-    state.loaded(digest, restart_needed);
+    state.loaded(digest, app.held_agents(), restart_needed);
     tracing::info!(agents = app.agents().all().len(), "reloaded the config");
     if !state.restart_needed.is_empty() {
         tracing::warn!(

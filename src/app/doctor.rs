@@ -620,7 +620,7 @@ fn config_check(config: &Config) -> Check {
         return ok("config", valid);
     };
     let digest = super::reload::config_digest(&config.root);
-    match state.pickup(&digest) {
+    match state.pickup(&digest, &state.agents) {
         super::Pickup::Refused { error } => bad(
             "config",
             Level::Fail,

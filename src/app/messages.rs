@@ -88,24 +88,13 @@ impl App {
         let mut message = message;
         let staged = self.stage_files(&mut message, files).await?;
         let deliveries = to.len();
-        let (reply, done) = oneshot::channel();
         let submission = Submission {
             message,
             via: req.via,
             to,
             audit,
         };
-        let job = CommitJob {
-            submission: submission.clone(),
-            reply,
-        };
-        let committed = match self.commits.send(job) {
-            Ok(()) => done
-                .await
-                .map_err(|_| AppError::WriterGone)
-                .and_then(|r| Ok(r?)),
-            Err(_) => Err(AppError::WriterGone),
-        };
+        let committed = self.commit(submission.clone()).await;
         if let Err(e) = committed {
             // Not stored: its staged files go too.
             if let Some(dir) = staged {
@@ -116,6 +105,39 @@ impl App {
         let message = submission.message;
         self.accepted(&message, deliveries);
         Ok(message)
+    }
+
+    /// Stores a submission through the group-commit writer.
+    async fn commit(&self, submission: Submission) -> Result<(), AppError> {
+        let (reply, done) = oneshot::channel();
+        let job = CommitJob { submission, reply };
+        match self.commits.send(job) {
+            Ok(()) => done
+                .await
+                .map_err(|_| AppError::WriterGone)
+                .and_then(|r| Ok(r?)),
+            Err(_) => Err(AppError::WriterGone),
+        }
+    }
+
+    /// Sends `draft` to an agent this core's registry does not hold yet
+    /// (one just started: the running service's registry does), as any
+    /// message is stored.
+    pub(super) async fn send_to_started(
+        &self,
+        agent: &crate::model::AgentId,
+        draft: crate::model::Draft,
+    ) -> Result<UnifiedMessage, AppError> {
+        let message = draft.build(self.config.limits.max_body_bytes)?;
+        let submission = Submission {
+            message,
+            via: crate::model::Via::Auto,
+            to: vec![Destination::Agent(agent.clone())],
+            audit: None,
+        };
+        self.commit(submission.clone()).await?;
+        self.accepted(&submission.message, 1);
+        Ok(submission.message)
     }
 
     /// On a node of a swarm, a message for another machine's agent goes

@@ -50,6 +50,7 @@ mod retry;
 mod roles;
 mod screen;
 mod service_lock;
+mod spawn;
 mod visibility;
 mod waiting;
 
@@ -102,6 +103,7 @@ pub use crate::store::{AckResult, DeliveryView, InboxEntry, Status};
 pub use error::{AppError, Refused, is_user_error};
 pub use init::{InitReport, init, init_with};
 pub use service_lock::ServiceLock;
+pub use spawn::{SpawnReport, SpawnRequest, StopReport};
 pub use waiting::{PromptTimes, Waiting};
 
 /// Longest role description accepted.
@@ -174,6 +176,9 @@ pub struct App {
     backups: Backups,
     /// The store file as opened (device, inode), to notice it replaced.
     store_file: Option<(u64, u64)>,
+    /// The started agents the registry holds, as the store named them
+    /// (a reload compares it).
+    started_agents: String,
     /// The agents' points for keyboard-and-mouse delivery: read at each
     /// delivery, or once by `acp run` as it loads its configuration.
     points: crate::delivery::gui::Points,
@@ -199,10 +204,12 @@ impl App {
             .spawn(move || group_commit(&writer, &jobs))
             .map_err(|e| AppError::Dispatcher(std::io::Error::other(e)))?;
         let store_file = file_identity(&config.db_path());
+        let (registry, started_agents) = registry_with_started(&config, &store)?;
         let config = Arc::new(config);
         let events = EventBus::default();
         Ok(Self {
-            registry: Arc::new(config.agents.clone()),
+            registry: Arc::new(registry),
+            started_agents,
             backups: Backups::new(&config, events.clone(), Arc::clone(&store)),
             points: crate::delivery::gui::Points::file(config.coords_path()),
             config,
@@ -385,6 +392,26 @@ impl App {
         )
         .map_err(AppError::Dispatcher)
     }
+}
+
+/// The configured agents and the running agents acp started, and what
+/// named the latter. A started agent that no longer fits the config (its
+/// profile gone) is left out, said in the log.
+fn registry_with_started(config: &Config, store: &Store) -> Result<(Registry, String), AppError> {
+    let mut agents = config.agents.all().to_vec();
+    for spawned in store.spawned(true)? {
+        if agents.iter().any(|a| a.id == spawned.id) {
+            tracing::warn!(agent = %spawned.id, "a started agent has the id of a configured one: the configured one is used");
+            continue;
+        }
+        match config.spawned_agent(&spawned) {
+            Ok(agent) => agents.push(agent),
+            Err(e) => {
+                tracing::warn!(agent = %spawned.id, error = %e, "a started agent is left out");
+            }
+        }
+    }
+    Ok((Registry::new(agents), store.spawned_fingerprint()?))
 }
 
 /// A file's (device, inode), or `None` if it is not there.

@@ -25,6 +25,10 @@ pub struct ConfigState {
     pub pid: u32,
     /// The digest of the files it runs on.
     pub running: String,
+    /// The started agents its registry holds (`acp spawn`), as the store
+    /// named them.
+    #[serde(default)]
+    pub agents: String,
     /// When it loaded them.
     #[serde(with = "crate::model::time::ms")]
     pub loaded_at: i64,
@@ -65,10 +69,11 @@ pub enum Pickup {
 impl ConfigState {
     /// A service starting on the files under `root` as they are now.
     #[must_use]
-    pub fn starting(root: &Path) -> Self {
+    pub fn starting(root: &Path, agents: &str) -> Self {
         Self {
             pid: std::process::id(),
             running: config_digest(root),
+            agents: agents.to_owned(),
             loaded_at: crate::store::now_ms(),
             reloads: 0,
             refused: None,
@@ -78,8 +83,9 @@ impl ConfigState {
 
     /// The service now runs the files of `digest`, without
     /// `restart_needed`.
-    pub fn loaded(&mut self, digest: String, restart_needed: Vec<String>) {
+    pub fn loaded(&mut self, digest: String, agents: &str, restart_needed: Vec<String>) {
         self.running = digest;
+        agents.clone_into(&mut self.agents);
         self.loaded_at = crate::store::now_ms();
         self.reloads += 1;
         self.refused = None;
@@ -95,10 +101,11 @@ impl ConfigState {
         });
     }
 
-    /// What it says of `digest`.
+    /// What it says of the files of `digest` with the started agents
+    /// `agents`.
     #[must_use]
-    pub fn pickup(&self, digest: &str) -> Pickup {
-        if self.running == digest {
+    pub fn pickup(&self, digest: &str, agents: &str) -> Pickup {
+        if self.running == digest && self.agents == agents {
             return Pickup::Loaded {
                 restart_needed: self.restart_needed.clone(),
             };
@@ -188,6 +195,22 @@ impl App {
         read_state(&self.config.root)
     }
 
+    /// The started agents this core's registry holds, as the store named
+    /// them when it opened.
+    #[must_use]
+    pub(crate) fn held_agents(&self) -> &str {
+        &self.started_agents
+    }
+
+    /// The started agents as the store names them now (empty when it
+    /// cannot be read: a reload then follows the files alone).
+    pub(crate) async fn stored_agents(&self) -> String {
+        let store = std::sync::Arc::clone(&self.store);
+        super::blocking(move || store.spawned_fingerprint())
+            .await
+            .unwrap_or_default()
+    }
+
     /// Says which configuration this process runs (`acp run` only).
     pub(crate) fn record_config_state(&self, state: &ConfigState) {
         if let Err(e) = write_state(&self.config.root, state) {
@@ -211,12 +234,13 @@ impl App {
     pub async fn await_pickup(&self, limit: Duration) -> Pickup {
         let root = self.config.root.clone();
         let digest = config_digest(&root);
+        let agents = self.stored_agents().await;
         let deadline = Instant::now() + limit;
         loop {
             if !ServiceLock::is_held(&root) {
                 return Pickup::NotRunning;
             }
-            let said = read_state(&root).map_or(Pickup::NotYet, |s| s.pickup(&digest));
+            let said = read_state(&root).map_or(Pickup::NotYet, |s| s.pickup(&digest, &agents));
             if said != Pickup::NotYet || Instant::now() >= deadline {
                 return said;
             }
@@ -280,6 +304,7 @@ mod tests {
         let state = ConfigState {
             pid: 1,
             running: "aa".into(),
+            agents: String::new(),
             loaded_at: 0,
             reloads: 0,
             refused: Some(RefusedConfig {
@@ -290,17 +315,17 @@ mod tests {
             restart_needed: vec![],
         };
         assert_eq!(
-            state.pickup("aa"),
+            state.pickup("aa", ""),
             Pickup::Loaded {
                 restart_needed: vec![]
             }
         );
         assert_eq!(
-            state.pickup("bb"),
+            state.pickup("bb", ""),
             Pickup::Refused {
                 error: "bad".into()
             }
         );
-        assert_eq!(state.pickup("cc"), Pickup::NotYet);
+        assert_eq!(state.pickup("cc", ""), Pickup::NotYet);
     }
 }

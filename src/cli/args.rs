@@ -153,6 +153,38 @@ The id is in the inbox file's name and header.")]
   acp agents
   acp --json agents")]
     Agents,
+    /// Start a new agent in a project ([[projects]] in config/acp.toml): a
+    /// tmux window running the project's command, in its folder or a git
+    /// worktree of its own; then its onboarding prompt and the task.
+    #[command(after_help = "Examples:
+  acp spawn web
+  acp spawn web --task \"fix the login redirect\"
+  acp spawn web --id web-login --task \"fix the login redirect\"")]
+    Spawn {
+        /// The project, as `name` in its [[projects]] table.
+        #[arg(value_name = "PROJECT")]
+        project: String,
+        /// The first task, sent after the project's onboarding prompt.
+        #[arg(long, value_name = "TEXT")]
+        task: Option<String>,
+        /// The new agent's id (default: PROJECT-N, the next number).
+        #[arg(long, value_name = "AGENT")]
+        id: Option<String>,
+    },
+    /// Stop an agent acp started: its window closed, its queued messages
+    /// failed with the reason, retired (its history stays).
+    #[command(after_help = "Examples:
+  acp stop web-2
+  acp stop web-2 --remove-worktree")]
+    Stop {
+        /// The agent, e.g. web-2.
+        #[arg(value_name = "AGENT")]
+        agent: String,
+        /// Remove its git worktree too (refused while it has changes; its
+        /// branch stays).
+        #[arg(long)]
+        remove_worktree: bool,
+    },
     /// Agent roles and the captain.
     #[command(
         subcommand,

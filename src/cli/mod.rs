@@ -34,6 +34,7 @@ mod send;
 mod service;
 mod settings;
 mod show;
+mod started;
 mod watch;
 
 use std::io::{self, IsTerminal, Read};
@@ -386,6 +387,20 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status => show::status(&*open_app(&cli)?, cli.json).await,
         Command::Watch { since } => watch::watch(&*open_app(&cli)?, *since, cli.json).await,
         Command::Agents => show::agents(&*open_app(&cli)?, cli.json).await,
+        Command::Spawn { project, task, id } => {
+            started::spawn(
+                &*open_app(&cli)?,
+                project,
+                task.as_deref(),
+                id.as_deref(),
+                cli.json,
+            )
+            .await
+        }
+        Command::Stop {
+            agent,
+            remove_worktree,
+        } => started::stop(&*open_app(&cli)?, agent, *remove_worktree, cli.json).await,
         Command::Roles(cmd) => show::roles(&*open_app(&cli)?, cmd, cli.json).await,
         Command::Inbox(cmd) => show::inbox(&*open_app(&cli)?, cmd, cli.json).await,
         Command::Coords(CoordsCommand::Validate) => coords::validate(&*open_app(&cli)?, cli.json),

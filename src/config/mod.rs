@@ -20,6 +20,7 @@ mod backup;
 mod cluster;
 mod gui;
 mod http;
+mod projects;
 pub mod redact;
 mod show;
 mod tmux;
@@ -29,6 +30,7 @@ pub use attention::AttentionConfig;
 pub use backup::BackupConfig;
 pub use cluster::{ClusterConfig, DEFAULT_NATS_URL, NatsAuth, NatsConfig};
 pub use http::{DEFAULT_PORT, HookConfig, HookRoute, HttpConfig};
+pub use projects::{MAX_PROJECT_NAME, Project};
 pub use redact::Redactor;
 pub use show::{Origin, Setting};
 pub use tokens::{ApiToken, DEFAULT_SCOPES, Scope};
@@ -255,6 +257,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Several machines through NATS JetStream; `None` on one machine.
     pub cluster: Option<ClusterConfig>,
+    /// Where `acp spawn` starts new agents (`[[projects]]`).
+    pub projects: Vec<Project>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -284,6 +288,8 @@ struct RawConfig {
     profiles: std::collections::BTreeMap<String, tmux::RawProfile>,
     #[serde(default)]
     agents: Vec<RawAgent>,
+    #[serde(default)]
+    projects: Vec<projects::RawProject>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -457,6 +463,7 @@ impl Config {
             backup: BackupConfig::defaults(root),
             http: HttpConfig::default(),
             cluster: None,
+            projects: Vec::new(),
         }
     }
 
@@ -590,6 +597,7 @@ impl Config {
 
         self.profiles = tmux::profiles(&src, raw.profiles)?;
         let agents = self.agents_from(&src, raw.agents)?;
+        self.projects = self.projects_from(&src, raw.projects)?;
         let seen: HashSet<AgentId> = agents.iter().map(|a| a.id.clone()).collect();
         if let Some(captain) = raw.captain {
             let id: AgentId = captain

@@ -18,6 +18,7 @@
 //!   kind of id.
 //! - [`person`]: people (`person:NAME`), who send from the command line
 //!   or the API and get answers in their inbox.
+//! - [`spawn`]: agents acp started in a project, as the store keeps them.
 
 pub mod agent;
 pub mod attention;
@@ -30,6 +31,7 @@ pub mod node;
 pub mod pane;
 pub mod person;
 pub mod prefix;
+pub mod spawn;
 pub mod time;
 pub mod tmux;
 
@@ -49,3 +51,4 @@ pub use message::{
 pub use node::{InvalidNodeName, NodeName};
 pub use person::{InvalidPersonName, PERSON_PREFIX, PersonName};
 pub use prefix::{IdPrefix, PrefixError};
+pub use spawn::{SpawnState, Spawned};

@@ -13,9 +13,9 @@
 //! prompts' times for the metrics), [`relay`] (those states, prompts and
 //! decisions carried between machines), [`retry`] (failed deliveries
 //! queued again by a person), [`ids`] (ids given by a prefix),
-//! [`feed`] (the activity feed, in
-//! commit order, that `acp watch` follows), [`people`] (people's
-//! inboxes).
+//! [`feed`] (the activity feed, in commit order, that `acp watch`
+//! follows), [`people`] (people's inboxes), [`spawned`] (agents acp
+//! started).
 
 pub mod activity;
 pub mod attention;
@@ -30,6 +30,7 @@ pub mod queue;
 pub mod relay;
 pub mod retry;
 pub mod roles;
+pub mod spawned;
 mod sql;
 pub mod views;
 pub mod waiting;
@@ -356,6 +357,30 @@ const MIGRATIONS: &[&str] = &[
         data   TEXT NOT NULL
     );
     CREATE INDEX activity_at ON activity (at);
+    ",
+    // 12: agents acp started in a project (`acp spawn`): where each runs
+    // and whether it still does. Numbers per project are never reused.
+    r"
+    CREATE TABLE spawned (
+        id          TEXT PRIMARY KEY,
+        project     TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        dir         TEXT NOT NULL,
+        worktree    TEXT,
+        branch      TEXT,
+        target      TEXT NOT NULL,
+        socket      TEXT,
+        guard       TEXT NOT NULL,
+        profile     TEXT,
+        node        TEXT,
+        state       TEXT NOT NULL CHECK (state IN ('starting','running','stopped')),
+        task        TEXT,
+        spawned_at  INTEGER NOT NULL,
+        spawned_by  TEXT NOT NULL,
+        stopped_at  INTEGER,
+        stopped_by  TEXT
+    );
+    CREATE UNIQUE INDEX spawned_project_seq ON spawned (project, seq);
     ",
 ];
 

@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("delivery", 2),
     ("backup", 2),
     ("cluster", 2),
+    ("launch", 2),
     ("app", 3),
     ("service", 4),
     ("discord", 4),

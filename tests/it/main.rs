@@ -34,6 +34,7 @@ mod sec_misc;
 mod security;
 mod service;
 mod shells;
+mod spawn;
 mod standin;
 mod support;
 mod tmux;

@@ -17,6 +17,7 @@ Switches, as files beside OUT:
   {"typed_into_dialog": TEXT}. A new command in the file redraws it.
 
 usage: prompt.py OUT
+(OUT a folder: it records into OUT/$ACP_AGENT.jsonl, for agents acp starts.)
 """
 import json
 import os
@@ -26,6 +27,8 @@ import termios
 import tty
 
 out = sys.argv[1]
+if os.path.isdir(out):
+    out = os.path.join(out, os.environ.get("ACP_AGENT", "agent") + ".jsonl")
 busy_flag, drop_flag, dialog_flag = out + ".busy", out + ".drop-enter", out + ".dialog"
 fd = sys.stdin.fileno()
 tty.setraw(fd)

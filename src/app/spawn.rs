@@ -1,0 +1,436 @@
+//! Agents that come and go: `acp spawn PROJECT` starts one in a tmux window
+//! (in the project's folder or a git worktree of its own), records it, has
+//! the running service take it into its registry, then sends it the
+//! project's onboarding prompt and the task as ordinary messages; `acp
+//! stop AGENT` ends its window and retires it. Whichever door asks (the
+//! command line, Discord, the API), it happens here, once: the store
+//! decides (an id is taken by one insert; a stop is one conditional
+//! update) and every door reports what it decided.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{App, AppError, Pickup, Refused, blocking};
+use crate::launch::{self, Window};
+use crate::model::{
+    AgentId, AuditOutcome, Draft, Kind, MessageId, Priority, Recipient, SpawnState, Spawned,
+};
+use crate::store::spawned::Stopped;
+
+/// How long a start waits for the running service to take the new agent
+/// into its registry before the first messages are stored.
+const TAKEN_IN: Duration = Duration::from_secs(20);
+
+/// A start asked for.
+#[derive(Debug, Clone)]
+pub struct SpawnRequest {
+    pub project: String,
+    /// The first task, sent after the onboarding prompt.
+    pub task: Option<String>,
+    /// The new agent's id (default: `<project>-<n>`).
+    pub id: Option<String>,
+    /// Who asked, as the audit log names them (`person:alice`,
+    /// `discord:123`, `http:phone`).
+    pub by: String,
+}
+
+/// What a start did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpawnReport {
+    pub agent: Spawned,
+    /// The onboarding prompt and the task, in the order they go.
+    pub messages: Vec<MessageId>,
+    /// Whether the running service took the agent in.
+    pub service: String,
+}
+
+/// What a stop did.
+#[derive(Debug, Clone, Serialize)]
+pub struct StopReport {
+    pub agent: AgentId,
+    /// Its window was still open and is closed now.
+    pub window_closed: bool,
+    /// Messages that were waiting for it, failed with the reason.
+    pub failed: Vec<MessageId>,
+    /// Its worktree, if it had one, and whether it was removed.
+    pub worktree: Option<String>,
+    pub worktree_removed: bool,
+}
+
+/// Runs tmux or git off the runtime; their refusal as the user's to fix.
+async fn off_runtime<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, launch::LaunchError> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| AppError::Store(crate::store::StoreError::Interrupted))?
+        .map_err(|e| Refused(e.0).into())
+}
+
+/// Refuses to remove a worktree with changes, naming them.
+async fn refuse_if_changed(id: &AgentId, spawned: &Spawned) -> Result<(), AppError> {
+    let Some(path) = spawned.worktree.clone() else {
+        return Ok(());
+    };
+    let changed = off_runtime(move || launch::changed_files(&path)).await?;
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = changed.iter().take(20).map(String::as_str).collect();
+    Err(Refused(format!(
+        "{id}'s worktree has changes, so it is kept (and {id} still runs): {}{}. Commit or \
+         remove them, or stop it without --remove-worktree",
+        shown.join(", "),
+        if changed.len() > shown.len() {
+            ", ..."
+        } else {
+            ""
+        }
+    ))
+    .into())
+}
+
+impl App {
+    /// The agents acp started, newest first (`running` only, or all).
+    ///
+    /// # Errors
+    /// [`AppError::Store`].
+    pub async fn started_agents(&self, running_only: bool) -> Result<Vec<Spawned>, AppError> {
+        let store = Arc::clone(&self.store);
+        Ok(blocking(move || store.spawned(running_only)).await?)
+    }
+
+    /// Starts a new agent in a project: see the module's text.
+    ///
+    /// # Errors
+    /// [`AppError`] saying what to do: an unknown project, an id taken, a
+    /// project on another machine, tmux or git refusing (nothing is left
+    /// half made then).
+    pub async fn spawn(&self, req: SpawnRequest) -> Result<SpawnReport, AppError> {
+        let project = self.config.project_named(&req.project)?.clone();
+        if let (Some(node), Some(cluster)) = (&project.node, &self.config.cluster)
+            && node != &cluster.node
+        {
+            return Err(Refused(format!(
+                "project {} runs on {node}: start its agents on that machine (acp spawn there); \
+                 starting them from here through the hub is not built yet",
+                project.name
+            ))
+            .into());
+        }
+        if let Some(task) = &req.task {
+            crate::model::check_body(task, self.config.limits.max_body_bytes)?;
+        }
+        let (id, seq) = self.new_agent_id(&project.name, req.id.as_deref()).await?;
+        let (dir, worktree, branch) = if project.worktree {
+            let path = launch::worktree_path(&project.worktrees, id.as_str());
+            (path.clone(), Some(path), Some(format!("acp/{id}")))
+        } else {
+            (project.path.clone(), None, None)
+        };
+        let mut spawned = Spawned {
+            id: id.clone(),
+            project: project.name.clone(),
+            dir,
+            worktree,
+            branch,
+            target: String::new(),
+            socket: project.socket.clone(),
+            guard: project.guard.clone(),
+            profile: project.profile.clone(),
+            node: project.node.clone(),
+            state: SpawnState::Starting,
+            task: req.task.clone(),
+            spawned_at: crate::store::now_ms(),
+            spawned_by: req.by.clone(),
+            stopped_at: None,
+            stopped_by: None,
+        };
+        // The agent as the registry will hold it: checked before anything
+        // is made (a profile gone, say).
+        self.config.spawned_agent(&Spawned {
+            target: "%0".into(),
+            ..spawned.clone()
+        })?;
+        let store = Arc::clone(&self.store);
+        let record = spawned.clone();
+        if !blocking(move || store.begin_spawn(&record, seq)).await? {
+            return Err(Refused(format!("{id} is taken: give another --id")).into());
+        }
+        match self.open_agent(&project, &spawned).await {
+            Ok(pane) => spawned.target = pane,
+            Err(e) => {
+                let store = Arc::clone(&self.store);
+                let gone = id.clone();
+                blocking(move || store.abandon_spawn(&gone)).await?;
+                self.audit(
+                    &req.by,
+                    "agent.spawn",
+                    Some(id.as_str()),
+                    AuditOutcome::Error,
+                    Some(&e.to_string()),
+                )
+                .await?;
+                return Err(e);
+            }
+        }
+        let store = Arc::clone(&self.store);
+        let (running, pane) = (id.clone(), spawned.target.clone());
+        blocking(move || store.spawn_running(&running, &pane)).await?;
+        spawned.state = SpawnState::Running;
+        let detail = format!("project {} in {}", project.name, spawned.dir.display());
+        self.audit(
+            &req.by,
+            "agent.spawn",
+            Some(id.as_str()),
+            AuditOutcome::Ok,
+            Some(&detail),
+        )
+        .await?;
+        let pickup = self.registry_changed().await;
+        let messages = self
+            .first_messages(
+                &id,
+                &req.by,
+                project.first_prompt.as_deref(),
+                req.task.as_deref(),
+            )
+            .await?;
+        Ok(SpawnReport {
+            agent: spawned,
+            messages,
+            service: pickup.describe(),
+        })
+    }
+
+    /// The new agent's id: the one asked for (free, and no configured
+    /// agent's), else `<project>-<n>` with the next number.
+    async fn new_agent_id(
+        &self,
+        project: &str,
+        asked: Option<&str>,
+    ) -> Result<(AgentId, u32), AppError> {
+        let store = Arc::clone(&self.store);
+        let name = project.to_owned();
+        let mut seq = blocking(move || store.next_spawn_number(&name)).await?;
+        if let Some(text) = asked {
+            let id: AgentId = text.trim().parse()?;
+            if self.registry.get(&id).is_ok() {
+                return Err(Refused(format!("{id} is already an agent: give another --id")).into());
+            }
+            return Ok((id, seq));
+        }
+        loop {
+            let id: AgentId = format!("{project}-{seq}").parse()?;
+            if self.registry.get(&id).is_err() {
+                return Ok((id, seq));
+            }
+            seq += 1;
+        }
+    }
+
+    /// Makes the agent's worktree (if the project gives one) and its
+    /// window; returns the pane. A worktree made here goes again if the
+    /// window cannot be opened.
+    async fn open_agent(
+        &self,
+        project: &crate::config::Project,
+        spawned: &Spawned,
+    ) -> Result<String, AppError> {
+        let workspace = crate::model::Registry::default_workspace(&self.config.root, &spawned.id);
+        super::init::private_dir(&workspace.join("inbox")).map_err(AppError::Init)?;
+        let root = self.config.root.clone();
+        let project = project.clone();
+        let spawned = spawned.clone();
+        tokio::task::spawn_blocking(move || {
+            if let (Some(path), Some(branch)) = (&spawned.worktree, &spawned.branch) {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        launch::LaunchError(format!("cannot create {}: {e}", parent.display()))
+                    })?;
+                }
+                launch::add_worktree(&project.path, path, branch)?;
+            }
+            let env = vec![
+                ("ACP_AGENT".to_owned(), spawned.id.to_string()),
+                ("ACP_ROOT".to_owned(), root.display().to_string()),
+            ];
+            let opened = launch::open_window(&Window {
+                socket: project.socket.as_deref(),
+                session: &project.session,
+                name: spawned.id.as_str(),
+                dir: &spawned.dir,
+                command: &project.command,
+                env: &env,
+            });
+            if opened.is_err()
+                && let Some(path) = &spawned.worktree
+            {
+                let _ = launch::remove_worktree(&project.path, path);
+            }
+            opened
+        })
+        .await
+        .map_err(|_| AppError::Store(crate::store::StoreError::Interrupted))?
+        .map_err(|e| Refused(e.0).into())
+    }
+
+    /// Stores the onboarding prompt and the task for a new agent, in that
+    /// order, from whoever started it.
+    async fn first_messages(
+        &self,
+        id: &AgentId,
+        by: &str,
+        onboarding: Option<&str>,
+        task: Option<&str>,
+    ) -> Result<Vec<MessageId>, AppError> {
+        let from = if by.contains(':') {
+            by.to_owned()
+        } else {
+            format!("person:{by}")
+        };
+        let mut sent = Vec::new();
+        for (kind, body) in [(Kind::Onboarding, onboarding), (Kind::Human, task)] {
+            let Some(body) = body else { continue };
+            let draft = Draft {
+                from: from.clone(),
+                to: Recipient::Agent(id.clone()),
+                kind,
+                priority: Priority::Normal,
+                body: body.to_owned(),
+                tags: vec!["spawn".into()],
+                reply_to: None,
+            };
+            sent.push(self.send_to_started(id, draft).await?.id);
+        }
+        Ok(sent)
+    }
+
+    /// Stops a started agent: its window closed, queued messages failed
+    /// with the reason, retired (its history stays); its worktree removed
+    /// only when asked and clean.
+    ///
+    /// # Errors
+    /// [`AppError`]: not a started agent, already stopped, or a worktree
+    /// with changes (then nothing is done).
+    pub async fn stop_agent(
+        &self,
+        text: &str,
+        remove_worktree: bool,
+        by: &str,
+    ) -> Result<StopReport, AppError> {
+        let id: AgentId = text.trim().parse()?;
+        let store = Arc::clone(&self.store);
+        let key = id.to_string();
+        let Some(spawned) = blocking(move || store.spawned_agent(&key)).await? else {
+            return Err(if self.registry.get(&id).is_ok() {
+                Refused(format!(
+                    "{id} is configured in config/acp.toml, not started by acp: remove its table \
+                     to retire it"
+                ))
+            } else {
+                Refused(format!("{id} is not an agent acp started (see acp agents)"))
+            }
+            .into());
+        };
+        if remove_worktree {
+            refuse_if_changed(&id, &spawned).await?;
+        }
+        let reason = format!("{id} was stopped by {by}");
+        let store = Arc::clone(&self.store);
+        let (who, why, agent) = (by.to_owned(), reason.clone(), id.clone());
+        let failed =
+            match blocking(move || store.stop_spawned(&agent, &who, &why, crate::store::now_ms()))
+                .await?
+            {
+                Stopped::Now { failed } => failed,
+                Stopped::Already => {
+                    return Err(Refused(format!("{id} was already stopped")).into());
+                }
+                Stopped::Missing => {
+                    return Err(Refused(format!("{id} is not an agent acp started")).into());
+                }
+            };
+        let (window_closed, worktree_removed) =
+            self.end_agent(&id, &spawned, remove_worktree).await?;
+        let detail = format!(
+            "{} queued message(s) failed; window {}",
+            failed.len(),
+            if window_closed {
+                "closed"
+            } else {
+                "already gone"
+            }
+        );
+        self.audit(
+            by,
+            "agent.stop",
+            Some(id.as_str()),
+            AuditOutcome::Ok,
+            Some(&detail),
+        )
+        .await?;
+        for message_id in &failed {
+            self.events.publish(crate::events::Event::Failed {
+                message_id: *message_id,
+                agent: crate::model::Destination::Agent(id.clone()),
+                attempts: 0,
+                error: reason.clone(),
+            });
+        }
+        self.registry_changed().await;
+        Ok(StopReport {
+            agent: id,
+            window_closed,
+            failed,
+            worktree: spawned.worktree.map(|p| p.display().to_string()),
+            worktree_removed,
+        })
+    }
+
+    /// Closes a stopped agent's window, and removes its worktree when
+    /// asked (checked clean before); says what it did.
+    async fn end_agent(
+        &self,
+        id: &AgentId,
+        spawned: &Spawned,
+        remove_worktree: bool,
+    ) -> Result<(bool, bool), AppError> {
+        let (socket, target) = (spawned.socket.clone(), spawned.target.clone());
+        let window_closed = off_runtime(move || launch::close_window(socket.as_deref(), &target))
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(agent = %id, error = %e, "cannot close the stopped agent's window");
+                false
+            });
+        let repo = self
+            .config
+            .project_named(&spawned.project)
+            .map(|p| p.path.clone());
+        let removed = match (remove_worktree, spawned.worktree.clone(), repo) {
+            (true, Some(path), Ok(repo)) => {
+                off_runtime(move || launch::remove_worktree(&repo, &path)).await?;
+                true
+            }
+            _ => false,
+        };
+        Ok((window_closed, removed))
+    }
+
+    /// The started agents changed: the running service reloads (SIGHUP,
+    /// whichever process this is) and this waits until it runs with them.
+    async fn registry_changed(&self) -> Pickup {
+        let root = &self.config.root;
+        match super::ServiceLock::holder(root).and_then(|pid| pid.parse::<i32>().ok()) {
+            Some(pid) => {
+                if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::HUP);
+                }
+                self.await_pickup(TAKEN_IN).await
+            }
+            None => Pickup::NotRunning,
+        }
+    }
+}
