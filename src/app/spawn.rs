@@ -390,6 +390,60 @@ impl App {
         })
     }
 
+    /// Restarts a started agent: its window (if still open) closed and a
+    /// new one opened in the same folder or worktree, running its
+    /// project's command; its queued messages wait for the new window;
+    /// the onboarding prompt is sent again.
+    ///
+    /// # Errors
+    /// [`AppError`]: not a started agent, its project gone, tmux or git
+    /// refusing.
+    pub async fn restart_agent(&self, text: &str, by: &str) -> Result<SpawnReport, AppError> {
+        let id: AgentId = text.trim().parse()?;
+        let store = Arc::clone(&self.store);
+        let key = id.to_string();
+        let Some(mut spawned) = blocking(move || store.spawned_agent(&key)).await? else {
+            return Err(
+                Refused(format!("{id} is not an agent acp started (see acp agents)")).into(),
+            );
+        };
+        let project = self.config.project_named(&spawned.project)?.clone();
+        let (socket, target) = (spawned.socket.clone(), spawned.target.clone());
+        off_runtime(move || launch::close_window(socket.as_deref(), &target)).await?;
+        // The worktree is reused as it is (or made again from its branch,
+        // if it was removed).
+        let pane = {
+            let mut again = spawned.clone();
+            if again.worktree.as_ref().is_some_and(|w| w.is_dir()) {
+                again.worktree = None;
+                again.branch = None;
+            }
+            self.open_agent(&project, &again).await?
+        };
+        let store = Arc::clone(&self.store);
+        let (agent, new_pane) = (id.clone(), pane.clone());
+        blocking(move || store.respawned(&agent, &new_pane)).await?;
+        spawned.target = pane;
+        spawned.state = SpawnState::Running;
+        self.audit(
+            by,
+            "agent.restart",
+            Some(id.as_str()),
+            AuditOutcome::Ok,
+            Some(&spawned.target),
+        )
+        .await?;
+        let pickup = self.registry_changed().await;
+        let messages = self
+            .first_messages(&id, by, project.first_prompt.as_deref(), None)
+            .await?;
+        Ok(SpawnReport {
+            agent: spawned,
+            messages,
+            service: pickup.describe(),
+        })
+    }
+
     /// Closes a stopped agent's window, and removes its worktree when
     /// asked (checked clean before); says what it did.
     async fn end_agent(

@@ -171,6 +171,15 @@ The id is in the inbox file's name and header.")]
         #[arg(long, value_name = "AGENT")]
         id: Option<String>,
     },
+    /// Restart an agent acp started: a new window in the same folder or
+    /// worktree, its queued messages kept for it, its onboarding again.
+    #[command(after_help = "Examples:
+  acp restart web-2")]
+    Restart {
+        /// The agent, e.g. web-2.
+        #[arg(value_name = "AGENT")]
+        agent: String,
+    },
     /// Stop an agent acp started: its window closed, its queued messages
     /// failed with the reason, retired (its history stays).
     #[command(after_help = "Examples:

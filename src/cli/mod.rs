@@ -401,6 +401,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             agent,
             remove_worktree,
         } => started::stop(&*open_app(&cli)?, agent, *remove_worktree, cli.json).await,
+        Command::Restart { agent } => started::restart(&*open_app(&cli)?, agent, cli.json).await,
         Command::Roles(cmd) => show::roles(&*open_app(&cli)?, cmd, cli.json).await,
         Command::Inbox(cmd) => show::inbox(&*open_app(&cli)?, cmd, cli.json).await,
         Command::Coords(CoordsCommand::Validate) => coords::validate(&*open_app(&cli)?, cli.json),

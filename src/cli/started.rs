@@ -40,9 +40,25 @@ pub(crate) async fn spawn(
         print_json(&report)?;
         return Ok(ExitCode::SUCCESS);
     }
+    show(&report, "started")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `acp restart AGENT`.
+pub(crate) async fn restart(app: &App, agent: &str, json_out: bool) -> Result<ExitCode> {
+    let report = app.restart_agent(agent, &asker(app)?).await?;
+    if json_out {
+        print_json(&report)?;
+    } else {
+        show(&report, "restarted")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(report: &acp::app::SpawnReport, what: &str) -> Result<()> {
     let a = &report.agent;
     outln!(
-        "{} started in tmux pane {} ({})",
+        "{} {what} in tmux pane {} ({})",
         a.id,
         a.target,
         a.dir.display()
@@ -54,7 +70,7 @@ pub(crate) async fn spawn(
     for id in &report.messages {
         outln!("queued: {id}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 pub(crate) async fn stop(

@@ -125,6 +125,21 @@ impl Store {
         })
     }
 
+    /// A started agent given a new window (`restart`): running again in
+    /// pane `target`, whatever it was.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn respawned(&self, id: &AgentId, target: &str) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE spawned SET state = 'running', target = ?2, stopped_at = NULL,                  stopped_by = NULL WHERE id = ?1",
+                params![id.as_str(), target],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
     /// A start that did not get as far as a window: its record goes, so the
     /// number can be used again.
     ///

@@ -139,6 +139,19 @@ fn a_spawned_agent_gets_its_worktree_onboarding_then_task_survives_a_restart_and
     let out = root.run(&["spawn", "web"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("web-2 started"), "{}", stdout(&out));
+    wait_until(LIMIT, || texts(records.path(), "web-2").len() == 1);
+    // A restart: a new window in the same worktree, its onboarding again.
+    let out = root.run(&["restart", "web-2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("web-2 restarted in tmux pane %"),
+        "{}",
+        stdout(&out)
+    );
+    wait_until(LIMIT, || texts(records.path(), "web-2").len() == 2);
+    let out = root.run(&["send", "--to", "web-2", "--wait", "still there?"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_until(LIMIT, || texts(records.path(), "web-2").len() == 3);
 
     // A message waiting for web-1 when it is stopped fails, saying why.
     let (exit, log) = service.terminate();
