@@ -69,6 +69,30 @@ async fn off_runtime<T: Send + 'static>(
         .map_err(|e| Refused(e.0).into())
 }
 
+/// Whether the agent's first messages can be stored: the running service
+/// holds it (or none runs, and `acp run` will when it starts). Stored
+/// before, a dispatcher that does not know the agent would fail them.
+fn taken_in(pickup: &Pickup) -> bool {
+    matches!(pickup, Pickup::Loaded { .. } | Pickup::NotRunning)
+}
+
+/// What the service made of the new agent, in words.
+fn said(pickup: &Pickup) -> String {
+    match pickup {
+        Pickup::NotRunning => {
+            "no acp run is running for this root: it delivers to the agent when it starts".into()
+        }
+        Pickup::Loaded { .. } => "the running acp run took the agent in".into(),
+        Pickup::Refused { error } => format!(
+            "the running acp run refused its config ({error}), so it does not know the agent \
+             yet: nothing was sent to it; fix the config, then send the task with acp send"
+        ),
+        Pickup::NotYet => "the running acp run has not taken the agent in yet: nothing was \
+                           sent to it; check acp status, then send the task with acp send"
+            .into(),
+    }
+}
+
 /// Refuses to remove a worktree with changes, naming them.
 async fn refuse_if_changed(id: &AgentId, spawned: &Spawned) -> Result<(), AppError> {
     let Some(path) = spawned.worktree.clone() else {
@@ -190,18 +214,21 @@ impl App {
         )
         .await?;
         let pickup = self.registry_changed().await;
-        let messages = self
-            .first_messages(
+        let messages = if taken_in(&pickup) {
+            self.first_messages(
                 &id,
                 &req.by,
                 project.first_prompt.as_deref(),
                 req.task.as_deref(),
             )
-            .await?;
+            .await?
+        } else {
+            Vec::new()
+        };
         Ok(SpawnReport {
             agent: spawned,
             messages,
-            service: pickup.describe(),
+            service: said(&pickup),
         })
     }
 
@@ -434,13 +461,16 @@ impl App {
         )
         .await?;
         let pickup = self.registry_changed().await;
-        let messages = self
-            .first_messages(&id, by, project.first_prompt.as_deref(), None)
-            .await?;
+        let messages = if taken_in(&pickup) {
+            self.first_messages(&id, by, project.first_prompt.as_deref(), None)
+                .await?
+        } else {
+            Vec::new()
+        };
         Ok(SpawnReport {
             agent: spawned,
             messages,
-            service: pickup.describe(),
+            service: said(&pickup),
         })
     }
 

@@ -109,7 +109,7 @@ fn a_spawned_agent_gets_its_worktree_onboarding_then_task_survives_a_restart_and
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("web-1 started in tmux pane %"), "{text}");
-    assert!(text.contains("picked up"), "{text}");
+    assert!(text.contains("took the agent in"), "{text}");
     // The onboarding prompt, then the task, each once, in that order,
     // typed into the new agent's own pane once its prompt was ready.
     wait_until(LIMIT, || texts(records.path(), "web-1").len() >= 2);
