@@ -61,6 +61,25 @@ fn clock(ms: i64) -> String {
     }
 }
 
+/// A node's starts, as the hub asks for them: the core's.
+struct NodeSpawner(Arc<App>);
+
+impl crate::cluster::Spawner for NodeSpawner {
+    fn spawn(
+        &self,
+        agent: crate::model::AgentId,
+        project: String,
+        by: String,
+    ) -> futures_util::future::BoxFuture<'_, Result<String, String>> {
+        Box::pin(async move {
+            self.0
+                .spawn_asked(agent, &project, &by)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
 impl App {
     /// Connects this machine to the swarm when `[cluster]` is set: the hub
     /// sets up the streams, consumers and bucket; a node checks it can
@@ -108,6 +127,7 @@ impl App {
         let max_body_bytes = self.config.limits.max_body_bytes;
         let attention: Arc<dyn crate::cluster::Attention> =
             Arc::new(super::relay::HubAttention(Arc::clone(self)));
+        let spawner: Arc<dyn crate::cluster::Spawner> = Arc::new(NodeSpawner(Arc::clone(self)));
         let (store, registry, events, wake) = (
             Arc::clone(&self.store),
             Arc::clone(&self.registry),
@@ -131,6 +151,7 @@ impl App {
                     registry,
                     events,
                     wake,
+                    spawner,
                 };
                 node::run(link.clone(), parts, cancel).await;
             }

@@ -69,6 +69,57 @@ async fn off_runtime<T: Send + 'static>(
         .map_err(|e| Refused(e.0).into())
 }
 
+/// How long the hub waits for another machine to start an agent.
+const REMOTE_START: Duration = Duration::from_secs(60);
+/// How often it looks.
+const REMOTE_POLL: Duration = Duration::from_millis(100);
+
+/// The record of a start: where the agent will work (the project's folder,
+/// or its own worktree on branch `acp/<agent>`), not yet in a pane.
+fn planned(
+    project: &crate::config::Project,
+    id: &AgentId,
+    task: Option<String>,
+    by: &str,
+) -> Spawned {
+    let (dir, worktree, branch) = if project.worktree {
+        let path = launch::worktree_path(&project.worktrees, id.as_str());
+        (path.clone(), Some(path), Some(format!("acp/{id}")))
+    } else {
+        (project.path.clone(), None, None)
+    };
+    Spawned {
+        id: id.clone(),
+        project: project.name.clone(),
+        dir,
+        worktree,
+        branch,
+        target: String::new(),
+        socket: project.socket.clone(),
+        guard: project.guard.clone(),
+        profile: project.profile.clone(),
+        node: project.node.clone(),
+        state: SpawnState::Starting,
+        task,
+        spawned_at: crate::store::now_ms(),
+        spawned_by: by.to_owned(),
+        stopped_at: None,
+        stopped_by: None,
+    }
+}
+
+/// Asks the `acp run` of `root` to reload (SIGHUP), whichever process
+/// this is; `false` when none runs.
+fn signal_reload(root: &std::path::Path) -> bool {
+    let pid = super::ServiceLock::holder(root)
+        .and_then(|pid| pid.parse::<i32>().ok())
+        .and_then(rustix::process::Pid::from_raw);
+    match pid {
+        Some(pid) => rustix::process::kill_process(pid, rustix::process::Signal::HUP).is_ok(),
+        None => false,
+    }
+}
+
 /// Whether the agent's first messages can be stored: the running service
 /// holds it (or none runs, and `acp run` will when it starts). Stored
 /// before, a dispatcher that does not know the agent would fail them.
@@ -134,44 +185,33 @@ impl App {
     /// half made then).
     pub async fn spawn(&self, req: SpawnRequest) -> Result<SpawnReport, AppError> {
         let project = self.config.project_named(&req.project)?.clone();
-        if let (Some(node), Some(cluster)) = (&project.node, &self.config.cluster)
-            && node != &cluster.node
-        {
-            return Err(Refused(format!(
-                "project {} runs on {node}: start its agents on that machine (acp spawn there); \
-                 starting them from here through the hub is not built yet",
-                project.name
-            ))
-            .into());
-        }
         if let Some(task) = &req.task {
             crate::model::check_body(task, self.config.limits.max_body_bytes)?;
         }
+        let elsewhere = match (&project.node, &self.config.cluster) {
+            (Some(node), Some(cluster)) if node != &cluster.node => {
+                if !cluster.is_hub() {
+                    return Err(Refused(format!(
+                        "project {} runs on {node}: start its agents from the hub ({}) or on \
+                         {node} itself",
+                        project.name, cluster.hub
+                    ))
+                    .into());
+                }
+                if !self.delivering() {
+                    return Err(Refused(format!(
+                        "project {} runs on {node}, and the hub's acp run hands starts to other \
+                         machines: start acp run here first",
+                        project.name
+                    ))
+                    .into());
+                }
+                true
+            }
+            _ => false,
+        };
         let (id, seq) = self.new_agent_id(&project.name, req.id.as_deref()).await?;
-        let (dir, worktree, branch) = if project.worktree {
-            let path = launch::worktree_path(&project.worktrees, id.as_str());
-            (path.clone(), Some(path), Some(format!("acp/{id}")))
-        } else {
-            (project.path.clone(), None, None)
-        };
-        let mut spawned = Spawned {
-            id: id.clone(),
-            project: project.name.clone(),
-            dir,
-            worktree,
-            branch,
-            target: String::new(),
-            socket: project.socket.clone(),
-            guard: project.guard.clone(),
-            profile: project.profile.clone(),
-            node: project.node.clone(),
-            state: SpawnState::Starting,
-            task: req.task.clone(),
-            spawned_at: crate::store::now_ms(),
-            spawned_by: req.by.clone(),
-            stopped_at: None,
-            stopped_by: None,
-        };
+        let mut spawned = planned(&project, &id, req.task.clone(), &req.by);
         // The agent as the registry will hold it: checked before anything
         // is made (a profile gone, say).
         self.config.spawned_agent(&Spawned {
@@ -183,26 +223,11 @@ impl App {
         if !blocking(move || store.begin_spawn(&record, seq)).await? {
             return Err(Refused(format!("{id} is taken: give another --id")).into());
         }
-        match self.open_agent(&project, &spawned).await {
-            Ok(pane) => spawned.target = pane,
-            Err(e) => {
-                let store = Arc::clone(&self.store);
-                let gone = id.clone();
-                blocking(move || store.abandon_spawn(&gone)).await?;
-                self.audit(
-                    &req.by,
-                    "agent.spawn",
-                    Some(id.as_str()),
-                    AuditOutcome::Error,
-                    Some(&e.to_string()),
-                )
-                .await?;
-                return Err(e);
-            }
-        }
-        let store = Arc::clone(&self.store);
-        let (running, pane) = (id.clone(), spawned.target.clone());
-        blocking(move || store.spawn_running(&running, &pane)).await?;
+        spawned.target = if elsewhere {
+            self.started_there(&id, project.node.as_ref()).await?
+        } else {
+            self.start_here(&project, &spawned).await?
+        };
         spawned.state = SpawnState::Running;
         let detail = format!("project {} in {}", project.name, spawned.dir.display());
         self.audit(
@@ -230,6 +255,132 @@ impl App {
             messages,
             service: said(&pickup),
         })
+    }
+
+    /// Opens a recorded start's window on this machine and records it
+    /// running; a start that fails goes from the record (and is audited).
+    async fn start_here(
+        &self,
+        project: &crate::config::Project,
+        spawned: &Spawned,
+    ) -> Result<String, AppError> {
+        let id = spawned.id.clone();
+        match self.open_agent(project, spawned).await {
+            Ok(pane) => {
+                let store = Arc::clone(&self.store);
+                let (running, target) = (id, pane.clone());
+                blocking(move || store.spawn_running(&running, &target)).await?;
+                Ok(pane)
+            }
+            Err(e) => {
+                let store = Arc::clone(&self.store);
+                let gone = id.clone();
+                blocking(move || store.abandon_spawn(&gone)).await?;
+                self.audit(
+                    &spawned.spawned_by,
+                    "agent.spawn",
+                    Some(id.as_str()),
+                    AuditOutcome::Error,
+                    Some(&e.to_string()),
+                )
+                .await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// On the hub: waits for the machine the start was handed to (by the
+    /// service's cluster task) to say how it went; its pane.
+    async fn started_there(
+        &self,
+        id: &AgentId,
+        node: Option<&crate::model::NodeName>,
+    ) -> Result<String, AppError> {
+        let node = node.map_or_else(String::new, ToString::to_string);
+        let deadline = std::time::Instant::now() + REMOTE_START;
+        loop {
+            let store = Arc::clone(&self.store);
+            let agent = id.clone();
+            match blocking(move || store.spawn_progress(&agent)).await? {
+                Some((SpawnState::Running, _, target)) => return Ok(target),
+                Some((SpawnState::Stopped, error, _)) => {
+                    return Err(Refused(format!(
+                        "{node} could not start {id}: {}",
+                        error.unwrap_or_else(|| "it was stopped".into())
+                    ))
+                    .into());
+                }
+                Some((SpawnState::Starting, ..)) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(REMOTE_POLL).await;
+                }
+                _ => {
+                    return Err(Refused(format!(
+                        "{node} has not answered the start of {id} within {} s: it stays \
+                         asked, and starts when {node}'s acp run takes it (acp agents shows \
+                         it then)",
+                        REMOTE_START.as_secs()
+                    ))
+                    .into());
+                }
+            }
+        }
+    }
+
+    /// On a node: starts the agent the hub asked for, with this machine's
+    /// own project table; asked again, the same answer. Does not wait for
+    /// the reload (this runs inside the task a reload stops).
+    pub(crate) async fn spawn_asked(
+        &self,
+        agent: AgentId,
+        project: &str,
+        by: &str,
+    ) -> Result<String, AppError> {
+        let store = Arc::clone(&self.store);
+        let key = agent.to_string();
+        if let Some(known) = blocking(move || store.spawned_agent(&key)).await? {
+            return match known.state {
+                SpawnState::Running => Ok(known.target),
+                _ => Err(Refused(format!("{agent} was started here before and stopped")).into()),
+            };
+        }
+        let project = self.config.project_named(project)?.clone();
+        let here = self.config.cluster.as_ref().map(|c| &c.node);
+        if project.node.as_ref() != here {
+            return Err(Refused(format!(
+                "project {} does not run on this machine in its config",
+                project.name
+            ))
+            .into());
+        }
+        let store = Arc::clone(&self.store);
+        let name = project.name.clone();
+        let seq = blocking(move || store.next_spawn_number(&name)).await?;
+        let spawned = planned(&project, &agent, None, by);
+        self.config.spawned_agent(&Spawned {
+            target: "%0".into(),
+            ..spawned.clone()
+        })?;
+        let store = Arc::clone(&self.store);
+        let record = spawned.clone();
+        if !blocking(move || store.begin_spawn(&record, seq)).await? {
+            return Err(Refused(format!("{agent} is taken on this machine")).into());
+        }
+        let pane = self.start_here(&project, &spawned).await?;
+        let detail = format!(
+            "project {} in {}, asked by the hub",
+            project.name,
+            spawned.dir.display()
+        );
+        self.audit(
+            by,
+            "agent.spawn",
+            Some(agent.as_str()),
+            AuditOutcome::Ok,
+            Some(&detail),
+        )
+        .await?;
+        signal_reload(&self.config.root);
+        Ok(pane)
     }
 
     /// The new agent's id: the one asked for (free, and no configured
@@ -362,6 +513,15 @@ impl App {
             }
             .into());
         };
+        if let (Some(node), Some(cluster)) = (&spawned.node, &self.config.cluster)
+            && node != &cluster.node
+        {
+            return Err(Refused(format!(
+                "{id} runs on {node}: stop it there (acp stop {id} on {node}); stopping it from \
+                 here is not built yet"
+            ))
+            .into());
+        }
         if remove_worktree {
             refuse_if_changed(&id, &spawned).await?;
         }
@@ -506,15 +666,10 @@ impl App {
     /// The started agents changed: the running service reloads (SIGHUP,
     /// whichever process this is) and this waits until it runs with them.
     async fn registry_changed(&self) -> Pickup {
-        let root = &self.config.root;
-        match super::ServiceLock::holder(root).and_then(|pid| pid.parse::<i32>().ok()) {
-            Some(pid) => {
-                if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::HUP);
-                }
-                self.await_pickup(TAKEN_IN).await
-            }
-            None => Pickup::NotRunning,
+        if signal_reload(&self.config.root) {
+            self.await_pickup(TAKEN_IN).await
+        } else {
+            Pickup::NotRunning
         }
     }
 }

@@ -207,7 +207,82 @@ pub async fn run(link: Link, parts: HubParts, cancel: CancellationToken) {
         super::node::beat(&link, &parts.registry, &cancel),
         sweep(&link, &parts, &cancel),
         super::attention::send_decisions(&link, &parts, &cancel),
+        hand_spawns(&link, &parts, &cancel),
     );
+}
+
+/// Records what a machine said of a start handed to it.
+async fn spawned_there(
+    parts: &HubParts,
+    node: &NodeName,
+    agent: crate::model::AgentId,
+    result: Result<String, String>,
+) -> Verdict {
+    let store = Arc::clone(&parts.store);
+    let from = node.to_string();
+    let taken = blocking(move || {
+        store.spawned_there(
+            &agent,
+            &from,
+            result.as_deref().map_err(String::as_str),
+            now_ms(),
+        )
+    })
+    .await;
+    match taken {
+        Ok(_) => Verdict::Done,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record a start on another machine; it is redelivered");
+            Verdict::Later
+        }
+    }
+}
+
+/// How often starts for other machines are looked for.
+const SPAWN_POLL: Duration = Duration::from_millis(200);
+
+/// Hands each start recorded for another machine to that machine, once
+/// sent (its answer comes back as [`Envelope::Spawned`]).
+async fn hand_spawns(link: &Link, parts: &HubParts, cancel: &CancellationToken) {
+    let hub = link.config().hub.to_string();
+    loop {
+        let store = Arc::clone(&parts.store);
+        let me = hub.clone();
+        match blocking(move || store.spawns_to_hand(&me)).await {
+            Ok(owed) => {
+                for s in owed {
+                    let Some(node) = s.node.clone() else { continue };
+                    let envelope = Envelope::Spawn {
+                        agent: s.id.clone(),
+                        project: s.project.clone(),
+                        by: s.spawned_by.clone(),
+                    };
+                    let id = format!("spawn.{}", s.id);
+                    match super::forward::publish(link, link.names().to_node(&node), id, &envelope)
+                        .await
+                    {
+                        Ok(_) => {
+                            let store = Arc::clone(&parts.store);
+                            let agent = s.id.clone();
+                            if let Err(e) =
+                                blocking(move || store.spawn_handed(&agent, now_ms())).await
+                            {
+                                tracing::error!(error = %e, "cannot note a start handed over");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(%node, agent = %s.id, error = %e, "cannot hand a start to its machine yet");
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the starts owed to other machines"),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(SPAWN_POLL) => {}
+        }
+    }
 }
 
 async fn take_reports(link: &Link, parts: &HubParts, cancel: &CancellationToken) {
@@ -272,7 +347,11 @@ async fn handle_reports(parts: &HubParts, items: Vec<Item>) -> Vec<Verdict> {
             Ok(envelope @ (Envelope::State(_) | Envelope::Prompted(_))) => {
                 super::attention::take(parts, &node, envelope).await
             }
-            Ok(Envelope::Handed(_) | Envelope::Decision { .. }) | Err(_) => {
+            Ok(Envelope::Spawned { agent, result }) => {
+                spawned_there(parts, &node, agent, result).await
+            }
+            Ok(Envelope::Handed(_) | Envelope::Decision { .. } | Envelope::Spawn { .. })
+            | Err(_) => {
                 tracing::warn!(%node, subject = item.subject, "refused a malformed report");
                 Verdict::Refused
             }

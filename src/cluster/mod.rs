@@ -66,6 +66,31 @@ pub enum Envelope {
         agent: AgentId,
         decided: Decided,
     },
+    /// Hub to node: start agent `agent` in `project` (the node's own
+    /// `[[projects]]` table says with what command: none travels).
+    Spawn {
+        agent: AgentId,
+        project: String,
+        by: String,
+    },
+    /// Node to hub: the agent is started (its pane), or why not.
+    Spawned {
+        agent: AgentId,
+        result: Result<String, String>,
+    },
+}
+
+/// A node's side of starting agents: the core's (it opens the window and
+/// records the agent there), handed to the node by `acp run`.
+pub trait Spawner: Send + Sync {
+    /// Starts `agent` in `project` on this machine (again: the same
+    /// answer for an agent already started); its pane, or why not.
+    fn spawn(
+        &self,
+        agent: AgentId,
+        project: String,
+        by: String,
+    ) -> BoxFuture<'_, Result<String, String>>;
 }
 
 /// What the hub made of a node's report on one of its agents.

@@ -79,6 +79,8 @@ pub struct NodeParts {
     pub events: EventBus,
     /// Wakes the dispatcher when work arrives.
     pub wake: Arc<Notify>,
+    /// Starts agents the hub asks for.
+    pub spawner: Arc<dyn super::Spawner>,
 }
 
 /// Runs a node's side until `cancel`: intake, reports and heartbeats.
@@ -111,6 +113,9 @@ async fn handle_work(link: &Link, parts: &NodeParts, items: Vec<Item>) -> Vec<Ve
         match serde_json::from_slice::<Envelope>(&item.payload) {
             Ok(Envelope::Handed(h)) => match parts.registry.get(&h.agent) {
                 Ok(agent) if agent.node.as_ref() == Some(me) => mine.push((i, h)),
+                // Started here a moment ago, and this process has not
+                // reloaded yet: in a moment it knows the agent.
+                Err(_) if started_here(parts, &h.agent).await => verdicts[i] = Verdict::Later,
                 found => {
                     let why = match found {
                         Ok(agent) => format!(
@@ -141,6 +146,9 @@ async fn handle_work(link: &Link, parts: &NodeParts, items: Vec<Item>) -> Vec<Ve
                 decided,
             }) => {
                 verdicts[i] = super::attention::apply(link, parts, prompt, agent, decided).await;
+            }
+            Ok(Envelope::Spawn { agent, project, by }) => {
+                verdicts[i] = spawn(link, parts, agent, project, by).await;
             }
             Ok(_) | Err(_) => {
                 tracing::warn!(
@@ -185,6 +193,41 @@ async fn handle_work(link: &Link, parts: &NodeParts, items: Vec<Item>) -> Vec<Ve
         };
     }
     verdicts
+}
+
+/// Whether `agent` is an agent started on this machine (running).
+async fn started_here(parts: &NodeParts, agent: &crate::model::AgentId) -> bool {
+    let store = Arc::clone(&parts.store);
+    let id = agent.to_string();
+    blocking(move || store.spawned_agent(&id))
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|s| s.state == crate::model::SpawnState::Running)
+}
+
+/// Starts an agent the hub asked for and tells the hub how it went
+/// (asked again, the same answer: the start is recorded here once).
+async fn spawn(
+    link: &Link,
+    parts: &NodeParts,
+    agent: crate::model::AgentId,
+    project: String,
+    by: String,
+) -> Verdict {
+    let result = parts.spawner.spawn(agent.clone(), project, by).await;
+    if let Err(why) = &result {
+        tracing::warn!(%agent, "cannot start the agent the hub asked for: {why}");
+    }
+    let id = format!("s.{agent}");
+    let envelope = Envelope::Spawned { agent, result };
+    match super::forward::publish(link, link.names().to_hub(link.node()), id, &envelope).await {
+        Ok(_) => Verdict::Done,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot tell the hub about a start yet; asked again, it answers again");
+            Verdict::Later
+        }
+    }
 }
 
 /// Sends the hub each outcome it is owed, until it has them all; wakes on

@@ -378,9 +378,15 @@ const MIGRATIONS: &[&str] = &[
         spawned_at  INTEGER NOT NULL,
         spawned_by  TEXT NOT NULL,
         stopped_at  INTEGER,
-        stopped_by  TEXT
+        stopped_by  TEXT,
+        -- On the hub, for an agent another machine runs: when its start
+        -- was handed to that machine, and why it could not start there.
+        handed_at   INTEGER,
+        error       TEXT
     );
     CREATE UNIQUE INDEX spawned_project_seq ON spawned (project, seq);
+    CREATE INDEX spawned_to_hand ON spawned (spawned_at)
+        WHERE state = 'starting' AND node IS NOT NULL AND handed_at IS NULL;
     ",
 ];
 

@@ -254,6 +254,92 @@ impl Store {
         })
     }
 
+    /// On the hub: starts to hand to other machines (recorded `starting`
+    /// for a node other than `hub`, not handed yet), oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn spawns_to_hand(&self, hub: &str) -> Result<Vec<Spawned>, StoreError> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM spawned WHERE state = 'starting' AND node IS NOT NULL \
+                 AND node != ?1 AND handed_at IS NULL ORDER BY spawned_at"
+            ))?;
+            let mut rows = stmt.query([hub])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(from_row(row)?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// On the hub: the start of `id` was handed to its machine.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn spawn_handed(&self, id: &AgentId, now: i64) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE spawned SET handed_at = ?2 WHERE id = ?1",
+                params![id.as_str(), now],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// On the hub: what machine `node` said of the start of `id` (its
+    /// pane, or why it could not start it); taken only from the machine
+    /// the record names, once. `false` when it was not waiting for that.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn spawned_there(
+        &self,
+        id: &AgentId,
+        node: &str,
+        result: Result<&str, &str>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let changed = match result {
+                Ok(target) => tx.execute(
+                    "UPDATE spawned SET state = 'running', target = ?3 \
+                     WHERE id = ?1 AND node = ?2 AND state = 'starting'",
+                    params![id.as_str(), node, target],
+                )?,
+                Err(error) => tx.execute(
+                    "UPDATE spawned SET state = 'stopped', error = ?3, stopped_at = ?4, \
+                     stopped_by = ?2 WHERE id = ?1 AND node = ?2 AND state = 'starting'",
+                    params![id.as_str(), node, error, now],
+                )?,
+            };
+            Ok(changed == 1)
+        })
+    }
+
+    /// A start's state, and why it failed if it did (the hub waits on it).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn spawn_progress(
+        &self,
+        id: &AgentId,
+    ) -> Result<Option<(SpawnState, Option<String>, String)>, StoreError> {
+        self.read(|tx| {
+            let row: Option<(String, Option<String>, String)> = tx
+                .query_row(
+                    "SELECT state, error, target FROM spawned WHERE id = ?1",
+                    [id.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            Ok(row.and_then(|(state, error, target)| {
+                SpawnState::parse(&state).map(|s| (s, error, target))
+            }))
+        })
+    }
+
     /// What names the started agents now (ids, states, panes): a reload
     /// compares it to know the registry changed.
     ///

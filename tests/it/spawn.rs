@@ -43,23 +43,26 @@ fn repo() -> tempfile::TempDir {
 fn project_root(tmux: &Tmux, repo: &Path, records: &Path) -> Root {
     let root = Root::new(1);
     root.fast();
+    add_project(&root, tmux, repo, records, "");
+    root
+}
+
+/// Adds project `web` to `root`'s config (`extra`: more keys).
+fn add_project(root: &Root, tmux: &Tmux, repo: &Path, records: &Path, extra: &str) {
     let prompt = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/prompt.py");
-    let mut config = fs::read_to_string(root.path().join("config/acp.toml")).unwrap();
-    std::fmt::Write::write_fmt(
-        &mut config,
-        format_args!(
-            "\n[[projects]]\nname = \"web\"\npath = \"{}\"\ncommand = [\"/usr/bin/python3\", \
+    let path = root.path().join("config/acp.toml");
+    let mut config = fs::read_to_string(&path).unwrap();
+    let table = format!(
+        "\n[[projects]]\nname = \"web\"\npath = \"{}\"\ncommand = [\"/usr/bin/python3\", \
          \"{prompt}\", \"{}\"]\nfirst_prompt = \"You are a web agent: end each task with a \
          devlog\"\nworktree = true\nsocket = \"{}\"\nguard = \"^python\"\nidle_pattern = \
-         \"^>\"\n",
-            repo.display(),
-            records.display(),
-            tmux.socket
-        ),
-    )
-    .unwrap();
-    fs::write(root.path().join("config/acp.toml"), config).unwrap();
-    root
+         \"^>\"\n{extra}",
+        repo.display(),
+        records.display(),
+        tmux.socket
+    );
+    config.push_str(&table);
+    fs::write(path, config).unwrap();
 }
 
 fn submitted(records: &Path, agent: &str) -> Vec<Value> {
@@ -204,5 +207,69 @@ fn a_spawned_agent_gets_its_worktree_onboarding_then_task_survives_a_restart_and
         stderr(&out).contains("the projects are web"),
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn a_project_on_another_machine_is_started_there_through_the_hub() {
+    use crate::cluster::{Nats, Swarm, start};
+    let nats = Nats::start(None);
+    let swarm = Swarm::new(&nats.url());
+    let tmux = Tmux::new();
+    let repo = repo();
+    let records = tempfile::tempdir().unwrap();
+    // One config on every machine: project web runs on desk-2.
+    for root in std::iter::once(&swarm.hub).chain(swarm.nodes.values()) {
+        add_project(
+            root,
+            &tmux,
+            repo.path(),
+            records.path(),
+            "node = \"desk-2\"\n",
+        );
+    }
+    let _d2 = start(swarm.node("desk-2"));
+    let _d3 = start(swarm.node("desk-3"));
+    let _hub = start(&swarm.hub);
+    wait_until(LIMIT, || {
+        !crate::support::status(&swarm.hub)["service_config"].is_null()
+    });
+    let out = swarm.hub.run(&["spawn", "web", "--task", "ship the page"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("web-1 started in tmux pane %"),
+        "{}",
+        stdout(&out)
+    );
+    // The onboarding and the task, from the hub, typed on desk-2.
+    wait_until(Duration::from_secs(60), || {
+        texts(records.path(), "web-1").len() >= 2
+    });
+    assert_eq!(
+        texts(records.path(), "web-1"),
+        [
+            "You are a web agent: end each task with a devlog",
+            "ship the page"
+        ]
+    );
+    // Both machines know it: the hub routes to desk-2, desk-2 delivers.
+    let agents: Value =
+        serde_json::from_str(&stdout(&swarm.hub.run(&["--json", "agents"]))).unwrap();
+    let web = agents
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "web-1")
+        .expect("the hub lists web-1");
+    assert_eq!(web["node"], "desk-2", "{web}");
+    assert!(agent_ids(swarm.node("desk-2")).contains(&"web-1".to_owned()));
+    // The worktree was made by desk-2's acp run (one machine here, so the
+    // same path).
+    assert!(
+        swarm
+            .node("desk-2")
+            .path()
+            .join("worktrees/web/web-1/README")
+            .is_file()
     );
 }
