@@ -78,6 +78,19 @@ impl crate::cluster::Spawner for NodeSpawner {
                 .map_err(|e| e.to_string())
         })
     }
+
+    fn stop(
+        &self,
+        agent: crate::model::AgentId,
+        by: String,
+    ) -> futures_util::future::BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.0
+                .stop_asked(agent, &by)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 impl App {
@@ -144,7 +157,7 @@ impl App {
                     max_body_bytes,
                     attention,
                 };
-                hub::run(link.clone(), parts, cancel).await;
+                Box::pin(hub::run(link.clone(), parts, cancel)).await;
             } else {
                 let parts = node::NodeParts {
                     store,

@@ -50,6 +50,10 @@ pub struct SpawnReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct StopReport {
     pub agent: AgentId,
+    /// The machine it ran on, when not this one (its window is closed
+    /// there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
     /// Its window was still open and is closed now.
     pub window_closed: bool,
     /// Messages that were waiting for it, failed with the reason.
@@ -513,18 +517,60 @@ impl App {
             }
             .into());
         };
-        if let (Some(node), Some(cluster)) = (&spawned.node, &self.config.cluster)
-            && node != &cluster.node
+        let elsewhere = match (&spawned.node, &self.config.cluster) {
+            (Some(node), Some(cluster)) if node != &cluster.node => Some(node.to_string()),
+            _ => None,
+        };
+        if let Some(node) = &elsewhere
+            && remove_worktree
         {
             return Err(Refused(format!(
-                "{id} runs on {node}: stop it there (acp stop {id} on {node}); stopping it from \
-                 here is not built yet"
+                "{id} runs on {node}: its worktree is there; stop it from here without \
+                 --remove-worktree, then remove the worktree on {node}"
             ))
             .into());
         }
         if remove_worktree {
             refuse_if_changed(&id, &spawned).await?;
         }
+        let failed = self.retire(&id, by).await?;
+        // Another machine's agent: the hub's acp run hands the stop to it,
+        // which closes the window there.
+        let (window_closed, worktree_removed) = match &elsewhere {
+            Some(_) => (false, false),
+            None => self.end_agent(&id, &spawned, remove_worktree).await?,
+        };
+        let detail = format!(
+            "{} queued message(s) failed; window {}",
+            failed.len(),
+            match (&elsewhere, window_closed) {
+                (Some(node), _) => format!("closed by {node}"),
+                (None, true) => "closed".to_owned(),
+                (None, false) => "already gone".to_owned(),
+            }
+        );
+        self.audit(
+            by,
+            "agent.stop",
+            Some(id.as_str()),
+            AuditOutcome::Ok,
+            Some(&detail),
+        )
+        .await?;
+        self.registry_changed().await;
+        Ok(StopReport {
+            agent: id,
+            machine: elsewhere,
+            window_closed,
+            failed,
+            worktree: spawned.worktree.map(|p| p.display().to_string()),
+            worktree_removed,
+        })
+    }
+
+    /// Retires a started agent in the store, once, failing its queued
+    /// messages with the reason (each announced); the messages failed.
+    async fn retire(&self, id: &AgentId, by: &str) -> Result<Vec<MessageId>, AppError> {
         let reason = format!("{id} was stopped by {by}");
         let store = Arc::clone(&self.store);
         let (who, why, agent) = (by.to_owned(), reason.clone(), id.clone());
@@ -540,25 +586,6 @@ impl App {
                     return Err(Refused(format!("{id} is not an agent acp started")).into());
                 }
             };
-        let (window_closed, worktree_removed) =
-            self.end_agent(&id, &spawned, remove_worktree).await?;
-        let detail = format!(
-            "{} queued message(s) failed; window {}",
-            failed.len(),
-            if window_closed {
-                "closed"
-            } else {
-                "already gone"
-            }
-        );
-        self.audit(
-            by,
-            "agent.stop",
-            Some(id.as_str()),
-            AuditOutcome::Ok,
-            Some(&detail),
-        )
-        .await?;
         for message_id in &failed {
             self.events.publish(crate::events::Event::Failed {
                 message_id: *message_id,
@@ -567,14 +594,33 @@ impl App {
                 error: reason.clone(),
             });
         }
-        self.registry_changed().await;
-        Ok(StopReport {
-            agent: id,
-            window_closed,
-            failed,
-            worktree: spawned.worktree.map(|p| p.display().to_string()),
-            worktree_removed,
-        })
+        Ok(failed)
+    }
+
+    /// On a node: stops the agent the hub stopped (its window closed, its
+    /// queued messages here failed); already stopped, nothing to do. Does
+    /// not wait for the reload (this runs inside the task a reload stops).
+    pub(crate) async fn stop_asked(&self, agent: AgentId, by: &str) -> Result<(), AppError> {
+        let store = Arc::clone(&self.store);
+        let key = agent.to_string();
+        let Some(spawned) = blocking(move || store.spawned_agent(&key)).await? else {
+            return Ok(());
+        };
+        if spawned.state == SpawnState::Stopped {
+            return Ok(());
+        }
+        self.retire(&agent, by).await?;
+        self.end_agent(&agent, &spawned, false).await?;
+        self.audit(
+            by,
+            "agent.stop",
+            Some(agent.as_str()),
+            AuditOutcome::Ok,
+            Some("asked by the hub"),
+        )
+        .await?;
+        signal_reload(&self.config.root);
+        Ok(())
     }
 
     /// Restarts a started agent: its window (if still open) closed and a

@@ -84,14 +84,14 @@ pub(crate) async fn stop(
         print_json(&report)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let window = match (&report.machine, report.window_closed) {
+        (Some(node), _) => format!("{node} closes its window"),
+        (None, true) => "window closed".to_owned(),
+        (None, false) => "its window was already gone".to_owned(),
+    };
     outln!(
-        "{} stopped ({}); {} queued message(s) failed",
+        "{} stopped ({window}); {} queued message(s) failed",
         report.agent,
-        if report.window_closed {
-            "window closed"
-        } else {
-            "its window was already gone"
-        },
         report.failed.len()
     );
     if let Some(path) = &report.worktree {

@@ -211,6 +211,39 @@ pub async fn run(link: Link, parts: HubParts, cancel: CancellationToken) {
     );
 }
 
+/// Hands each stop of another machine's agent to that machine, once sent.
+async fn hand_stops(link: &Link, parts: &HubParts, hub: &str) {
+    let store = Arc::clone(&parts.store);
+    let me = hub.to_owned();
+    let owed = match blocking(move || store.stops_to_hand(&me)).await {
+        Ok(owed) => owed,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the stops owed to other machines");
+            return;
+        }
+    };
+    for s in owed {
+        let Some(node) = s.node.clone() else { continue };
+        let envelope = Envelope::Stop {
+            agent: s.id.clone(),
+            by: s.stopped_by.clone().unwrap_or_default(),
+        };
+        let id = format!("stop.{}", s.id);
+        match super::forward::publish(link, link.names().to_node(&node), id, &envelope).await {
+            Ok(_) => {
+                let store = Arc::clone(&parts.store);
+                let agent = s.id.clone();
+                if let Err(e) = blocking(move || store.stop_handed(&agent, now_ms())).await {
+                    tracing::error!(error = %e, "cannot note a stop handed over");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%node, agent = %s.id, error = %e, "cannot hand a stop to its machine yet");
+            }
+        }
+    }
+}
+
 /// Records what a machine said of a start handed to it.
 async fn spawned_there(
     parts: &HubParts,
@@ -278,6 +311,7 @@ async fn hand_spawns(link: &Link, parts: &HubParts, cancel: &CancellationToken) 
             }
             Err(e) => tracing::error!(error = %e, "cannot read the starts owed to other machines"),
         }
+        hand_stops(link, parts, &hub).await;
         tokio::select! {
             () = cancel.cancelled() => return,
             () = tokio::time::sleep(SPAWN_POLL) => {}
@@ -350,8 +384,8 @@ async fn handle_reports(parts: &HubParts, items: Vec<Item>) -> Vec<Verdict> {
             Ok(Envelope::Spawned { agent, result }) => {
                 spawned_there(parts, &node, agent, result).await
             }
-            Ok(Envelope::Handed(_) | Envelope::Decision { .. } | Envelope::Spawn { .. })
-            | Err(_) => {
+            // Hub-to-node envelopes, or nothing readable.
+            _ => {
                 tracing::warn!(%node, subject = item.subject, "refused a malformed report");
                 Verdict::Refused
             }

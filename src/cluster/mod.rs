@@ -78,6 +78,9 @@ pub enum Envelope {
         agent: AgentId,
         result: Result<String, String>,
     },
+    /// Hub to node: agent `agent` was stopped: close its window, fail
+    /// what waits for it there.
+    Stop { agent: AgentId, by: String },
 }
 
 /// A node's side of starting agents: the core's (it opens the window and
@@ -91,6 +94,8 @@ pub trait Spawner: Send + Sync {
         project: String,
         by: String,
     ) -> BoxFuture<'_, Result<String, String>>;
+    /// Stops `agent` on this machine (nothing, if it is already).
+    fn stop(&self, agent: AgentId, by: String) -> BoxFuture<'_, Result<(), String>>;
 }
 
 /// What the hub made of a node's report on one of its agents.

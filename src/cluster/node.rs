@@ -150,6 +150,15 @@ async fn handle_work(link: &Link, parts: &NodeParts, items: Vec<Item>) -> Vec<Ve
             Ok(Envelope::Spawn { agent, project, by }) => {
                 verdicts[i] = spawn(link, parts, agent, project, by).await;
             }
+            Ok(Envelope::Stop { agent, by }) => {
+                verdicts[i] = match parts.spawner.stop(agent.clone(), by).await {
+                    Ok(()) => Verdict::Done,
+                    Err(why) => {
+                        tracing::warn!(%agent, "cannot stop the agent the hub stopped: {why}");
+                        Verdict::Refused
+                    }
+                };
+            }
             Ok(_) | Err(_) => {
                 tracing::warn!(
                     subject = item.subject,

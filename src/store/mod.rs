@@ -382,11 +382,16 @@ const MIGRATIONS: &[&str] = &[
         -- On the hub, for an agent another machine runs: when its start
         -- was handed to that machine, and why it could not start there.
         handed_at   INTEGER,
-        error       TEXT
+        error       TEXT,
+        -- ...and when its stop was handed to that machine.
+        stop_handed_at INTEGER
     );
     CREATE UNIQUE INDEX spawned_project_seq ON spawned (project, seq);
     CREATE INDEX spawned_to_hand ON spawned (spawned_at)
         WHERE state = 'starting' AND node IS NOT NULL AND handed_at IS NULL;
+    CREATE INDEX spawned_stops_to_hand ON spawned (stopped_at)
+        WHERE state = 'stopped' AND node IS NOT NULL AND stop_handed_at IS NULL
+          AND error IS NULL;
     ",
 ];
 

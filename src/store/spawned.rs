@@ -274,6 +274,41 @@ impl Store {
         })
     }
 
+    /// On the hub: stops to hand to other machines (agents stopped here
+    /// that another machine runs, their stop not handed yet).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn stops_to_hand(&self, hub: &str) -> Result<Vec<Spawned>, StoreError> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM spawned WHERE state = 'stopped' AND node IS NOT NULL \
+                 AND node != ?1 AND stop_handed_at IS NULL AND error IS NULL \
+                 ORDER BY stopped_at"
+            ))?;
+            let mut rows = stmt.query([hub])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(from_row(row)?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// On the hub: the stop of `id` was handed to its machine.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn stop_handed(&self, id: &AgentId, now: i64) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE spawned SET stop_handed_at = ?2 WHERE id = ?1",
+                params![id.as_str(), now],
+            )?;
+            Ok(())
+        })
+    }
+
     /// On the hub: the start of `id` was handed to its machine.
     ///
     /// # Errors
