@@ -46,7 +46,11 @@ pub(crate) async fn run(app: &App, save: bool, json_out: bool) -> Result<ExitCod
                 for (_, table) in &new {
                     outln!("\n{}", table.trim_end());
                 }
-                let ids: Vec<&str> = saved.agents.iter().map(|a| a.as_str()).collect();
+                let ids: Vec<&str> = saved
+                    .agents
+                    .iter()
+                    .map(acp::model::AgentId::as_str)
+                    .collect();
                 outln!(
                     "\nsaved {} agent(s) in {}: {}",
                     ids.len(),

@@ -40,7 +40,7 @@ impl ProgramPattern {
 #[derive(Debug, Clone, Default)]
 pub struct DiscoverConfig {
     /// Agent programs besides the known ones (Claude Code, Codex CLI,
-    /// Gemini CLI, aider, OpenCode...).
+    /// Gemini CLI, aider, `OpenCode`...).
     pub programs: Vec<ProgramPattern>,
     /// `TMUX_TMPDIR`: the directory holding tmux's `tmux-UID` socket
     /// folder (`/tmp` when unset), as tmux itself reads it.

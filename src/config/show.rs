@@ -157,7 +157,12 @@ impl Config {
         self.project_backup(&mut doc);
         self.project_http(&mut doc);
         self.project_cluster(&mut doc);
-        let programs: Vec<&str> = self.discover.programs.iter().map(|p| p.as_str()).collect();
+        let programs: Vec<&str> = self
+            .discover
+            .programs
+            .iter()
+            .map(super::discover::ProgramPattern::as_str)
+            .collect();
         doc.put("discover.programs", json!(programs));
         doc.env(
             "discover.tmux_tmpdir",

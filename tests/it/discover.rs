@@ -1,3 +1,5 @@
+// Over 400 lines: two end-to-end stories (tmux servers, an X display) with their fake agents.
+
 //! `acp discover` on real tmux servers and a real X server. The tmux
 //! servers live in a private `TMUX_TMPDIR`, so the test never sees the
 //! user's own; the agents are fake: a Python script named like each agent

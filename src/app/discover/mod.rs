@@ -17,6 +17,7 @@
 mod procs;
 mod programs;
 mod save;
+mod windows;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ use super::App;
 use crate::model::AgentId;
 use crate::model::tmux::{is_shell, valid_socket, valid_target};
 
+use save::Ids;
 pub use save::Saved;
 
 /// The tmux server `tmux` uses without `-L`.
@@ -130,42 +132,6 @@ pub struct FoundWindow {
     pub standing: Standing,
 }
 
-/// A window application acp knows: its `WM_CLASS` class, name, and the
-/// start of its agents' ids.
-const APPS: &[(&str, &str, &str)] = &[
-    ("Cursor", "Cursor", "cursor"),
-    ("Code", "VS Code", "vscode"),
-];
-
-/// Agent ids in use, compared without case (the config refuses two ids
-/// that differ only in case).
-struct Ids(HashSet<String>);
-
-impl Ids {
-    fn take(&mut self, id: &str) -> Option<AgentId> {
-        let parsed: AgentId = id.parse().ok()?;
-        self.0.insert(id.to_ascii_lowercase()).then_some(parsed)
-    }
-
-    /// `wanted` if free, else `PREFIX-N` for the first free N.
-    fn allocate(&mut self, wanted: Option<&str>, prefix: &str) -> AgentId {
-        if let Some(id) = wanted.and_then(|w| self.take(w)) {
-            return id;
-        }
-        let mut prefix: String = prefix
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .take(24)
-            .collect();
-        if !prefix.starts_with(|c: char| c.is_ascii_alphabetic()) {
-            prefix.insert_str(0, "agent-");
-        }
-        (1..)
-            .find_map(|n| self.take(&format!("{prefix}-{n}")))
-            .unwrap_or_else(|| unreachable!("ids run out only after every number"))
-    }
-}
-
 impl App {
     /// Looks for running agents: tmux panes on every server in the
     /// user's tmux folder, and windows of agent applications on the
@@ -186,7 +152,7 @@ fn discover(config: &crate::config::Config) -> Discovery {
         .collect());
     let dir = tmux_dir(config);
     let (servers, panes) = tmux_panes(config, &dir, &mut ids);
-    let (windows, windows_unread) = match windows(config, &mut ids) {
+    let (windows, windows_unread) = match windows::found(config, &mut ids) {
         Ok(w) => (w, None),
         Err(why) => (Vec::new(), Some(why)),
     };
@@ -399,123 +365,4 @@ fn standing(
     let agent = ids.allocate(wanted, &pane.program);
     let table = save::pane_table(config, &agent, socket, pane);
     Standing::New { agent, table }
-}
-
-/// The windows of agent applications, and where each stands.
-fn windows(config: &crate::config::Config, ids: &mut Ids) -> Result<Vec<FoundWindow>, String> {
-    let points = crate::coords::Coordinates::load(&config.coords_path())
-        .map(|c| c.agents)
-        .unwrap_or_default();
-    let pointed: Vec<(&AgentId, crate::coords::Point)> =
-        points.iter().map(|(id, p)| (id, p.chat_input)).collect();
-    let (seen, at) = list_windows(config, &pointed.iter().map(|(_, p)| *p).collect::<Vec<_>>())?;
-    let mut out = Vec::new();
-    // Agents without a point whose window guard matches a class: each
-    // accounts for one window of it.
-    let mut unpointed: Vec<&crate::model::Agent> = config
-        .agents
-        .all()
-        .iter()
-        .filter(|a| a.gui.window_class.is_some() && !points.contains_key(&a.id))
-        .collect();
-    for w in seen {
-        let class_name = w.class.rsplit('/').next().unwrap_or(&w.class);
-        let Some((_, app, prefix)) = APPS.iter().find(|(c, _, _)| *c == class_name) else {
-            continue;
-        };
-        let by_point = pointed
-            .iter()
-            .zip(&at)
-            .find(|(_, top)| **top == Some(w.top_level))
-            .map(|((id, _), _)| (*id).clone());
-        let by_class = || {
-            let i = unpointed.iter().position(|a| {
-                a.gui
-                    .window_class
-                    .as_ref()
-                    .is_some_and(|c| c.is_match(&w.class))
-            })?;
-            Some(unpointed.remove(i).id.clone())
-        };
-        let standing = match by_point.or_else(by_class) {
-            Some(agent) => Standing::Configured { agent },
-            None => {
-                let agent = ids.allocate(None, prefix);
-                let table = save::window_table(config, &agent, app, &w.class, &w.title);
-                Standing::New { agent, table }
-            }
-        };
-        out.push(FoundWindow {
-            window: w.top_level,
-            app: (*app).to_owned(),
-            class: w.class,
-            title: w.title,
-            standing,
-        });
-    }
-    Ok(out)
-}
-
-/// An application window on the screen.
-struct WindowSeen {
-    top_level: u32,
-    class: String,
-    title: String,
-}
-
-/// The application windows on the screen, and the top-level window at
-/// each of `points`.
-#[cfg(all(unix, not(target_os = "macos")))]
-fn list_windows(
-    config: &crate::config::Config,
-    points: &[crate::coords::Point],
-) -> Result<(Vec<WindowSeen>, Vec<Option<u32>>), String> {
-    if config.gui.display.is_none() {
-        return Err("no display (DISPLAY is not set): windows were not looked at".into());
-    }
-    let (windows, at) = crate::delivery::gui::probe::windows(&config.gui, points)?;
-    let windows = windows
-        .into_iter()
-        .map(|w| WindowSeen {
-            top_level: w.top_level,
-            class: w.class,
-            title: w.title,
-        })
-        .collect();
-    Ok((windows, at))
-}
-
-#[cfg(not(all(unix, not(target_os = "macos"))))]
-fn list_windows(
-    _config: &crate::config::Config,
-    _points: &[crate::coords::Point],
-) -> Result<(Vec<WindowSeen>, Vec<Option<u32>>), String> {
-    Err("windows are looked for on X11 only so far".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_the_window_name_when_free_else_numbered_and_never_clash() {
-        let mut ids = Ids(["agent-1", "claude-1"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect());
-        assert_eq!(
-            ids.allocate(Some("reviewer"), "claude").as_str(),
-            "reviewer"
-        );
-        // Taken (in any case), or not an id: numbered.
-        assert_eq!(
-            ids.allocate(Some("Reviewer"), "claude").as_str(),
-            "claude-2"
-        );
-        assert_eq!(ids.allocate(Some("Agent-1"), "claude").as_str(), "claude-3");
-        assert_eq!(ids.allocate(Some("my window"), "codex").as_str(), "codex-1");
-        assert_eq!(ids.allocate(None, "codex").as_str(), "codex-2");
-        // A program whose name is no id's start.
-        assert_eq!(ids.allocate(None, "2.0.76").as_str(), "agent-2076-1");
-    }
 }

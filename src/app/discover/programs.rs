@@ -133,15 +133,15 @@ fn base(path: &str) -> &str {
 
 /// The script an interpreter's arguments name, or `python -m MODULE`'s
 /// module; none for code given inline (`-e`, `-c`).
-fn script(argv: &[String]) -> Option<&str> {
-    let mut args = argv.iter().skip(1);
-    while let Some(arg) = args.next() {
+fn script(command_line: &[String]) -> Option<&str> {
+    let mut rest = command_line.iter().skip(1);
+    while let Some(arg) = rest.next() {
         match arg.as_str() {
-            "--" => return args.next().map(String::as_str),
+            "--" => return rest.next().map(String::as_str),
             "-e" | "--eval" | "-p" | "--print" | "-c" => return None,
-            "-m" => return args.next().map(|m| m.split('.').next().unwrap_or(m)),
+            "-m" => return rest.next().map(|m| m.split('.').next().unwrap_or(m)),
             a if TAKES_VALUE.contains(&a) => {
-                args.next();
+                rest.next();
             }
             a if a.starts_with('-') => {}
             a => return Some(a),
@@ -175,8 +175,7 @@ pub(super) fn identify(facts: &Facts, extra: &[ProgramPattern]) -> Option<Seen> 
     let argv0 = facts
         .argv
         .first()
-        .map(|a| base(a.trim_start_matches('-')))
-        .unwrap_or("");
+        .map_or("", |a| base(a.trim_start_matches('-')));
     let script = if is_interpreter(&facts.comm) || is_interpreter(argv0) {
         script(&facts.argv)
     } else {
@@ -380,9 +379,12 @@ mod tests {
     #[test]
     fn configured_programs_are_found_by_their_whole_name() {
         let text = "[discover]\nprograms = [\"my-agent\", \"llm-.*\"]\n";
-        let config =
-            crate::config::Config::from_toml(std::path::Path::new("/r"), text, &Default::default())
-                .unwrap();
+        let config = crate::config::Config::from_toml(
+            std::path::Path::new("/r"),
+            text,
+            &crate::config::Env::new(),
+        )
+        .unwrap();
         let extra = &config.discover.programs;
         let seen = identify(&facts("my-agent", &["my-agent"], None), extra).unwrap();
         assert_eq!(seen.program, "my-agent");

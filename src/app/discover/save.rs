@@ -1,7 +1,8 @@
-//! The `[[agents]]` tables `acp discover` proposes, and writing them at
-//! the end of `config/acp.toml`, the rest of the file (comments included)
-//! left as it is.
+//! The `[[agents]]` tables `acp discover` proposes, their ids, and writing
+//! them at the end of `config/acp.toml`, the rest of the file (comments
+//! included) left as it is.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -20,6 +21,35 @@ pub struct Saved {
     pub path: PathBuf,
     /// The agents added, in the file's order.
     pub agents: Vec<AgentId>,
+}
+
+/// Agent ids in use, compared without case (the config refuses two ids
+/// that differ only in case).
+pub(super) struct Ids(pub(super) HashSet<String>);
+
+impl Ids {
+    fn take(&mut self, id: &str) -> Option<AgentId> {
+        let parsed: AgentId = id.parse().ok()?;
+        self.0.insert(id.to_ascii_lowercase()).then_some(parsed)
+    }
+
+    /// `wanted` if free, else `PREFIX-N` for the first free N.
+    pub(super) fn allocate(&mut self, wanted: Option<&str>, prefix: &str) -> AgentId {
+        if let Some(id) = wanted.and_then(|w| self.take(w)) {
+            return id;
+        }
+        let mut prefix: String = prefix
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .take(24)
+            .collect();
+        if !prefix.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            prefix.insert_str(0, "agent-");
+        }
+        (1..)
+            .find_map(|n| self.take(&format!("{prefix}-{n}")))
+            .unwrap_or_else(|| unreachable!("ids run out only after every number"))
+    }
 }
 
 /// A TOML string.
@@ -144,5 +174,32 @@ impl App {
         temp.as_file().sync_all().map_err(io)?;
         temp.persist(&path).map_err(|e| io(e.error))?;
         Ok(Saved { path, agents })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_the_window_name_when_free_else_numbered_and_never_clash() {
+        let mut ids = Ids(["agent-1", "claude-1"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect());
+        assert_eq!(
+            ids.allocate(Some("reviewer"), "claude").as_str(),
+            "reviewer"
+        );
+        // Taken (in any case), or not an id: numbered.
+        assert_eq!(
+            ids.allocate(Some("Reviewer"), "claude").as_str(),
+            "claude-2"
+        );
+        assert_eq!(ids.allocate(Some("Agent-1"), "claude").as_str(), "claude-3");
+        assert_eq!(ids.allocate(Some("my window"), "codex").as_str(), "codex-1");
+        assert_eq!(ids.allocate(None, "codex").as_str(), "codex-2");
+        // A program whose name is no id's start.
+        assert_eq!(ids.allocate(None, "2.0.76").as_str(), "agent-2076-1");
     }
 }
