@@ -10,7 +10,7 @@ use acp::app::{App, Discovery, Standing};
 /// them, and with `save` writes those and waits for the running service
 /// to pick them up.
 pub(crate) async fn run(app: &App, save: bool, json_out: bool) -> Result<ExitCode> {
-    let found = app.discover().await;
+    let found = app.discover().await?;
     let saved = if save {
         let saved = app.save_discovered(&found)?;
         let pickup = if saved.agents.is_empty() {

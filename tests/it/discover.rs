@@ -481,3 +481,62 @@ fn discover_lists_cursor_windows_with_their_points_unknown() {
     assert_eq!(again[0]["status"], "configured", "{again:#?}");
     assert_eq!(again[0]["agent"], "cursor-1");
 }
+
+#[test]
+fn an_agent_acp_started_is_its_own_and_its_id_is_never_given_again() {
+    let servers = Servers::new();
+    // A Claude Code of the person's own, and a project whose agents are
+    // Claude Code too (so acp spawn names them claude-1, claude-2...).
+    servers.window("alpha", "mine", None, &servers.agent("claude", "mine"));
+    let project = tempfile::tempdir().unwrap();
+    let root = Root::new(1);
+    let config = root.path().join("config/acp.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    std::fmt::Write::write_fmt(
+        &mut text,
+        format_args!(
+            "\n[[projects]]\nname = \"claude\"\npath = {:?}\ncommand = [{:?}, {:?}]\nsocket = \
+         \"alpha\"\nguard = \"^(claude|python3)$\"\n",
+            project.path().display().to_string(),
+            servers.program("claude").display().to_string(),
+            servers.record("spawned").display().to_string(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(&config, text).unwrap();
+    let out = acp(&root, &servers, &["spawn", "claude"]);
+    assert!(
+        stdout(&out).contains("claude-1 started"),
+        "{}",
+        stdout(&out)
+    );
+
+    let (_, panes) = found(&root, &servers);
+    let by_record = |label: &str| {
+        panes
+            .iter()
+            .map(|(_, _, p)| p)
+            .find(|p| p["target"].as_str().unwrap().starts_with(label))
+            .unwrap_or_else(|| panic!("{label}: {panes:#?}"))
+            .clone()
+    };
+    assert_eq!(panes.len(), 2, "{panes:#?}");
+    let mine = by_record("mine:");
+    assert_eq!(
+        (&mine["status"], &mine["agent"]),
+        (&"new".into(), &"claude-2".into()),
+        "the started agent's id is taken: {mine:#}"
+    );
+    let started = panes
+        .iter()
+        .map(|(_, _, p)| p)
+        .find(|p| p["status"] == "configured")
+        .unwrap_or_else(|| panic!("the started agent is not its own: {panes:#?}"));
+    assert_eq!(started["agent"], "claude-1");
+
+    // Stopped and retired, its id still is not given to another.
+    acp(&root, &servers, &["stop", "claude-1"]);
+    let (_, panes) = found(&root, &servers);
+    assert_eq!(panes.len(), 1, "its window is closed: {panes:#?}");
+    assert_eq!(panes[0].2["agent"], "claude-2");
+}

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::App;
+use super::{App, AppError};
 use crate::model::AgentId;
 use crate::model::tmux::{is_shell, valid_socket, valid_target};
 
@@ -136,23 +136,45 @@ impl App {
     /// Looks for running agents: tmux panes on every server in the
     /// user's tmux folder, and windows of agent applications on the
     /// display. Reads only; [`App::save_discovered`] writes.
-    pub async fn discover(&self) -> Discovery {
-        let config = std::sync::Arc::clone(&self.config);
-        let found = tokio::task::spawn_blocking(move || discover(&config)).await;
-        found.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    ///
+    /// # Errors
+    /// [`AppError::Store`] if the agents acp started cannot be read.
+    pub async fn discover(&self) -> Result<Discovery, AppError> {
+        let store = std::sync::Arc::clone(&self.store);
+        let started = super::blocking(move || store.spawned(false)).await?;
+        let known = Known {
+            config: std::sync::Arc::clone(&self.config),
+            agents: std::sync::Arc::clone(&self.registry),
+            started,
+        };
+        let found = tokio::task::spawn_blocking(move || discover(&known)).await;
+        Ok(found.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())))
     }
 }
 
-fn discover(config: &crate::config::Config) -> Discovery {
-    let mut ids = Ids(config
+/// What acp already knows: its config, its agents (the configured ones
+/// and the running ones it started) and every agent it ever started.
+struct Known {
+    config: std::sync::Arc<crate::config::Config>,
+    agents: std::sync::Arc<crate::model::Registry>,
+    started: Vec<crate::model::Spawned>,
+}
+
+fn discover(known: &Known) -> Discovery {
+    let config = &known.config;
+    // Ids in use, and those of agents acp started and stopped: an id is
+    // never reused for another agent.
+    let mut ids = Ids(known
         .agents
         .all()
         .iter()
-        .map(|a| a.id.as_str().to_ascii_lowercase())
+        .map(|a| &a.id)
+        .chain(known.started.iter().map(|s| &s.id))
+        .map(|id| id.as_str().to_ascii_lowercase())
         .collect());
     let dir = tmux_dir(config);
-    let (servers, panes) = tmux_panes(config, &dir, &mut ids);
-    let (windows, windows_unread) = match windows::found(config, &mut ids) {
+    let (servers, panes) = tmux_panes(known, &dir, &mut ids);
+    let (windows, windows_unread) = match windows::found(config, known.agents.all(), &mut ids) {
         Ok(w) => (w, None),
         Err(why) => (Vec::new(), Some(why)),
     };
@@ -205,7 +227,7 @@ fn sockets(dir: &std::path::Path) -> Vec<(String, PathBuf)> {
 
 /// Every tmux server's panes, and the agents in them.
 fn tmux_panes(
-    config: &crate::config::Config,
+    known: &Known,
     dir: &std::path::Path,
     ids: &mut Ids,
 ) -> (Vec<TmuxServer>, Vec<FoundPane>) {
@@ -227,11 +249,11 @@ fn tmux_panes(
             }
         };
         for row in &rows {
-            let Some(seen) = agent_in(&table, row, &config.discover.programs) else {
+            let Some(seen) = agent_in(&table, row, &known.config.discover.programs) else {
                 continue;
             };
             let mut pane = pane_found(&socket, row, &rows, seen);
-            pane.standing = standing(config, &socket, row, &pane, ids, &mut named_windows);
+            pane.standing = standing(known, &socket, row, &pane, ids, &mut named_windows);
             found.push(pane);
         }
         servers.push(TmuxServer {
@@ -319,26 +341,36 @@ fn pane_found(
 /// Whether a found pane is configured, unreachable, or new (with its id
 /// and table).
 fn standing(
-    config: &crate::config::Config,
+    known: &Known,
     socket: &str,
     row: &crate::delivery::tmux::PaneRow,
     pane: &FoundPane,
     ids: &mut Ids,
     named_windows: &mut HashSet<String>,
 ) -> Standing {
+    let config = &known.config;
     let here = config.cluster.as_ref().map(|c| &c.node);
-    let configured = config.agents.all().iter().find(|a| {
-        let on_this_machine = a.node.is_none() || a.node.as_ref() == here;
-        a.tmux.as_ref().is_some_and(|t| {
-            on_this_machine
-                && t.socket.as_deref().unwrap_or(DEFAULT_SOCKET) == socket
-                && row.is_named_by(&t.target)
-        })
+    let on_this_machine = |node: Option<&crate::model::NodeName>| node.is_none() || node == here;
+    let names_pane = |target: &str, on: Option<&str>| {
+        on.unwrap_or(DEFAULT_SOCKET) == socket && row.is_named_by(target)
+    };
+    let configured = known.agents.all().iter().find_map(|a| {
+        let t = a.tmux.as_ref()?;
+        (on_this_machine(a.node.as_ref()) && names_pane(&t.target, t.socket.as_deref()))
+            .then(|| a.id.clone())
     });
-    if let Some(agent) = configured {
-        return Standing::Configured {
-            agent: agent.id.clone(),
-        };
+    // A running agent acp started whose settings no longer load is left
+    // out of the registry, but its pane is still its own.
+    let started = || {
+        known.started.iter().find_map(|s| {
+            (s.state != crate::model::SpawnState::Stopped
+                && on_this_machine(s.node.as_ref())
+                && names_pane(&s.target, s.socket.as_deref()))
+            .then(|| s.id.clone())
+        })
+    };
+    if let Some(agent) = configured.or_else(started) {
+        return Standing::Configured { agent };
     }
     if is_shell(&row.command) {
         return Standing::Unreachable {

@@ -11,9 +11,11 @@ const APPS: &[(&str, &str, &str)] = &[
     ("Code", "VS Code", "vscode"),
 ];
 
-/// The windows of agent applications, and where each stands.
+/// The windows of agent applications, and where each stands with
+/// `agents`.
 pub(super) fn found(
     config: &crate::config::Config,
+    agents: &[crate::model::Agent],
     ids: &mut Ids,
 ) -> Result<Vec<FoundWindow>, String> {
     let points = crate::coords::Coordinates::load(&config.coords_path())
@@ -25,9 +27,7 @@ pub(super) fn found(
     let mut out = Vec::new();
     // Agents without a point whose window guard matches a class: each
     // accounts for one window of it.
-    let mut unpointed: Vec<&crate::model::Agent> = config
-        .agents
-        .all()
+    let mut unpointed: Vec<&crate::model::Agent> = agents
         .iter()
         .filter(|a| a.gui.window_class.is_some() && !points.contains_key(&a.id))
         .collect();
