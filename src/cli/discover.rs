@@ -99,11 +99,19 @@ fn print_found(found: &Discovery) -> Result<()> {
             }
         );
     }
-    for s in found.servers.iter().filter(|s| s.error.is_some()) {
+    // Sockets left by servers that ended can be many: a few by name.
+    let down: Vec<_> = found.servers.iter().filter(|s| s.error.is_some()).collect();
+    for s in down.iter().take(3) {
         outln!(
             "  {}: not running ({})",
             s.socket,
             s.error.as_deref().unwrap_or_default()
+        );
+    }
+    if down.len() > 3 {
+        outln!(
+            "  and {} more sockets with no server behind them (see --json)",
+            down.len() - 3
         );
     }
     if found.panes.is_empty() {
