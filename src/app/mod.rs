@@ -25,7 +25,8 @@
 //!   hub, the states and prompts of other machines' agents.
 //! - [`backups`]: create, list, verify, restore, prune, drill, schedule.
 //! - [`doctor`]: the health checks of `acp doctor`.
-//! - [`init`]: `acp init`, a new root.
+//! - [`init`]: `acp init`, a new root; [`discover`]: the agents already
+//!   running on this machine (tmux panes, windows), and their tables.
 //! - [`screen`]: the agents' points and read-only looks at the desktop.
 //! - [`error`]: [`AppError`] and its user-or-system decision.
 //! - [`service_lock`]: whether `acp run` owns the root; [`reload`]: which
@@ -35,6 +36,7 @@ mod attention;
 mod backups;
 mod cluster;
 mod devlogs;
+mod discover;
 pub mod doctor;
 mod error;
 mod ids;
@@ -72,6 +74,7 @@ pub use attention::{Ask, Decide, PROMPT_DETAIL_MAX, StateRow};
 pub use backups::{Backups, Listing, Pick, Reporter, scope as backup_scope};
 pub use cluster::{ClusterError, NodeView};
 pub use devlogs::{DEVLOG_MAX_BYTES, DevlogPost};
+pub use discover::{Discovery, FoundPane, FoundWindow, Saved, Standing, TmuxServer};
 pub use messages::Follow;
 pub use observe::{DiscordLink, TmuxProbe};
 pub use outbox::{HOOK_REPLAY_WINDOW, HookOutcome, Replier};

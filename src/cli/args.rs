@@ -222,6 +222,20 @@ The id is in the inbox file's name and header.")]
   acp coords test Agent-3"
     )]
     Coords(CoordsCommand),
+    /// Find the agents already running on this machine: tmux panes (every
+    /// server in the tmux socket folder) running a known agent program,
+    /// and Cursor or VS Code windows; print the tables that would add
+    /// them, and write them with --save.
+    #[command(after_help = "Examples:
+  acp discover
+  acp discover --save
+  acp --json discover")]
+    Discover {
+        /// Append the new agents' tables to config/acp.toml (a running
+        /// acp run picks them up).
+        #[arg(long)]
+        save: bool,
+    },
     /// Terminal agents in tmux.
     #[command(
         subcommand,

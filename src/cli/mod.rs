@@ -23,6 +23,7 @@ macro_rules! out {
 mod args;
 mod backup;
 mod coords;
+mod discover;
 #[cfg(test)]
 mod docs_check;
 mod doctor;
@@ -99,7 +100,11 @@ fn collect_env(root: &std::path::Path) -> Result<Env> {
         }
     }
     for (key, value) in std::env::vars() {
-        if key.starts_with("ACP_") || key.starts_with("DISCORD_") || key == "DISPLAY" {
+        if key.starts_with("ACP_")
+            || key.starts_with("DISCORD_")
+            || key == "DISPLAY"
+            || key == "TMUX_TMPDIR"
+        {
             env.insert(key, value);
         }
     }
@@ -384,6 +389,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config(ConfigCommand::Show) => settings::show(&cli),
         Command::Devlog(cmd) => send::devlog(&open_app(&cli)?, cmd, cli.json).await,
         Command::Tmux(cmd) => tmux(&cli, cmd).await,
+        Command::Discover { save } => discover::run(&*open_app(&cli)?, *save, cli.json).await,
         Command::Status => show::status(&*open_app(&cli)?, cli.json).await,
         Command::Watch { since } => watch::watch(&*open_app(&cli)?, *since, cli.json).await,
         Command::Agents => show::agents(&*open_app(&cli)?, cli.json).await,

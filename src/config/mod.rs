@@ -18,6 +18,7 @@ use serde::Deserialize;
 mod attention;
 mod backup;
 mod cluster;
+mod discover;
 mod gui;
 mod http;
 mod projects;
@@ -29,6 +30,7 @@ mod tokens;
 pub use attention::AttentionConfig;
 pub use backup::BackupConfig;
 pub use cluster::{ClusterConfig, DEFAULT_NATS_URL, NatsAuth, NatsConfig};
+pub use discover::{DiscoverConfig, ProgramPattern};
 pub use http::{DEFAULT_PORT, HookConfig, HookRoute, HttpConfig};
 pub use projects::{MAX_PROJECT_NAME, Project};
 pub use redact::Redactor;
@@ -259,6 +261,8 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// Where `acp spawn` starts new agents (`[[projects]]`).
     pub projects: Vec<Project>,
+    /// How `acp discover` finds running agents.
+    pub discover: DiscoverConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -284,6 +288,8 @@ struct RawConfig {
     #[serde(default)]
     http: http::RawHttp,
     cluster: Option<cluster::RawCluster>,
+    #[serde(default)]
+    discover: discover::RawDiscover,
     #[serde(default)]
     profiles: std::collections::BTreeMap<String, tmux::RawProfile>,
     #[serde(default)]
@@ -464,6 +470,7 @@ impl Config {
             http: HttpConfig::default(),
             cluster: None,
             projects: Vec::new(),
+            discover: DiscoverConfig::default(),
         }
     }
 
@@ -594,6 +601,7 @@ impl Config {
             .cluster
             .map(|c| cluster::cluster_from(&src, c))
             .transpose()?;
+        discover::apply_discover(&src, raw.discover, &mut self.discover)?;
 
         self.profiles = tmux::profiles(&src, raw.profiles)?;
         let agents = self.agents_from(&src, raw.agents)?;
@@ -861,6 +869,7 @@ impl Config {
         backup::apply_backup_env(&self.root, env, &mut self.backup);
         http::apply_http_env(&src, env, &mut self.http)?;
         cluster::apply_cluster_env(&src, &self.root, env, self.cluster.as_mut())?;
+        discover::apply_discover_env(env, &mut self.discover);
         Ok(())
     }
 

@@ -157,6 +157,22 @@ impl Config {
         self.project_backup(&mut doc);
         self.project_http(&mut doc);
         self.project_cluster(&mut doc);
+        let programs: Vec<&str> = self
+            .discover
+            .programs
+            .iter()
+            .map(super::discover::ProgramPattern::as_str)
+            .collect();
+        doc.put("discover.programs", json!(programs));
+        doc.env(
+            "discover.tmux_tmpdir",
+            opt(self
+                .discover
+                .tmux_tmpdir
+                .as_ref()
+                .map(|p| p.display().to_string())),
+            &["TMUX_TMPDIR"],
+        );
         self.project_agents(&mut doc);
         doc
     }

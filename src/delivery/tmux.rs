@@ -165,6 +165,80 @@ pub fn inspect(s: &TmuxSettings) -> Result<Pane, DeliveryError> {
     Ok(pane)
 }
 
+/// One pane of a tmux server, as `acp discover` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaneRow {
+    /// The pane id (`%3`).
+    pub id: String,
+    /// The first process in the pane (often a shell).
+    pub pid: u32,
+    /// Its running command, as the guard sees it.
+    pub command: String,
+    pub session: String,
+    pub window_index: String,
+    pub window_name: String,
+    /// The window's name was given (`-n`, `rename-window`), not taken
+    /// from its program by tmux.
+    pub window_named: bool,
+    pub pane_index: String,
+    /// The pane's working directory.
+    pub path: String,
+}
+
+impl PaneRow {
+    /// Whether an agent's `tmux.target` names this pane.
+    #[must_use]
+    pub fn is_named_by(&self, target: &str) -> bool {
+        names(
+            target,
+            &self.id,
+            &self.session,
+            &self.window_index,
+            &self.window_name,
+            &self.pane_index,
+        )
+    }
+}
+
+/// Every live pane of the tmux server at `socket` (a socket file's path,
+/// `tmux -S`).
+///
+/// # Errors
+/// [`DeliveryError`] saying why the server did not answer (none runs
+/// there: "no server running", "error connecting").
+pub fn list_panes(socket: &std::path::Path) -> Result<Vec<PaneRow>, DeliveryError> {
+    let mut c = Command::new("tmux");
+    c.arg("-S").arg(socket).stdin(Stdio::null()).args([
+        "list-panes",
+        "-a",
+        "-F",
+        "#{pane_dead}\t#{pane_id}\t#{pane_pid}\t#{pane_current_command}\t#{session_name}\t\
+         #{window_index}\t#{pane_index}\t#{?automatic-rename,0,1}\t#{pane_current_path}\t\
+         #{window_name}",
+    ]);
+    let out = run(c, None)?;
+    Ok(out
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.splitn(10, '\t').collect();
+            if f.len() < 10 || f[0] == "1" {
+                return None;
+            }
+            Some(PaneRow {
+                id: f[1].to_owned(),
+                pid: f[2].parse().ok()?,
+                command: f[3].to_owned(),
+                session: f[4].to_owned(),
+                window_index: f[5].to_owned(),
+                pane_index: f[6].to_owned(),
+                window_named: f[7] == "1",
+                path: f[8].to_owned(),
+                window_name: f[9].to_owned(),
+            })
+        })
+        .collect())
+}
+
 /// Whether `target` names exactly this pane.
 fn names(
     target: &str,

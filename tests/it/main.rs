@@ -17,6 +17,7 @@ mod crash;
 mod desktop;
 mod devlogs;
 mod discord;
+mod discover;
 mod doctor;
 mod everyday;
 mod gui;

@@ -117,6 +117,12 @@ impl Root {
 
     /// Starts `acp run` in the background.
     pub fn service(&self) -> Service {
+        self.service_with_env(&[])
+    }
+
+    /// Starts `acp run` in the background with these environment
+    /// variables (`TMUX_TMPDIR`, for a private tmux folder).
+    pub fn service_with_env(&self, vars: &[(&str, &std::ffi::OsStr)]) -> Service {
         // The log goes to a file: a pipe nobody reads could fill and stall it.
         let log = fs::OpenOptions::new()
             .create(true)
@@ -125,6 +131,7 @@ impl Root {
             .unwrap();
         let child = self
             .acp()
+            .envs(vars.iter().copied())
             .arg("run")
             .stdout(Stdio::null())
             .stderr(log)

@@ -73,3 +73,22 @@ pub fn probe(
     let window = display.window_at(p).map_err(|e| e.0)?;
     Ok(Probe { window, verdict })
 }
+
+/// The application windows on the screen (bottom to top), and the
+/// top-level window at each of `points` (`None` over the bare desktop or
+/// off the screen).
+///
+/// # Errors
+/// Why the display could not be read.
+pub fn windows(
+    config: &GuiConfig,
+    points: &[Point],
+) -> Result<(Vec<WindowInfo>, Vec<Option<u32>>), String> {
+    let (_, display) = connect(config)?;
+    let windows = display.windows().map_err(|e| e.0)?;
+    let at = points
+        .iter()
+        .map(|p| display.window_at(*p).ok().flatten().map(|w| w.top_level))
+        .collect();
+    Ok((windows, at))
+}

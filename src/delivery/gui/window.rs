@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use x11rb::connection::Connection;
 use x11rb::protocol::randr::ConnectionExt as _;
-use x11rb::protocol::xproto::{Atom, AtomEnum, ConnectionExt as _, InputFocus, Window};
+use x11rb::protocol::xproto::{Atom, AtomEnum, ConnectionExt as _, InputFocus, MapState, Window};
 use x11rb::rust_connection::RustConnection;
 
 use crate::coords::{Monitor, Point};
@@ -142,6 +142,34 @@ impl Display {
             return Ok(None);
         }
         self.describe(reply.child).map(Some)
+    }
+
+    /// The mapped application windows (top-level windows with a
+    /// `WM_CLASS`), bottom to top. A window that goes away meanwhile is
+    /// left out.
+    ///
+    /// # Errors
+    /// [`X11Error`] if the window tree cannot be read.
+    pub(crate) fn windows(&self) -> Result<Vec<WindowInfo>, X11Error> {
+        let tree = self.query_tree(self.root)?;
+        let mut out = Vec::new();
+        for w in tree.children {
+            let viewable = self
+                .conn
+                .get_window_attributes(w)
+                .ok()
+                .and_then(|c| c.reply().ok())
+                .is_some_and(|a| a.map_state == MapState::VIEWABLE);
+            if !viewable {
+                continue;
+            }
+            if let Ok(info) = self.describe(w)
+                && !info.class.is_empty()
+            {
+                out.push(info);
+            }
+        }
+        Ok(out)
     }
 
     /// The top-level window that receives keystrokes now: the focus
