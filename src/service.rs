@@ -101,6 +101,10 @@ pub async fn run(
     }
     tracing::info!("shutting down: finishing deliveries in flight");
     generation.stop().await;
+    // Requests still in flight on an earlier core's connections, too.
+    if let Some(listener) = &listener {
+        listener.finish().await;
+    }
     match lost {
         None => {
             tracing::info!("stopped cleanly");

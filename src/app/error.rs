@@ -127,6 +127,8 @@ pub enum AppError {
     NoPrompt(crate::model::PromptId),
     #[error(transparent)]
     Refused(#[from] Refused),
+    #[error(transparent)]
+    Started(#[from] super::spawn::StartedError),
     #[error("the MCP connection failed: {0}")]
     Mcp(String),
     #[error(

@@ -106,7 +106,7 @@ pub use crate::store::{AckResult, DeliveryView, InboxEntry, Status};
 pub use error::{AppError, Refused, is_user_error};
 pub use init::{InitReport, init, init_with};
 pub use service_lock::ServiceLock;
-pub use spawn::{SpawnReport, SpawnRequest, StopReport};
+pub use spawn::{SpawnReport, SpawnRequest, StartedError, StopReport};
 pub use waiting::{PromptTimes, Waiting};
 
 /// Longest role description accepted.

@@ -23,6 +23,9 @@ use crate::store::spawned::Stopped;
 /// into its registry before the first messages are stored.
 const TAKEN_IN: Duration = Duration::from_secs(20);
 
+/// The most of a task the post announcing a start shows.
+const ANNOUNCED_TASK_CHARS: usize = 1500;
+
 /// A start asked for.
 #[derive(Debug, Clone)]
 pub struct SpawnRequest {
@@ -61,6 +64,34 @@ pub struct StopReport {
     /// Its worktree, if it had one, and whether it was removed.
     pub worktree: Option<String>,
     pub worktree_removed: bool,
+}
+
+/// Why a started agent cannot be made, stopped or restarted as asked: the
+/// caller's to fix, told apart so that each door can say it its way (the
+/// API's status codes, Discord's replies to a press).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartedError {
+    /// The id asked for is a configured agent's, or a started one's (ids
+    /// are never reused).
+    #[error("{0} is already an agent: give another --id")]
+    IdIsAnAgent(AgentId),
+    #[error("{0} is taken: give another --id")]
+    IdTaken(AgentId),
+    #[error(
+        "{0} is configured in config/acp.toml, not started by acp: remove its table to retire it"
+    )]
+    Configured(AgentId),
+    #[error("{0} is not an agent acp started (see acp agents)")]
+    NotStarted(AgentId),
+    #[error("{0} was already stopped")]
+    AlreadyStopped(AgentId),
+    /// Its worktree has changes (the first ones named), so nothing was
+    /// done.
+    #[error(
+        "{agent}'s worktree has changes, so it is kept (and {agent} still runs): {changes}. \
+         Commit or remove them, or stop it without --remove-worktree"
+    )]
+    WorktreeChanged { agent: AgentId, changes: String },
 }
 
 /// Runs tmux or git off the runtime; their refusal as the user's to fix.
@@ -158,16 +189,15 @@ async fn refuse_if_changed(id: &AgentId, spawned: &Spawned) -> Result<(), AppErr
         return Ok(());
     }
     let shown: Vec<&str> = changed.iter().take(20).map(String::as_str).collect();
-    Err(Refused(format!(
-        "{id}'s worktree has changes, so it is kept (and {id} still runs): {}{}. Commit or \
-         remove them, or stop it without --remove-worktree",
-        shown.join(", "),
-        if changed.len() > shown.len() {
-            ", ..."
-        } else {
-            ""
-        }
-    ))
+    let more = if changed.len() > shown.len() {
+        ", ..."
+    } else {
+        ""
+    };
+    Err(StartedError::WorktreeChanged {
+        agent: id.clone(),
+        changes: format!("{}{more}", shown.join(", ")),
+    }
     .into())
 }
 
@@ -179,6 +209,23 @@ impl App {
     pub async fn started_agents(&self, running_only: bool) -> Result<Vec<Spawned>, AppError> {
         let store = Arc::clone(&self.store);
         Ok(blocking(move || store.spawned(running_only)).await?)
+    }
+
+    /// The started agent `text` names, running or stopped.
+    ///
+    /// # Errors
+    /// [`StartedError::Configured`] for a configured agent,
+    /// [`StartedError::NotStarted`] for any other name; an id that is not
+    /// one, or [`AppError::Store`].
+    pub async fn started_agent(&self, text: &str) -> Result<Spawned, AppError> {
+        let id: AgentId = text.trim().parse()?;
+        let store = Arc::clone(&self.store);
+        let key = id.to_string();
+        match blocking(move || store.spawned_agent(&key)).await? {
+            Some(spawned) => Ok(spawned),
+            None if self.registry.get(&id).is_ok() => Err(StartedError::Configured(id).into()),
+            None => Err(StartedError::NotStarted(id).into()),
+        }
     }
 
     /// Starts a new agent in a project: see the module's text.
@@ -225,7 +272,7 @@ impl App {
         let store = Arc::clone(&self.store);
         let record = spawned.clone();
         if !blocking(move || store.begin_spawn(&record, seq)).await? {
-            return Err(Refused(format!("{id} is taken: give another --id")).into());
+            return Err(StartedError::IdTaken(id).into());
         }
         spawned.target = if elsewhere {
             self.started_there(&id, project.node.as_ref()).await?
@@ -387,6 +434,62 @@ impl App {
         Ok(pane)
     }
 
+    /// Says on Discord that an agent was started, in its own thread, when
+    /// Discord gives agents threads (`discord.agent_threads`): a post
+    /// from the agent (as acp's state posts are), tagged `spawn`, whose
+    /// delivery makes the thread as a configured agent's first post does,
+    /// and remembers it in the store. `by` is who asked, as the post
+    /// shows them. None when there are no agent threads to post in.
+    ///
+    /// # Errors
+    /// [`AppError::Store`] when the post cannot be stored.
+    pub async fn announce_started(
+        &self,
+        report: &SpawnReport,
+        by: &str,
+    ) -> Result<Option<MessageId>, AppError> {
+        if !self.config.discord.agent_threads {
+            return Ok(None);
+        }
+        let a = &report.agent;
+        let mut body = format!(
+            "started by {by} in project {}: tmux pane {} in `{}`",
+            a.project,
+            a.target,
+            a.dir.display()
+        );
+        if let Some(branch) = &a.branch {
+            body.push_str(&format!(" (branch `{branch}`)"));
+        }
+        match &a.task {
+            Some(task) => {
+                let mut shown: String = task.chars().take(ANNOUNCED_TASK_CHARS).collect();
+                if shown.len() < task.len() {
+                    shown.push('…');
+                }
+                body.push_str(&format!(".\nIts task: {shown}"));
+            }
+            None => body.push_str(".\nNo task yet: /message in this thread tells it one."),
+        }
+        let request = super::SendRequest {
+            draft: Draft {
+                from: a.id.to_string(),
+                to: Recipient::Discord,
+                kind: Kind::Report,
+                priority: Priority::Normal,
+                body,
+                tags: vec!["spawn".into()],
+                reply_to: None,
+            },
+            via: crate::model::Via::Auto,
+        };
+        match self.send(request).await {
+            Ok(message) => Ok(Some(message.id)),
+            Err(AppError::DiscordOff | AppError::NoDiscordChannel) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The new agent's id: the one asked for (free, and no configured
     /// agent's), else `<project>-<n>` with the next number.
     async fn new_agent_id(
@@ -400,7 +503,7 @@ impl App {
         if let Some(text) = asked {
             let id: AgentId = text.trim().parse()?;
             if self.registry.get(&id).is_ok() {
-                return Err(Refused(format!("{id} is already an agent: give another --id")).into());
+                return Err(StartedError::IdIsAnAgent(id).into());
             }
             return Ok((id, seq));
         }
@@ -503,20 +606,8 @@ impl App {
         remove_worktree: bool,
         by: &str,
     ) -> Result<StopReport, AppError> {
-        let id: AgentId = text.trim().parse()?;
-        let store = Arc::clone(&self.store);
-        let key = id.to_string();
-        let Some(spawned) = blocking(move || store.spawned_agent(&key)).await? else {
-            return Err(if self.registry.get(&id).is_ok() {
-                Refused(format!(
-                    "{id} is configured in config/acp.toml, not started by acp: remove its table \
-                     to retire it"
-                ))
-            } else {
-                Refused(format!("{id} is not an agent acp started (see acp agents)"))
-            }
-            .into());
-        };
+        let spawned = self.started_agent(text).await?;
+        let id = spawned.id.clone();
         let elsewhere = match (&spawned.node, &self.config.cluster) {
             (Some(node), Some(cluster)) if node != &cluster.node => Some(node.to_string()),
             _ => None,
@@ -579,12 +670,8 @@ impl App {
                 .await?
             {
                 Stopped::Now { failed } => failed,
-                Stopped::Already => {
-                    return Err(Refused(format!("{id} was already stopped")).into());
-                }
-                Stopped::Missing => {
-                    return Err(Refused(format!("{id} is not an agent acp started")).into());
-                }
+                Stopped::Already => return Err(StartedError::AlreadyStopped(id.clone()).into()),
+                Stopped::Missing => return Err(StartedError::NotStarted(id.clone()).into()),
             };
         for message_id in &failed {
             self.events.publish(crate::events::Event::Failed {
@@ -632,14 +719,13 @@ impl App {
     /// [`AppError`]: not a started agent, its project gone, tmux or git
     /// refusing.
     pub async fn restart_agent(&self, text: &str, by: &str) -> Result<SpawnReport, AppError> {
-        let id: AgentId = text.trim().parse()?;
-        let store = Arc::clone(&self.store);
-        let key = id.to_string();
-        let Some(mut spawned) = blocking(move || store.spawned_agent(&key)).await? else {
-            return Err(
-                Refused(format!("{id} is not an agent acp started (see acp agents)")).into(),
-            );
+        let mut spawned = match self.started_agent(text).await {
+            Err(AppError::Started(StartedError::Configured(id))) => {
+                return Err(StartedError::NotStarted(id).into());
+            }
+            other => other?,
         };
+        let id = spawned.id.clone();
         let project = self.config.project_named(&spawned.project)?.clone();
         let (socket, target) = (spawned.socket.clone(), spawned.target.clone());
         off_runtime(move || launch::close_window(socket.as_deref(), &target)).await?;

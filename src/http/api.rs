@@ -18,7 +18,7 @@ use super::{Caller, Http};
 
 /// A JSON body, refused as problem details: 413 past the size limit, 400
 /// for anything that is not the JSON the endpoint takes (saying where).
-pub(crate) struct Body<T>(T);
+pub(crate) struct Body<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = Problem;
@@ -69,7 +69,7 @@ fn body_problem(rejection: &JsonRejection) -> Problem {
     }
 }
 
-fn query_problem(rejection: &QueryRejection) -> Problem {
+pub(crate) fn query_problem(rejection: &QueryRejection) -> Problem {
     Problem::new(
         StatusCode::BAD_REQUEST,
         format!("bad query string: {}", rejection.body_text()),

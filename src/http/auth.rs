@@ -166,9 +166,12 @@ impl Caller {
 }
 
 /// The scope a route needs: reading needs `read`, sending and
-/// acknowledging `send`, and roles, the captain and the audit log `admin`.
+/// acknowledging `send`, and roles, the captain, the audit log and
+/// starting, stopping and restarting agents `admin`.
 fn required(method: &Method, route: &str) -> Scope {
-    if route == "/api/v1/audit" || *method == Method::PUT {
+    let agents = *method == Method::POST
+        && ["/api/v1/agents", "/api/v1/agents/{agent}/restart"].contains(&route);
+    if route == "/api/v1/audit" || agents || matches!(*method, Method::PUT | Method::DELETE) {
         Scope::Admin
     } else if matches!(*method, Method::GET | Method::HEAD) {
         Scope::Read
@@ -281,5 +284,15 @@ mod tests {
             Scope::Admin
         );
         assert_eq!(required(&Method::GET, "/api/v1/audit"), Scope::Admin);
+        assert_eq!(required(&Method::GET, "/api/v1/agents"), Scope::Read);
+        assert_eq!(required(&Method::POST, "/api/v1/agents"), Scope::Admin);
+        assert_eq!(
+            required(&Method::DELETE, "/api/v1/agents/{agent}"),
+            Scope::Admin
+        );
+        assert_eq!(
+            required(&Method::POST, "/api/v1/agents/{agent}/restart"),
+            Scope::Admin
+        );
     }
 }

@@ -16,6 +16,7 @@
 //!
 //! [`people`] holds people's inboxes: a token's holder is a person.
 
+mod agents;
 mod api;
 mod auth;
 mod chart;
@@ -35,8 +36,9 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::app::{App, AppError, Refused};
 
@@ -55,8 +57,11 @@ pub(crate) struct Http {
 
 /// The server, bound and ready to run.
 pub struct Server {
-    listener: Arc<tokio::net::TcpListener>,
+    listener: Listener,
     state: Http,
+    /// Its socket is its own ([`bind`]): its run ends once its connections
+    /// have, rather than leaving them to the socket's owner.
+    own: bool,
 }
 
 /// Binds the configured address and serves this core on it.
@@ -66,7 +71,9 @@ pub struct Server {
 /// or when the address cannot be bound (in use, say).
 pub async fn bind(app: Arc<App>) -> Result<Server, AppError> {
     let listener = listen(&app.config().http).await?;
-    serve_on(app, listener).await
+    let mut server = serve_on(app, listener).await?;
+    server.own = true;
+    Ok(server)
 }
 
 /// Binds the configured address, once for the life of `acp run`: its
@@ -86,12 +93,29 @@ pub async fn listen(config: &crate::app::HttpConfig) -> Result<Listener, AppErro
                 config.bind
             ))
         })?;
-    Ok(Listener(Arc::new(listener)))
+    Ok(Listener {
+        socket: Arc::new(listener),
+        connections: TaskTracker::new(),
+    })
 }
 
-/// A bound socket, shared by the cores `acp run` serves in turn.
+/// A bound socket, shared by the cores `acp run` serves in turn, and the
+/// connections taken on it by any of them.
 #[derive(Debug, Clone)]
-pub struct Listener(Arc<tokio::net::TcpListener>);
+pub struct Listener {
+    socket: Arc<tokio::net::TcpListener>,
+    connections: TaskTracker,
+}
+
+impl Listener {
+    /// Waits for every connection taken on the socket to finish (each was
+    /// told to finish its request when its core stopped serving): for
+    /// when no core serves it any more.
+    pub async fn finish(&self) {
+        self.connections.close();
+        self.connections.wait().await;
+    }
+}
 
 /// An address beyond loopback needs a token.
 fn check_exposure(bind: SocketAddr, config: &crate::app::HttpConfig) -> Result<(), AppError> {
@@ -113,7 +137,7 @@ fn check_exposure(bind: SocketAddr, config: &crate::app::HttpConfig) -> Result<(
 /// configuration has no token, or a token is malformed.
 pub async fn serve_on(app: Arc<App>, listener: Listener) -> Result<Server, AppError> {
     let config = &app.config().http;
-    let bound = listener.0.local_addr().unwrap_or(config.bind);
+    let bound = listener.socket.local_addr().unwrap_or(config.bind);
     check_exposure(bound, config)?;
     let tokens = Arc::new(auth::Tokens::new(&config.tokens, app.agents())?);
     let hosts = Arc::new(guard::Hosts::new(bound, &config.hosts));
@@ -121,7 +145,8 @@ pub async fn serve_on(app: Arc<App>, listener: Listener) -> Result<Server, AppEr
     let metrics = Arc::new(Metrics::new(&app).await);
     let refusals = Arc::new(refusals::Refusals::new(Arc::clone(&app)));
     Ok(Server {
-        listener: listener.0,
+        listener,
+        own: false,
         state: Http {
             app,
             metrics,
@@ -184,7 +209,7 @@ impl Server {
     /// # Errors
     /// I/O errors reading the socket's address.
     pub fn addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.listener.socket.local_addr()
     }
 
     /// Serves until `cancel`; the metrics follow the event bus meanwhile,
@@ -204,8 +229,17 @@ impl Server {
             max_connections: config.max_connections,
         };
         let app = router(state);
-        let serve = serve::serve(self.listener, app, limits, cancel.clone());
+        let serve = serve::serve(
+            Arc::clone(&self.listener.socket),
+            self.listener.connections.clone(),
+            app,
+            limits,
+            cancel.clone(),
+        );
         tokio::join!(serve, follow, refusals);
+        if self.own {
+            self.listener.finish().await;
+        }
     }
 }
 
@@ -218,7 +252,9 @@ fn router(state: Http) -> Router {
         .route("/messages/{id}/retry", post(api::retry))
         .route("/broadcast", post(api::broadcast))
         .route("/status", get(api::status))
-        .route("/agents", get(api::agents))
+        .route("/agents", get(api::agents).post(agents::spawn))
+        .route("/agents/{agent}", delete(agents::stop))
+        .route("/agents/{agent}/restart", post(agents::restart))
         .route("/agents/{agent}/inbox", get(api::inbox))
         .route("/roles", get(api::agents))
         .route("/roles/{agent}", put(api::set_role))

@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::app::{AppError, is_user_error};
+use crate::app::{AppError, StartedError, is_user_error};
 use crate::model::{AgentError, MessageId};
 
 /// Set on a 403 answer, with its detail, so that the door audits the
@@ -54,13 +54,15 @@ impl From<AppError> for Problem {
             AppError::NotFound(_)
             | AppError::NoPrompt(_)
             | AppError::Agent(AgentError::Unknown { .. })
-            | AppError::NotRecipient { .. } => StatusCode::NOT_FOUND,
+            | AppError::NotRecipient { .. }
+            | AppError::Started(StartedError::NotStarted(_)) => StatusCode::NOT_FOUND,
             AppError::NotYours { .. } | AppError::NotYoursToAnswer { .. } => StatusCode::FORBIDDEN,
             AppError::Prefix(e) if e.is_not_found() => StatusCode::NOT_FOUND,
             AppError::NotDelivered { .. }
             | AppError::NothingToRetry { .. }
             | AppError::AgentGone { .. }
-            | AppError::RetryElsewhere { .. } => StatusCode::CONFLICT,
+            | AppError::RetryElsewhere { .. }
+            | AppError::Started(_) => StatusCode::CONFLICT,
             AppError::Message(crate::model::MessageError::BodyTooLarge { .. })
             | AppError::AttachmentTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             e if is_user_error(e) => StatusCode::BAD_REQUEST,

@@ -35,16 +35,19 @@ pub(crate) struct Limits {
     pub(crate) max_connections: usize,
 }
 
-/// Serves `router` on `listener` until `cancel`, then lets each
-/// connection finish its request and waits for them.
+/// Serves `router` on `listener` until `cancel`, then tells each
+/// connection to finish its request and close. The connections are
+/// tracked by `connections`, which the caller waits for: a reload of `acp
+/// run` does not wait for them, since a request may be waiting for that
+/// very reload (a start asks the service to take its new agent in).
 pub(crate) async fn serve(
     listener: Arc<TcpListener>,
+    connections: TaskTracker,
     router: Router,
     limits: Limits,
     cancel: CancellationToken,
 ) {
     let places = Arc::new(Semaphore::new(limits.max_connections));
-    let connections = TaskTracker::new();
     loop {
         // A place first: at the cap, nothing more is accepted.
         let place = tokio::select! {
@@ -91,8 +94,6 @@ pub(crate) async fn serve(
             }
         });
     }
-    connections.close();
-    connections.wait().await;
 }
 
 /// An accept that failed: a connection reset before it was taken is

@@ -36,6 +36,7 @@ mod security;
 mod service;
 mod shells;
 mod spawn;
+mod spawn_doors;
 mod standin;
 mod support;
 mod tmux;

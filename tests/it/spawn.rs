@@ -11,9 +11,9 @@ use serde_json::Value;
 use crate::support::{Root, stderr, stdout, wait_until};
 use crate::tmux::Tmux;
 
-const LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const LIMIT: Duration = Duration::from_secs(30);
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -29,7 +29,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 /// A repository with one commit.
-fn repo() -> tempfile::TempDir {
+pub(crate) fn repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     git(dir.path(), &["init", "-q", "-b", "main"]);
     fs::write(dir.path().join("README"), "a web app\n").unwrap();
@@ -39,8 +39,10 @@ fn repo() -> tempfile::TempDir {
 }
 
 /// A root with project `web`: the recording prompt in a worktree per
-/// agent, on `tmux`'s server; submissions recorded under `records`.
-fn project_root(tmux: &Tmux, repo: &Path, records: &Path) -> Root {
+/// agent, on `tmux`'s server; submissions recorded under `records`. The
+/// prompt is ready when its input line is empty (earlier lines show what
+/// was submitted after a `>` too).
+pub(crate) fn project_root(tmux: &Tmux, repo: &Path, records: &Path) -> Root {
     let root = Root::new(1);
     root.fast();
     add_project(&root, tmux, repo, records, "");
@@ -56,7 +58,7 @@ fn add_project(root: &Root, tmux: &Tmux, repo: &Path, records: &Path, extra: &st
         "\n[[projects]]\nname = \"web\"\npath = \"{}\"\ncommand = [\"/usr/bin/python3\", \
          \"{prompt}\", \"{}\"]\nfirst_prompt = \"You are a web agent: end each task with a \
          devlog\"\nworktree = true\nsocket = \"{}\"\nguard = \"^python\"\nidle_pattern = \
-         \"^>\"\n{extra}",
+         \"^>$\"\n{extra}",
         repo.display(),
         records.display(),
         tmux.socket
@@ -65,7 +67,7 @@ fn add_project(root: &Root, tmux: &Tmux, repo: &Path, records: &Path, extra: &st
     fs::write(path, config).unwrap();
 }
 
-fn submitted(records: &Path, agent: &str) -> Vec<Value> {
+pub(crate) fn submitted(records: &Path, agent: &str) -> Vec<Value> {
     fs::read_to_string(records.join(format!("{agent}.jsonl")))
         .unwrap_or_default()
         .lines()
@@ -73,14 +75,14 @@ fn submitted(records: &Path, agent: &str) -> Vec<Value> {
         .collect()
 }
 
-fn texts(records: &Path, agent: &str) -> Vec<String> {
+pub(crate) fn texts(records: &Path, agent: &str) -> Vec<String> {
     submitted(records, agent)
         .iter()
         .filter_map(|s| s["text"].as_str().map(str::to_owned))
         .collect()
 }
 
-fn agent_ids(root: &Root) -> Vec<String> {
+pub(crate) fn agent_ids(root: &Root) -> Vec<String> {
     let out = root.run(&["--json", "agents"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -91,7 +93,7 @@ fn agent_ids(root: &Root) -> Vec<String> {
         .collect()
 }
 
-fn delivery(root: &Root, id: &str) -> Value {
+pub(crate) fn delivery(root: &Root, id: &str) -> Value {
     let out = root.run(&["--json", "inbox", "read", id]);
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     v["deliveries"][0].clone()
