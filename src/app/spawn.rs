@@ -7,6 +7,7 @@
 //! decides (an id is taken by one insert; a stop is one conditional
 //! update) and every door reports what it decided.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -459,7 +460,7 @@ impl App {
             a.dir.display()
         );
         if let Some(branch) = &a.branch {
-            body.push_str(&format!(" (branch `{branch}`)"));
+            let _ = write!(body, " (branch `{branch}`)");
         }
         match &a.task {
             Some(task) => {
@@ -467,7 +468,7 @@ impl App {
                 if shown.len() < task.len() {
                     shown.push('…');
                 }
-                body.push_str(&format!(".\nIts task: {shown}"));
+                let _ = write!(body, ".\nIts task: {shown}");
             }
             None => body.push_str(".\nNo task yet: /message in this thread tells it one."),
         }

@@ -49,6 +49,9 @@ pub(crate) fn all() -> Vec<poise::Command<Data, Error>> {
         role(),
         super::backups::backup(),
         devlog(),
+        super::agents::spawn(),
+        super::agents::stop(),
+        super::agents::restart(),
     ]
 }
 

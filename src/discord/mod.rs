@@ -9,6 +9,7 @@
 //! production setting for rate-limit proxies; the tests point it at a
 //! loopback stand-in Discord.
 
+mod agents;
 mod backups;
 mod commands;
 pub(crate) mod permissions;
@@ -25,7 +26,7 @@ use crate::app::App;
 
 /// Commands only admins may run, hidden from other members in Discord's
 /// picker (the run-time check still refuses them).
-const ADMIN_ONLY: &[&str] = &["backup"];
+const ADMIN_ONLY: &[&str] = &["backup", "spawn", "stop", "restart"];
 
 /// Discord's Manage Server permission: members without it do not see the
 /// admin-only commands (a server admin can grant them to other roles under
@@ -150,9 +151,14 @@ pub async fn run(app: Arc<App>, cancel: CancellationToken) -> Result<(), Discord
                     if let serenity::FullEvent::InteractionCreate {
                         interaction: serenity::Interaction::Component(ci),
                     } = event
-                        && let Err(e) = prompts::press(ctx, ci, data).await
                     {
-                        tracing::warn!(error = %e, "cannot answer a button press");
+                        let answered = match prompts::press(ctx, ci, data).await {
+                            Ok(false) => agents::press(ctx, ci, data).await.map(|_| ()),
+                            other => other.map(|_| ()),
+                        };
+                        if let Err(e) = answered {
+                            tracing::warn!(error = %e, "cannot answer a button press");
+                        }
                     }
                     Ok(())
                 })

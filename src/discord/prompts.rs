@@ -29,14 +29,14 @@ const MORE_MAX: usize = 1800;
 
 /// Who decided, as shown: a Discord user as a mention (mentions never
 /// ping), anyone else by name.
-fn who(by: &str) -> String {
+pub(super) fn who(by: &str) -> String {
     match by.strip_prefix("discord:") {
         Some(rest) => format!("<@{}>", rest.split(':').next().unwrap_or(rest)),
         None => format!("`{by}`"),
     }
 }
 
-fn when(at: i64) -> String {
+pub(super) fn when(at: i64) -> String {
     jiff::Timestamp::from_millisecond(at).map_or_else(|_| at.to_string(), |t| format!("{t:.0}"))
 }
 

@@ -13,11 +13,23 @@ use crate::support::{Root, stdout, wait_until};
 
 /// The roles the config names, which the stand-in's server has.
 pub(crate) const OPERATOR: &str = crate::standin::guild::OPERATOR_ROLE_ID;
-const ADMIN: &str = crate::standin::guild::ADMIN_ROLE_ID;
+pub(crate) const ADMIN: &str = crate::standin::guild::ADMIN_ROLE_ID;
 
 pub(crate) struct Bot {
     child: std::process::Child,
     log: std::path::PathBuf,
+}
+
+impl Bot {
+    /// Stops it as systemd would (SIGTERM) and waits for it to exit.
+    pub(crate) fn terminate(mut self) -> std::process::ExitStatus {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap()
+    }
 }
 
 impl Drop for Bot {
@@ -191,7 +203,7 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
     // typed as Discord's OpenAPI description types it: an integer.
     for command in registered.body.as_array().unwrap() {
         let hidden = &command["default_member_permissions"];
-        if command["name"] == "backup" {
+        if ["backup", "spawn", "stop", "restart"].contains(&command["name"].as_str().unwrap()) {
             assert_eq!(hidden, &json!(32), "{command}");
         } else {
             assert!(hidden.is_null(), "{command}");
