@@ -52,16 +52,19 @@
 //!   - [`app`]: messages (send, reply, follow, ack, retry; ids whole or by a
 //!     unique prefix), devlogs, receipts
 //!     owed to Discord commands, roles and the audit log,
-//!     backups (each audited and announced whichever door asks), the
-//!     doctor's checks, `acp init`, and the one error type.
+//!     backups (each audited and announced whichever door asks), agents
+//!     started, stopped and restarted in projects (whichever door asks),
+//!     the doctor's checks, `acp init`, and the one error type.
 //! - The **front doors** name only the core and the model:
-//!   - [`discord`]: the poise slash commands and the receipts they owe
-//!     (serenity's gateway; besides it only `delivery::discord` uses
-//!     serenity, for its REST client).
+//!   - [`discord`]: the poise slash commands, their buttons (prompts, a
+//!     stop's confirmation) and the receipts they owe (serenity's gateway;
+//!     besides it only `delivery::discord` uses serenity, for its REST
+//!     client).
 //!   - [`hook`]: `acp hook`, the command Claude Code and Codex run as a
 //!     hook: agents' states, prompts and their decisions.
-//!   - [`http`]: the status page, the JSON API, Prometheus metrics,
-//!     health checks and signed webhooks (axum).
+//!   - [`http`]: the status page, the JSON API (agents started and
+//!     stopped too), Prometheus metrics, health checks and signed webhooks
+//!     (axum).
 //!   - [`mcp`]: `acp mcp`, a stdio MCP server speaking for one agent.
 //!   - [`service`]: `acp run`, the long-running service, and the systemd
 //!     unit that runs it.

@@ -454,7 +454,7 @@ impl App {
         }
         let a = &report.agent;
         let mut body = format!(
-            "started by {by} in project {}: tmux pane {} in `{}`",
+            "started by {by} in project {}: tmux pane `{}` in `{}`",
             a.project,
             a.target,
             a.dir.display()

@@ -1,5 +1,5 @@
-// Over 400 lines: every slash command but /backup: each is a few lines, and the permission check
-// is shared.
+// Over 400 lines: every slash command but /backup, /spawn, /stop and /restart: each is a few
+// lines, and the permission check is shared.
 
 //! The slash commands. Each parses, checks the member's level, calls one
 //! method of the core and renders the answer.

@@ -14,7 +14,8 @@
 //!   an agent or not).
 //! - [`refusals`]: refused requests, audited in bounded form.
 //!
-//! [`people`] holds people's inboxes: a token's holder is a person.
+//! [`people`] holds people's inboxes: a token's holder is a person;
+//! [`agents`] starts, stops and restarts agents in projects.
 
 mod agents;
 mod api;
