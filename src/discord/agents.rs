@@ -309,10 +309,10 @@ fn stopped(report: &StopReport, by: &str) -> String {
         "🛑 **{}** stopped by {}: {}; {} queued message(s) failed.",
         report.agent,
         who(by),
-        if report.window_closed {
-            "its window closed"
-        } else {
-            "its window was already gone"
+        match (&report.machine, report.window_closed) {
+            (Some(node), _) => format!("{node} closes its window"),
+            (None, true) => "its window closed".to_owned(),
+            (None, false) => "its window was already gone".to_owned(),
         },
         report.failed.len()
     );
@@ -545,8 +545,8 @@ mod tests {
     #[test]
     fn the_service_line_reads_as_a_sentence() {
         assert_eq!(
-            capitalized("the running acp run picked up the new config"),
-            "The running acp run picked up the new config"
+            capitalized("the running acp run took the agent in"),
+            "The running acp run took the agent in"
         );
         assert_eq!(capitalized(""), "");
     }

@@ -356,7 +356,7 @@ fn discord_starts_an_agent_in_its_thread_and_asks_before_stopping_it() {
     for says in [
         "**web-1** started in project web: tmux pane `%",
         "on branch `acp/web-1`",
-        "The running acp run picked up the new config",
+        "The running acp run took the agent in",
         &format!("Its thread in <#{CHANNEL_ID}>"),
     ] {
         assert!(text.contains(says), "{says}: {text}");
