@@ -10,8 +10,8 @@
 use std::fmt;
 use std::ops::Range;
 
-use croner::parser::{CronParser, Seconds, Year};
 use croner::errors::CronError;
+use croner::parser::{CronParser, Seconds, Year};
 use croner::{CivilDate, CivilDateTime, CivilTime, CronDateTime, Resolution, Weekday};
 use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{SignedDuration, Timestamp, ZonedDateTime};
@@ -256,9 +256,9 @@ impl CronDateTime for At {
         .map_err(|_| CronError::InvalidDate)?;
         let a = self.0.time_zone().to_ambiguous_zoned_datetime(dt);
         Ok(match a.offset() {
-            AmbiguousOffset::Unambiguous { .. } => Resolution::Single(At(a
-                .unambiguous()
-                .map_err(|_| CronError::InvalidTime)?)),
+            AmbiguousOffset::Unambiguous { .. } => {
+                Resolution::Single(At(a.unambiguous().map_err(|_| CronError::InvalidTime)?))
+            }
             AmbiguousOffset::Fold { .. } => Resolution::Ambiguous(
                 At(a.clone().earlier().map_err(|_| CronError::InvalidTime)?),
                 At(a.later().map_err(|_| CronError::InvalidTime)?),
@@ -268,7 +268,10 @@ impl CronDateTime for At {
     }
 
     fn checked_add_seconds(&self, s: i64) -> Option<Self> {
-        self.0.checked_add(SignedDuration::from_secs(s)).ok().map(At)
+        self.0
+            .checked_add(SignedDuration::from_secs(s))
+            .ok()
+            .map(At)
     }
 
     fn cmp_instant(&self, o: &Self) -> std::cmp::Ordering {
@@ -392,7 +395,11 @@ mod tests {
         assert_eq!((e.field, e.span.clone()), (Some("second"), 0..3), "{e}");
         assert!(e.to_string().contains("column 1"), "{e}");
         let e = Cron::parse("0 9  * * MON-FRY").unwrap_err();
-        assert_eq!((e.field, e.span.clone()), (Some("day-of-week"), 9..16), "{e}");
+        assert_eq!(
+            (e.field, e.span.clone()),
+            (Some("day-of-week"), 9..16),
+            "{e}"
+        );
         assert!(e.to_string().contains("column 10"), "{e}");
     }
 

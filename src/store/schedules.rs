@@ -108,9 +108,8 @@ impl Store {
     /// [`StoreError`].
     pub fn schedules(&self) -> Result<Vec<Schedule>, StoreError> {
         self.read(|tx| {
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM schedules ORDER BY id"
-            ))?;
+            let mut stmt =
+                tx.prepare_cached(&format!("SELECT {COLUMNS} FROM schedules ORDER BY id"))?;
             let mut rows = stmt.query([])?;
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
@@ -242,7 +241,8 @@ impl Store {
                 "SELECT schedule_id, due, outcome, message_id, detail, at FROM firings \
                  WHERE schedule_id = ?1 ORDER BY due DESC LIMIT ?2",
             )?;
-            let mut rows = stmt.query(params![schedule, i64::try_from(limit).unwrap_or(i64::MAX)])?;
+            let mut rows =
+                stmt.query(params![schedule, i64::try_from(limit).unwrap_or(i64::MAX)])?;
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
                 out.push(firing_from_row(row)?);
