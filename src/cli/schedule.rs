@@ -67,10 +67,11 @@ pub(crate) async fn run(app: &App, cmd: &ScheduleCommand, json_out: bool) -> Res
                         v.when_busy,
                         if v.catch_up { "; catches up once" } else { "" }
                     );
-                    match &v.last {
-                        Some(f) => outln!("   last:  {} {}", f.due, f.outcome),
-                        None => outln!("   last:  -"),
-                    }
+                    let last = v
+                        .last
+                        .as_ref()
+                        .map_or_else(|| "-".to_owned(), |f| format!("{} {}", f.due, f.outcome));
+                    outln!("   last:  {last}");
                     outln!("   next:  {}", v.next.as_deref().unwrap_or("-"));
                     let counts: Vec<String> =
                         v.counts.iter().map(|(k, n)| format!("{k} {n}")).collect();

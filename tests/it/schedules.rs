@@ -52,11 +52,17 @@ fn every_second_delivers_once_per_firing_across_a_restart() {
             .success()
     );
     let sent = count(&root, id, "sent");
-    wait_until(LIMIT, || root.inbox_ids("Agent-2").len() as i64 == sent);
+    wait_until(LIMIT, || {
+        i64::try_from(root.inbox_ids("Agent-2").len()).unwrap() == sent
+    });
     let (status, log) = service.terminate();
     assert!(status.success(), "{log}");
     let ids = root.inbox_ids("Agent-2");
-    assert_eq!(ids.len() as i64, count(&root, id, "sent"), "{ids:?}");
+    assert_eq!(
+        i64::try_from(ids.len()).unwrap(),
+        count(&root, id, "sent"),
+        "{ids:?}"
+    );
     assert!(
         ids.values().all(|n| *n == 1),
         "a firing delivered twice: {ids:?}"
