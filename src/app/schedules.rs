@@ -76,13 +76,13 @@ impl App {
     /// else this machine's.
     #[must_use]
     pub fn schedule_zone(&self) -> TimeZone {
-        TimeZone::system()
+        self.config.schedules.zone()
     }
 
     fn zone_name(&self) -> String {
         self.schedule_zone()
             .iana_name()
-            .unwrap_or("the machine's zone")
+            .unwrap_or("this machine's zone")
             .to_owned()
     }
 
