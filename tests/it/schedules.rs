@@ -145,3 +145,34 @@ fn a_bad_cron_expression_is_refused_with_its_position() {
     );
     assert!(list(&root).is_empty(), "nothing stored");
 }
+
+#[test]
+fn skip_records_a_skip_for_a_busy_agent_and_sends_once_it_is_idle() {
+    use crate::tmux::{Tmux, tmux_root};
+    let tmux = Tmux::start(&["Agent-1"]);
+    let root = tmux_root(&tmux, &[("Agent-1", "")]);
+    std::fs::write(tmux.flag("Agent-1", "busy"), "").unwrap();
+    wait_until(LIMIT, || tmux.screen("Agent-1").contains("working..."));
+    let id = add(
+        &root,
+        &[
+            "--cron",
+            "* * * * * *",
+            "--to",
+            "Agent-1",
+            "--when-busy",
+            "skip",
+            "standup",
+        ],
+    );
+    let _service = root.service();
+    wait_until(LIMIT, || count(&root, id, "skipped") >= 2);
+    assert_eq!(count(&root, id, "sent"), 0, "sent to a busy agent");
+    std::fs::remove_file(tmux.flag("Agent-1", "busy")).unwrap();
+    wait_until(LIMIT, || count(&root, id, "sent") >= 1);
+    wait_until(LIMIT, || {
+        tmux.submitted("Agent-1")
+            .iter()
+            .any(|s| s["text"].as_str().is_some_and(|t| t.contains("standup")))
+    });
+}
