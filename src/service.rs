@@ -2,8 +2,8 @@
 //! the service lock and the HTTP socket for its whole life, and runs one
 //! generation of tasks at a time on one core: the dispatcher, the Discord
 //! bot, the devlog watcher, the reminders of waiting prompts, the pane
-//! watcher, the HTTP server and the backup schedule, started together and
-//! stopped by one cancellation.
+//! watcher, the HTTP server, the stored schedules and the backup schedule,
+//! started together and stopped by one cancellation.
 //!
 //! It watches `config/acp.toml`, `config/coordinates.json` and `.env` (and
 //! takes SIGHUP): a new configuration is loaded and checked first (a core
@@ -234,6 +234,8 @@ impl Generation {
         start_discord(app, &tasks, &cancel);
         // This machine's tmux agents: their state, dialogs and answers.
         tasks.spawn(Arc::clone(app).watch_panes(cancel.clone()));
+        // Stored schedules (`acp schedule`), each firing decided once.
+        tasks.spawn(Arc::clone(app).run_schedules(cancel.clone()));
         // The activity feed keeps a week.
         tasks.spawn(Arc::clone(app).prune_activity(cancel.clone()));
         let schedule = &app.config().backup;

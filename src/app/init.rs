@@ -183,6 +183,11 @@ mention_after_secs = 300
 # User ids the reminder pings.
 mention_users = []
 
+[schedules]
+# The zone the cron expressions of `acp schedule` are read in (an IANA
+# name); left out = this machine's zone.
+# time_zone = "Europe/Berlin"
+
 [coords]
 # Two agents' input points closer than this (pixels) are reported as a clash.
 near_radius_px = 10

@@ -60,6 +60,35 @@ impl App {
         files: &[std::path::PathBuf],
         audit: Option<(String, String)>,
     ) -> Result<UnifiedMessage, AppError> {
+        let via = req.via;
+        let (mut message, to) = self.checked(req).await?;
+        let staged = self.stage_files(&mut message, files).await?;
+        let deliveries = to.len();
+        let submission = Submission {
+            message,
+            via,
+            to,
+            audit,
+        };
+        let committed = self.commit(submission.clone()).await;
+        if let Err(e) = committed {
+            // Not stored: its staged files go too.
+            if let Some(dir) = staged {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(e);
+        }
+        let message = submission.message;
+        self.accepted(&message, deliveries);
+        Ok(message)
+    }
+
+    /// A message checked as [`App::send`] checks it, with its destinations;
+    /// nothing stored.
+    pub(super) async fn checked(
+        &self,
+        req: SendRequest,
+    ) -> Result<(UnifiedMessage, Vec<Destination>), AppError> {
         let to: Vec<Destination> = match &req.draft.to {
             Recipient::Agent(id) => vec![Destination::Agent(self.registry.get(id)?.id.clone())],
             Recipient::Broadcast => self
@@ -85,26 +114,7 @@ impl App {
             self.check_discord_route(&message).await?;
         }
         self.check_node_sender(&message, &to)?;
-        let mut message = message;
-        let staged = self.stage_files(&mut message, files).await?;
-        let deliveries = to.len();
-        let submission = Submission {
-            message,
-            via: req.via,
-            to,
-            audit,
-        };
-        let committed = self.commit(submission.clone()).await;
-        if let Err(e) = committed {
-            // Not stored: its staged files go too.
-            if let Some(dir) = staged {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            return Err(e);
-        }
-        let message = submission.message;
-        self.accepted(&message, deliveries);
-        Ok(message)
+        Ok((message, to))
     }
 
     /// Stores a submission through the group-commit writer.

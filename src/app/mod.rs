@@ -23,6 +23,8 @@
 //! - [`attention`]: agents' states and prompts, decided once whichever
 //!   door decides; [`panes`]: the tmux agents' screens; [`relay`]: on the
 //!   hub, the states and prompts of other machines' agents.
+//! - [`schedules`]: stored schedules, and the loop `acp run` fires them
+//!   with.
 //! - [`backups`]: create, list, verify, restore, prune, drill, schedule.
 //! - [`doctor`]: the health checks of `acp doctor`.
 //! - [`init`]: `acp init`, a new root; [`discover`]: the agents already
@@ -50,6 +52,7 @@ mod relay;
 mod reload;
 mod retry;
 mod roles;
+mod schedules;
 mod screen;
 mod service_lock;
 mod spawn;
@@ -83,6 +86,7 @@ pub use reload::{
     ConfigState, Pickup, RefusedConfig, WATCHED as CONFIG_FILES, config_digest, watch_config,
 };
 pub use retry::{RETRY_MAX, Requeued, RetryReport, Skipped};
+pub use schedules::{FiringView, NewSchedule, ScheduleView};
 pub use screen::{Probe, Validation, Window};
 // What the front doors read, named through the core so that no door
 // reaches into an engine.

@@ -204,6 +204,17 @@ The id is in the inbox file's name and header.")]
   acp roles captain Agent-1"
     )]
     Roles(RolesCommand),
+    /// Stored schedules: messages `acp run` sends at the times a cron
+    /// expression names, each firing recorded (sent, skipped, missed).
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  acp schedule add --cron \"0 9 * * MON-FRI\" --to Agent-2 \"post your plan for today\"
+  acp schedule list
+  acp schedule pause 3
+  acp schedule remove 3"
+    )]
+    Schedule(ScheduleCommand),
     /// An agent's messages: list, read, acknowledge.
     #[command(
         subcommand,
@@ -675,6 +686,69 @@ pub(crate) enum DevlogCommand {
         /// How many versions to show.
         #[arg(long, value_name = "N", default_value_t = 20)]
         limit: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ScheduleCommand {
+    /// Store a schedule; `acp run` sends TEXT at each due time.
+    #[command(after_help = "Examples:
+  acp schedule add --cron \"0 9 * * MON-FRI\" --to Agent-2 \"post your plan for today\"
+  acp schedule add --cron \"*/30 * * * * *\" --to all --when-busy skip \"status?\"
+  acp schedule add --cron \"0 18 * * *\" --to discord --catch-up \"end of day\"
+
+A cron expression is 5 fields (minute hour day-of-month month day-of-week),
+or 6 with seconds first, read in the machine's time zone.")]
+    Add {
+        /// The cron expression, e.g. \"0 9 * * MON-FRI\" or \"*/5 * * * * *\".
+        #[arg(long, value_name = "EXPR")]
+        cron: String,
+        /// An agent (e.g. Agent-2), all (every agent) or discord (the swarm
+        /// channel).
+        #[arg(long, value_name = "TARGET")]
+        to: String,
+        /// Delivery priority: critical before urgent before normal.
+        #[arg(long, default_value = "normal", value_parser = priority())]
+        priority: Priority,
+        /// When the agent's pane is busy at the due time: wait (tmux
+        /// delivery waits for it to go idle), skip (recorded as skipped),
+        /// deliver (to its file inbox at once).
+        #[arg(long, default_value = "wait", value_parser = ["wait", "skip", "deliver"])]
+        when_busy: String,
+        /// Send the newest firing missed while acp run was down once when
+        /// it starts again (default: only record them as missed).
+        #[arg(long)]
+        catch_up: bool,
+        /// The text to send.
+        #[arg(value_name = "TEXT")]
+        text: String,
+    },
+    /// Each schedule: its expression and zone, target, last and next
+    /// firing, and how many were sent, skipped and missed.
+    #[command(after_help = "Examples:
+  acp schedule list
+  acp --json schedule list")]
+    List,
+    /// Remove a schedule (its firings stay in the record).
+    #[command(after_help = "Examples:
+  acp schedule remove 3")]
+    Remove {
+        /// The schedule's id, as `acp schedule list` shows it.
+        id: i64,
+    },
+    /// Stop firing a schedule until it is resumed.
+    #[command(after_help = "Examples:
+  acp schedule pause 3")]
+    Pause {
+        /// The schedule's id, as `acp schedule list` shows it.
+        id: i64,
+    },
+    /// Fire a paused schedule again, from now on (none missed meanwhile).
+    #[command(after_help = "Examples:
+  acp schedule resume 3")]
+    Resume {
+        /// The schedule's id, as `acp schedule list` shows it.
+        id: i64,
     },
 }
 

@@ -31,6 +31,7 @@ pub(crate) mod logging;
 mod people;
 mod progress;
 mod prompts;
+mod schedule;
 mod send;
 mod service;
 mod settings;
@@ -57,7 +58,8 @@ pub(crate) const EXIT_FAILURE: u8 = 1;
 pub(crate) use acp::app::Refused as UsageError;
 pub(crate) use args::{
     BackupCommand, Cli, Command, ConfigCommand, CoordsCommand, DevlogCommand, InboxCommand,
-    ReplyArgs, RetryArgs, RolesCommand, ScopeArgs, SendOpts, ServiceCommand, TmuxCommand,
+    ReplyArgs, RetryArgs, RolesCommand, ScheduleCommand, ScopeArgs, SendOpts, ServiceCommand,
+    TmuxCommand,
 };
 
 /// The root: `--root`, else `ACP_ROOT` (both handled by clap), else the
@@ -408,6 +410,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
             remove_worktree,
         } => started::stop(&*open_app(&cli)?, agent, *remove_worktree, cli.json).await,
         Command::Restart { agent } => started::restart(&*open_app(&cli)?, agent, cli.json).await,
+        Command::Schedule(cmd) => schedule::run(&*open_app(&cli)?, cmd, cli.json).await,
         Command::Roles(cmd) => show::roles(&*open_app(&cli)?, cmd, cli.json).await,
         Command::Inbox(cmd) => show::inbox(&*open_app(&cli)?, cmd, cli.json).await,
         Command::Coords(CoordsCommand::Validate) => coords::validate(&*open_app(&cli)?, cli.json),

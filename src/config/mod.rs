@@ -23,6 +23,7 @@ mod gui;
 mod http;
 mod projects;
 pub mod redact;
+mod schedules;
 mod show;
 mod tmux;
 mod tokens;
@@ -34,6 +35,7 @@ pub use discover::{DiscoverConfig, ProgramPattern};
 pub use http::{DEFAULT_PORT, HookConfig, HookRoute, HttpConfig};
 pub use projects::{MAX_PROJECT_NAME, Project};
 pub use redact::Redactor;
+pub use schedules::SchedulesConfig;
 pub use show::{Origin, Setting};
 pub use tokens::{ApiToken, DEFAULT_SCOPES, Scope};
 
@@ -243,6 +245,8 @@ pub struct Config {
     pub profiles: crate::model::pane::Profiles,
     /// Who is pinged when a prompt waits too long.
     pub attention: AttentionConfig,
+    /// Stored schedules: the zone their cron expressions are read in.
+    pub schedules: SchedulesConfig,
     pub coords: CoordsConfig,
     pub discord: DiscordConfig,
     /// Default sender for `acp send` (`ACP_AGENT`, set in an agent's shell).
@@ -277,6 +281,8 @@ struct RawConfig {
     approval: RawApproval,
     #[serde(default)]
     attention: attention::RawAttention,
+    #[serde(default)]
+    schedules: schedules::RawSchedules,
     #[serde(default)]
     coords: RawCoords,
     #[serde(default)]
@@ -461,6 +467,7 @@ impl Config {
             )
             .unwrap_or_default(),
             attention: AttentionConfig::default(),
+            schedules: SchedulesConfig::default(),
             coords: CoordsConfig { near_radius_px: 10 },
             discord: DiscordConfig::default(),
             default_sender: None,
@@ -594,6 +601,7 @@ impl Config {
             &self.discord.operator_roles,
             &mut self.attention,
         )?;
+        schedules::apply_schedules(&src, raw.schedules, &mut self.schedules)?;
         gui::apply_gui(&src, &raw.gui, &mut self.gui)?;
         backup::apply_backup(&src, &self.root, raw.backup, &mut self.backup)?;
         http::apply_http(&src, raw.http, &mut self.http)?;

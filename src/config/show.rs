@@ -210,6 +210,10 @@ impl Config {
         doc.put("attention.mention_roles", json!(t.mentions.roles));
         doc.put("attention.mention_users", json!(t.mentions.users));
         doc.put("coords.near_radius_px", json!(self.coords.near_radius_px));
+        doc.put(
+            "schedules.time_zone",
+            json!(self.schedules.time_zone.as_deref().unwrap_or("")),
+        );
     }
 
     fn project_discord(&self, doc: &mut Doc) {

@@ -19,6 +19,8 @@
 //! - [`person`]: people (`person:NAME`), who send from the command line
 //!   or the API and get answers in their inbox.
 //! - [`spawn`]: agents acp started in a project, as the store keeps them.
+//! - [`schedule`]: stored schedules (cron expressions read in a zone) and
+//!   their firings.
 
 pub mod agent;
 pub mod attention;
@@ -31,6 +33,7 @@ pub mod node;
 pub mod pane;
 pub mod person;
 pub mod prefix;
+pub mod schedule;
 pub mod spawn;
 pub mod time;
 pub mod tmux;

@@ -15,7 +15,7 @@
 //! queued again by a person), [`ids`] (ids given by a prefix),
 //! [`feed`] (the activity feed, in commit order, that `acp watch`
 //! follows), [`people`] (people's inboxes), [`spawned`] (agents acp
-//! started).
+//! started), [`schedules`] (stored schedules and their firings).
 
 pub mod activity;
 pub mod attention;
@@ -30,6 +30,7 @@ pub mod queue;
 pub mod relay;
 pub mod retry;
 pub mod roles;
+pub mod schedules;
 pub mod spawned;
 mod sql;
 pub mod views;
@@ -392,6 +393,33 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX spawned_stops_to_hand ON spawned (stopped_at)
         WHERE state = 'stopped' AND node IS NOT NULL AND stop_handed_at IS NULL
           AND error IS NULL;
+    ",
+    // 13: stored schedules (`acp schedule`) and each firing, one per
+    // schedule and due time: the key decides that a firing happens once.
+    r"
+    CREATE TABLE schedules (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        cron        TEXT NOT NULL,
+        recipient   TEXT NOT NULL,
+        body        TEXT NOT NULL,
+        priority    INTEGER NOT NULL,
+        when_busy   TEXT NOT NULL CHECK (when_busy IN ('wait','skip','deliver')),
+        catch_up    INTEGER NOT NULL,
+        paused      INTEGER NOT NULL DEFAULT 0,
+        created_by  TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        from_at     INTEGER NOT NULL
+    );
+    CREATE TABLE firings (
+        schedule_id INTEGER NOT NULL,
+        due         INTEGER NOT NULL,
+        outcome     TEXT NOT NULL
+            CHECK (outcome IN ('sent','caught_up','skipped','missed','failed')),
+        message_id  TEXT,
+        detail      TEXT,
+        at          INTEGER NOT NULL,
+        PRIMARY KEY (schedule_id, due)
+    ) WITHOUT ROWID;
     ",
 ];
 

@@ -158,7 +158,7 @@ pub(crate) fn delivery(root: &Root, id: &str) -> Value {
     v["deliveries"][0].clone()
 }
 
-fn tmux_root(tmux: &Tmux, agents: &[(&str, &str)]) -> Root {
+pub(crate) fn tmux_root(tmux: &Tmux, agents: &[(&str, &str)]) -> Root {
     let root = Root::new(u32::try_from(agents.len()).unwrap());
     root.fast();
     for (name, extra) in agents {
