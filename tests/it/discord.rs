@@ -397,9 +397,8 @@ fn slash_commands_answer_gate_and_deliver_through_the_real_bot() {
     );
     // The schedule's first backup is audited too, as `schedule` (taken
     // by acp run at its start: waited for, it may still be running).
-    let audit = || -> Value {
-        serde_json::from_slice(&root.run(&["audit", "--json"]).stdout).unwrap()
-    };
+    let audit =
+        || -> Value { serde_json::from_slice(&root.run(&["audit", "--json"]).stdout).unwrap() };
     wait_until(Duration::from_secs(30), || {
         audit().as_array().unwrap().iter().any(|r| {
             r["actor"] == "schedule" && r["action"] == "backup.create" && r["outcome"] == "ok"
