@@ -264,15 +264,7 @@ impl App {
         };
         let (id, seq) = self.new_agent_id(&project.name, req.id.as_deref()).await?;
         let mut spawned = planned(&project, &id, req.task.clone(), &req.by);
-        // The agent as the registry will hold it: checked before anything
-        // is made (a profile gone, say).
-        self.config.spawned_agent(&Spawned {
-            target: "%0".into(),
-            ..spawned.clone()
-        })?;
-        let store = Arc::clone(&self.store);
-        let record = spawned.clone();
-        if !blocking(move || store.begin_spawn(&record, seq)).await? {
+        if !self.record_start(&spawned, seq).await? {
             return Err(StartedError::IdTaken(id).into());
         }
         spawned.target = if elsewhere {
@@ -290,15 +282,28 @@ impl App {
             Some(&detail),
         )
         .await?;
+        self.taken_in(
+            spawned,
+            &req.by,
+            project.first_prompt.as_deref(),
+            req.task.as_deref(),
+        )
+        .await
+    }
+
+    /// Has the running service take a started agent in, then sends its
+    /// onboarding prompt and task (only once it holds the agent).
+    async fn taken_in(
+        &self,
+        spawned: Spawned,
+        by: &str,
+        onboarding: Option<&str>,
+        task: Option<&str>,
+    ) -> Result<SpawnReport, AppError> {
         let pickup = self.registry_changed().await;
         let messages = if taken_in(&pickup) {
-            self.first_messages(
-                &id,
-                &req.by,
-                project.first_prompt.as_deref(),
-                req.task.as_deref(),
-            )
-            .await?
+            self.first_messages(&spawned.id, by, onboarding, task)
+                .await?
         } else {
             Vec::new()
         };
@@ -307,6 +312,19 @@ impl App {
             messages,
             service: said(&pickup),
         })
+    }
+
+    /// Records a start (`starting`), once the agent it makes is checked
+    /// as the registry will hold it (a profile gone, say): `false` when the
+    /// id is taken.
+    async fn record_start(&self, spawned: &Spawned, seq: u32) -> Result<bool, AppError> {
+        self.config.spawned_agent(&Spawned {
+            target: "%0".into(),
+            ..spawned.clone()
+        })?;
+        let store = Arc::clone(&self.store);
+        let record = spawned.clone();
+        Ok(blocking(move || store.begin_spawn(&record, seq)).await?)
     }
 
     /// Opens a recorded start's window on this machine and records it
@@ -408,13 +426,7 @@ impl App {
         let name = project.name.clone();
         let seq = blocking(move || store.next_spawn_number(&name)).await?;
         let spawned = planned(&project, &agent, None, by);
-        self.config.spawned_agent(&Spawned {
-            target: "%0".into(),
-            ..spawned.clone()
-        })?;
-        let store = Arc::clone(&self.store);
-        let record = spawned.clone();
-        if !blocking(move || store.begin_spawn(&record, seq)).await? {
+        if !self.record_start(&spawned, seq).await? {
             return Err(Refused(format!("{agent} is taken on this machine")).into());
         }
         let pane = self.start_here(&project, &spawned).await?;
@@ -753,18 +765,8 @@ impl App {
             Some(&spawned.target),
         )
         .await?;
-        let pickup = self.registry_changed().await;
-        let messages = if taken_in(&pickup) {
-            self.first_messages(&id, by, project.first_prompt.as_deref(), None)
-                .await?
-        } else {
-            Vec::new()
-        };
-        Ok(SpawnReport {
-            agent: spawned,
-            messages,
-            service: said(&pickup),
-        })
+        self.taken_in(spawned, by, project.first_prompt.as_deref(), None)
+            .await
     }
 
     /// Closes a stopped agent's window, and removes its worktree when

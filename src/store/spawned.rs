@@ -254,18 +254,12 @@ impl Store {
         })
     }
 
-    /// On the hub: starts to hand to other machines (recorded `starting`
-    /// for a node other than `hub`, not handed yet), oldest first.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub fn spawns_to_hand(&self, hub: &str) -> Result<Vec<Spawned>, StoreError> {
+    /// The started agents a condition (with one parameter) picks.
+    fn spawned_where(&self, condition: &str, param: &str) -> Result<Vec<Spawned>, StoreError> {
         self.read(|tx| {
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM spawned WHERE state = 'starting' AND node IS NOT NULL \
-                 AND node != ?1 AND handed_at IS NULL ORDER BY spawned_at"
-            ))?;
-            let mut rows = stmt.query([hub])?;
+            let mut stmt =
+                tx.prepare_cached(&format!("SELECT {COLUMNS} FROM spawned WHERE {condition}"))?;
+            let mut rows = stmt.query([param])?;
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
                 out.push(from_row(row)?);
@@ -274,25 +268,30 @@ impl Store {
         })
     }
 
+    /// On the hub: starts to hand to other machines (recorded `starting`
+    /// for a node other than `hub`, not handed yet), oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn spawns_to_hand(&self, hub: &str) -> Result<Vec<Spawned>, StoreError> {
+        self.spawned_where(
+            "state = 'starting' AND node IS NOT NULL AND node != ?1 AND handed_at IS NULL \
+             ORDER BY spawned_at",
+            hub,
+        )
+    }
+
     /// On the hub: stops to hand to other machines (agents stopped here
     /// that another machine runs, their stop not handed yet).
     ///
     /// # Errors
     /// [`StoreError`].
     pub fn stops_to_hand(&self, hub: &str) -> Result<Vec<Spawned>, StoreError> {
-        self.read(|tx| {
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM spawned WHERE state = 'stopped' AND node IS NOT NULL \
-                 AND node != ?1 AND stop_handed_at IS NULL AND error IS NULL \
-                 ORDER BY stopped_at"
-            ))?;
-            let mut rows = stmt.query([hub])?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next()? {
-                out.push(from_row(row)?);
-            }
-            Ok(out)
-        })
+        self.spawned_where(
+            "state = 'stopped' AND node IS NOT NULL AND node != ?1 AND stop_handed_at IS NULL \
+             AND error IS NULL ORDER BY stopped_at",
+            hub,
+        )
     }
 
     /// On the hub: the stop of `id` was handed to its machine.
