@@ -338,14 +338,7 @@ fn already_stopped(spawned: &Spawned) -> String {
     text
 }
 
-fn ephemeral(text: String) -> serenity::CreateInteractionResponse {
-    serenity::CreateInteractionResponse::Message(
-        serenity::CreateInteractionResponseMessage::new()
-            .content(text)
-            .ephemeral(true)
-            .allowed_mentions(no_mentions()),
-    )
-}
+use super::prompts::ephemeral;
 
 /// Handles a press on a stop's button. Not one: `false`.
 pub(crate) async fn press(

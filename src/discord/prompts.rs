@@ -68,7 +68,8 @@ pub(crate) fn settled(prompt: &Prompt, decided: &Decided) -> String {
     text
 }
 
-fn ephemeral(text: String) -> serenity::CreateInteractionResponse {
+/// A reply only the presser sees, pinging nobody.
+pub(crate) fn ephemeral(text: String) -> serenity::CreateInteractionResponse {
     serenity::CreateInteractionResponse::Message(
         serenity::CreateInteractionResponseMessage::new()
             .content(text)

@@ -433,14 +433,14 @@ pub(crate) async fn agents(State(http): State<Http>) -> Result<Response, Problem
     Ok(axum::Json(http.app.agent_views().await?).into_response())
 }
 
-/// `?unread=&limit=` of an inbox listing.
+/// `?unread=&limit=` of an inbox listing (an agent's or a person's).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct InboxQuery {
     #[serde(default)]
-    unread: bool,
+    pub(crate) unread: bool,
     #[serde(default = "default_limit")]
-    limit: usize,
+    pub(crate) limit: usize,
 }
 
 fn default_limit() -> usize {

@@ -10,12 +10,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::{PersonInbox, Scope};
 use crate::model::{DeliveryState, MessageId, PersonName};
 
+use super::api::InboxQuery;
 use super::problem::Problem;
 use super::{Caller, Http};
 
@@ -64,20 +64,6 @@ impl Caller {
             Err(self.lacks(Scope::Admin, &format!("reading {}'s inbox", asked.sender())))
         }
     }
-}
-
-/// `?unread=&limit=` of a person's inbox.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct InboxQuery {
-    #[serde(default)]
-    unread: bool,
-    #[serde(default = "default_limit")]
-    limit: usize,
-}
-
-fn default_limit() -> usize {
-    50
 }
 
 async fn inbox_of(
