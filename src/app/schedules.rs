@@ -5,7 +5,15 @@
 //!
 //! When `acp run` starts, the due times it was down for are recorded as
 //! missed; a schedule with `catch_up` sends the newest of them once, now.
+//!
+//! A `wait` firing whose agent is busy at the due time is held (in memory
+//! only: the firing is not decided yet) until the agent is idle, then
+//! sent; still busy at the end of the schedule's window, or when its next
+//! due time comes, it is recorded as skipped. If `acp run` stops while one
+//! is held, the next start records it as missed, like any due time it was
+//! not running for.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,8 +45,14 @@ pub struct NewSchedule {
     pub body: String,
     pub priority: Priority,
     pub when_busy: WhenBusy,
+    /// How long a `wait` firing waits for the agent to go idle; `None`:
+    /// [`WAIT_DEFAULT`].
+    pub wait: Option<Duration>,
     pub catch_up: bool,
 }
+
+/// How long a `wait` firing waits for a busy agent unless told otherwise.
+pub const WAIT_DEFAULT: Duration = Duration::from_secs(600);
 
 /// A schedule as `acp schedule list` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -49,6 +63,9 @@ pub struct ScheduleView {
     pub body: String,
     pub priority: String,
     pub when_busy: &'static str,
+    /// How long a `wait` firing waits for the agent to go idle, in
+    /// seconds.
+    pub wait_secs: u64,
     pub catch_up: bool,
     pub paused: bool,
     /// The zone the expression is read in.
@@ -107,6 +124,7 @@ impl App {
             body: new.body,
             priority: new.priority,
             when_busy: new.when_busy,
+            wait: new.wait.unwrap_or(WAIT_DEFAULT),
             catch_up: new.catch_up,
             paused: false,
             created_by: by.to_owned(),
@@ -149,6 +167,7 @@ impl App {
                 body: s.body.clone(),
                 priority: s.priority.as_str().to_owned(),
                 when_busy: s.when_busy.as_str(),
+                wait_secs: s.wait.as_secs(),
                 catch_up: s.catch_up,
                 paused: s.paused,
                 time_zone: zone_name.clone(),
@@ -203,8 +222,8 @@ impl App {
     pub async fn run_schedules(self: Arc<Self>, cancel: CancellationToken) {
         let zone = self.schedule_zone();
         let started = Timestamp::now();
-        let mut cursors: std::collections::HashMap<i64, Timestamp> =
-            std::collections::HashMap::new();
+        let mut cursors: HashMap<i64, Timestamp> = HashMap::new();
+        let mut held: HashMap<i64, Held> = HashMap::new();
         loop {
             let schedules = match self.stored_schedules().await {
                 Ok(s) => s,
@@ -214,16 +233,32 @@ impl App {
                 }
             };
             cursors.retain(|id, _| schedules.iter().any(|s| s.id == *id && !s.paused));
+            held.retain(|id, _| schedules.iter().any(|s| s.id == *id && !s.paused));
             let now = Timestamp::now();
             let mut wake = now + RECHECK;
             for s in schedules.iter().filter(|s| !s.paused) {
                 let cursor = match cursors.get(&s.id) {
                     Some(c) => *c,
-                    None => self.start_cursor(s, started, &zone).await,
+                    None => self.start_cursor(s, started, &zone, &mut held).await,
                 };
                 let (due, _) = s.cron.due_between(cursor, now, &zone, 1);
                 if let Some(due) = due.last() {
-                    self.fire(s, *due, false).await;
+                    if let Some(old) = held.remove(&s.id) {
+                        let why =
+                            format!("{} still busy when the next firing came", s.to.as_text());
+                        self.decide_firing(s.id, old.due, FiringOutcome::Skipped(why), None)
+                            .await;
+                    }
+                    if self.fire(s, *due, false).await == Fired::Held {
+                        let h = Held {
+                            due: *due,
+                            since: now,
+                            late: false,
+                        };
+                        held.insert(s.id, h);
+                    }
+                } else if let Some(h) = held.get(&s.id).copied() {
+                    self.retry_held(s, h, now, &mut held).await;
                 }
                 cursors.insert(s.id, now.max(cursor));
                 if let Some(next) = s.cron.next_after(now, &zone) {
@@ -238,6 +273,30 @@ impl App {
         }
     }
 
+    /// Tries a held `wait` firing again: sent once the agent is idle,
+    /// skipped when the window is over.
+    async fn retry_held(
+        &self,
+        s: &Schedule,
+        h: Held,
+        now: Timestamp,
+        held: &mut HashMap<i64, Held>,
+    ) {
+        if !self.busy(&s.to).await {
+            held.remove(&s.id);
+            self.send_firing(s, h.due, h.late).await;
+        } else if now.duration_since(h.since).unsigned_abs() >= s.wait {
+            held.remove(&s.id);
+            let why = format!(
+                "{} busy for the whole {} s window",
+                s.to.as_text(),
+                s.wait.as_secs()
+            );
+            self.decide_firing(s.id, h.due, FiringOutcome::Skipped(why), None)
+                .await;
+        }
+    }
+
     async fn stored_schedules(&self) -> Result<Vec<Schedule>, AppError> {
         let store = Arc::clone(&self.store);
         Ok(blocking(move || store.schedules()).await?)
@@ -247,7 +306,13 @@ impl App {
     /// newest decided firing (or when it was made or resumed). Due times
     /// from there to `started` less [`GRACE`] were missed: recorded so,
     /// the newest sent once now if the schedule catches up.
-    async fn start_cursor(&self, s: &Schedule, started: Timestamp, zone: &TimeZone) -> Timestamp {
+    async fn start_cursor(
+        &self,
+        s: &Schedule,
+        started: Timestamp,
+        zone: &TimeZone,
+        held: &mut HashMap<i64, Held>,
+    ) -> Timestamp {
         let store = Arc::clone(&self.store);
         let id = s.id;
         let last = blocking(move || store.last_due(id)).await.ok().flatten();
@@ -268,7 +333,14 @@ impl App {
         let catch_up = s.catch_up.then(|| missed.last().copied()).flatten();
         for due in &missed {
             if Some(*due) == catch_up {
-                self.fire(s, *due, true).await;
+                if self.fire(s, *due, true).await == Fired::Held {
+                    let h = Held {
+                        due: *due,
+                        since: Timestamp::now(),
+                        late: true,
+                    };
+                    held.insert(s.id, h);
+                }
             } else {
                 self.decide_firing(s.id, *due, FiringOutcome::Missed, None)
                     .await;
@@ -285,14 +357,30 @@ impl App {
         missed_until
     }
 
-    /// Fires `s` for `due`: skipped when its agent is busy and it says
-    /// `skip`, else sent (with the firing, in one transaction).
-    async fn fire(&self, s: &Schedule, due: Timestamp, late: bool) {
-        if s.when_busy == WhenBusy::Skip && self.busy(&s.to).await {
-            self.decide_firing(s.id, due, FiringOutcome::Skipped, None)
+    /// Fires `s` for `due`: when its agent is busy, skipped (`skip`) or
+    /// held (`wait`); else sent (with the firing, in one transaction).
+    async fn fire(&self, s: &Schedule, due: Timestamp, late: bool) -> Fired {
+        if s.when_busy != WhenBusy::Deliver && self.busy(&s.to).await {
+            if s.when_busy == WhenBusy::Wait {
+                tracing::info!(
+                    "schedule {}: {} is busy; waiting up to {} s for it to go idle",
+                    s.id,
+                    s.to.as_text(),
+                    s.wait.as_secs()
+                );
+                return Fired::Held;
+            }
+            let why = format!("{} busy at the due time", s.to.as_text());
+            self.decide_firing(s.id, due, FiringOutcome::Skipped(why), None)
                 .await;
-            return;
+            return Fired::Decided;
         }
+        self.send_firing(s, due, late).await;
+        Fired::Decided
+    }
+
+    /// Sends a firing: its message stored with it in one transaction.
+    async fn send_firing(&self, s: &Schedule, due: Timestamp, late: bool) {
         let draft = Draft {
             from: format!("schedule:{}", s.id),
             to: s.to.clone(),
@@ -381,6 +469,24 @@ impl App {
     }
 }
 
+/// What [`App::fire`] did with a due time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fired {
+    /// Sent, skipped or failed: recorded in the store.
+    Decided,
+    /// A `wait` firing held for its busy agent.
+    Held,
+}
+
+/// A `wait` firing held until its agent is idle: its due time, since when
+/// it waits, and whether it is a missed one caught up.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    due: Timestamp,
+    since: Timestamp,
+    late: bool,
+}
+
 fn found(id: i64, found: bool) -> Result<(), AppError> {
     if found {
         Ok(())
@@ -402,7 +508,7 @@ fn firing_view(f: &Firing, zone: &TimeZone) -> FiringView {
         outcome: f.outcome.as_str(),
         message_id: f.outcome.message().map(|m| m.to_string()),
         detail: match &f.outcome {
-            FiringOutcome::Failed(why) => Some(why.clone()),
+            FiringOutcome::Failed(why) | FiringOutcome::Skipped(why) => Some(why.clone()),
             _ => None,
         },
     }

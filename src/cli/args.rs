@@ -696,6 +696,7 @@ pub(crate) enum ScheduleCommand {
   acp schedule add --cron \"0 9 * * MON-FRI\" --to Agent-2 \"post your plan for today\"
   acp schedule add --cron \"*/30 * * * * *\" --to all --when-busy skip \"status?\"
   acp schedule add --cron \"0 18 * * *\" --to discord --catch-up \"end of day\"
+  acp schedule add --cron \"0 9 * * *\" --to Agent-1 --wait-up-to 30m \"rebase on main\"
 
 A cron expression is 5 fields (minute hour day-of-month month day-of-week),
 or 6 with seconds first, read in the machine's time zone.")]
@@ -710,11 +711,15 @@ or 6 with seconds first, read in the machine's time zone.")]
         /// Delivery priority: critical before urgent before normal.
         #[arg(long, default_value = "normal", value_parser = priority())]
         priority: Priority,
-        /// When the agent's pane is busy at the due time: wait (tmux
-        /// delivery waits for it to go idle), skip (recorded as skipped),
-        /// deliver (to its file inbox at once).
+        /// When the agent's pane is busy at the due time: wait (sent once
+        /// it is idle, up to --wait-up-to; skipped after), skip (recorded
+        /// as skipped), deliver (to its file inbox at once).
         #[arg(long, default_value = "wait", value_parser = ["wait", "skip", "deliver"])]
         when_busy: String,
+        /// With --when-busy wait: how long to wait for the agent to go
+        /// idle, e.g. 90s, 10m, 1h.
+        #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = wait_window)]
+        wait_up_to: std::time::Duration,
         /// Send the newest firing missed while acp run was down once when
         /// it starts again (default: only record them as missed).
         #[arg(long)]
@@ -883,6 +888,17 @@ pub(crate) enum CoordsCommand {
 }
 
 /// `--priority`: the model's priorities, listed in `--help`.
+/// `--wait-up-to`: a duration such as `90s`, `10m` or `1h 30m`.
+fn wait_window(s: &str) -> Result<std::time::Duration, String> {
+    let d: jiff::SignedDuration = s
+        .parse()
+        .map_err(|e| format!("{e}: write it like 90s, 10m or 1h 30m"))?;
+    std::time::Duration::try_from(d)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| "the window must be longer than zero, e.g. 10m".to_owned())
+}
+
 fn priority() -> impl TypedValueParser<Value = Priority> {
     PossibleValuesParser::new(Priority::ALL.map(|p| PossibleValue::new(p.as_str())))
         .try_map(|s| s.parse::<Priority>())

@@ -24,6 +24,7 @@ pub(crate) async fn run(app: &App, cmd: &ScheduleCommand, json_out: bool) -> Res
             to,
             priority,
             when_busy,
+            wait_up_to,
             catch_up,
             text,
         } => {
@@ -33,6 +34,7 @@ pub(crate) async fn run(app: &App, cmd: &ScheduleCommand, json_out: bool) -> Res
                 body: text.clone(),
                 priority: *priority,
                 when_busy: WhenBusy::parse(when_busy).unwrap_or_default(),
+                wait: Some(*wait_up_to),
                 catch_up: *catch_up,
             };
             let id = app.add_schedule(new, &by).await?;
@@ -60,11 +62,20 @@ pub(crate) async fn run(app: &App, cmd: &ScheduleCommand, json_out: bool) -> Res
                     let state = if v.paused { "  [paused]" } else { "" };
                     outln!("{}  {:<16} to {}{state}", v.id, v.cron, v.to);
                     outln!("   text:  {}", v.body);
+                    let busy = if v.when_busy == "wait" {
+                        format!(
+                            "wait up to {:#}",
+                            jiff::SignedDuration::from_secs(
+                                i64::try_from(v.wait_secs).unwrap_or(i64::MAX),
+                            )
+                        )
+                    } else {
+                        v.when_busy.to_owned()
+                    };
                     outln!(
-                        "   zone:  {}; {} priority; when busy: {}{}",
+                        "   zone:  {}; {} priority; when busy: {busy}{}",
                         v.time_zone,
                         v.priority,
-                        v.when_busy,
                         if v.catch_up { "; catches up once" } else { "" }
                     );
                     let last = v

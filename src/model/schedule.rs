@@ -282,11 +282,12 @@ impl CronDateTime for At {
 /// What a firing does when its agent is busy at the due time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WhenBusy {
-    /// Sent; tmux delivery waits for the pane to go idle (up to its
-    /// window), as it does for any message.
+    /// Sent once the agent is idle, waiting up to the schedule's window
+    /// for it; still busy at the end of the window: skipped.
     #[default]
     Wait,
-    /// Not sent: recorded as skipped.
+    /// Not sent when the agent is busy at the due time: recorded as
+    /// skipped.
     Skip,
     /// Sent and delivered at once, busy or not.
     Deliver,
@@ -319,6 +320,8 @@ pub struct Schedule {
     pub body: String,
     pub priority: Priority,
     pub when_busy: WhenBusy,
+    /// How long a `wait` firing waits for its busy agent to go idle.
+    pub wait: std::time::Duration,
     /// Missed firings (`acp run` down) are caught up once when it starts.
     pub catch_up: bool,
     pub paused: bool,
@@ -336,8 +339,9 @@ pub enum FiringOutcome {
     Sent(super::MessageId),
     /// Missed while `acp run` was down, then sent late as this message.
     CaughtUp(super::MessageId),
-    /// The agent was busy and the schedule says `skip`.
-    Skipped,
+    /// Not sent because the agent was busy, and how (at the due time, or
+    /// for the whole window of a `wait` schedule).
+    Skipped(String),
     /// Due while `acp run` was down.
     Missed,
     /// It could not be sent (the agent gone, say), and why.
@@ -350,7 +354,7 @@ impl FiringOutcome {
         match self {
             Self::Sent(_) => "sent",
             Self::CaughtUp(_) => "caught_up",
-            Self::Skipped => "skipped",
+            Self::Skipped(_) => "skipped",
             Self::Missed => "missed",
             Self::Failed(_) => "failed",
         }

@@ -421,6 +421,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (schedule_id, due)
     ) WITHOUT ROWID;
     ",
+    // 14: how long a `wait` schedule waits for its busy agent to go idle
+    // before the firing is skipped (seconds).
+    r"
+    ALTER TABLE schedules ADD COLUMN wait_secs INTEGER NOT NULL DEFAULT 600;
+    ",
 ];
 
 /// The store. Cheap to share behind an `Arc`; one connection, used by one

@@ -12,7 +12,7 @@ use super::queue::{Submission, insert_submissions};
 use super::{Store, StoreError, now_ms};
 
 const COLUMNS: &str = "id, cron, recipient, body, priority, when_busy, catch_up, paused, \
-                       created_by, created_at, from_at";
+                       created_by, created_at, from_at, wait_secs";
 
 fn from_row(row: &Row<'_>) -> Result<Schedule, StoreError> {
     let corrupt = |what: &str, value: &str| StoreError::Corrupt(format!("{what} {value:?}"));
@@ -37,6 +37,7 @@ fn from_row(row: &Row<'_>) -> Result<Schedule, StoreError> {
         created_by: row.get(8)?,
         created_at: row.get(9)?,
         from: row.get(10)?,
+        wait: std::time::Duration::from_secs(row.get::<_, i64>(11)?.try_into().unwrap_or(0)),
     })
 }
 
@@ -51,7 +52,7 @@ fn firing_from_row(row: &Row<'_>) -> Result<Firing, StoreError> {
     let outcome = match (outcome.as_str(), message) {
         ("sent", Some(id)) => FiringOutcome::Sent(id),
         ("caught_up", Some(id)) => FiringOutcome::CaughtUp(id),
-        ("skipped", _) => FiringOutcome::Skipped,
+        ("skipped", _) => FiringOutcome::Skipped(detail.unwrap_or_default()),
         ("missed", _) => FiringOutcome::Missed,
         ("failed", _) => FiringOutcome::Failed(detail.unwrap_or_default()),
         (other, _) => return Err(corrupt("firing outcome", other)),
@@ -73,8 +74,8 @@ impl Store {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO schedules (cron, recipient, body, priority, when_busy, catch_up, \
-                 paused, created_by, created_at, from_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 paused, created_by, created_at, from_at, wait_secs) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     s.cron.as_str(),
                     s.to.as_text(),
@@ -86,6 +87,7 @@ impl Store {
                     s.created_by,
                     s.created_at,
                     s.from,
+                    i64::try_from(s.wait.as_secs()).unwrap_or(i64::MAX),
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -190,7 +192,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         self.write(|tx| {
             let detail = match outcome {
-                FiringOutcome::Failed(why) => Some(why.as_str()),
+                FiringOutcome::Failed(why) | FiringOutcome::Skipped(why) => Some(why.as_str()),
                 _ => None,
             };
             let n = tx.execute(

@@ -176,3 +176,86 @@ fn skip_records_a_skip_for_a_busy_agent_and_sends_once_it_is_idle() {
             .any(|s| s["text"].as_str().is_some_and(|t| t.contains("standup")))
     });
 }
+
+/// A cron expression due once, `ahead` from now, in UTC (the root's
+/// `[schedules] time_zone` must be UTC).
+fn once_in(ahead: Duration) -> String {
+    let at = jiff::Timestamp::now() + ahead;
+    let t = at.to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    format!("{} {} {} * * *", t.second(), t.minute(), t.hour())
+}
+
+#[test]
+fn wait_holds_a_firing_until_the_agent_is_idle_and_skips_after_its_window() {
+    use crate::tmux::{Tmux, tmux_root};
+    let tmux = Tmux::start(&["Agent-1"]);
+    let root = tmux_root(&tmux, &[("Agent-1", "")]);
+    root.edit_config("# time_zone = \"Europe/Berlin\"", "time_zone = \"UTC\"");
+    std::fs::write(tmux.flag("Agent-1", "busy"), "").unwrap();
+    wait_until(LIMIT, || tmux.screen("Agent-1").contains("working..."));
+    // Added while acp run runs, so the due time cannot fall before its
+    // start (that would be a missed firing, not a held one).
+    let service = root.service();
+    let cron = once_in(Duration::from_secs(3));
+    let patient = add(
+        &root,
+        &[
+            "--cron",
+            &cron,
+            "--to",
+            "Agent-1",
+            "--wait-up-to",
+            "10m",
+            "standup",
+        ],
+    );
+    let brief = add(
+        &root,
+        &[
+            "--cron",
+            &cron,
+            "--to",
+            "Agent-1",
+            "--wait-up-to",
+            "2s",
+            "brief",
+        ],
+    );
+    let log = root.path().join("service.log");
+    // The evidence that the due time came and the agent was busy: the
+    // short window ran out, and the long one says it waits.
+    wait_until(LIMIT, || count(&root, brief, "skipped") == 1);
+    let skipped = list(&root).into_iter().find(|s| s["id"] == brief).unwrap();
+    assert!(
+        skipped["last"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("busy for the whole 2 s window")),
+        "{skipped}"
+    );
+    wait_until(LIMIT, || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(&format!(
+                "schedule {patient}: Agent-1 is busy; waiting up to 600 s"
+            ))
+    });
+    assert_eq!(count(&root, patient, "sent"), 0, "sent to a busy agent");
+    assert_eq!(count(&root, patient, "skipped"), 0);
+    std::fs::remove_file(tmux.flag("Agent-1", "busy")).unwrap();
+    wait_until(LIMIT, || count(&root, patient, "sent") == 1);
+    wait_until(LIMIT, || {
+        tmux.submitted("Agent-1")
+            .iter()
+            .any(|s| s["text"].as_str().is_some_and(|t| t.contains("standup")))
+    });
+    let texts = |t: &str| {
+        tmux.submitted("Agent-1")
+            .iter()
+            .filter(|s| s["text"].as_str().is_some_and(|x| x.contains(t)))
+            .count()
+    };
+    assert_eq!(texts("standup"), 1);
+    assert_eq!(texts("brief"), 0, "a skipped firing went out");
+    assert_eq!(count(&root, brief, "sent"), 0);
+    drop(service);
+}
