@@ -238,6 +238,8 @@ impl Generation {
         tasks.spawn(Arc::clone(app).run_schedules(cancel.clone()));
         // The activity feed keeps a week.
         tasks.spawn(Arc::clone(app).prune_activity(cancel.clone()));
+        // Finished messages older than [store] keep_days, hourly.
+        tasks.spawn(Arc::clone(app).run_retention(cancel.clone()));
         let schedule = &app.config().backup;
         if schedule.full_every.is_some()
             || schedule.differential_every.is_some()

@@ -325,6 +325,35 @@ fn store(config: &Config) -> Check {
     }
 }
 
+/// The store file (with its write-ahead log) against `[store]
+/// warn_size_mb`.
+fn store_size(config: &Config) -> Check {
+    let db = config.db_path();
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let bytes = size(&db) + size(&db.with_extension("db-wal"));
+    let human = indicatif::HumanBytes(bytes);
+    let limit = config.store.warn_bytes;
+    if bytes <= limit {
+        return ok(
+            "store size",
+            format!("{human}, under {}", indicatif::HumanBytes(limit)),
+        );
+    }
+    let keep = config.store.keep.map_or_else(
+        || "messages are kept for ever ([store] keep_days = 0)".to_owned(),
+        |k| format!("[store] keep_days = {}", k.as_secs() / 86_400),
+    );
+    bad(
+        "store size",
+        Level::Warn,
+        format!(
+            "{human}, past [store] warn_size_mb ({}); {keep}",
+            indicatif::HumanBytes(limit)
+        ),
+        "see what takes the space with `acp store stats`; lower [store] keep_days, then          `acp store prune` (and `acp store compact` once if stats says so)",
+    )
+}
+
 /// What stops backups before the repository is even read: a path that
 /// is a file, a key that is not one.
 fn backup_setup(config: &Config) -> Option<Check> {
@@ -599,6 +628,7 @@ pub fn checks(config: &Config) -> Vec<Check> {
         inboxes(config),
         devlogs(config),
         store(config),
+        store_size(config),
         api_tokens(config),
         backups(config),
         disk("disk (root)", &config.root),

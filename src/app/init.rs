@@ -188,6 +188,18 @@ mention_users = []
 # name); left out = this machine's zone.
 # time_zone = "Europe/Berlin"
 
+[store]
+# Finished messages (delivered, failed or acknowledged) older than this
+# many days are removed with their deliveries, attempts and receipts, by
+# `acp run` every hour (fractions allowed; 0 keeps everything).
+keep_days = 90
+# The newest messages kept for each recipient, however old.
+keep_min = 100
+# Audit rows are kept longer (0 keeps them all).
+audit_keep_days = 365
+# `acp doctor` warns when the store file grows past this (MB).
+warn_size_mb = 1024
+
 [coords]
 # Two agents' input points closer than this (pixels) are reported as a clash.
 near_radius_px = 10

@@ -50,6 +50,7 @@ mod panes;
 mod people;
 mod relay;
 mod reload;
+mod retention;
 mod retry;
 mod roles;
 mod schedules;
@@ -85,6 +86,7 @@ pub use people::PersonInbox;
 pub use reload::{
     ConfigState, Pickup, RefusedConfig, WATCHED as CONFIG_FILES, config_digest, watch_config,
 };
+pub use retention::{RetentionReport, StoreStats};
 pub use retry::{RETRY_MAX, Requeued, RetryReport, Skipped};
 pub use schedules::{FiringView, NewSchedule, ScheduleView};
 pub use screen::{Probe, Validation, Window};
@@ -104,6 +106,7 @@ pub use crate::store::activity::RecentDelivery;
 pub use crate::store::devlogs::DevlogVersion;
 pub use crate::store::discord::{Receipt, ReceiptState};
 pub use crate::store::feed::{Activity, FEED_KEEP_MS, FeedEntry};
+pub use crate::store::retention::{FileStat, Pruned, TableStat};
 pub use crate::store::roles::AuditEntry;
 pub use crate::store::views::{AgentStatus, AttemptView, FailureView};
 pub use crate::store::{AckResult, DeliveryView, InboxEntry, Status};

@@ -215,6 +215,15 @@ The id is in the inbox file's name and header.")]
   acp schedule remove 3"
     )]
     Schedule(ScheduleCommand),
+    /// The store: its size per table, retention now, compaction.
+    #[command(
+        subcommand,
+        after_help = "Examples:
+  acp store stats
+  acp store prune
+  acp store compact"
+    )]
+    Store(StoreCommand),
     /// An agent's messages: list, read, acknowledge.
     #[command(
         subcommand,
@@ -755,6 +764,26 @@ or 6 with seconds first, read in the machine's time zone.")]
         /// The schedule's id, as `acp schedule list` shows it.
         id: i64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StoreCommand {
+    /// Rows and bytes per table, the file's size and free space.
+    #[command(after_help = "Examples:
+  acp store stats
+  acp --json store stats")]
+    Stats,
+    /// Remove now what [store] keep_days no longer keeps (acp run does
+    /// it every hour), and give the space back.
+    #[command(after_help = "Examples:
+  acp store prune")]
+    Prune,
+    /// Rewrite the store file once so it gives space back while acp runs
+    /// (stores made before retention need it). Blocks writers while it
+    /// runs: best with acp run stopped.
+    #[command(after_help = "Examples:
+  acp store compact")]
+    Compact,
 }
 
 #[derive(Debug, Subcommand)]

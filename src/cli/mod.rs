@@ -37,6 +37,7 @@ mod service;
 mod settings;
 mod show;
 mod started;
+mod store;
 mod watch;
 
 use std::io::{self, IsTerminal, Read};
@@ -59,7 +60,7 @@ pub(crate) use acp::app::Refused as UsageError;
 pub(crate) use args::{
     BackupCommand, Cli, Command, ConfigCommand, CoordsCommand, DevlogCommand, InboxCommand,
     ReplyArgs, RetryArgs, RolesCommand, ScheduleCommand, ScopeArgs, SendOpts, ServiceCommand,
-    TmuxCommand,
+    StoreCommand, TmuxCommand,
 };
 
 /// The root: `--root`, else `ACP_ROOT` (both handled by clap), else the
@@ -411,6 +412,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         } => started::stop(&*open_app(&cli)?, agent, *remove_worktree, cli.json).await,
         Command::Restart { agent } => started::restart(&*open_app(&cli)?, agent, cli.json).await,
         Command::Schedule(cmd) => schedule::run(&*open_app(&cli)?, cmd, cli.json).await,
+        Command::Store(cmd) => store::run(&*open_app(&cli)?, cmd, cli.json).await,
         Command::Roles(cmd) => show::roles(&*open_app(&cli)?, cmd, cli.json).await,
         Command::Inbox(cmd) => show::inbox(&*open_app(&cli)?, cmd, cli.json).await,
         Command::Coords(CoordsCommand::Validate) => coords::validate(&*open_app(&cli)?, cli.json),

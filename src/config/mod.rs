@@ -25,6 +25,7 @@ mod projects;
 pub mod redact;
 mod schedules;
 mod show;
+mod store;
 mod tmux;
 mod tokens;
 
@@ -37,6 +38,7 @@ pub use projects::{MAX_PROJECT_NAME, Project};
 pub use redact::Redactor;
 pub use schedules::SchedulesConfig;
 pub use show::{Origin, Setting};
+pub use store::StoreConfig;
 pub use tokens::{ApiToken, DEFAULT_SCOPES, Scope};
 
 use crate::model::DEFAULT_MAX_BODY_BYTES;
@@ -247,6 +249,8 @@ pub struct Config {
     pub attention: AttentionConfig,
     /// Stored schedules: the zone their cron expressions are read in.
     pub schedules: SchedulesConfig,
+    /// How long finished messages are kept (`[store]`).
+    pub store: StoreConfig,
     pub coords: CoordsConfig,
     pub discord: DiscordConfig,
     /// Default sender for `acp send` (`ACP_AGENT`, set in an agent's shell).
@@ -283,6 +287,8 @@ struct RawConfig {
     attention: attention::RawAttention,
     #[serde(default)]
     schedules: schedules::RawSchedules,
+    #[serde(default)]
+    store: store::RawStore,
     #[serde(default)]
     coords: RawCoords,
     #[serde(default)]
@@ -468,6 +474,7 @@ impl Config {
             .unwrap_or_default(),
             attention: AttentionConfig::default(),
             schedules: SchedulesConfig::default(),
+            store: StoreConfig::default(),
             coords: CoordsConfig { near_radius_px: 10 },
             discord: DiscordConfig::default(),
             default_sender: None,
@@ -602,6 +609,7 @@ impl Config {
             &mut self.attention,
         )?;
         schedules::apply_schedules(&src, raw.schedules, &mut self.schedules)?;
+        store::apply_store(&src, &raw.store, &mut self.store)?;
         gui::apply_gui(&src, &raw.gui, &mut self.gui)?;
         backup::apply_backup(&src, &self.root, raw.backup, &mut self.backup)?;
         http::apply_http(&src, raw.http, &mut self.http)?;

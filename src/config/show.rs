@@ -214,6 +214,15 @@ impl Config {
             "schedules.time_zone",
             json!(self.schedules.time_zone.as_deref().unwrap_or("")),
         );
+        let days =
+            |d: Option<std::time::Duration>| json!(d.map_or(0.0, |d| d.as_secs_f64() / 86_400.0));
+        doc.put("store.keep_days", days(self.store.keep));
+        doc.put("store.keep_min", json!(self.store.keep_min));
+        doc.put("store.audit_keep_days", days(self.store.audit_keep));
+        doc.put(
+            "store.warn_size_mb",
+            json!(self.store.warn_bytes / (1024 * 1024)),
+        );
     }
 
     fn project_discord(&self, doc: &mut Doc) {

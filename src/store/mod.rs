@@ -28,6 +28,7 @@ pub mod ids;
 pub mod people;
 pub mod queue;
 pub mod relay;
+pub mod retention;
 pub mod retry;
 pub mod roles;
 pub mod schedules;
@@ -426,6 +427,28 @@ const MIGRATIONS: &[&str] = &[
     r"
     ALTER TABLE schedules ADD COLUMN wait_secs INTEGER NOT NULL DEFAULT 600;
     ",
+    // 15: retention. The devlog ledger keeps its hashes when the message
+    // that posted a version is removed, so its message id no longer
+    // refers to `messages` (rebuilt without the reference); webhook
+    // records are found by message.
+    r"
+    CREATE TABLE devlogs_kept (
+        agent       TEXT NOT NULL,
+        hash        TEXT NOT NULL,
+        path        TEXT NOT NULL,
+        message_id  TEXT,
+        seen_at     INTEGER NOT NULL,
+        PRIMARY KEY (agent, hash)
+    ) WITHOUT ROWID;
+    INSERT INTO devlogs_kept SELECT agent, hash, path, message_id, seen_at FROM devlogs;
+    DROP TABLE devlogs;
+    ALTER TABLE devlogs_kept RENAME TO devlogs;
+    CREATE INDEX devlogs_path ON devlogs (path, seen_at);
+    CREATE INDEX hook_deliveries_message ON hook_deliveries (message_id)
+        WHERE message_id IS NOT NULL;
+    CREATE INDEX hook_bodies_message ON hook_bodies (message_id)
+        WHERE message_id IS NOT NULL;
+    ",
 ];
 
 /// The store. Cheap to share behind an `Arc`; one connection, used by one
@@ -546,6 +569,10 @@ impl Store {
         )
         .map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        // A new store gives free space back while acp runs (retention);
+        // on an existing one this does nothing until `acp store compact`.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .map_err(open_err)?;
         set_wal(&conn).map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;

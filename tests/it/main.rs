@@ -28,6 +28,7 @@ mod outbox;
 mod panes;
 mod pipeline;
 mod reload;
+mod retention;
 mod schedules;
 mod sec_cluster;
 mod sec_files;
