@@ -125,6 +125,12 @@ pub enum AppError {
     NotYoursToAnswer { id: MessageId, caller: AgentId },
     #[error("no prompt {0}: `acp prompts` lists the prompts waiting")]
     NoPrompt(crate::model::PromptId),
+    #[error("no schedule {0}: `acp schedule list` lists the schedules")]
+    NoSchedule(i64),
+    /// A cron expression that does not parse, with the field and column
+    /// at fault (the doors show its caret in fixed-width text).
+    #[error(transparent)]
+    Cron(#[from] crate::model::schedule::CronSyntaxError),
     #[error(transparent)]
     Refused(#[from] Refused),
     #[error(transparent)]

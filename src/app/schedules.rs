@@ -75,6 +75,8 @@ pub struct ScheduleView {
     pub last: Option<FiringView>,
     /// The next due time (none while paused).
     pub next: Option<String>,
+    /// The same, in milliseconds since the epoch.
+    pub next_at: Option<i64>,
     /// Firings per outcome: sent, `caught_up`, skipped, missed, failed.
     pub counts: std::collections::BTreeMap<String, i64>,
 }
@@ -82,7 +84,10 @@ pub struct ScheduleView {
 /// One firing, shown.
 #[derive(Debug, Clone, Serialize)]
 pub struct FiringView {
+    /// The due time, in the schedule's zone.
     pub due: String,
+    /// The same, in milliseconds since the epoch.
+    pub due_at: i64,
     pub outcome: &'static str,
     pub message_id: Option<String>,
     pub detail: Option<String>,
@@ -109,7 +114,7 @@ impl App {
     /// [`AppError`]: a bad expression (with its position), an unknown
     /// agent, an empty text; or a store failure.
     pub async fn add_schedule(&self, new: NewSchedule, by: &str) -> Result<i64, AppError> {
-        let cron = Cron::parse(&new.cron).map_err(|e| super::Refused(e.to_string()))?;
+        let cron = Cron::parse(&new.cron)?;
         let to = match new.to.as_str() {
             "all" | "*" => Recipient::Broadcast,
             "discord" => Recipient::Discord,
@@ -154,6 +159,7 @@ impl App {
         })
         .await?;
         let now = Timestamp::now();
+        let next = |s: &Schedule| (!s.paused).then(|| s.cron.next_after(now, &zone)).flatten();
         Ok(rows
             .into_iter()
             .map(|(s, last, counts)| ScheduleView {
@@ -172,23 +178,45 @@ impl App {
                 paused: s.paused,
                 time_zone: zone_name.clone(),
                 last: last.map(|f| firing_view(&f, &zone)),
-                next: (!s.paused)
-                    .then(|| s.cron.next_after(now, &zone))
-                    .flatten()
-                    .map(|t| shown(t, &zone)),
+                next: next(&s).map(|t| shown(t, &zone)),
+                next_at: next(&s).map(Timestamp::as_millisecond),
                 counts: counts.into_iter().collect(),
             })
             .collect())
     }
 
-    /// A schedule's firings, newest first.
+    /// One schedule, as [`App::schedules`] shows it.
     ///
     /// # Errors
-    /// [`AppError::Store`].
+    /// [`AppError::NoSchedule`]; [`AppError::Store`].
+    pub async fn schedule(&self, id: i64) -> Result<ScheduleView, AppError> {
+        self.schedules()
+            .await?
+            .into_iter()
+            .find(|s| s.id == id)
+            .ok_or(AppError::NoSchedule(id))
+    }
+
+    /// A schedule's firings, newest first (a removed schedule's stay in
+    /// the record).
+    ///
+    /// # Errors
+    /// [`AppError::NoSchedule`] when there is no such schedule and none
+    /// of its firings is recorded; [`AppError::Store`].
     pub async fn firings(&self, id: i64, limit: usize) -> Result<Vec<FiringView>, AppError> {
         let store = Arc::clone(&self.store);
         let zone = self.schedule_zone();
-        let firings = blocking(move || store.firings(id, limit)).await?;
+        let (firings, known) = blocking(move || {
+            let firings = store.firings(id, limit)?;
+            let known = !firings.is_empty()
+                || store.last_due(id)?.is_some()
+                || store.schedules()?.iter().any(|s| s.id == id);
+            Ok((firings, known))
+        })
+        .await?;
+        if !known {
+            return Err(AppError::NoSchedule(id));
+        }
         Ok(firings.iter().map(|f| firing_view(f, &zone)).collect())
     }
 
@@ -491,7 +519,7 @@ fn found(id: i64, found: bool) -> Result<(), AppError> {
     if found {
         Ok(())
     } else {
-        Err(super::Refused(format!("no schedule {id}: see `acp schedule list`")).into())
+        Err(AppError::NoSchedule(id))
     }
 }
 
@@ -505,6 +533,7 @@ fn firing_view(f: &Firing, zone: &TimeZone) -> FiringView {
     FiringView {
         due: Timestamp::from_millisecond(f.due)
             .map_or_else(|_| f.due.to_string(), |t| shown(t, zone)),
+        due_at: f.due,
         outcome: f.outcome.as_str(),
         message_id: f.outcome.message().map(|m| m.to_string()),
         detail: match &f.outcome {

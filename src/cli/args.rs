@@ -211,6 +211,7 @@ The id is in the inbox file's name and header.")]
         after_help = "Examples:
   acp schedule add --cron \"0 9 * * MON-FRI\" --to Agent-2 \"post your plan for today\"
   acp schedule list
+  acp schedule firings 3
   acp schedule pause 3
   acp schedule remove 3"
     )]
@@ -743,6 +744,20 @@ or 6 with seconds first, read in the machine's time zone.")]
   acp schedule list
   acp --json schedule list")]
     List,
+    /// A schedule's firings, newest first: due time, outcome (sent,
+    /// `caught_up`, skipped, missed, failed), message id, and why one failed.
+    #[command(after_help = "Examples:
+  acp schedule firings 3
+  acp schedule firings 3 --limit 100
+  acp --json schedule firings 3")]
+    Firings {
+        /// The schedule's id, as `acp schedule list` shows it (a removed
+        /// schedule's firings stay in the record).
+        id: i64,
+        /// How many firings to show, newest first.
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        limit: usize,
+    },
     /// Remove a schedule (its firings stay in the record).
     #[command(after_help = "Examples:
   acp schedule remove 3")]

@@ -92,6 +92,22 @@ pub(crate) async fn run(app: &App, cmd: &ScheduleCommand, json_out: bool) -> Res
                 }
             }
         }
+        ScheduleCommand::Firings { id, limit } => {
+            let firings = app.firings(*id, *limit).await?;
+            if json_out {
+                print_json(&firings)?;
+            } else if firings.is_empty() {
+                outln!("schedule {id} has not fired yet");
+            } else {
+                for f in firings {
+                    let message = f.message_id.as_deref().unwrap_or("-");
+                    outln!("{}  {:<9}  {message}", f.due, f.outcome);
+                    if let Some(detail) = f.detail {
+                        outln!("   {detail}");
+                    }
+                }
+            }
+        }
         ScheduleCommand::Remove { id } => {
             app.remove_schedule(*id, &by).await?;
             done(json_out, *id, "removed")?;

@@ -1,5 +1,5 @@
-// Over 400 lines: every slash command but /backup, /spawn, /stop and /restart: each is a few
-// lines, and the permission check is shared.
+// Over 400 lines: every slash command but /backup, /spawn, /stop, /restart and /schedule: each
+// is a few lines, and the permission check is shared.
 
 //! The slash commands. Each parses, checks the member's level, calls one
 //! method of the core and renders the answer.
@@ -23,7 +23,10 @@ const DEFER_AFTER: Duration = Duration::from_secs(1);
 
 /// Runs `work`; if it has not finished after [`DEFER_AFTER`], defers the
 /// interaction first so Discord does not time it out, then waits for it.
-async fn quick<T, E>(ctx: Context<'_>, work: impl Future<Output = Result<T, E>>) -> Result<T, Error>
+pub(super) async fn quick<T, E>(
+    ctx: Context<'_>,
+    work: impl Future<Output = Result<T, E>>,
+) -> Result<T, Error>
 where
     Error: From<E>,
 {
@@ -52,6 +55,7 @@ pub(crate) fn all() -> Vec<poise::Command<Data, Error>> {
         super::agents::spawn(),
         super::agents::stop(),
         super::agents::restart(),
+        super::schedules::schedule(),
     ]
 }
 
@@ -168,10 +172,10 @@ async fn require(ctx: Context<'_>, needed: Level) -> Result<bool, Error> {
     Ok(false)
 }
 
-async fn user(ctx: Context<'_>) -> Result<bool, Error> {
+pub(super) async fn user(ctx: Context<'_>) -> Result<bool, Error> {
     require(ctx, Level::User).await
 }
-async fn operator(ctx: Context<'_>) -> Result<bool, Error> {
+pub(super) async fn operator(ctx: Context<'_>) -> Result<bool, Error> {
     require(ctx, Level::Operator).await
 }
 pub(super) async fn admin(ctx: Context<'_>) -> Result<bool, Error> {
@@ -196,7 +200,7 @@ async fn agent_names<'a>(ctx: Context<'a>, partial: &'a str) -> impl Iterator<It
 }
 
 #[derive(Debug, Clone, Copy, poise::ChoiceParameter)]
-enum PriorityChoice {
+pub(super) enum PriorityChoice {
     #[name = "normal"]
     Normal,
     #[name = "urgent"]

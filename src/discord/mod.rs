@@ -16,6 +16,7 @@ pub(crate) mod permissions;
 mod prompts;
 mod receipts;
 pub(crate) mod render;
+mod schedules;
 
 use std::sync::Arc;
 

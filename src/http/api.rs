@@ -112,11 +112,11 @@ pub(crate) struct BroadcastBody {
     tags: Vec<String>,
 }
 
-fn bad(e: impl std::fmt::Display) -> Problem {
+pub(crate) fn bad(e: impl std::fmt::Display) -> Problem {
     Problem::new(StatusCode::BAD_REQUEST, e.to_string())
 }
 
-fn priority(p: Option<&str>) -> Result<Priority, Problem> {
+pub(crate) fn priority(p: Option<&str>) -> Result<Priority, Problem> {
     p.map_or(Ok(Priority::Normal), |p| p.parse().map_err(bad))
 }
 

@@ -165,13 +165,18 @@ impl Caller {
     }
 }
 
-/// The scope a route needs: reading needs `read`, sending and
-/// acknowledging `send`, and roles, the captain, the audit log and
-/// starting, stopping and restarting agents `admin`.
+/// The scope a route needs: reading needs `read`, sending,
+/// acknowledging and changing schedules `send`, and roles, the captain,
+/// the audit log and starting, stopping and restarting agents `admin`.
 fn required(method: &Method, route: &str) -> Scope {
     let agents = *method == Method::POST
         && ["/api/v1/agents", "/api/v1/agents/{agent}/restart"].contains(&route);
-    if route == "/api/v1/audit" || agents || matches!(*method, Method::PUT | Method::DELETE) {
+    // Removing a schedule is an operator's, as adding one is.
+    let schedule = *method == Method::DELETE && route == "/api/v1/schedules/{id}";
+    if schedule {
+        Scope::Send
+    } else if route == "/api/v1/audit" || agents || matches!(*method, Method::PUT | Method::DELETE)
+    {
         Scope::Admin
     } else if matches!(*method, Method::GET | Method::HEAD) {
         Scope::Read
@@ -293,6 +298,20 @@ mod tests {
         assert_eq!(
             required(&Method::POST, "/api/v1/agents/{agent}/restart"),
             Scope::Admin
+        );
+        assert_eq!(required(&Method::GET, "/api/v1/schedules"), Scope::Read);
+        assert_eq!(required(&Method::POST, "/api/v1/schedules"), Scope::Send);
+        assert_eq!(
+            required(&Method::DELETE, "/api/v1/schedules/{id}"),
+            Scope::Send
+        );
+        assert_eq!(
+            required(&Method::POST, "/api/v1/schedules/{id}/pause"),
+            Scope::Send
+        );
+        assert_eq!(
+            required(&Method::GET, "/api/v1/schedules/{id}/firings"),
+            Scope::Read
         );
     }
 }

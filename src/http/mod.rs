@@ -15,7 +15,8 @@
 //! - [`refusals`]: refused requests, audited in bounded form.
 //!
 //! [`people`] holds people's inboxes: a token's holder is a person;
-//! [`agents`] starts, stops and restarts agents in projects.
+//! [`agents`] starts, stops and restarts agents in projects;
+//! [`schedules`] adds, lists, pauses and removes stored schedules.
 
 mod agents;
 mod api;
@@ -28,6 +29,7 @@ mod page;
 mod people;
 mod problem;
 mod refusals;
+mod schedules;
 mod serve;
 
 use std::net::SocketAddr;
@@ -266,6 +268,11 @@ fn router(state: Http) -> Router {
         .route("/people/{name}/inbox", get(people::inbox))
         .route("/prompts", get(api::prompts))
         .route("/prompts/{id}/decision", post(api::decide))
+        .route("/schedules", get(schedules::list).post(schedules::add))
+        .route("/schedules/{id}", delete(schedules::remove))
+        .route("/schedules/{id}/pause", post(schedules::pause))
+        .route("/schedules/{id}/resume", post(schedules::resume))
+        .route("/schedules/{id}/firings", get(schedules::firings))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authorize,

@@ -1,7 +1,7 @@
 //! `/`: the status page. Server-rendered (maud, escaped), no CDN and no
 //! script needed: it works offline and with JavaScript off. Agents waiting
 //! for a person come first, above the rest; each agent's row shows its
-//! state. Below 600 px wide (a phone) the wide tables become cards, one
+//! state; the schedules follow the agents, missed firings marked. Below 600 px wide (a phone) the wide tables become cards, one
 //! per row, and long words wrap: the page never scrolls sideways.
 //!
 //! Times are written in UTC as `<time datetime>`; with JavaScript on, the
@@ -15,8 +15,9 @@ use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{DOCTYPE, Markup, html};
 
-use crate::app::{AgentView, RecentDelivery, StateRow, Status, Summary, Waiting};
+use crate::app::{AgentView, RecentDelivery, ScheduleView, StateRow, Status, Summary, Waiting};
 use crate::model::attention::waited;
+use crate::model::message::{PREVIEW_CHARS, preview};
 use crate::model::{AgentState, DeliveryState, Priority};
 
 use super::problem::Problem;
@@ -91,6 +92,7 @@ struct View {
     per_minute: Vec<(i64, u64)>,
     backup: Option<Summary>,
     people: Vec<crate::app::PersonInbox>,
+    schedules: Vec<ScheduleView>,
 }
 
 fn backup_line(http: &Http, backup: Option<&Summary>) -> Markup {
@@ -166,6 +168,46 @@ fn recent(recent: &[RecentDelivery]) -> Markup {
     }
 }
 
+/// An outcome of a firing as a pill: sent ones fine, skipped ones a
+/// warning, missed and failed ones bad.
+fn outcome_class(outcome: &str) -> &'static str {
+    match outcome {
+        "sent" | "caught_up" => "pill ok",
+        "skipped" => "pill warn",
+        _ => "pill bad",
+    }
+}
+
+/// The stored schedules: what each sends where, its last firing and the
+/// next, and the firings missed while `acp run` was down.
+fn schedules(schedules: &[ScheduleView]) -> Markup {
+    html! {
+        h2 { "Schedules (" (schedules.len()) ")" }
+        @if schedules.is_empty() { p.muted { "None. Add one with " code { "acp schedule add" } "." } }
+        @else {
+            table.cards id="schedules" {
+                thead { tr { th { "schedule" } th { "to" } th { "last" } th { "next" } th.n { "missed" } } }
+                tbody { @for s in schedules {
+                    @let missed = s.counts.get("missed").copied().unwrap_or(0);
+                    tr {
+                        td { code { (s.cron) } " " span.muted { (s.time_zone) }
+                             @if s.paused { " " span.pill.warn { "paused" } }
+                             div.body { (preview(&s.body, PREVIEW_CHARS, false)) } }
+                        td data-label="to" { (s.to) }
+                        td data-label="last" { @match &s.last {
+                            Some(f) => { span class=(outcome_class(f.outcome)) { (f.outcome.replace('_', " ")) } " " (at(f.due_at)) }
+                            None => { span.muted { "not yet" } }
+                        } }
+                        td data-label="next" { @match s.next_at { Some(t) => (at(t)), None => span.muted { "-" } } }
+                        td.n data-label="missed" {
+                            @if missed > 0 { span.pill.bad { (missed) " missed" } } @else { "0" } }
+                    }
+                } }
+            }
+        }
+    }
+}
+
 fn failures(status: &Status) -> Markup {
     html! {
         h2 { "Failures (" (status.failed_total) ")" }
@@ -222,6 +264,7 @@ fn body(http: &Http, v: &View) -> Markup {
             (super::people::section(&v.people, at))
             h2 { "Agents" }
             (agents(v))
+            (schedules(&v.schedules))
             h2 { "Queue" }
             table id="queue" {
                 thead { tr { th { "state" } @for p in Priority::ALL { th.n { (p) } } } }
@@ -257,6 +300,7 @@ pub(crate) async fn index(State(http): State<Http>) -> Result<Response, Problem>
         // doctor` says why.
         backup: app.backups().last().await.unwrap_or(None),
         people: app.people_inboxes(20).await?,
+        schedules: app.schedules().await?,
     };
     let root = app.config().root.display().to_string();
     let page = html! {

@@ -17,6 +17,8 @@ pub(crate) struct Denied(pub(crate) String);
 pub(crate) struct Problem {
     status: StatusCode,
     detail: String,
+    /// Extension members (RFC 9457 §3.2), beside the standard ones.
+    more: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Problem {
@@ -24,18 +26,27 @@ impl Problem {
         Self {
             status,
             detail: detail.into(),
+            more: serde_json::Map::new(),
         }
+    }
+
+    /// The problem with an extension member `key`.
+    pub(crate) fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.more.insert(key.to_owned(), value.into());
+        self
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "type": "about:blank",
-            "title": self.status.canonical_reason().unwrap_or("error"),
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        });
+        let mut body = self.more;
+        body.insert("type".into(), "about:blank".into());
+        body.insert(
+            "title".into(),
+            self.status.canonical_reason().unwrap_or("error").into(),
+        );
+        body.insert("status".into(), self.status.as_u16().into());
+        body.insert("detail".into(), self.detail.clone().into());
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::FORBIDDEN {
             response.extensions_mut().insert(Denied(self.detail));
@@ -50,9 +61,17 @@ impl IntoResponse for Problem {
 
 impl From<AppError> for Problem {
     fn from(e: AppError) -> Self {
+        if let AppError::Cron(cron) = &e {
+            // The expression parses as JSON but not as cron: where it
+            // fails, for a client to point at.
+            return Self::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+                .with("field", cron.field)
+                .with("column", cron.column());
+        }
         let status = match &e {
             AppError::NotFound(_)
             | AppError::NoPrompt(_)
+            | AppError::NoSchedule(_)
             | AppError::Agent(AgentError::Unknown { .. })
             | AppError::NotRecipient { .. }
             | AppError::Started(StartedError::NotStarted(_)) => StatusCode::NOT_FOUND,

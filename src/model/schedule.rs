@@ -51,8 +51,14 @@ pub struct CronSyntaxError {
 }
 
 impl CronSyntaxError {
+    /// Where the fault starts: a column counted in characters from 1.
+    #[must_use]
+    pub fn column(&self) -> usize {
+        self.expression[..self.span.start].chars().count() + 1
+    }
+
     fn render(&self) -> String {
-        let column = self.expression[..self.span.start].chars().count() + 1;
+        let column = self.column();
         let width = self.expression[self.span.clone()].chars().count().max(1);
         let what = match self.field {
             Some(field) => format!("the {field} field at column {column}"),

@@ -29,6 +29,7 @@ mod panes;
 mod pipeline;
 mod reload;
 mod retention;
+mod schedule_doors;
 mod schedules;
 mod sec_cluster;
 mod sec_files;

@@ -9,7 +9,7 @@ use crate::support::{Root, stderr, stdout, wait_until};
 const LIMIT: Duration = Duration::from_secs(30);
 
 /// `acp --json schedule list`, parsed.
-fn list(root: &Root) -> Vec<serde_json::Value> {
+pub(crate) fn list(root: &Root) -> Vec<serde_json::Value> {
     let out = root.run(&["--json", "schedule", "list"]);
     assert!(out.status.success(), "{}", stderr(&out));
     serde_json::from_slice(&out.stdout).unwrap()
@@ -72,6 +72,43 @@ fn every_second_delivers_once_per_firing_across_a_restart() {
         shown.contains("[paused]") && shown.contains("zone:"),
         "{shown}"
     );
+
+    // `acp schedule firings`: newest first, each sent one with the message
+    // in the inbox; `--limit`; an unknown schedule is refused.
+    let out = root.run(&["--json", "schedule", "firings", &id.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let firings: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let recorded: i64 = list(&root)[0]["counts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_i64().unwrap())
+        .sum();
+    assert_eq!(i64::try_from(firings.len()).unwrap(), recorded.min(20));
+    let due: Vec<i64> = firings
+        .iter()
+        .map(|f| f["due_at"].as_i64().unwrap())
+        .collect();
+    assert!(due.windows(2).all(|w| w[0] > w[1]), "newest first: {due:?}");
+    let sent: Vec<&str> = firings
+        .iter()
+        .filter(|f| f["outcome"] == "sent")
+        .map(|f| f["message_id"].as_str().unwrap())
+        .collect();
+    assert!(sent.len() >= 2, "{firings:?}");
+    assert!(sent.iter().all(|m| ids.contains_key(*m)), "{ids:?}");
+    let out = root.run(&["schedule", "firings", &id.to_string(), "--limit", "2"]);
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with(firings[0]["due"].as_str().unwrap())
+            && lines[0].contains(firings[0]["outcome"].as_str().unwrap()),
+        "{text}"
+    );
+    let out = root.run(&["schedule", "firings", "99"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no schedule 99"), "{}", stderr(&out));
 }
 
 #[test]

@@ -662,10 +662,39 @@ fn chromium(args: &[&str], url: &str) -> String {
     dom
 }
 
+/// A daily schedule due `after` from now, read in UTC, with a text from
+/// untrusted hands; its id.
+fn daily_schedule(root: &Root, after: jiff::SignedDuration, to: &str, text: &str) -> i64 {
+    let due = jiff::Timestamp::now() + after;
+    let cron = due.strftime("%S %M %H * * *").to_string();
+    let out = root.run(&[
+        "--json", "schedule", "add", "--cron", &cron, "--to", to, text,
+    ]);
+    assert!(out.status.success(), "{}", crate::support::stderr(&out));
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()["id"]
+        .as_i64()
+        .unwrap()
+}
+
 #[test]
 fn the_status_page_renders_in_chromium_with_and_without_javascript() {
     let root = Root::new(2);
-    root.fast();
+    root.fast()
+        .edit_config("# time_zone = \"Europe/Berlin\"", "time_zone = \"UTC\"");
+    // A daily schedule due while acp run is down: recorded missed when it
+    // starts (past its 2 s grace), next due tomorrow.
+    let standup = "<b>stand-up</b> & go";
+    // (Due 1 to 2 s after it is stored: a cron names whole seconds.)
+    daily_schedule(
+        &root,
+        jiff::SignedDuration::from_secs(2),
+        "Agent-1",
+        standup,
+    );
+    let added = jiff::Timestamp::now();
+    wait_until(LIMIT, || {
+        jiff::Timestamp::now() >= added + jiff::SignedDuration::from_secs(5)
+    });
     let web = serve(&root, "");
     // Real traffic: deliveries, and one that fails (no desktop for gui).
     let (_, ok) = web.post(
@@ -689,6 +718,16 @@ fn the_status_page_renders_in_chromium_with_and_without_javascript() {
         let page = web.client.get(&url).send().unwrap().text().unwrap();
         page.contains("within the RPO")
     });
+    let schedule = web.get("/api/v1/schedules").1[0].clone();
+    assert_eq!(schedule["counts"]["missed"], 1, "{schedule}");
+    let next = jiff::Timestamp::from_millisecond(schedule["next_at"].as_i64().unwrap())
+        .unwrap()
+        .strftime("%Y-%m-%d %H:%M:%S UTC")
+        .to_string();
+    let last = jiff::Timestamp::from_millisecond(schedule["last"]["due_at"].as_i64().unwrap())
+        .unwrap()
+        .strftime("%Y-%m-%d %H:%M:%S UTC")
+        .to_string();
     // The page as served, and as Chromium builds it.
     let served = web.client.get(&url).send().unwrap().text().unwrap();
     for dom in [served, chromium(&["--dump-dom"], &url)] {
@@ -713,6 +752,29 @@ fn the_status_page_renders_in_chromium_with_and_without_javascript() {
         );
         assert!(dom.contains("1 deliveries in the last hour"), "{dom}");
         assert!(dom.contains("<rect "), "the chart has a bar: {dom}");
+        // The schedule: its text shown, not drawn; the missed firing
+        // marked; the next due time.
+        let at = dom.find("id=\"schedules\"").unwrap();
+        let schedules = &dom[at..at + dom[at..].find("</table>").unwrap()];
+        assert!(
+            schedules.contains("&lt;b&gt;stand-up&lt;/b&gt; &amp; go")
+                && !schedules.contains("<b>stand-up"),
+            "{schedules}"
+        );
+        assert!(
+            schedules.contains(&format!("title=\"{next}\"")),
+            "next {next}: {schedules}"
+        );
+        assert!(
+            schedules.contains("<span class=\"pill bad\">missed</span>")
+                && schedules.contains(&format!("title=\"{last}\"")),
+            "last {last}: {schedules}"
+        );
+        assert!(
+            schedules.contains("<span class=\"pill bad\">1 missed</span>"),
+            "{schedules}"
+        );
+        assert!(schedules.contains(">UTC<"), "the zone: {schedules}");
     }
     // Without JavaScript (w3m runs none), the page reads the same.
     let out = Command::new("w3m")
@@ -738,6 +800,9 @@ fn the_status_page_renders_in_chromium_with_and_without_javascript() {
         "time (UTC)",
         // The start of each message, under its id.
         "ship it",
+        "Schedules (1)",
+        standup,
+        "1 missed",
     ] {
         assert!(
             text.contains(want),
@@ -993,6 +1058,17 @@ fn the_status_page_fits_a_390px_phone_without_sideways_scrolling() {
             "id = \"{long_id}\"\nname = \"{LONG_NAME}\"\nrole = \"Reviews every change before it ships, and keeps the release notes\""
         ),
     );
+    // A schedule to it, a long word for a text (due on New Year's Day).
+    let out = root.run(&[
+        "schedule",
+        "add",
+        "--cron",
+        "0 0 1 1 *",
+        "--to",
+        long_id,
+        &"S".repeat(2000),
+    ]);
+    assert!(out.status.success(), "{}", crate::support::stderr(&out));
     let web = serve(&root, "");
     // Bodies from untrusted hands: markup, and 10 kB without a space.
     let word = "W".repeat(10_000);
@@ -1064,6 +1140,17 @@ fn the_status_page_fits_a_390px_phone_without_sideways_scrolling() {
         "{cards}"
     );
     assert_eq!(cards[2][2], "\"role: \"", "{cards}");
+    let schedule = phone.eval(
+        "[...document.querySelectorAll('#schedules tbody tr')].map(r => [getComputedStyle(r).display, r.innerText.replace(/\\s+/g, ' ')])",
+    );
+    assert_eq!(schedule[0][0], "block", "{schedule}");
+    assert!(
+        schedule[0][1]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{}… {long_id}", "S".repeat(80))),
+        "{schedule}"
+    );
     let chart = phone.eval("document.querySelector('#rate svg').textContent");
     for want in ["Deliveries per minute, last hour", "time ("] {
         assert!(chart.as_str().unwrap().contains(want), "{chart}");
