@@ -215,6 +215,29 @@ fn schedule_commands_on_discord_are_gated_refuse_bad_cron_and_fire_through_acp_r
     );
     assert_ne!(reply["data"]["flags"], 64, "the list is for the channel");
 
+    // The id is offered by what the schedule does.
+    let from = standin.requests().len();
+    let mut typing = interaction(
+        410_000_000_000_000_011,
+        "schedule",
+        &json!([{"name": "pause", "type": 1, "options": [
+            {"name": "id", "type": 4, "value": "", "focused": true}
+        ]}]),
+        &[OPERATOR],
+    );
+    typing["type"] = json!(4);
+    standin.gateway(GatewayCmd::Dispatch("INTERACTION_CREATE", typing));
+    let offered = standin
+        .wait_for(from, LIMIT, |r| {
+            r.path == "/interactions/410000000000000011/token-410000000000000011/callback"
+        })
+        .body;
+    assert_eq!(
+        offered["data"]["choices"],
+        json!([{"name": "1: * * * * * * → Agent-2: tick from discord", "value": 1}]),
+        "{offered}"
+    );
+
     // Paused, then removed by an operator; a member without the role may
     // do neither.
     let id = json!([{"name": "id", "type": 4, "value": 1}]);
