@@ -745,7 +745,8 @@ or 6 with seconds first, read in the machine's time zone.")]
   acp --json schedule list")]
     List,
     /// A schedule's firings, newest first: due time, outcome (sent,
-    /// `caught_up`, skipped, missed, failed), message id, and why one failed.
+    /// `caught_up`, skipped, missed, failed), message id, and why one
+    /// failed or was skipped.
     #[command(after_help = "Examples:
   acp schedule firings 3
   acp schedule firings 3 --limit 100

@@ -93,20 +93,7 @@ pub(crate) async fn run(app: &App, cmd: &ScheduleCommand, json_out: bool) -> Res
             }
         }
         ScheduleCommand::Firings { id, limit } => {
-            let firings = app.firings(*id, *limit).await?;
-            if json_out {
-                print_json(&firings)?;
-            } else if firings.is_empty() {
-                outln!("schedule {id} has not fired yet");
-            } else {
-                for f in firings {
-                    let message = f.message_id.as_deref().unwrap_or("-");
-                    outln!("{}  {:<9}  {message}", f.due, f.outcome);
-                    if let Some(detail) = f.detail {
-                        outln!("   {detail}");
-                    }
-                }
-            }
+            firings(app, *id, *limit, json_out).await?;
         }
         ScheduleCommand::Remove { id } => {
             app.remove_schedule(*id, &by).await?;
@@ -122,6 +109,26 @@ pub(crate) async fn run(app: &App, cmd: &ScheduleCommand, json_out: bool) -> Res
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `acp schedule firings ID`: newest first, a line each (and why, for
+/// one that failed or was skipped).
+async fn firings(app: &App, id: i64, limit: usize, json_out: bool) -> Result<()> {
+    let firings = app.firings(id, limit).await?;
+    if json_out {
+        return print_json(&firings);
+    }
+    if firings.is_empty() {
+        outln!("schedule {id} has not fired yet");
+    }
+    for f in firings {
+        let message = f.message_id.as_deref().unwrap_or("-");
+        outln!("{}  {:<9}  {message}", f.due, f.outcome);
+        if let Some(detail) = f.detail {
+            outln!("   {detail}");
+        }
+    }
+    Ok(())
 }
 
 fn done(json_out: bool, id: i64, what: &str) -> Result<()> {

@@ -171,8 +171,28 @@ fn cron_refused(e: &crate::model::schedule::CronSyntaxError) -> Refused {
     ))
 }
 
+/// `wait_up_to:`: a duration such as `90s`, `10m` or `1h 30m`, longer
+/// than zero.
+fn wait_window(text: &str) -> Result<std::time::Duration, Refused> {
+    let refused = |why: String| {
+        Refused(format!(
+            "wait_up_to {:?}: {why}. Write it like 90s, 10m or 1h 30m",
+            text.chars().take(32).collect::<String>()
+        ))
+    };
+    let d: jiff::SignedDuration = text.trim().parse().map_err(|e| refused(format!("{e}")))?;
+    std::time::Duration::try_from(d)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| refused("the window must be longer than zero".into()))
+}
+
 /// Store a schedule (operator): acp run sends the text at each due time.
 #[poise::command(slash_command, guild_only, rename = "add", check = "operator")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a slash command's options are its arguments"
+)]
 async fn schedule_add(
     ctx: Context<'_>,
     #[description = "5 fields (minute hour day month weekday) or 6 with seconds, e.g. 0 9 * * MON-FRI"]
@@ -184,6 +204,8 @@ async fn schedule_add(
     #[description = "Delivery priority (default normal)"] priority: Option<PriorityChoice>,
     #[description = "When the agent's pane is busy at the due time (default wait)"]
     when_busy: Option<WhenBusyChoice>,
+    #[description = "How long a wait firing waits for the agent to go idle, e.g. 90s, 10m, 1h 30m (default 10m)"]
+    wait_up_to: Option<String>,
     #[description = "Send the newest firing missed while acp run was down once it starts (default no)"]
     catch_up: Option<bool>,
 ) -> Result<(), Error> {
@@ -194,6 +216,7 @@ async fn schedule_add(
         body: text,
         priority: priority.into(),
         when_busy: when_busy.into(),
+        wait: wait_up_to.as_deref().map(wait_window).transpose()?,
         catch_up: catch_up.unwrap_or(false),
     };
     let by = actor(ctx);
@@ -312,6 +335,7 @@ mod tests {
             body: body.into(),
             priority: "normal".into(),
             when_busy: "wait",
+            wait_secs: 600,
             catch_up: false,
             paused: false,
             time_zone: "Europe/Berlin".into(),

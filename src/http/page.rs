@@ -195,7 +195,8 @@ fn schedules(schedules: &[ScheduleView]) -> Markup {
                              div.body { (preview(&s.body, PREVIEW_CHARS, false)) } }
                         td data-label="to" { (s.to) }
                         td data-label="last" { @match &s.last {
-                            Some(f) => { span class=(outcome_class(f.outcome)) { (f.outcome.replace('_', " ")) } " " (at(f.due_at)) }
+                            Some(f) => { span class=(outcome_class(f.outcome)) { (f.outcome.replace('_', " ")) } " " (at(f.due_at))
+                                @if let Some(why) = &f.detail { div.body { (preview(why, PREVIEW_CHARS, false)) } } }
                             None => { span.muted { "not yet" } }
                         } }
                         td data-label="next" { @match s.next_at { Some(t) => (at(t)), None => span.muted { "-" } } }

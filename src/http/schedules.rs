@@ -38,6 +38,9 @@ pub(crate) struct ScheduleBody {
     priority: Option<String>,
     #[serde(default)]
     when_busy: Option<String>,
+    /// How long a `wait` firing waits for the agent to go idle.
+    #[serde(default)]
+    wait_secs: Option<u64>,
     #[serde(default)]
     catch_up: bool,
 }
@@ -102,12 +105,17 @@ pub(crate) async fn add(
             ))
         })?,
     };
+    let wait = match b.wait_secs {
+        Some(0) => return Err(bad("wait_secs must be more than 0, e.g. 600 (10 minutes)")),
+        other => other.map(std::time::Duration::from_secs),
+    };
     let new = NewSchedule {
         cron: b.cron,
         to: b.to,
         body: b.body,
         priority: priority(b.priority.as_deref())?,
         when_busy,
+        wait,
         catch_up: b.catch_up,
     };
     let app = &http.app;

@@ -103,7 +103,8 @@ fn schedule_commands_on_discord_are_gated_refuse_bad_cron_and_fire_through_acp_r
             {"name": "cron", "type": 3, "value": cron},
             {"name": "to", "type": 3, "value": "Agent-2"},
             {"name": "text", "type": 3, "value": text},
-            {"name": "priority", "type": 4, "value": 1}
+            {"name": "priority", "type": 4, "value": 1},
+            {"name": "wait_up_to", "type": 3, "value": "90s"}
         ])
     };
 
@@ -135,6 +136,21 @@ fn schedule_commands_on_discord_are_gated_refuse_bad_cron_and_fire_through_acp_r
             && text.contains("\n  */5 61 * * *\n      ^^\n")
             && text.trim_end().ends_with("```"),
         "{text}"
+    );
+    assert!(list(&root).is_empty());
+    let mut never = add("x", "* * * * * *");
+    never[4]["value"] = json!("soon");
+    let reply = schedule(
+        &standin,
+        410_000_000_000_000_012,
+        "add",
+        &never,
+        &[OPERATOR],
+    );
+    assert_ephemeral(&reply, "wait_up_to \"soon\"");
+    assert!(
+        content(&reply).contains("like 90s, 10m or 1h 30m"),
+        "{reply}"
     );
     assert!(list(&root).is_empty());
 
@@ -184,6 +200,7 @@ fn schedule_commands_on_discord_are_gated_refuse_bad_cron_and_fire_through_acp_r
     assert_eq!(stored[0]["to"], "Agent-2");
     assert_eq!(stored[0]["body"], "tick from discord");
     assert_eq!(stored[0]["priority"], "urgent");
+    assert_eq!(stored[0]["wait_secs"], 90);
     assert!(
         audit(&root).contains(&(
             "discord:600000000000000004:alice".into(),
@@ -372,6 +389,11 @@ fn schedules_over_http_follow_the_description_and_fire_through_acp_run() {
             400,
             "unknown field",
         ),
+        (
+            json!({"cron": "* * * * *", "to": "Agent-2", "body": "x", "wait_secs": 0}),
+            400,
+            "wait_secs must be more than 0",
+        ),
     ] {
         let (got, problem) = call(CI_TOKEN, Method::POST, "/api/v1/schedules", Some(&body));
         assert_eq!(got, code, "{body}: {problem}");
@@ -404,10 +426,12 @@ fn schedules_over_http_follow_the_description_and_fire_through_acp_run() {
         Method::POST,
         "/api/v1/schedules",
         Some(
-            &json!({"cron": "0 9 * * MON-FRI", "to": "all", "body": "stand-up", "when_busy": "skip", "catch_up": true}),
+            &json!({"cron": "0 9 * * MON-FRI", "to": "all", "body": "stand-up", "when_busy": "skip", "catch_up": true, "wait_secs": 120}),
         ),
     );
     assert_eq!(code, 201, "{every}");
+    assert_eq!(every["wait_secs"], 120);
+    assert_eq!(stored["wait_secs"], 600, "the default window");
     assert_eq!(every["when_busy"], "skip");
     assert_eq!(every["catch_up"], true);
     let every = every["id"].as_i64().unwrap();
