@@ -236,6 +236,10 @@ impl Generation {
         tasks.spawn(Arc::clone(app).watch_panes(cancel.clone()));
         // Stored schedules (`acp schedule`), each firing decided once.
         tasks.spawn(Arc::clone(app).run_schedules(cancel.clone()));
+        // Agents quiet for `[pulse] after_minutes`: a nudge per quiet spell.
+        if app.config().pulse.after.is_some() {
+            tasks.spawn(Arc::clone(app).run_pulse(cancel.clone()));
+        }
         // The activity feed keeps a week.
         tasks.spawn(Arc::clone(app).prune_activity(cancel.clone()));
         // Finished messages older than [store] keep_days, hourly.

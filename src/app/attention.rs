@@ -148,6 +148,18 @@ impl App {
     /// None on a node of a swarm: the hub, told of it, posts it (with
     /// buttons its bot answers).
     pub(super) async fn attention_post(&self, agent: &AgentId, body: String) -> Option<Submission> {
+        self.thread_post(agent, body, Priority::Urgent, "attention")
+            .await
+    }
+
+    /// [`App::attention_post`] with its priority and tag (`pulse`...).
+    pub(super) async fn thread_post(
+        &self,
+        agent: &AgentId,
+        body: String,
+        priority: Priority,
+        tag: &str,
+    ) -> Option<Submission> {
         if self.config.cluster.as_ref().is_some_and(|c| !c.is_hub()) {
             return None;
         }
@@ -155,9 +167,9 @@ impl App {
             from: agent.to_string(),
             to: Recipient::Discord,
             kind: Kind::Report,
-            priority: Priority::Urgent,
+            priority,
             body,
-            tags: vec!["attention".into()],
+            tags: vec![tag.to_owned()],
             reply_to: None,
         }
         .build(self.config.limits.max_body_bytes)
@@ -208,6 +220,11 @@ impl App {
             )
         })
         .await?;
+        if !moved && state == AgentState::Working && evidence.starts_with("hook:") {
+            // A tool used while working: no news for a person, but a sign
+            // of life for the pulse.
+            self.note_hook_event(&agent, evidence).await;
+        }
         if moved {
             self.events.publish(Event::AgentState {
                 agent: agent.clone(),

@@ -200,6 +200,23 @@ audit_keep_days = 365
 # `acp doctor` warns when the store file grows past this (MB).
 warn_size_mb = 1024
 
+[pulse]
+# An agent quiet this long (minutes; 0.5 is half a minute) gets a nudge, a
+# message from "pulse", once per quiet spell, and you are told in its
+# Discord thread. Activity: a message delivered to it; a message, reply or
+# devlog from it; an ack; a change of its state or a hook event; its tmux
+# pane changing. An agent that waits for you (a prompt, done, asking) is
+# not nudged. Left out or 0 = no pulse.
+# after_minutes = 30
+# The nudge; {quiet} becomes how long it has been quiet ("42 min").
+# text = "You have been quiet for {quiet}. If you are blocked, say what you need; otherwise continue with your task."
+# priority = "normal"
+# No nudges in these hours (in [schedules] time_zone); a spell that runs
+# into them is nudged once they end.
+# quiet_hours = "22:00-07:00"
+# The agents it watches; left out = every agent.
+# agents = ["Agent-1"]
+
 [coords]
 # Two agents' input points closer than this (pixels) are reported as a clash.
 near_radius_px = 10

@@ -24,7 +24,8 @@
 //!   door decides; [`panes`]: the tmux agents' screens; [`relay`]: on the
 //!   hub, the states and prompts of other machines' agents.
 //! - [`schedules`]: stored schedules, and the loop `acp run` fires them
-//!   with.
+//!   with; [`pulse`]: the nudge for agents that went quiet, once per
+//!   quiet spell.
 //! - [`backups`]: create, list, verify, restore, prune, drill, schedule.
 //! - [`doctor`]: the health checks of `acp doctor`.
 //! - [`init`]: `acp init`, a new root; [`discover`]: the agents already
@@ -48,6 +49,7 @@ mod observe;
 mod outbox;
 mod panes;
 mod people;
+mod pulse;
 mod relay;
 mod reload;
 mod retention;

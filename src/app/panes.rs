@@ -87,7 +87,7 @@ fn key_for(
 impl App {
     /// Whether `agent` runs on this machine (its node, or the hub by
     /// default; every agent without a swarm).
-    fn is_local(&self, agent: &crate::model::Agent) -> bool {
+    pub(super) fn is_local(&self, agent: &crate::model::Agent) -> bool {
         match (&self.config.cluster, &agent.node) {
             (Some(c), Some(node)) => &c.node == node,
             (Some(c), None) => c.node == c.hub,
@@ -96,7 +96,7 @@ impl App {
     }
 
     /// This machine's tmux agents.
-    fn local_tmux_agents(&self) -> Vec<(AgentId, TmuxSettings)> {
+    pub(super) fn local_tmux_agents(&self) -> Vec<(AgentId, TmuxSettings)> {
         self.registry
             .all()
             .iter()

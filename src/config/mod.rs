@@ -22,6 +22,7 @@ mod discover;
 mod gui;
 mod http;
 mod projects;
+mod pulse;
 pub mod redact;
 mod schedules;
 mod show;
@@ -35,6 +36,7 @@ pub use cluster::{ClusterConfig, DEFAULT_NATS_URL, NatsAuth, NatsConfig};
 pub use discover::{DiscoverConfig, ProgramPattern};
 pub use http::{DEFAULT_PORT, HookConfig, HookRoute, HttpConfig};
 pub use projects::{MAX_PROJECT_NAME, Project};
+pub use pulse::{PulseConfig, QuietHours};
 pub use redact::Redactor;
 pub use schedules::SchedulesConfig;
 pub use show::{Origin, Setting};
@@ -251,6 +253,8 @@ pub struct Config {
     pub schedules: SchedulesConfig,
     /// How long finished messages are kept (`[store]`).
     pub store: StoreConfig,
+    /// The nudge for agents that went quiet.
+    pub pulse: PulseConfig,
     pub coords: CoordsConfig,
     pub discord: DiscordConfig,
     /// Default sender for `acp send` (`ACP_AGENT`, set in an agent's shell).
@@ -289,6 +293,7 @@ struct RawConfig {
     schedules: schedules::RawSchedules,
     #[serde(default)]
     store: store::RawStore,
+    pulse: pulse::RawPulse,
     #[serde(default)]
     coords: RawCoords,
     #[serde(default)]
@@ -475,6 +480,7 @@ impl Config {
             attention: AttentionConfig::default(),
             schedules: SchedulesConfig::default(),
             store: StoreConfig::default(),
+            pulse: PulseConfig::default(),
             coords: CoordsConfig { near_radius_px: 10 },
             discord: DiscordConfig::default(),
             default_sender: None,
@@ -610,6 +616,12 @@ impl Config {
         )?;
         schedules::apply_schedules(&src, raw.schedules, &mut self.schedules)?;
         store::apply_store(&src, &raw.store, &mut self.store)?;
+        pulse::apply_pulse(
+            &src,
+            raw.pulse,
+            self.limits.max_body_bytes,
+            &mut self.pulse,
+        )?;
         gui::apply_gui(&src, &raw.gui, &mut self.gui)?;
         backup::apply_backup(&src, &self.root, raw.backup, &mut self.backup)?;
         http::apply_http(&src, raw.http, &mut self.http)?;

@@ -223,6 +223,21 @@ impl Config {
             "store.warn_size_mb",
             json!(self.store.warn_bytes / (1024 * 1024)),
         );
+        let p = &self.pulse;
+        doc.put(
+            "pulse.after_minutes",
+            json!(p.after.map_or(0.0, |d| d.as_secs_f64() / 60.0)),
+        );
+        doc.put("pulse.text", json!(p.text));
+        doc.put("pulse.priority", json!(p.priority.as_str()));
+        doc.put(
+            "pulse.quiet_hours",
+            json!(p.quiet_hours.map(|q| q.to_string()).unwrap_or_default()),
+        );
+        doc.put(
+            "pulse.agents",
+            p.agents.as_deref().map_or(Value::Null, strings),
+        );
     }
 
     fn project_discord(&self, doc: &mut Doc) {

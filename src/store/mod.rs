@@ -15,7 +15,8 @@
 //! queued again by a person), [`ids`] (ids given by a prefix),
 //! [`feed`] (the activity feed, in commit order, that `acp watch`
 //! follows), [`people`] (people's inboxes), [`spawned`] (agents acp
-//! started), [`schedules`] (stored schedules and their firings).
+//! started), [`schedules`] (stored schedules and their firings), [`pulse`]
+//! (agents' newest activity and the quiet spells nudged).
 
 pub mod activity;
 pub mod attention;
@@ -26,6 +27,7 @@ pub mod feed;
 pub mod hooks;
 pub mod ids;
 pub mod people;
+pub mod pulse;
 pub mod queue;
 pub mod relay;
 pub mod retention;
@@ -448,6 +450,32 @@ const MIGRATIONS: &[&str] = &[
         WHERE message_id IS NOT NULL;
     CREATE INDEX hook_bodies_message ON hook_bodies (message_id)
         WHERE message_id IS NOT NULL;
+    ",
+    // 16: the pulse. Each quiet spell nudged, keyed by its agent and the
+    // activity it follows (so it is nudged once, whichever process or
+    // restart looks), with the nudge and the note that told the person;
+    // signs of life no other table keeps (a hook event that left the
+    // state as it was, a tmux pane that changed); and indexes for each
+    // agent's newest delivery, message and ack.
+    r"
+    CREATE TABLE pulses (
+        agent       TEXT NOT NULL,
+        spell_from  INTEGER NOT NULL,
+        at          INTEGER NOT NULL,
+        message_id  TEXT NOT NULL,
+        note_id     TEXT,
+        PRIMARY KEY (agent, spell_from)
+    ) WITHOUT ROWID;
+    CREATE INDEX pulses_note ON pulses (note_id) WHERE note_id IS NOT NULL;
+    CREATE TABLE agent_seen (
+        agent     TEXT PRIMARY KEY,
+        at        INTEGER NOT NULL,
+        evidence  TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX messages_sender ON messages (sender, created_at);
+    CREATE INDEX deliveries_delivered ON deliveries (agent, updated_at)
+        WHERE state = 'delivered';
+    CREATE INDEX acks_agent ON acks (agent, acked_at);
     ",
 ];
 
