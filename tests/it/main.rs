@@ -27,6 +27,7 @@ mod operator;
 mod outbox;
 mod panes;
 mod pipeline;
+mod pulse;
 mod reload;
 mod retention;
 mod schedule_doors;

@@ -6,7 +6,8 @@ every submission (Enter outside a paste) as one JSON line in OUT.
 Switches, as files beside OUT:
 - OUT.busy: while it exists the agent is "working": the prompt line is
   replaced by "working...", and anything submitted meanwhile is recorded
-  with "busy": true.
+  with "busy": true. If the file holds "spin", a counter after it goes up
+  five times a second (as a terminal agent's timer does while it works).
 - OUT.drop-enter: the next Enter is swallowed (a submit lost the way
   terminal agents lose one right after a paste), and the file removed.
 - OUT.dialog: while it exists, a Claude-Code-like permission dialog for
@@ -24,6 +25,7 @@ import os
 import select
 import sys
 import termios
+import time
 import tty
 
 out = sys.argv[1]
@@ -52,6 +54,14 @@ def record_json(obj):
         f.write(json.dumps(obj, ensure_ascii=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def spinning():
+    try:
+        with open(busy_flag, encoding="utf-8") as f:
+            return f.read().strip() == "spin"
+    except FileNotFoundError:
+        return False
 
 
 def dialog_text():
@@ -88,6 +98,7 @@ def prompt_line(buf):
 show("\x1b[?2004h")
 show("> ")
 buf, raw, pasting, busy, shown_dialog = "", b"", False, False, None
+spun, spun_at = 0, 0.0
 while True:
     ready, _, _ = select.select([fd], [], [], 0.05)
     wanted = dialog_text()
@@ -115,6 +126,9 @@ while True:
     if now_busy != busy:
         busy = now_busy
         show("\r\x1b[2Kworking..." if busy else prompt_line(buf))
+    if busy and time.monotonic() - spun_at >= 0.2 and spinning():
+        spun, spun_at = spun + 1, time.monotonic()
+        show("\r\x1b[2Kworking... %d" % spun)
     if not ready:
         continue
     chunk = os.read(fd, 65536)
