@@ -81,7 +81,11 @@ fn note_text(
         Some(last) => {
             let at = Timestamp::from_millisecond(last.at).map_or_else(
                 |_| last.at.to_string(),
-                |t| t.to_zoned_datetime(zone.clone()).strftime("%H:%M %Z").to_string(),
+                |t| {
+                    t.to_zoned_datetime(zone.clone())
+                        .strftime("%H:%M %Z")
+                        .to_string()
+                },
             );
             format!(
                 "💤 quiet for {quiet} (last: {} at {at}): nudged (message {nudge})",
@@ -159,12 +163,7 @@ impl App {
         };
         let agents = self.pulse_agents();
         self.look_at_panes(&agents, after, memory).await?;
-        let waiting: HashSet<String> = self
-            .waiting()
-            .await?
-            .into_iter()
-            .map(|w| w.agent)
-            .collect();
+        let waiting: HashSet<String> = self.waiting().await?.into_iter().map(|w| w.agent).collect();
         let zone = self.schedule_zone();
         let quiet_hours = self
             .config
@@ -344,8 +343,7 @@ impl App {
             evidence.to_owned(),
         );
         let every = note_every(after);
-        if let Err(e) = blocking(move || store.note_alive(&who, now_ms(), &evidence, every)).await
-        {
+        if let Err(e) = blocking(move || store.note_alive(&who, now_ms(), &evidence, every)).await {
             tracing::warn!(%agent, error = %e, "cannot note a hook event for the pulse");
         }
     }
@@ -371,7 +369,9 @@ mod tests {
         };
         assert_eq!(
             note_text(90_000, Some(&last), &utc, id),
-            format!("💤 quiet for 1 min (last: a message delivered to it at 01:00 UTC): nudged (message {id})")
+            format!(
+                "💤 quiet for 1 min (last: a message delivered to it at 01:00 UTC): nudged (message {id})"
+            )
         );
         assert!(note_text(5_000, None, &utc, id).contains("since acp run started"));
     }

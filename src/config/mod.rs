@@ -616,12 +616,7 @@ impl Config {
         )?;
         schedules::apply_schedules(&src, raw.schedules, &mut self.schedules)?;
         store::apply_store(&src, &raw.store, &mut self.store)?;
-        pulse::apply_pulse(
-            &src,
-            raw.pulse,
-            self.limits.max_body_bytes,
-            &mut self.pulse,
-        )?;
+        pulse::apply_pulse(&src, raw.pulse, self.limits.max_body_bytes, &mut self.pulse)?;
         gui::apply_gui(&src, &raw.gui, &mut self.gui)?;
         backup::apply_backup(&src, &self.root, raw.backup, &mut self.backup)?;
         http::apply_http(&src, raw.http, &mut self.http)?;

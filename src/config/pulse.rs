@@ -160,7 +160,10 @@ pub(super) fn apply_pulse(
         let mut ids = Vec::new();
         for name in list {
             let id: AgentId = name.trim().parse().map_err(|e: crate::model::AgentError| {
-                src.invalid("pulse.agents", format!("{e}: name agents by id, e.g. \"Agent-1\""))
+                src.invalid(
+                    "pulse.agents",
+                    format!("{e}: name agents by id, e.g. \"Agent-1\""),
+                )
             })?;
             if !ids.contains(&id) {
                 ids.push(id);
@@ -189,7 +192,10 @@ mod tests {
     #[test]
     fn off_unless_after_minutes_and_fractions_of_a_minute_are_taken() {
         assert_eq!(load("").unwrap().pulse, PulseConfig::default());
-        assert_eq!(load("[pulse]\nafter_minutes = 0\n").unwrap().pulse.after, None);
+        assert_eq!(
+            load("[pulse]\nafter_minutes = 0\n").unwrap().pulse.after,
+            None
+        );
         let c = load(
             "[pulse]\nafter_minutes = 0.05\nagents = [\"Agent-1\"]\npriority = \"urgent\"\n\
              quiet_hours = \"22:00-07:00\"\n",
@@ -208,10 +214,22 @@ mod tests {
     fn bad_values_say_which_key_and_what_to_write() {
         for (text, key, says) in [
             ("after_minutes = -5", "pulse.after_minutes", "out of range"),
-            ("after_minutes = 99999999", "pulse.after_minutes", "out of range"),
+            (
+                "after_minutes = 99999999",
+                "pulse.after_minutes",
+                "out of range",
+            ),
             ("quiet_hours = \"late\"", "pulse.quiet_hours", "22:00-07:00"),
-            ("quiet_hours = \"25:00-07:00\"", "pulse.quiet_hours", "HH:MM"),
-            ("quiet_hours = \"07:00-07:00\"", "pulse.quiet_hours", "different"),
+            (
+                "quiet_hours = \"25:00-07:00\"",
+                "pulse.quiet_hours",
+                "HH:MM",
+            ),
+            (
+                "quiet_hours = \"07:00-07:00\"",
+                "pulse.quiet_hours",
+                "different",
+            ),
             ("priority = \"high\"", "pulse.priority", "normal, urgent"),
             ("agents = [\"../x\"]", "pulse.agents", "by id"),
             ("text = \"  \"", "pulse.text", "empty"),

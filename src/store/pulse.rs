@@ -113,10 +113,13 @@ impl Store {
             Ok(found
                 .into_iter()
                 .flatten()
-                .fold(None, |best: Option<(i64, Source)>, (at, source)| match best {
-                    Some((b, _)) if b >= at => best,
-                    _ => Some((at, source)),
-                })
+                .fold(
+                    None,
+                    |best: Option<(i64, Source)>, (at, source)| match best {
+                        Some((b, _)) if b >= at => best,
+                        _ => Some((at, source)),
+                    },
+                )
                 .map(|(at, source)| LastActivity { at, source }))
         })
     }
@@ -305,8 +308,15 @@ mod tests {
         // Signs of life, at most one per `every_ms`.
         let later = got.at + 10_000;
         assert!(store.note_alive("Agent-1", later, "pane", 1000).unwrap());
-        assert!(!store.note_alive("Agent-1", later + 10, "pane", 1000).unwrap());
+        assert!(
+            !store
+                .note_alive("Agent-1", later + 10, "pane", 1000)
+                .unwrap()
+        );
         let got = store.last_activity("Agent-1").unwrap().unwrap();
-        assert_eq!((got.at, got.source.said()), (later, "its pane changing".into()));
+        assert_eq!(
+            (got.at, got.source.said()),
+            (later, "its pane changing".into())
+        );
     }
 }

@@ -68,20 +68,58 @@ struct Busy {
 }
 
 impl Busy {
-    fn start(root: &Root, agent: &str) -> Self {
+    /// Messages delivered to `agent`, one after another.
+    fn messages(root: &Root, agent: &str) -> Self {
+        let agent = agent.to_owned();
+        Self::start(root, move |acp, n| {
+            acp.args(["send", "--to", &agent, "--wait", &format!("job {n}")])
+                .env_remove("ACP_AGENT")
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        })
+    }
+
+    /// The tool-use hook events of an agent at work (Claude Code's
+    /// `PreToolUse`), one after another: its state stays `working`.
+    fn hooks(root: &Root, agent: &str) -> Self {
+        let agent = agent.to_owned();
+        Self::start(root, move |acp, n| {
+            let event = serde_json::json!({
+                "hook_event_name": "PreToolUse",
+                "session_id": "s1",
+                "tool_name": "Bash",
+                "tool_input": {"command": format!("make test-{n}")},
+            });
+            let mut child = acp
+                .env("ACP_AGENT", &agent)
+                .arg("hook")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), event.to_string().as_bytes())
+                .unwrap();
+            drop(child.stdin.take());
+            child.wait_with_output().unwrap()
+        })
+    }
+
+    /// Runs `each` (given an `acp --root ROOT` command and a count) until
+    /// stopped.
+    fn start(
+        root: &Root,
+        each: impl Fn(&mut std::process::Command, usize) -> std::process::Output + Send + 'static,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let (flag, path, agent) = (Arc::clone(&stop), root.path().to_owned(), agent.to_owned());
+        let (flag, path) = (Arc::clone(&stop), root.path().to_owned());
         let thread = std::thread::spawn(move || {
             let mut n = 0;
             while !flag.load(Ordering::Relaxed) {
-                let out = std::process::Command::new(env!("CARGO_BIN_EXE_acp"))
-                    .arg("--root")
-                    .arg(&path)
-                    .args(["send", "--to", &agent, "--wait", &format!("job {n}")])
-                    .env_remove("ACP_AGENT")
-                    .stdin(Stdio::null())
-                    .output()
-                    .unwrap();
+                let mut acp = std::process::Command::new(env!("CARGO_BIN_EXE_acp"));
+                acp.arg("--root").arg(&path);
+                let out = each(&mut acp, n);
                 assert!(out.status.success(), "{}", stderr(&out));
                 n += 1;
             }
@@ -100,13 +138,21 @@ impl Busy {
     }
 }
 
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 #[test]
 fn a_quiet_agent_is_nudged_once_per_spell_and_a_busy_one_never() {
-    let root = Root::new(3);
+    let root = Root::new(4);
     root.fast();
     pulse_after(&root, "0.1");
     let service = root.service();
-    let busy = Busy::start(&root, "Agent-2");
+    // Agent-2 is given work, Agent-4 uses tools (its hook says so).
+    let busy = Busy::messages(&root, "Agent-2");
+    let tools = Busy::hooks(&root, "Agent-4");
     // Agents 1 and 3 do nothing: each gets one nudge, delivered.
     wait_until(LIMIT, || {
         ["Agent-1", "Agent-3"]
@@ -128,9 +174,11 @@ fn a_quiet_agent_is_nudged_once_per_spell_and_a_busy_one_never() {
     // Meanwhile the loop looked at Agent-1 again and again: still one.
     assert_eq!(nudges(&root, "Agent-1").len(), 1);
     assert_eq!(nudge_files(&root, "Agent-1"), 1);
-    // Agent-2 was never quiet long enough.
+    // Agents 2 and 4 were never quiet long enough.
     assert_eq!(nudges(&root, "Agent-2"), Vec::<Value>::new());
+    assert_eq!(nudges(&root, "Agent-4"), Vec::<Value>::new());
     assert!(busy.stop() > 0);
+    assert!(tools.stop() > 0);
 
     // The activity feed shows the nudge as it shows any message.
     let nudge = first[0]["message"]["id"].as_str().unwrap().to_owned();
@@ -302,14 +350,13 @@ fn the_person_is_told_in_the_agents_thread_once() {
         .find(|(_, _, name)| name == "Agent-1")
         .map(|(_, id, _)| id)
         .expect("Agent-1's thread");
-    let post = posts
-        .iter()
-        .find(|p| p.content.contains(&nudge))
-        .unwrap();
+    let post = posts.iter().find(|p| p.content.contains(&nudge)).unwrap();
     assert_eq!(post.channel, thread, "{post:?}");
     assert!(
         post.content.starts_with("**Agent-1**: 💤 quiet for")
-            && post.content.contains("nothing seen of it since acp run started"),
+            && post
+                .content
+                .contains("nothing seen of it since acp run started"),
         "{post:?}"
     );
     // Agent-3 works again and is nudged again: Agent-1 was looked at
