@@ -158,6 +158,11 @@ pub struct AgentView {
     /// 14:02:05" or "offline since 14:02".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_presence: Option<String>,
+    /// With the pulse on for it: how long it has been quiet, and whether
+    /// this quiet spell was nudged ("quiet for 42 min (last: a message
+    /// from it), nudged at 14:02 CET").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pulse: Option<String>,
 }
 
 impl AgentView {

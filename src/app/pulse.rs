@@ -29,7 +29,7 @@ use super::{App, AppError, blocking};
 use crate::model::attention::waited;
 use crate::model::tmux::TmuxSettings;
 use crate::model::{AgentId, Destination, Draft, Kind, MessageId, Priority, Recipient, Via};
-use crate::store::pulse::{LastActivity, PULSE_SENDER};
+use crate::store::pulse::{LastActivity, PULSE_SENDER, Pulse};
 use crate::store::{Submission, now_ms};
 
 /// How often the loop looks: a sixth of the quiet time, within these.
@@ -69,6 +69,18 @@ fn nudge_text(template: &str, quiet_ms: i64) -> String {
     template.replace("{quiet}", &waited(quiet_ms))
 }
 
+/// `at` (ms since the epoch) as a time of day in `zone`: "14:02 CET".
+fn clock(at: i64, zone: &jiff::tz::TimeZone) -> String {
+    Timestamp::from_millisecond(at).map_or_else(
+        |_| at.to_string(),
+        |t| {
+            t.to_zoned_datetime(zone.clone())
+                .strftime("%H:%M %Z")
+                .to_string()
+        },
+    )
+}
+
 /// What tells the person: how long, the last sign of the agent, the nudge.
 fn note_text(
     quiet_ms: i64,
@@ -78,24 +90,42 @@ fn note_text(
 ) -> String {
     let quiet = waited(quiet_ms);
     match last {
-        Some(last) => {
-            let at = Timestamp::from_millisecond(last.at).map_or_else(
-                |_| last.at.to_string(),
-                |t| {
-                    t.to_zoned_datetime(zone.clone())
-                        .strftime("%H:%M %Z")
-                        .to_string()
-                },
-            );
-            format!(
-                "💤 quiet for {quiet} (last: {} at {at}): nudged (message {nudge})",
-                last.source.said()
-            )
-        }
+        Some(last) => format!(
+            "💤 quiet for {quiet} (last: {} at {}): nudged (message {nudge})",
+            last.source.said(),
+            clock(last.at, zone)
+        ),
         None => format!(
             "💤 quiet for {quiet}, nothing seen of it since acp run started: nudged (message \
              {nudge})"
         ),
+    }
+}
+
+/// An agent as `acp agents` shows it to the pulse: active a moment ago,
+/// or quiet this long, and whether this spell was nudged.
+fn pulse_word(
+    now: i64,
+    after: Duration,
+    last: Option<&LastActivity>,
+    pulse: Option<&Pulse>,
+    zone: &jiff::tz::TimeZone,
+) -> String {
+    let word = match last {
+        Some(l) if now - l.at >= ms(after) => {
+            format!(
+                "quiet for {} (last: {})",
+                waited(now - l.at),
+                l.source.said()
+            )
+        }
+        Some(l) => format!("active {} ago ({})", waited(now - l.at), l.source.said()),
+        None => "no activity seen yet".to_owned(),
+    };
+    let spell_from = last.map_or(0, |l| l.at);
+    match pulse.filter(|p| p.spell_from == spell_from) {
+        Some(p) => format!("{word}, nudged at {}", clock(p.at, zone)),
+        None => word,
     }
 }
 
@@ -330,6 +360,46 @@ impl App {
         Ok(Some(id))
     }
 
+    /// For each agent, in the registry's order, with the pulse on for it
+    /// here: how long it has been quiet, and whether this spell was
+    /// nudged.
+    ///
+    /// # Errors
+    /// [`AppError::Store`].
+    pub(super) async fn pulse_words(&self) -> Result<Vec<Option<String>>, AppError> {
+        let all = self.registry.all();
+        let Some(after) = self.config.pulse.after else {
+            return Ok(vec![None; all.len()]);
+        };
+        let watched: Vec<Option<String>> = all
+            .iter()
+            .map(|a| {
+                (self.is_local(a) && self.config.pulse.watches(&a.id)).then(|| a.id.to_string())
+            })
+            .collect();
+        let store = Arc::clone(&self.store);
+        let found = blocking(move || {
+            watched
+                .into_iter()
+                .map(|agent| match agent {
+                    Some(agent) => Ok(Some((
+                        store.last_activity(&agent)?,
+                        store.last_pulse(&agent)?,
+                    ))),
+                    None => Ok(None),
+                })
+                .collect::<Result<Vec<_>, crate::store::StoreError>>()
+        })
+        .await?;
+        let (now, zone) = (now_ms(), self.schedule_zone());
+        Ok(found
+            .into_iter()
+            .map(|f| {
+                f.map(|(last, pulse)| pulse_word(now, after, last.as_ref(), pulse.as_ref(), &zone))
+            })
+            .collect())
+    }
+
     /// A hook event that left `agent` in the state it was in (a tool used
     /// while working) is still a sign of life: noted for the pulse, at
     /// most once per a tenth of its quiet time.
@@ -374,6 +444,38 @@ mod tests {
             )
         );
         assert!(note_text(5_000, None, &utc, id).contains("since acp run started"));
+    }
+
+    #[test]
+    fn acp_agents_says_active_or_quiet_and_nudged() {
+        let utc = jiff::tz::TimeZone::UTC;
+        let after = Duration::from_secs(600);
+        let last = LastActivity {
+            at: 0,
+            source: Source::Sent,
+        };
+        assert_eq!(
+            pulse_word(30_000, after, Some(&last), None, &utc),
+            "active 30 s ago (a message from it)"
+        );
+        let nudged = Pulse {
+            spell_from: 0,
+            at: 660_000,
+            message_id: "x".into(),
+        };
+        assert_eq!(
+            pulse_word(2_520_000, after, Some(&last), Some(&nudged), &utc),
+            "quiet for 42 min (last: a message from it), nudged at 00:11 UTC"
+        );
+        // A nudge of an earlier spell is not this one's.
+        let later = LastActivity { at: 1, ..last };
+        assert!(
+            !pulse_word(2_520_000, after, Some(&later), Some(&nudged), &utc).contains("nudged")
+        );
+        assert_eq!(
+            pulse_word(1, after, None, None, &utc),
+            "no activity seen yet"
+        );
     }
 
     #[test]

@@ -21,13 +21,15 @@ impl App {
         let captain = captain.or_else(|| self.config.captain.as_ref().map(ToString::to_string));
         let terminals = self.terminals().await;
         let nodes = self.nodes().await.unwrap_or_default();
+        let pulses = self.pulse_words().await?;
         Ok(self
             .registry
             .all()
             .iter()
             .zip(status.agents)
             .zip(terminals)
-            .map(|((a, s), terminal)| {
+            .zip(pulses)
+            .map(|(((a, s), terminal), pulse)| {
                 let assigned: Option<&RoleAssignment> = roles.get(a.id.as_str());
                 AgentView {
                     id: a.id.to_string(),
@@ -53,6 +55,7 @@ impl App {
                             .find(|v| v.node == n.as_str())
                             .map(super::NodeView::presence)
                     }),
+                    pulse,
                 }
             })
             .collect())

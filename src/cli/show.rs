@@ -230,6 +230,9 @@ pub(crate) async fn agents(app: &App, json_out: bool) -> Result<ExitCode> {
             opt_time(v.last_delivery_at),
             v.unacked
         );
+        if let Some(p) = &v.pulse {
+            outln!("  pulse:    {p}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -248,8 +248,13 @@ pub(crate) fn agents(views: &[AgentView]) -> CreateEmbed {
             (Some(node), None) => format!("\non {node}: not heard from"),
             _ => String::new(),
         };
+        let pulse = v
+            .pulse
+            .as_deref()
+            .map(|p| format!("\n💤 {p}"))
+            .unwrap_or_default();
         let value = format!(
-            "{role}\nlast: {} · unacked: {}{terminal}{node}",
+            "{role}\nlast: {} · unacked: {}{terminal}{node}{pulse}",
             v.last_delivery().as_deref().unwrap_or("-"),
             v.unacked
         );
@@ -407,6 +412,7 @@ mod tests {
             terminal: Some("busy".into()),
             node: Some("desk-2".into()),
             node_presence: Some("offline since 14:02".into()),
+            pulse: Some("quiet for 42 min (last: a message from it), nudged at 14:02 UTC".into()),
         };
         let json = serde_json::to_value(agents(&[view])).unwrap();
         assert_eq!(json["title"], "Agents");
@@ -414,7 +420,8 @@ mod tests {
         assert_eq!(
             json["fields"][0]["value"],
             "Database specialist\nlast: delivered by inbox · unacked: 2 · tmux: busy\non desk-2: \
-             offline since 14:02"
+             offline since 14:02\n💤 quiet for 42 min (last: a message from it), nudged at 14:02 \
+             UTC"
         );
         let empty = serde_json::to_value(agents(&[])).unwrap();
         assert!(

@@ -231,6 +231,14 @@ fn a_spell_is_nudged_once_across_a_restart() {
     wait_until(LIMIT, || nudges(&root, "Agent-2").len() > before);
     assert_eq!(nudges(&root, "Agent-1").len(), 1, "nudged again");
     assert_eq!(nudge_files(&root, "Agent-1"), 1);
+    // `acp agents` says so.
+    let shown = stdout(&root.run(&["agents"]));
+    let agent_1 = shown.split("Agent-2").next().unwrap();
+    assert!(
+        agent_1.contains("  pulse:    quiet for ")
+            && agent_1.contains("(last: a message delivered to it), nudged at "),
+        "{shown}"
+    );
 }
 
 /// `HH:MM` in UTC, `minutes` from now.
