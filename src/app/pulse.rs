@@ -57,9 +57,10 @@ fn ms(d: Duration) -> i64 {
 struct Memory {
     /// Each tmux pane's screen as last seen (a hash).
     panes: HashMap<AgentId, u64>,
-    /// Agents just nudged: their pane changes are the nudge arriving (not
-    /// the agent's doing) until its delivery is over and has settled.
-    settling: HashMap<AgentId, MessageId>,
+    /// Agents just nudged (the nudge, when): their pane changes are the
+    /// nudge arriving (not the agent's doing) until its delivery is over
+    /// and has settled, or one quiet time has passed.
+    settling: HashMap<AgentId, (MessageId, i64)>,
     /// Spells held for the quiet hours (said once in the log).
     held: HashSet<(AgentId, i64)>,
 }
@@ -200,6 +201,9 @@ impl App {
             .pulse
             .quiet_hours
             .filter(|q| q.contains(Timestamp::now().to_zoned_datetime(zone.clone()).time()));
+        if quiet_hours.is_none() {
+            memory.held.clear();
+        }
         let mut nudged = 0;
         for agent in agents {
             if waiting.contains(agent.as_str()) {
@@ -229,7 +233,7 @@ impl App {
                 .nudge(&agent, spell_from, quiet_ms, last.as_ref())
                 .await?
             {
-                memory.settling.insert(agent, id);
+                memory.settling.insert(agent, (id, now));
                 nudged += 1;
             }
         }
@@ -280,22 +284,25 @@ impl App {
     }
 
     /// Whether `agent`'s pane may still be showing the nudge arrive: its
-    /// delivery is not over, or ended less than two looks ago.
+    /// delivery is not over, or ended less than two looks ago (for one quiet
+    /// time at most).
     async fn settling(
         &self,
         agent: &AgentId,
         after: Duration,
         memory: &mut Memory,
     ) -> Result<bool, AppError> {
-        let Some(id) = memory.settling.get(agent).copied() else {
+        let Some((id, nudged_at)) = memory.settling.get(agent).copied() else {
             return Ok(false);
         };
         let store = Arc::clone(&self.store);
         let deliveries = blocking(move || store.deliveries_of(id)).await?;
-        let over = deliveries
-            .iter()
-            .find(|d| d.agent == agent.as_str())
-            .is_none_or(|d| d.is_final() && now_ms() - d.updated_at > 2 * ms(tick(after)));
+        let now = now_ms();
+        let over = now - nudged_at > ms(after)
+            || deliveries
+                .iter()
+                .find(|d| d.agent == agent.as_str())
+                .is_none_or(|d| d.is_final() && now - d.updated_at > 2 * ms(tick(after)));
         if over {
             memory.settling.remove(agent);
         }
