@@ -377,3 +377,34 @@ fn the_person_is_told_in_the_agents_thread_once() {
     assert!(nudges(&root, "Agent-2").is_empty());
     standin.assert_no_violations();
 }
+
+#[test]
+fn an_agent_waiting_for_the_person_is_not_nudged() {
+    use crate::approvals::hook_now;
+    let root = Root::new(2);
+    root.fast();
+    pulse_after(&root, "0.05");
+    // Agent-1 finished its turn (Claude Code's Stop hook): it is done and
+    // waits for what is next, the person's turn.
+    let stop = serde_json::json!({
+        "hook_event_name": "Stop",
+        "session_id": "s1",
+        "last_assistant_message": "Deployed to staging.",
+    });
+    hook_now(&root, "Agent-1", &stop);
+    let _service = root.service();
+    // Agent-2, quiet as long, is nudged; Agent-1 is not.
+    wait_until(LIMIT, || nudges(&root, "Agent-2").len() == 1);
+    let before = nudges(&root, "Agent-2").len();
+    send(&root, "Agent-2", "and now?");
+    wait_until(LIMIT, || nudges(&root, "Agent-2").len() > before);
+    assert!(nudges(&root, "Agent-1").is_empty());
+    // Given its next task it works, then goes quiet: nudged.
+    let prompt = serde_json::json!({
+        "hook_event_name": "UserPromptSubmit",
+        "session_id": "s1",
+        "prompt": "next: the release notes",
+    });
+    hook_now(&root, "Agent-1", &prompt);
+    wait_until(LIMIT, || nudges(&root, "Agent-1").len() == 1);
+}
