@@ -124,7 +124,7 @@ fn pulse_word(
         None => "no activity seen yet".to_owned(),
     };
     let spell_from = last.map_or(0, |l| l.at);
-    match pulse.filter(|p| p.spell_from == spell_from) {
+    match pulse.filter(|p| p.spell_from >= spell_from) {
         Some(p) => format!("{word}, nudged at {}", clock(p.at, zone)),
         None => word,
     }

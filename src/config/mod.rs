@@ -293,6 +293,7 @@ struct RawConfig {
     schedules: schedules::RawSchedules,
     #[serde(default)]
     store: store::RawStore,
+    #[serde(default)]
     pulse: pulse::RawPulse,
     #[serde(default)]
     coords: RawCoords,

@@ -4,6 +4,10 @@
 //! NOTHING` in the transaction that stores the nudge and the note to the
 //! person: whichever loop (or restart) gets there first nudges it, once.
 //!
+//! A spell nudged covers every spell that starts no later: activity only
+//! moves forward, except when retention removes an old message, and that
+//! must not open an old spell again.
+//!
 //! What the pulse sends is not the agent's activity: the nudge comes from
 //! [`PULSE_SENDER`], and the note to the person, though it is posted as
 //! the agent's (to reach its thread), is named in `pulses`.
@@ -160,14 +164,15 @@ impl Store {
         })
     }
 
-    /// Whether `agent`'s spell after `spell_from` was nudged.
+    /// Whether `agent`'s spell after `spell_from` (or a later one) was
+    /// nudged.
     ///
     /// # Errors
     /// [`StoreError`].
     pub fn pulsed(&self, agent: &str, spell_from: i64) -> Result<bool, StoreError> {
         self.read(|tx| {
             Ok(tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM pulses WHERE agent = ?1 AND spell_from = ?2)",
+                "SELECT EXISTS (SELECT 1 FROM pulses WHERE agent = ?1 AND spell_from >= ?2)",
                 params![agent, spell_from],
                 |r| r.get(0),
             )?)
@@ -176,7 +181,8 @@ impl Store {
 
     /// Nudges `agent`'s spell after `spell_from` once: records it and
     /// stores `nudge` (and `note`, which tells the person) in the same
-    /// transaction. `false` when it was nudged already (nothing stored).
+    /// transaction. `false` when it (or a later one) was nudged already:
+    /// nothing is stored then.
     ///
     /// # Errors
     /// [`StoreError`]; nothing is stored then.
@@ -191,7 +197,9 @@ impl Store {
         self.write(|tx| {
             let n = tx.execute(
                 "INSERT INTO pulses (agent, spell_from, at, message_id, note_id) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS \
+                 (SELECT 1 FROM pulses WHERE agent = ?1 AND spell_from >= ?2) \
+                 ON CONFLICT DO NOTHING",
                 params![
                     agent,
                     spell_from,
@@ -300,6 +308,14 @@ mod tests {
             "a spell is nudged once"
         );
         assert!(store.pulsed("Agent-1", got.at).unwrap());
+        // An older spell (its last activity removed by retention) is
+        // covered by the newer one nudged.
+        assert!(store.pulsed("Agent-1", got.at - 50).unwrap());
+        assert!(
+            !store
+                .pulse("Agent-1", got.at - 50, 7, &to_agent(PULSE_SENDER), None)
+                .unwrap()
+        );
         assert_eq!(store.last_activity("Agent-1").unwrap().unwrap().at, got.at);
         assert_eq!(
             store.last_pulse("Agent-1").unwrap().unwrap().message_id,
