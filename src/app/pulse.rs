@@ -1,3 +1,6 @@
+// Over 400 lines with its unit tests: the loop, its look at the panes and the words it posts,
+// which read best side by side.
+
 //! The pulse: an agent with no activity for `[pulse] after_minutes` gets a
 //! nudge (a message from `pulse`), once per quiet spell, and the person is
 //! told in the agent's Discord thread.
