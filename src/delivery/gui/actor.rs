@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use enigo::{Button, Coordinate, Direction, Enigo, Key, Keyboard, Mouse, Settings};
 
@@ -42,13 +42,39 @@ struct Session {
     clipboard: Option<arboard::Clipboard>,
 }
 
+/// What the user's clipboard held before a paste, to put back after it.
+enum PutBack {
+    /// This text.
+    Text(String),
+    /// Nothing: the clipboard was empty, and is emptied again.
+    Empty,
+}
+
+/// A clipboard to put back once the message is submitted.
+struct Restore {
+    /// Held until it is done, so that no other acp pastes in between.
+    lock: lockfile::Held,
+    what: PutBack,
+    /// The text pasted: if the clipboard holds something else by then, the
+    /// user copied it meanwhile, and it stays.
+    pasted: String,
+}
+
+/// After the submit key, how long the window gets to read the paste before
+/// the clipboard is put back. The window asks for the paste when it handles
+/// the paste key, before the submit key, but it handles keys on its own
+/// time.
+const PASTE_READ_MARGIN: Duration = Duration::from_millis(50);
+
+/// After `onboarding_keys`, how long the agent's program gets to act on
+/// them (open a new chat) before the onboarding point is looked at.
+const ONBOARDING_KEYS_PAUSE: Duration = Duration::from_millis(100);
+
 pub(super) struct Actor {
     config: GuiConfig,
     lock_path: PathBuf,
     session: Option<Session>,
-    /// The user's clipboard text to put back after a paste, with the lock
-    /// still held so no other acp pastes in between.
-    restore: Option<(lockfile::Held, String)>,
+    restore: Option<Restore>,
 }
 
 /// Runs jobs until every sender is gone.
@@ -70,20 +96,61 @@ pub(super) fn run(config: GuiConfig, lock_path: PathBuf, jobs: &mpsc::Receiver<J
         let failed = result.is_err();
         let _ = reply.send(result);
         // The message is submitted and the sender told; now put the user's
-        // clipboard back. The paste was read before the submit key was
-        // handled (a window processes its events in order), so this cannot
-        // race with it; the lock is held until it is done.
-        if let Some((lock, old)) = actor.restore.take() {
-            std::thread::sleep(actor.config.settle);
-            if let Some(clipboard) = actor.session.as_mut().and_then(|s| s.clipboard.as_mut()) {
-                let _ = clipboard.set_text(old);
+        // clipboard back, the lock held until it is done.
+        if let Some(restore) = actor.restore.take() {
+            std::thread::sleep(PASTE_READ_MARGIN);
+            if let Some(s) = actor.session.as_mut() {
+                s.put_back(restore.what, &restore.pasted);
             }
-            drop(lock);
+            drop(restore.lock);
         }
         if failed {
             // Start from a fresh connection next time: the server may be gone.
             actor.session = None;
         }
+    }
+}
+
+impl Session {
+    /// Puts the user's clipboard back, unless it holds something else than
+    /// the paste by now (the user copied it meanwhile: that stays). While
+    /// this process holds the clipboard, reading it costs one round trip.
+    fn put_back(&mut self, what: PutBack, pasted: &str) {
+        let Some(clipboard) = self.clipboard.as_mut() else {
+            return;
+        };
+        if clipboard.get_text().ok().as_deref() != Some(pasted) {
+            return;
+        }
+        let _ = match what {
+            PutBack::Text(old) => clipboard.set_text(old),
+            PutBack::Empty => clipboard.clear(),
+        };
+    }
+
+    /// Fills the clipboard with `text` for a paste. Returns what to put
+    /// back afterwards: the user's text is read only when someone holds the
+    /// clipboard (an empty one has nothing to keep, and asking costs a
+    /// round trip per text format). `None` when the holder offers no text
+    /// (an image, say), which cannot be put back and is not touched.
+    fn fill_clipboard(&mut self, text: &str) -> Result<Option<PutBack>, DeliveryError> {
+        let Some(clipboard) = self.clipboard.as_mut() else {
+            return Ok(None);
+        };
+        let held = self
+            .display
+            .clipboard_owner()
+            .map_err(|e| DeliveryError::transient(format!("cannot read the clipboard: {e}")))?
+            .is_some();
+        let what = if held {
+            clipboard.get_text().ok().map(PutBack::Text)
+        } else {
+            Some(PutBack::Empty)
+        };
+        clipboard
+            .set_text(text)
+            .map_err(|e| DeliveryError::transient(format!("cannot set the clipboard: {e}")))?;
+        Ok(what)
     }
 }
 
@@ -234,8 +301,12 @@ impl Actor {
         let lock = self.lock()?;
         let mut saved_clipboard = None;
         let result = self.deliver_locked(job, &display_name, &mut saved_clipboard);
-        if let Some(old) = saved_clipboard {
-            self.restore = Some((lock, old));
+        if let Some(what) = saved_clipboard {
+            self.restore = Some(Restore {
+                lock,
+                what,
+                pasted: job.text.clone(),
+            });
         }
         result
     }
@@ -246,7 +317,7 @@ impl Actor {
         &mut self,
         job: &Job,
         display_name: &str,
-        saved_clipboard: &mut Option<String>,
+        saved_clipboard: &mut Option<PutBack>,
     ) -> Result<String, DeliveryError> {
         let settle = self.config.settle;
         let type_max = self.config.type_max_chars;
@@ -269,12 +340,12 @@ impl Actor {
         let gui = &job.agent.gui;
 
         if let Some((focus_point, keys)) = &job.prelude {
-            guard(&s.display, &job.agent, *focus_point)?;
-            click(enigo, *focus_point, settle)?;
+            let chat = guard(&s.display, &job.agent, *focus_point)?;
+            click_into(enigo, &s.display, &chat, *focus_point, settle)?;
             for k in keys {
                 press(enigo, k)?;
             }
-            std::thread::sleep(settle.max(Duration::from_millis(100)));
+            std::thread::sleep(ONBOARDING_KEYS_PAUSE);
         }
         let window = guard(&s.display, &job.agent, job.point)?;
         let keymap = s
@@ -282,16 +353,12 @@ impl Actor {
             .keymap()
             .map_err(|e| DeliveryError::transient(e.0))?;
         let typed = types(gui.input, &job.text, type_max, &keymap) || s.clipboard.is_none();
-        if !typed && let Some(clipboard) = s.clipboard.as_mut() {
-            // Fill the clipboard before the click, while the window settles.
-            let old = clipboard.get_text().ok();
-            clipboard
-                .set_text(job.text.clone())
-                .map_err(|e| DeliveryError::transient(format!("cannot set the clipboard: {e}")))?;
-            *saved_clipboard = old;
+        if !typed {
+            // Filled before the click: nothing reaches the window before the
+            // focus is checked.
+            *saved_clipboard = s.fill_clipboard(&job.text)?;
         }
-        click(enigo, job.point, settle)?;
-        check_focus(&s.display, &window, "after the click")?;
+        click_into(enigo, &s.display, &window, job.point, settle)?;
         for k in &gui.clear_keys {
             press(enigo, k)?;
         }
@@ -353,15 +420,38 @@ fn type_line(
     Ok(())
 }
 
-fn click(enigo: &mut Enigo, p: Point, settle: Duration) -> Result<(), DeliveryError> {
+/// Clicks at `p`, then waits until `window` (the one the guard approved)
+/// holds the keyboard focus, for at most `deadline` (`gui.settle_ms`). A
+/// window that does not take it by then is not typed into.
+fn click_into(
+    enigo: &mut Enigo,
+    display: &Display,
+    window: &WindowInfo,
+    p: Point,
+    deadline: Duration,
+) -> Result<(), DeliveryError> {
+    let watch = display
+        .watch_focus(window.top_level)
+        .map_err(|e| DeliveryError::transient(format!("cannot watch the keyboard focus: {e}")))?;
     enigo
         .move_mouse(p.x, p.y, Coordinate::Abs)
         .map_err(enigo_err("moving the mouse"))?;
     enigo
         .button(Button::Left, Direction::Click)
         .map_err(enigo_err("clicking"))?;
-    std::thread::sleep(settle);
-    Ok(())
+    let focused = watch
+        .wait(Instant::now() + deadline)
+        .map_err(|e| DeliveryError::transient(format!("cannot read the keyboard focus: {e}")))?;
+    if focused {
+        Ok(())
+    } else {
+        Err(DeliveryError::transient(format!(
+            "the window {:?} did not take the keyboard focus within {deadline:?} of the click \
+             (another window kept it): nothing typed. If that window is only slow to take it, \
+             raise gui.settle_ms",
+            window.title
+        )))
+    }
 }
 
 /// The window guard: an application window must be at the point, and match
