@@ -66,10 +66,7 @@ fn a_window_that_takes_the_focus_late_is_typed_into_once_it_has_it() {
     // It waited for the focus, and no longer: the deadline is 10 s.
     let id = stdout(&out).lines().next().unwrap().to_owned();
     let took = until_gui_attempt_ended(&root, &id);
-    assert!(
-        (400..10_000).contains(&took),
-        "the delivery took {took} ms"
-    );
+    assert!((400..10_000).contains(&took), "the delivery took {took} ms");
 }
 
 #[test]
@@ -98,7 +95,13 @@ fn a_window_that_never_takes_the_focus_gets_nothing_and_the_inbox_gets_the_messa
     let out = root
         .acp()
         .env("DISPLAY", &x11.display)
-        .args(["send", "--wait", "--to", "Agent-1", "Plan:\n1. migrate\n2. ship"])
+        .args([
+            "send",
+            "--wait",
+            "--to",
+            "Agent-1",
+            "Plan:\n1. migrate\n2. ship",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));

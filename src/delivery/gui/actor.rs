@@ -329,6 +329,12 @@ impl Actor {
         // lock is released.
         let settings = Settings {
             x11_display: Some(display_name.to_owned()),
+            // enigo asks the server to hold each button press and release for
+            // this many ms (12 by default, after xdotool): 24 ms per click,
+            // most of a paste's time. A click is press then release, each
+            // handled by the server before the next is sent, as pyautogui
+            // (the original system) and a hand on a mouse do it.
+            linux_delay: 0,
             ..Settings::default()
         };
         let mut enigo = Enigo::new(&settings).map_err(|e| {
@@ -439,10 +445,16 @@ fn click_into(
     enigo
         .button(Button::Left, Direction::Click)
         .map_err(enigo_err("clicking"))?;
+    let clicked = Instant::now();
     let focused = watch
-        .wait(Instant::now() + deadline)
+        .wait(clicked + deadline)
         .map_err(|e| DeliveryError::transient(format!("cannot read the keyboard focus: {e}")))?;
     if focused {
+        tracing::debug!(
+            window = %window.title,
+            after = ?clicked.elapsed(),
+            "the window has the keyboard focus"
+        );
         Ok(())
     } else {
         Err(DeliveryError::transient(format!(

@@ -108,7 +108,10 @@ impl Drop for FocusWatch<'_> {
         // Stop the events, so none piles up between deliveries. A window that
         // closed meanwhile answers with an error, which the next drain takes.
         let none = ChangeWindowAttributesAux::new().event_mask(EventMask::NO_EVENT);
-        let _ = self.display.conn.change_window_attributes(self.window, &none);
+        let _ = self
+            .display
+            .conn
+            .change_window_attributes(self.window, &none);
         let _ = self.display.conn.flush();
     }
 }
