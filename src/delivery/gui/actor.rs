@@ -1,28 +1,24 @@
-// Over 400 lines: the steps of one keyboard-and-mouse delivery, in order, on the one thread that
-// may do them.
-
 //! The one thread that owns the mouse and keyboard (enigo), the clipboard
 //! (arboard) and the X connection of this process. Jobs arrive over a
 //! channel; across processes an OS lock on `data/gui.lock` makes sure only
 //! one acp types at a time.
 
-use std::collections::HashMap;
-
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use enigo::{Button, Coordinate, Direction, Enigo, Key, Keyboard, Mouse, Settings};
+use enigo::{Button, Coordinate, Direction, Enigo, Mouse, Settings};
 
+use crate::config::GuiConfig;
 use crate::coords::Point;
+use crate::lockfile;
 use crate::model::Agent;
 use crate::model::DeliveryError;
+use crate::model::keys::KeyCombo;
 
+use super::clipboard;
+use super::keys::{enigo_err, press, type_line, types};
 use super::window::{Display, WindowInfo};
-use crate::config::GuiConfig;
-use crate::lockfile;
-use crate::model::gui::InputMode;
-use crate::model::keys::{KeyCombo, KeyName, Modifier};
 
 /// One delivery for the actor.
 pub(super) struct Job {
@@ -42,29 +38,15 @@ struct Session {
     clipboard: Option<arboard::Clipboard>,
 }
 
-/// What the user's clipboard held before a paste, to put back after it.
-enum PutBack {
-    /// This text.
-    Text(String),
-    /// Nothing: the clipboard was empty, and is emptied again.
-    Empty,
-}
-
 /// A clipboard to put back once the message is submitted.
 struct Restore {
     /// Held until it is done, so that no other acp pastes in between.
     lock: lockfile::Held,
-    what: PutBack,
+    what: clipboard::PutBack,
     /// The text pasted: if the clipboard holds something else by then, the
     /// user copied it meanwhile, and it stays.
     pasted: String,
 }
-
-/// After the submit key, how long the window gets to read the paste before
-/// the clipboard is put back. The window asks for the paste when it handles
-/// the paste key, before the submit key, but it handles keys on its own
-/// time.
-const PASTE_READ_MARGIN: Duration = Duration::from_millis(50);
 
 /// After `onboarding_keys`, how long the agent's program gets to act on
 /// them (open a new chat) before the onboarding point is looked at.
@@ -98,9 +80,9 @@ pub(super) fn run(config: GuiConfig, lock_path: PathBuf, jobs: &mpsc::Receiver<J
         // The message is submitted and the sender told; now put the user's
         // clipboard back, the lock held until it is done.
         if let Some(restore) = actor.restore.take() {
-            std::thread::sleep(PASTE_READ_MARGIN);
-            if let Some(s) = actor.session.as_mut() {
-                s.put_back(restore.what, &restore.pasted);
+            std::thread::sleep(clipboard::PASTE_READ_MARGIN);
+            if let Some(c) = actor.session.as_mut().and_then(|s| s.clipboard.as_mut()) {
+                clipboard::put_back(c, restore.what, &restore.pasted);
             }
             drop(restore.lock);
         }
@@ -111,150 +93,10 @@ pub(super) fn run(config: GuiConfig, lock_path: PathBuf, jobs: &mpsc::Receiver<J
     }
 }
 
-impl Session {
-    /// Puts the user's clipboard back, unless it holds something else than
-    /// the paste by now (the user copied it meanwhile: that stays). While
-    /// this process holds the clipboard, reading it costs one round trip.
-    fn put_back(&mut self, what: PutBack, pasted: &str) {
-        let Some(clipboard) = self.clipboard.as_mut() else {
-            return;
-        };
-        if clipboard.get_text().ok().as_deref() != Some(pasted) {
-            return;
-        }
-        let _ = match what {
-            PutBack::Text(old) => clipboard.set_text(old),
-            PutBack::Empty => clipboard.clear(),
-        };
-    }
-
-    /// Fills the clipboard with `text` for a paste. Returns what to put
-    /// back afterwards: the user's text is read only when someone holds the
-    /// clipboard (an empty one has nothing to keep, and asking costs a
-    /// round trip per text format). `None` when the holder offers no text
-    /// (an image, say), which cannot be put back and is not touched.
-    fn fill_clipboard(&mut self, text: &str) -> Result<Option<PutBack>, DeliveryError> {
-        let Some(clipboard) = self.clipboard.as_mut() else {
-            return Ok(None);
-        };
-        let held = self
-            .display
-            .clipboard_owner()
-            .map_err(|e| DeliveryError::transient(format!("cannot read the clipboard: {e}")))?
-            .is_some();
-        let what = if held {
-            clipboard.get_text().ok().map(PutBack::Text)
-        } else {
-            Some(PutBack::Empty)
-        };
-        clipboard
-            .set_text(text)
-            .map_err(|e| DeliveryError::transient(format!("cannot set the clipboard: {e}")))?;
-        Ok(what)
-    }
-}
-
 fn no_display() -> DeliveryError {
     DeliveryError::unavailable(
         "no display: DISPLAY is not set, so there are no windows to type into",
     )
-}
-
-fn enigo_err(what: &str) -> impl Fn(enigo::InputError) -> DeliveryError + '_ {
-    move |e| DeliveryError::transient(format!("{what} failed: {e}"))
-}
-
-fn to_key(key: KeyName) -> Key {
-    match key {
-        KeyName::Enter => Key::Return,
-        KeyName::Tab => Key::Tab,
-        KeyName::Escape => Key::Escape,
-        KeyName::Backspace => Key::Backspace,
-        KeyName::Delete => Key::Delete,
-        KeyName::Home => Key::Home,
-        KeyName::End => Key::End,
-        KeyName::PageUp => Key::PageUp,
-        KeyName::PageDown => Key::PageDown,
-        KeyName::Up => Key::UpArrow,
-        KeyName::Down => Key::DownArrow,
-        KeyName::Left => Key::LeftArrow,
-        KeyName::Right => Key::RightArrow,
-        KeyName::Insert => Key::Insert,
-        KeyName::Space => Key::Space,
-        KeyName::F(n) => [
-            Key::F1,
-            Key::F2,
-            Key::F3,
-            Key::F4,
-            Key::F5,
-            Key::F6,
-            Key::F7,
-            Key::F8,
-            Key::F9,
-            Key::F10,
-            Key::F11,
-            Key::F12,
-            Key::F13,
-            Key::F14,
-            Key::F15,
-            Key::F16,
-            Key::F17,
-            Key::F18,
-            Key::F19,
-            Key::F20,
-            Key::F21,
-            Key::F22,
-            Key::F23,
-            Key::F24,
-        ][usize::from(n.clamp(1, 24) - 1)],
-        KeyName::Char(c) => Key::Unicode(c),
-    }
-}
-
-fn press(enigo: &mut Enigo, combo: &KeyCombo) -> Result<(), DeliveryError> {
-    let mods: Vec<Key> = combo
-        .modifiers
-        .iter()
-        .map(|m| match m {
-            Modifier::Ctrl => Key::Control,
-            Modifier::Shift => Key::Shift,
-            Modifier::Alt => Key::Alt,
-            Modifier::Meta => Key::Meta,
-        })
-        .collect();
-    let what = "pressing a key";
-    for m in &mods {
-        enigo.key(*m, Direction::Press).map_err(enigo_err(what))?;
-    }
-    let result = enigo
-        .key(to_key(combo.key), Direction::Click)
-        .map_err(enigo_err(what));
-    // Release modifiers even when the key failed, so none stays held.
-    for m in mods.iter().rev() {
-        let _ = enigo.key(*m, Direction::Release);
-    }
-    result
-}
-
-/// Whether a body is typed (true) or pasted. `auto` types short single
-/// lines made of characters on the keyboard map; accents, CJK and emoji
-/// would need keycode remapping (slow, and racy with other X clients), so
-/// such bodies are pasted.
-fn types(
-    mode: InputMode,
-    text: &str,
-    type_max_chars: usize,
-    keymap: &HashMap<char, (u8, bool)>,
-) -> bool {
-    match mode {
-        InputMode::Type => true,
-        InputMode::Paste => false,
-        InputMode::Auto => {
-            !text.contains('\n')
-                && text.chars().count() <= type_max_chars
-                && text.chars().all(|c| keymap.contains_key(&c))
-        }
-    }
 }
 
 impl Actor {
@@ -317,7 +159,7 @@ impl Actor {
         &mut self,
         job: &Job,
         display_name: &str,
-        saved_clipboard: &mut Option<PutBack>,
+        saved_clipboard: &mut Option<clipboard::PutBack>,
     ) -> Result<String, DeliveryError> {
         let settle = self.config.settle;
         let type_max = self.config.type_max_chars;
@@ -362,7 +204,9 @@ impl Actor {
         if !typed {
             // Filled before the click: nothing reaches the window before the
             // focus is checked.
-            *saved_clipboard = s.fill_clipboard(&job.text)?;
+            if let Some(c) = s.clipboard.as_mut() {
+                *saved_clipboard = clipboard::fill(c, &s.display, &job.text)?;
+            }
         }
         click_into(enigo, &s.display, &window, job.point, settle)?;
         for k in &gui.clear_keys {
@@ -387,43 +231,6 @@ impl Actor {
             window.title, job.point, gui.submit_key
         ))
     }
-}
-
-/// Types one line. Characters on the keyboard map are pressed on their own
-/// keycodes (with Shift where needed), like a person would; only the others
-/// (accents, CJK, emoji) go through enigo's remapping of a spare keycode.
-/// Remapping makes every X client reload its keymap, and a client that
-/// reloads late can miss a character, so it is kept to what needs it.
-fn type_line(
-    enigo: &mut Enigo,
-    keymap: &HashMap<char, (u8, bool)>,
-    line: &str,
-) -> Result<(), DeliveryError> {
-    let what = "typing";
-    for c in line.chars() {
-        let Some(&(keycode, shift)) = keymap.get(&c) else {
-            let mut buf = [0u8; 4];
-            enigo
-                .text(c.encode_utf8(&mut buf))
-                .map_err(enigo_err(what))?;
-            continue;
-        };
-        if shift {
-            enigo
-                .key(Key::Shift, Direction::Press)
-                .map_err(enigo_err(what))?;
-        }
-        let pressed = enigo
-            .raw(u16::from(keycode), Direction::Click)
-            .map_err(enigo_err(what));
-        if shift {
-            enigo
-                .key(Key::Shift, Direction::Release)
-                .map_err(enigo_err(what))?;
-        }
-        pressed?;
-    }
-    Ok(())
 }
 
 /// Clicks at `p`, then waits until `window` (the one the guard approved)

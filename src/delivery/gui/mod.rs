@@ -16,7 +16,11 @@
 #[cfg(all(unix, not(target_os = "macos")))]
 mod actor;
 #[cfg(all(unix, not(target_os = "macos")))]
+mod clipboard;
+#[cfg(all(unix, not(target_os = "macos")))]
 mod focus;
+#[cfg(all(unix, not(target_os = "macos")))]
+mod keys;
 #[cfg(all(unix, not(target_os = "macos")))]
 pub mod probe;
 #[cfg(all(unix, not(target_os = "macos")))]
