@@ -6,9 +6,12 @@
 //! asks the server where keystrokes go now; the wait ends the moment they
 //! go to the agent's window, or at the deadline (`gui.settle_ms`).
 //!
-//! The window manager's `_NET_ACTIVE_WINDOW` is not watched: it is the
-//! manager's statement, set around the same time, while the input focus is
-//! what decides where a key goes, and its change always sends `FocusIn`.
+//! Focus events on the root would miss most moves: a move from one
+//! top-level window to another is reported to the windows between the two
+//! and their common ancestor, the root, but not to the root itself. The
+//! window manager's `_NET_ACTIVE_WINDOW` is not watched either: it is the
+//! manager's statement, while the input focus decides where a key goes,
+//! and a change of it always sends `FocusIn`.
 
 use std::time::{Duration, Instant};
 
