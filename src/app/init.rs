@@ -228,8 +228,10 @@ near_radius_px = 10
 # with `acp coords test Agent-N` that the window guard accepts the window.
 # How long to wait for another acp process that is typing (ms).
 lock_timeout_ms = 10000
-# Pause after moving and clicking, for the window to take focus (ms).
-settle_ms = 50
+# After the click, the longest wait for the window to take the keyboard
+# focus (ms). Typing starts as soon as it has it; a window that does not
+# take it in time is not typed into (the message goes to the next method).
+settle_ms = 500
 # With input = "auto": single-line bodies up to this many characters, all on
 # the keyboard map, are typed; longer, multi-line or accented ones are pasted.
 type_max_chars = 200

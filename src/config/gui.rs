@@ -17,7 +17,9 @@ pub struct GuiConfig {
     pub display: Option<String>,
     /// How long to wait for another acp process to finish typing.
     pub lock_timeout: Duration,
-    /// Pause after moving and clicking, for the window to take focus.
+    /// After the click, the longest wait for the window to take the
+    /// keyboard focus. Delivery goes on as soon as X says it has it; a
+    /// window without it by then is not typed into.
     pub settle: Duration,
     /// In `auto` input mode, single-line bodies up to this many characters
     /// are typed; longer or multi-line ones are pasted.
@@ -31,7 +33,7 @@ impl Default for GuiConfig {
         Self {
             display: None,
             lock_timeout: Duration::from_secs(10),
-            settle: Duration::from_millis(50),
+            settle: Duration::from_millis(500),
             type_max_chars: 200,
             defaults: GuiSettings::default(),
         }

@@ -84,6 +84,13 @@ impl ChatBox {
 
     /// The same on a display given by name.
     pub fn open_on(display: &str, dir: &Path, title: &str, x: i32, y: i32) -> Self {
+        Self::open_with(display, dir, (title, x, y), &[])
+    }
+
+    /// The same with chatbox.py's options (`--hold-focus`,
+    /// `--focus-after-click MS`).
+    pub fn open_with(display: &str, dir: &Path, at: (&str, i32, i32), options: &[&str]) -> Self {
+        let (title, x, y) = at;
         let out = dir.join(format!("{}.jsonl", title.replace(' ', "_")));
         let (width, height) = (500, 200);
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/chatbox.py");
@@ -91,6 +98,7 @@ impl ChatBox {
             .arg(script)
             .args([title, &format!("{width}x{height}+{x}+{y}")])
             .arg(&out)
+            .args(options)
             .env("DISPLAY", display)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -141,6 +149,14 @@ impl ChatBox {
             .collect()
     }
 
+    /// How many times the window got the keyboard focus.
+    pub fn focus_count(&self) -> usize {
+        self.events()
+            .iter()
+            .filter(|e| e["event"] == "focus")
+            .count()
+    }
+
     /// Special keys recorded (ctrl+n).
     pub fn keys(&self) -> Vec<String> {
         self.events()
@@ -187,4 +203,64 @@ pub fn write_coordinates(root: &Path, agents: &[AgentPoints<'_>]) {
         serde_json::to_string_pretty(&doc).unwrap(),
     )
     .unwrap();
+}
+
+/// A program holding the clipboard with a text, as the user's editor would
+/// after a copy (a hidden Tk window).
+pub struct ClipboardOwner(Child);
+
+impl ClipboardOwner {
+    /// Puts `text` on the display's clipboard and keeps serving it.
+    pub fn hold(display: &str, text: &str) -> Self {
+        let mut child = Command::new(python())
+            .args([
+                "-c",
+                "import sys, tkinter\n\
+                 r = tkinter.Tk(); r.withdraw()\n\
+                 r.clipboard_clear(); r.clipboard_append(sys.argv[1]); r.update()\n\
+                 print('ready', flush=True)\n\
+                 r.mainloop()",
+                text,
+            ])
+            .env("DISPLAY", display)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "the clipboard owner did not start");
+        Self(child)
+    }
+}
+
+impl Drop for ClipboardOwner {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The text on the display's clipboard, as another program pasting would
+/// get it; `None` when nobody holds the clipboard.
+pub fn clipboard_text(display: &str) -> Option<String> {
+    let out = Command::new(python())
+        .args([
+            "-c",
+            "import sys, tkinter\n\
+             r = tkinter.Tk(); r.withdraw()\n\
+             try:\n    sys.stdout.write(r.clipboard_get())\n\
+             except tkinter.TclError:\n    sys.exit(3)",
+        ])
+        .env("DISPLAY", display)
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    match out.status.code() {
+        Some(0) => Some(String::from_utf8(out.stdout).unwrap()),
+        Some(3) => None,
+        other => panic!("reading the clipboard failed ({other:?})"),
+    }
 }

@@ -7,14 +7,14 @@ use crate::desktop::{ChatBox, Xvfb, write_coordinates};
 use crate::support::{Root, stderr, stdout};
 
 /// A root whose agents deliver by gui first, then inbox.
-fn gui_root(agents: u32) -> Root {
+pub(crate) fn gui_root(agents: u32) -> Root {
     let root = Root::new(agents);
     root.fast()
         .edit_config("order = [\"inbox\"]", "order = [\"gui\", \"inbox\"]");
     root
 }
 
-fn send(root: &Root, x11: &Xvfb, args: &[&str]) -> std::process::Output {
+pub(crate) fn send(root: &Root, x11: &Xvfb, args: &[&str]) -> std::process::Output {
     let out = root
         .acp()
         .env("DISPLAY", &x11.display)

@@ -21,6 +21,7 @@ mod discover;
 mod doctor;
 mod everyday;
 mod gui;
+mod gui_focus;
 mod layers;
 mod mcp;
 mod operator;

@@ -8,7 +8,14 @@ Ctrl+A selects all; Ctrl+N is recorded as a key event (onboarding: "new
 chat"). After every key the current, unsubmitted text is written to
 OUT.draft, so a test can see keystrokes that went astray.
 
-usage: chatbox.py TITLE WIDTHxHEIGHT+X+Y OUT
+Two options make windows that are slow with the keyboard focus (there
+is no window manager under Xvfb: the focus stays where a client puts it):
+--hold-focus takes the focus at the start and is ready only once it has
+it; --focus-after-click MS takes the focus MS ms after each click on the
+window, and --focus-after-click never never takes it. Each time the window
+gets the focus, a "focus" event is recorded.
+
+usage: chatbox.py TITLE WIDTHxHEIGHT+X+Y OUT [--hold-focus] [--focus-after-click MS|never]
 """
 import json
 import os
@@ -17,6 +24,13 @@ import time
 import tkinter as tk
 
 title, geometry, out = sys.argv[1], sys.argv[2], sys.argv[3]
+options = sys.argv[4:]
+hold_focus = "--hold-focus" in options
+focus_after_click = (
+    options[options.index("--focus-after-click") + 1]
+    if "--focus-after-click" in options
+    else None
+)
 
 
 def record(event):
@@ -94,8 +108,29 @@ def ready():
         f.write(str(root.winfo_id()))
 
 
+def focused(_event):
+    # Tk reports the focus arriving at the top-level and at the text box;
+    # the text box is where keys land.
+    if _event.widget is text:
+        record({"event": "focus"})
+        if hold_focus and not os.path.exists(out + ".ready"):
+            ready()
+
+
+def clicked(_event):
+    if focus_after_click not in (None, "never"):
+        root.after(int(focus_after_click), text.focus_force)
+
+
+text.bind("<FocusIn>", focused, add="+")
+text.bind("<Button-1>", clicked, add="+")
+
 # Ready once the window is mapped and its events are flowing: a test that
-# waits for the .ready file then knows the box can take keys.
+# waits for the .ready file then knows the box can take keys. A window that
+# holds the focus is ready once it has it.
 root.wait_visibility(text)
-root.after_idle(ready)
+if hold_focus:
+    text.focus_force()
+else:
+    root.after_idle(ready)
 root.mainloop()

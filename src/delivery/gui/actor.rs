@@ -1,28 +1,24 @@
-// Over 400 lines: the steps of one keyboard-and-mouse delivery, in order, on the one thread that
-// may do them.
-
 //! The one thread that owns the mouse and keyboard (enigo), the clipboard
 //! (arboard) and the X connection of this process. Jobs arrive over a
 //! channel; across processes an OS lock on `data/gui.lock` makes sure only
 //! one acp types at a time.
 
-use std::collections::HashMap;
-
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use enigo::{Button, Coordinate, Direction, Enigo, Key, Keyboard, Mouse, Settings};
+use enigo::{Button, Coordinate, Direction, Enigo, Mouse, Settings};
 
+use crate::config::GuiConfig;
 use crate::coords::Point;
+use crate::lockfile;
 use crate::model::Agent;
 use crate::model::DeliveryError;
+use crate::model::keys::KeyCombo;
 
+use super::clipboard;
+use super::keys::{enigo_err, press, type_line, types};
 use super::window::{Display, WindowInfo};
-use crate::config::GuiConfig;
-use crate::lockfile;
-use crate::model::gui::InputMode;
-use crate::model::keys::{KeyCombo, KeyName, Modifier};
 
 /// One delivery for the actor.
 pub(super) struct Job {
@@ -42,13 +38,25 @@ struct Session {
     clipboard: Option<arboard::Clipboard>,
 }
 
+/// A clipboard to put back once the message is submitted.
+struct Restore {
+    /// Held until it is done, so that no other acp pastes in between.
+    lock: lockfile::Held,
+    what: clipboard::PutBack,
+    /// The text pasted: if the clipboard holds something else by then, the
+    /// user copied it meanwhile, and it stays.
+    pasted: String,
+}
+
+/// After `onboarding_keys`, how long the agent's program gets to act on
+/// them (open a new chat) before the onboarding point is looked at.
+const ONBOARDING_KEYS_PAUSE: Duration = Duration::from_millis(100);
+
 pub(super) struct Actor {
     config: GuiConfig,
     lock_path: PathBuf,
     session: Option<Session>,
-    /// The user's clipboard text to put back after a paste, with the lock
-    /// still held so no other acp pastes in between.
-    restore: Option<(lockfile::Held, String)>,
+    restore: Option<Restore>,
 }
 
 /// Runs jobs until every sender is gone.
@@ -70,15 +78,13 @@ pub(super) fn run(config: GuiConfig, lock_path: PathBuf, jobs: &mpsc::Receiver<J
         let failed = result.is_err();
         let _ = reply.send(result);
         // The message is submitted and the sender told; now put the user's
-        // clipboard back. The paste was read before the submit key was
-        // handled (a window processes its events in order), so this cannot
-        // race with it; the lock is held until it is done.
-        if let Some((lock, old)) = actor.restore.take() {
-            std::thread::sleep(actor.config.settle);
-            if let Some(clipboard) = actor.session.as_mut().and_then(|s| s.clipboard.as_mut()) {
-                let _ = clipboard.set_text(old);
+        // clipboard back, the lock held until it is done.
+        if let Some(restore) = actor.restore.take() {
+            std::thread::sleep(clipboard::PASTE_READ_MARGIN);
+            if let Some(c) = actor.session.as_mut().and_then(|s| s.clipboard.as_mut()) {
+                clipboard::put_back(c, restore.what, &restore.pasted);
             }
-            drop(lock);
+            drop(restore.lock);
         }
         if failed {
             // Start from a fresh connection next time: the server may be gone.
@@ -91,103 +97,6 @@ fn no_display() -> DeliveryError {
     DeliveryError::unavailable(
         "no display: DISPLAY is not set, so there are no windows to type into",
     )
-}
-
-fn enigo_err(what: &str) -> impl Fn(enigo::InputError) -> DeliveryError + '_ {
-    move |e| DeliveryError::transient(format!("{what} failed: {e}"))
-}
-
-fn to_key(key: KeyName) -> Key {
-    match key {
-        KeyName::Enter => Key::Return,
-        KeyName::Tab => Key::Tab,
-        KeyName::Escape => Key::Escape,
-        KeyName::Backspace => Key::Backspace,
-        KeyName::Delete => Key::Delete,
-        KeyName::Home => Key::Home,
-        KeyName::End => Key::End,
-        KeyName::PageUp => Key::PageUp,
-        KeyName::PageDown => Key::PageDown,
-        KeyName::Up => Key::UpArrow,
-        KeyName::Down => Key::DownArrow,
-        KeyName::Left => Key::LeftArrow,
-        KeyName::Right => Key::RightArrow,
-        KeyName::Insert => Key::Insert,
-        KeyName::Space => Key::Space,
-        KeyName::F(n) => [
-            Key::F1,
-            Key::F2,
-            Key::F3,
-            Key::F4,
-            Key::F5,
-            Key::F6,
-            Key::F7,
-            Key::F8,
-            Key::F9,
-            Key::F10,
-            Key::F11,
-            Key::F12,
-            Key::F13,
-            Key::F14,
-            Key::F15,
-            Key::F16,
-            Key::F17,
-            Key::F18,
-            Key::F19,
-            Key::F20,
-            Key::F21,
-            Key::F22,
-            Key::F23,
-            Key::F24,
-        ][usize::from(n.clamp(1, 24) - 1)],
-        KeyName::Char(c) => Key::Unicode(c),
-    }
-}
-
-fn press(enigo: &mut Enigo, combo: &KeyCombo) -> Result<(), DeliveryError> {
-    let mods: Vec<Key> = combo
-        .modifiers
-        .iter()
-        .map(|m| match m {
-            Modifier::Ctrl => Key::Control,
-            Modifier::Shift => Key::Shift,
-            Modifier::Alt => Key::Alt,
-            Modifier::Meta => Key::Meta,
-        })
-        .collect();
-    let what = "pressing a key";
-    for m in &mods {
-        enigo.key(*m, Direction::Press).map_err(enigo_err(what))?;
-    }
-    let result = enigo
-        .key(to_key(combo.key), Direction::Click)
-        .map_err(enigo_err(what));
-    // Release modifiers even when the key failed, so none stays held.
-    for m in mods.iter().rev() {
-        let _ = enigo.key(*m, Direction::Release);
-    }
-    result
-}
-
-/// Whether a body is typed (true) or pasted. `auto` types short single
-/// lines made of characters on the keyboard map; accents, CJK and emoji
-/// would need keycode remapping (slow, and racy with other X clients), so
-/// such bodies are pasted.
-fn types(
-    mode: InputMode,
-    text: &str,
-    type_max_chars: usize,
-    keymap: &HashMap<char, (u8, bool)>,
-) -> bool {
-    match mode {
-        InputMode::Type => true,
-        InputMode::Paste => false,
-        InputMode::Auto => {
-            !text.contains('\n')
-                && text.chars().count() <= type_max_chars
-                && text.chars().all(|c| keymap.contains_key(&c))
-        }
-    }
 }
 
 impl Actor {
@@ -234,8 +143,12 @@ impl Actor {
         let lock = self.lock()?;
         let mut saved_clipboard = None;
         let result = self.deliver_locked(job, &display_name, &mut saved_clipboard);
-        if let Some(old) = saved_clipboard {
-            self.restore = Some((lock, old));
+        if let Some(what) = saved_clipboard {
+            self.restore = Some(Restore {
+                lock,
+                what,
+                pasted: job.text.clone(),
+            });
         }
         result
     }
@@ -246,7 +159,7 @@ impl Actor {
         &mut self,
         job: &Job,
         display_name: &str,
-        saved_clipboard: &mut Option<String>,
+        saved_clipboard: &mut Option<clipboard::PutBack>,
     ) -> Result<String, DeliveryError> {
         let settle = self.config.settle;
         let type_max = self.config.type_max_chars;
@@ -258,6 +171,12 @@ impl Actor {
         // lock is released.
         let settings = Settings {
             x11_display: Some(display_name.to_owned()),
+            // enigo asks the server to hold each button press and release for
+            // this many ms (12 by default, after xdotool): 24 ms per click,
+            // most of a paste's time. A click is press then release, each
+            // handled by the server before the next is sent, as pyautogui
+            // (the original system) and a hand on a mouse do it.
+            linux_delay: 0,
             ..Settings::default()
         };
         let mut enigo = Enigo::new(&settings).map_err(|e| {
@@ -269,12 +188,12 @@ impl Actor {
         let gui = &job.agent.gui;
 
         if let Some((focus_point, keys)) = &job.prelude {
-            guard(&s.display, &job.agent, *focus_point)?;
-            click(enigo, *focus_point, settle)?;
+            let chat = guard(&s.display, &job.agent, *focus_point)?;
+            click_into(enigo, &s.display, &chat, *focus_point, settle)?;
             for k in keys {
                 press(enigo, k)?;
             }
-            std::thread::sleep(settle.max(Duration::from_millis(100)));
+            std::thread::sleep(ONBOARDING_KEYS_PAUSE);
         }
         let window = guard(&s.display, &job.agent, job.point)?;
         let keymap = s
@@ -282,16 +201,14 @@ impl Actor {
             .keymap()
             .map_err(|e| DeliveryError::transient(e.0))?;
         let typed = types(gui.input, &job.text, type_max, &keymap) || s.clipboard.is_none();
-        if !typed && let Some(clipboard) = s.clipboard.as_mut() {
-            // Fill the clipboard before the click, while the window settles.
-            let old = clipboard.get_text().ok();
-            clipboard
-                .set_text(job.text.clone())
-                .map_err(|e| DeliveryError::transient(format!("cannot set the clipboard: {e}")))?;
-            *saved_clipboard = old;
+        if !typed {
+            // Filled before the click: nothing reaches the window before the
+            // focus is checked.
+            if let Some(c) = s.clipboard.as_mut() {
+                *saved_clipboard = clipboard::fill(c, &s.display, &job.text)?;
+            }
         }
-        click(enigo, job.point, settle)?;
-        check_focus(&s.display, &window, "after the click")?;
+        click_into(enigo, &s.display, &window, job.point, settle)?;
         for k in &gui.clear_keys {
             press(enigo, k)?;
         }
@@ -316,52 +233,44 @@ impl Actor {
     }
 }
 
-/// Types one line. Characters on the keyboard map are pressed on their own
-/// keycodes (with Shift where needed), like a person would; only the others
-/// (accents, CJK, emoji) go through enigo's remapping of a spare keycode.
-/// Remapping makes every X client reload its keymap, and a client that
-/// reloads late can miss a character, so it is kept to what needs it.
-fn type_line(
+/// Clicks at `p`, then waits until `window` (the one the guard approved)
+/// holds the keyboard focus, for at most `deadline` (`gui.settle_ms`). A
+/// window that does not take it by then is not typed into.
+fn click_into(
     enigo: &mut Enigo,
-    keymap: &HashMap<char, (u8, bool)>,
-    line: &str,
+    display: &Display,
+    window: &WindowInfo,
+    p: Point,
+    deadline: Duration,
 ) -> Result<(), DeliveryError> {
-    let what = "typing";
-    for c in line.chars() {
-        let Some(&(keycode, shift)) = keymap.get(&c) else {
-            let mut buf = [0u8; 4];
-            enigo
-                .text(c.encode_utf8(&mut buf))
-                .map_err(enigo_err(what))?;
-            continue;
-        };
-        if shift {
-            enigo
-                .key(Key::Shift, Direction::Press)
-                .map_err(enigo_err(what))?;
-        }
-        let pressed = enigo
-            .raw(u16::from(keycode), Direction::Click)
-            .map_err(enigo_err(what));
-        if shift {
-            enigo
-                .key(Key::Shift, Direction::Release)
-                .map_err(enigo_err(what))?;
-        }
-        pressed?;
-    }
-    Ok(())
-}
-
-fn click(enigo: &mut Enigo, p: Point, settle: Duration) -> Result<(), DeliveryError> {
+    let watch = display
+        .watch_focus(window.top_level)
+        .map_err(|e| DeliveryError::transient(format!("cannot watch the keyboard focus: {e}")))?;
     enigo
         .move_mouse(p.x, p.y, Coordinate::Abs)
         .map_err(enigo_err("moving the mouse"))?;
     enigo
         .button(Button::Left, Direction::Click)
         .map_err(enigo_err("clicking"))?;
-    std::thread::sleep(settle);
-    Ok(())
+    let clicked = Instant::now();
+    let focused = watch
+        .wait(clicked + deadline)
+        .map_err(|e| DeliveryError::transient(format!("cannot read the keyboard focus: {e}")))?;
+    if focused {
+        tracing::debug!(
+            window = %window.title,
+            after = ?clicked.elapsed(),
+            "the window has the keyboard focus"
+        );
+        Ok(())
+    } else {
+        Err(DeliveryError::transient(format!(
+            "the window {:?} did not take the keyboard focus within {deadline:?} of the click \
+             (another window kept it): nothing typed. If that window is only slow to take it, \
+             raise gui.settle_ms",
+            window.title
+        )))
+    }
 }
 
 /// The window guard: an application window must be at the point, and match

@@ -3,10 +3,11 @@
 //!
 //! The steps, for one message: read the agent's point from
 //! `config/coordinates.json`; take the cross-process keyboard lock; check the
-//! window under the point (the window guard); click; check that the keyboard
-//! focus is on that window; optionally clear the input; type or paste the
-//! body (newlines never submit early); wait the pre-submit delay; check the
-//! focus again; press the submit key. Any failure ends the attempt with a
+//! window under the point (the window guard); click; wait until the
+//! keyboard focus is on that window (X says when it moves; `settle_ms` is
+//! the deadline, past which nothing is typed); optionally clear the input;
+//! type or paste the body (newlines never submit early); wait the
+//! pre-submit delay; check the focus again; press the submit key. Any failure ends the attempt with a
 //! reason, and the dispatcher falls back to the next method (the inbox).
 //!
 //! All of it runs on one actor thread per process, which owns the enigo
@@ -14,6 +15,12 @@
 
 #[cfg(all(unix, not(target_os = "macos")))]
 mod actor;
+#[cfg(all(unix, not(target_os = "macos")))]
+mod clipboard;
+#[cfg(all(unix, not(target_os = "macos")))]
+mod focus;
+#[cfg(all(unix, not(target_os = "macos")))]
+mod keys;
 #[cfg(all(unix, not(target_os = "macos")))]
 pub mod probe;
 #[cfg(all(unix, not(target_os = "macos")))]

@@ -32,13 +32,15 @@ pub struct WindowInfo {
 
 /// A connection to one X display.
 pub(crate) struct Display {
-    conn: RustConnection,
+    /// Also read by the focus watch (`focus.rs`).
+    pub(super) conn: RustConnection,
     root: Window,
     width: u16,
     height: u16,
     net_wm_name: Atom,
     utf8_string: Atom,
     wm_state: Atom,
+    clipboard: Atom,
 }
 
 impl Display {
@@ -59,10 +61,11 @@ impl Display {
                 .map_err(x11("intern_atom"))?
                 .atom)
         };
-        let (net_wm_name, utf8_string, wm_state) = (
+        let (net_wm_name, utf8_string, wm_state, clipboard) = (
             atom(b"_NET_WM_NAME")?,
             atom(b"UTF8_STRING")?,
             atom(b"WM_STATE")?,
+            atom(b"CLIPBOARD")?,
         );
         Ok(Self {
             conn,
@@ -72,7 +75,24 @@ impl Display {
             net_wm_name,
             utf8_string,
             wm_state,
+            clipboard,
         })
+    }
+
+    /// The window that holds the clipboard (`CLIPBOARD` selection), or
+    /// `None` when nobody does and it is empty.
+    ///
+    /// # Errors
+    /// [`X11Error`].
+    pub(crate) fn clipboard_owner(&self) -> Result<Option<Window>, X11Error> {
+        let owner = self
+            .conn
+            .get_selection_owner(self.clipboard)
+            .map_err(x11("get_selection_owner"))?
+            .reply()
+            .map_err(x11("get_selection_owner"))?
+            .owner;
+        Ok((owner != x11rb::NONE).then_some(owner))
     }
 
     /// Keycodes that produce each character on the current keyboard map
