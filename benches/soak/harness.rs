@@ -99,24 +99,32 @@ pub struct Row {
     pub duplicates: usize,
     pub losses: usize,
     pub kills: usize,
+    pub backup_kind: &'static str,
+    /// What the step's backup added to the repository.
+    pub backup_stored_bytes: u64,
+    pub backup_ms: u64,
+    pub measured: Measured,
+    /// Wall time of the step, sends to row.
+    pub elapsed: Duration,
+}
+
+/// What is measured once a step drained.
+#[derive(Debug, Clone)]
+pub struct Measured {
     /// Rows in the store's `messages` table after retention.
     pub stored_messages: u64,
     /// The store file plus its WAL.
     pub store_bytes: u64,
     pub repository_bytes: u64,
-    pub backup_kind: &'static str,
-    /// What the step's backup added to the repository.
-    pub backup_stored_bytes: u64,
-    pub backup_ms: u64,
     pub page_p50: Duration,
     pub page_max: Duration,
     pub status_p50: Duration,
     pub status_max: Duration,
-    /// `VmRSS` and `VmHWM` of `acp run`, in bytes.
+    /// `VmRSS`, `RssAnon` (what is not the store's file pages) and `VmHWM`
+    /// of `acp run`, in bytes.
     pub rss: u64,
+    pub rss_anon: u64,
     pub rss_peak: u64,
-    /// Wall time of the step, sends to row.
-    pub elapsed: Duration,
 }
 
 /// The whole run.
@@ -134,7 +142,7 @@ pub struct Outcome {
 }
 
 /// The header of the table [`Row::markdown`] prints.
-pub const HEADER: &str = "| step | accepted | delivered | duplicates | losses | kills | messages in store | store (MB) | repository (MB) | backup: kind, stored (KB), time (ms) | page TTFB p50 / max (ms) | `acp status` p50 / max (ms) | `acp run` RSS / peak (MB) | step time (s) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|";
+pub const HEADER: &str = "| step | accepted | delivered | duplicates | losses | kills | messages in store | store (MB) | repository (MB) | backup: kind, stored (KB), time (ms) | page TTFB p50 / max (ms) | `acp status` p50 / max (ms) | `acp run` RSS / anon / peak (MB) | step time (s) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|";
 
 fn mb(b: u64) -> String {
     #[expect(clippy::cast_precision_loss, reason = "a size for a table")]
@@ -151,25 +159,26 @@ impl Row {
     #[must_use]
     pub fn markdown(&self) -> String {
         format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {}, {}, {} | {} / {} | {} / {} | {} / {} | {:.1} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {}, {}, {} | {} / {} | {} / {} | {} / {} / {} | {:.1} |",
             self.step,
             self.accepted,
             self.delivered,
             self.duplicates,
             self.losses,
             self.kills,
-            self.stored_messages,
-            mb(self.store_bytes),
-            mb(self.repository_bytes),
+            self.measured.stored_messages,
+            mb(self.measured.store_bytes),
+            mb(self.measured.repository_bytes),
             self.backup_kind,
             self.backup_stored_bytes / 1024,
             self.backup_ms,
-            ms(self.page_p50),
-            ms(self.page_max),
-            ms(self.status_p50),
-            ms(self.status_max),
-            mb(self.rss),
-            mb(self.rss_peak),
+            ms(self.measured.page_p50),
+            ms(self.measured.page_max),
+            ms(self.measured.status_p50),
+            ms(self.measured.status_max),
+            mb(self.measured.rss),
+            mb(self.measured.rss_anon),
+            mb(self.measured.rss_peak),
             self.elapsed.as_secs_f64(),
         )
     }
@@ -283,8 +292,8 @@ impl Soak<'_> {
         base
     }
 
-    /// `VmRSS` and `VmHWM` of `acp run`, in bytes.
-    fn rss(&self) -> (u64, u64) {
+    /// `VmRSS`, `RssAnon` and `VmHWM` of `acp run`, in bytes.
+    fn rss(&self) -> (u64, u64, u64) {
         let pid = self.service.as_ref().unwrap().child.id();
         let text = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let field = |name: &str| {
@@ -294,7 +303,7 @@ impl Soak<'_> {
                 .unwrap_or(0)
                 * 1024
         };
-        (field("VmRSS:"), field("VmHWM:"))
+        (field("VmRSS:"), field("RssAnon:"), field("VmHWM:"))
     }
 
     fn inbox(&self, agent: u32) -> PathBuf {
@@ -390,10 +399,13 @@ fn p50_max(mut v: Vec<Duration>) -> (Duration, Duration) {
 
 fn request(i: usize, agents: u32) -> (u32, SendRequest) {
     let agent = u32::try_from(i % agents as usize).unwrap() + 1;
-    let (kind, from) = if i % 3 == 0 {
+    let (kind, from) = if i.is_multiple_of(3) {
         (Kind::Human, "soak-human".to_owned())
     } else {
-        (Kind::AgentToAgent, format!("Agent-{}", (agent % agents) + 1))
+        (
+            Kind::AgentToAgent,
+            format!("Agent-{}", (agent % agents) + 1),
+        )
     };
     let priority = match i % 50 {
         0 => Priority::Critical,
@@ -510,6 +522,80 @@ fn drain(soak: &Soak<'_>, agents: u32, accepted: &[(u32, String)], limit: Durati
     });
 }
 
+/// The store, the repository, the page, `acp status` and `acp run`'s memory.
+fn measure(soak: &Soak<'_>, samples: usize) -> Measured {
+    let stats = soak.json(&["store", "stats"]);
+    let stored_messages = stats["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "messages")
+        .and_then(|t| t["rows"].as_u64())
+        .unwrap_or(0);
+    let address = soak.address();
+    let pages = (0..samples).map(|_| page_ttfb(&address)).collect();
+    let statuses = (0..samples)
+        .map(|_| {
+            let t = Instant::now();
+            soak.run(&["status"]);
+            t.elapsed()
+        })
+        .collect();
+    let (page_p50, page_max) = p50_max(pages);
+    let (status_p50, status_max) = p50_max(statuses);
+    let (rss, rss_anon, rss_peak) = soak.rss();
+    Measured {
+        stored_messages,
+        store_bytes: stats["file"]["bytes"].as_u64().unwrap_or(0)
+            + stats["wal_bytes"].as_u64().unwrap_or(0),
+        repository_bytes: tree_bytes(&soak.root.join("backups")),
+        page_p50,
+        page_max,
+        status_p50,
+        status_max,
+        rss,
+        rss_anon,
+        rss_peak,
+    }
+}
+
+/// The run's totals and where the store's bytes are.
+fn summarize(soak: &Soak<'_>, params: &Params, outcome: &Outcome, out: &mut dyn Write) {
+    let mut summary = String::new();
+    let _ = write!(
+        summary,
+        "\n{} messages to {} agents in {} steps, {} SIGKILLs of `acp run`, {} backups, {} messages removed by `acp store prune` (more by `acp run` at each start), seed {} (replay with ACP_TEST_SEED={}), {:.0} s",
+        outcome.accepted,
+        params.agents,
+        params.steps,
+        outcome.kills,
+        outcome.backups,
+        outcome.pruned,
+        params.seed,
+        params.seed,
+        outcome.elapsed.as_secs_f64()
+    );
+    writeln!(out, "{summary}").unwrap();
+    // Where the store's bytes are at the end: the largest tables.
+    let stats = soak.json(&["store", "stats"]);
+    let mut tables = String::from("\nLargest tables at the end:");
+    for t in stats["tables"].as_array().unwrap().iter().take(6) {
+        let _ = write!(
+            tables,
+            " {} {} rows {} MB;",
+            t["name"].as_str().unwrap_or("?"),
+            t["rows"],
+            mb(t["bytes"].as_u64().unwrap_or(0))
+        );
+    }
+    let _ = write!(
+        tables,
+        " free {} MB",
+        mb(stats["file"]["free_bytes"].as_u64().unwrap_or(0))
+    );
+    writeln!(out, "{tables}").unwrap();
+}
+
 /// Runs the soak on a fresh root in a temporary directory with the `acp`
 /// binary `acp_bin`, printing the table to `out` as it goes.
 ///
@@ -558,7 +644,8 @@ pub fn run(params: &Params, acp_bin: &Path, out: &mut dyn Write) -> Outcome {
     for step in 0..params.steps {
         let step_start = Instant::now();
         step_starts.push(step_start);
-        let range = params.messages * step / params.steps..params.messages * (step + 1) / params.steps;
+        let range =
+            params.messages * step / params.steps..params.messages * (step + 1) / params.steps;
         let kills = params.kills * (step + 1) / params.steps - params.kills * step / params.steps;
         let spread = range.len() / (kills + 1);
         let senders = runtime.spawn(send_batch(
@@ -592,26 +679,6 @@ pub fn run(params: &Params, acp_bin: &Path, out: &mut dyn Write) -> Outcome {
         let backup_ms = u64::try_from(backup_start.elapsed().as_millis()).unwrap();
         outcome.backups += 1;
 
-        let stats = soak.json(&["store", "stats"]);
-        let stored_messages = stats["tables"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["name"] == "messages")
-            .and_then(|t| t["rows"].as_u64())
-            .unwrap_or(0);
-        let address = soak.address();
-        let pages = (0..params.samples).map(|_| page_ttfb(&address)).collect();
-        let statuses = (0..params.samples)
-            .map(|_| {
-                let t = Instant::now();
-                soak.run(&["status"]);
-                t.elapsed()
-            })
-            .collect();
-        let (page_p50, page_max) = p50_max(pages);
-        let (status_p50, status_max) = p50_max(statuses);
-        let (rss, rss_peak) = soak.rss();
         let row = Row {
             step: step + 1,
             accepted: sent.len(),
@@ -619,21 +686,12 @@ pub fn run(params: &Params, acp_bin: &Path, out: &mut dyn Write) -> Outcome {
             duplicates,
             losses,
             kills: outcome.kills,
-            stored_messages,
-            store_bytes: stats["file"]["bytes"].as_u64().unwrap_or(0)
-                + stats["wal_bytes"].as_u64().unwrap_or(0),
-            repository_bytes: tree_bytes(&dir.path().join("backups")),
             backup_kind: kind,
             backup_stored_bytes: backup["backup"]["stats"]["stored_bytes"]
                 .as_u64()
                 .unwrap_or(0),
             backup_ms,
-            page_p50,
-            page_max,
-            status_p50,
-            status_max,
-            rss,
-            rss_peak,
+            measured: measure(&soak, params.samples),
             elapsed: step_start.elapsed(),
         };
         writeln!(out, "{}", row.markdown()).unwrap();
@@ -645,21 +703,7 @@ pub fn run(params: &Params, acp_bin: &Path, out: &mut dyn Write) -> Outcome {
     outcome.duplicates = last.duplicates;
     outcome.losses = last.losses;
     outcome.elapsed = started.elapsed();
-    let mut summary = String::new();
-    let _ = write!(
-        summary,
-        "\n{} messages to {} agents in {} steps, {} SIGKILLs of `acp run`, {} backups, {} messages removed by retention, seed {} (replay with ACP_TEST_SEED={}), {:.0} s",
-        outcome.accepted,
-        params.agents,
-        params.steps,
-        outcome.kills,
-        outcome.backups,
-        outcome.pruned,
-        params.seed,
-        params.seed,
-        outcome.elapsed.as_secs_f64()
-    );
-    writeln!(out, "{summary}").unwrap();
+    summarize(&soak, params, &outcome, out);
     drop(soak);
     outcome
 }

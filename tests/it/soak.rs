@@ -43,9 +43,12 @@ fn a_compressed_year_with_sigkills_retention_and_backups_loses_and_duplicates_no
     assert!(outcome.pruned > 0, "retention removed nothing\n{table}");
     let last = outcome.rows.last().unwrap();
     assert!(
-        last.stored_messages < 2_400 && last.stored_messages >= 400,
+        last.measured.stored_messages < 2_400 && last.measured.stored_messages >= 400,
         "{} messages in the store\n{table}",
-        last.stored_messages
+        last.measured.stored_messages
     );
-    assert!(last.repository_bytes > 0 && last.rss > 0, "{table}");
+    assert!(
+        last.measured.repository_bytes > 0 && last.measured.rss > 0,
+        "{table}"
+    );
 }
