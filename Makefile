@@ -1,5 +1,5 @@
 # The two set-up commands (see README): `make run` and `make test`.
-.PHONY: run test install bench bench-gui bench-backup bench-tmux bench-cluster bench-approvals
+.PHONY: run test install bench bench-gui bench-backup bench-tmux bench-cluster bench-approvals bench-soak
 run:
 	./scripts/run.sh
 test:
@@ -20,3 +20,6 @@ bench-cluster:
 	cargo bench --locked --bench cluster
 bench-approvals:
 	cargo bench --locked --bench approvals
+bench-soak:
+	cargo build --locked --release --bin acp
+	cargo bench --locked --bench soak

@@ -40,6 +40,7 @@ mod sec_misc;
 mod security;
 mod service;
 mod shells;
+mod soak;
 mod spawn;
 mod spawn_doors;
 mod standin;
