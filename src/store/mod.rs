@@ -477,6 +477,71 @@ const MIGRATIONS: &[&str] = &[
         WHERE state = 'delivered';
     CREATE INDEX acks_agent ON acks (agent, acked_at);
     ",
+    // 17: `acp status` and the page in constant time however many
+    // deliveries are kept: deliveries counted per agent, state, priority
+    // and whether acknowledged, kept by triggers in the same transaction
+    // as every change; each agent's last finished delivery by index.
+    r"
+    CREATE INDEX deliveries_agent_done ON deliveries (agent, updated_at)
+        WHERE state IN ('delivered','failed');
+    CREATE TABLE delivery_counts (
+        agent     TEXT NOT NULL,
+        state     TEXT NOT NULL,
+        priority  INTEGER NOT NULL,
+        acked     INTEGER NOT NULL,
+        n         INTEGER NOT NULL,
+        PRIMARY KEY (agent, state, priority, acked)
+    ) WITHOUT ROWID;
+    INSERT INTO delivery_counts
+        SELECT d.agent, d.state, d.priority,
+               EXISTS (SELECT 1 FROM acks a WHERE a.message_id = d.message_id AND a.agent = d.agent),
+               COUNT(*)
+        FROM deliveries d GROUP BY 1, 2, 3, 4;
+    CREATE TRIGGER delivery_counts_insert AFTER INSERT ON deliveries BEGIN
+        INSERT INTO delivery_counts (agent, state, priority, acked, n)
+            VALUES (NEW.agent, NEW.state, NEW.priority,
+                EXISTS (SELECT 1 FROM acks a WHERE a.message_id = NEW.message_id AND a.agent = NEW.agent),
+                1)
+            ON CONFLICT (agent, state, priority, acked) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER delivery_counts_delete AFTER DELETE ON deliveries BEGIN
+        UPDATE delivery_counts SET n = n - 1
+            WHERE agent = OLD.agent AND state = OLD.state AND priority = OLD.priority
+              AND acked = EXISTS (SELECT 1 FROM acks a
+                  WHERE a.message_id = OLD.message_id AND a.agent = OLD.agent);
+    END;
+    CREATE TRIGGER delivery_counts_update AFTER UPDATE OF agent, state, priority ON deliveries
+        WHEN OLD.agent IS NOT NEW.agent OR OLD.state IS NOT NEW.state
+          OR OLD.priority IS NOT NEW.priority BEGIN
+        UPDATE delivery_counts SET n = n - 1
+            WHERE agent = OLD.agent AND state = OLD.state AND priority = OLD.priority
+              AND acked = EXISTS (SELECT 1 FROM acks a
+                  WHERE a.message_id = OLD.message_id AND a.agent = OLD.agent);
+        INSERT INTO delivery_counts (agent, state, priority, acked, n)
+            VALUES (NEW.agent, NEW.state, NEW.priority,
+                EXISTS (SELECT 1 FROM acks a WHERE a.message_id = NEW.message_id AND a.agent = NEW.agent),
+                1)
+            ON CONFLICT (agent, state, priority, acked) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER delivery_counts_ack AFTER INSERT ON acks BEGIN
+        UPDATE delivery_counts SET n = n - 1
+            WHERE acked = 0 AND (agent, state, priority) IN (SELECT d.agent, d.state, d.priority
+                FROM deliveries d WHERE d.message_id = NEW.message_id AND d.agent = NEW.agent);
+        INSERT INTO delivery_counts (agent, state, priority, acked, n)
+            SELECT d.agent, d.state, d.priority, 1, 1 FROM deliveries d
+                WHERE d.message_id = NEW.message_id AND d.agent = NEW.agent
+            ON CONFLICT (agent, state, priority, acked) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER delivery_counts_unack AFTER DELETE ON acks BEGIN
+        UPDATE delivery_counts SET n = n - 1
+            WHERE acked = 1 AND (agent, state, priority) IN (SELECT d.agent, d.state, d.priority
+                FROM deliveries d WHERE d.message_id = OLD.message_id AND d.agent = OLD.agent);
+        INSERT INTO delivery_counts (agent, state, priority, acked, n)
+            SELECT d.agent, d.state, d.priority, 0, 1 FROM deliveries d
+                WHERE d.message_id = OLD.message_id AND d.agent = OLD.agent
+            ON CONFLICT (agent, state, priority, acked) DO UPDATE SET n = n + 1;
+    END;
+    ",
 ];
 
 /// The store. Cheap to share behind an `Arc`; one connection, used by one

@@ -369,9 +369,14 @@ impl Store {
                 .into_iter()
                 .map(|state| (state, Priority::ALL.into_iter().map(|p| (p, 0)).collect()))
                 .collect();
-            let mut stmt = tx.prepare_cached(&format!(
-                "SELECT state, priority, COUNT(*) FROM deliveries d WHERE {concerns} GROUP BY state, priority"
-            ))?;
+            // The whole queue is counted by the store's triggers; one
+            // agent's share (an agent's token) is counted row by row.
+            let mut stmt = tx.prepare_cached(&if only.is_some() {
+                format!("SELECT state, priority, COUNT(*) FROM deliveries d WHERE {concerns} GROUP BY state, priority")
+            } else {
+                "SELECT state, priority, SUM(n) FROM delivery_counts WHERE :agent IS NULL GROUP BY state, priority"
+                    .to_owned()
+            })?;
             let mut rows = stmt.query(rusqlite::named_params! {":agent": only})?;
             while let Some(row) = rows.next()? {
                 let state: DeliveryState = row.get(0)?;
@@ -389,8 +394,7 @@ impl Store {
                  ORDER BY updated_at DESC, id DESC LIMIT 1",
             )?;
             let mut unacked = tx.prepare_cached(
-                "SELECT COUNT(*) FROM deliveries d LEFT JOIN acks a ON a.message_id = d.message_id AND a.agent = d.agent
-                 WHERE d.agent = ?1 AND d.state = 'delivered' AND a.acked_at IS NULL",
+                "SELECT COALESCE(SUM(n), 0) FROM delivery_counts WHERE agent = ?1 AND state = 'delivered' AND acked = 0",
             )?;
             let mut per_agent = Vec::new();
             for agent in agents {
@@ -423,5 +427,109 @@ impl Store {
             let failed_total = queue.get(&DeliveryState::Failed).map_or(0, |m| m.values().sum());
             Ok(Status { queue, agents: per_agent, recent_failures, failed_total })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Destination, Draft, Kind, Recipient, Via};
+    use crate::store::Submission;
+
+    fn to_all(body: &str) -> Submission {
+        let message = Draft {
+            from: "person:alice".into(),
+            to: Recipient::Broadcast,
+            kind: Kind::Broadcast,
+            priority: Priority::Urgent,
+            body: body.into(),
+            tags: vec![],
+            reply_to: None,
+        }
+        .build(1 << 16)
+        .unwrap();
+        Submission {
+            to: ["Agent-1", "Agent-2"]
+                .map(|a| Destination::Agent(a.parse().unwrap()))
+                .to_vec(),
+            message,
+            via: Via::Auto,
+            audit: None,
+        }
+    }
+
+    /// The triggers' counts against the rows themselves.
+    fn counts_agree(store: &Store) {
+        store
+            .read(|tx| {
+                let kept: Vec<(String, String, i64, i64, i64)> = tx
+                    .prepare("SELECT agent, state, priority, acked, n FROM delivery_counts WHERE n <> 0 ORDER BY 1, 2, 3, 4")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+                    .collect::<Result<_, _>>()?;
+                let truth: Vec<(String, String, i64, i64, i64)> = tx
+                    .prepare(
+                        "SELECT d.agent, d.state, d.priority, EXISTS (SELECT 1 FROM acks a \
+                         WHERE a.message_id = d.message_id AND a.agent = d.agent), COUNT(*) \
+                         FROM deliveries d GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+                    )?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+                    .collect::<Result<_, _>>()?;
+                assert_eq!(kept, truth);
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn the_counted_queue_follows_every_change_of_the_rows() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("acp.db")).unwrap();
+        let subs: Vec<Submission> = (0..6).map(|i| to_all(&format!("m{i}"))).collect();
+        store.accept(&subs.iter().collect::<Vec<_>>()).unwrap();
+        counts_agree(&store);
+        let set = |sql: &str| {
+            store
+                .write(|tx| {
+                    tx.execute(sql, [])?;
+                    Ok(())
+                })
+                .unwrap();
+            counts_agree(&store);
+        };
+        set("UPDATE deliveries SET state = 'delivering' WHERE id % 2 = 0");
+        set("UPDATE deliveries SET state = 'delivered' WHERE state = 'delivering'");
+        set("UPDATE deliveries SET state = 'failed' WHERE id % 3 = 0 AND state = 'queued'");
+        // An ack of a delivered message, of a queued one, then the queued
+        // one delivered: unacked counts what is delivered and not acked.
+        let delivered = subs[1].message.id;
+        store.ack(delivered, "Agent-2", "Agent-2", 1).unwrap();
+        counts_agree(&store);
+        set("UPDATE deliveries SET state = 'delivered'");
+        let status = store
+            .status(
+                &["Agent-1".parse().unwrap(), "Agent-2".parse().unwrap()],
+                5,
+                None,
+            )
+            .unwrap();
+        let unacked: Vec<u64> = status.agents.iter().map(|a| a.unacked).collect();
+        assert_eq!(unacked, vec![6, 5]);
+        assert_eq!(
+            status.queue[&DeliveryState::Delivered][&Priority::Urgent],
+            12
+        );
+        // Retention removes rows: the counts follow.
+        let (pruned, _) = store
+            .prune_messages(
+                crate::store::now_ms() + 1000,
+                "",
+                &std::collections::HashMap::new(),
+                3,
+            )
+            .unwrap();
+        assert_eq!(pruned.messages, 3);
+        counts_agree(&store);
+        set("DELETE FROM acks");
+        set("UPDATE deliveries SET state = 'queued', priority = 0");
     }
 }
