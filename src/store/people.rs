@@ -28,13 +28,14 @@ impl Store {
     pub fn people(&self) -> Result<Vec<PersonCount>, StoreError> {
         self.read(|tx| {
             // A range on `agent` (`person:` up to `person;`) reads only
-            // people's rows, through the deliveries_agent index.
+            // people's counts (kept by the store's triggers), and each
+            // one's newest message through the deliveries_agent index.
             let mut stmt = tx.prepare_cached(
-                "SELECT d.agent, COUNT(*), \
-                 SUM(d.state = 'delivered' AND a.acked_at IS NULL), MAX(d.message_id) \
-                 FROM deliveries d LEFT JOIN acks a ON a.message_id = d.message_id AND a.agent = \
-                 d.agent WHERE d.agent >= ?1 AND d.agent < ?2 GROUP BY d.agent \
-                 ORDER BY MAX(d.message_id) DESC",
+                "SELECT c.agent, SUM(c.n), \
+                 SUM(CASE WHEN c.state = 'delivered' AND c.acked = 0 THEN c.n ELSE 0 END), \
+                 (SELECT MAX(d.message_id) FROM deliveries d WHERE d.agent = c.agent) AS newest \
+                 FROM delivery_counts c WHERE c.agent >= ?1 AND c.agent < ?2 GROUP BY c.agent \
+                 HAVING SUM(c.n) > 0 ORDER BY newest DESC",
             )?;
             let end = format!("{};", PERSON_PREFIX.trim_end_matches(':'));
             let rows = stmt
