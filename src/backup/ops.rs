@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::blob::ObjectError;
+use super::content::Reader;
 use super::manifest::{Kind, Manifest, Node, State};
-use super::repo::{ObjectError, Repo};
+use super::pack::{self, Index, Name, PackWriter, Place};
+use super::repo::Repo;
 use super::restore::{check_copy, hash_file, write_state};
 use super::scan::{STORE_PATH, sources};
 use super::{BackupError, Catalog, Progress, Scope, millis};
@@ -50,8 +53,9 @@ impl VerifyReport {
     }
 }
 
-/// Re-reads and re-hashes every object the chosen backups need, and
-/// checks every manifest.
+/// Re-reads and re-hashes every blob the chosen backups need (each
+/// chunk of a large file, each small file), hashes every pack they use
+/// whole, and checks every manifest.
 ///
 /// # Errors
 /// [`BackupError`] if the repository cannot be opened or read.
@@ -63,6 +67,7 @@ pub fn verify(
     let started = Instant::now();
     let _lock = repo.lock(false)?;
     let catalog = Catalog::read(repo)?;
+    let reader = Reader::new(repo)?;
     let mut report = VerifyReport {
         backups: Vec::new(),
         objects_read: 0,
@@ -84,27 +89,25 @@ pub fn verify(
         }
         Which::One(id) => vec![catalog.find(id)?],
     };
-    // Each object is read once, however many backups share it.
-    let mut seen: HashMap<String, Option<String>> = HashMap::new();
-    let mut states: Vec<(&Manifest, Result<State, String>)> = Vec::new();
-    let mut total = 0u64;
-    for m in chosen {
-        let state = catalog.state(&m.id).map_err(|e| e.to_string());
-        if let Ok(state) = &state {
-            total += state
-                .values()
-                .map(|n| {
-                    if let Node::File { size, .. } = n {
-                        *size
-                    } else {
-                        0
-                    }
-                })
-                .sum::<u64>();
-        }
-        states.push((m, state));
-    }
+    let states: Vec<(&Manifest, Result<State, String>)> = chosen
+        .into_iter()
+        .map(|m| (m, catalog.state(&m.id).map_err(|e| e.to_string())))
+        .collect();
+    let total = states
+        .iter()
+        .filter_map(|(_, s)| s.as_ref().ok())
+        .flat_map(|s| s.values())
+        .map(|n| {
+            if let Node::File { size, .. } = n {
+                *size
+            } else {
+                0
+            }
+        })
+        .sum();
     progress.start("verifying", total);
+    // Each blob and each pack is read once, however many backups share it.
+    let mut seen = Seen::default();
     for (m, state) in states {
         let mut check = BackupCheck {
             id: m.id.clone(),
@@ -116,23 +119,20 @@ pub fn verify(
         match state {
             Err(e) => check.problems.push(("(chain)".into(), e)),
             Ok(state) => {
+                let mut packs = BTreeSet::new();
                 for (path, node) in &state {
-                    let Node::File { size, blake3, .. } = node else {
+                    let Node::File { size, .. } = node else {
                         continue;
                     };
                     check.files += 1;
-                    let verdict = seen.entry(blake3.clone()).or_insert_with(|| {
-                        report.objects_read += 1;
-                        report.bytes_read += size;
-                        progress.advance(*size);
-                        match repo.read_object(blake3, *size, &mut std::io::sink()) {
-                            Ok(()) => None,
-                            Err(ObjectError::Damaged(why)) => Some(why),
-                            Err(ObjectError::Write(e)) => Some(e.to_string()),
-                        }
-                    });
-                    if let Some(why) = verdict {
-                        check.problems.push((path.clone(), why.clone()));
+                    if let Some(why) = seen.file(&reader, node, &mut report, &mut packs) {
+                        check.problems.push((path.clone(), why));
+                    }
+                    progress.advance(*size);
+                }
+                for pack in packs {
+                    if let Some((rel, why)) = seen.pack(&reader.index, pack) {
+                        check.problems.push((rel, why));
                     }
                 }
             }
@@ -144,14 +144,104 @@ pub fn verify(
     Ok(report)
 }
 
+/// What `verify` found of each blob and pack it read.
+#[derive(Default)]
+struct Seen {
+    blobs: HashMap<Name, Option<String>>,
+    packs: HashMap<usize, Option<(String, String)>>,
+}
+
+impl Seen {
+    /// Checks a file's blobs (each read once); notes the packs they are in.
+    /// Returns the first problem.
+    fn file(
+        &mut self,
+        reader: &Reader<'_>,
+        node: &Node,
+        report: &mut VerifyReport,
+        packs: &mut BTreeSet<usize>,
+    ) -> Option<String> {
+        let blobs = reader.blobs_of(node);
+        let count = blobs.len();
+        let mut problem = None;
+        for (i, (name, hash)) in blobs.into_iter().enumerate() {
+            if let Some(Place::Packed { pack, .. }) = reader.index.place(&name) {
+                packs.insert(pack);
+            }
+            let verdict = self.blobs.entry(name).or_insert_with(|| {
+                report.objects_read += 1;
+                match reader.read_blob(&hash, &mut std::io::sink()) {
+                    Ok(n) => {
+                        report.bytes_read += n;
+                        None
+                    }
+                    Err(ObjectError::Damaged(why)) => Some(why),
+                    Err(ObjectError::Write(e)) => Some(e.to_string()),
+                }
+            });
+            if let (None, Some(why)) = (&problem, verdict) {
+                problem = Some(if count > 1 {
+                    format!("chunk {} of {count}: {why}", i + 1)
+                } else {
+                    why.clone()
+                });
+            }
+        }
+        problem
+    }
+
+    /// Hashes a whole pack (once) against its name.
+    fn pack(&mut self, index: &Index, pack: usize) -> Option<(String, String)> {
+        self.packs
+            .entry(pack)
+            .or_insert_with(|| {
+                let p = &index.packs[pack];
+                let actual = std::fs::File::open(&p.path).and_then(|mut f| {
+                    let mut hasher = blake3::Hasher::new();
+                    std::io::copy(&mut f, &mut hasher)?;
+                    Ok(hasher.finalize().to_hex().to_string())
+                });
+                match actual {
+                    Ok(h) if h == p.name => None,
+                    Ok(h) => Some((
+                        p.rel(),
+                        format!(
+                            "its bytes hash to {h}, its name says {}: the pack was changed or \
+                             damaged",
+                            p.name
+                        ),
+                    )),
+                    Err(e) => Some((p.rel(), format!("cannot be read: {e}"))),
+                }
+            })
+            .clone()
+    }
+}
+
+/// How many files of a state have no data in the repository (their blobs
+/// are missing; whether present blobs are intact is `verify`'s work).
+///
+/// # Errors
+/// I/O errors reading the repository's index.
+pub fn missing_files(repo: &Repo, state: &State) -> Result<usize, BackupError> {
+    let reader = Reader::new(repo)?;
+    Ok(state.values().filter(|n| !reader.has(n)).count())
+}
+
 /// What `prune` removed.
 #[derive(Debug, Clone, Serialize)]
 pub struct PruneReport {
     pub kept: Vec<String>,
     pub removed: Vec<String>,
+    /// Blobs no kept backup uses that left the repository: format-1
+    /// objects, and blobs of packs deleted or rewritten.
     pub objects_removed: u64,
+    /// Packs deleted whole (nothing in them was used).
+    pub packs_removed: u64,
+    /// Packs rewritten without their unused blobs.
+    pub packs_rewritten: u64,
     pub bytes_freed: u64,
-    /// Set when damaged manifests stopped object cleanup.
+    /// Set when damaged manifests or packs stopped some of the cleanup.
     pub warning: Option<String>,
 }
 
@@ -195,7 +285,78 @@ pub(crate) fn keep_set(manifests: &[Manifest], policy: &BackupConfig) -> BTreeSe
     keep
 }
 
-/// Applies the retention policy, then deletes objects no kept backup uses.
+/// What garbage collection will do.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Gc {
+    /// Format-1 objects nobody uses: name and size.
+    objects: Vec<(Name, u64)>,
+    /// Packs nothing in which is used.
+    delete: Vec<usize>,
+    /// Packs mostly unused: their used blobs move to new packs.
+    rewrite: Vec<usize>,
+    /// Blobs that leave the repository.
+    blobs: u64,
+    /// Bytes that leave it (a rewritten pack's unused part).
+    bytes: u64,
+}
+
+/// Plans the collection: a blob is used when a kept backup names it and
+/// it is read from this place (the first pack holding it; a copy
+/// elsewhere is unused). A pack whose used blobs fill less than half of
+/// it is rewritten; one with none is deleted.
+fn plan_gc(index: &Index, live: &HashSet<Name>) -> Gc {
+    let mut gc = Gc::default();
+    for &(name, size) in &index.objects {
+        if !live.contains(&name) || index.place(&name) != Some(Place::Object) {
+            gc.objects.push((name, size));
+            gc.blobs += 1;
+            gc.bytes += size;
+        }
+    }
+    for (i, p) in index.packs.iter().enumerate() {
+        let used: Vec<&pack::Entry> = p
+            .entries
+            .iter()
+            .filter(|e| {
+                live.contains(&e.name)
+                    && matches!(index.place(&e.name), Some(Place::Packed { pack, .. }) if pack == i)
+            })
+            .collect();
+        let used_bytes: u64 = used.iter().map(|e| u64::from(e.stored)).sum();
+        let dropped = (p.entries.len() - used.len()) as u64;
+        if used.is_empty() {
+            gc.delete.push(i);
+            gc.blobs += dropped;
+            gc.bytes += p.size;
+        } else if used_bytes * 2 < p.size {
+            gc.rewrite.push(i);
+            gc.blobs += dropped;
+            gc.bytes += p.size - used_bytes;
+        }
+    }
+    gc
+}
+
+/// The blobs the kept backups use.
+fn live_blobs<'m>(repo: &Repo, kept: impl Iterator<Item = &'m Manifest>) -> HashSet<Name> {
+    kept.flat_map(|m| m.entries.iter())
+        .filter_map(|e| match &e.node {
+            Node::File { blake3, chunks, .. } => Some(
+                chunks
+                    .as_deref()
+                    .unwrap_or(std::slice::from_ref(blake3))
+                    .iter()
+                    .filter_map(|h| pack::name_of(&repo.object_name(h)))
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// Applies the retention policy, then deletes what no kept backup uses:
+/// format-1 objects, and packs, rewriting the mostly unused ones first.
 ///
 /// # Errors
 /// [`BackupError`].
@@ -211,6 +372,8 @@ pub fn prune(
         kept: Vec::new(),
         removed: Vec::new(),
         objects_removed: 0,
+        packs_removed: 0,
+        packs_rewritten: 0,
         bytes_freed: 0,
         warning: None,
     };
@@ -228,37 +391,96 @@ pub fn prune(
     }
     if !catalog.damaged.is_empty() {
         report.warning = Some(format!(
-            "{} damaged manifest(s) (see `acp backup verify --all`): unused objects were kept, \
-             since a damaged manifest may still name them",
+            "{} damaged manifest(s) (see `acp backup verify --all`): unused data was kept, \
+             since a damaged manifest may still name it",
             catalog.damaged.len()
         ));
         return Ok(report);
     }
-    let used: HashSet<String> = catalog
-        .manifests
-        .iter()
-        .filter(|m| keep.contains(&m.id))
-        .flat_map(|m| m.entries.iter())
-        .filter_map(|e| match &e.node {
-            Node::File { blake3, .. } => Some(repo.object_name(blake3)),
-            _ => None,
-        })
-        .collect();
-    // A dry run counts what the real one would delete.
-    for (hash, len) in repo.objects()? {
-        if !used.contains(&hash) {
-            if !dry_run {
-                repo.remove_object(&hash)?;
-            }
-            report.objects_removed += 1;
-            report.bytes_freed += len;
-        }
+    let index = Index::load(repo)?;
+    let live = live_blobs(
+        repo,
+        catalog.manifests.iter().filter(|m| keep.contains(&m.id)),
+    );
+    let gc = plan_gc(&index, &live);
+    report.objects_removed = gc.blobs;
+    report.packs_removed = gc.delete.len() as u64;
+    report.packs_rewritten = gc.rewrite.len() as u64;
+    report.bytes_freed = gc.bytes;
+    // A pack whose table cannot be read holds nothing the index knows: it
+    // goes only when every used blob is found elsewhere.
+    let unreadable: Vec<&(String, String)> = index.damaged.iter().collect();
+    let all_found = live.iter().all(|n| index.contains(n));
+    if !unreadable.is_empty() && !all_found {
+        report.warning = Some(format!(
+            "{} pack(s) cannot be read (see `acp backup verify --all`) and some backups need \
+             data that is nowhere else: they were kept",
+            unreadable.len()
+        ));
     }
     if dry_run {
         return Ok(report);
     }
+    let written = rewrite(repo, &index, &live, &gc.rewrite)?;
+    for &i in gc.delete.iter().chain(&gc.rewrite) {
+        // A rewrite can make a pack identical to one left by an earlier,
+        // interrupted rewrite (same bytes, same name): that one stays.
+        if !written.contains(&index.packs[i].path) {
+            repo.remove_pack(&index.packs[i].name)?;
+        }
+    }
+    if all_found {
+        for (rel, _) in unreadable {
+            repo.remove_pack(rel.rsplit('/').next().unwrap_or(rel))?;
+            report.packs_removed += 1;
+        }
+    }
+    for (name, _) in &gc.objects {
+        repo.remove_object(&pack::hex(name))?;
+    }
+    repo.sync_data()?;
     repo.clean_tmp();
     Ok(report)
+}
+
+/// Copies the used blobs of `packs` into new packs, and makes them
+/// durable: only then may the old ones go. Returns the new packs' paths.
+fn rewrite(
+    repo: &Repo,
+    index: &Index,
+    live: &HashSet<Name>,
+    packs: &[usize],
+) -> Result<HashSet<std::path::PathBuf>, BackupError> {
+    let mut written = HashSet::new();
+    if packs.is_empty() {
+        return Ok(written);
+    }
+    let tmp = repo.path().join("tmp");
+    let mut writer = PackWriter::new(&tmp)?;
+    for &i in packs {
+        let p = &index.packs[i];
+        let file = std::fs::File::open(&p.path).map_err(super::repo::io_err(&p.path))?;
+        for e in &p.entries {
+            let here =
+                matches!(index.place(&e.name), Some(Place::Packed { pack, .. }) if pack == i);
+            if !live.contains(&e.name) || !here {
+                continue;
+            }
+            let mut stored = vec![0u8; e.stored as usize];
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut stored, e.offset)
+                .map_err(super::repo::io_err(&p.path))?;
+            writer.add(e.name, &stored, u64::from(e.plain))?;
+            if writer.len() >= pack::PACK_TARGET {
+                written.insert(writer.finish(repo)?);
+                writer = PackWriter::new(&tmp)?;
+            }
+        }
+    }
+    if !writer.is_empty() {
+        written.insert(writer.finish(repo)?);
+    }
+    repo.sync_data()?;
+    Ok(written)
 }
 
 /// The kind `acp run` should take now, if any: full when the last full is

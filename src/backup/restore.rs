@@ -13,8 +13,10 @@ use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
+use super::blob::ObjectError;
+use super::content::Reader;
 use super::manifest::{Manifest, Node, State};
-use super::repo::{ObjectError, Repo, io_err};
+use super::repo::{Repo, io_err};
 use super::scan::{Excluder, STORE_PATH};
 use super::{BackupError, Catalog, Progress, Scope, millis};
 
@@ -171,6 +173,7 @@ fn write_all(
             _ => 0,
         })
         .sum();
+    let reader = Reader::new(repo)?;
     progress.start("restoring", total);
     // Parents sort before children; symlinks are made last, so nothing is
     // ever written through one (and `check_state` refused paths under them).
@@ -201,7 +204,7 @@ fn write_all(
                     if outcome.lock().map_or(true, |o| o.failure.is_some()) {
                         break;
                     }
-                    let result = write_file(repo, &dest.join(path), node, mode_cap(path));
+                    let result = write_file(&reader, &dest.join(path), node, mode_cap(path));
                     let Ok(mut o) = outcome.lock() else { break };
                     match result {
                         Ok(None) => {
@@ -264,21 +267,15 @@ struct Tally {
     failure: Option<BackupError>,
 }
 
-/// Writes one file from its object, its mode within `cap`; `Ok(Some(why))`
-/// when the object is damaged (the partial file is removed).
+/// Writes one file from its blobs, its mode within `cap`; `Ok(Some(why))`
+/// when a blob is damaged or missing (the partial file is removed).
 fn write_file(
-    repo: &Repo,
+    reader: &Reader<'_>,
     target: &Path,
     node: &Node,
     cap: u32,
 ) -> Result<Option<String>, BackupError> {
-    let Node::File {
-        size,
-        mode,
-        mtime_ns,
-        blake3,
-    } = node
-    else {
+    let Node::File { mode, mtime_ns, .. } = node else {
         return Ok(None);
     };
     let file = OpenOptions::new()
@@ -287,7 +284,7 @@ fn write_file(
         .open(target)
         .map_err(io_err(target))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    match repo.read_object(blake3, *size, &mut out) {
+    match reader.read_file(node, &mut out) {
         Ok(()) => {
             let file = out
                 .into_inner()

@@ -429,21 +429,21 @@ fn the_doctor_fails_what_would_break_backups() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("is not a directory"), "{text}");
 
-    // The newest backup loses a file's data.
-    let objects = root.path().join("backups/objects");
-    let shard = fs::read_dir(&objects)
+    // The newest backup loses a file's data (the pack holding it).
+    let packs = root.path().join("backups/packs");
+    let shard = fs::read_dir(&packs)
         .unwrap()
         .next()
         .unwrap()
         .unwrap()
         .path();
-    let object = fs::read_dir(&shard)
+    let pack = fs::read_dir(&shard)
         .unwrap()
         .next()
         .unwrap()
         .unwrap()
         .path();
-    fs::remove_file(object).unwrap();
+    fs::remove_file(pack).unwrap();
     let (code, text) = doctor(&root, &[]);
     assert_eq!(code, Some(1), "{text}");
     assert!(
