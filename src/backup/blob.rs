@@ -20,8 +20,8 @@ use super::crypt::Cipher;
 const SEAL_MAGIC: [u8; 4] = 0x184D_2A5E_u32.to_le_bytes();
 pub(crate) const SEAL_LEN: usize = 8 + 32;
 
-/// Read size for streaming a format-1 object.
-const BUF: usize = 1 << 20;
+/// Decompressed bytes handled at a time (a chunk is 64 KiB on average).
+const BUF: usize = 64 << 10;
 
 /// Why a blob cannot be read.
 #[derive(Debug, thiserror::Error)]

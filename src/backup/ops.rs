@@ -355,6 +355,39 @@ fn live_blobs<'m>(repo: &Repo, kept: impl Iterator<Item = &'m Manifest>) -> Hash
         .collect()
 }
 
+/// The index a backup builds on: first, what no backup names (packs and
+/// objects left by an interrupted backup, perhaps not all on disk after a
+/// power cut) is deleted, so a new backup never counts on it; every pack
+/// left was synced before the manifest naming it was written. Nothing is
+/// deleted while a manifest is damaged. Under the exclusive lock.
+///
+/// # Errors
+/// I/O errors.
+pub(crate) fn trusted_index(repo: &Repo, catalog: &Catalog) -> Result<Index, BackupError> {
+    let index = Index::load(repo)?;
+    if !catalog.damaged.is_empty() {
+        return Ok(index);
+    }
+    let named = live_blobs(repo, catalog.manifests.iter());
+    let gc = plan_gc(&index, &named);
+    let unreadable = !index.damaged.is_empty() && named.iter().all(|n| index.contains(n));
+    if gc.delete.is_empty() && gc.objects.is_empty() && !unreadable {
+        return Ok(index);
+    }
+    for &i in &gc.delete {
+        repo.remove_pack(&index.packs[i].name)?;
+    }
+    if unreadable {
+        for (rel, _) in &index.damaged {
+            repo.remove_pack(rel.rsplit('/').next().unwrap_or(rel))?;
+        }
+    }
+    for (name, _) in &gc.objects {
+        repo.remove_object(&pack::hex(name))?;
+    }
+    Index::load(repo)
+}
+
 /// Applies the retention policy, then deletes what no kept backup uses:
 /// format-1 objects, and packs, rewriting the mostly unused ones first.
 ///
