@@ -1,6 +1,6 @@
-//! Optional encryption at rest with age (X25519): objects and manifests
+//! Optional encryption at rest with age (X25519): blobs and manifests
 //! are `age(zstd(content))`, readable with the `age` and `zstd` tools and
-//! the key. Object names are keyed BLAKE3 hashes, so equal contents are
+//! the key. Blob names are keyed BLAKE3 hashes, so equal contents are
 //! not recognisable without the key.
 
 use std::io::{self, BufReader, Read, Write};

@@ -244,12 +244,6 @@ impl Repo {
         Ok(())
     }
 
-    /// The format of the repository's marker.
-    #[must_use]
-    pub fn format(&self) -> &str {
-        self.format
-    }
-
     pub(crate) fn cipher(&self) -> Option<&Cipher> {
         self.cipher.as_deref()
     }
