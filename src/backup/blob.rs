@@ -1,14 +1,14 @@
 //! One blob: the stored form of a small file's content or of one chunk of
-//! a large file. The same bytes whether they sit alone in `objects/`
-//! (format 1) or inside a pack (format 2):
+//! a large file: one zstd frame with its checksum, then a 40-byte seal, a
+//! zstd skippable frame (magic `0x184D2A5E`, length 32) holding the BLAKE3
+//! hash of the frame before it. `zstd -d` skips the seal. The content hash
+//! alone cannot see a flipped bit in the parts of a frame header that
+//! decoders ignore (the unused bit, a larger window); the seal covers
+//! every byte. In an encrypted repository the pack around the blobs is
+//! encrypted ([`super::pack`]).
 //!
-//! - plain: one zstd frame with its checksum, then a 40-byte seal, a zstd
-//!   skippable frame (magic `0x184D2A5E`, length 32) holding the BLAKE3
-//!   hash of the frame before it. `zstd -d` skips the seal. The content
-//!   hash alone cannot see a flipped bit in the parts of a frame header
-//!   that decoders ignore (the unused bit, a larger window); the seal
-//!   covers every byte.
-//! - encrypted: `age(zstd frame)`; age authenticates every byte.
+//! Format 1 stored each blob as its own file in `objects/`: the same bytes
+//! when plain, `age(zstd frame)` without a seal when encrypted.
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -54,16 +54,12 @@ pub(crate) fn compressor(level: i32) -> io::Result<zstd::bulk::Compressor<'stati
 /// Encodes `content` into a blob.
 ///
 /// # Errors
-/// Compression or encryption errors.
+/// Compression errors.
 pub(crate) fn encode(
-    cipher: Option<&Cipher>,
     zstd: &mut zstd::bulk::Compressor<'static>,
     content: &[u8],
 ) -> io::Result<Vec<u8>> {
     let mut frame = zstd.compress(content)?;
-    if let Some(c) = cipher {
-        return c.encrypt_bytes(&frame);
-    }
     let seal = seal(&blake3::hash(&frame));
     frame.extend_from_slice(&seal);
     Ok(frame)
@@ -104,36 +100,25 @@ fn inflate(
 /// hash. `what` names it in messages.
 ///
 /// # Errors
-/// [`ObjectError`]: a broken seal, a failed decryption, a bad frame, or a
-/// write error on `out`.
+/// [`ObjectError`]: a broken seal, a bad frame, or a write error on `out`.
 pub(crate) fn decode(
-    cipher: Option<&Cipher>,
     stored: &[u8],
     out: &mut dyn Write,
     what: &str,
 ) -> Result<(u64, blake3::Hash), ObjectError> {
     let damaged = |why: String| ObjectError::Damaged(format!("{what} {why}"));
-    let (n, hash, mut rest) = if let Some(c) = cipher {
-        let plain = c
-            .decrypt(stored)
-            .map_err(|e| damaged(format!("cannot be decrypted: {e}")))?;
-        let (n, h, rest) = inflate(plain, out, what)?;
-        (n, h, Box::new(rest) as Box<dyn Read>)
-    } else {
-        let body = stored
-            .len()
-            .checked_sub(SEAL_LEN)
-            .ok_or_else(|| damaged(format!("is too short ({} bytes)", stored.len())))?;
-        let (frame, found) = stored.split_at(body);
-        if found != seal(&blake3::hash(frame)) {
-            return Err(damaged(
-                "is damaged: its stored bytes do not match its seal".into(),
-            ));
-        }
-        let (n, h, rest) = inflate(frame, out, what)?;
-        (n, h, Box::new(rest) as Box<dyn Read>)
-    };
-    // Nothing may follow the frame (a truncated or padded blob).
+    let body = stored
+        .len()
+        .checked_sub(SEAL_LEN)
+        .ok_or_else(|| damaged(format!("is too short ({} bytes)", stored.len())))?;
+    let (frame, found) = stored.split_at(body);
+    if found != seal(&blake3::hash(frame)) {
+        return Err(damaged(
+            "is damaged: its stored bytes do not match its seal".into(),
+        ));
+    }
+    let (n, hash, mut rest) = inflate(frame, out, what)?;
+    // Nothing may follow the frame.
     let mut extra = [0u8; 1];
     if rest.read(&mut extra).map_err(|e| damaged(e.to_string()))? != 0 {
         return Err(damaged("has bytes after its frame".into()));
@@ -215,9 +200,9 @@ mod tests {
     fn a_blob_decodes_to_its_content_and_any_flipped_bit_is_found() {
         let content = b"the same bytes, stored once".repeat(50);
         let mut zstd = compressor(3).unwrap();
-        let stored = encode(None, &mut zstd, &content).unwrap();
+        let stored = encode(&mut zstd, &content).unwrap();
         let mut out = Vec::new();
-        let (n, hash) = decode(None, &stored, &mut out, "blob").unwrap();
+        let (n, hash) = decode(&stored, &mut out, "blob").unwrap();
         assert_eq!(
             (n, hash, &out),
             (content.len() as u64, blake3::hash(&content), &content)
@@ -225,7 +210,7 @@ mod tests {
         for pos in 0..stored.len() {
             let mut bad = stored.clone();
             bad[pos] ^= 0x10;
-            let found = decode(None, &bad, &mut io::sink(), "blob")
+            let found = decode(&bad, &mut io::sink(), "blob")
                 .is_ok_and(|(_, h)| h == blake3::hash(&content));
             assert!(!found, "a flipped bit at byte {pos} went unnoticed");
         }

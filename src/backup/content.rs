@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::mpsc::Sender;
@@ -13,7 +12,7 @@ use super::BackupError;
 use super::blob::{self, ObjectError};
 use super::chunk;
 use super::manifest::Node;
-use super::pack::{self, Index, Name, PackWriter, Place};
+use super::pack::{self, Index, Name, Open, PackWriter, Place};
 use super::repo::{Repo, io_err};
 
 /// What storing one file did.
@@ -120,14 +119,16 @@ impl<'a> Writer<'a> {
         if !self.claimed.lock().is_ok_and(|mut c| c.insert(name)) {
             return Ok((0, 0));
         }
-        let stored =
-            blob::encode(self.repo.cipher(), zstd, content).map_err(io_err(self.repo.path()))?;
+        let stored = blob::encode(zstd, content).map_err(io_err(self.repo.path()))?;
         let mut slot = self
             .pack
             .lock()
             .map_err(|_| BackupError::Corrupt("a backup thread failed".into()))?;
         if slot.is_none() {
-            *slot = Some(PackWriter::new(&self.repo.path().join("tmp"))?);
+            *slot = Some(PackWriter::new(
+                &self.repo.path().join("tmp"),
+                self.repo.cipher(),
+            )?);
         }
         let Some(writer) = slot.as_mut() else {
             unreachable!("set above")
@@ -218,11 +219,17 @@ impl<'a> Reader<'a> {
     }
 
     /// Streams a file's content into `out`, checking every blob and the
-    /// whole content against the manifest.
+    /// whole content against the manifest. `open` keeps the last pack
+    /// open between calls (one per thread).
     ///
     /// # Errors
     /// What is damaged or missing, or a write error on `out`.
-    pub(crate) fn read_file(&self, node: &Node, out: &mut dyn Write) -> Result<(), ObjectError> {
+    pub(crate) fn read_file(
+        &self,
+        node: &Node,
+        out: &mut dyn Write,
+        open: &mut Open,
+    ) -> Result<(), ObjectError> {
         let Node::File {
             size,
             blake3,
@@ -239,11 +246,11 @@ impl<'a> Reader<'a> {
         };
         match chunks {
             None => {
-                self.read_blob(blake3, &mut tee)?;
+                self.read_blob(blake3, &mut tee, open)?;
             }
             Some(chunks) => {
                 for (i, chunk) in chunks.iter().enumerate() {
-                    self.read_blob(chunk, &mut tee).map_err(|e| match e {
+                    self.read_blob(chunk, &mut tee, open).map_err(|e| match e {
                         ObjectError::Damaged(why) => ObjectError::Damaged(format!(
                             "chunk {} of {}: {why}",
                             i + 1,
@@ -270,7 +277,12 @@ impl<'a> Reader<'a> {
     ///
     /// # Errors
     /// What is damaged or missing, or a write error on `out`.
-    pub(crate) fn read_blob(&self, hash: &str, out: &mut dyn Write) -> Result<u64, ObjectError> {
+    pub(crate) fn read_blob(
+        &self,
+        hash: &str,
+        out: &mut dyn Write,
+        open: &mut Open,
+    ) -> Result<u64, ObjectError> {
         let object = self.repo.object_name(hash);
         let missing = || ObjectError::Damaged(format!("blob {hash} is missing"));
         let name = pack::name_of(&object).ok_or_else(missing)?;
@@ -283,13 +295,11 @@ impl<'a> Reader<'a> {
                 blob::decode_file(self.repo.cipher(), file, out, &format!("object {hash}"))?
             }
             Place::Packed { pack, entry } => {
-                let pack = &self.index.packs[pack];
-                let what = format!("blob {hash} (in {})", pack.rel());
-                let mut stored = vec![0u8; entry.stored as usize];
-                File::open(&pack.path)
-                    .and_then(|f| f.read_exact_at(&mut stored, entry.offset))
-                    .map_err(|e| ObjectError::Damaged(format!("{what} cannot be read: {e}")))?;
-                let (len, actual) = blob::decode(self.repo.cipher(), &stored, out, &what)?;
+                let what = format!("blob {hash} (in {})", self.index.packs[pack].rel());
+                let stored = open
+                    .stored(&self.index, self.repo.cipher(), pack, &entry)
+                    .map_err(|e| ObjectError::Damaged(format!("{what}: {e}")))?;
+                let (len, actual) = blob::decode(&stored, out, &what)?;
                 if len != u64::from(entry.plain) {
                     return Err(ObjectError::Damaged(format!(
                         "{what} holds {len} bytes, its pack's table says {}",

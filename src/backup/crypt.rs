@@ -88,6 +88,21 @@ impl Cipher {
         Ok(out)
     }
 
+    /// Wraps a seekable reader of encrypted data: reads from any point of
+    /// the plaintext, each 64 KiB piece authenticated as it is read.
+    ///
+    /// # Errors
+    /// Why it cannot be decrypted (damaged, or another key).
+    pub(crate) fn decrypt_seekable<R: std::io::BufRead + std::io::Seek>(
+        &self,
+        input: R,
+    ) -> Result<age::stream::StreamReader<R>, String> {
+        age::Decryptor::new_buffered(input)
+            .map_err(|e| e.to_string())?
+            .decrypt(std::iter::once(&self.identity as &dyn age::Identity))
+            .map_err(|e| e.to_string())
+    }
+
     /// Wraps a reader of encrypted data.
     ///
     /// # Errors

@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::blob::ObjectError;
 use super::content::Reader;
 use super::manifest::{Manifest, Node, State};
+use super::pack::Open;
 use super::repo::{Repo, io_err};
 use super::scan::{Excluder, STORE_PATH};
 use super::{BackupError, Catalog, Progress, Scope, millis};
@@ -196,6 +197,7 @@ fn write_all(
     std::thread::scope(|scope| {
         for _ in 0..workers.min(files.len().max(1)) {
             scope.spawn(|| {
+                let mut open = Open::default();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some((path, node)) = files.get(i) else {
@@ -204,7 +206,8 @@ fn write_all(
                     if outcome.lock().map_or(true, |o| o.failure.is_some()) {
                         break;
                     }
-                    let result = write_file(&reader, &dest.join(path), node, mode_cap(path));
+                    let result =
+                        write_file(&reader, &mut open, &dest.join(path), node, mode_cap(path));
                     let Ok(mut o) = outcome.lock() else { break };
                     match result {
                         Ok(None) => {
@@ -271,6 +274,7 @@ struct Tally {
 /// when a blob is damaged or missing (the partial file is removed).
 fn write_file(
     reader: &Reader<'_>,
+    open: &mut Open,
     target: &Path,
     node: &Node,
     cap: u32,
@@ -284,7 +288,7 @@ fn write_file(
         .open(target)
         .map_err(io_err(target))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    match reader.read_file(node, &mut out) {
+    match reader.read_file(node, &mut out, open) {
         Ok(()) => {
             let file = out
                 .into_inner()

@@ -435,3 +435,64 @@ fn an_old_format_encrypted_repository_restores_with_its_key() {
         stderr(&out)
     );
 }
+
+#[test]
+fn an_encrypted_repository_chunks_packs_and_rewrites_too() {
+    let root = root_with_notes();
+    root.edit_config("keep_last = 24", "keep_last = 1")
+        .edit_config("keep_daily = 7", "keep_daily = 0")
+        .edit_config("keep_weekly = 4", "keep_weekly = 0");
+    let key = json(&root.run(&["backup", "keygen", "--json"]))["ACP_BACKUP_KEY"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    fs::write(root.path().join(".env"), format!("ACP_BACKUP_KEY={key}\n")).unwrap();
+    let notes = root.path().join("notes");
+    let mut big = noise(1_500_000, 77);
+    fs::write(notes.join("big.bin"), &big).unwrap();
+    fs::write(notes.join("gone.bin"), noise(4 << 20, 78)).unwrap();
+    create(&root, "full");
+    // A change in the middle of big.bin: a few chunks, read back from
+    // the middle of an age stream.
+    big[700_000..704_096].copy_from_slice(&noise(4096, 79));
+    fs::write(notes.join("big.bin"), &big).unwrap();
+    fs::remove_file(notes.join("gone.bin")).unwrap();
+    let incr = create(&root, "incremental");
+    let stored = incr["stats"]["stored_bytes"].as_u64().unwrap();
+    assert!(stored < 1 << 20, "{}", incr["stats"]);
+    let restored = |id: &str, to: &str| {
+        let dest = tempfile::tempdir().unwrap();
+        let out = restore(&root, &[id], &dest.path().join(to));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let bytes = fs::read(dest.path().join(to).join("notes/big.bin")).unwrap();
+        (dest, bytes)
+    };
+    assert_eq!(restored("latest", "r").1, big);
+    assert!(root.run(&["backup", "verify", "--all"]).status.success());
+
+    // A flipped byte in the middle of a pack's encrypted body is found.
+    let repo = root.path().join("backups");
+    let pack = packs(&repo)
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    let original = flip(&pack, fs::metadata(&pack).unwrap().len() / 2);
+    let out = root.run(&["backup", "verify", "--all"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("notes/"), "{}", stdout(&out));
+    fs::write(&pack, original).unwrap();
+
+    // After a full of its own, prune keeps only it: the first full's pack
+    // is mostly gone.bin, unused now, and is rewritten without it (the
+    // chunks of big.bin in it are still used). What is left restores.
+    let last = create(&root, "full");
+    let pruned = json(&root.run(&["backup", "prune", "--json"]));
+    assert_eq!(pruned["kept"], serde_json::json!([last["id"]]), "{pruned}");
+    assert!(
+        pruned["objects_removed"].as_u64().unwrap() >= 50,
+        "{pruned}"
+    );
+    assert!(pruned["packs_rewritten"].as_u64().unwrap() >= 1, "{pruned}");
+    assert!(root.run(&["backup", "verify", "--all"]).status.success());
+    assert_eq!(restored(last["id"].as_str().unwrap(), "l").1, big);
+}
