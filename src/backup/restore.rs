@@ -190,6 +190,7 @@ fn write_all(
             Node::Symlink { .. } => {}
         }
     }
+    let files = spread(files);
     // File contents, one worker per core.
     let next = AtomicUsize::new(0);
     let outcome = Mutex::new(Tally::default());
@@ -259,6 +260,27 @@ fn write_all(
         });
     }
     Ok(report)
+}
+
+/// Orders files so that the next few come from different directories:
+/// workers creating files in one directory wait on its lock in turn.
+fn spread<'a>(files: Vec<(&'a String, &'a Node)>) -> Vec<(&'a String, &'a Node)> {
+    let mut by_dir: std::collections::BTreeMap<&str, std::collections::VecDeque<_>> =
+        std::collections::BTreeMap::new();
+    for (path, node) in files {
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        by_dir.entry(dir).or_default().push_back((path, node));
+    }
+    let mut out = Vec::new();
+    while !by_dir.is_empty() {
+        by_dir.retain(|_, queue| {
+            if let Some(file) = queue.pop_front() {
+                out.push(file);
+            }
+            !queue.is_empty()
+        });
+    }
+    out
 }
 
 /// What the file workers did.
