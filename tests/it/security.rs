@@ -615,7 +615,8 @@ fn small_wrong_answers_are_right_now() {
         .edit_config("keep_daily = 7", "keep_daily = 0")
         .edit_config("keep_weekly = 4", "keep_weekly = 0");
     let devlog = root.path().join("devlogs/a.md");
-    fs::write(&devlog, "first").unwrap();
+    // Most of the first backup's pack, so that pruning it frees the pack.
+    fs::write(&devlog, crate::backup::noise(200_000, 3)).unwrap();
     let first = json(&root.run(&["backup", "create", "--kind", "full", "--json"]));
     fs::write(&devlog, "second").unwrap();
     full_backup(&root);
