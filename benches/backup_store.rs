@@ -1,3 +1,6 @@
+// Over 400 lines: the store, its traffic, the run of each tool and the chunk-size table are one
+// measurement.
+
 //! The store case: a store of about 120 MB in acp's own schema (made by
 //! `acp init` and the store's migrations, then filled with messages,
 //! deliveries, attempts and activity rows shaped as acp writes them), and

@@ -1,3 +1,6 @@
+// Over 400 lines: the manifest's format, its checks and its state arithmetic; a third of it is
+// tests.
+
 //! The manifest: one JSON document per backup, its commit marker.
 
 use std::collections::BTreeMap;

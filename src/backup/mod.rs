@@ -17,13 +17,14 @@
 //! - [`blob`]: one stored content (zstd and a seal, or age); [`pack`]: many
 //!   blobs in a file, and the index of every blob; [`chunk`]: where large
 //!   files are cut; [`content`]: files into blobs and back.
-//! - [`scan`]: taking a backup; [`restore`]; [`ops`]: verify, prune,
-//!   drills and the schedule.
+//! - [`scan`]: taking a backup; [`restore`]; [`ops`]: verify, drills,
+//!   retention and the schedule; [`gc`]: prune, and what no backup uses.
 
 mod blob;
 mod chunk;
 mod content;
 mod crypt;
+mod gc;
 pub mod manifest;
 mod ops;
 mod pack;
@@ -40,10 +41,9 @@ use crate::config::BackupConfig;
 use crate::model::prefix::{IdKind, IdPrefix, PrefixError};
 
 pub use crypt::Cipher;
+pub use gc::{PruneReport, prune};
 pub use manifest::{Entry, Kind, Manifest, Node, State, Stats, Summary};
-pub use ops::{
-    BackupCheck, Drill, PruneReport, VerifyReport, Which, drill, due, missing_files, prune, verify,
-};
+pub use ops::{BackupCheck, Drill, VerifyReport, Which, drill, due, missing_files, verify};
 pub use repo::Repo;
 pub use restore::{InPlace, RestoreReport, restore_in_place, restore_to};
 pub use scan::{Created, create};

@@ -1,3 +1,6 @@
+// Over 400 lines: the pack format in one file (writing, the table, the index, reading), so it
+// reads as its own specification; a fifth of it is tests.
+
 //! Pack files (format 2): many blobs in one file, and the table of what is
 //! where at its end.
 //!

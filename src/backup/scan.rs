@@ -346,7 +346,7 @@ pub fn create(scope: &Scope, kind: Kind, progress: &dyn Progress) -> Result<Crea
     repo.upgrade()?;
     progress.step("scanning");
     let catalog = Catalog::read(&repo)?;
-    let index = super::ops::trusted_index(&repo, &catalog)?;
+    let index = super::gc::trusted_index(&repo, &catalog)?;
     let (kind, parent, base, note) = plan(&catalog, kind);
     let created_at = jiff::Timestamp::now();
     let id = ulid::Ulid::generate().to_string();

@@ -1,3 +1,5 @@
+// Over 400 lines: each test is one backup story from set-up to the user's checks.
+
 //! Backups of format 2 on real files: large files (the store first) in
 //! content-defined chunks, blobs in packs, damage found chunk by chunk,
 //! packs rewritten by prune, and repositories of format 1 still restored.
