@@ -1,10 +1,19 @@
-//! Backup benchmark against restic (Debian's package), on the same
-//! generated 1 GiB tree in one run: full backup, incremental after changing
-//! 1% of the files, restore, repository size. Also a plain `tar | zstd`
-//! for context. Prints a markdown table (copied into BENCHMARKS.md).
+//! Backup benchmark against restic (Debian's package), in one run:
+//!
+//! 1. the same generated 1 GiB tree for every tool (the files the
+//!    incremental rewrites get their first content back before each
+//!    round): full backup, incremental after changing 1% of the files,
+//!    restore, repository size (as `ls -l` adds it up and as `du` counts
+//!    the disk blocks). Also a plain `tar | zstd` for context.
+//! 2. a store of about 120 MB in acp's schema and hours of traffic
+//!    ([`backup_store`]): what an hourly incremental stores, and the chunk
+//!    sizes measured against each other.
+//!
+//! Prints markdown tables (copied into BENCHMARKS.md).
 //!
 //! Run: `make bench-backup` (installs restic when missing). Set
-//! `ACP_BENCH_TREE_MIB` for another tree size.
+//! `ACP_BENCH_TREE_MIB` for another tree size, `ACP_BENCH_STORE_MB` for
+//! another store size.
 
 #![allow(
     clippy::cast_precision_loss,
@@ -14,7 +23,10 @@
     reason = "sizes and times converted for display; main reads as one run"
 )]
 
+mod backup_store;
+
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -96,8 +108,10 @@ fn generate(dir: &Path, mib: usize) -> Vec<PathBuf> {
     files
 }
 
-fn du(path: &Path) -> u64 {
-    let mut total = 0;
+/// A directory's size: the files' lengths added up (as `ls -l` shows
+/// them), and the disk blocks they take (as `du` counts them).
+fn sizes(path: &Path) -> (u64, u64) {
+    let (mut apparent, mut blocks) = (0, 0);
     let mut stack = vec![path.to_path_buf()];
     while let Some(p) = stack.pop() {
         for e in fs::read_dir(&p).unwrap().flatten() {
@@ -105,11 +119,16 @@ fn du(path: &Path) -> u64 {
             if m.is_dir() {
                 stack.push(e.path());
             } else {
-                total += m.len();
+                apparent += m.len();
+                blocks += m.blocks() * 512;
             }
         }
     }
-    total
+    (apparent, blocks)
+}
+
+fn du(path: &Path) -> u64 {
+    sizes(path).0
 }
 
 fn timed(f: impl FnOnce()) -> Duration {
@@ -143,6 +162,7 @@ struct Row {
     incremental: Duration,
     restore: Duration,
     size: u64,
+    on_disk: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -167,6 +187,17 @@ fn settle() {
     run(&mut Command::new("sync"));
 }
 
+/// Gives the 1% their first content back, so every round starts from the
+/// same tree. (Without this, each tool backed up the tree as the round
+/// before it had left it: the tool after restic found a changed file of
+/// 100 MiB of text turned into noise, and its repository looked 9%
+/// larger than restic's for it.)
+fn reset(originals: &[(PathBuf, Vec<u8>)]) {
+    for (path, bytes) in originals {
+        fs::write(path, bytes).unwrap();
+    }
+}
+
 /// Rewrites the 1% with new content.
 fn change(files: &[PathBuf], seed: u64) {
     for (i, f) in files.iter().enumerate() {
@@ -180,11 +211,13 @@ fn change(files: &[PathBuf], seed: u64) {
 fn round(
     tool: Tool,
     root: &Path,
-    changed: &[PathBuf],
+    originals: &[(PathBuf, Vec<u8>)],
     scratch: &Path,
     seed: u64,
     key: &str,
 ) -> Row {
+    let changed: Vec<PathBuf> = originals.iter().map(|(p, _)| p.clone()).collect();
+    reset(originals);
     let repo_dir = scratch.join(format!("repo-{seed}"));
     let dest = scratch.join(format!("restore-{seed}"));
     let tree = root.join("tree");
@@ -209,7 +242,7 @@ fn round(
     }
     settle();
     let full = timed(|| backup_once(Kind::Full));
-    change(changed, seed);
+    change(&changed, seed);
     settle();
     let incremental = timed(|| backup_once(Kind::Incremental));
     settle();
@@ -223,7 +256,7 @@ fn round(
             backup::restore_to(&repo, &catalog, "latest", &dest, false, &Quiet).unwrap();
         }
     });
-    let size = du(&repo_dir);
+    let (size, on_disk) = sizes(&repo_dir);
     let _ = fs::remove_dir_all(&dest);
     let _ = fs::remove_dir_all(&repo_dir);
     let _ = fs::remove_dir_all(repo_dir.with_extension("cache"));
@@ -233,6 +266,7 @@ fn round(
         incremental,
         restore,
         size,
+        on_disk,
     }
 }
 
@@ -277,6 +311,10 @@ fn main() {
     // 1% of the files, spread over every size class.
     let changed: Vec<PathBuf> = files.iter().step_by(100).cloned().collect();
     let changed_bytes: u64 = changed.iter().map(|f| fs::metadata(f).unwrap().len()).sum();
+    let originals: Vec<(PathBuf, Vec<u8>)> = changed
+        .iter()
+        .map(|f| (f.clone(), fs::read(f).unwrap()))
+        .collect();
 
     let (key, _) = backup::Cipher::generate();
     let tools = [Tool::Restic, Tool::Acp, Tool::AcpEncrypted];
@@ -284,7 +322,7 @@ fn main() {
     for rep in 0..REPEATS {
         for (t, tool) in tools.iter().enumerate() {
             let seed = 1_000_000 * (rep + 1) + 100_000 * t as u64;
-            all[t].push(round(*tool, &root, &changed, scratch.path(), seed, &key));
+            all[t].push(round(*tool, &root, &originals, scratch.path(), seed, &key));
         }
     }
     let rows: Vec<Row> = all
@@ -295,8 +333,10 @@ fn main() {
             incremental: median(runs.iter().map(|r| r.incremental).collect()),
             restore: median(runs.iter().map(|r| r.restore).collect()),
             size: runs[0].size,
+            on_disk: runs[0].on_disk,
         })
         .collect();
+    reset(&originals);
 
     settle();
     let tarball = scratch.path().join("tree.tar.zst");
@@ -316,16 +356,19 @@ fn main() {
         changed.len(),
         changed_bytes as f64 / MIB
     );
-    println!("| tool | full backup | incremental (1% changed) | restore | repository |");
-    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| tool | full backup | incremental (1% changed) | restore | repository | on disk (du) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!(
-            "| {} | {:.2} s | {:.2} s | {:.2} s | {:.0} MiB |",
+            "| {} | {:.2} s | {:.2} s | {:.2} s | {:.1} MiB | {:.1} MiB |",
             r.tool,
             secs(r.full),
             secs(r.incremental),
             secs(r.restore),
-            r.size as f64 / MIB
+            r.size as f64 / MIB,
+            r.on_disk as f64 / MIB
         );
     }
     println!(
@@ -334,17 +377,19 @@ fn main() {
         fs::metadata(&tarball).unwrap().len() as f64 / MIB
     );
     let restic = &rows[0];
-    println!("\n| acp / restic | full | incremental | restore | size |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("\n| acp / restic | full | incremental | restore | size | on disk |");
+    println!("|---|---:|---:|---:|---:|---:|");
     for r in &rows[1..] {
         println!(
-            "| {} | {:.2}× | {:.2}× | {:.2}× | {:.2}× |",
+            "| {} | {:.2}× | {:.2}× | {:.2}× | {:.3}× | {:.3}× |",
             r.tool,
             secs(r.full) / secs(restic.full),
             secs(r.incremental) / secs(restic.incremental),
             secs(r.restore) / secs(restic.restore),
-            r.size as f64 / restic.size as f64
+            r.size as f64 / restic.size as f64,
+            r.on_disk as f64 / restic.on_disk as f64
         );
     }
-    println!("\n(ratios under 1 mean acp is faster or smaller)");
+    println!("\n(ratios under 1 mean acp is faster or smaller)\n");
+    backup_store::run_all(scratch.path(), &key);
 }

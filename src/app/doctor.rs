@@ -413,12 +413,9 @@ fn backups(config: &Config) -> Check {
     };
     // The newest backup's files must all be there (a full re-hash is
     // `acp backup verify`).
-    let missing = catalog.state(&m.id).map(|state| {
-        state
-            .values()
-            .filter(|n| matches!(n, crate::backup::Node::File { blake3, .. } if !repo.has_object(blake3)))
-            .count()
-    });
+    let missing = catalog
+        .state(&m.id)
+        .and_then(|state| crate::backup::missing_files(&repo, &state));
     match missing {
         Ok(0) => {}
         Ok(n) => {

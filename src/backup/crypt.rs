@@ -1,6 +1,6 @@
-//! Optional encryption at rest with age (X25519): objects and manifests
+//! Optional encryption at rest with age (X25519): blobs and manifests
 //! are `age(zstd(content))`, readable with the `age` and `zstd` tools and
-//! the key. Object names are keyed BLAKE3 hashes, so equal contents are
+//! the key. Blob names are keyed BLAKE3 hashes, so equal contents are
 //! not recognisable without the key.
 
 use std::io::{self, BufReader, Read, Write};
@@ -86,6 +86,21 @@ impl Cipher {
         w.write_all(plain)?;
         w.finish()?;
         Ok(out)
+    }
+
+    /// Wraps a seekable reader of encrypted data: reads from any point of
+    /// the plaintext, each 64 KiB piece authenticated as it is read.
+    ///
+    /// # Errors
+    /// Why it cannot be decrypted (damaged, or another key).
+    pub(crate) fn decrypt_seekable<R: std::io::BufRead + std::io::Seek>(
+        &self,
+        input: R,
+    ) -> Result<age::stream::StreamReader<R>, String> {
+        age::Decryptor::new_buffered(input)
+            .map_err(|e| e.to_string())?
+            .decrypt(std::iter::once(&self.identity as &dyn age::Identity))
+            .map_err(|e| e.to_string())
     }
 
     /// Wraps a reader of encrypted data.

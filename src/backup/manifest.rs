@@ -1,3 +1,6 @@
+// Over 400 lines: the manifest's format, its checks and its state arithmetic; a third of it is
+// tests.
+
 //! The manifest: one JSON document per backup, its commit marker.
 
 use std::collections::BTreeMap;
@@ -5,8 +8,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The format name in every manifest and in the repository marker.
-pub(crate) const FORMAT: &str = "acp-backup/1";
+/// The format name of the manifests this acp writes (and of the
+/// repository marker).
+pub(crate) const FORMAT: &str = "acp-backup/2";
+
+/// The first format (no chunks, no packs), still read.
+pub(crate) const FORMAT_1: &str = "acp-backup/1";
 
 /// Longest path accepted in a manifest (bytes).
 const MAX_PATH: usize = 4096;
@@ -58,12 +65,16 @@ impl std::str::FromStr for Kind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Node {
-    /// A regular file; its content is the object named by `blake3`.
+    /// A regular file. `blake3` is the hash of its whole content. A small
+    /// file's content is the blob named by it; a large file's is its
+    /// `chunks`, one blob each, in order (format 2).
     File {
         size: u64,
         mode: u32,
         mtime_ns: i64,
         blake3: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chunks: Option<Vec<String>>,
     },
     /// A directory.
     Dir { mode: u32 },
@@ -90,9 +101,10 @@ pub struct Stats {
     pub changed_files: u64,
     /// Their bytes.
     pub changed_bytes: u64,
-    /// Objects this backup added to the repository.
+    /// Blobs (small files' contents and chunks of large ones) this backup
+    /// added to the repository.
     pub new_objects: u64,
-    /// Compressed bytes it added.
+    /// Compressed bytes it added (the blobs, without the manifest).
     pub stored_bytes: u64,
     /// Paths deleted since the parent.
     pub deleted: u64,
@@ -163,9 +175,10 @@ impl Manifest {
     /// # Errors
     /// What is wrong, in words.
     pub fn check(&self) -> Result<(), String> {
-        if self.format != FORMAT {
+        if self.format != FORMAT && self.format != FORMAT_1 {
             return Err(format!(
-                "format {:?} is not {FORMAT}: written by another program or a newer acp",
+                "format {:?} is neither {FORMAT} nor {FORMAT_1}: written by another program or a \
+                 newer acp",
                 self.format
             ));
         }
@@ -188,6 +201,20 @@ impl Manifest {
             match &e.node {
                 Node::File { blake3, .. } if !is_hash(blake3) => {
                     return Err(format!("{}: {blake3:?} is not a BLAKE3 hash", e.path));
+                }
+                Node::File {
+                    chunks: Some(chunks),
+                    ..
+                } => {
+                    if self.format == FORMAT_1 || chunks.is_empty() {
+                        return Err(format!(
+                            "{}: a chunk list in format {}",
+                            e.path, self.format
+                        ));
+                    }
+                    if let Some(bad) = chunks.iter().find(|c| !is_hash(c)) {
+                        return Err(format!("{}: chunk {bad:?} is not a BLAKE3 hash", e.path));
+                    }
                 }
                 Node::Symlink { target } if target.is_empty() || target.contains('\0') => {
                     return Err(format!("{}: bad symlink target", e.path));
@@ -323,6 +350,7 @@ mod tests {
             mode: 0o644,
             mtime_ns: 0,
             blake3: hash.to_string().repeat(64),
+            chunks: None,
         }
     }
 

@@ -8,12 +8,26 @@
 //! `.env` files are never included, nor `backup.exclude`.
 //!
 //! The repository format is described in [`repo`]; each backup is a
-//! [`Manifest`] listing what changed since its parent, and file contents
-//! are content-addressed zstd objects shared between backups.
+//! [`Manifest`] listing what changed since its parent. File contents are
+//! content-addressed zstd blobs shared between backups, packed many to a
+//! file; large files (the store first) are split into content-defined
+//! chunks, so a backup stores what changed inside them, not the whole file.
+//!
+//! - [`repo`]: the layout on disk, the marker, manifests, the lock.
+//! - [`blob`]: one stored content (zstd and a seal, or age); [`pack`]: many
+//!   blobs in a file, and the index of every blob; [`chunk`]: where large
+//!   files are cut; [`content`]: files into blobs and back.
+//! - [`scan`]: taking a backup; [`restore`]; [`ops`]: verify, drills,
+//!   retention and the schedule; [`gc`]: prune, and what no backup uses.
 
+mod blob;
+mod chunk;
+mod content;
 mod crypt;
+mod gc;
 pub mod manifest;
 mod ops;
+mod pack;
 pub mod repo;
 mod restore;
 mod scan;
@@ -27,8 +41,9 @@ use crate::config::BackupConfig;
 use crate::model::prefix::{IdKind, IdPrefix, PrefixError};
 
 pub use crypt::Cipher;
+pub use gc::{PruneReport, prune};
 pub use manifest::{Entry, Kind, Manifest, Node, State, Stats, Summary};
-pub use ops::{BackupCheck, Drill, PruneReport, VerifyReport, Which, drill, due, prune, verify};
+pub use ops::{BackupCheck, Drill, VerifyReport, Which, drill, due, missing_files, verify};
 pub use repo::Repo;
 pub use restore::{InPlace, RestoreReport, restore_in_place, restore_to};
 pub use scan::{Created, create};

@@ -1,7 +1,8 @@
-// Over 400 lines: verify, prune, drill and the schedule share the catalog walk; a third of it is
-// tests.
+// Over 400 lines: verify, drill, retention and the schedule share the catalog walk; a third of
+// it is tests.
 
-//! Verify, prune, drills and the schedule.
+//! Verify, drills, the retention policy and the schedule ([`super::gc`]
+//! applies the policy).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -9,8 +10,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::blob::ObjectError;
+use super::content::Reader;
 use super::manifest::{Kind, Manifest, Node, State};
-use super::repo::{ObjectError, Repo};
+use super::pack::{Index, Name, Open, Place};
+use super::repo::Repo;
 use super::restore::{check_copy, hash_file, write_state};
 use super::scan::{STORE_PATH, sources};
 use super::{BackupError, Catalog, Progress, Scope, millis};
@@ -50,8 +54,9 @@ impl VerifyReport {
     }
 }
 
-/// Re-reads and re-hashes every object the chosen backups need, and
-/// checks every manifest.
+/// Re-reads and re-hashes every blob the chosen backups need (each
+/// chunk of a large file, each small file), hashes every pack they use
+/// whole, and checks every manifest.
 ///
 /// # Errors
 /// [`BackupError`] if the repository cannot be opened or read.
@@ -63,6 +68,7 @@ pub fn verify(
     let started = Instant::now();
     let _lock = repo.lock(false)?;
     let catalog = Catalog::read(repo)?;
+    let reader = Reader::new(repo)?;
     let mut report = VerifyReport {
         backups: Vec::new(),
         objects_read: 0,
@@ -84,27 +90,25 @@ pub fn verify(
         }
         Which::One(id) => vec![catalog.find(id)?],
     };
-    // Each object is read once, however many backups share it.
-    let mut seen: HashMap<String, Option<String>> = HashMap::new();
-    let mut states: Vec<(&Manifest, Result<State, String>)> = Vec::new();
-    let mut total = 0u64;
-    for m in chosen {
-        let state = catalog.state(&m.id).map_err(|e| e.to_string());
-        if let Ok(state) = &state {
-            total += state
-                .values()
-                .map(|n| {
-                    if let Node::File { size, .. } = n {
-                        *size
-                    } else {
-                        0
-                    }
-                })
-                .sum::<u64>();
-        }
-        states.push((m, state));
-    }
+    let states: Vec<(&Manifest, Result<State, String>)> = chosen
+        .into_iter()
+        .map(|m| (m, catalog.state(&m.id).map_err(|e| e.to_string())))
+        .collect();
+    let total = states
+        .iter()
+        .filter_map(|(_, s)| s.as_ref().ok())
+        .flat_map(|s| s.values())
+        .map(|n| {
+            if let Node::File { size, .. } = n {
+                *size
+            } else {
+                0
+            }
+        })
+        .sum();
     progress.start("verifying", total);
+    // Each blob and each pack is read once, however many backups share it.
+    let mut seen = Seen::default();
     for (m, state) in states {
         let mut check = BackupCheck {
             id: m.id.clone(),
@@ -116,23 +120,20 @@ pub fn verify(
         match state {
             Err(e) => check.problems.push(("(chain)".into(), e)),
             Ok(state) => {
+                let mut packs = BTreeSet::new();
                 for (path, node) in &state {
-                    let Node::File { size, blake3, .. } = node else {
+                    let Node::File { size, .. } = node else {
                         continue;
                     };
                     check.files += 1;
-                    let verdict = seen.entry(blake3.clone()).or_insert_with(|| {
-                        report.objects_read += 1;
-                        report.bytes_read += size;
-                        progress.advance(*size);
-                        match repo.read_object(blake3, *size, &mut std::io::sink()) {
-                            Ok(()) => None,
-                            Err(ObjectError::Damaged(why)) => Some(why),
-                            Err(ObjectError::Write(e)) => Some(e.to_string()),
-                        }
-                    });
-                    if let Some(why) = verdict {
-                        check.problems.push((path.clone(), why.clone()));
+                    if let Some(why) = seen.file(&reader, node, &mut report, &mut packs) {
+                        check.problems.push((path.clone(), why));
+                    }
+                    progress.advance(*size);
+                }
+                for pack in packs {
+                    if let Some((rel, why)) = seen.pack(&reader.index, pack) {
+                        check.problems.push((rel, why));
                     }
                 }
             }
@@ -144,15 +145,90 @@ pub fn verify(
     Ok(report)
 }
 
-/// What `prune` removed.
-#[derive(Debug, Clone, Serialize)]
-pub struct PruneReport {
-    pub kept: Vec<String>,
-    pub removed: Vec<String>,
-    pub objects_removed: u64,
-    pub bytes_freed: u64,
-    /// Set when damaged manifests stopped object cleanup.
-    pub warning: Option<String>,
+/// What `verify` found of each blob and pack it read.
+#[derive(Default)]
+struct Seen {
+    blobs: HashMap<Name, Option<String>>,
+    packs: HashMap<usize, Option<(String, String)>>,
+    open: Open,
+}
+
+impl Seen {
+    /// Checks a file's blobs (each read once); notes the packs they are in.
+    /// Returns the first problem.
+    fn file(
+        &mut self,
+        reader: &Reader<'_>,
+        node: &Node,
+        report: &mut VerifyReport,
+        packs: &mut BTreeSet<usize>,
+    ) -> Option<String> {
+        let blobs = reader.blobs_of(node);
+        let count = blobs.len();
+        let mut problem = None;
+        for (i, (name, hash)) in blobs.into_iter().enumerate() {
+            if let Some(Place::Packed { pack, .. }) = reader.index.place(&name) {
+                packs.insert(pack);
+            }
+            let open = &mut self.open;
+            let verdict = self.blobs.entry(name).or_insert_with(|| {
+                report.objects_read += 1;
+                match reader.read_blob(&hash, &mut std::io::sink(), open) {
+                    Ok(n) => {
+                        report.bytes_read += n;
+                        None
+                    }
+                    Err(ObjectError::Damaged(why)) => Some(why),
+                    Err(ObjectError::Write(e)) => Some(e.to_string()),
+                }
+            });
+            if let (None, Some(why)) = (&problem, verdict) {
+                problem = Some(if count > 1 {
+                    format!("chunk {} of {count}: {why}", i + 1)
+                } else {
+                    why.clone()
+                });
+            }
+        }
+        problem
+    }
+
+    /// Hashes a whole pack (once) against its name.
+    fn pack(&mut self, index: &Index, pack: usize) -> Option<(String, String)> {
+        self.packs
+            .entry(pack)
+            .or_insert_with(|| {
+                let p = &index.packs[pack];
+                let actual = std::fs::File::open(&p.path).and_then(|mut f| {
+                    let mut hasher = blake3::Hasher::new();
+                    std::io::copy(&mut f, &mut hasher)?;
+                    Ok(hasher.finalize().to_hex().to_string())
+                });
+                match actual {
+                    Ok(h) if h == p.name => None,
+                    Ok(h) => Some((
+                        p.rel(),
+                        format!(
+                            "its bytes hash to {h}, its name says {}: the pack was changed or \
+                             damaged",
+                            p.name
+                        ),
+                    )),
+                    Err(e) => Some((p.rel(), format!("cannot be read: {e}"))),
+                }
+            })
+            .clone()
+    }
+}
+
+/// How many files of a state have no data in the repository (their blobs
+/// are missing; whether present blobs are intact is `verify`'s work).
+///
+/// # Errors
+/// I/O errors reading the repository's index.
+pub fn missing_files(repo: &Repo, state: &State) -> Result<usize, BackupError> {
+    let reader = Reader::new(repo)?;
+    Ok(state.values().filter(|n| !reader.has(n)).count())
 }
 
 /// The backups a retention policy keeps, closed over their parents.
@@ -193,72 +269,6 @@ pub(crate) fn keep_set(manifests: &[Manifest], policy: &BackupConfig) -> BTreeSe
         }
     }
     keep
-}
-
-/// Applies the retention policy, then deletes objects no kept backup uses.
-///
-/// # Errors
-/// [`BackupError`].
-pub fn prune(
-    repo: &Repo,
-    policy: &BackupConfig,
-    dry_run: bool,
-) -> Result<PruneReport, BackupError> {
-    let _lock = repo.lock(true)?;
-    let catalog = Catalog::read(repo)?;
-    let keep = keep_set(&catalog.manifests, policy);
-    let mut report = PruneReport {
-        kept: Vec::new(),
-        removed: Vec::new(),
-        objects_removed: 0,
-        bytes_freed: 0,
-        warning: None,
-    };
-    for m in &catalog.manifests {
-        if keep.contains(&m.id) {
-            report.kept.push(m.id.clone());
-        } else {
-            report.removed.push(m.id.clone());
-        }
-    }
-    if !dry_run {
-        for id in &report.removed {
-            repo.remove_manifest(id)?;
-        }
-    }
-    if !catalog.damaged.is_empty() {
-        report.warning = Some(format!(
-            "{} damaged manifest(s) (see `acp backup verify --all`): unused objects were kept, \
-             since a damaged manifest may still name them",
-            catalog.damaged.len()
-        ));
-        return Ok(report);
-    }
-    let used: HashSet<String> = catalog
-        .manifests
-        .iter()
-        .filter(|m| keep.contains(&m.id))
-        .flat_map(|m| m.entries.iter())
-        .filter_map(|e| match &e.node {
-            Node::File { blake3, .. } => Some(repo.object_name(blake3)),
-            _ => None,
-        })
-        .collect();
-    // A dry run counts what the real one would delete.
-    for (hash, len) in repo.objects()? {
-        if !used.contains(&hash) {
-            if !dry_run {
-                repo.remove_object(&hash)?;
-            }
-            report.objects_removed += 1;
-            report.bytes_freed += len;
-        }
-    }
-    if dry_run {
-        return Ok(report);
-    }
-    repo.clean_tmp();
-    Ok(report)
 }
 
 /// The kind `acp run` should take now, if any: full when the last full is

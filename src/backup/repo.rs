@@ -1,32 +1,39 @@
 // Over 400 lines: the repository format in one file, so it reads as its own specification.
 
-//! The repository on disk:
+//! The repository on disk (format 2):
 //!
 //! ```text
 //! <repository>/
-//!   acp-backup.json        marker: {"format":"acp-backup/1"}, plus
+//!   acp-backup.json        marker: {"format":"acp-backup/2"}, plus
 //!                          "encryption" and "recipient" when encrypted
-//!   objects/ab/ab12…       one zstd frame per distinct file content, named
-//!                          by the BLAKE3 hash of the content, then a
-//!                          40-byte skippable frame sealing the stored bytes
-//!                          (encrypted: age(zstd), named by a keyed hash)
+//!   packs/ab/ab12…         blobs (file contents and chunks of large
+//!                          files), each stored once, many to a file, with
+//!                          a table at the end; named by the BLAKE3 hash of
+//!                          the whole pack (see [`super::pack`])
+//!   objects/ab/ab12…       format 1: one blob per file, named by the
+//!                          BLAKE3 hash of the content (encrypted: by a
+//!                          keyed hash); read, never written any more
 //!   snapshots/<id>.<b3>.json[.age]
 //!                          one manifest per backup; <b3> is the BLAKE3 hash
 //!                          of the file itself, so any flipped byte shows
-//!   tmp/                   objects and manifests being written
+//!   tmp/                   packs and manifests being written
 //!   lock                   held (flock) by whoever writes
 //! ```
 //!
-//! A manifest is renamed into `snapshots/` only after every object it
-//! names is on disk (synced), so an interrupted backup is invisible.
+//! A blob is a zstd frame and a seal, or age(zstd) ([`super::blob`]). A
+//! file under [`super::chunk::CHUNKED_FROM`] bytes is one blob named by its
+//! content's hash; a larger one is split into content-defined chunks
+//! ([`super::chunk`]), and its manifest entry lists the chunks' hashes.
+//!
+//! A manifest is renamed into `snapshots/` only after every pack holding
+//! its blobs is on disk (synced), so an interrupted backup is invisible.
+//! A repository of format 1 (objects only) is read as it is; the first
+//! backup written into it by this acp turns its marker to format 2 (an
+//! older acp then refuses it rather than misreading it).
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
-
 use std::sync::Arc;
 
 use super::BackupError;
@@ -35,28 +42,38 @@ use super::manifest::{Manifest, is_hash};
 use crate::config::BackupConfig;
 use crate::lockfile;
 
-/// The marker file's exact content.
-const MARKER: &str = "{\"format\":\"acp-backup/1\"}\n";
+/// The formats this acp reads; it writes the last.
+const FORMATS: [&str; 2] = ["acp-backup/1", "acp-backup/2"];
 const MARKER_FILE: &str = "acp-backup.json";
+
+/// A plain repository's marker.
+fn marker(format: &str) -> String {
+    format!("{{\"format\":\"{format}\"}}\n")
+}
+
+/// An encrypted repository's marker.
+fn encrypted_marker(format: &str, recipient: &str) -> String {
+    format!(
+        "{{\"format\":\"{format}\",\"encryption\":\"age-x25519\",\"recipient\":\"{recipient}\"}}\n"
+    )
+}
+
+/// The format this acp writes.
+fn current() -> &'static str {
+    FORMATS[FORMATS.len() - 1]
+}
 
 /// How long a run waits for another (a scheduled backup, a prune) to
 /// finish before giving up.
 pub(crate) const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Read and write size for streaming file content.
-const CHUNK: usize = 1 << 20;
 
 /// An open repository.
 #[derive(Debug, Clone)]
 pub struct Repo {
     root: PathBuf,
     cipher: Option<Arc<Cipher>>,
-}
-
-fn encrypted_marker(recipient: &str) -> String {
-    format!(
-        "{{\"format\":\"acp-backup/1\",\"encryption\":\"age-x25519\",\"recipient\":\"{recipient}\"}}\n"
-    )
+    /// The marker's format.
+    format: &'static str,
 }
 
 /// The cipher the config's key gives, if any.
@@ -77,7 +94,7 @@ fn cipher_of(config: &BackupConfig) -> Result<Option<Arc<Cipher>>, BackupError> 
 #[must_use]
 pub(crate) fn is_encrypted(root: &Path) -> Option<bool> {
     let text = fs::read_to_string(root.join(MARKER_FILE)).ok()?;
-    Some(text != MARKER)
+    Some(!FORMATS.iter().any(|f| text == marker(f)))
 }
 
 /// A manifest as found in `snapshots/`, or why it cannot be used.
@@ -109,8 +126,8 @@ impl Repo {
     pub(crate) fn open_or_create(config: &BackupConfig) -> Result<Self, BackupError> {
         let root = config.repository.as_path();
         let cipher = cipher_of(config)?;
-        let marker = root.join(MARKER_FILE);
-        if !marker.exists() {
+        let marker_path = root.join(MARKER_FILE);
+        if !marker_path.exists() {
             // Two processes may create it at once (`acp run`'s first
             // scheduled backup and `acp backup create`): one creates, under
             // a lock in `tmp/`, and the other then finds it made.
@@ -122,7 +139,7 @@ impl Repo {
                 std::time::Duration::from_secs(60),
             )
             .map_err(|e| BackupError::Usage(format!("cannot create the repository: {e}")))?;
-            if marker.exists() {
+            if marker_path.exists() {
                 return Self::open(config);
             }
             let empty = match fs::read_dir(root) {
@@ -139,14 +156,16 @@ impl Repo {
                     root.display()
                 )));
             }
-            for dir in ["objects", "snapshots", "tmp"] {
+            for dir in ["packs", "snapshots", "tmp"] {
                 fs::create_dir_all(root.join(dir)).map_err(io_err(root))?;
             }
-            let text = cipher
-                .as_ref()
-                .map_or_else(|| MARKER.to_owned(), |c| encrypted_marker(&c.recipient()));
+            let text = cipher.as_ref().map_or_else(
+                || marker(current()),
+                |c| encrypted_marker(current(), &c.recipient()),
+            );
             write_synced(&root.join("tmp").join(MARKER_FILE), text.as_bytes())?;
-            fs::rename(root.join("tmp").join(MARKER_FILE), &marker).map_err(io_err(&marker))?;
+            fs::rename(root.join("tmp").join(MARKER_FILE), &marker_path)
+                .map_err(io_err(&marker_path))?;
             sync_dir(root)?;
         }
         Self::open(config)
@@ -159,9 +178,19 @@ impl Repo {
     pub fn open(config: &BackupConfig) -> Result<Self, BackupError> {
         let root = config.repository.as_path();
         let cipher = cipher_of(config)?;
-        let marker = root.join(MARKER_FILE);
-        match fs::read_to_string(&marker) {
-            Ok(text) if text == MARKER => {
+        let marker_path = root.join(MARKER_FILE);
+        let format = match fs::read_to_string(&marker_path) {
+            Ok(text) if text.contains("\"encryption\":\"age-x25519\"") => {
+                check_encrypted_marker(&text, cipher.as_deref(), root, &marker_path)?
+            }
+            Ok(text) => {
+                let Some(format) = FORMATS.iter().find(|f| text == marker(f)) else {
+                    return Err(BackupError::Corrupt(format!(
+                        "{} is damaged or from a newer acp (this one reads {})",
+                        marker_path.display(),
+                        FORMATS.join(" and ")
+                    )));
+                };
                 if cipher.is_some() {
                     return Err(BackupError::Usage(format!(
                         "ACP_BACKUP_KEY is set but the repository at {} is not encrypted: unset \
@@ -170,16 +199,7 @@ impl Repo {
                         root.display()
                     )));
                 }
-            }
-            Ok(text) if text.contains("\"encryption\":\"age-x25519\"") => {
-                check_encrypted_marker(&text, cipher.as_deref(), root, &marker)?;
-            }
-            Ok(_) => {
-                return Err(BackupError::Corrupt(format!(
-                    "{} is damaged or from another version (expected {})",
-                    marker.display(),
-                    MARKER.trim()
-                )));
+                *format
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(BackupError::Usage(format!(
@@ -188,15 +208,44 @@ impl Repo {
                     root.display()
                 )));
             }
-            Err(e) => return Err(io_err(&marker)(e)),
-        }
-        for dir in ["objects", "snapshots", "tmp"] {
+            Err(e) => return Err(io_err(&marker_path)(e)),
+        };
+        for dir in ["snapshots", "tmp"] {
             fs::create_dir_all(root.join(dir)).map_err(io_err(root))?;
         }
         Ok(Self {
             root: root.to_path_buf(),
             cipher,
+            format,
         })
+    }
+
+    /// Makes the repository one of the format this acp writes, before it
+    /// writes into it: a format-1 marker becomes format 2 (the objects stay
+    /// as they are and are read as before). Only under the exclusive lock.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub(crate) fn upgrade(&mut self) -> Result<(), BackupError> {
+        fs::create_dir_all(self.root.join("packs")).map_err(io_err(&self.root))?;
+        if self.format == current() {
+            return Ok(());
+        }
+        let text = self.cipher.as_ref().map_or_else(
+            || marker(current()),
+            |c| encrypted_marker(current(), &c.recipient()),
+        );
+        let tmp = self.root.join("tmp").join(MARKER_FILE);
+        write_synced(&tmp, text.as_bytes())?;
+        let dest = self.root.join(MARKER_FILE);
+        fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
+        sync_dir(&self.root)?;
+        self.format = current();
+        Ok(())
+    }
+
+    pub(crate) fn cipher(&self) -> Option<&Cipher> {
+        self.cipher.as_deref()
     }
 
     /// Whether the repository is encrypted.
@@ -241,145 +290,18 @@ impl Repo {
         }
     }
 
+    /// Where a format-1 object holding content with this hash is.
     pub(super) fn object_path(&self, hash: &str) -> PathBuf {
         let name = self.object_name(hash);
         self.root.join("objects").join(&name[..2]).join(&name)
     }
 
-    /// Whether an object is present (not whether it is intact).
-    #[must_use]
-    pub(crate) fn has_object(&self, hash: &str) -> bool {
-        self.object_path(hash).exists()
-    }
-
-    /// Reads, hashes and compresses a file into the repository. Returns
-    /// the content hash, the bytes read, and the compressed bytes written
-    /// (0 when the object was already there).
-    ///
-    /// # Errors
-    /// I/O errors, with the path.
-    pub(crate) fn put_file(
-        &self,
-        src: &Path,
-        level: i32,
-    ) -> Result<(String, u64, u64), BackupError> {
-        let mut input = File::open(src).map_err(io_err(src))?;
-        let tmp = tempfile::Builder::new()
-            .prefix("obj-")
-            .tempfile_in(self.root.join("tmp"))
-            .map_err(io_err(&self.root))?;
-        let sink = match &self.cipher {
-            Some(c) => Sink::Sealed(c.encrypt(tmp.as_file()).map_err(io_err(tmp.path()))?),
-            None => Sink::Plain {
-                file: tmp.as_file(),
-                hasher: Box::default(),
-            },
-        };
-        let mut encoder = zstd::Encoder::new(sink, level).map_err(io_err(tmp.path()))?;
-        encoder.include_checksum(true).map_err(io_err(tmp.path()))?;
-        let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; CHUNK];
-        let mut size = 0u64;
-        loop {
-            let n = match input.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err(src)(e)),
-            };
-            hasher.update(&buf[..n]);
-            encoder.write_all(&buf[..n]).map_err(io_err(tmp.path()))?;
-            size += n as u64;
-        }
-        encoder
-            .finish()
-            .and_then(Sink::finish)
-            .map_err(io_err(tmp.path()))?;
-        let hash = hasher.finalize().to_hex().to_string();
-        let dest = self.object_path(&hash);
-        if dest.exists() {
-            return Ok((hash, size, 0));
-        }
-        let stored = tmp.as_file().metadata().map_err(io_err(tmp.path()))?.len();
-        let dir = dest.parent().unwrap_or(&self.root);
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
-        // Synced in one go (syncfs) before the manifest is written.
-        tmp.persist(&dest).map_err(|e| io_err(&dest)(e.error))?;
-        Ok((hash, size, stored))
-    }
-
-    /// Streams an object's content into `out`, checking its hash and size.
-    /// Returns why it is unusable, if it is.
-    ///
-    /// # Errors
-    /// A description of the damage (missing, undecodable, wrong hash or
-    /// size), or a write error on `out` (as [`ObjectError::Write`]).
-    pub(crate) fn read_object(
-        &self,
-        hash: &str,
-        size: u64,
-        out: &mut dyn Write,
-    ) -> Result<(), ObjectError> {
-        let path = self.object_path(hash);
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(ObjectError::Damaged(format!("object {hash} is missing")));
-            }
-            Err(e) => return Err(ObjectError::Damaged(format!("object {hash}: {e}"))),
-        };
-        let mut seal = None;
-        let input: Box<dyn Read> = if let Some(c) = &self.cipher {
-            c.decrypt(file).map_err(|e| {
-                ObjectError::Damaged(format!("object {hash} cannot be decrypted: {e}"))
-            })?
-        } else {
-            let (reader, check) = open_sealed(file, hash)?;
-            seal = Some(check);
-            Box::new(reader)
-        };
-        let mut decoder = zstd::Decoder::new(input)
-            .map_err(|e| ObjectError::Damaged(format!("object {hash}: {e}")))?;
-        let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; CHUNK];
-        let mut n_total = 0u64;
-        loop {
-            let n = match decoder.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(ObjectError::Damaged(format!(
-                        "object {hash} does not decompress: {e}"
-                    )));
-                }
-            };
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(ObjectError::Write)?;
-            n_total += n as u64;
-        }
-        if let Some(seal) = seal {
-            // Whatever the decoder left unread is part of the seal's hash.
-            io::copy(&mut decoder.finish(), &mut io::sink())
-                .map_err(|e| ObjectError::Damaged(format!("object {hash}: {e}")))?;
-            if *seal.hasher.borrow().finalize().as_bytes() != seal.expected {
-                return Err(ObjectError::Damaged(format!(
-                    "object {hash} is damaged: its stored bytes do not match its seal"
-                )));
-            }
-        }
-        let actual = hasher.finalize().to_hex().to_string();
-        if actual != hash {
-            return Err(ObjectError::Damaged(format!(
-                "object {hash} holds content with hash {actual}"
-            )));
-        }
-        if n_total != size {
-            return Err(ObjectError::Damaged(format!(
-                "object {hash} holds {n_total} bytes, the manifest says {size}"
-            )));
-        }
-        Ok(())
+    /// Where the pack with this name is.
+    pub(super) fn pack_path(&self, name: &str) -> PathBuf {
+        self.root
+            .join("packs")
+            .join(&name[..2.min(name.len())])
+            .join(name)
     }
 
     /// Every manifest in `snapshots/`, sorted by id (oldest first), with
@@ -485,16 +407,16 @@ impl Repo {
         Found::Ok(Box::new(manifest))
     }
 
-    /// Makes every object written so far durable (one `syncfs`). Call
-    /// before [`Repo::commit`].
+    /// Makes every pack written so far durable (one `syncfs`). Call
+    /// before [`Repo::commit`], and before deleting what a repack copied.
     ///
     /// # Errors
     /// I/O errors.
-    pub(crate) fn sync_objects(&self) -> Result<(), BackupError> {
+    pub(crate) fn sync_data(&self) -> Result<(), BackupError> {
         sync_fs(&self.root)
     }
 
-    /// Commits a backup whose objects are synced: writes the manifest
+    /// Commits a backup whose packs are synced: writes the manifest
     /// (temp file, fsync, rename, directory fsync).
     ///
     /// # Errors
@@ -545,29 +467,7 @@ impl Repo {
         sync_dir(&dir)
     }
 
-    /// Every object in the repository with its stored size.
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn objects(&self) -> Result<HashMap<String, u64>, BackupError> {
-        let mut out = HashMap::new();
-        let dir = self.root.join("objects");
-        for sub in fs::read_dir(&dir).map_err(io_err(&dir))? {
-            let sub = sub.map_err(io_err(&dir))?.path();
-            if !sub.is_dir() {
-                continue;
-            }
-            for item in fs::read_dir(&sub).map_err(io_err(&sub))? {
-                let item = item.map_err(io_err(&sub))?;
-                let name = item.file_name().to_string_lossy().into_owned();
-                let len = item.metadata().map_or(0, |m| m.len());
-                out.insert(name, len);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Deletes an object (garbage collection).
+    /// Deletes a format-1 object (garbage collection).
     ///
     /// # Errors
     /// I/O errors.
@@ -577,6 +477,15 @@ impl Repo {
             .join("objects")
             .join(&name[..2.min(name.len())])
             .join(name);
+        fs::remove_file(&path).map_err(io_err(&path))
+    }
+
+    /// Deletes a pack (garbage collection).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub(crate) fn remove_pack(&self, name: &str) -> Result<(), BackupError> {
+        let path = self.pack_path(name);
         fs::remove_file(&path).map_err(io_err(&path))
     }
 
@@ -620,15 +529,6 @@ impl Repo {
     }
 }
 
-/// Why an object cannot be read.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ObjectError {
-    #[error("{0}")]
-    Damaged(String),
-    #[error("cannot write the restored content: {0}")]
-    Write(io::Error),
-}
-
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
     let mut f = File::create(path).map_err(io_err(path))?;
     f.write_all(bytes).map_err(io_err(path))?;
@@ -663,7 +563,7 @@ fn check_encrypted_marker(
     cipher: Option<&Cipher>,
     root: &Path,
     marker: &Path,
-) -> Result<(), BackupError> {
+) -> Result<&'static str, BackupError> {
     let Some(c) = cipher else {
         return Err(BackupError::Usage(format!(
             "the repository at {} is encrypted: set ACP_BACKUP_KEY (in .env or the environment) \
@@ -671,13 +571,19 @@ fn check_encrypted_marker(
             root.display()
         )));
     };
-    if text == encrypted_marker(&c.recipient()) {
-        return Ok(());
+    if let Some(format) = FORMATS
+        .iter()
+        .find(|f| text == encrypted_marker(f, &c.recipient()))
+    {
+        return Ok(format);
     }
-    let prefix = "{\"format\":\"acp-backup/1\",\"encryption\":\"age-x25519\",\"recipient\":\"age1";
-    let well_formed = text.starts_with(prefix)
-        && text.ends_with("\"}\n")
-        && text.len() == encrypted_marker(&c.recipient()).len();
+    let well_formed = FORMATS.iter().any(|f| {
+        let expected = encrypted_marker(f, &c.recipient());
+        let prefix = encrypted_marker(f, "age1");
+        text.starts_with(prefix.trim_end_matches("\"}\n"))
+            && text.ends_with("\"}\n")
+            && text.len() == expected.len()
+    });
     if well_formed {
         Err(BackupError::Usage(format!(
             "ACP_BACKUP_KEY is not the key of the repository at {} ({}): set the key it was made \
@@ -687,118 +593,10 @@ fn check_encrypted_marker(
         )))
     } else {
         Err(BackupError::Corrupt(format!(
-            "{} is damaged",
+            "{} is damaged or from a newer acp",
             marker.display()
         )))
     }
-}
-
-/// A plain object ends with a zstd skippable frame (magic, length 32, then
-/// the BLAKE3 hash of the compressed frame before it). `zstd -d` skips it.
-/// The content hash alone cannot see a flipped bit in the parts of a zstd
-/// frame header that decoders ignore (the unused bit, a larger window); the
-/// seal covers every byte. Encrypted objects need none: age authenticates
-/// every byte it wrote.
-const SEAL_MAGIC: [u8; 4] = 0x184D_2A5E_u32.to_le_bytes();
-const SEAL_LEN: usize = 8 + 32;
-
-/// The seal of a plain object whose compressed frame hashed to `hash`.
-fn seal(hash: &blake3::Hash) -> [u8; SEAL_LEN] {
-    let mut seal = [0u8; SEAL_LEN];
-    seal[..4].copy_from_slice(&SEAL_MAGIC);
-    seal[4..8].copy_from_slice(&32u32.to_le_bytes());
-    seal[8..].copy_from_slice(hash.as_bytes());
-    seal
-}
-
-/// What the zstd encoder writes into: the file (hashed, for its seal), or
-/// age's stream writer, which must be finished to write its last chunk.
-enum Sink<'a> {
-    Plain {
-        file: &'a File,
-        hasher: Box<blake3::Hasher>,
-    },
-    Sealed(age::stream::StreamWriter<&'a File>),
-}
-
-impl Write for Sink<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Self::Plain { file, hasher } => {
-                let n = file.write(buf)?;
-                hasher.update(&buf[..n]);
-                Ok(n)
-            }
-            Self::Sealed(w) => w.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Self::Plain { file, .. } => file.flush(),
-            Self::Sealed(w) => w.flush(),
-        }
-    }
-}
-
-impl Sink<'_> {
-    fn finish(self) -> io::Result<()> {
-        match self {
-            Self::Plain { mut file, hasher } => file.write_all(&seal(&hasher.finalize())),
-            Self::Sealed(w) => w.finish().map(|_| ()),
-        }
-    }
-}
-
-/// Hashes what passes through, for checking a plain object's seal.
-struct Hashing<R> {
-    inner: R,
-    hasher: Rc<RefCell<blake3::Hasher>>,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.borrow_mut().update(&buf[..n]);
-        Ok(n)
-    }
-}
-
-/// What a plain object's stored bytes must hash to, and their running hash.
-struct SealCheck {
-    expected: [u8; 32],
-    hasher: Rc<RefCell<blake3::Hasher>>,
-}
-
-/// Opens a plain object: checks the seal's shape and returns a reader of
-/// the zstd frame that hashes what it reads, and the check to make after.
-fn open_sealed(
-    mut file: File,
-    hash: &str,
-) -> Result<(Hashing<io::Take<File>>, SealCheck), ObjectError> {
-    let damaged = |why: String| ObjectError::Damaged(format!("object {hash} {why}"));
-    let len = file
-        .metadata()
-        .map_err(|e| damaged(format!("cannot be read: {e}")))?
-        .len();
-    let body = len
-        .checked_sub(SEAL_LEN as u64)
-        .ok_or_else(|| damaged(format!("is too short ({len} bytes) to be an acp object")))?;
-    let mut found = [0u8; SEAL_LEN];
-    file.seek(SeekFrom::Start(body))
-        .and_then(|_| file.read_exact(&mut found))
-        .and_then(|()| file.seek(SeekFrom::Start(0)))
-        .map_err(|e| damaged(format!("cannot be read: {e}")))?;
-    let mut expected = [0u8; 32];
-    expected.copy_from_slice(&found[8..]);
-    if found != seal(&blake3::Hash::from_bytes(expected)) {
-        return Err(damaged("has a damaged seal (its last 40 bytes)".into()));
-    }
-    let hasher = Rc::new(RefCell::new(blake3::Hasher::new()));
-    let reader = Hashing {
-        inner: file.take(body),
-        hasher: Rc::clone(&hasher),
-    };
-    Ok((reader, SealCheck { expected, hasher }))
 }
 
 #[cfg(test)]

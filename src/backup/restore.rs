@@ -13,8 +13,11 @@ use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
+use super::blob::ObjectError;
+use super::content::Reader;
 use super::manifest::{Manifest, Node, State};
-use super::repo::{ObjectError, Repo, io_err};
+use super::pack::Open;
+use super::repo::{Repo, io_err};
 use super::scan::{Excluder, STORE_PATH};
 use super::{BackupError, Catalog, Progress, Scope, millis};
 
@@ -171,6 +174,7 @@ fn write_all(
             _ => 0,
         })
         .sum();
+    let reader = Reader::new(repo)?;
     progress.start("restoring", total);
     // Parents sort before children; symlinks are made last, so nothing is
     // ever written through one (and `check_state` refused paths under them).
@@ -186,6 +190,7 @@ fn write_all(
             Node::Symlink { .. } => {}
         }
     }
+    let files = spread(files);
     // File contents, one worker per core.
     let next = AtomicUsize::new(0);
     let outcome = Mutex::new(Tally::default());
@@ -193,6 +198,7 @@ fn write_all(
     std::thread::scope(|scope| {
         for _ in 0..workers.min(files.len().max(1)) {
             scope.spawn(|| {
+                let mut open = Open::default();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some((path, node)) = files.get(i) else {
@@ -201,7 +207,8 @@ fn write_all(
                     if outcome.lock().map_or(true, |o| o.failure.is_some()) {
                         break;
                     }
-                    let result = write_file(repo, &dest.join(path), node, mode_cap(path));
+                    let result =
+                        write_file(&reader, &mut open, &dest.join(path), node, mode_cap(path));
                     let Ok(mut o) = outcome.lock() else { break };
                     match result {
                         Ok(None) => {
@@ -255,6 +262,27 @@ fn write_all(
     Ok(report)
 }
 
+/// Orders files so that the next few come from different directories:
+/// workers creating files in one directory wait on its lock in turn.
+fn spread<'a>(files: Vec<(&'a String, &'a Node)>) -> Vec<(&'a String, &'a Node)> {
+    let mut by_dir: std::collections::BTreeMap<&str, std::collections::VecDeque<_>> =
+        std::collections::BTreeMap::new();
+    for (path, node) in files {
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        by_dir.entry(dir).or_default().push_back((path, node));
+    }
+    let mut out = Vec::new();
+    while !by_dir.is_empty() {
+        by_dir.retain(|_, queue| {
+            if let Some(file) = queue.pop_front() {
+                out.push(file);
+            }
+            !queue.is_empty()
+        });
+    }
+    out
+}
+
 /// What the file workers did.
 #[derive(Default)]
 struct Tally {
@@ -264,21 +292,16 @@ struct Tally {
     failure: Option<BackupError>,
 }
 
-/// Writes one file from its object, its mode within `cap`; `Ok(Some(why))`
-/// when the object is damaged (the partial file is removed).
+/// Writes one file from its blobs, its mode within `cap`; `Ok(Some(why))`
+/// when a blob is damaged or missing (the partial file is removed).
 fn write_file(
-    repo: &Repo,
+    reader: &Reader<'_>,
+    open: &mut Open,
     target: &Path,
     node: &Node,
     cap: u32,
 ) -> Result<Option<String>, BackupError> {
-    let Node::File {
-        size,
-        mode,
-        mtime_ns,
-        blake3,
-    } = node
-    else {
+    let Node::File { mode, mtime_ns, .. } = node else {
         return Ok(None);
     };
     let file = OpenOptions::new()
@@ -287,7 +310,7 @@ fn write_file(
         .open(target)
         .map_err(io_err(target))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    match repo.read_object(blake3, *size, &mut out) {
+    match reader.read_file(node, &mut out, open) {
         Ok(()) => {
             let file = out
                 .into_inner()

@@ -1,7 +1,8 @@
 // Over 400 lines: the walk, the store capture and the parallel store of one backup are one
 // pipeline.
 
-//! Taking a backup: walk the sources, store what changed, commit.
+//! Taking a backup: walk the sources, store what changed (large files as
+//! chunks, each blob once, in packs), sync, commit.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -12,7 +13,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::blob;
+use super::content::{Put, Writer};
 use super::manifest::{self, FORMAT, Kind, Manifest, Node, State, Stats};
+use super::pack::Index;
 use super::repo::{Repo, io_err};
 use super::{BackupError, Catalog, Progress, Scope, millis};
 
@@ -200,6 +204,7 @@ impl Walk<'_> {
                 size,
                 mtime_ns,
                 blake3,
+                chunks,
                 ..
             }) = self.base.get(rel)
                 && *size == meta.len()
@@ -212,6 +217,7 @@ impl Walk<'_> {
                         mode: m,
                         mtime_ns: t,
                         blake3: blake3.clone(),
+                        chunks: chunks.clone(),
                     },
                 );
                 return;
@@ -334,11 +340,13 @@ fn plan(catalog: &Catalog, kind: Kind) -> (Kind, Option<String>, State, Option<S
 /// [`BackupError`]: the repository is busy or unusable, or I/O failed.
 pub fn create(scope: &Scope, kind: Kind, progress: &dyn Progress) -> Result<Created, BackupError> {
     let started = Instant::now();
-    let repo = Repo::open_or_create(&scope.settings)?;
+    let mut repo = Repo::open_or_create(&scope.settings)?;
     let _lock = repo.lock(true)?;
     repo.clean_tmp();
+    repo.upgrade()?;
     progress.step("scanning");
     let catalog = Catalog::read(&repo)?;
+    let index = super::gc::trusted_index(&repo, &catalog)?;
     let (kind, parent, base, note) = plan(&catalog, kind);
     let created_at = jiff::Timestamp::now();
     let id = ulid::Ulid::generate().to_string();
@@ -377,6 +385,7 @@ pub fn create(scope: &Scope, kind: Kind, progress: &dyn Progress) -> Result<Crea
     let scanned = started.elapsed();
     let stored = store_files(
         &repo,
+        &index,
         scope.settings.zstd_level,
         &walk.jobs,
         walk.pending_bytes,
@@ -389,10 +398,10 @@ pub fn create(scope: &Scope, kind: Kind, progress: &dyn Progress) -> Result<Crea
     let mut stats = record(&mut walk.state, &walk.jobs, stored);
     let (entries, deleted) = manifest::diff(&base, &walk.state);
     stats.deleted = deleted.len() as u64;
-    // The objects are made durable before the clock stops, so the
+    // The packs are made durable before the clock stops, so the
     // duration a backup reports includes its flush to disk.
     progress.step("syncing");
-    repo.sync_objects()?;
+    repo.sync_data()?;
     stats.duration_ms = millis(started.elapsed());
     let manifest = Manifest {
         format: FORMAT.into(),
@@ -423,25 +432,24 @@ pub fn create(scope: &Scope, kind: Kind, progress: &dyn Progress) -> Result<Crea
 }
 
 /// Puts the stored files into the state and counts what was done.
-fn record(state: &mut State, jobs: &[Job], stored: Vec<Stored>) -> Stats {
+fn record(state: &mut State, jobs: &[Job], stored: Vec<Option<Put>>) -> Stats {
     let mut counts = Stats::default();
     for (job, result) in jobs.iter().zip(stored) {
-        let Some((hash, size, new_bytes)) = result else {
+        let Some(put) = result else {
             continue; // vanished while backing up
         };
         counts.changed_files += 1;
-        counts.changed_bytes += size;
-        if new_bytes > 0 {
-            counts.new_objects += 1;
-            counts.stored_bytes += new_bytes;
-        }
+        counts.changed_bytes += put.size;
+        counts.new_objects += put.new_blobs;
+        counts.stored_bytes += put.stored;
         state.insert(
             job.rel.clone(),
             Node::File {
-                size,
+                size: put.size,
                 mode: job.mode,
                 mtime_ns: job.mtime_ns,
-                blake3: hash,
+                blake3: put.hash,
+                chunks: put.chunks,
             },
         );
     }
@@ -454,75 +462,96 @@ fn record(state: &mut State, jobs: &[Job], stored: Vec<Stored>) -> Stats {
     counts
 }
 
-/// A stored file: `(hash, bytes read, compressed bytes added)`, or `None`
-/// for a file that vanished.
-type Stored = Option<(String, u64, u64)>;
-
-/// New objects at least this big are flushed early, on a side thread.
-const FLUSH_MIN_BYTES: u64 = 1 << 20;
-
-/// One result per job. Files are read by one worker per core.
+/// One result per job (`None` for a file that vanished). Files are read
+/// by one worker per core; finished packs are flushed to disk on a side
+/// thread while the workers go on, so the final `syncfs` has little left
+/// to wait for.
 fn store_files(
     repo: &Repo,
+    index: &Index,
     level: i32,
     jobs: &[Job],
     total: u64,
     progress: &dyn Progress,
-) -> Result<Vec<Stored>, BackupError> {
+) -> Result<Vec<Option<Put>>, BackupError> {
     progress.start("backing up", total);
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Stored>> = Mutex::new(vec![None; jobs.len()]);
+    let results: Mutex<Vec<Option<Put>>> = Mutex::new(vec![None; jobs.len()]);
     let failure: Mutex<Option<BackupError>> = Mutex::new(None);
     let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-    // New objects are flushed to disk while the workers go on reading and
-    // compressing, so the final `syncfs` has little left to wait for.
     let (flush, flushes) = std::sync::mpsc::channel::<std::path::PathBuf>();
-    std::thread::scope(|scope| {
-        scope.spawn(move || {
+    let writer = Writer::new(repo, index, flush);
+    let finished = std::thread::scope(|outer| {
+        outer.spawn(move || {
             for path in flushes {
                 if let Ok(f) = fs::File::open(&path) {
                     let _ = f.sync_data();
                 }
             }
         });
-        for _ in 0..workers.min(jobs.len().max(1)) {
-            let flush = flush.clone();
-            let (next, results, failure) = (&next, &results, &failure);
-            scope.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(job) = jobs.get(i) else { break };
-                    if failure.lock().map_or(true, |f| f.is_some()) {
-                        break;
-                    }
-                    match repo.put_file(&job.abs, level) {
-                        Ok(r) => {
-                            // Large objects only: an fsync per small file
-                            // would cost a journal commit each.
-                            if r.2 >= FLUSH_MIN_BYTES {
-                                let _ = flush.send(repo.object_path(&r.0));
-                            }
-                            progress.advance(r.1);
-                            if let Ok(mut all) = results.lock() {
-                                all[i] = Some(r);
-                            }
-                        }
-                        Err(BackupError::Io { source, .. })
-                            if source.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => {
-                            if let Ok(mut f) = failure.lock() {
-                                f.get_or_insert(e);
-                            }
-                        }
-                    }
-                }
-            });
+        std::thread::scope(|scope| {
+            for _ in 0..workers.min(jobs.len().max(1)) {
+                let (next, results, failure, writer) = (&next, &results, &failure, &writer);
+                scope.spawn(move || work(writer, jobs, level, next, results, failure, progress));
+            }
+        });
+        // Closing the last pack ends the flusher (the writer holds its
+        // channel); a failed run leaves its pack in `tmp/`, where it is
+        // deleted.
+        if failure.lock().map_or(true, |f| f.is_some()) {
+            drop(writer);
+            Ok(())
+        } else {
+            writer.finish()
         }
-        drop(flush);
     });
     progress.finish();
     if let Some(e) = failure.into_inner().unwrap_or(None) {
         return Err(e);
     }
+    finished?;
     Ok(results.into_inner().unwrap_or_default())
+}
+
+/// One worker: takes the next job until none is left or one failed.
+fn work(
+    writer: &Writer<'_>,
+    jobs: &[Job],
+    level: i32,
+    next: &AtomicUsize,
+    results: &Mutex<Vec<Option<Put>>>,
+    failure: &Mutex<Option<BackupError>>,
+    progress: &dyn Progress,
+) {
+    let fail = |e: BackupError| {
+        if let Ok(mut f) = failure.lock() {
+            f.get_or_insert(e);
+        }
+    };
+    let mut zstd = match blob::compressor(level) {
+        Ok(z) => z,
+        Err(e) => {
+            return fail(BackupError::Io {
+                path: "zstd".into(),
+                source: e,
+            });
+        }
+    };
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(job) = jobs.get(i) else { break };
+        if failure.lock().map_or(true, |f| f.is_some()) {
+            break;
+        }
+        match writer.put_file(&job.abs, &mut zstd, &|n| progress.advance(n)) {
+            Ok(put) => {
+                if let Ok(mut all) = results.lock() {
+                    all[i] = Some(put);
+                }
+            }
+            Err(BackupError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => fail(e),
+        }
+    }
 }

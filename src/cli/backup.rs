@@ -182,7 +182,7 @@ async fn create_cmd(
         }
         outln!(
             "{} backup {} taken in {:.1} s: {} files ({}), {} changed ({}), {} deleted, {} new \
-             objects (+{} stored) in {}",
+             blobs (+{} stored) in {}",
             m.kind,
             m.id,
             std::time::Duration::from_millis(m.stats.duration_ms).as_secs_f64(),
@@ -256,7 +256,7 @@ async fn verify_cmd(
             }
         }
         outln!(
-            "read {} objects ({}) in {:.1} s: {}",
+            "read {} blobs ({}) in {:.1} s: {}",
             report.objects_read,
             HumanBytes(report.bytes_read),
             std::time::Duration::from_millis(report.duration_ms).as_secs_f64(),
@@ -277,7 +277,8 @@ async fn prune_cmd(backups: &Backups, dry_run: bool, by: &str, json_out: bool) -
     } else {
         let verb = if dry_run { "would remove" } else { "removed" };
         outln!(
-            "kept {} backup(s), {verb} {}: {}; {} unused object(s) deleted ({} freed)",
+            "kept {} backup(s), {verb} {}: {}; {} unused blob(s) deleted, {} pack(s) deleted and {} \
+             rewritten ({} freed)",
             report.kept.len(),
             report.removed.len(),
             if report.removed.is_empty() {
@@ -286,6 +287,8 @@ async fn prune_cmd(backups: &Backups, dry_run: bool, by: &str, json_out: bool) -
                 report.removed.join(", ")
             },
             report.objects_removed,
+            report.packs_removed,
+            report.packs_rewritten,
             HumanBytes(report.bytes_freed)
         );
         if let Some(w) = &report.warning {

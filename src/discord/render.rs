@@ -210,7 +210,7 @@ pub(crate) fn backup_verified(report: &VerifyReport) -> CreateEmbed {
             "❌ Backup damage found"
         })
         .description(clip(text.trim_end(), 4000))
-        .field("Objects read", report.objects_read.to_string(), true)
+        .field("Blobs read", report.objects_read.to_string(), true)
         .field("Bytes read", bytes(report.bytes_read), true)
 }
 

@@ -17,14 +17,14 @@ use crate::support::{Root, stderr, stdout, wait_until};
 
 /// What a path holds, as a user would compare it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Item {
+pub(crate) enum Item {
     File { mode: u32, hash: String, len: u64 },
     Dir { mode: u32 },
     Link(PathBuf),
 }
 
 /// Every path under `rels` of `root` (the backup's view of a tree).
-fn tree(root: &Path, rels: &[&str]) -> BTreeMap<String, Item> {
+pub(crate) fn tree(root: &Path, rels: &[&str]) -> BTreeMap<String, Item> {
     fn walk(base: &Path, rel: &str, out: &mut BTreeMap<String, Item>) {
         let path = base.join(rel);
         let Ok(meta) = fs::symlink_metadata(&path) else {
@@ -59,7 +59,7 @@ fn tree(root: &Path, rels: &[&str]) -> BTreeMap<String, Item> {
 }
 
 /// Incompressible bytes (xorshift), so compression cannot hide work.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
@@ -72,7 +72,7 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-fn json(out: &Output) -> Value {
+pub(crate) fn json(out: &Output) -> Value {
     assert!(
         out.status.success(),
         "exit {:?}\nstdout: {}\nstderr: {}",
@@ -83,11 +83,11 @@ fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn create(root: &Root, kind: &str) -> Value {
+pub(crate) fn create(root: &Root, kind: &str) -> Value {
     json(&root.run(&["backup", "create", "--kind", kind, "--json"]))["backup"].clone()
 }
 
-fn restore(root: &Root, args: &[&str], to: &Path) -> Output {
+pub(crate) fn restore(root: &Root, args: &[&str], to: &Path) -> Output {
     let mut all = vec!["backup", "restore"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--to", to.to_str().unwrap()]);
@@ -106,7 +106,7 @@ fn moment_after() -> jiff::Timestamp {
 }
 
 /// A root whose backups include `notes/`.
-fn root_with_notes() -> Root {
+pub(crate) fn root_with_notes() -> Root {
     let root = Root::new(2);
     root.edit_config("include = []", "include = [\"notes\"]");
     fs::create_dir_all(root.path().join("notes")).unwrap();
@@ -241,13 +241,12 @@ fn every_kind_and_every_point_in_time_restores_byte_for_byte() {
 
     let verify = root.run(&["backup", "verify", "--all"]);
     assert!(verify.status.success(), "{}", stdout(&verify));
-    // The repository's files are plain zstd frames and JSON.
     let list = json(&root.run(&["backup", "list", "--json"]));
     assert_eq!(list["backups"].as_array().unwrap().len(), 4);
 }
 
 /// The repository's files (objects, manifests, marker).
-fn repo_files(repo: &Path) -> Vec<PathBuf> {
+pub(crate) fn repo_files(repo: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![repo.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -281,25 +280,29 @@ fn a_flipped_byte_anywhere_is_found_and_a_damaged_backup_is_refused() {
     create(&root, "incremental");
     let repo = root.path().join("backups");
     let files = repo_files(&repo);
-    assert!(files.len() >= 8, "{files:?}");
+    // The marker, two manifests, and each backup's pack.
+    assert!(files.len() >= 5, "{files:?}");
 
-    // One random bit in every file; and in one object, a bit of each byte
-    // of the zstd frame header (where decoders ignore some bits) and of the
-    // seal at its end.
+    // One random bit in every file; and in one blob of a pack, a bit of
+    // each byte of the zstd frame header (where decoders ignore some bits)
+    // and of the seal at its end, and of the pack's table.
     let mut seed = 12345u64;
     let mut flips = Vec::new();
     for file in &files {
         seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
         flips.push((file, seed >> 33, seed % 8));
     }
-    let object = files
+    let pack = files
         .iter()
-        .find(|f| f.starts_with(repo.join("objects")))
+        .find(|f| f.starts_with(repo.join("packs")))
         .unwrap();
-    let len = fs::metadata(object).unwrap().len();
-    for pos in (0..16).chain(len.saturating_sub(40)..len) {
+    let blob = &pack_table(pack)[0];
+    let (start, end) = (blob.offset, blob.offset + blob.stored);
+    let len = fs::metadata(pack).unwrap().len();
+    let table = len - 8 - 40 * pack_table(pack).len() as u64 - 8;
+    for pos in (start..start + 16).chain(end - 40..end).chain(table..len) {
         for bit in [pos % 8, 4] {
-            flips.push((object, pos, bit));
+            flips.push((pack, pos, bit));
         }
     }
     for (file, pos, bit) in flips {
@@ -327,11 +330,11 @@ fn a_flipped_byte_anywhere_is_found_and_a_damaged_backup_is_refused() {
     let f3 = blake3::hash(format!("file {}", 3).repeat(100).as_bytes())
         .to_hex()
         .to_string();
-    let object = repo.join("objects").join(&f3[..2]).join(&f3);
-    let mut bytes = fs::read(&object).unwrap();
-    let mid = bytes.len() / 2;
+    let (pack, blob) = find_blob(&repo, &f3).unwrap();
+    let mut bytes = fs::read(&pack).unwrap();
+    let mid = usize::try_from(blob.offset + blob.stored / 2).unwrap();
     bytes[mid] ^= 0xff;
-    fs::write(&object, bytes).unwrap();
+    fs::write(&pack, bytes).unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let dest = scratch.path().join("r");
     let out = restore(&root, &[&latest], &dest);
@@ -356,6 +359,64 @@ fn a_flipped_byte_anywhere_is_found_and_a_damaged_backup_is_refused() {
             .tap_ok_or_exit1(),
     );
     assert_eq!(verify["ok"], false);
+}
+
+/// One blob of a pack, as its table says (the layout docs/backups.md
+/// documents).
+#[derive(Debug, Clone)]
+pub(crate) struct PackBlob {
+    pub name: String,
+    pub offset: u64,
+    pub stored: u64,
+}
+
+/// A pack's table, read as a person would with the documented layout.
+pub(crate) fn pack_table(pack: &Path) -> Vec<PackBlob> {
+    let bytes = fs::read(pack).unwrap();
+    let u32_at = |at: usize| u64::from(u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()));
+    let end = bytes.len();
+    assert_eq!(
+        &bytes[end - 4..],
+        b"ACPK",
+        "{} is not a pack",
+        pack.display()
+    );
+    let count = usize::try_from(u32_at(end - 8)).unwrap();
+    let entries = end - 8 - 40 * count;
+    assert_eq!(
+        &bytes[entries - 8..entries - 4],
+        &0x184D_2A5F_u32.to_le_bytes()
+    );
+    let mut offset = 0;
+    (0..count)
+        .map(|i| {
+            let at = entries + 40 * i;
+            let blob = PackBlob {
+                name: blake3::Hash::from_bytes(bytes[at..at + 32].try_into().unwrap())
+                    .to_hex()
+                    .to_string(),
+                offset,
+                stored: u32_at(at + 32),
+            };
+            offset += blob.stored;
+            blob
+        })
+        .collect()
+}
+
+/// Every pack of a repository.
+pub(crate) fn packs(repo: &Path) -> Vec<PathBuf> {
+    repo_files(&repo.join("packs"))
+}
+
+/// The pack holding the blob with this name, and where in it.
+pub(crate) fn find_blob(repo: &Path, name: &str) -> Option<(PathBuf, PackBlob)> {
+    packs(repo).into_iter().find_map(|p| {
+        pack_table(&p)
+            .into_iter()
+            .find(|b| b.name == name)
+            .map(|b| (p, b))
+    })
 }
 
 /// `verify` exits 1 on damage; its JSON is still wanted.
@@ -904,8 +965,8 @@ fn an_encrypted_repository_hides_content_and_needs_its_key() {
         secret_text.repeat(50)
     );
 
-    // A flipped byte in an encrypted object is found.
-    let object = repo_files(&repo.join("objects"))
+    // A flipped byte in an encrypted pack is found.
+    let object = packs(&repo)
         .into_iter()
         .max_by_key(|p| fs::metadata(p).unwrap().len())
         .unwrap();

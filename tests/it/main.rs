@@ -9,6 +9,7 @@
 
 mod approvals;
 mod backup;
+mod backup_chunks;
 mod browser;
 mod cli;
 mod cluster;

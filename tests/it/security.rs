@@ -429,21 +429,21 @@ fn the_doctor_fails_what_would_break_backups() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("is not a directory"), "{text}");
 
-    // The newest backup loses a file's data.
-    let objects = root.path().join("backups/objects");
-    let shard = fs::read_dir(&objects)
+    // The newest backup loses a file's data (the pack holding it).
+    let packs = root.path().join("backups/packs");
+    let shard = fs::read_dir(&packs)
         .unwrap()
         .next()
         .unwrap()
         .unwrap()
         .path();
-    let object = fs::read_dir(&shard)
+    let pack = fs::read_dir(&shard)
         .unwrap()
         .next()
         .unwrap()
         .unwrap()
         .path();
-    fs::remove_file(object).unwrap();
+    fs::remove_file(pack).unwrap();
     let (code, text) = doctor(&root, &[]);
     assert_eq!(code, Some(1), "{text}");
     assert!(
@@ -615,7 +615,8 @@ fn small_wrong_answers_are_right_now() {
         .edit_config("keep_daily = 7", "keep_daily = 0")
         .edit_config("keep_weekly = 4", "keep_weekly = 0");
     let devlog = root.path().join("devlogs/a.md");
-    fs::write(&devlog, "first").unwrap();
+    // Most of the first backup's pack, so that pruning it frees the pack.
+    fs::write(&devlog, crate::backup::noise(200_000, 3)).unwrap();
     let first = json(&root.run(&["backup", "create", "--kind", "full", "--json"]));
     fs::write(&devlog, "second").unwrap();
     full_backup(&root);
