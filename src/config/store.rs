@@ -93,10 +93,7 @@ mod tests {
     use crate::config::{Config, Env};
 
     fn load(text: &str) -> Result<Config, crate::config::ConfigError> {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("config")).unwrap();
-        std::fs::write(dir.path().join("config/acp.toml"), text).unwrap();
-        Config::load(dir.path(), &Env::new())
+        Config::from_toml(std::path::Path::new("/r"), text, &Env::new())
     }
 
     #[test]

@@ -565,6 +565,35 @@ pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
+/// A submission for the store's tests: `body` from `from` to `to`, queued
+/// for `dests`.
+#[cfg(test)]
+pub(crate) fn test_submission(
+    from: &str,
+    to: crate::model::Recipient,
+    kind: crate::model::Kind,
+    body: &str,
+    dests: Vec<crate::model::Destination>,
+) -> Submission {
+    let message = crate::model::Draft {
+        from: from.into(),
+        to,
+        kind,
+        priority: crate::model::Priority::Urgent,
+        body: body.into(),
+        tags: vec![],
+        reply_to: None,
+    }
+    .build(1 << 16)
+    .unwrap();
+    Submission {
+        to: dests,
+        message,
+        via: crate::model::Via::Auto,
+        audit: None,
+    }
+}
+
 /// Creates the store's directory (0700) and an empty store file (0600)
 /// when they are missing: the store holds every message, so only its owner
 /// reads it. SQLite gives the WAL and shared-memory files the store file's

@@ -350,27 +350,12 @@ fn remove_messages(tx: &Transaction<'_>, ids: &[&str]) -> Result<Pruned, StoreEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Destination, Draft, Kind, Priority, Recipient, Via};
-    use crate::store::Submission;
+    use crate::model::{Destination, Kind, Recipient};
+    use crate::store::{Submission, test_submission};
 
     fn devlog(body: &str) -> Submission {
-        let message = Draft {
-            from: "Agent-1".into(),
-            to: Recipient::Discord,
-            kind: Kind::Devlog,
-            priority: Priority::Normal,
-            body: body.into(),
-            tags: vec![],
-            reply_to: None,
-        }
-        .build(1 << 16)
-        .unwrap();
-        Submission {
-            to: vec![Destination::Discord],
-            message,
-            via: Via::Auto,
-            audit: None,
-        }
+        let to = vec![Destination::Discord];
+        test_submission("Agent-1", Recipient::Discord, Kind::Devlog, body, to)
     }
 
     #[test]

@@ -433,29 +433,20 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Destination, Draft, Kind, Recipient, Via};
-    use crate::store::Submission;
+    use crate::model::{Destination, Kind, Recipient};
+    use crate::store::{Submission, test_submission};
 
     fn to_all(body: &str) -> Submission {
-        let message = Draft {
-            from: "person:alice".into(),
-            to: Recipient::Broadcast,
-            kind: Kind::Broadcast,
-            priority: Priority::Urgent,
-            body: body.into(),
-            tags: vec![],
-            reply_to: None,
-        }
-        .build(1 << 16)
-        .unwrap();
-        Submission {
-            to: ["Agent-1", "Agent-2"]
-                .map(|a| Destination::Agent(a.parse().unwrap()))
-                .to_vec(),
-            message,
-            via: Via::Auto,
-            audit: None,
-        }
+        let to = ["Agent-1", "Agent-2"]
+            .map(|a| Destination::Agent(a.parse().unwrap()))
+            .to_vec();
+        test_submission(
+            "person:alice",
+            Recipient::Broadcast,
+            Kind::Broadcast,
+            body,
+            to,
+        )
     }
 
     /// The triggers' counts against the rows themselves.
