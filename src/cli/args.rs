@@ -728,7 +728,7 @@ or 6 with seconds first, read in the machine's time zone.")]
         when_busy: String,
         /// With --when-busy wait: how long to wait for the agent to go
         /// idle, e.g. 90s, 10m, 1h.
-        #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = wait_window)]
+        #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = acp::model::schedule::parse_wait)]
         wait_up_to: std::time::Duration,
         /// Send the newest firing missed while acp run was down once when
         /// it starts again (default: only record them as missed).
@@ -933,17 +933,6 @@ pub(crate) enum CoordsCommand {
 }
 
 /// `--priority`: the model's priorities, listed in `--help`.
-/// `--wait-up-to`: a duration such as `90s`, `10m` or `1h 30m`.
-fn wait_window(s: &str) -> Result<std::time::Duration, String> {
-    let d: jiff::SignedDuration = s
-        .parse()
-        .map_err(|e| format!("{e}: write it like 90s, 10m or 1h 30m"))?;
-    std::time::Duration::try_from(d)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| "the window must be longer than zero, e.g. 10m".to_owned())
-}
-
 fn priority() -> impl TypedValueParser<Value = Priority> {
     PossibleValuesParser::new(Priority::ALL.map(|p| PossibleValue::new(p.as_str())))
         .try_map(|s| s.parse::<Priority>())

@@ -369,28 +369,17 @@ async fn may_press(
     by: &str,
 ) -> Option<String> {
     let config = &data.app.config().discord;
-    let roles: Vec<u64> = ci
-        .member
-        .as_ref()
-        .map(|m| m.roles.iter().map(|r| r.get()).collect())
-        .unwrap_or_default();
-    let home = config
-        .guild_id
-        .is_none_or(|g| ci.guild_id.map(serenity::GuildId::get) == Some(g));
-    let refusal = if !home {
-        "🚫 acp takes commands only in the server set as `discord.guild_id`.".to_owned()
-    } else if Level::of(&roles, config) < Level::Admin {
-        format!(
+    let refusal = match Level::of_press(ci, config) {
+        Err(away) => away,
+        Ok(level) if level < Level::Admin => format!(
             "🚫 stopping an agent needs the admin level ({}).",
             Level::Admin.config_key()
-        )
-    } else if ci.user.id.get() != button.asker {
-        format!(
+        ),
+        Ok(_) if ci.user.id.get() != button.asker => format!(
             "🚫 only <@{}>, who asked, can answer this stop. Ask for your own with /stop.",
             button.asker
-        )
-    } else {
-        return None;
+        ),
+        Ok(_) => return None,
     };
     let audited = data
         .app

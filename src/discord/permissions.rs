@@ -30,6 +30,28 @@ impl Level {
         }
     }
 
+    /// The level of whoever pressed a button, or why acp does not take
+    /// the press (it came from another server than `discord.guild_id`).
+    pub(crate) fn of_press(
+        ci: &serenity::all::ComponentInteraction,
+        config: &DiscordConfig,
+    ) -> Result<Self, String> {
+        let home = config
+            .guild_id
+            .is_none_or(|g| ci.guild_id.map(serenity::all::GuildId::get) == Some(g));
+        if !home {
+            return Err(
+                "🚫 acp takes commands only in the server set as `discord.guild_id`.".to_owned(),
+            );
+        }
+        let roles: Vec<u64> = ci
+            .member
+            .as_ref()
+            .map(|m| m.roles.iter().map(|r| r.get()).collect())
+            .unwrap_or_default();
+        Ok(Self::of(&roles, config))
+    }
+
     /// The config key that grants this level.
     #[must_use]
     pub(crate) fn config_key(self) -> &'static str {

@@ -90,61 +90,53 @@ pub(crate) async fn press(
     let started = std::time::Instant::now();
     let app = &data.app;
     let config = &app.config().discord;
-    let roles: Vec<u64> = ci
-        .member
-        .as_ref()
-        .map(|m| m.roles.iter().map(|r| r.get()).collect())
-        .unwrap_or_default();
-    let home = config
-        .guild_id
-        .is_none_or(|g| ci.guild_id.map(serenity::GuildId::get) == Some(g));
-    let reply = if !home {
-        ephemeral("🚫 acp takes commands only in the server set as `discord.guild_id`.".into())
-    } else if Level::of(&roles, config) < Level::Operator {
-        ephemeral(format!(
+    let reply = match Level::of_press(ci, config) {
+        Err(away) => ephemeral(away),
+        Ok(level) if level < Level::Operator => ephemeral(format!(
             "🚫 answering an agent's prompt needs the operator level ({}).",
             Level::Operator.config_key()
-        ))
-    } else {
-        let by = format!("discord:{}:{}", ci.user.id, ci.user.name);
-        match press {
-            Press::More => match app.prompt(id).await {
-                Ok(p) => {
-                    let mut detail: String = p.detail.chars().take(MORE_MAX).collect();
-                    if detail.len() < p.detail.len() {
-                        detail.push('…');
+        )),
+        Ok(_) => {
+            let by = format!("discord:{}:{}", ci.user.id, ci.user.name);
+            match press {
+                Press::More => match app.prompt(id).await {
+                    Ok(p) => {
+                        let mut detail: String = p.detail.chars().take(MORE_MAX).collect();
+                        if detail.len() < p.detail.len() {
+                            detail.push('…');
+                        }
+                        ephemeral(format!(
+                            "{} asks to run:\n```\n{}\n```",
+                            p.agent,
+                            detail.replace("```", "`\u{200b}``")
+                        ))
                     }
-                    ephemeral(format!(
-                        "{} asks to run:\n```\n{}\n```",
-                        p.agent,
-                        detail.replace("```", "`\u{200b}``")
-                    ))
-                }
-                Err(e) => ephemeral(format!("⚠️ {e}")),
-            },
-            Press::Decide(decision) => match app.decide(id, decision, &by, None).await {
-                Ok(Decide::Won(kept)) => match app.prompt(id).await {
-                    Ok(p) => serenity::CreateInteractionResponse::UpdateMessage(
-                        serenity::CreateInteractionResponseMessage::new()
-                            .content(settled(&p, &kept))
-                            .components(Vec::new())
-                            .allowed_mentions(no_mentions()),
-                    ),
                     Err(e) => ephemeral(format!("⚠️ {e}")),
                 },
-                Ok(Decide::Already(kept)) => ephemeral(format!(
-                    "This prompt was already {} by {} at {}: your answer was not used.",
-                    kept.decision.said(),
-                    who(&kept.by),
-                    when(kept.at)
-                )),
-                Ok(Decide::NotFound) => ephemeral(format!("⚠️ no prompt {id}")),
-                Err(e) if crate::app::is_user_error(&e) => ephemeral(format!("⚠️ {e}")),
-                Err(e) => {
-                    tracing::error!(error = %e, prompt = %id, "a prompt's decision failed");
-                    ephemeral("⚠️ something went wrong; see acp's log".into())
-                }
-            },
+                Press::Decide(decision) => match app.decide(id, decision, &by, None).await {
+                    Ok(Decide::Won(kept)) => match app.prompt(id).await {
+                        Ok(p) => serenity::CreateInteractionResponse::UpdateMessage(
+                            serenity::CreateInteractionResponseMessage::new()
+                                .content(settled(&p, &kept))
+                                .components(Vec::new())
+                                .allowed_mentions(no_mentions()),
+                        ),
+                        Err(e) => ephemeral(format!("⚠️ {e}")),
+                    },
+                    Ok(Decide::Already(kept)) => ephemeral(format!(
+                        "This prompt was already {} by {} at {}: your answer was not used.",
+                        kept.decision.said(),
+                        who(&kept.by),
+                        when(kept.at)
+                    )),
+                    Ok(Decide::NotFound) => ephemeral(format!("⚠️ no prompt {id}")),
+                    Err(e) if crate::app::is_user_error(&e) => ephemeral(format!("⚠️ {e}")),
+                    Err(e) => {
+                        tracing::error!(error = %e, prompt = %id, "a prompt's decision failed");
+                        ephemeral("⚠️ something went wrong; see acp's log".into())
+                    }
+                },
+            }
         }
     };
     // A pane's prompt is settled once its key is sent (the post then says

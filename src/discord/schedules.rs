@@ -174,17 +174,12 @@ fn cron_refused(e: &crate::model::schedule::CronSyntaxError) -> Refused {
 /// `wait_up_to:`: a duration such as `90s`, `10m` or `1h 30m`, longer
 /// than zero.
 fn wait_window(text: &str) -> Result<std::time::Duration, Refused> {
-    let refused = |why: String| {
+    crate::model::schedule::parse_wait(text).map_err(|why| {
         Refused(format!(
-            "wait_up_to {:?}: {why}. Write it like 90s, 10m or 1h 30m",
+            "wait_up_to {:?}: {why}",
             text.chars().take(32).collect::<String>()
         ))
-    };
-    let d: jiff::SignedDuration = text.trim().parse().map_err(|e| refused(format!("{e}")))?;
-    std::time::Duration::try_from(d)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| refused("the window must be longer than zero".into()))
+    })
 }
 
 /// Store a schedule (operator): acp run sends the text at each due time.

@@ -317,6 +317,22 @@ impl WhenBusy {
     }
 }
 
+/// How long a `wait` firing waits, as a person writes it: `90s`, `10m`,
+/// `1h 30m` (jiff's friendly format); more than zero.
+///
+/// # Errors
+/// What is wrong and how to write it.
+pub fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    let d: SignedDuration = text
+        .trim()
+        .parse()
+        .map_err(|e| format!("{e}: write it like 90s, 10m or 1h 30m"))?;
+    std::time::Duration::try_from(d)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| "the window must be longer than zero, e.g. 10m".to_owned())
+}
+
 /// A stored schedule.
 #[derive(Debug, Clone)]
 pub struct Schedule {
