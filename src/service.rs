@@ -375,17 +375,19 @@ const STORE_CHECK: Duration = Duration::from_secs(1);
 const SCHEDULE_TICK: Duration = Duration::from_secs(30);
 
 /// Takes the backups `[backup]` schedules (judged from the repository, so
-/// restarts do not reset the clock) and prunes after each. A backup cut
-/// short by shutdown is simply not committed.
+/// restarts do not reset the clock) and prunes after each, each in a
+/// child process (see [`crate::app::Backups::tick_in_child`]). A backup
+/// cut short by shutdown is simply not committed.
 async fn backup_schedule(app: Arc<App>, cancel: CancellationToken) {
     loop {
         tokio::select! {
-            result = app.backups().tick() => match result {
-                Ok(Some((created, pruned))) => {
-                    let m = &created.manifest;
-                    tracing::info!(id = %m.id, kind = %m.kind, files = m.stats.total_files, changed = m.stats.changed_files, ms = m.stats.duration_ms, "scheduled backup taken");
-                    if let Some(p) = pruned.filter(|p| !p.removed.is_empty()) {
-                        tracing::info!(removed = p.removed.len(), freed = p.bytes_freed, "pruned old backups");
+            result = app.backups().tick_in_child() => match result {
+                Ok(Some(done)) => {
+                    if let Some(m) = &done.taken {
+                        tracing::info!(id = %m.id, kind = %m.kind, files = m.stats.total_files, changed = m.stats.changed_files, ms = m.stats.duration_ms, "scheduled backup taken");
+                    }
+                    if done.pruned > 0 {
+                        tracing::info!(removed = done.pruned, freed = done.freed, "pruned old backups");
                     }
                 }
                 Ok(None) => {}

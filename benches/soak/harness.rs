@@ -15,9 +15,10 @@
 //! otherwise), and a row is printed.
 //!
 //! Losses and duplicates are counted from the inbox files, whose names
-//! carry the message id: an accepted id without a file in its agent's
-//! inbox once the step drained is lost; an id with two files is
-//! duplicated.
+//! carry the message id: an id accepted in a step without a file in its
+//! agent's inbox once the step drained is lost; an id ever seen with two
+//! files is duplicated. (Retention then takes the files of the messages
+//! it removes, so each step checks its own.)
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -94,7 +95,7 @@ impl Rng {
 pub struct Row {
     pub step: usize,
     pub accepted: usize,
-    /// Distinct accepted ids with an inbox file.
+    /// Accepted ids whose inbox file was there once their step drained.
     pub delivered: usize,
     pub duplicates: usize,
     pub losses: usize,
@@ -473,39 +474,66 @@ fn kill_during(soak: &mut Soak<'_>, rng: &mut Rng, kills: usize, spread: usize, 
 }
 
 /// Counts what arrived: (delivered, duplicates, losses).
-fn tally(soak: &Soak<'_>, agents: u32, accepted: &[(u32, String)]) -> (usize, usize, usize) {
-    let ids = soak.inbox_ids(agents);
-    let mut delivered = 0;
-    let mut losses = 0;
-    for (agent, id) in accepted {
-        if ids[*agent as usize - 1].contains_key(id) {
-            delivered += 1;
-        } else {
-            losses += 1;
-        }
-    }
-    let duplicates = ids
-        .iter()
-        .flat_map(HashMap::values)
-        .filter(|n| **n > 1)
-        .count();
-    (delivered, duplicates, losses)
+/// Losses and duplicates so far.
+#[derive(Default)]
+struct Tally {
+    /// Accepted ids checked (the first ones of the accepted list).
+    checked: usize,
+    delivered: usize,
+    losses: usize,
+    /// Every id seen with two files.
+    duplicated: HashSet<String>,
 }
 
-/// Waits until every accepted id has its file and nothing is queued or in
-/// flight, up to `limit`.
-fn drain(soak: &Soak<'_>, agents: u32, accepted: &[(u32, String)], limit: Duration) {
+impl Tally {
+    /// Drains the step, then checks the ids accepted since the last step.
+    fn step(
+        &mut self,
+        soak: &Soak<'_>,
+        params: &Params,
+        sent: &[(u32, String)],
+        files_before: usize,
+    ) {
+        let new = &sent[self.checked..];
+        drain(soak, params.agents, new, files_before, params.drain_limit);
+        let ids = soak.inbox_ids(params.agents);
+        for (agent, id) in new {
+            if ids[*agent as usize - 1].contains_key(id) {
+                self.delivered += 1;
+            } else {
+                self.losses += 1;
+            }
+        }
+        self.duplicated.extend(
+            ids.iter()
+                .flat_map(HashMap::iter)
+                .filter(|(_, n)| **n > 1)
+                .map(|(id, _)| id.clone()),
+        );
+        self.checked = sent.len();
+    }
+}
+
+/// Waits until every id `new` this step has its file (beside the
+/// `files_before` it began with) and nothing is queued or in flight, up
+/// to `limit`.
+fn drain(
+    soak: &Soak<'_>,
+    agents: u32,
+    new: &[(u32, String)],
+    files_before: usize,
+    limit: Duration,
+) {
     let want: Vec<HashSet<&str>> = (1..=agents)
         .map(|a| {
-            accepted
-                .iter()
+            new.iter()
                 .filter(|(x, _)| *x == a)
                 .map(|(_, id)| id.as_str())
                 .collect()
         })
         .collect();
     wait_for(limit, || {
-        soak.files(agents) >= accepted.len() && {
+        soak.files(agents) >= files_before + new.len() && {
             let ids = soak.inbox_ids(agents);
             want.iter()
                 .zip(&ids)
@@ -629,6 +657,7 @@ pub fn run(params: &Params, acp_bin: &Path, out: &mut dyn Write) -> Outcome {
     let accepted: Arc<Mutex<Vec<(u32, String)>>> = Arc::default();
     let started = Instant::now();
     let mut step_starts = Vec::new();
+    let mut tally = Tally::default();
     let mut outcome = Outcome {
         rows: Vec::new(),
         accepted: 0,
@@ -644,6 +673,9 @@ pub fn run(params: &Params, acp_bin: &Path, out: &mut dyn Write) -> Outcome {
     for step in 0..params.steps {
         let step_start = Instant::now();
         step_starts.push(step_start);
+        // Retention takes inbox files with their messages: each step
+        // checks the messages it sent, and the files it began with.
+        let files_before = soak.files(params.agents);
         let range =
             params.messages * step / params.steps..params.messages * (step + 1) / params.steps;
         let kills = params.kills * (step + 1) / params.steps - params.kills * step / params.steps;
@@ -659,8 +691,7 @@ pub fn run(params: &Params, acp_bin: &Path, out: &mut dyn Write) -> Outcome {
         outcome.kills += kills;
         runtime.block_on(senders).unwrap();
         let sent = accepted.lock().unwrap().clone();
-        drain(&soak, params.agents, &sent, params.drain_limit);
-        let (delivered, duplicates, losses) = tally(&soak, params.agents, &sent);
+        tally.step(&soak, params, &sent, files_before);
 
         // Retention keeps the last `keep_steps` steps.
         if step + 1 >= params.keep_steps {
@@ -682,9 +713,9 @@ pub fn run(params: &Params, acp_bin: &Path, out: &mut dyn Write) -> Outcome {
         let row = Row {
             step: step + 1,
             accepted: sent.len(),
-            delivered,
-            duplicates,
-            losses,
+            delivered: tally.delivered,
+            duplicates: tally.duplicated.len(),
+            losses: tally.losses,
             kills: outcome.kills,
             backup_kind: kind,
             backup_stored_bytes: backup["backup"]["stats"]["stored_bytes"]

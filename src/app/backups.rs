@@ -9,6 +9,7 @@
 //! restore (which replaces the store), [`Backups::without_store`] runs the
 //! same operations; the in-place restore audits into the restored store.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -49,8 +50,10 @@ pub struct Backups {
     events: EventBus,
     /// Where audit rows go; `None` without a root.
     store: Option<Arc<Store>>,
-    /// The newest manifest's file name and summary, for `/status`.
-    last: Arc<Mutex<Option<(String, Summary)>>>,
+    /// Each manifest's summary by file name (the name holds the file's
+    /// hash, so an entry never goes stale), `None` for a damaged one: the
+    /// schedule and `/status` read each manifest once, never whole.
+    summaries: Arc<Mutex<BTreeMap<String, Option<Summary>>>>,
 }
 
 impl Backups {
@@ -59,7 +62,7 @@ impl Backups {
             scope: Arc::new(scope(config)),
             events,
             store: Some(store),
-            last: Arc::default(),
+            summaries: Arc::default(),
         }
     }
 
@@ -72,7 +75,7 @@ impl Backups {
             scope: Arc::new(scope(config)),
             events: EventBus::default(),
             store: None,
-            last: Arc::default(),
+            summaries: Arc::default(),
         }
     }
 
@@ -261,25 +264,34 @@ impl Backups {
         result
     }
 
-    /// One look at the schedule (`[backup]`, judged from the repository,
-    /// so restarts do not reset the clock): takes the backup that is due,
-    /// if any, then prunes. Returns what was taken.
+    /// The kind of backup the schedule (`[backup]`, judged from the
+    /// repository, so restarts do not reset the clock) says is due now.
     ///
     /// # Errors
-    /// [`AppError::Backup`].
-    pub async fn tick(&self) -> Result<Option<(Created, Option<PruneReport>)>, AppError> {
+    /// [`AppError::Backup`] if the repository cannot be created or read.
+    pub async fn due(&self) -> Result<Option<Kind>, AppError> {
         let scope = Arc::clone(&self.scope);
-        let due = run(move || {
+        let cache = Arc::clone(&self.summaries);
+        run(move || {
             let repo = backup::Repo::open_or_create(&scope.settings)?;
-            let catalog = Catalog::read(&repo)?;
+            let summaries = summaries(&repo, &cache)?;
             Ok(backup::due(
-                &catalog,
+                &summaries,
                 &scope.settings,
                 jiff::Timestamp::now(),
             ))
         })
-        .await?;
-        let Some(kind) = due else {
+        .await
+    }
+
+    /// One look at the schedule: takes the backup that is due, if any,
+    /// then prunes. Returns what was taken. `acp run` runs this in a
+    /// process of its own ([`Backups::tick_in_child`]).
+    ///
+    /// # Errors
+    /// [`AppError::Backup`].
+    pub async fn tick(&self) -> Result<Option<(Created, Option<PruneReport>)>, AppError> {
+        let Some(kind) = self.due().await? else {
             return Ok(None);
         };
         let created = self.create(kind, SCHEDULE, Arc::new(backup::Quiet)).await?;
@@ -293,33 +305,81 @@ impl Backups {
         Ok(Some((created, pruned)))
     }
 
-    /// The newest backup, if the repository exists and has one.
+    /// When a backup is due, takes it (and prunes) in a child process,
+    /// `acp backup scheduled`: a backup holds every path of the state in
+    /// memory, and a process of its own gives all of it back to the
+    /// system when it ends, where the service would keep its heap. The
+    /// child audits what it does; this publishes the outcome, and audits
+    /// a child that died before it could. Dropping the future (shutdown)
+    /// kills the child: a backup cut short is simply not committed.
+    ///
+    /// # Errors
+    /// [`AppError::Backup`] if the repository cannot be read;
+    /// [`AppError::ScheduledBackup`] if the child failed.
+    pub async fn tick_in_child(&self) -> Result<Option<Scheduled>, AppError> {
+        let Some(kind) = self.due().await? else {
+            return Ok(None);
+        };
+        let output = tokio::process::Command::new(own_program())
+            .arg("--root")
+            .arg(&self.scope.root)
+            .args(["--json", "backup", "scheduled"])
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await;
+        // (what went wrong, whether the child said so itself: then it
+        // audited what it did)
+        let result = match output {
+            Ok(out) if out.status.success() => serde_json::from_slice::<Scheduled>(&out.stdout)
+                .map_err(|e| (format!("its report could not be read ({e})"), false)),
+            Ok(out) => Err(child_failure(&out)),
+            Err(e) => Err((
+                format!("cannot start {}: {e}", own_program().display()),
+                false,
+            )),
+        };
+        match result {
+            Ok(done) => {
+                if let Some(m) = &done.taken {
+                    self.events.publish(Event::BackupTaken {
+                        id: m.id.clone(),
+                        kind: m.kind.to_string(),
+                        files: m.stats.total_files,
+                        bytes: m.stats.total_bytes,
+                        duration_ms: m.stats.duration_ms,
+                    });
+                }
+                Ok(Some(done))
+            }
+            Err((error, said)) => {
+                self.events.publish(Event::BackupFailed {
+                    kind: kind.to_string(),
+                    error: error.clone(),
+                });
+                let failed: Result<(), AppError> = Err(AppError::ScheduledBackup(error));
+                if !said {
+                    self.audit(SCHEDULE, "backup.create", None, &failed, None)
+                        .await;
+                }
+                failed.map(|()| None)
+            }
+        }
+    }
+
+    /// The newest intact backup, if the repository exists and has one.
     ///
     /// # Errors
     /// [`AppError::Backup`] if the repository cannot be read.
     pub async fn last(&self) -> Result<Option<Summary>, AppError> {
         let scope = Arc::clone(&self.scope);
-        let cache = Arc::clone(&self.last);
+        let cache = Arc::clone(&self.summaries);
         run(move || {
             if !scope.settings.repository.join("acp-backup.json").exists() {
                 return Ok(None);
             }
             let repo = backup::Repo::open(&scope.settings)?;
-            let Some(newest) = repo.newest_name()? else {
-                return Ok(None);
-            };
-            // A full manifest can list many thousand files: read it once.
-            if let Ok(cached) = cache.lock()
-                && let Some((name, summary)) = cached.as_ref()
-                && *name == newest
-            {
-                return Ok(Some(summary.clone()));
-            }
-            let summary = repo.latest()?.map(|m| Summary::from(&m));
-            if let (Some(s), Ok(mut cached)) = (&summary, cache.lock()) {
-                *cached = Some((newest, s.clone()));
-            }
-            Ok(summary)
+            Ok(summaries(&repo, &cache)?.pop())
         })
         .await
     }
@@ -384,6 +444,87 @@ pub fn scope(config: &Config) -> Scope {
             .map(|a| (a.id.to_string(), a.inbox_dir()))
             .collect(),
         settings: config.backup.clone(),
+    }
+}
+
+/// What `acp backup scheduled` did, as it reports it on stdout.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Scheduled {
+    /// The backup taken; `None` when none was due after all.
+    pub taken: Option<Summary>,
+    /// Backups the retention policy removed after it, and the bytes freed.
+    pub pruned: usize,
+    pub freed: u64,
+}
+
+impl Scheduled {
+    /// The report of [`Backups::tick`].
+    #[must_use]
+    pub fn of(ticked: Option<&(Created, Option<PruneReport>)>) -> Self {
+        let pruned = ticked.and_then(|(_, p)| p.as_ref());
+        Self {
+            taken: ticked.map(|(c, _)| Summary::from(&c.manifest)),
+            pruned: pruned.map_or(0, |p| p.removed.len()),
+            freed: pruned.map_or(0, |p| p.bytes_freed),
+        }
+    }
+}
+
+/// The summaries of the repository's intact manifests, oldest first, each
+/// read once and remembered in `cache` by file name.
+fn summaries(
+    repo: &backup::Repo,
+    cache: &Mutex<BTreeMap<String, Option<Summary>>>,
+) -> Result<Vec<Summary>, BackupError> {
+    let names = repo.manifest_names()?;
+    let known: BTreeMap<String, Option<Summary>> =
+        cache.lock().map(|c| c.clone()).unwrap_or_default();
+    let now: BTreeMap<String, Option<Summary>> = names
+        .into_iter()
+        .map(|name| {
+            let summary = match known.get(&name) {
+                Some(s) => s.clone(),
+                None => repo.summary(&name).ok(),
+            };
+            (name, summary)
+        })
+        .collect();
+    let intact = now.values().flatten().cloned().collect();
+    if let Ok(mut cached) = cache.lock() {
+        *cached = now;
+    }
+    Ok(intact)
+}
+
+/// This program, to run a part of itself as a child: on Linux the running
+/// binary itself, even after an upgrade replaced the file.
+fn own_program() -> PathBuf {
+    if cfg!(target_os = "linux") {
+        PathBuf::from("/proc/self/exe")
+    } else {
+        std::env::current_exe().unwrap_or_else(|_| PathBuf::from("acp"))
+    }
+}
+
+/// Why a child backup failed, and whether it said so itself: its own
+/// error (on stdout with `--json`), else how it ended and the end of what
+/// it wrote to stderr.
+fn child_failure(out: &std::process::Output) -> (String, bool) {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(e) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_owned))
+    {
+        return (e, true);
+    }
+    let ended = match out.status.signal() {
+        Some(sig) => format!("the backup process was killed by signal {sig}"),
+        None => format!("the backup process ended with {}", out.status),
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    match stderr.lines().rev().find(|l| !l.trim().is_empty()) {
+        Some(line) => (format!("{ended}: {}", line.trim()), false),
+        None => (ended, false),
     }
 }
 

@@ -75,6 +75,8 @@ pub enum AppError {
     Backup(#[from] BackupError),
     #[error("the backup task stopped unexpectedly")]
     BackupTask,
+    #[error("the scheduled backup failed: {0}")]
+    ScheduledBackup(String),
     #[error(
         "acp run is already running for this root (pid {pid}): stop it first, or use another --root"
     )]
@@ -172,6 +174,7 @@ impl AppError {
             | Self::WriterGone
             | Self::Dispatcher(_)
             | Self::BackupTask
+            | Self::ScheduledBackup(_)
             | Self::ServiceRunning { .. }
             | Self::StoreLost { .. }
             | Self::Init(_)

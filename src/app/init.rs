@@ -195,6 +195,9 @@ mention_users = []
 keep_days = 90
 # The newest messages kept for each recipient, however old.
 keep_min = 100
+# A removed message's inbox file (in the agent's inbox/ or a person's)
+# goes with it; true keeps the files.
+keep_inbox_files = false
 # Audit rows are kept longer (0 keeps them all).
 audit_keep_days = 365
 # `acp doctor` warns when the store file grows past this (MB).

@@ -77,7 +77,7 @@ use crate::store::{Store, StoreError, Submission};
 pub use crate::cluster::Link as ClusterLink;
 pub use crate::watch::{Wakes, Watch, settle as settle_changes};
 pub use attention::{Ask, Decide, PROMPT_DETAIL_MAX, StateRow};
-pub use backups::{Backups, Listing, Pick, Reporter, scope as backup_scope};
+pub use backups::{Backups, Listing, Pick, Reporter, Scheduled, scope as backup_scope};
 pub use cluster::{ClusterError, NodeView};
 pub use devlogs::{DEVLOG_MAX_BYTES, DevlogPost};
 pub use discover::{Discovery, FoundPane, FoundWindow, Saved, Standing, TmuxServer};

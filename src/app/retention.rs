@@ -32,6 +32,9 @@ pub struct RetentionReport {
     /// Finished messages made before this were removed (RFC 3339); `None`:
     /// messages are kept for ever.
     pub before: Option<String>,
+    /// Inbox files of removed messages removed with them (agents' and
+    /// people's; none with `[store] keep_inbox_files`).
+    pub inbox_files: usize,
     /// Whether the store can give space back while acp runs; if not,
     /// `acp store compact` once.
     pub incremental: bool,
@@ -69,6 +72,7 @@ impl App {
         let before = settings.keep.map(|k| now.saturating_sub(ms(k)));
         let audit_before = settings.audit_keep.map(|k| now.saturating_sub(ms(k)));
         let mut removed = Pruned::default();
+        let mut inbox_files = 0;
         if let Some(before) = before {
             let store = Arc::clone(&self.store);
             let keep_min = settings.keep_min;
@@ -86,6 +90,9 @@ impl App {
                     None => break,
                 }
                 tokio::time::sleep(BREATHE).await;
+            }
+            if !settings.keep_inbox_files && !cancel.is_cancelled() {
+                inbox_files = self.prune_inbox_files(before).await?;
             }
         }
         let records_before = before.unwrap_or(i64::MIN);
@@ -116,8 +123,43 @@ impl App {
             before: before
                 .and_then(|b| jiff::Timestamp::from_millisecond(b).ok())
                 .map(|t| t.to_string()),
+            inbox_files,
             incremental: end.incremental,
         })
+    }
+
+    /// Removes the inbox files (each agent's `inbox/`, each person's under
+    /// `data/people/`) of messages made before `before` that the store no
+    /// longer holds: the files follow the store. A folder that cannot be
+    /// read is named in the log and left.
+    async fn prune_inbox_files(&self, before: i64) -> Result<usize, AppError> {
+        let mut homes: Vec<std::path::PathBuf> = self
+            .config
+            .agents
+            .all()
+            .iter()
+            .map(|a| a.workspace.clone())
+            .collect();
+        if let Ok(people) = std::fs::read_dir(self.people_dir()) {
+            homes.extend(people.flatten().map(|e| e.path()));
+        }
+        let store = Arc::clone(&self.store);
+        Ok(blocking(move || {
+            let mut removed = 0;
+            for home in homes {
+                let gone = |ids: &[crate::model::MessageId]| {
+                    store.messages_gone(ids).map_err(std::io::Error::other)
+                };
+                match crate::delivery::inbox::prune_files(&home, before, gone) {
+                    Ok(n) => removed += n,
+                    Err(e) => {
+                        tracing::warn!(home = %home.display(), error = %e, "retention: cannot prune this inbox's files");
+                    }
+                }
+            }
+            Ok(removed)
+        })
+        .await?)
     }
 
     /// Runs a retention pass now and every hour until `cancel`: what `acp
@@ -125,9 +167,10 @@ impl App {
     pub async fn run_retention(self: Arc<Self>, cancel: CancellationToken) {
         loop {
             match self.prune_store(&cancel).await {
-                Ok(r) if r.removed == Pruned::default() => {}
+                Ok(r) if r.removed == Pruned::default() && r.inbox_files == 0 => {}
                 Ok(r) => tracing::info!(
                     messages = r.removed.messages,
+                    inbox_files = r.inbox_files,
                     deliveries = r.removed.deliveries,
                     attempts = r.removed.attempts,
                     audit = r.removed.audit,

@@ -113,13 +113,23 @@ pub struct Stats {
 }
 
 /// What people see of a backup (without its file list).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub id: String,
     pub kind: Kind,
     pub parent: Option<String>,
     pub created_at: String,
     pub stats: Stats,
+}
+
+impl Summary {
+    /// The capture time.
+    ///
+    /// # Errors
+    /// A message if the time is not RFC 3339.
+    pub fn time(&self) -> Result<jiff::Timestamp, String> {
+        parse_time(&self.created_at)
+    }
 }
 
 impl From<&Manifest> for Summary {
@@ -164,9 +174,7 @@ impl Manifest {
     /// # Errors
     /// A message if the manifest's time is not RFC 3339.
     pub fn time(&self) -> Result<jiff::Timestamp, String> {
-        self.created_at
-            .parse()
-            .map_err(|e| format!("created_at {:?}: {e}", self.created_at))
+        parse_time(&self.created_at)
     }
 
     /// Checks what a crafted manifest could abuse: the format, every path,
@@ -175,24 +183,13 @@ impl Manifest {
     /// # Errors
     /// What is wrong, in words.
     pub fn check(&self) -> Result<(), String> {
-        if self.format != FORMAT && self.format != FORMAT_1 {
-            return Err(format!(
-                "format {:?} is neither {FORMAT} nor {FORMAT_1}: written by another program or a \
-                 newer acp",
-                self.format
-            ));
-        }
-        if self.id.parse::<ulid::Ulid>().is_err() {
-            return Err(format!("id {:?} is not a backup id", self.id));
-        }
-        self.time()?;
-        match (self.kind, &self.parent) {
-            (Kind::Full, Some(_)) => return Err("a full backup with a parent".into()),
-            (Kind::Incremental | Kind::Differential, None) => {
-                return Err(format!("a {} backup without a parent", self.kind));
-            }
-            _ => {}
-        }
+        check_header(
+            &self.format,
+            &self.id,
+            &self.created_at,
+            self.kind,
+            self.parent.as_ref(),
+        )?;
         for path in self.sources.iter().chain(&self.deleted) {
             check_path(path)?;
         }
@@ -224,6 +221,44 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// Checks a manifest's header: the format, the id, the time, and that the
+/// kind and parent agree.
+///
+/// # Errors
+/// What is wrong, in words.
+pub(crate) fn check_header(
+    format: &str,
+    id: &str,
+    created_at: &str,
+    kind: Kind,
+    parent: Option<&String>,
+) -> Result<(), String> {
+    if format != FORMAT && format != FORMAT_1 {
+        return Err(format!(
+            "format {format:?} is neither {FORMAT} nor {FORMAT_1}: written by another program or \
+             a newer acp"
+        ));
+    }
+    if id.parse::<ulid::Ulid>().is_err() {
+        return Err(format!("id {id:?} is not a backup id"));
+    }
+    parse_time(created_at)?;
+    match (kind, parent) {
+        (Kind::Full, Some(_)) => Err("a full backup with a parent".into()),
+        (Kind::Incremental | Kind::Differential, None) => {
+            Err(format!("a {kind} backup without a parent"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A manifest's capture time.
+fn parse_time(created_at: &str) -> Result<jiff::Timestamp, String> {
+    created_at
+        .parse()
+        .map_err(|e| format!("created_at {created_at:?}: {e}"))
 }
 
 /// Whether `s` is a lowercase hex BLAKE3 hash.

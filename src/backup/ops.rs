@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::blob::ObjectError;
 use super::content::Reader;
-use super::manifest::{Kind, Manifest, Node, State};
+use super::manifest::{Kind, Manifest, Node, State, Summary};
 use super::pack::{Index, Name, Open, Place};
 use super::repo::Repo;
 use super::restore::{check_copy, hash_file, write_state};
@@ -273,15 +273,12 @@ pub(crate) fn keep_set(manifests: &[Manifest], policy: &BackupConfig) -> BTreeSe
 
 /// The kind `acp run` should take now, if any: full when the last full is
 /// older than `full_every`, else differential or incremental on theirs.
+/// `backups` are the repository's summaries, oldest first.
 #[must_use]
-pub fn due(catalog: &Catalog, policy: &BackupConfig, now: jiff::Timestamp) -> Option<Kind> {
-    due_from(&catalog.manifests, policy, now)
-}
-
-fn due_from(manifests: &[Manifest], policy: &BackupConfig, now: jiff::Timestamp) -> Option<Kind> {
+pub fn due(backups: &[Summary], policy: &BackupConfig, now: jiff::Timestamp) -> Option<Kind> {
     // Age of the newest backup of one of `kinds`; `None` if there is none.
     let age = |kinds: &[Kind]| -> Option<Duration> {
-        manifests
+        backups
             .iter()
             .rev()
             .find(|m| kinds.contains(&m.kind))
@@ -430,6 +427,11 @@ mod tests {
         }
     }
 
+    /// What the schedule reads of [`backup`].
+    fn summary(kind: Kind, hours_ago: i64, now: jiff::Timestamp) -> Summary {
+        Summary::from(&backup(kind, hours_ago, now))
+    }
+
     fn policy() -> BackupConfig {
         let mut p = BackupConfig::defaults(std::path::Path::new("/r"));
         p.full_every = Some(Duration::from_secs(24 * 3600));
@@ -442,31 +444,31 @@ mod tests {
     fn the_schedule_takes_the_biggest_kind_that_is_due() {
         let now = jiff::Timestamp::now();
         let p = policy();
-        assert_eq!(due_from(&[], &p, now), Some(Kind::Full));
-        let fresh = [backup(Kind::Full, 0, now)];
-        assert_eq!(due_from(&fresh, &p, now), None);
-        let hour = [backup(Kind::Full, 2, now)];
-        assert_eq!(due_from(&hour, &p, now), Some(Kind::Incremental));
+        assert_eq!(due(&[], &p, now), Some(Kind::Full));
+        let fresh = [summary(Kind::Full, 0, now)];
+        assert_eq!(due(&fresh, &p, now), None);
+        let hour = [summary(Kind::Full, 2, now)];
+        assert_eq!(due(&hour, &p, now), Some(Kind::Incremental));
         let day = [
-            backup(Kind::Full, 7, now),
-            backup(Kind::Incremental, 0, now),
+            summary(Kind::Full, 7, now),
+            summary(Kind::Incremental, 0, now),
         ];
-        assert_eq!(due_from(&day, &p, now), Some(Kind::Differential));
+        assert_eq!(due(&day, &p, now), Some(Kind::Differential));
         let diffed = [
-            backup(Kind::Full, 7, now),
-            backup(Kind::Differential, 1, now),
+            summary(Kind::Full, 7, now),
+            summary(Kind::Differential, 1, now),
         ];
-        assert_eq!(due_from(&diffed, &p, now), Some(Kind::Incremental));
+        assert_eq!(due(&diffed, &p, now), Some(Kind::Incremental));
         let old = [
-            backup(Kind::Full, 25, now),
-            backup(Kind::Incremental, 0, now),
+            summary(Kind::Full, 25, now),
+            summary(Kind::Incremental, 0, now),
         ];
-        assert_eq!(due_from(&old, &p, now), Some(Kind::Full));
+        assert_eq!(due(&old, &p, now), Some(Kind::Full));
         let mut off = p.clone();
         off.full_every = None;
         off.differential_every = None;
         off.incremental_every = None;
-        assert_eq!(due_from(&[], &off, now), None);
+        assert_eq!(due(&[], &off, now), None);
     }
 
     #[test]

@@ -38,7 +38,7 @@ use std::sync::Arc;
 
 use super::BackupError;
 use super::crypt::Cipher;
-use super::manifest::{Manifest, is_hash};
+use super::manifest::{Kind, Manifest, Stats, Summary, is_hash};
 use crate::config::BackupConfig;
 use crate::lockfile;
 
@@ -95,6 +95,64 @@ fn cipher_of(config: &BackupConfig) -> Result<Option<Arc<Cipher>>, BackupError> 
 pub(crate) fn is_encrypted(root: &Path) -> Option<bool> {
     let text = fs::read_to_string(root.join(MARKER_FILE)).ok()?;
     Some(!FORMATS.iter().any(|f| text == marker(f)))
+}
+
+/// A manifest's `<id>.<blake3>.json[.age]` name: the id, the hash, and
+/// whether it is sealed.
+fn split_name(name: &str) -> Result<(&str, &str, bool), String> {
+    let (stem, sealed) = match name.strip_suffix(".json.age") {
+        Some(stem) => (Some(stem), true),
+        None => (name.strip_suffix(".json"), false),
+    };
+    match stem.and_then(|stem| stem.split_once('.')) {
+        Some((id, hash)) if is_hash(hash) => Ok((id, hash, sealed)),
+        _ => Err("not named <id>.<blake3>.json".into()),
+    }
+}
+
+/// Why a manifest whose hash is not its name's is refused.
+fn changed(actual: &str, named: &str) -> String {
+    format!("its content hash is {actual}, its name says {named}: the file was changed or damaged")
+}
+
+/// A manifest without its file list: serde skips the rest as it reads.
+#[derive(serde::Deserialize)]
+struct Head {
+    format: String,
+    id: String,
+    kind: Kind,
+    parent: Option<String>,
+    created_at: String,
+    stats: Stats,
+}
+
+impl Head {
+    /// The header's share of [`Manifest::check`].
+    fn check(&self) -> Result<(), String> {
+        super::manifest::check_header(
+            &self.format,
+            &self.id,
+            &self.created_at,
+            self.kind,
+            self.parent.as_ref(),
+        )
+    }
+}
+
+/// A reader that hashes and counts what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+    read: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
 }
 
 /// A manifest as found in `snapshots/`, or why it cannot be used.
@@ -321,24 +379,12 @@ impl Repo {
         Ok(found.into_iter().map(|(_, f)| f).collect())
     }
 
-    /// The file name of the newest manifest, if any (nothing is read).
+    /// The names of the manifests in `snapshots/`, oldest first (nothing
+    /// is read).
     ///
     /// # Errors
     /// I/O errors reading the directory.
-    pub(crate) fn newest_name(&self) -> Result<Option<String>, BackupError> {
-        let dir = self.root.join("snapshots");
-        Ok(fs::read_dir(&dir)
-            .map_err(io_err(&dir))?
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .max())
-    }
-
-    /// The newest intact manifest (reads only as many as it must).
-    ///
-    /// # Errors
-    /// I/O errors reading the directory.
-    pub fn latest(&self) -> Result<Option<Manifest>, BackupError> {
+    pub(crate) fn manifest_names(&self) -> Result<Vec<String>, BackupError> {
         let dir = self.root.join("snapshots");
         let mut names: Vec<String> = fs::read_dir(&dir)
             .map_err(io_err(&dir))?
@@ -346,12 +392,62 @@ impl Repo {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        for name in names.iter().rev() {
-            if let Found::Ok(m) = self.load(&dir.join(name), name) {
-                return Ok(Some(*m));
-            }
+        Ok(names)
+    }
+
+    /// One manifest's summary, read as a stream so its file list is never
+    /// held: the same checks of name, hash, encryption and header as a
+    /// whole read. For the schedule and the status, which need no more.
+    ///
+    /// # Errors
+    /// Why the manifest cannot be used, in words.
+    pub(crate) fn summary(&self, name: &str) -> Result<Summary, String> {
+        let (id, hash, sealed) = split_name(name)?;
+        let path = self.root.join("snapshots").join(name);
+        let file = File::open(&path).map_err(|e| e.to_string())?;
+        let len = file.metadata().map_err(|e| e.to_string())?.len();
+        let mut hashing = Hashing {
+            inner: file,
+            hasher: blake3::Hasher::new(),
+            read: 0,
+        };
+        // A damaged file can fail to decrypt or to parse: the hash, checked
+        // first below, then says why.
+        let parsed = (|| -> Result<Head, String> {
+            let mut plain: Box<dyn Read + '_> = match (sealed, &self.cipher) {
+                (false, None) => Box::new(&mut hashing),
+                (true, Some(c)) => c
+                    .decrypt(&mut hashing)
+                    .map_err(|e| format!("cannot be decrypted: {e}"))?,
+                (true, None) => return Err("encrypted, and no ACP_BACKUP_KEY is set".into()),
+                (false, Some(_)) => {
+                    return Err("not encrypted, in an encrypted repository".into());
+                }
+            };
+            let head: Head = serde_json::from_reader(io::BufReader::new(&mut plain))
+                .map_err(|e| format!("not a manifest: {e}"))?;
+            // Whatever the parser left, so the hash covers the whole file.
+            io::copy(&mut plain, &mut io::sink())
+                .map_err(|e| format!("cannot be decrypted: {e}"))?;
+            Ok(head)
+        })();
+        io::copy(&mut hashing, &mut io::sink()).map_err(|e| e.to_string())?;
+        let actual = hashing.hasher.finalize().to_hex().to_string();
+        if hashing.read != len || actual != hash {
+            return Err(changed(&actual, hash));
         }
-        Ok(None)
+        let head = parsed?;
+        if head.id != id {
+            return Err(format!("names backup {} inside, {id} outside", head.id));
+        }
+        head.check()?;
+        Ok(Summary {
+            id: head.id,
+            kind: head.kind,
+            parent: head.parent,
+            created_at: head.created_at,
+            stats: head.stats,
+        })
     }
 
     fn load(&self, path: &Path, name: &str) -> Found {
@@ -359,23 +455,17 @@ impl Repo {
             file: format!("snapshots/{name}"),
             reason,
         };
-        let (stem, sealed) = match name.strip_suffix(".json.age") {
-            Some(stem) => (Some(stem), true),
-            None => (name.strip_suffix(".json"), false),
-        };
-        let Some((id, hash)) = stem.and_then(|stem| stem.split_once('.')) else {
-            return damaged("not named <id>.<blake3>.json".into());
+        let (id, hash, sealed) = match split_name(name) {
+            Ok(parts) => parts,
+            Err(reason) => return damaged(reason),
         };
         let bytes = match fs::read(path) {
             Ok(b) => b,
             Err(e) => return damaged(e.to_string()),
         };
         let actual = blake3::hash(&bytes).to_hex().to_string();
-        if !is_hash(hash) || actual != hash {
-            return damaged(format!(
-                "its content hash is {actual}, its name says {hash}: the file was changed or \
-                 damaged"
-            ));
+        if actual != hash {
+            return damaged(changed(&actual, hash));
         }
         let bytes = match (sealed, &self.cipher) {
             (false, None) => bytes,
@@ -602,6 +692,74 @@ fn check_encrypted_marker(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn manifest(kind: Kind, parent: Option<&str>) -> Manifest {
+        Manifest {
+            format: super::super::manifest::FORMAT.into(),
+            id: ulid::Ulid::generate().to_string(),
+            kind,
+            parent: parent.map(str::to_owned),
+            created_at: "2026-12-05T08:00:00.000Z".into(),
+            acp_version: String::new(),
+            sources: vec!["config".into()],
+            entries: (0..1000)
+                .map(|i| super::super::Entry {
+                    path: format!("config/f{i}"),
+                    node: super::super::Node::File {
+                        size: i,
+                        mode: 0o600,
+                        mtime_ns: 0,
+                        blake3: "a".repeat(64),
+                        chunks: None,
+                    },
+                })
+                .collect(),
+            deleted: vec![],
+            stats: Stats {
+                total_files: 1000,
+                ..Stats::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_summary_is_read_without_the_file_list_and_checked_like_a_whole_read() {
+        for key in [None, Some(Cipher::generate().0)] {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut config = BackupConfig::defaults(tmp.path());
+            config.repository = tmp.path().join("repo");
+            config.key = key.as_deref().map(crate::config::Secret::for_test);
+            let repo = Repo::open_or_create(&config).unwrap();
+            let full = manifest(Kind::Full, None);
+            repo.commit(&full).unwrap();
+            let names = repo.manifest_names().unwrap();
+            assert_eq!(names.len(), 1);
+            assert_eq!(repo.summary(&names[0]).unwrap(), Summary::from(&full));
+            // One flipped byte anywhere, the file list included: refused,
+            // as a whole read refuses it.
+            let path = tmp.path().join("repo/snapshots").join(&names[0]);
+            let mut bytes = fs::read(&path).unwrap();
+            let at = bytes.len() / 2;
+            bytes[at] ^= 1;
+            fs::write(&path, &bytes).unwrap();
+            let why = repo.summary(&names[0]).unwrap_err();
+            assert!(why.contains("changed or damaged"), "{why}");
+            assert!(matches!(repo.load(&path, &names[0]), Found::Damaged { .. }));
+            // A manifest that says it is another backup is refused too.
+            let other = manifest(Kind::Incremental, Some("x"));
+            repo.commit(&other).unwrap();
+            let name = repo.manifest_names().unwrap().pop().unwrap();
+            let renamed = name.replacen(&other.id, &full.id, 1);
+            fs::rename(
+                tmp.path().join("repo/snapshots").join(&name),
+                tmp.path().join("repo/snapshots").join(&renamed),
+            )
+            .unwrap();
+            let why = repo.summary(&renamed).unwrap_err();
+            assert!(why.contains("inside"), "{why}");
+            assert!(repo.summary("notes.txt").is_err());
+        }
+    }
 
     #[test]
     fn two_processes_creating_one_repository_both_get_it() {

@@ -459,6 +459,11 @@ pub(crate) enum BackupCommand {
         #[command(flatten)]
         progress: ProgressArg,
     },
+    /// What `acp run` runs, in a process of its own, when its schedule
+    /// says a backup is due: takes it and prunes, audited as `schedule`,
+    /// and prints what it did as JSON. Does nothing when none is due.
+    #[command(hide = true)]
+    Scheduled,
     /// Every backup, oldest first.
     #[command(after_help = "Examples:
   acp backup list
@@ -542,7 +547,7 @@ impl BackupCommand {
             | Self::Verify { progress, .. }
             | Self::Restore { progress, .. }
             | Self::Drill { progress } => progress.progress,
-            Self::List | Self::Prune { .. } | Self::Keygen => ProgressMode::None,
+            Self::Scheduled | Self::List | Self::Prune { .. } | Self::Keygen => ProgressMode::None,
         }
     }
 }

@@ -12,7 +12,8 @@ use indicatif::HumanBytes;
 use serde_json::json;
 
 use acp::app::{
-    App, BackupKind as Kind, Backups, Config, Listing, Manifest, Pick, Quiet, Reporter, Which,
+    App, BackupKind as Kind, Backups, Config, Listing, Manifest, Pick, Quiet, Reporter, Scheduled,
+    Which,
 };
 
 use super::progress::{Bar, JsonLines, ProgressMode};
@@ -93,6 +94,11 @@ pub(crate) async fn run(
     let by = super::show::actor();
     match cmd {
         BackupCommand::Create { kind, .. } => create_cmd(&backups, *kind, &by, bar, json_out).await,
+        BackupCommand::Scheduled => {
+            let ticked = backups.tick().await?;
+            print_json(&serde_json::to_value(Scheduled::of(ticked.as_ref()))?)?;
+            Ok(ExitCode::SUCCESS)
+        }
         BackupCommand::List => list_cmd(&backups, json_out).await,
         BackupCommand::Verify { id, all, .. } => {
             let which = match (id, all) {

@@ -57,11 +57,12 @@ pub(crate) async fn run(app: &App, cmd: &StoreCommand, json_out: bool) -> Result
             }
             if let Some(before) = &r.before {
                 outln!(
-                    "removed {} finished messages made before {before} ({} deliveries, {} attempts, {} receipts)",
+                    "removed {} finished messages made before {before} ({} deliveries, {} attempts, {} receipts, {} inbox files)",
                     r.removed.messages,
                     r.removed.deliveries,
                     r.removed.attempts,
-                    r.removed.receipts
+                    r.removed.receipts,
+                    r.inbox_files
                 );
             } else {
                 outln!("[store] keep_days = 0: messages are kept for ever");

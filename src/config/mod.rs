@@ -90,6 +90,11 @@ impl Secret {
     pub(crate) fn expose(&self) -> &str {
         &self.0
     }
+
+    #[cfg(test)]
+    pub(crate) fn for_test(secret: &str) -> Self {
+        Self(secret.to_owned())
+    }
 }
 
 impl fmt::Debug for Secret {

@@ -218,6 +218,7 @@ impl Config {
             |d: Option<std::time::Duration>| json!(d.map_or(0.0, |d| d.as_secs_f64() / 86_400.0));
         doc.put("store.keep_days", days(self.store.keep));
         doc.put("store.keep_min", json!(self.store.keep_min));
+        doc.put("store.keep_inbox_files", json!(self.store.keep_inbox_files));
         doc.put("store.audit_keep_days", days(self.store.audit_keep));
         doc.put(
             "store.warn_size_mb",

@@ -19,6 +19,8 @@ pub struct StoreConfig {
     pub audit_keep: Option<Duration>,
     /// `acp doctor` warns when the store file is larger (bytes).
     pub warn_bytes: u64,
+    /// Keep the inbox files of removed messages (else they go with them).
+    pub keep_inbox_files: bool,
 }
 
 const DAY: f64 = 86_400.0;
@@ -30,6 +32,7 @@ impl Default for StoreConfig {
             keep_min: 100,
             audit_keep: Some(days(365.0)),
             warn_bytes: 1024 * 1024 * 1024,
+            keep_inbox_files: false,
         }
     }
 }
@@ -45,6 +48,7 @@ pub(super) struct RawStore {
     keep_min: Option<u32>,
     audit_keep_days: Option<f64>,
     warn_size_mb: Option<u64>,
+    keep_inbox_files: Option<bool>,
 }
 
 /// A number of days: 0 is "for ever" (`None`), fractions are allowed.
@@ -75,6 +79,9 @@ pub(super) fn apply_store(
     }
     if let Some(n) = raw.keep_min {
         out.keep_min = n;
+    }
+    if let Some(keep) = raw.keep_inbox_files {
+        out.keep_inbox_files = keep;
     }
     if let Some(mb) = raw.warn_size_mb {
         if mb == 0 {

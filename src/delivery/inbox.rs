@@ -305,6 +305,19 @@ impl Confined {
     /// Permanent for a link (or anything not a folder) on the way, naming
     /// it; transient for I/O.
     pub(crate) fn open(workspace: &Path, sub: &[&str]) -> Result<Self, DeliveryError> {
+        Self::open_with(workspace, sub, true)
+    }
+
+    /// Opens `sub` below the workspace as [`Confined::open`] does, creating
+    /// nothing.
+    ///
+    /// # Errors
+    /// As [`Confined::open`]; a missing folder is an I/O error.
+    pub(crate) fn open_existing(workspace: &Path, sub: &[&str]) -> Result<Self, DeliveryError> {
+        Self::open_with(workspace, sub, false)
+    }
+
+    fn open_with(workspace: &Path, sub: &[&str], create: bool) -> Result<Self, DeliveryError> {
         use rustix::fs::{Mode, OFlags};
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let parent = workspace.parent().unwrap_or(Path::new("/"));
@@ -316,7 +329,9 @@ impl Confined {
             ))
             .or_exhausted(&e)
         };
-        create_private_dir(parent).map_err(|e| io_err(parent, e))?;
+        if create {
+            create_private_dir(parent).map_err(|e| io_err(parent, e))?;
+        }
         let mut fd = rustix::fs::openat(
             rustix::fs::CWD,
             parent,
@@ -332,6 +347,7 @@ impl Confined {
         for name in names {
             real.push(name);
             match rustix::fs::mkdirat(&fd, name, Mode::from_raw_mode(0o700)) {
+                _ if !create => {}
                 Ok(()) | Err(rustix::io::Errno::EXIST) => {}
                 Err(e) => return Err(io_err(&real, e.into())),
             }
@@ -374,6 +390,99 @@ impl Confined {
             },
         }
     }
+}
+
+/// The message a file of acp's own is for, read from its name:
+/// `<time>_<id>.md`, or `<time>_<id>.<n>.md` when it went beside another
+/// file ([`file_name`], [`nth_name`]).
+#[must_use]
+pub(crate) fn message_of(name: &str) -> Option<crate::model::MessageId> {
+    let (time, rest) = name.split_once('_')?;
+    let stem = rest.strip_suffix(".md")?;
+    let id = match stem.split_once('.') {
+        Some((id, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => id,
+        Some(_) => return None,
+        None => stem,
+    };
+    let looks_like_time = time.len() == 20 && time.ends_with('Z') && time.as_bytes()[8] == b'T';
+    looks_like_time.then(|| id.parse().ok()).flatten()
+}
+
+/// Removes from the inbox folder below `home` (an agent's workspace, a
+/// person's folder) the message files of messages made before `before`
+/// (ms) that `gone` says the store no longer holds. Each is checked
+/// first: a regular file of its own whose header names its message, so
+/// links, folders and files an agent put there stay. Returns how many went.
+///
+/// # Errors
+/// The folder cannot be opened (a link is refused) or read, or `gone`
+/// fails.
+pub(crate) fn prune_files(
+    home: &Path,
+    before: i64,
+    mut gone: impl FnMut(&[crate::model::MessageId]) -> io::Result<Vec<crate::model::MessageId>>,
+) -> io::Result<usize> {
+    if !home.join("inbox").is_dir() {
+        return Ok(0);
+    }
+    let inbox =
+        Confined::open_existing(home, &["inbox"]).map_err(|e| io::Error::other(e.to_string()))?;
+    let before = u64::try_from(before).unwrap_or(0);
+    let mut old: Vec<(crate::model::MessageId, std::ffi::OsString)> = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&inbox.fd)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(id) = message_of(&name)
+            && id.timestamp_ms() < before
+        {
+            old.push((id, std::ffi::OsString::from(name)));
+        }
+    }
+    let mut removed = 0;
+    for batch in old.chunks(500) {
+        let ids: Vec<_> = batch.iter().map(|(id, _)| *id).collect();
+        let gone: std::collections::HashSet<_> = gone(&ids)?.into_iter().collect();
+        for (id, name) in batch.iter().filter(|(id, _)| gone.contains(id)) {
+            if is_message_file(&inbox.fd, name, *id) {
+                match rustix::fs::unlinkat(
+                    &inbox.fd,
+                    name.as_os_str(),
+                    rustix::fs::AtFlags::empty(),
+                ) {
+                    Ok(()) => removed += 1,
+                    Err(rustix::io::Errno::NOENT) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether `name` in `dir` is a message file acp wrote for `id`: opened
+/// without following a link or blocking on a FIFO, a regular file with
+/// one link, beginning with the header naming `id`.
+fn is_message_file(
+    dir: &std::os::fd::OwnedFd,
+    name: &std::ffi::OsStr,
+    id: crate::model::MessageId,
+) -> bool {
+    use rustix::fs::{FileType, Mode, OFlags};
+    use std::io::Read;
+    let flags =
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let Ok(fd) = rustix::fs::openat(dir, name, flags, Mode::empty()) else {
+        return false;
+    };
+    let Ok(stat) = rustix::fs::fstat(&fd) else {
+        return false;
+    };
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile || stat.st_nlink != 1 {
+        return false;
+    }
+    let header = format!("---\nid: {id}\n");
+    let mut head = vec![0; header.len()];
+    File::from(fd).read_exact(&mut head).is_ok() && head == header.as_bytes()
 }
 
 /// The refusal of a link where a workspace folder goes.
@@ -462,6 +571,25 @@ mod tests {
         InboxMethod.deliver(Target::Agent(&agent), &msg).unwrap();
         let files: Vec<_> = fs::read_dir(agent.inbox_dir()).unwrap().collect();
         assert_eq!(files.len(), 1);
+    }
+
+    #[test]
+    fn a_message_file_name_gives_its_message_and_nothing_else_does() {
+        let m = message("hi");
+        let name = file_name(&m);
+        assert_eq!(message_of(&name), Some(m.id));
+        assert_eq!(message_of(&nth_name(&name, 2)), Some(m.id));
+        let id = m.id.to_string();
+        for other in [
+            "notes.md".to_owned(),
+            format!("{id}.md"),
+            format!("20260101T000000.000Z_{id}.x.md"),
+            format!("20260101T000000.000Z_{id}.md.bak"),
+            format!("yesterday_{id}.md"),
+            "20260101T000000.000Z_not-an-id.md".to_owned(),
+        ] {
+            assert_eq!(message_of(&other), None, "{other}");
+        }
     }
 
     #[test]

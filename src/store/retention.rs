@@ -282,6 +282,27 @@ impl Store {
         })
     }
 
+    /// Which of `ids` the store no longer holds (removed by retention, or
+    /// never here): their inbox files may go with them.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn messages_gone(
+        &self,
+        ids: &[crate::model::MessageId],
+    ) -> Result<Vec<crate::model::MessageId>, StoreError> {
+        self.read(|tx| {
+            let mut held = tx.prepare_cached("SELECT 1 FROM messages WHERE id = ?1")?;
+            let mut gone = Vec::new();
+            for id in ids {
+                if !held.exists([id.to_string()])? {
+                    gone.push(*id);
+                }
+            }
+            Ok(gone)
+        })
+    }
+
     /// The file's size, its free space, and its vacuum mode.
     ///
     /// # Errors

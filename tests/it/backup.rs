@@ -915,6 +915,67 @@ fn acp_run_takes_the_scheduled_backup_and_doctor_and_drill_report_health() {
     );
 }
 
+/// The pid of the `acp backup scheduled` child working for `root`.
+fn scheduled_child(root: &Path) -> Option<u32> {
+    fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let here = args.contains(&root.as_os_str().as_encoded_bytes())
+            && args
+                .windows(2)
+                .any(|w| w == [b"backup".as_slice(), b"scheduled"]);
+        here.then_some(pid)
+    })
+}
+
+#[test]
+fn a_scheduled_backup_runs_in_a_child_and_its_death_is_reported() {
+    let root = Root::new(2);
+    // A repository with no backup in it: the schedule wants a full one.
+    create(&root, "full");
+    for manifest in fs::read_dir(root.path().join("backups/snapshots")).unwrap() {
+        fs::remove_file(manifest.unwrap().path()).unwrap();
+    }
+    // Another backup holds the repository, so the child waits for it.
+    let lock = fs::File::open(root.path().join("backups/lock")).unwrap();
+    lock.lock().unwrap();
+    let service = root.service();
+    let mut child = None;
+    wait_until(Duration::from_secs(30), || {
+        child = scheduled_child(root.path());
+        child.is_some()
+    });
+    // The child is the one that grows with the files it backs up: the
+    // service's own memory stays out of it. It dies (as if out of memory).
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &child.unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let audit = || -> Value { json(&root.run(&["audit", "--json"])) };
+    wait_until(Duration::from_secs(30), || {
+        audit().as_array().unwrap().iter().any(|r| {
+            r["actor"] == "schedule"
+                && r["action"] == "backup.create"
+                && r["outcome"] == "error"
+                && r["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("killed by signal 9"))
+        })
+    });
+    // The service goes on, says what happened, and the next look (the
+    // lock is free now) takes the backup.
+    drop(lock);
+    assert!(root.run(&["status"]).status.success());
+    let (status, log) = service.terminate();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("scheduled backup failed") && log.contains("killed by signal 9"),
+        "{log}"
+    );
+}
+
 #[test]
 fn an_encrypted_repository_hides_content_and_needs_its_key() {
     let root = root_with_notes();

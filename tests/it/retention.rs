@@ -72,12 +72,39 @@ fn retention_removes_what_ended_and_is_old_while_acp_run_delivers() {
     let in_flight = stdout(&out).trim().to_owned();
     let sent_at = Instant::now();
     assert_eq!(stored(&root).len(), 25);
+    // Every old message reached its inbox once.
+    wait_until(LIMIT, || root.inbox_ids("Agent-1").len() == 12);
+    wait_until(LIMIT, || root.inbox_ids("Agent-2").len() == 12);
+    assert!(root.inbox_ids("Agent-1").values().all(|&n| n == 1));
+    // What an agent keeps in its inbox itself stays: a note, a link and a
+    // file of its own under a message file's name.
+    let inbox_1 = root.inbox("Agent-1");
+    std::fs::write(inbox_1.join("notes.md"), "my notes").unwrap();
+    let name = |id: &str| format!("20200101T000000.000Z_{id}.md");
+    std::os::unix::fs::symlink(
+        root.path().join("config/acp.toml"),
+        inbox_1.join(name("01AAAAAAAAAAAAAAAAAAAAAAAA")),
+    )
+    .unwrap();
+    std::fs::write(
+        inbox_1.join(name("01BBBBBBBBBBBBBBBBBBBBBBBB")),
+        "---\nid: 01CCCCCCCCCCCCCCCCCCCCCCCC\n---\nmine\n",
+    )
+    .unwrap();
 
     // Once they are older than keep_days: more traffic to Agent-1 while
     // retention runs beside it.
     wait_until(LIMIT, || sent_at.elapsed() > KEEP);
     let before = prune(&root);
     let mut passes = vec![before];
+    // Each inbox file seen for Agent-1, with the most copies seen at once.
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    let look = |seen: &mut std::collections::BTreeMap<String, usize>| {
+        for (id, n) in root.inbox_ids("Agent-1") {
+            let most = seen.entry(id).or_default();
+            *most = (*most).max(n);
+        }
+    };
     let new = std::thread::scope(|scope| {
         let sender = scope.spawn(|| {
             (0..30)
@@ -86,29 +113,59 @@ fn retention_removes_what_ended_and_is_old_while_acp_run_delivers() {
         });
         while !sender.is_finished() {
             passes.push(prune(&root));
+            look(&mut seen);
         }
         sender.join().unwrap()
     });
 
-    // Nothing sent was lost or delivered twice.
-    let inbox = root.inbox_ids("Agent-1");
-    for id in old_1.iter().chain(&new) {
-        assert_eq!(inbox.get(id), Some(&1), "{id} not delivered once");
+    // Nothing sent meanwhile was lost or delivered twice (a file lives at
+    // least keep_days, far longer than between two looks, before
+    // retention may take it with its message).
+    wait_until(LIMIT, || {
+        look(&mut seen);
+        new.iter().all(|id| seen.contains_key(id))
+    });
+    for id in &new {
+        assert_eq!(seen.get(id), Some(&1), "{id} not delivered once");
     }
-    // Agent-1's old messages went; Agent-2 keeps its newest three; the
-    // message still in flight stays.
+    let inbox = root.inbox_ids("Agent-1");
+    // Agent-1's old messages went, their inbox files with them; Agent-2
+    // keeps its newest three, files too; the message in flight stays.
     let kept = stored(&root);
     for id in &old_1 {
         assert!(!kept.contains(id), "{id} outlived keep_days");
+        assert!(
+            !inbox.contains_key(id),
+            "{id}'s inbox file outlived keep_days"
+        );
     }
     let kept_2: Vec<&String> = old_2.iter().filter(|id| kept.contains(*id)).collect();
     assert_eq!(kept_2, old_2.iter().skip(9).collect::<Vec<_>>());
+    let files_2: BTreeSet<String> = root.inbox_ids("Agent-2").into_keys().collect();
+    assert_eq!(files_2, old_2[9..].iter().cloned().collect());
     assert!(kept.contains(&in_flight), "a message in flight was removed");
+    assert_eq!(
+        std::fs::read_to_string(inbox_1.join("notes.md")).unwrap(),
+        "my notes"
+    );
+    for id in ["01AAAAAAAAAAAAAAAAAAAAAAAA", "01BBBBBBBBBBBBBBBBBBBBBBBB"] {
+        assert!(
+            std::fs::symlink_metadata(inbox_1.join(name(id))).is_ok(),
+            "{id} removed"
+        );
+    }
+    assert!(root.path().join("config/acp.toml").exists());
     let removed: u64 = passes
         .iter()
         .map(|p| p["removed"]["messages"].as_u64().unwrap())
         .sum();
     assert!(removed >= 21, "{passes:?}");
+    // Every removed message had one inbox file, which went with it.
+    let files: u64 = passes
+        .iter()
+        .map(|p| p["inbox_files"].as_u64().unwrap())
+        .sum();
+    assert_eq!(files, removed, "{passes:?}");
     // The rows that named them went too, and the space came back.
     assert_eq!(rows(&root, "messages"), u64::try_from(kept.len()).unwrap());
     assert_eq!(
