@@ -314,13 +314,20 @@ impl Soak<'_> {
             .join("inbox")
     }
 
-    /// Inbox files over all agents (cheap: no parsing).
-    fn files(&self, agents: u32) -> usize {
+    /// Inbox files over all agents of messages made at or after `since`
+    /// (a file name begins with its message's time, so this reads only
+    /// names). Retention (also `acp run`'s at each start) takes older
+    /// messages' files, never these: a step counts its own.
+    fn files_since(&self, agents: u32, since: &str) -> usize {
         (1..=agents)
             .map(|a| {
                 fs::read_dir(self.inbox(a)).map_or(0, |d| {
                     d.filter_map(Result::ok)
-                        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                        .filter(|e| {
+                            let name = e.file_name();
+                            let name = name.to_string_lossy();
+                            !name.starts_with('.') && *name >= *since
+                        })
                         .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
                         .count()
                 })
@@ -459,13 +466,32 @@ async fn send_batch(
     }
 }
 
-/// Kills `acp run` `kills` times during the step, each after a random
-/// number of further inbox files (at most `spread`), and starts it again.
-fn kill_during(soak: &mut Soak<'_>, rng: &mut Rng, kills: usize, spread: usize, agents: u32) {
+/// Now, as an inbox file's name begins: retention takes inbox files with
+/// their messages, so each step counts the files of the messages it sent,
+/// those named from its start on.
+fn file_time_now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%S%.3fZ")
+        .to_string()
+}
+
+/// Kills `acp run` `kills` times during the step that began at `since`
+/// (as [`Soak::files_since`] reads it), each after a random number of
+/// further inbox files (at most `spread`), and starts it again.
+fn kill_during(
+    soak: &mut Soak<'_>,
+    rng: &mut Rng,
+    (kills, spread): (usize, usize),
+    agents: u32,
+    since: &str,
+) {
     for _ in 0..kills {
-        let target = soak.files(agents) + 1 + usize::try_from(rng.below(spread as u64)).unwrap();
+        let target = soak.files_since(agents, since)
+            + 1
+            + usize::try_from(rng.below(spread as u64)).unwrap();
         assert!(
-            wait_for(Duration::from_secs(300), || soak.files(agents) >= target),
+            wait_for(Duration::from_secs(300), || soak.files_since(agents, since)
+                >= target),
             "deliveries stopped before the kill point ({target} inbox files)"
         );
         soak.kill();
@@ -487,15 +513,9 @@ struct Tally {
 
 impl Tally {
     /// Drains the step, then checks the ids accepted since the last step.
-    fn step(
-        &mut self,
-        soak: &Soak<'_>,
-        params: &Params,
-        sent: &[(u32, String)],
-        files_before: usize,
-    ) {
+    fn step(&mut self, soak: &Soak<'_>, params: &Params, sent: &[(u32, String)], since: &str) {
         let new = &sent[self.checked..];
-        drain(soak, params.agents, new, files_before, params.drain_limit);
+        drain(soak, params.agents, new, since, params.drain_limit);
         let ids = soak.inbox_ids(params.agents);
         for (agent, id) in new {
             if ids[*agent as usize - 1].contains_key(id) {
@@ -514,16 +534,9 @@ impl Tally {
     }
 }
 
-/// Waits until every id `new` this step has its file (beside the
-/// `files_before` it began with) and nothing is queued or in flight, up
-/// to `limit`.
-fn drain(
-    soak: &Soak<'_>,
-    agents: u32,
-    new: &[(u32, String)],
-    files_before: usize,
-    limit: Duration,
-) {
+/// Waits until every id `new` this step (begun at `since`) has its file
+/// and nothing is queued or in flight, up to `limit`.
+fn drain(soak: &Soak<'_>, agents: u32, new: &[(u32, String)], since: &str, limit: Duration) {
     let want: Vec<HashSet<&str>> = (1..=agents)
         .map(|a| {
             new.iter()
@@ -533,7 +546,7 @@ fn drain(
         })
         .collect();
     wait_for(limit, || {
-        soak.files(agents) >= files_before + new.len() && {
+        soak.files_since(agents, since) >= new.len() && {
             let ids = soak.inbox_ids(agents);
             want.iter()
                 .zip(&ids)
@@ -673,9 +686,7 @@ pub fn run(params: &Params, acp_bin: &Path, out: &mut dyn Write) -> Outcome {
     for step in 0..params.steps {
         let step_start = Instant::now();
         step_starts.push(step_start);
-        // Retention takes inbox files with their messages: each step
-        // checks the messages it sent, and the files it began with.
-        let files_before = soak.files(params.agents);
+        let since = file_time_now();
         let range =
             params.messages * step / params.steps..params.messages * (step + 1) / params.steps;
         let kills = params.kills * (step + 1) / params.steps - params.kills * step / params.steps;
@@ -687,11 +698,11 @@ pub fn run(params: &Params, acp_bin: &Path, out: &mut dyn Write) -> Outcome {
             params.agents,
             Arc::clone(&accepted),
         ));
-        kill_during(&mut soak, &mut rng, kills, spread, params.agents);
+        kill_during(&mut soak, &mut rng, (kills, spread), params.agents, &since);
         outcome.kills += kills;
         runtime.block_on(senders).unwrap();
         let sent = accepted.lock().unwrap().clone();
-        tally.step(&soak, params, &sent, files_before);
+        tally.step(&soak, params, &sent, &since);
 
         // Retention keeps the last `keep_steps` steps.
         if step + 1 >= params.keep_steps {

@@ -462,8 +462,11 @@ pub(crate) enum BackupCommand {
     /// What `acp run` runs, in a process of its own, when its schedule
     /// says a backup is due: takes it and prunes, audited as `schedule`,
     /// and prints what it did as JSON. Does nothing when none is due.
-    #[command(hide = true, after_help = "Examples:
-  acp backup scheduled")]
+    #[command(
+        hide = true,
+        after_help = "Examples:
+  acp backup scheduled"
+    )]
     Scheduled,
     /// Every backup, oldest first.
     #[command(after_help = "Examples:
