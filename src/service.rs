@@ -241,7 +241,6 @@ impl Generation {
             tasks.spawn(Arc::clone(app).run_pulse(cancel.clone()));
         }
         // The activity feed keeps a week.
-        tasks.spawn(Arc::clone(app).prune_activity(cancel.clone()));
         // Finished messages older than [store] keep_days, hourly.
         tasks.spawn(Arc::clone(app).run_retention(cancel.clone()));
         let schedule = &app.config().backup;

@@ -6,16 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
 use super::{App, AppError, Refused, blocking};
 use crate::model::{PERSON_PREFIX, PersonName};
 use crate::store::InboxEntry;
-use crate::store::feed::{FEED_KEEP_MS, FeedEntry};
+use crate::store::feed::FeedEntry;
 use crate::store::people::PersonCount;
-
-/// How often `acp run` removes feed rows older than a week.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// A person's inbox as the status page shows it: how many are unread,
 /// and the newest messages.
@@ -163,23 +159,5 @@ impl App {
     ) -> Result<Vec<FeedEntry>, AppError> {
         let store = Arc::clone(&self.store);
         Ok(blocking(move || store.feed_after(after, limit)).await?)
-    }
-
-    /// Removes feed rows older than a week, now and every hour, until
-    /// `cancel`: what `acp run` does.
-    pub async fn prune_activity(self: Arc<Self>, cancel: CancellationToken) {
-        loop {
-            let store = Arc::clone(&self.store);
-            let before = crate::store::now_ms() - FEED_KEEP_MS;
-            match blocking(move || store.prune_feed(before)).await {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(removed = n, "removed week-old activity rows"),
-                Err(e) => tracing::warn!(error = %e, "cannot prune the activity feed"),
-            }
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(PRUNE_EVERY) => {}
-            }
-        }
     }
 }

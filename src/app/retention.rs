@@ -10,6 +10,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::{App, AppError, blocking};
+use crate::store::feed::FEED_KEEP_MS;
 use crate::store::now_ms;
 use crate::store::retention::{FileStat, Pruned, TableStat};
 
@@ -96,10 +97,16 @@ impl App {
             }
         }
         let records_before = before.unwrap_or(i64::MIN);
+        // The feed keeps a week, or what the messages keep if shorter.
+        let feed_before = now
+            .saturating_sub(FEED_KEEP_MS)
+            .max(before.unwrap_or(i64::MIN));
         while !cancel.is_cancelled() {
             let store = Arc::clone(&self.store);
-            let pass =
-                blocking(move || store.prune_records(records_before, audit_before, BATCH)).await?;
+            let pass = blocking(move || {
+                store.prune_records(records_before, audit_before, feed_before, BATCH)
+            })
+            .await?;
             removed.add(&pass);
             if pass == Pruned::default() {
                 break;
@@ -174,6 +181,7 @@ impl App {
                     deliveries = r.removed.deliveries,
                     attempts = r.removed.attempts,
                     audit = r.removed.audit,
+                    activity = r.removed.activity,
                     freed_bytes = r.freed_bytes,
                     "retention: removed what [store] no longer keeps"
                 ),

@@ -68,10 +68,11 @@ pub(crate) async fn run(app: &App, cmd: &StoreCommand, json_out: bool) -> Result
                 outln!("[store] keep_days = 0: messages are kept for ever");
             }
             outln!(
-                "removed {} audit rows, {} state transitions, {} schedule firings; gave back {}",
+                "removed {} audit rows, {} state transitions, {} schedule firings, {} activity rows; gave back {}",
                 r.removed.audit,
                 r.removed.transitions,
                 r.removed.firings,
+                r.removed.activity,
                 HumanBytes(r.freed_bytes)
             );
             if !r.incremental {

@@ -234,24 +234,6 @@ impl Store {
                 .collect())
         })
     }
-
-    /// Removes the rows written before `before`. Returns how many.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub fn prune_feed(&self, before: i64) -> Result<usize, StoreError> {
-        let old: bool = self.read(|tx| {
-            Ok(tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM activity WHERE at < ?1)",
-                [before],
-                |r| r.get(0),
-            )?)
-        })?;
-        if !old {
-            return Ok(0);
-        }
-        self.write(|tx| Ok(tx.execute("DELETE FROM activity WHERE at < ?1", [before])?))
-    }
 }
 
 #[cfg(test)]
@@ -310,8 +292,17 @@ mod tests {
         let json = serde_json::to_value(&rows[0]).unwrap();
         assert_eq!(json["event"], "sent");
         assert_eq!(json["from"], "person:alice");
-        assert_eq!(store.prune_feed(0).unwrap(), 0);
-        assert_eq!(store.prune_feed(i64::MAX).unwrap(), 3);
+        // Retention takes the feed's old rows, a batch at a time.
+        let prune = |before| {
+            store
+                .prune_records(i64::MIN, None, before, 2)
+                .unwrap()
+                .activity
+        };
+        assert_eq!(prune(0), 0);
+        assert_eq!(prune(i64::MAX), 2);
+        assert_eq!(prune(i64::MAX), 1);
+        assert!(store.feed_after(0, 10).unwrap().is_empty());
         // Numbers are never handed out again, even after a prune.
         store.accept(&[&submission("four")]).unwrap();
         assert!(store.feed_head().unwrap() > rows[1].seq);

@@ -31,6 +31,8 @@ pub struct Pruned {
     pub audit: u64,
     pub transitions: u64,
     pub firings: u64,
+    /// Rows of the activity feed (`acp watch`).
+    pub activity: u64,
 }
 
 impl Pruned {
@@ -43,6 +45,7 @@ impl Pruned {
         self.audit += o.audit;
         self.transitions += o.transitions;
         self.firings += o.firings;
+        self.activity += o.activity;
     }
 }
 
@@ -175,6 +178,7 @@ impl Store {
         &self,
         before: i64,
         audit_before: Option<i64>,
+        feed_before: i64,
         batch: usize,
     ) -> Result<Pruned, StoreError> {
         let limit = i64::try_from(batch).unwrap_or(i64::MAX);
@@ -203,11 +207,17 @@ impl Store {
                  delivery_id FROM hook_deliveries WHERE received_at < ?1 LIMIT ?2)",
                 params![before, limit],
             )?;
+            let activity = tx.execute(
+                "DELETE FROM activity WHERE seq IN \
+                 (SELECT seq FROM activity WHERE at < ?1 ORDER BY seq LIMIT ?2)",
+                params![feed_before, limit],
+            )?;
             Ok(Pruned {
                 audit: count(audit),
                 transitions: count(transitions),
                 firings: count(firings),
                 receipts: count(hooks),
+                activity: count(activity),
                 ..Pruned::default()
             })
         })

@@ -166,6 +166,12 @@ fn retention_removes_what_ended_and_is_old_while_acp_run_delivers() {
         .map(|p| p["inbox_files"].as_u64().unwrap())
         .sum();
     assert_eq!(files, removed, "{passes:?}");
+    // The activity feed keeps no longer than the messages it tells of.
+    let activity: u64 = passes
+        .iter()
+        .map(|p| p["removed"]["activity"].as_u64().unwrap())
+        .sum();
+    assert!(activity >= 25, "{passes:?}");
     // The rows that named them went too, and the space came back.
     assert_eq!(rows(&root, "messages"), u64::try_from(kept.len()).unwrap());
     assert_eq!(
