@@ -472,6 +472,47 @@ mod tests {
     }
 
     #[test]
+    fn deliveries_per_minute_count_the_delivered_ones_in_each_minute() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&tmp.path().join("acp.db")).unwrap();
+        let subs: Vec<Submission> = (0..4).map(|i| to_all(&format!("m{i}"))).collect();
+        store.accept(&subs.iter().collect::<Vec<_>>()).unwrap();
+        // Eight deliveries: ids 1..=8, placed in time by hand.
+        let start = (crate::store::now_ms() / 60_000 - 5) * 60_000;
+        store
+            .write(|tx| {
+                for (id, state, at) in [
+                    (1, "delivered", start - 1),
+                    (2, "delivered", start + 10_000),
+                    (3, "delivered", start + 59_999),
+                    (4, "failed", start + 20_000),
+                    (5, "delivered", start + 60_000),
+                    (6, "queued", start + 61_000),
+                    (7, "delivered", start + 180_000),
+                    (8, "delivered", start + 185_000),
+                ] {
+                    tx.execute(
+                        "UPDATE deliveries SET state = ?2, updated_at = ?3 WHERE id = ?1",
+                        rusqlite::params![id, state, at],
+                    )?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let minute = |n: i64| start + n * 60_000;
+        assert_eq!(
+            store.delivered_per_minute(start).unwrap(),
+            [(minute(0), 2), (minute(1), 1), (minute(3), 2)]
+        );
+        // A window that begins inside a minute counts from where it begins.
+        assert_eq!(
+            store.delivered_per_minute(start + 30_000).unwrap(),
+            [(minute(0), 1), (minute(1), 1), (minute(3), 2)]
+        );
+        assert!(store.delivered_per_minute(minute(4)).unwrap().is_empty());
+    }
+
+    #[test]
     fn the_counted_queue_follows_every_change_of_the_rows() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(&tmp.path().join("acp.db")).unwrap();
