@@ -110,6 +110,17 @@ impl Backups {
                 error: e.to_string(),
             },
         });
+        if let (Ok(c), Some(store)) = (&result, &self.store) {
+            // So no door ever reads this manifest whole for its summary.
+            let (store, file) = (Arc::clone(store), c.file.clone());
+            let summary = serde_json::to_string(&Summary::from(&c.manifest)).unwrap_or_default();
+            let recorded =
+                tokio::task::spawn_blocking(move || store.record_backup_summary(&file, &summary))
+                    .await;
+            if !matches!(recorded, Ok(Ok(()))) {
+                tracing::warn!("cannot record the backup's summary; it is read from its manifest");
+            }
+        }
         let id = result.as_ref().ok().map(|c| c.manifest.id.clone());
         self.audit(by, "backup.create", id, &result, None).await;
         result
@@ -272,9 +283,10 @@ impl Backups {
     pub async fn due(&self) -> Result<Option<Kind>, AppError> {
         let scope = Arc::clone(&self.scope);
         let cache = Arc::clone(&self.summaries);
+        let store = self.store.clone();
         run(move || {
             let repo = backup::Repo::open_or_create(&scope.settings)?;
-            let summaries = summaries(&repo, &cache)?;
+            let summaries = summaries(&repo, &cache, store.as_deref())?;
             Ok(backup::due(
                 &summaries,
                 &scope.settings,
@@ -374,12 +386,13 @@ impl Backups {
     pub async fn last(&self) -> Result<Option<Summary>, AppError> {
         let scope = Arc::clone(&self.scope);
         let cache = Arc::clone(&self.summaries);
+        let store = self.store.clone();
         run(move || {
             if !scope.settings.repository.join("acp-backup.json").exists() {
                 return Ok(None);
             }
             let repo = backup::Repo::open(&scope.settings)?;
-            Ok(summaries(&repo, &cache)?.pop())
+            Ok(summaries(&repo, &cache, store.as_deref())?.pop())
         })
         .await
     }
@@ -470,22 +483,43 @@ impl Scheduled {
     }
 }
 
-/// The summaries of the repository's intact manifests, oldest first, each
-/// read once and remembered in `cache` by file name.
+/// The summaries of the repository's intact manifests, oldest first:
+/// from `cache`, else as the process that took the backup recorded it in
+/// the store, else read from the manifest (and recorded).
 fn summaries(
     repo: &backup::Repo,
     cache: &Mutex<BTreeMap<String, Option<Summary>>>,
+    store: Option<&Store>,
 ) -> Result<Vec<Summary>, BackupError> {
     let names = repo.manifest_names()?;
-    let known: BTreeMap<String, Option<Summary>> =
+    let mut known: BTreeMap<String, Option<Summary>> =
         cache.lock().map(|c| c.clone()).unwrap_or_default();
+    let unknown: Vec<&str> = names
+        .iter()
+        .filter(|n| !known.contains_key(*n))
+        .map(String::as_str)
+        .collect();
+    if let (Some(store), false) = (store, unknown.is_empty()) {
+        for (file, json) in store.backup_summaries(&unknown).unwrap_or_default() {
+            if let Ok(summary) = serde_json::from_str::<Summary>(&json) {
+                known.insert(file, Some(summary));
+            }
+        }
+        // Backups pruned since: their summaries go.
+        let all: Vec<&str> = names.iter().map(String::as_str).collect();
+        let _ = store.forget_backup_summaries(&all);
+    }
     let now: BTreeMap<String, Option<Summary>> = names
         .into_iter()
         .map(|name| {
-            let summary = match known.get(&name) {
-                Some(s) => s.clone(),
-                None => repo.summary(&name).ok(),
-            };
+            let summary = known.get(&name).cloned().unwrap_or_else(|| {
+                let read = repo.summary(&name).ok();
+                if let (Some(store), Some(s)) = (store, &read) {
+                    let json = serde_json::to_string(s).unwrap_or_default();
+                    let _ = store.record_backup_summary(&name, &json);
+                }
+                read
+            });
             (name, summary)
         })
         .collect();

@@ -507,11 +507,11 @@ impl Repo {
     }
 
     /// Commits a backup whose packs are synced: writes the manifest
-    /// (temp file, fsync, rename, directory fsync).
+    /// (temp file, fsync, rename, directory fsync). Returns its file name.
     ///
     /// # Errors
     /// I/O errors.
-    pub fn commit(&self, manifest: &Manifest) -> Result<(), BackupError> {
+    pub fn commit(&self, manifest: &Manifest) -> Result<String, BackupError> {
         let bytes = serde_json::to_vec_pretty(manifest).map_err(|e| BackupError::Io {
             path: "manifest".into(),
             source: io::Error::other(e),
@@ -529,12 +529,11 @@ impl Repo {
             .join("tmp")
             .join(format!("{}.{suffix}", manifest.id));
         write_synced(&tmp, &bytes)?;
-        let dest = self
-            .root
-            .join("snapshots")
-            .join(format!("{}.{hash}.{suffix}", manifest.id));
+        let name = format!("{}.{hash}.{suffix}", manifest.id);
+        let dest = self.root.join("snapshots").join(&name);
         fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
-        sync_dir(&self.root.join("snapshots"))
+        sync_dir(&self.root.join("snapshots"))?;
+        Ok(name)
     }
 
     /// Removes a backup's manifest (the backup disappears at once; its

@@ -27,6 +27,8 @@ pub(crate) const STORE_PATH: &str = "data/acp.db";
 #[derive(Debug, Clone, Serialize)]
 pub struct Created {
     pub manifest: Manifest,
+    /// The manifest's file name in `snapshots/`.
+    pub file: String,
     /// Why the kind differs from the one asked for, if it does.
     pub note: Option<String>,
     /// Paths left out (not UTF-8, sockets, devices, unreadable), with why.
@@ -416,7 +418,7 @@ pub fn create(scope: &Scope, kind: Kind, progress: &dyn Progress) -> Result<Crea
         stats,
     };
     progress.step("committing");
-    repo.commit(&manifest)?;
+    let file = repo.commit(&manifest)?;
     tracing::debug!(
         id = %manifest.id,
         scan_ms = millis(scanned),
@@ -426,6 +428,7 @@ pub fn create(scope: &Scope, kind: Kind, progress: &dyn Progress) -> Result<Crea
     );
     Ok(Created {
         manifest,
+        file,
         note,
         skipped: walk.skipped,
     })

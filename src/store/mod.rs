@@ -20,6 +20,7 @@
 
 pub mod activity;
 pub mod attention;
+pub mod backups;
 pub mod cluster;
 pub mod devlogs;
 pub mod discord;
@@ -547,6 +548,15 @@ const MIGRATIONS: &[&str] = &[
     r"
     CREATE INDEX deliveries_delivered_at ON deliveries (updated_at)
         WHERE state = 'delivered';
+    ",
+    // 19: each backup's summary, written by the process that committed it
+    // (keyed by its manifest's file name), so the page and the schedule
+    // never read a large manifest whole for five fields.
+    r"
+    CREATE TABLE backup_summaries (
+        file     TEXT PRIMARY KEY,
+        summary  TEXT NOT NULL
+    ) WITHOUT ROWID;
     ",
 ];
 
