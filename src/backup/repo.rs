@@ -512,7 +512,9 @@ impl Repo {
     /// # Errors
     /// I/O errors.
     pub fn commit(&self, manifest: &Manifest) -> Result<String, BackupError> {
-        let bytes = serde_json::to_vec_pretty(manifest).map_err(|e| BackupError::Io {
+        // Compact: a full backup's manifest lists every file, and
+        // indentation would be a third of it (`jq .` shows it indented).
+        let bytes = serde_json::to_vec(manifest).map_err(|e| BackupError::Io {
             path: "manifest".into(),
             source: io::Error::other(e),
         })?;
