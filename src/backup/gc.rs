@@ -84,20 +84,22 @@ fn plan_gc(index: &Index, live: &HashSet<Name>) -> Gc {
 
 /// The blobs the kept backups use.
 fn live_blobs<'m>(repo: &Repo, kept: impl Iterator<Item = &'m Manifest>) -> HashSet<Name> {
-    kept.flat_map(|m| m.entries.iter())
+    kept.flat_map(|m| blobs_of(repo, m)).collect()
+}
+
+/// The blobs one backup names (each small file's, each chunk of a large
+/// one).
+pub(crate) fn blobs_of<'m>(repo: &'m Repo, m: &'m Manifest) -> impl Iterator<Item = Name> + 'm {
+    m.entries
+        .iter()
         .filter_map(|e| match &e.node {
-            Node::File { blake3, chunks, .. } => Some(
-                chunks
-                    .as_deref()
-                    .unwrap_or(std::slice::from_ref(blake3))
-                    .iter()
-                    .filter_map(|h| pack::name_of(&repo.object_name(h)))
-                    .collect::<Vec<_>>(),
-            ),
+            Node::File { blake3, chunks, .. } => {
+                Some(chunks.as_deref().unwrap_or(std::slice::from_ref(blake3)))
+            }
             _ => None,
         })
         .flatten()
-        .collect()
+        .filter_map(|h| pack::name_of(&repo.object_name(h)))
 }
 
 /// The index a backup builds on: first, what no backup names (packs and
@@ -108,13 +110,16 @@ fn live_blobs<'m>(repo: &Repo, kept: impl Iterator<Item = &'m Manifest>) -> Hash
 ///
 /// # Errors
 /// I/O errors.
-pub(crate) fn trusted_index(repo: &Repo, catalog: &Catalog) -> Result<Index, BackupError> {
+pub(crate) fn trusted_index(
+    repo: &Repo,
+    damaged: bool,
+    named: &HashSet<Name>,
+) -> Result<Index, BackupError> {
     let index = Index::load(repo)?;
-    if !catalog.damaged.is_empty() {
+    if damaged {
         return Ok(index);
     }
-    let named = live_blobs(repo, catalog.manifests.iter());
-    let gc = plan_gc(&index, &named);
+    let gc = plan_gc(&index, named);
     let unreadable = !index.damaged.is_empty() && named.iter().all(|n| index.contains(n));
     if gc.delete.is_empty() && gc.objects.is_empty() && !unreadable {
         return Ok(index);

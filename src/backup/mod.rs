@@ -152,17 +152,58 @@ impl Catalog {
                 repo::Found::Damaged { file, reason } => damaged.push((file, reason)),
             }
         }
+        Ok(Self::of(manifests, damaged))
+    }
+
+    /// What a new backup needs, reading one manifest at a time, newest
+    /// first, and keeping only the newest backup's chain and the newest
+    /// full backup: a repository keeps many full backups, each listing
+    /// every file, and holding them all at once made a backup's memory
+    /// grow with how many are kept. Also returns every blob any backup
+    /// names (for [`gc::trusted_index`]); the damaged manifests are in the
+    /// catalog as [`Catalog::read`] has them.
+    ///
+    /// # Errors
+    /// I/O errors reading the directory.
+    pub(crate) fn read_for_backup(
+        repo: &Repo,
+    ) -> Result<(Self, std::collections::HashSet<pack::Name>), BackupError> {
+        let mut needed = std::collections::HashSet::new();
+        let (mut head, mut full) = (false, false);
+        let (mut manifests, mut damaged, mut named) =
+            (Vec::new(), Vec::new(), std::collections::HashSet::new());
+        for name in repo.manifest_names()?.iter().rev() {
+            match repo.load_named(name) {
+                repo::Found::Ok(m) => {
+                    named.extend(gc::blobs_of(repo, &m));
+                    let keep = !head || needed.contains(&m.id) || (!full && m.kind == Kind::Full);
+                    head = true;
+                    full |= m.kind == Kind::Full;
+                    if keep {
+                        needed.extend(m.parent.clone());
+                        manifests.push(*m);
+                    }
+                }
+                repo::Found::Damaged { file, reason } => damaged.push((file, reason)),
+            }
+        }
+        damaged.reverse();
+        Ok((Self::of(manifests, damaged), named))
+    }
+
+    /// A catalog of these manifests (sorted here by id).
+    fn of(mut manifests: Vec<Manifest>, damaged: Vec<(String, String)>) -> Self {
         manifests.sort_by(|a, b| a.id.cmp(&b.id));
         let by_id = manifests
             .iter()
             .enumerate()
             .map(|(i, m)| (m.id.clone(), i))
             .collect();
-        Ok(Self {
+        Self {
             manifests,
             damaged,
             by_id,
-        })
+        }
     }
 
     #[must_use]

@@ -450,6 +450,11 @@ impl Repo {
         })
     }
 
+    /// The manifest in `snapshots/` with this file name, read whole.
+    pub(crate) fn load_named(&self, name: &str) -> Found {
+        self.load(&self.root.join("snapshots").join(name), name)
+    }
+
     fn load(&self, path: &Path, name: &str) -> Found {
         let damaged = |reason: String| Found::Damaged {
             file: format!("snapshots/{name}"),
@@ -760,6 +765,43 @@ mod tests {
             assert!(why.contains("inside"), "{why}");
             assert!(repo.summary("notes.txt").is_err());
         }
+    }
+
+    #[test]
+    fn a_new_backup_keeps_only_what_it_builds_on_but_knows_every_blob() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = BackupConfig::defaults(tmp.path());
+        config.repository = tmp.path().join("repo");
+        let repo = Repo::open_or_create(&config).unwrap();
+        let mut ids: Vec<String> = Vec::new();
+        let mut add = |kind: Kind, parent: Option<usize>, hash: char| {
+            let parent = parent.map(|i: usize| ids[i].clone());
+            let mut m = manifest(kind, parent.as_deref());
+            // Ids one millisecond apart, so they sort as they were made.
+            m.id = ulid::Ulid::from_parts(1_700_000_000_000 + ids.len() as u64, 0).to_string();
+            m.entries.truncate(1);
+            if let crate::backup::Node::File { blake3, .. } = &mut m.entries[0].node {
+                *blake3 = hash.to_string().repeat(64);
+            }
+            repo.commit(&m).unwrap();
+            ids.push(m.id);
+        };
+        add(Kind::Full, None, 'a');
+        add(Kind::Incremental, Some(0), 'b');
+        add(Kind::Full, None, 'c');
+        add(Kind::Incremental, Some(2), 'd');
+        add(Kind::Differential, Some(2), 'e');
+        let (catalog, named) = crate::backup::Catalog::read_for_backup(&repo).unwrap();
+        let kept: Vec<&str> = catalog.manifests.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(kept, [ids[2].as_str(), ids[4].as_str()]);
+        assert_eq!(named.len(), 5, "every backup's blobs are known");
+        let chain: Vec<&str> = catalog
+            .chain(&ids[4])
+            .unwrap()
+            .iter()
+            .map(|m| m.id.as_str())
+            .collect();
+        assert_eq!(chain, kept);
     }
 
     #[test]

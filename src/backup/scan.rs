@@ -347,8 +347,9 @@ pub fn create(scope: &Scope, kind: Kind, progress: &dyn Progress) -> Result<Crea
     repo.clean_tmp();
     repo.upgrade()?;
     progress.step("scanning");
-    let catalog = Catalog::read(&repo)?;
-    let index = super::gc::trusted_index(&repo, &catalog)?;
+    let (catalog, named) = Catalog::read_for_backup(&repo)?;
+    let index = super::gc::trusted_index(&repo, !catalog.damaged.is_empty(), &named)?;
+    drop(named);
     let (kind, parent, base, note) = plan(&catalog, kind);
     let created_at = jiff::Timestamp::now();
     let id = ulid::Ulid::generate().to_string();
