@@ -54,6 +54,9 @@ pub struct Backups {
     /// hash, so an entry never goes stale), `None` for a damaged one: the
     /// schedule and `/status` read each manifest once, never whole.
     summaries: Arc<Mutex<BTreeMap<String, Option<Summary>>>>,
+    /// This machine's name in a swarm, which a child process is told
+    /// (`acp run --node` is a flag, not in the environment it inherits).
+    node: Option<String>,
 }
 
 impl Backups {
@@ -63,6 +66,7 @@ impl Backups {
             events,
             store: Some(store),
             summaries: Arc::default(),
+            node: config.cluster.as_ref().map(|c| c.node.to_string()),
         }
     }
 
@@ -76,6 +80,7 @@ impl Backups {
             events: EventBus::default(),
             store: None,
             summaries: Arc::default(),
+            node: config.cluster.as_ref().map(|c| c.node.to_string()),
         }
     }
 
@@ -332,14 +337,17 @@ impl Backups {
         let Some(kind) = self.due().await? else {
             return Ok(None);
         };
-        let output = tokio::process::Command::new(own_program())
+        let mut child = tokio::process::Command::new(own_program());
+        child
             .arg("--root")
             .arg(&self.scope.root)
             .args(["--json", "backup", "scheduled"])
             .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output()
-            .await;
+            .kill_on_drop(true);
+        if let Some(node) = &self.node {
+            child.env("ACP_NODE", node);
+        }
+        let output = child.output().await;
         // (what went wrong, whether the child said so itself: then it
         // audited what it did)
         let result = match output {
