@@ -240,8 +240,8 @@ impl Generation {
         if app.config().pulse.after.is_some() {
             tasks.spawn(Arc::clone(app).run_pulse(cancel.clone()));
         }
-        // The activity feed keeps a week.
-        // Finished messages older than [store] keep_days, hourly.
+        // Finished messages older than [store] keep_days (their inbox
+        // files with them) and old activity, hourly.
         tasks.spawn(Arc::clone(app).run_retention(cancel.clone()));
         let schedule = &app.config().backup;
         if schedule.full_every.is_some()
