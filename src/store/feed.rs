@@ -239,27 +239,19 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Destination, Draft, Recipient, Via};
-    use crate::store::Submission;
+    use crate::model::{Destination, Recipient};
+    use crate::store::{Submission, test_submission};
 
     fn submission(body: &str) -> Submission {
-        let message = Draft {
-            from: "person:alice".into(),
-            to: Recipient::Agent("Agent-1".parse().unwrap()),
-            kind: Kind::Human,
-            priority: Priority::Normal,
-            body: body.into(),
-            tags: vec![],
-            reply_to: None,
-        }
-        .build(1 << 16)
-        .unwrap();
-        Submission {
-            to: vec![Destination::Agent("Agent-1".parse().unwrap())],
-            message,
-            via: Via::Auto,
-            audit: None,
-        }
+        let agent = || "Agent-1".parse().unwrap();
+        let to = vec![Destination::Agent(agent())];
+        test_submission(
+            "person:alice",
+            Recipient::Agent(agent()),
+            Kind::Human,
+            body,
+            to,
+        )
     }
 
     #[test]
